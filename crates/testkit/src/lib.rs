@@ -1,1 +1,2 @@
 //! Test harness (see tests/README.md).
+pub mod postgres;

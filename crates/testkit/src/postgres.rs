@@ -1,0 +1,1 @@
+//! A throwaway PostgreSQL server for tests (owned by the backend issue; see tests/README.md).
