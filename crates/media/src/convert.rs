@@ -1,0 +1,338 @@
+//! Pixel-format conversion and scaling.
+//!
+//! Colour conversion uses [`yuvutils_rs`] (BT.601, limited range — what H.264/VP8 encoders
+//! expect by default), scaling uses [`fast_image_resize`] (convolution, so downscaling is
+//! anti-aliased), JPEG (MJPEG camera frames) uses [`zune_jpeg`]. The only hand-written step is
+//! NV12 → I420, which is a pure byte de-interleave (no arithmetic).
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use yuvutils_rs::{
+    BufferStoreMut, YuvConversionMode, YuvPackedImage, YuvPlanarImage, YuvPlanarImageMut, YuvRange,
+    YuvStandardMatrix,
+};
+
+use crate::clock::MediaTime;
+use crate::error::{MediaError, Result};
+use crate::frame::{VideoFrame, i420_len};
+
+const RANGE: YuvRange = YuvRange::Limited;
+const MATRIX: YuvStandardMatrix = YuvStandardMatrix::Bt601;
+
+fn conv_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Conversion(e.to_string())
+}
+
+fn check_even(width: u32, height: u32) -> Result<()> {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(MediaError::Geometry(format!(
+            "need even, non-zero sizes, got {width}x{height}"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits a packed I420 buffer into mutable planes for yuvutils.
+fn planar_mut(buf: &mut [u8], width: u32, height: u32) -> YuvPlanarImageMut<'_, u8> {
+    let ylen = width as usize * height as usize;
+    let clen = (width as usize / 2) * (height as usize / 2);
+    let (y, rest) = buf.split_at_mut(ylen);
+    let (u, v) = rest.split_at_mut(clen);
+    YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: width,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: width / 2,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: width / 2,
+        width,
+        height,
+    }
+}
+
+fn planar(frame: &VideoFrame) -> YuvPlanarImage<'_, u8> {
+    YuvPlanarImage {
+        y_plane: frame.y(),
+        y_stride: frame.y_stride() as u32,
+        u_plane: frame.u(),
+        u_stride: frame.uv_stride() as u32,
+        v_plane: frame.v(),
+        v_stride: frame.uv_stride() as u32,
+        width: frame.width,
+        height: frame.height,
+    }
+}
+
+/// RGBA (8 bit, `stride` bytes per row) → I420.
+pub fn rgba_to_i420(
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+    stride: u32,
+    pts: MediaTime,
+) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    let mut buf = vec![0u8; i420_len(width, height)];
+    {
+        let mut img = planar_mut(&mut buf, width, height);
+        yuvutils_rs::rgba_to_yuv420(
+            &mut img,
+            rgba,
+            stride,
+            RANGE,
+            MATRIX,
+            YuvConversionMode::Balanced,
+        )
+        .map_err(conv_err)?;
+    }
+    VideoFrame::from_i420(width, height, buf, pts)
+}
+
+/// RGB (8 bit, `stride` bytes per row) → I420.
+pub fn rgb_to_i420(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    stride: u32,
+    pts: MediaTime,
+) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    let mut buf = vec![0u8; i420_len(width, height)];
+    {
+        let mut img = planar_mut(&mut buf, width, height);
+        yuvutils_rs::rgb_to_yuv420(
+            &mut img,
+            rgb,
+            stride,
+            RANGE,
+            MATRIX,
+            YuvConversionMode::Balanced,
+        )
+        .map_err(conv_err)?;
+    }
+    VideoFrame::from_i420(width, height, buf, pts)
+}
+
+/// YUYV 4:2:2 packed (`Y0 U Y1 V`, `stride` bytes per row) → I420.
+pub fn yuyv_to_i420(
+    yuyv: &[u8],
+    width: u32,
+    height: u32,
+    stride: u32,
+    pts: MediaTime,
+) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    let mut buf = vec![0u8; i420_len(width, height)];
+    {
+        let mut img = planar_mut(&mut buf, width, height);
+        let packed = YuvPackedImage {
+            yuy: yuyv,
+            yuy_stride: stride,
+            width,
+            height,
+        };
+        yuvutils_rs::yuyv422_to_yuv420(&mut img, &packed).map_err(conv_err)?;
+    }
+    VideoFrame::from_i420(width, height, buf, pts)
+}
+
+/// NV12 (Y plane, then interleaved `U V` plane; strides = width) → I420. A pure de-interleave.
+pub fn nv12_to_i420(nv12: &[u8], width: u32, height: u32, pts: MediaTime) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    let ylen = width as usize * height as usize;
+    let clen = ylen / 4;
+    if nv12.len() < ylen + 2 * clen {
+        return Err(MediaError::Geometry(format!(
+            "NV12 {width}x{height} needs {} bytes, got {}",
+            ylen + 2 * clen,
+            nv12.len()
+        )));
+    }
+    let mut buf = Vec::with_capacity(ylen + 2 * clen);
+    buf.extend_from_slice(&nv12[..ylen]);
+    let uv = &nv12[ylen..ylen + 2 * clen];
+    buf.extend(uv.iter().step_by(2));
+    buf.extend(uv.iter().skip(1).step_by(2));
+    VideoFrame::from_i420(width, height, buf, pts)
+}
+
+/// A JPEG (one MJPEG camera frame) → I420. Odd sizes are cropped to even.
+pub fn mjpeg_to_i420(jpeg: &[u8], pts: MediaTime) -> Result<VideoFrame> {
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(std::io::Cursor::new(jpeg), opts);
+    let rgb = dec
+        .decode()
+        .map_err(|e| MediaError::Conversion(format!("JPEG: {e:?}")))?;
+    let info = dec
+        .info()
+        .ok_or_else(|| MediaError::Conversion("JPEG without header info".into()))?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    let (ew, eh) = (w & !1, h & !1);
+    rgb_to_i420(&rgb, ew, eh, w * 3, pts)
+}
+
+/// I420 → RGBA (for the preview).
+pub fn i420_to_rgba(frame: &VideoFrame) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; frame.width as usize * frame.height as usize * 4];
+    yuvutils_rs::yuv420_to_rgba(&planar(frame), &mut out, frame.width * 4, RANGE, MATRIX)
+        .map_err(conv_err)?;
+    Ok(out)
+}
+
+/// Scales an I420 frame (each plane separately, bilinear convolution: anti-aliased when
+/// downscaling). Returns the same frame (no copy) when the size already matches.
+pub fn scale_i420(frame: &VideoFrame, width: u32, height: u32) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    if frame.width == width && frame.height == height {
+        return Ok(frame.clone());
+    }
+    let mut resizer = Resizer::new();
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let mut out = Vec::with_capacity(i420_len(width, height));
+    let planes = [
+        (frame.y(), frame.width, frame.height, width, height),
+        (
+            frame.u(),
+            frame.width / 2,
+            frame.height / 2,
+            width / 2,
+            height / 2,
+        ),
+        (
+            frame.v(),
+            frame.width / 2,
+            frame.height / 2,
+            width / 2,
+            height / 2,
+        ),
+    ];
+    for (src, sw, sh, dw, dh) in planes {
+        let src = ImageRef::new(sw, sh, src, PixelType::U8).map_err(conv_err)?;
+        let mut dst = Image::new(dw, dh, PixelType::U8);
+        resizer.resize(&src, &mut dst, &opts).map_err(conv_err)?;
+        out.extend_from_slice(dst.buffer());
+    }
+    VideoFrame::from_i420(width, height, out, frame.pts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgba_solid(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|_| [rgb[0], rgb[1], rgb[2], 255])
+            .collect()
+    }
+
+    /// Known BT.601 limited-range values: white (235,128,128), black (16,128,128),
+    /// red (81,90,240), green (145,54,34), blue (41,240,110).
+    #[test]
+    fn rgba_to_i420_reference_values() {
+        let cases = [
+            ([255, 255, 255], (235, 128, 128)),
+            ([0, 0, 0], (16, 128, 128)),
+            ([255, 0, 0], (81, 90, 240)),
+            ([0, 255, 0], (145, 54, 34)),
+            ([0, 0, 255], (41, 240, 110)),
+        ];
+        for (rgb, (y, u, v)) in cases {
+            let f = rgba_to_i420(&rgba_solid(4, 4, rgb), 4, 4, 16, MediaTime(0)).unwrap();
+            let close = |a: u8, b: u8| (a as i32 - b as i32).abs() <= 1;
+            assert!(close(f.y()[0], y), "{rgb:?} Y {} want {y}", f.y()[0]);
+            assert!(close(f.u()[0], u), "{rgb:?} U {} want {u}", f.u()[0]);
+            assert!(close(f.v()[0], v), "{rgb:?} V {} want {v}", f.v()[0]);
+        }
+    }
+
+    #[test]
+    fn rgb_and_rgba_agree() {
+        let rgb: Vec<u8> = (0..8 * 8)
+            .flat_map(|i| [(i * 3) as u8, (i * 5) as u8, (i * 7) as u8])
+            .collect();
+        let rgba: Vec<u8> = rgb
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        let a = rgb_to_i420(&rgb, 8, 8, 24, MediaTime(0)).unwrap();
+        let b = rgba_to_i420(&rgba, 8, 8, 32, MediaTime(0)).unwrap();
+        assert_eq!(a.data(), b.data());
+    }
+
+    #[test]
+    fn i420_to_rgba_reference_and_round_trip() {
+        let f = VideoFrame::solid(4, 4, 81, 90, 240, MediaTime(0)).unwrap();
+        let rgba = i420_to_rgba(&f).unwrap();
+        assert!(
+            rgba[0] >= 253 && rgba[1] <= 2 && rgba[2] <= 2 && rgba[3] == 255,
+            "{:?}",
+            &rgba[..4]
+        );
+        // a smooth colour gradient survives RGBA → I420 → RGBA within a few levels
+        let (w, h) = (64u32, 32u32);
+        let src: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| [(x * 4) as u8, (y * 8) as u8, 128, 255]))
+            .collect();
+        let f = rgba_to_i420(&src, w, h, w * 4, MediaTime(0)).unwrap();
+        let back = i420_to_rgba(&f).unwrap();
+        let maxdiff = src
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(maxdiff <= 8, "max diff {maxdiff}");
+    }
+
+    #[test]
+    fn yuyv_reference_values() {
+        // 4x2: row 0 = Y 10,20,30,40 U 100 V 200 (twice); row 1 = Y 50.. U 110 V 210
+        let yuyv = [
+            10, 100, 20, 200, 30, 100, 40, 200, //
+            50, 110, 60, 210, 70, 110, 80, 210,
+        ];
+        let f = yuyv_to_i420(&yuyv, 4, 2, 8, MediaTime(0)).unwrap();
+        assert_eq!(f.y(), &[10, 20, 30, 40, 50, 60, 70, 80]);
+        // 4:2:2 → 4:2:0 averages (or picks) the two chroma rows
+        for &u in f.u() {
+            assert!((100..=110).contains(&u), "u {u}");
+        }
+        for &v in f.v() {
+            assert!((200..=210).contains(&v), "v {v}");
+        }
+    }
+
+    #[test]
+    fn nv12_deinterleaves() {
+        let mut nv12 = vec![7u8; 4 * 2];
+        nv12.extend_from_slice(&[1, 2, 3, 4]);
+        let f = nv12_to_i420(&nv12, 4, 2, MediaTime(0)).unwrap();
+        assert_eq!(f.y(), &[7; 8]);
+        assert_eq!(f.u(), &[1, 3]);
+        assert_eq!(f.v(), &[2, 4]);
+        assert!(nv12_to_i420(&nv12[..10], 4, 2, MediaTime(0)).is_err());
+    }
+
+    #[test]
+    fn scaling_keeps_flat_areas_and_halves_sizes() {
+        let f = VideoFrame::solid(1280, 720, 100, 60, 200, MediaTime(9)).unwrap();
+        let s = scale_i420(&f, 320, 180).unwrap();
+        assert_eq!((s.width, s.height, s.pts), (320, 180, MediaTime(9)));
+        assert!(s.y().iter().all(|&p| p == 100));
+        assert!(s.u().iter().all(|&p| p == 60));
+        assert!(s.v().iter().all(|&p| p == 200));
+        // a left/right split stays split
+        let mut buf = vec![16u8; 64 * 16];
+        for row in buf.chunks_mut(64) {
+            row[32..].fill(235);
+        }
+        buf.extend(vec![128u8; 2 * 32 * 8]);
+        let f = VideoFrame::from_i420(64, 16, buf, MediaTime(0)).unwrap();
+        let s = scale_i420(&f, 16, 4).unwrap();
+        assert_eq!(s.y()[0], 16);
+        assert_eq!(s.y()[15], 235);
+        assert!(scale_i420(&f, 15, 4).is_err());
+    }
+}

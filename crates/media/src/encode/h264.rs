@@ -1,0 +1,159 @@
+//! H.264 via openh264 (built from source): constrained baseline, Annex-B output.
+
+use std::ffi::c_void;
+
+use bytes::Bytes;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::{OpenH264API, Timestamp};
+
+use super::{EncodedVideo, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, fit};
+use crate::clock::MediaTime;
+use crate::error::{Result, dec_err, enc_err};
+use crate::frame::VideoFrame;
+
+/// H.264 encoder (openh264, constrained baseline profile, single slice per frame, Annex-B
+/// byte stream with SPS/PPS in front of every IDR — fit for RTP packetization-mode 1 with
+/// FU-A fragmentation).
+pub struct H264Encoder {
+    enc: Encoder,
+    cfg: VideoEncoderConfig,
+}
+
+// SAFETY: the openh264 encoder holds raw pointers to its own heap state only; it is used from
+// one thread at a time (`&mut self`), which openh264 allows.
+unsafe impl Send for H264Encoder {}
+
+impl H264Encoder {
+    /// Creates an encoder for `cfg`.
+    pub fn new(cfg: VideoEncoderConfig) -> Result<Self> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(cfg.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(cfg.fps))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .skip_frames(true)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(cfg.keyframe_interval));
+        let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| enc_err("h264", e))?;
+        Ok(H264Encoder { enc, cfg })
+    }
+}
+
+impl VideoEncoder for H264Encoder {
+    fn codec(&self) -> VideoCodec {
+        VideoCodec::H264
+    }
+
+    fn encode(&mut self, frame: &VideoFrame, force_keyframe: bool) -> Result<Option<EncodedVideo>> {
+        let input = fit(frame, &self.cfg)?;
+        if force_keyframe {
+            self.enc.force_intra_frame();
+        }
+        let ts = Timestamp::from_millis(input.pts.as_millis());
+        let bs = self
+            .enc
+            .encode_at(&input, ts)
+            .map_err(|e| enc_err("h264", e))?;
+        let ft = bs.frame_type();
+        if matches!(ft, FrameType::Skip | FrameType::Invalid) {
+            return Ok(None);
+        }
+        let data = bs.to_vec();
+        if data.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(EncodedVideo {
+            data: Bytes::from(data),
+            keyframe: matches!(ft, FrameType::IDR | FrameType::I),
+            pts: input.pts,
+            width: input.width,
+            height: input.height,
+        }))
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> Result<()> {
+        let info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        let raising = bps > self.cfg.bitrate_bps;
+        let order = if raising {
+            [
+                openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+            ]
+        } else {
+            [
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+            ]
+        };
+        // target ≤ max must hold after every step: raise the ceiling first, or lower the target
+        // first. SAFETY: both options take a pointer to an SBitrateInfo that lives for the call.
+        for option in order {
+            let mut arg = info;
+            let rc = unsafe {
+                self.enc
+                    .raw_api()
+                    .set_option(option, (&raw mut arg).cast::<c_void>())
+            };
+            if rc != 0 {
+                return Err(enc_err(
+                    "h264",
+                    format!("set bitrate {bps} (option {option}): code {rc}"),
+                ));
+            }
+        }
+        self.cfg.bitrate_bps = bps;
+        Ok(())
+    }
+
+    fn config(&self) -> VideoEncoderConfig {
+        self.cfg
+    }
+}
+
+/// H.264 decoder (openh264) to I420.
+pub struct H264Decoder {
+    dec: Decoder,
+}
+
+// SAFETY: as for the encoder: own heap state only, used through `&mut self`.
+unsafe impl Send for H264Decoder {}
+
+impl H264Decoder {
+    /// Creates a decoder.
+    pub fn new() -> Result<Self> {
+        let dec = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|e| dec_err("h264", e))?;
+        Ok(H264Decoder { dec })
+    }
+}
+
+impl VideoDecoder for H264Decoder {
+    fn decode(&mut self, data: &[u8], pts: MediaTime) -> Result<Option<VideoFrame>> {
+        let Some(yuv) = self.dec.decode(data).map_err(|e| dec_err("h264", e))? else {
+            return Ok(None);
+        };
+        let (w, h) = yuv.dimensions();
+        let (ys, us, vs) = yuv.strides();
+        VideoFrame::from_planes(
+            w as u32,
+            h as u32,
+            yuv.y(),
+            ys,
+            yuv.u(),
+            us,
+            yuv.v(),
+            vs,
+            pts,
+        )
+        .map(Some)
+    }
+}
