@@ -1,0 +1,1239 @@
+//! The sans-IO protocol core: what to send when, given signal messages,
+//! datagrams, media and time. No sockets, no tasks, no clocks of its own.
+//!
+//! Inputs: [`Participant::handle_join`], [`Participant::handle_signal`],
+//! [`Participant::handle_receive`], [`Participant::handle_timeout`] and the
+//! commands (publish, write media, mute, chat, leave).
+//! Outputs: [`Participant::poll_output`] (signal requests, datagrams, app
+//! events) and [`Participant::poll_timeout`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use livekit_protocol as proto;
+use proto::signal_request::Message as Req;
+use proto::signal_response::Message as Resp;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability as ChanReliability};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid};
+use str0m::media::{Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::chat::{self, DataReceiver, Incoming};
+use crate::types::*;
+
+/// Label of the ordered, reliable data channel.
+pub const RELIABLE_LABEL: &str = "_reliable";
+/// Label of the unordered, no-retransmit data channel.
+pub const LOSSY_LABEL: &str = "_lossy";
+/// How long the server has to accept an AddTrackRequest.
+pub const TRACK_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the core emits a [`StatsSnapshot`].
+pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Data packets queued until the channels open, at most.
+const MAX_QUEUED_DATA: usize = 256;
+
+/// What the core wants done.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum CoreOutput {
+    /// Send this on the signal connection.
+    Signal(Req),
+    /// Send this datagram from the socket of that peer connection.
+    Transmit(PcKind, Transmit),
+    /// Tell the app.
+    Event(PublisherEvent),
+}
+
+/// Static settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Local UDP address of the publisher socket (announced as host candidate).
+    pub publisher_addr: SocketAddr,
+    /// Local UDP address of the subscriber socket.
+    pub subscriber_addr: SocketAddr,
+    /// Bandwidth estimate to start from.
+    pub initial_bitrate: Bitrate,
+}
+
+#[derive(Debug)]
+struct LocalTrack {
+    cid: TrackCid,
+    kind: MediaKind,
+    video_codec: Option<VideoCodec>,
+    request: proto::AddTrackRequest,
+    sid: Option<TrackSid>,
+    requested_at: Instant,
+    mid: Option<Mid>,
+    pt: Option<Pt>,
+    muted: bool,
+    layers: Vec<LayerSpec>,
+    /// Layers someone watches; `None` until the server says (send all).
+    wanted: Option<HashSet<VideoQuality>>,
+    /// Start of the track's media clock, to detect non-monotonic input.
+    last_timestamp: Option<Duration>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct EgressAcc {
+    bytes: u64,
+    packets: u64,
+    nacks: u64,
+    plis: u64,
+    firs: u64,
+    loss: Option<f32>,
+    rtt: Option<Duration>,
+    prev_bytes: u64,
+    prev_at: Option<Instant>,
+    bitrate: Bitrate,
+}
+
+/// The LiveKit participant state machine.
+pub struct Participant {
+    cfg: CoreConfig,
+    state: ConnectionState,
+    identity: String,
+    sid: String,
+    publisher: Option<Rtc>,
+    subscriber: Option<Rtc>,
+    pub_timeout: Option<Instant>,
+    sub_timeout: Option<Instant>,
+    pending_offer: Option<SdpPendingOffer>,
+    negotiation_needed: bool,
+    offer_id: u32,
+    reliable: Option<ChannelId>,
+    lossy: Option<ChannelId>,
+    reliable_open: bool,
+    lossy_open: bool,
+    data_queue: VecDeque<(Reliability, Vec<u8>)>,
+    sub_candidates: Vec<Candidate>,
+    tracks: Vec<LocalTrack>,
+    participants: HashMap<String, RemoteParticipant>,
+    viewer_count: Option<u32>,
+    data_rx: DataReceiver,
+    out: VecDeque<CoreOutput>,
+    next_stats: Option<Instant>,
+    egress: HashMap<(Mid, Option<Rid>), EgressAcc>,
+    bwe: Option<Bitrate>,
+    peer_rtt: Option<Duration>,
+    quality: Option<ConnectionQuality>,
+    frames_sent: u64,
+    frames_dropped: u64,
+    audio_sent: u64,
+    cid_counter: u32,
+}
+
+impl Participant {
+    /// A participant that has not joined yet.
+    pub fn new(cfg: CoreConfig) -> Self {
+        Self {
+            cfg,
+            state: ConnectionState::Connecting,
+            identity: String::new(),
+            sid: String::new(),
+            publisher: None,
+            subscriber: None,
+            pub_timeout: None,
+            sub_timeout: None,
+            pending_offer: None,
+            negotiation_needed: false,
+            offer_id: 0,
+            reliable: None,
+            lossy: None,
+            reliable_open: false,
+            lossy_open: false,
+            data_queue: VecDeque::new(),
+            sub_candidates: Vec::new(),
+            tracks: Vec::new(),
+            participants: HashMap::new(),
+            viewer_count: None,
+            data_rx: DataReceiver::default(),
+            out: VecDeque::new(),
+            next_stats: None,
+            egress: HashMap::new(),
+            bwe: None,
+            peer_rtt: None,
+            quality: None,
+            frames_sent: 0,
+            frames_dropped: 0,
+            audio_sent: 0,
+            cid_counter: 0,
+        }
+    }
+
+    /// Current connection state.
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
+    }
+
+    /// Own identity (after join).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Own participant sid (after join).
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// Number of viewers (remote participants that are not hidden).
+    pub fn viewer_count(&self) -> u32 {
+        self.participants.values().filter(|p| !p.hidden).count() as u32
+    }
+
+    /// Whether the publisher transport is connected.
+    pub fn is_connected(&self) -> bool {
+        self.publisher.as_ref().is_some_and(|r| r.is_connected())
+    }
+
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        // LiveKit forwards only the payload type its answer lists first and drops
+        // packets of any other ("payload mismatch"), so offer exactly one H.264
+        // flavour: constrained baseline, packetization-mode 1.
+        let mut cfg = Rtc::builder()
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .enable_bwe(Some(to_str0m_bitrate(self.cfg.initial_bitrate)))
+            .set_stats_interval(Some(STATS_INTERVAL));
+        cfg.codec_config()
+            .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
+        cfg.build(now)
+    }
+
+    fn set_state(&mut self, s: ConnectionState) {
+        if self.state != s {
+            self.state = s.clone();
+            self.out
+                .push_back(CoreOutput::Event(PublisherEvent::StateChanged(s)));
+        }
+    }
+
+    fn emit(&mut self, e: PublisherEvent) {
+        self.out.push_back(CoreOutput::Event(e));
+    }
+
+    /// Start the session from the server's JoinResponse: create the publisher
+    /// peer connection with both data channels and send the first offer.
+    pub fn handle_join(&mut self, join: &proto::JoinResponse, now: Instant) {
+        if let Some(p) = &join.participant {
+            self.identity = p.identity.clone();
+            self.sid = p.sid.clone();
+        }
+        self.participants.clear();
+        for p in &join.other_participants {
+            self.update_participant(p);
+        }
+        self.publish_viewer_count();
+
+        let mut rtc = self.new_rtc(now);
+        if let Ok(c) = Candidate::host(self.cfg.publisher_addr, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        let mut api = rtc.sdp_api();
+        let reliable = api.add_channel_with_config(ChannelConfig {
+            label: RELIABLE_LABEL.into(),
+            ordered: true,
+            reliability: ChanReliability::Reliable,
+            ..Default::default()
+        });
+        let lossy = api.add_channel_with_config(ChannelConfig {
+            label: LOSSY_LABEL.into(),
+            ordered: false,
+            reliability: ChanReliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        let applied = api.apply();
+        self.reliable = Some(reliable);
+        self.lossy = Some(lossy);
+        self.reliable_open = false;
+        self.lossy_open = false;
+        self.publisher = Some(rtc);
+        self.pending_offer = None;
+        if let Some((offer, pending)) = applied {
+            self.send_offer(offer, pending);
+        }
+        self.next_stats = Some(now + STATS_INTERVAL);
+        self.drive(now);
+    }
+
+    fn send_offer(&mut self, offer: SdpOffer, pending: SdpPendingOffer) {
+        self.offer_id += 1;
+        let mut mid_to_track_id = HashMap::new();
+        for t in &self.tracks {
+            if let (Some(mid), Some(sid)) = (t.mid, &t.sid) {
+                mid_to_track_id.insert(mid.to_string(), sid.0.clone());
+            }
+        }
+        self.pending_offer = Some(pending);
+        self.out
+            .push_back(CoreOutput::Signal(Req::Offer(proto::SessionDescription {
+                r#type: "offer".into(),
+                sdp: offer.to_sdp_string(),
+                id: self.offer_id,
+                mid_to_track_id,
+            })));
+    }
+
+    /// Add m-lines for published tracks that have none yet and offer, unless
+    /// an offer is in flight (then it runs when the answer arrives).
+    fn negotiate(&mut self) {
+        if self.pending_offer.is_some() {
+            self.negotiation_needed = true;
+            return;
+        }
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        let mut api = rtc.sdp_api();
+        let mut added = Vec::new();
+        for (i, t) in self.tracks.iter().enumerate() {
+            if t.sid.is_none() || t.mid.is_some() {
+                continue;
+            }
+            let simulcast = (t.layers.len() > 1).then(|| {
+                let mut s = Simulcast::new();
+                for l in &t.layers {
+                    s.add_send_layer(SimulcastLayer::new(l.quality.rid()));
+                }
+                s
+            });
+            let mid = api.add_media(
+                t.kind,
+                Direction::SendOnly,
+                Some(self.sid.clone()),
+                Some(t.cid.0.clone()),
+                simulcast,
+            );
+            added.push((i, mid));
+        }
+        let applied = api.apply();
+        for (i, mid) in added {
+            self.tracks[i].mid = Some(mid);
+        }
+        self.negotiation_needed = false;
+        if let Some((offer, pending)) = applied {
+            self.send_offer(offer, pending);
+        }
+    }
+
+    /// Feed a message from the signal connection.
+    pub fn handle_signal(&mut self, msg: Resp, now: Instant) {
+        match msg {
+            Resp::Join(j) => self.handle_join(&j, now),
+            Resp::Answer(sd) => self.handle_answer(sd),
+            Resp::Offer(sd) => self.handle_subscriber_offer(sd, now),
+            Resp::Trickle(t) => self.handle_trickle(t),
+            Resp::TrackPublished(tp) => self.handle_track_published(tp),
+            Resp::Update(u) => {
+                for p in &u.participants {
+                    self.update_participant(p);
+                }
+                self.publish_viewer_count();
+            }
+            Resp::SubscribedQualityUpdate(u) => self.handle_subscribed_quality(u),
+            Resp::ConnectionQuality(cq) => {
+                for info in cq.updates {
+                    if info.participant_sid == self.sid || info.participant_sid.is_empty() {
+                        self.quality = match proto::ConnectionQuality::try_from(info.quality) {
+                            Ok(proto::ConnectionQuality::Lost) => Some(ConnectionQuality::Lost),
+                            Ok(proto::ConnectionQuality::Poor) => Some(ConnectionQuality::Poor),
+                            Ok(proto::ConnectionQuality::Good) => Some(ConnectionQuality::Good),
+                            Ok(proto::ConnectionQuality::Excellent) => {
+                                Some(ConnectionQuality::Excellent)
+                            }
+                            Err(_) => self.quality,
+                        };
+                    }
+                }
+            }
+            Resp::Leave(l) => {
+                let reason = proto::DisconnectReason::try_from(l.reason)
+                    .map(|r| r.as_str_name().to_string())
+                    .unwrap_or_else(|_| format!("reason {}", l.reason));
+                self.set_state(ConnectionState::Disconnected {
+                    reason: format!("server: {reason}"),
+                });
+            }
+            Resp::Mute(m) => {
+                // The server muted one of our tracks (e.g. by admin action).
+                if let Some(t) = self
+                    .tracks
+                    .iter_mut()
+                    .find(|t| t.sid.as_ref().is_some_and(|s| s.0 == m.sid))
+                {
+                    t.muted = m.muted;
+                }
+            }
+            Resp::TrackUnpublished(u) => {
+                self.tracks
+                    .retain(|t| t.sid.as_ref().is_none_or(|s| s.0 != u.track_sid));
+            }
+            _ => {}
+        }
+        self.drive(now);
+    }
+
+    fn handle_answer(&mut self, sd: proto::SessionDescription) {
+        let Some(pending) = self.pending_offer.take() else {
+            self.emit(PublisherEvent::Error("answer without an offer".into()));
+            return;
+        };
+        let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                self.emit(PublisherEvent::Error(format!("bad answer sdp: {e}")));
+                return;
+            }
+        };
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        if let Err(e) = rtc.sdp_api().accept_answer(pending, answer) {
+            self.emit(PublisherEvent::Error(format!("answer rejected: {e}")));
+            return;
+        }
+        self.resolve_payload_types();
+        if self.negotiation_needed
+            || self
+                .tracks
+                .iter()
+                .any(|t| t.sid.is_some() && t.mid.is_none())
+        {
+            self.negotiate();
+        }
+    }
+
+    /// After an answer: pick the payload type each track will send with.
+    fn resolve_payload_types(&mut self) {
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        for t in self.tracks.iter_mut() {
+            let Some(mid) = t.mid else { continue };
+            let Some(w) = rtc.writer(mid) else { continue };
+            let mut best: Option<(u8, Pt)> = None;
+            for p in w.payload_params() {
+                let spec = p.spec();
+                let score = match (t.video_codec, spec.codec) {
+                    (None, Codec::Opus) => 3,
+                    (Some(VideoCodec::Vp8), Codec::Vp8) => 3,
+                    (Some(VideoCodec::H264), Codec::H264)
+                        if spec.format.packetization_mode == Some(1) =>
+                    {
+                        if spec.format.profile_level_id == Some(0x42e01f) {
+                            3
+                        } else {
+                            2
+                        }
+                    }
+                    _ => 0,
+                };
+                if score > 0 && best.is_none_or(|(s, _)| score > s) {
+                    best = Some((score, p.pt()));
+                }
+            }
+            let was_ready = t.pt.is_some();
+            t.pt = best.map(|(_, pt)| pt);
+            if !was_ready && t.pt.is_some() && t.kind.is_video() && rtc.is_connected() {
+                let track = t.cid.clone();
+                self.out
+                    .push_back(CoreOutput::Event(PublisherEvent::KeyframeRequested {
+                        track,
+                        layer: None,
+                    }));
+            }
+        }
+    }
+
+    /// The transport just came up: every negotiated video track starts with a key frame.
+    fn request_initial_keyframes(&mut self) {
+        let ready: Vec<TrackCid> = self
+            .tracks
+            .iter()
+            .filter(|t| t.pt.is_some() && t.kind.is_video())
+            .map(|t| t.cid.clone())
+            .collect();
+        for track in ready {
+            self.emit(PublisherEvent::KeyframeRequested { track, layer: None });
+        }
+    }
+
+    fn handle_subscriber_offer(&mut self, sd: proto::SessionDescription, now: Instant) {
+        let offer = match SdpOffer::from_sdp_string(&sd.sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                self.emit(PublisherEvent::Error(format!("bad subscriber offer: {e}")));
+                return;
+            }
+        };
+        if self.subscriber.is_none() {
+            let mut rtc = self.new_rtc(now);
+            if let Ok(c) = Candidate::host(self.cfg.subscriber_addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+            for c in self.sub_candidates.drain(..) {
+                rtc.add_remote_candidate(c);
+            }
+            self.subscriber = Some(rtc);
+        }
+        let Some(rtc) = self.subscriber.as_mut() else {
+            return;
+        };
+        match rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                self.out
+                    .push_back(CoreOutput::Signal(Req::Answer(proto::SessionDescription {
+                        r#type: "answer".into(),
+                        sdp: answer.to_sdp_string(),
+                        id: sd.id,
+                        mid_to_track_id: HashMap::new(),
+                    })))
+            }
+            Err(e) => self.emit(PublisherEvent::Error(format!(
+                "subscriber offer rejected: {e}"
+            ))),
+        }
+    }
+
+    fn handle_trickle(&mut self, t: proto::TrickleRequest) {
+        let Some(c) = parse_candidate_init(&t.candidate_init) else {
+            return;
+        };
+        if t.target == proto::SignalTarget::Subscriber as i32 {
+            match self.subscriber.as_mut() {
+                Some(rtc) => rtc.add_remote_candidate(c),
+                None => self.sub_candidates.push(c),
+            }
+        } else if let Some(rtc) = self.publisher.as_mut() {
+            rtc.add_remote_candidate(c);
+        }
+    }
+
+    fn handle_track_published(&mut self, tp: proto::TrackPublishedResponse) {
+        let Some(info) = tp.track else { return };
+        let Some(t) = self.tracks.iter_mut().find(|t| t.cid.0 == tp.cid) else {
+            return;
+        };
+        let sid = TrackSid(info.sid);
+        t.sid = Some(sid.clone());
+        let cid = t.cid.clone();
+        self.emit(PublisherEvent::TrackPublished { cid, sid });
+        self.negotiate();
+    }
+
+    #[allow(deprecated)]
+    fn handle_subscribed_quality(&mut self, u: proto::SubscribedQualityUpdate) {
+        let Some(t) = self
+            .tracks
+            .iter_mut()
+            .find(|t| t.sid.as_ref().is_some_and(|s| s.0 == u.track_sid))
+        else {
+            return;
+        };
+        let mut wanted = HashSet::new();
+        // Prefer the per-codec list (newer servers); fall back to the flat one.
+        let qualities = u
+            .subscribed_codecs
+            .iter()
+            .find(|c| {
+                t.video_codec
+                    .is_some_and(|vc| vc.mime().ends_with(&c.codec.to_lowercase()))
+            })
+            .map(|c| c.qualities.clone())
+            .unwrap_or(u.subscribed_qualities);
+        for q in qualities {
+            if q.enabled
+                && let Some(v) = VideoQuality::from_proto(q.quality)
+            {
+                wanted.insert(v);
+            }
+        }
+        let mut layers: Vec<_> = wanted.iter().copied().collect();
+        layers.sort();
+        t.wanted = Some(wanted);
+        let track = t.cid.clone();
+        self.emit(PublisherEvent::LayersWanted { track, layers });
+    }
+
+    fn update_participant(&mut self, p: &proto::ParticipantInfo) {
+        if p.identity == self.identity || p.sid == self.sid {
+            return;
+        }
+        let gone = p.state == proto::participant_info::State::Disconnected as i32;
+        if gone {
+            if self.participants.remove(&p.identity).is_some() {
+                self.emit(PublisherEvent::ParticipantLeft(ParticipantIdentity(
+                    p.identity.clone(),
+                )));
+            }
+            return;
+        }
+        let rp = RemoteParticipant {
+            identity: ParticipantIdentity(p.identity.clone()),
+            name: p.name.clone(),
+            hidden: p.permission.as_ref().is_some_and(|perm| perm.hidden),
+        };
+        if self
+            .participants
+            .insert(p.identity.clone(), rp.clone())
+            .is_none()
+        {
+            self.emit(PublisherEvent::ParticipantJoined(rp));
+        }
+    }
+
+    fn publish_viewer_count(&mut self) {
+        let n = self.viewer_count();
+        if self.viewer_count != Some(n) {
+            self.viewer_count = Some(n);
+            self.emit(PublisherEvent::ViewerCount(n));
+        }
+    }
+
+    fn next_cid(&mut self, prefix: &str) -> TrackCid {
+        self.cid_counter += 1;
+        TrackCid(format!(
+            "{prefix}-{}-{}",
+            self.cid_counter,
+            chat::random_id("")
+        ))
+    }
+
+    /// Announce a video track (AddTrackRequest). Media can be written once the
+    /// track is published and negotiated; earlier frames are dropped.
+    pub fn publish_video(&mut self, opts: &VideoTrackOptions, now: Instant) -> TrackCid {
+        let cid = self.next_cid("video");
+        let layers = if opts.simulcast.is_empty() {
+            vec![LayerSpec {
+                quality: VideoQuality::High,
+                width: opts.width,
+                height: opts.height,
+                bitrate: Bitrate(0),
+            }]
+        } else {
+            opts.simulcast.clone()
+        };
+        let proto_layers: Vec<proto::VideoLayer> = layers
+            .iter()
+            .map(|l| proto::VideoLayer {
+                quality: l.quality.to_proto() as i32,
+                width: l.width,
+                height: l.height,
+                bitrate: l.bitrate.0 as u32,
+                rid: if opts.simulcast.is_empty() {
+                    String::new()
+                } else {
+                    l.quality.rid().into()
+                },
+                ..Default::default()
+            })
+            .collect();
+        let request = proto::AddTrackRequest {
+            cid: cid.0.clone(),
+            name: opts.name.clone(),
+            r#type: proto::TrackType::Video as i32,
+            width: opts.width,
+            height: opts.height,
+            source: if opts.camera {
+                proto::TrackSource::Camera as i32
+            } else {
+                proto::TrackSource::ScreenShare as i32
+            },
+            layers: proto_layers.clone(),
+            simulcast_codecs: vec![proto::SimulcastCodec {
+                codec: opts.codec.mime().trim_start_matches("video/").into(),
+                cid: cid.0.clone(),
+                layers: proto_layers,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.add_track(
+            cid.clone(),
+            MediaKind::Video,
+            Some(opts.codec),
+            request,
+            layers,
+            now,
+        );
+        cid
+    }
+
+    /// Announce an Opus audio track.
+    #[allow(deprecated)]
+    pub fn publish_audio(&mut self, opts: &AudioTrackOptions, now: Instant) -> TrackCid {
+        let cid = self.next_cid("audio");
+        let request = proto::AddTrackRequest {
+            cid: cid.0.clone(),
+            name: opts.name.clone(),
+            r#type: proto::TrackType::Audio as i32,
+            source: proto::TrackSource::Microphone as i32,
+            stereo: opts.stereo,
+            ..Default::default()
+        };
+        self.add_track(
+            cid.clone(),
+            MediaKind::Audio,
+            None,
+            request,
+            Vec::new(),
+            now,
+        );
+        cid
+    }
+
+    fn add_track(
+        &mut self,
+        cid: TrackCid,
+        kind: MediaKind,
+        video_codec: Option<VideoCodec>,
+        request: proto::AddTrackRequest,
+        layers: Vec<LayerSpec>,
+        now: Instant,
+    ) {
+        self.out
+            .push_back(CoreOutput::Signal(Req::AddTrack(request.clone())));
+        self.tracks.push(LocalTrack {
+            cid,
+            kind,
+            video_codec,
+            request,
+            sid: None,
+            requested_at: now,
+            mid: None,
+            pt: None,
+            muted: false,
+            layers,
+            wanted: None,
+            last_timestamp: None,
+        });
+    }
+
+    /// Whether the track's media currently goes out (published, negotiated, connected).
+    pub fn is_track_ready(&self, cid: &TrackCid) -> bool {
+        self.tracks.iter().any(|t| &t.cid == cid && t.pt.is_some()) && self.is_connected()
+    }
+
+    /// Write one encoded video frame. Returns whether it was handed to the transport.
+    pub fn write_video(&mut self, cid: &TrackCid, frame: &EncodedVideo, now: Instant) -> bool {
+        let rtp = MediaTime::from_90khz((frame.timestamp.as_micros() * 9 / 100) as u64);
+        let sent = self.write_media(cid, frame.layer, rtp, &frame.data, now);
+        if sent {
+            self.frames_sent += 1;
+        }
+        sent
+    }
+
+    /// Write one Opus packet. Returns whether it was handed to the transport.
+    pub fn write_audio(&mut self, cid: &TrackCid, packet: &EncodedAudio, now: Instant) -> bool {
+        let rtp = MediaTime::new(
+            (packet.timestamp.as_micros() * 48 / 1000) as u64,
+            str0m::media::Frequency::FORTY_EIGHT_KHZ,
+        );
+        let sent = self.write_media(cid, None, rtp, &packet.data, now);
+        if sent {
+            self.audio_sent += 1;
+        }
+        sent
+    }
+
+    /// Count a frame the driver dropped before it reached the core.
+    pub fn count_dropped_frames(&mut self, n: u64) {
+        self.frames_dropped += n;
+    }
+
+    fn write_media(
+        &mut self,
+        cid: &TrackCid,
+        layer: Option<VideoQuality>,
+        rtp: MediaTime,
+        data: &[u8],
+        now: Instant,
+    ) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        let Some(t) = self.tracks.iter_mut().find(|t| &t.cid == cid) else {
+            return false;
+        };
+        let (Some(mid), Some(pt)) = (t.mid, t.pt) else {
+            return false;
+        };
+        if t.muted {
+            return false;
+        }
+        if let (Some(l), Some(w)) = (layer, &t.wanted)
+            && t.layers.len() > 1
+            && !w.contains(&l)
+        {
+            return false;
+        }
+        t.last_timestamp = Some(Duration::from_micros(rtp.as_micros()));
+        let rid = if t.layers.len() > 1 {
+            layer.map(|l| Rid::from(l.rid()))
+        } else {
+            None
+        };
+        let Some(rtc) = self.publisher.as_mut() else {
+            return false;
+        };
+        let Some(mut w) = rtc.writer(mid) else {
+            return false;
+        };
+        if let Some(rid) = rid {
+            w = w.rid(rid);
+        }
+        let res = w.write(pt, now, rtp, data.to_vec());
+        let ok = match res {
+            Ok(()) => true,
+            Err(e) => {
+                self.emit(PublisherEvent::Error(format!("write failed: {e}")));
+                false
+            }
+        };
+        self.drive(now);
+        ok
+    }
+
+    /// Mute or unmute a track: tells the server and stops sending media.
+    pub fn set_muted(&mut self, cid: &TrackCid, muted: bool) {
+        let Some(t) = self.tracks.iter_mut().find(|t| &t.cid == cid) else {
+            return;
+        };
+        if t.muted == muted {
+            return;
+        }
+        t.muted = muted;
+        t.request.muted = muted;
+        if let Some(sid) = &t.sid {
+            let sid = sid.0.clone();
+            self.out
+                .push_back(CoreOutput::Signal(Req::Mute(proto::MuteTrackRequest {
+                    sid,
+                    muted,
+                })));
+        }
+    }
+
+    /// Stop publishing a track: its m-line becomes inactive.
+    pub fn unpublish(&mut self, cid: &TrackCid, now: Instant) {
+        let Some(pos) = self.tracks.iter().position(|t| &t.cid == cid) else {
+            return;
+        };
+        let t = self.tracks.remove(pos);
+        if let (Some(mid), Some(rtc)) = (t.mid, self.publisher.as_mut())
+            && self.pending_offer.is_none()
+        {
+            let mut api = rtc.sdp_api();
+            api.set_direction(mid, Direction::Inactive);
+            if let Some((offer, pending)) = api.apply() {
+                self.send_offer(offer, pending);
+            }
+        }
+        self.drive(now);
+    }
+
+    /// Send a chat message as an `lk.chat` text stream.
+    pub fn send_chat(&mut self, text: &str, timestamp_ms: i64, now: Instant) {
+        let id = chat::random_id("");
+        for p in chat::encode_text_stream(&self.identity, chat::CHAT_TOPIC, text, &id, timestamp_ms)
+        {
+            self.send_data_packet(Reliability::Reliable, p);
+        }
+        self.drive(now);
+    }
+
+    /// Send a user data packet.
+    pub fn send_data(
+        &mut self,
+        payload: &[u8],
+        reliability: Reliability,
+        topic: Option<&str>,
+        now: Instant,
+    ) {
+        let p = chat::encode_user_packet(
+            &self.identity,
+            payload,
+            topic,
+            reliability == Reliability::Lossy,
+        );
+        self.send_data_packet(reliability, p);
+        self.drive(now);
+    }
+
+    fn send_data_packet(&mut self, reliability: Reliability, p: Vec<u8>) {
+        if self.data_queue.len() >= MAX_QUEUED_DATA {
+            self.data_queue.pop_front();
+        }
+        self.data_queue.push_back((reliability, p));
+        self.flush_data();
+    }
+
+    fn flush_data(&mut self) {
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        while let Some((rel, _)) = self.data_queue.front() {
+            let (id, open) = match rel {
+                Reliability::Reliable => (self.reliable, self.reliable_open),
+                Reliability::Lossy => (self.lossy, self.lossy_open),
+            };
+            let (Some(id), true) = (id, open) else { return };
+            let Some(mut ch) = rtc.channel(id) else {
+                return;
+            };
+            let Some((_, p)) = self.data_queue.pop_front() else {
+                return;
+            };
+            if let Err(e) = ch.write(true, &p) {
+                self.out
+                    .push_back(CoreOutput::Event(PublisherEvent::Error(format!(
+                        "data send: {e}"
+                    ))));
+            }
+        }
+    }
+
+    /// Leave the room.
+    pub fn leave(&mut self, now: Instant) {
+        self.out
+            .push_back(CoreOutput::Signal(Req::Leave(proto::LeaveRequest {
+                can_reconnect: false,
+                reason: proto::DisconnectReason::ClientInitiated as i32,
+                action: proto::leave_request::Action::Disconnect as i32,
+                regions: None,
+            })));
+        for rtc in [self.publisher.as_mut(), self.subscriber.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            rtc.disconnect();
+        }
+        self.set_state(ConnectionState::Disconnected {
+            reason: "left".into(),
+        });
+        self.drive(now);
+    }
+
+    /// Feed a datagram received on the socket of peer connection `pc`.
+    pub fn handle_receive(
+        &mut self,
+        pc: PcKind,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let rtc = match pc {
+            PcKind::Publisher => self.publisher.as_mut(),
+            PcKind::Subscriber => self.subscriber.as_mut(),
+        };
+        if let Some(rtc) = rtc
+            && rtc.accepts(&input)
+            && let Err(e) = rtc.handle_input(input)
+        {
+            self.emit(PublisherEvent::Error(format!("{pc:?} input: {e}")));
+        }
+        self.drive(now);
+    }
+
+    /// Advance time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (rtc, due) in [
+            (self.publisher.as_mut(), self.pub_timeout),
+            (self.subscriber.as_mut(), self.sub_timeout),
+        ] {
+            if let (Some(rtc), Some(due)) = (rtc, due)
+                && due <= now
+            {
+                let _ = rtc.handle_input(Input::Timeout(now));
+            }
+        }
+        if self.next_stats.is_some_and(|t| t <= now) {
+            self.next_stats = Some(now + STATS_INTERVAL);
+            self.emit_stats(now);
+        }
+        let mut expired = Vec::new();
+        for t in &self.tracks {
+            if t.sid.is_none() && now.duration_since(t.requested_at) > TRACK_PUBLISH_TIMEOUT {
+                expired.push(t.cid.clone());
+            }
+        }
+        for cid in expired {
+            self.tracks.retain(|t| t.cid != cid);
+            self.emit(PublisherEvent::Error(format!(
+                "track {cid} not published by the server within 10 s"
+            )));
+        }
+        self.drive(now);
+    }
+
+    /// When [`Participant::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.pub_timeout, self.sub_timeout, self.next_stats]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Next thing to do.
+    pub fn poll_output(&mut self) -> Option<CoreOutput> {
+        self.out.pop_front()
+    }
+
+    /// Drain both peer connections until they only wait for time.
+    fn drive(&mut self, now: Instant) {
+        for _round in 0..64 {
+            let mut events = Vec::new();
+            for pc in [PcKind::Publisher, PcKind::Subscriber] {
+                let rtc = match pc {
+                    PcKind::Publisher => self.publisher.as_mut(),
+                    PcKind::Subscriber => self.subscriber.as_mut(),
+                };
+                let Some(rtc) = rtc else { continue };
+                let mut timeout = None;
+                loop {
+                    match rtc.poll_output() {
+                        Ok(Output::Timeout(t)) => {
+                            timeout = Some(t);
+                            break;
+                        }
+                        Ok(Output::Transmit(t)) => self.out.push_back(CoreOutput::Transmit(pc, t)),
+                        Ok(Output::Event(e)) => events.push((pc, e)),
+                        Err(e) => {
+                            events.push((
+                                pc,
+                                Event::IceConnectionStateChange(IceConnectionState::Disconnected),
+                            ));
+                            self.out
+                                .push_back(CoreOutput::Event(PublisherEvent::Error(format!(
+                                    "{pc:?}: {e}"
+                                ))));
+                            break;
+                        }
+                    }
+                }
+                match pc {
+                    PcKind::Publisher => self.pub_timeout = timeout,
+                    PcKind::Subscriber => self.sub_timeout = timeout,
+                }
+            }
+            if events.is_empty() {
+                break;
+            }
+            for (pc, e) in events {
+                self.handle_rtc_event(pc, e, now);
+            }
+        }
+    }
+
+    fn handle_rtc_event(&mut self, pc: PcKind, e: Event, now: Instant) {
+        match (pc, e) {
+            (PcKind::Publisher, Event::Connected) => {
+                self.set_state(ConnectionState::Connected);
+                self.request_initial_keyframes();
+            }
+            (
+                PcKind::Publisher,
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected),
+            ) => {
+                if matches!(self.state, ConnectionState::Connected) {
+                    self.emit(PublisherEvent::Error(
+                        "publisher transport disconnected".into(),
+                    ));
+                }
+            }
+            (PcKind::Publisher, Event::ChannelOpen(id, _label)) => {
+                if Some(id) == self.reliable {
+                    self.reliable_open = true;
+                } else if Some(id) == self.lossy {
+                    self.lossy_open = true;
+                }
+                self.flush_data();
+            }
+            (_, Event::ChannelData(d)) => match self.data_rx.receive(&d.data) {
+                Ok(Some(incoming)) => self.handle_incoming(incoming),
+                Ok(None) => {}
+                Err(e) => self.emit(PublisherEvent::Error(format!("bad data packet: {e}"))),
+            },
+            (PcKind::Publisher, Event::KeyframeRequest(k)) => {
+                if let Some(t) = self.tracks.iter().find(|t| t.mid == Some(k.mid)) {
+                    let track = t.cid.clone();
+                    let layer = k.rid.and_then(|r| VideoQuality::from_rid(&r));
+                    let _ = matches!(k.kind, KeyframeRequestKind::Pli | KeyframeRequestKind::Fir);
+                    self.emit(PublisherEvent::KeyframeRequested { track, layer });
+                }
+            }
+            (PcKind::Publisher, Event::EgressBitrateEstimate(b)) => {
+                let est = match b {
+                    str0m::bwe::BweKind::Twcc { estimate, .. } => estimate,
+                    str0m::bwe::BweKind::Remb { estimate, .. } => estimate,
+                    _ => return,
+                };
+                let est = Bitrate(est.as_u64());
+                if self.bwe != Some(est) {
+                    self.bwe = Some(est);
+                    self.emit(PublisherEvent::TargetBitrate(est));
+                }
+            }
+            (PcKind::Publisher, Event::PeerStats(s)) => {
+                self.peer_rtt = s.rtt.or(self.peer_rtt);
+            }
+            (PcKind::Publisher, Event::MediaEgressStats(s)) => {
+                let acc = self.egress.entry((s.mid, s.rid)).or_default();
+                acc.bytes = s.bytes;
+                acc.packets = s.packets;
+                acc.nacks = s.nacks;
+                acc.plis = s.plis;
+                acc.firs = s.firs;
+                acc.loss = s.loss;
+                acc.rtt = s.rtt;
+                if let Some(prev) = acc.prev_at {
+                    let dt = s.timestamp.saturating_duration_since(prev).as_secs_f64();
+                    if dt > 0.0 {
+                        acc.bitrate = Bitrate(
+                            (acc.bytes.saturating_sub(acc.prev_bytes) as f64 * 8.0 / dt) as u64,
+                        );
+                    }
+                }
+                acc.prev_at = Some(s.timestamp);
+                acc.prev_bytes = acc.bytes;
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    fn handle_incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Text {
+                from,
+                topic,
+                text,
+                timestamp,
+            } if topic == chat::CHAT_TOPIC => {
+                let from_name = self
+                    .participants
+                    .get(&from)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                self.emit(PublisherEvent::ChatReceived {
+                    from_identity: ParticipantIdentity(from),
+                    from_name,
+                    text,
+                    timestamp,
+                });
+            }
+            Incoming::LegacyChat {
+                from,
+                text,
+                timestamp,
+            } => {
+                let from_name = self
+                    .participants
+                    .get(&from)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                self.emit(PublisherEvent::ChatReceived {
+                    from_identity: ParticipantIdentity(from),
+                    from_name,
+                    text,
+                    timestamp,
+                });
+            }
+            Incoming::Text {
+                from, topic, text, ..
+            } => self.emit(PublisherEvent::DataReceived {
+                from_identity: ParticipantIdentity(from),
+                topic: Some(topic),
+                payload: text.into_bytes().into(),
+            }),
+            Incoming::User {
+                from,
+                topic,
+                payload,
+            } => self.emit(PublisherEvent::DataReceived {
+                from_identity: ParticipantIdentity(from),
+                topic,
+                payload: payload.into(),
+            }),
+        }
+    }
+
+    fn emit_stats(&mut self, _now: Instant) {
+        let mut layers = Vec::new();
+        let mut total = 0;
+        for ((mid, rid), acc) in &self.egress {
+            let Some(t) = self.tracks.iter().find(|t| t.mid == Some(*mid)) else {
+                continue;
+            };
+            total += acc.bitrate.0;
+            layers.push(LayerStats {
+                track: t.cid.clone(),
+                rid: rid.map(|r| r.to_string()),
+                bytes: acc.bytes,
+                packets: acc.packets,
+                bitrate: acc.bitrate,
+                nacks: acc.nacks,
+                plis: acc.plis,
+                firs: acc.firs,
+                loss: acc.loss,
+                rtt: acc.rtt,
+            });
+        }
+        layers.sort_by(|a, b| (&a.track, &a.rid).cmp(&(&b.track, &b.rid)));
+        let snap = StatsSnapshot {
+            rtt: self.peer_rtt.or_else(|| layers.iter().find_map(|l| l.rtt)),
+            layers,
+            egress_bitrate: Bitrate(total),
+            bandwidth_estimate: self.bwe,
+            frames_sent: self.frames_sent,
+            frames_dropped: self.frames_dropped,
+            audio_packets_sent: self.audio_sent,
+            connection_quality: self.quality,
+        };
+        self.emit(PublisherEvent::Stats(snap));
+    }
+}
+
+fn to_str0m_bitrate(b: Bitrate) -> str0m::bwe::Bitrate {
+    str0m::bwe::Bitrate::bps(b.0)
+}
+
+/// Parse LiveKit's `candidateInit` JSON (`{"candidate": "candidate:…", "sdpMid", …}`).
+pub fn parse_candidate_init(json: &str) -> Option<Candidate> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let s = v.get("candidate")?.as_str()?;
+    if s.is_empty() {
+        return None;
+    }
+    Candidate::from_sdp_string(s)
+        .or_else(|_| Candidate::from_sdp_string(s.trim_start_matches("a=")))
+        .ok()
+}
+
+/// Encode a local candidate as LiveKit's `candidateInit` JSON.
+pub fn candidate_init_json(c: &Candidate, mid: &str, index: u32) -> String {
+    serde_json::json!({
+        "candidate": c.to_sdp_string(),
+        "sdpMid": mid,
+        "sdpMLineIndex": index,
+    })
+    .to_string()
+}

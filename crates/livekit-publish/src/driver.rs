@@ -1,0 +1,514 @@
+//! The tokio driver: owns the signal connection, the UDP sockets and the
+//! timers, and feeds the sans-IO [`Participant`] core.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use livekit_protocol as proto;
+use livekit_signaling::{SignalClient, SignalEvent, SignalEvents, SignalOptions};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::Error;
+use crate::core::{CoreConfig, CoreOutput, Participant};
+use crate::types::*;
+
+/// How a [`Publisher`] connects.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Local IP to bind the media sockets to and announce as host candidate.
+    /// `None`: the address the OS routes to the server's host.
+    pub local_ip: Option<IpAddr>,
+    /// Bandwidth estimate to start from.
+    pub initial_bitrate: Bitrate,
+    /// Video frames queued per track before the oldest is dropped.
+    pub video_queue: usize,
+    /// Audio packets queued per track before `send` reports the queue full.
+    pub audio_queue: usize,
+    /// Capacity of the event channel (events beyond it are dropped, with a log line).
+    pub event_queue: usize,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            local_ip: None,
+            initial_bitrate: Bitrate::from_kbps(1500),
+            video_queue: 8,
+            audio_queue: 100,
+            event_queue: 1024,
+        }
+    }
+}
+
+struct MediaQueue<T> {
+    items: Mutex<VecDeque<T>>,
+    cap: usize,
+    dropped: AtomicU64,
+    notify: Arc<Notify>,
+}
+
+impl<T> MediaQueue<T> {
+    fn new(cap: usize, notify: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Self {
+            items: Mutex::new(VecDeque::new()),
+            cap: cap.max(1),
+            dropped: AtomicU64::new(0),
+            notify,
+        })
+    }
+    fn drain(&self) -> Vec<T> {
+        match self.items.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Feeds encoded video frames of one track. Never blocks: when the queue is
+/// full the oldest frame is dropped and counted.
+#[derive(Clone)]
+pub struct VideoTrackSender {
+    cid: TrackCid,
+    queue: Arc<MediaQueue<EncodedVideo>>,
+}
+
+impl VideoTrackSender {
+    /// The track's client id.
+    pub fn cid(&self) -> &TrackCid {
+        &self.cid
+    }
+    /// Queue a frame.
+    pub fn send(&self, frame: EncodedVideo) {
+        if let Ok(mut q) = self.queue.items.lock() {
+            if q.len() >= self.queue.cap {
+                q.pop_front();
+                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(frame);
+        }
+        self.queue.notify.notify_one();
+    }
+    /// Frames dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Feeds Opus packets of one track. Never blocks and never drops silently:
+/// a full queue is an error the caller sees.
+#[derive(Clone)]
+pub struct AudioTrackSender {
+    cid: TrackCid,
+    queue: Arc<MediaQueue<EncodedAudio>>,
+}
+
+impl AudioTrackSender {
+    /// The track's client id.
+    pub fn cid(&self) -> &TrackCid {
+        &self.cid
+    }
+    /// Queue a packet.
+    pub fn send(&self, packet: EncodedAudio) -> Result<(), Error> {
+        let mut q = self.queue.items.lock().map_err(|_| Error::Closed)?;
+        if q.len() >= self.queue.cap {
+            return Err(Error::QueueFull);
+        }
+        q.push_back(packet);
+        drop(q);
+        self.queue.notify.notify_one();
+        Ok(())
+    }
+}
+
+enum Command {
+    PublishVideo(
+        VideoTrackOptions,
+        Arc<MediaQueue<EncodedVideo>>,
+        tokio::sync::oneshot::Sender<TrackCid>,
+    ),
+    PublishAudio(
+        AudioTrackOptions,
+        Arc<MediaQueue<EncodedAudio>>,
+        tokio::sync::oneshot::Sender<TrackCid>,
+    ),
+    SetMuted(TrackCid, bool),
+    Unpublish(TrackCid),
+    Chat(String),
+    Data(Vec<u8>, Reliability, Option<String>),
+    Leave(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Controls a running publisher. Cheap to clone.
+#[derive(Clone)]
+pub struct PublisherHandle {
+    cmd: mpsc::UnboundedSender<Command>,
+    notify: Arc<Notify>,
+    opts: PublishOptions,
+    identity: ParticipantIdentity,
+}
+
+impl PublisherHandle {
+    /// Own identity in the room.
+    pub fn identity(&self) -> &ParticipantIdentity {
+        &self.identity
+    }
+
+    /// Publish a video track. Frames sent before the track is negotiated are dropped;
+    /// a `KeyframeRequested` event says when to send the first key frame.
+    pub async fn publish_video(&self, opts: VideoTrackOptions) -> Result<VideoTrackSender, Error> {
+        let queue = MediaQueue::new(self.opts.video_queue, self.notify.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cmd
+            .send(Command::PublishVideo(opts, queue.clone(), tx))
+            .map_err(|_| Error::Closed)?;
+        let cid = rx.await.map_err(|_| Error::Closed)?;
+        Ok(VideoTrackSender { cid, queue })
+    }
+
+    /// Publish an Opus audio track.
+    pub async fn publish_audio(&self, opts: AudioTrackOptions) -> Result<AudioTrackSender, Error> {
+        let queue = MediaQueue::new(self.opts.audio_queue, self.notify.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cmd
+            .send(Command::PublishAudio(opts, queue.clone(), tx))
+            .map_err(|_| Error::Closed)?;
+        let cid = rx.await.map_err(|_| Error::Closed)?;
+        Ok(AudioTrackSender { cid, queue })
+    }
+
+    /// Mute or unmute a track (viewers see it; media stops while muted).
+    pub fn set_muted(&self, track: &TrackCid, muted: bool) -> Result<(), Error> {
+        self.cmd
+            .send(Command::SetMuted(track.clone(), muted))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Stop publishing a track.
+    pub fn unpublish(&self, track: &TrackCid) -> Result<(), Error> {
+        self.cmd
+            .send(Command::Unpublish(track.clone()))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Send a chat message (text stream on `lk.chat`).
+    pub fn send_chat(&self, text: impl Into<String>) -> Result<(), Error> {
+        self.cmd
+            .send(Command::Chat(text.into()))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Send a raw data packet.
+    pub fn send_data(
+        &self,
+        payload: Vec<u8>,
+        reliability: Reliability,
+        topic: Option<String>,
+    ) -> Result<(), Error> {
+        self.cmd
+            .send(Command::Data(payload, reliability, topic))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Leave the room and stop the driver.
+    pub async fn leave(&self) -> Result<(), Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cmd
+            .send(Command::Leave(tx))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// Entry point.
+pub struct Publisher;
+
+impl Publisher {
+    /// Join the room at `ws_url` with `token` and start the driver task.
+    pub async fn connect(
+        ws_url: &str,
+        token: &str,
+        opts: PublishOptions,
+    ) -> Result<(PublisherHandle, mpsc::Receiver<PublisherEvent>), Error> {
+        let local_ip = match opts.local_ip {
+            Some(ip) => ip,
+            None => route_ip(ws_url).await,
+        };
+        let pub_sock = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+            .await
+            .map_err(Error::Io)?;
+        let sub_sock = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+            .await
+            .map_err(Error::Io)?;
+        let pub_addr = pub_sock.local_addr().map_err(Error::Io)?;
+        let sub_addr = sub_sock.local_addr().map_err(Error::Io)?;
+
+        let (signal, join, signal_events) =
+            SignalClient::connect(ws_url, token, signal_options(), None)
+                .await
+                .map_err(|e| Error::Signal(e.to_string()))?;
+        let identity = ParticipantIdentity(
+            join.participant
+                .as_ref()
+                .map(|p| p.identity.clone())
+                .unwrap_or_default(),
+        );
+
+        let mut core = Participant::new(CoreConfig {
+            publisher_addr: pub_addr,
+            subscriber_addr: sub_addr,
+            initial_bitrate: opts.initial_bitrate,
+        });
+        let (ev_tx, ev_rx) = mpsc::channel(opts.event_queue.max(16));
+        let _ = ev_tx.try_send(PublisherEvent::StateChanged(ConnectionState::Connecting));
+        core.handle_join(&join, Instant::now().into_std());
+
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let notify = Arc::new(Notify::new());
+        let driver = Driver {
+            core,
+            signal,
+            signal_events,
+            pub_sock,
+            sub_sock,
+            pub_addr,
+            sub_addr,
+            cmd_rx,
+            notify: notify.clone(),
+            ev_tx,
+            video: Vec::new(),
+            audio: Vec::new(),
+        };
+        tokio::spawn(driver.run());
+        Ok((
+            PublisherHandle {
+                cmd: cmd_tx,
+                notify,
+                opts,
+                identity,
+            },
+            ev_rx,
+        ))
+    }
+}
+
+fn signal_options() -> SignalOptions {
+    let mut o = SignalOptions::default();
+    o.auto_subscribe = false;
+    o.adaptive_stream = false;
+    o.single_peer_connection = false;
+    o.region_failover = false;
+    o.client_capabilities = Vec::new();
+    // Ask peers for the classic header/chunk/trailer text streams.
+    o.client_protocol = 0;
+    o
+}
+
+/// The local IP the OS would use to reach the host of `ws_url`.
+async fn route_ip(ws_url: &str) -> IpAddr {
+    let fallback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let rest = ws_url.split("://").nth(1).unwrap_or(ws_url);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else if ws_url.starts_with("wss") {
+        format!("{hostport}:443")
+    } else {
+        format!("{hostport}:80")
+    };
+    let Ok(mut addrs) = tokio::net::lookup_host(hostport).await else {
+        return fallback;
+    };
+    let Some(addr) = addrs.find(|a| a.is_ipv4()) else {
+        return fallback;
+    };
+    let Ok(s) = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)).await else {
+        return fallback;
+    };
+    if s.connect(addr).await.is_err() {
+        return fallback;
+    }
+    s.local_addr().map(|a| a.ip()).unwrap_or(fallback)
+}
+
+struct Driver {
+    core: Participant,
+    signal: SignalClient,
+    signal_events: SignalEvents,
+    pub_sock: UdpSocket,
+    sub_sock: UdpSocket,
+    pub_addr: SocketAddr,
+    sub_addr: SocketAddr,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    notify: Arc<Notify>,
+    ev_tx: mpsc::Sender<PublisherEvent>,
+    video: Vec<(TrackCid, Arc<MediaQueue<EncodedVideo>>, u64)>,
+    audio: Vec<(TrackCid, Arc<MediaQueue<EncodedAudio>>)>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Driver {
+    async fn flush(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                CoreOutput::Signal(m) => self.signal.send(m).await,
+                CoreOutput::Transmit(pc, t) => {
+                    let sock = match pc {
+                        PcKind::Publisher => &self.pub_sock,
+                        PcKind::Subscriber => &self.sub_sock,
+                    };
+                    if let Err(e) = sock.send_to(&t.contents, t.destination).await {
+                        tracing::debug!("send_to {}: {e}", t.destination);
+                    }
+                }
+                CoreOutput::Event(e) => {
+                    if let Err(e) = self.ev_tx.try_send(e) {
+                        tracing::warn!("event queue full, dropping {e:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        let mut pub_buf = vec![0u8; 2000];
+        let mut sub_buf = vec![0u8; 2000];
+        loop {
+            self.flush().await;
+            if matches!(
+                self.core.state(),
+                ConnectionState::Disconnected { .. } | ConnectionState::Failed { .. }
+            ) {
+                self.signal.close().await;
+                return;
+            }
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                ev = self.signal_events.recv() => {
+                    let now = Instant::now().into_std();
+                    match ev {
+                        Some(SignalEvent::Message(m)) => self.core.handle_signal(*m, now),
+                        Some(SignalEvent::Close(reason)) => {
+                            self.fail(format!("signal connection lost: {reason}")).await;
+                            return;
+                        }
+                        None => {
+                            self.fail("signal connection gone".into()).await;
+                            return;
+                        }
+                    }
+                }
+                r = self.pub_sock.recv_from(&mut pub_buf) => {
+                    if let Ok((n, src)) = r {
+                        let now = Instant::now().into_std();
+                        self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
+                    }
+                }
+                r = self.sub_sock.recv_from(&mut sub_buf) => {
+                    if let Ok((n, src)) = r {
+                        let now = Instant::now().into_std();
+                        self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
+                    }
+                }
+                cmd = self.cmd_rx.recv() => {
+                    match cmd {
+                        Some(cmd) => {
+                            if let Some(done) = self.command(cmd).await {
+                                let _ = done.send(());
+                                return;
+                            }
+                        }
+                        None => {
+                            // Every handle dropped: leave.
+                            self.core.leave(Instant::now().into_std());
+                            self.flush().await;
+                            self.signal.close().await;
+                            return;
+                        }
+                    }
+                }
+                _ = self.notify.notified() => self.pump_media(),
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.core.handle_timeout(Instant::now().into_std());
+                }
+            }
+        }
+    }
+
+    async fn fail(&mut self, error: String) {
+        let _ = self
+            .ev_tx
+            .try_send(PublisherEvent::StateChanged(ConnectionState::Failed {
+                error,
+            }));
+        self.signal.close().await;
+    }
+
+    fn pump_media(&mut self) {
+        let now = Instant::now().into_std();
+        for (cid, q, seen_dropped) in &mut self.video {
+            let d = q.dropped.load(Ordering::Relaxed);
+            if d > *seen_dropped {
+                self.core.count_dropped_frames(d - *seen_dropped);
+                *seen_dropped = d;
+            }
+            for f in q.drain() {
+                self.core.write_video(cid, &f, now);
+            }
+        }
+        for (cid, q) in &self.audio {
+            for p in q.drain() {
+                self.core.write_audio(cid, &p, now);
+            }
+        }
+    }
+
+    /// Returns the leave acknowledgement when the driver must stop.
+    async fn command(&mut self, cmd: Command) -> Option<tokio::sync::oneshot::Sender<()>> {
+        let now = Instant::now().into_std();
+        match cmd {
+            Command::PublishVideo(opts, q, reply) => {
+                let cid = self.core.publish_video(&opts, now);
+                self.video.push((cid.clone(), q, 0));
+                let _ = reply.send(cid);
+            }
+            Command::PublishAudio(opts, q, reply) => {
+                let cid = self.core.publish_audio(&opts, now);
+                self.audio.push((cid.clone(), q));
+                let _ = reply.send(cid);
+            }
+            Command::SetMuted(cid, m) => self.core.set_muted(&cid, m),
+            Command::Unpublish(cid) => {
+                self.video.retain(|(c, _, _)| c != &cid);
+                self.audio.retain(|(c, _)| c != &cid);
+                self.core.unpublish(&cid, now);
+            }
+            Command::Chat(text) => self.core.send_chat(&text, now_ms(), now),
+            Command::Data(p, r, topic) => self.core.send_data(&p, r, topic.as_deref(), now),
+            Command::Leave(done) => {
+                self.core.leave(now);
+                self.flush().await;
+                self.signal.close().await;
+                return Some(done);
+            }
+        }
+        None
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_proto_used(_: proto::JoinResponse) {}

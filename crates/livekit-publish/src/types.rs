@@ -1,0 +1,423 @@
+//! Public value types of the publishing engine.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A bitrate in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Bitrate(pub u64);
+
+impl Bitrate {
+    /// Bits per second.
+    pub fn bps(self) -> u64 {
+        self.0
+    }
+    /// From kilobits per second.
+    pub fn from_kbps(kbps: u64) -> Self {
+        Self(kbps * 1000)
+    }
+}
+
+impl fmt::Display for Bitrate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.0} kbit/s", self.0 as f64 / 1000.0)
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub String);
+        impl $name {
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The server-assigned sid of a published track (`TR_…`).
+    TrackSid
+);
+string_id!(
+    /// The client id of a local track (the msid track id in the SDP).
+    TrackCid
+);
+string_id!(
+    /// A participant's identity (from its token).
+    ParticipantIdentity
+);
+
+/// Video codecs the publisher can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// H.264 constrained baseline, packetization-mode 1. Frames are Annex-B access units.
+    H264,
+    /// VP8. Frames are complete VP8 frames.
+    Vp8,
+}
+
+impl VideoCodec {
+    /// The codec name LiveKit uses (`video/h264`).
+    pub fn mime(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "video/h264",
+            VideoCodec::Vp8 => "video/vp8",
+        }
+    }
+}
+
+/// A simulcast layer. RIDs `q`/`h`/`f` are LOW/MEDIUM/HIGH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VideoQuality {
+    /// `q`, quarter resolution.
+    Low,
+    /// `h`, half resolution.
+    Medium,
+    /// `f`, full resolution.
+    High,
+}
+
+impl VideoQuality {
+    /// The RTP stream id (`q`, `h`, `f`).
+    pub fn rid(self) -> &'static str {
+        match self {
+            VideoQuality::Low => "q",
+            VideoQuality::Medium => "h",
+            VideoQuality::High => "f",
+        }
+    }
+    /// From a RID.
+    pub fn from_rid(rid: &str) -> Option<Self> {
+        match rid {
+            "q" => Some(VideoQuality::Low),
+            "h" => Some(VideoQuality::Medium),
+            "f" => Some(VideoQuality::High),
+            _ => None,
+        }
+    }
+    /// The protobuf enum value (`livekit.VideoQuality`).
+    pub fn to_proto(self) -> livekit_protocol::VideoQuality {
+        match self {
+            VideoQuality::Low => livekit_protocol::VideoQuality::Low,
+            VideoQuality::Medium => livekit_protocol::VideoQuality::Medium,
+            VideoQuality::High => livekit_protocol::VideoQuality::High,
+        }
+    }
+    /// From the protobuf enum value.
+    pub fn from_proto(q: i32) -> Option<Self> {
+        match livekit_protocol::VideoQuality::try_from(q).ok()? {
+            livekit_protocol::VideoQuality::Low => Some(VideoQuality::Low),
+            livekit_protocol::VideoQuality::Medium => Some(VideoQuality::Medium),
+            livekit_protocol::VideoQuality::High => Some(VideoQuality::High),
+            livekit_protocol::VideoQuality::Off => None,
+        }
+    }
+}
+
+/// One announced simulcast layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Which layer.
+    pub quality: VideoQuality,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Intended bitrate.
+    pub bitrate: Bitrate,
+}
+
+/// What to publish as video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoTrackOptions {
+    /// Track name shown to viewers.
+    pub name: String,
+    /// Codec of the frames that will be sent.
+    pub codec: VideoCodec,
+    /// Full resolution width.
+    pub width: u32,
+    /// Full resolution height.
+    pub height: u32,
+    /// Frames per second (informational).
+    pub fps: u32,
+    /// Simulcast layers, low to high. Empty: a single stream.
+    pub simulcast: Vec<LayerSpec>,
+    /// Track source: camera (true) or screen share (false).
+    pub camera: bool,
+}
+
+impl VideoTrackOptions {
+    /// A single-layer camera track.
+    pub fn new(codec: VideoCodec, width: u32, height: u32, fps: u32) -> Self {
+        Self {
+            name: "camera".into(),
+            codec,
+            width,
+            height,
+            fps,
+            simulcast: Vec::new(),
+            camera: true,
+        }
+    }
+
+    /// Three layers at full, half and quarter resolution (`f`, `h`, `q`).
+    pub fn with_default_simulcast(mut self, high: Bitrate) -> Self {
+        let (w, h) = (self.width, self.height);
+        self.simulcast = vec![
+            LayerSpec {
+                quality: VideoQuality::Low,
+                width: w / 4,
+                height: h / 4,
+                bitrate: Bitrate(high.0 / 10),
+            },
+            LayerSpec {
+                quality: VideoQuality::Medium,
+                width: w / 2,
+                height: h / 2,
+                bitrate: Bitrate(high.0 / 3),
+            },
+            LayerSpec {
+                quality: VideoQuality::High,
+                width: w,
+                height: h,
+                bitrate: high,
+            },
+        ];
+        self
+    }
+}
+
+/// What to publish as audio (always Opus 48 kHz).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrackOptions {
+    /// Track name shown to viewers.
+    pub name: String,
+    /// Stereo Opus.
+    pub stereo: bool,
+}
+
+impl Default for AudioTrackOptions {
+    fn default() -> Self {
+        Self {
+            name: "microphone".into(),
+            stereo: false,
+        }
+    }
+}
+
+/// One encoded video frame.
+#[derive(Debug, Clone)]
+pub struct EncodedVideo {
+    /// The simulcast layer, `None` for a single-stream track.
+    pub layer: Option<VideoQuality>,
+    /// H.264 Annex-B access unit or VP8 frame.
+    pub data: Bytes,
+    /// Whether this frame is a key frame.
+    pub keyframe: bool,
+    /// Presentation time on the media clock shared with audio.
+    pub timestamp: Duration,
+}
+
+/// One encoded Opus packet.
+#[derive(Debug, Clone)]
+pub struct EncodedAudio {
+    /// The Opus packet.
+    pub data: Bytes,
+    /// Presentation time on the media clock shared with video.
+    pub timestamp: Duration,
+}
+
+/// How a data packet is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reliability {
+    /// Ordered and retransmitted (`_reliable`).
+    Reliable,
+    /// Unordered, no retransmissions (`_lossy`).
+    Lossy,
+}
+
+/// Which peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PcKind {
+    /// Client → server media and data; the client offers.
+    Publisher,
+    /// Server → client data; the server offers.
+    Subscriber,
+}
+
+/// Connection state as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Joining the room.
+    Connecting,
+    /// The publisher transport is up.
+    Connected,
+    /// Recovering: attempt `attempt` of `max`.
+    Reconnecting {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Attempts allowed.
+        max: u32,
+    },
+    /// Left (on request or by the server).
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// Gave up.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Per-layer egress figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerStats {
+    /// Track client id.
+    pub track: TrackCid,
+    /// Layer RID, if simulcast.
+    pub rid: Option<String>,
+    /// Bytes sent so far.
+    pub bytes: u64,
+    /// Packets sent so far.
+    pub packets: u64,
+    /// Bitrate over the last interval.
+    pub bitrate: Bitrate,
+    /// NACKs received.
+    pub nacks: u64,
+    /// PLIs received.
+    pub plis: u64,
+    /// FIRs received.
+    pub firs: u64,
+    /// Remote-reported loss fraction (0..1).
+    pub loss: Option<f32>,
+    /// Round trip time.
+    pub rtt: Option<Duration>,
+}
+
+/// A health snapshot, emitted at least once a second while connected.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    /// Egress per track and layer.
+    pub layers: Vec<LayerStats>,
+    /// Total egress bitrate (all layers).
+    pub egress_bitrate: Bitrate,
+    /// Transport bandwidth estimate (target bitrate for encoders).
+    pub bandwidth_estimate: Option<Bitrate>,
+    /// Round trip time (best known).
+    pub rtt: Option<Duration>,
+    /// Video frames accepted for sending.
+    pub frames_sent: u64,
+    /// Video frames dropped (queue overflow, muted or paused layers are not counted).
+    pub frames_dropped: u64,
+    /// Audio packets sent.
+    pub audio_packets_sent: u64,
+    /// Connection quality the server reports for this participant.
+    pub connection_quality: Option<ConnectionQuality>,
+}
+
+/// The server's judgement of this participant's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionQuality {
+    /// Gone.
+    Lost,
+    /// Poor.
+    Poor,
+    /// Good.
+    Good,
+    /// Excellent.
+    Excellent,
+}
+
+/// A remote participant as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteParticipant {
+    /// Identity.
+    pub identity: ParticipantIdentity,
+    /// Display name.
+    pub name: String,
+    /// Hidden participants (e.g. recorders) do not count as viewers.
+    pub hidden: bool,
+}
+
+/// What the publisher tells the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublisherEvent {
+    /// The connection state changed.
+    StateChanged(ConnectionState),
+    /// A chat message arrived.
+    ChatReceived {
+        /// Sender identity.
+        from_identity: ParticipantIdentity,
+        /// Sender display name (may be empty).
+        from_name: String,
+        /// Message text.
+        text: String,
+        /// Sender timestamp, ms since the Unix epoch.
+        timestamp: i64,
+    },
+    /// A raw data packet arrived.
+    DataReceived {
+        /// Sender identity.
+        from_identity: ParticipantIdentity,
+        /// Topic, if any.
+        topic: Option<String>,
+        /// Payload.
+        payload: Bytes,
+    },
+    /// The number of viewers changed.
+    ViewerCount(u32),
+    /// A remote participant joined.
+    ParticipantJoined(RemoteParticipant),
+    /// A remote participant left.
+    ParticipantLeft(ParticipantIdentity),
+    /// A track was accepted by the server.
+    TrackPublished {
+        /// Client id.
+        cid: TrackCid,
+        /// Server id.
+        sid: TrackSid,
+    },
+    /// Send a key frame for this track (and layer).
+    KeyframeRequested {
+        /// Client id.
+        track: TrackCid,
+        /// Layer, for simulcast.
+        layer: Option<VideoQuality>,
+    },
+    /// The encoder target bitrate from the transport's bandwidth estimate.
+    TargetBitrate(Bitrate),
+    /// Which layers of a track anyone watches (dynacast).
+    LayersWanted {
+        /// Client id.
+        track: TrackCid,
+        /// Wanted layers.
+        layers: Vec<VideoQuality>,
+    },
+    /// A health snapshot.
+    Stats(StatsSnapshot),
+    /// A non-fatal error worth showing.
+    Error(String),
+}
