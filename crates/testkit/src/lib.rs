@@ -1,2 +1,22 @@
-//! Test harness (see tests/README.md).
+//! The test harness every StreamIt integration test uses: real processes on loopback.
+//!
+//! - [`LiveKit`]: a livekit-server on free loopback ports, with keys made up by the test.
+//! - [`Backend`]: the `streamit-server` binary on a temporary SQLite file (or a given database).
+//! - [`viewer::Viewer`]: the official LiveKit Python SDK as an independent viewer.
+//!
+//! Every process is stopped when its handle is dropped, also when the test panics, and is
+//! told by the kernel to die with the test process (Linux `PR_SET_PDEATHSIG`) if the test
+//! is killed outright. See tests/README.md.
+
+mod backend;
+mod livekit;
+mod paths;
 pub mod postgres;
+mod process;
+pub mod viewer;
+
+pub use backend::{Backend, BackendOptions};
+pub use livekit::{Grants, LiveKit, LiveKitOptions};
+pub use paths::{livekit_server_bin, repo_root, viewer_python};
+pub use process::{free_tcp_port, free_udp_port};
+pub use viewer::{Viewer, ViewerOptions, ViewerReport};

@@ -1,0 +1,134 @@
+//! The StreamIt backend binary (`streamit-server`) on loopback with its own database.
+
+use crate::livekit::LiveKit;
+use crate::process::{Guarded, tie_to_test};
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The line the server prints on stdout once it accepts requests.
+const READY_PREFIX: &str = "STREAMIT_SERVER_LISTENING ";
+
+#[derive(Default)]
+pub struct BackendOptions<'a> {
+    /// The LiveKit server whose keys the backend signs tokens with (and whose URL it hands out).
+    pub livekit: Option<&'a LiveKit>,
+    /// Default: a fresh SQLite file in a temporary directory.
+    pub database_url: Option<String>,
+    /// Default: `$STREAMIT_SERVER_BIN`, else `streamit-server` next to the test binary's target dir.
+    pub bin: Option<PathBuf>,
+    /// Extra environment for the server (e.g. rate-limit settings).
+    pub env: Vec<(String, String)>,
+}
+
+/// A running backend. Dropping it stops the server and deletes its temporary database.
+pub struct Backend {
+    process: Guarded,
+    url: String,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Backend {
+    pub fn start(options: BackendOptions<'_>) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("streamit-backend-").tempdir()?;
+        let bin = match options.bin {
+            Some(b) => b,
+            None => server_bin()?,
+        };
+        let database_url = options
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("streamit.sqlite").display()));
+        let mut env = vec![
+            ("STREAMIT_BIND".to_string(), "127.0.0.1:0".to_string()),
+            ("DATABASE_URL".to_string(), database_url),
+            ("RUST_LOG".to_string(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        ];
+        if let Some(lk) = options.livekit {
+            env.push(("LIVEKIT_URL".into(), lk.http_url()));
+            env.push(("LIVEKIT_WS_URL".into(), lk.ws_url()));
+            env.push(("LIVEKIT_API_KEY".into(), lk.api_key().into()));
+            env.push(("LIVEKIT_API_SECRET".into(), lk.api_secret().into()));
+        }
+        env.extend(options.env);
+
+        let log = dir.path().join("backend.log");
+        let log_file = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(&bin);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file.try_clone()?);
+        tie_to_test(&mut cmd);
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("backend stdout")?;
+        let process = Guarded { child, log };
+
+        // Read stdout on a thread: the ready line goes to us, everything goes to the log.
+        let (tx, rx) = mpsc::channel();
+        let mut log_out = log_file;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix(READY_PREFIX) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                let _ = writeln!(log_out, "{line}");
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => bail!("streamit-server did not report ready within 30 s:\n{}", process.log_tail(40)),
+        };
+        Ok(Backend { process, url, bin, env, _dir: dir })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `streamit-server <args>` against the same database (admin commands); returns stdout.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("STREAMIT_BIND", "127.0.0.1:0")
+            .output()
+            .with_context(|| format!("running streamit-server {args:?}"))?;
+        if !out.status.success() {
+            bail!(
+                "streamit-server {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+}
+
+/// `$STREAMIT_SERVER_BIN`, else the binary cargo built next to the running test.
+fn server_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/streamit-server
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("cannot locate the target directory from the test binary")?;
+    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        bail!("{} not found: run `cargo build -p streamit-server` first", bin.display())
+    }
+}

@@ -1,0 +1,256 @@
+//! A real livekit-server on free loopback ports.
+
+use crate::paths::livekit_server_bin;
+use crate::process::{Guarded, free_tcp_port, free_udp_port};
+use anyhow::{Context, Result, bail};
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use rand::distr::{Alphanumeric, SampleString};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What a test may change about the server it gets.
+#[derive(Debug, Clone, Default)]
+pub struct LiveKitOptions {
+    /// Where LiveKit posts signed webhooks (e.g. the backend's `/api/livekit/webhook`).
+    pub webhook_urls: Vec<String>,
+    /// Extra top-level YAML appended to the generated config.
+    pub extra_config: Option<String>,
+}
+
+/// Token grants the tests use most; `Grants::Custom` for anything else.
+#[derive(Debug, Clone)]
+pub enum Grants {
+    /// roomJoin, canPublish, canPublishData, canSubscribe (the creator's grant).
+    Publisher,
+    /// roomJoin, canPublishData, canSubscribe, canPublish=false (viewers and guests).
+    Viewer,
+    Custom(VideoGrants),
+}
+
+impl Grants {
+    fn for_room(self, room: &str) -> VideoGrants {
+        let base = VideoGrants { room_join: true, room: room.to_string(), ..Default::default() };
+        match self {
+            Grants::Publisher => VideoGrants {
+                can_publish: Some(true),
+                can_publish_data: Some(true),
+                can_subscribe: Some(true),
+                ..base
+            },
+            Grants::Viewer => VideoGrants {
+                can_publish: Some(false),
+                can_publish_data: Some(true),
+                can_subscribe: Some(true),
+                ..base
+            },
+            Grants::Custom(g) => g,
+        }
+    }
+}
+
+/// A running livekit-server. Dropping it stops the server.
+pub struct LiveKit {
+    process: Option<Guarded>,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    http_port: u16,
+    rtc_tcp_port: u16,
+    rtc_udp_port: u16,
+    api_key: String,
+    api_secret: String,
+    starts: u32,
+}
+
+impl LiveKit {
+    pub fn start() -> Result<Self> {
+        Self::start_with(LiveKitOptions::default())
+    }
+
+    pub fn start_with(options: LiveKitOptions) -> Result<Self> {
+        let mut last_err = None;
+        // A port handed out by the kernel can be taken by a parallel test before the
+        // server binds it; a fresh set of ports is the fix.
+        for _ in 0..3 {
+            match Self::try_start(&options) {
+                Ok(lk) => return Ok(lk),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("livekit-server did not start")))
+    }
+
+    fn try_start(options: &LiveKitOptions) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("streamit-livekit-").tempdir()?;
+        let api_key = format!("test{}", Alphanumeric.sample_string(&mut rand::rng(), 8));
+        let api_secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
+        let (http_port, rtc_tcp_port, rtc_udp_port) = (free_tcp_port()?, free_tcp_port()?, free_udp_port()?);
+        let mut yaml = format!(
+            "port: {http_port}\n\
+             bind_addresses: [\"127.0.0.1\"]\n\
+             keys:\n  {api_key}: {api_secret}\n\
+             logging:\n  level: info\n\
+             rtc:\n  tcp_port: {rtc_tcp_port}\n  udp_port: {rtc_udp_port}\n  use_external_ip: false\n  \
+             enable_loopback_candidate: true\n  node_ip: 127.0.0.1\n  ips:\n    includes: [\"127.0.0.1/32\"]\n"
+        );
+        if !options.webhook_urls.is_empty() {
+            yaml.push_str(&format!("webhook:\n  api_key: {api_key}\n  urls:\n"));
+            for url in &options.webhook_urls {
+                yaml.push_str(&format!("    - \"{url}\"\n"));
+            }
+        }
+        if let Some(extra) = &options.extra_config {
+            yaml.push_str(extra);
+            yaml.push('\n');
+        }
+        let config = dir.path().join("livekit.yaml");
+        std::fs::write(&config, yaml)?;
+        let mut lk = LiveKit {
+            process: None,
+            dir,
+            config,
+            http_port,
+            rtc_tcp_port,
+            rtc_udp_port,
+            api_key,
+            api_secret,
+            starts: 0,
+        };
+        lk.spawn()?;
+        Ok(lk)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        self.starts += 1;
+        let mut cmd = Command::new(livekit_server_bin()?);
+        cmd.arg("--config").arg(&self.config).args(["--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]);
+        let log = self.dir.path().join(format!("livekit-{}.log", self.starts));
+        let mut process = Guarded::spawn("livekit-server", cmd, log)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = process.exited() {
+                bail!("livekit-server exited early ({status}):\n{}", process.log_tail(30));
+            }
+            if health(self.http_port) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("livekit-server not healthy after 30 s:\n{}", process.log_tail(30));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// `ws://127.0.0.1:<port>`: what clients connect to.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.http_port)
+    }
+
+    /// `http://127.0.0.1:<port>`: the server API (Twirp) and health endpoint.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    pub fn api_secret(&self) -> &str {
+        &self.api_secret
+    }
+
+    /// The ports in use: (HTTP/WS, RTC TCP, RTC UDP).
+    pub fn ports(&self) -> (u16, u16, u16) {
+        (self.http_port, self.rtc_tcp_port, self.rtc_udp_port)
+    }
+
+    /// A token for `identity` in `room`, valid for an hour.
+    pub fn token(&self, identity: &str, room: &str, grants: Grants) -> Result<String> {
+        self.token_ttl(identity, room, grants, Duration::from_secs(3600))
+    }
+
+    pub fn token_ttl(&self, identity: &str, room: &str, grants: Grants, ttl: Duration) -> Result<String> {
+        AccessToken::with_api_key(&self.api_key, &self.api_secret)
+            .with_identity(identity)
+            .with_name(identity)
+            .with_ttl(ttl)
+            .with_grants(grants.for_room(room))
+            .to_jwt()
+            .context("minting a LiveKit token")
+    }
+
+    /// A viewer token correctly signed with this server's keys that expires at `expires_at`,
+    /// which may be in the past (`livekit-api` only mints tokens that expire in the future).
+    /// LiveKit allows one minute of clock skew.
+    pub fn token_expiring_at(&self, identity: &str, room: &str, expires_at: std::time::SystemTime) -> Result<String> {
+        use base64::Engine;
+        use hmac::Mac;
+        let exp = expires_at.duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let claims = serde_json::json!({
+            "iss": self.api_key, "sub": identity, "nbf": exp.saturating_sub(3600), "exp": exp,
+            "video": { "roomJoin": true, "room": room, "canSubscribe": true },
+        });
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            b64.encode(serde_json::to_vec(&claims)?)
+        );
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.api_secret.as_bytes())?;
+        mac.update(signing_input.as_bytes());
+        Ok(format!("{signing_input}.{}", b64.encode(mac.finalize().into_bytes())))
+    }
+
+    /// Kills the server (as a crash would: SIGKILL, no goodbye to clients).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and keys, after [`LiveKit::kill`].
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                // The old sockets may linger for a moment.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("livekit-server restart retry: {e:#}");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Is the server up and answering its health check?
+    pub fn is_healthy(&self) -> bool {
+        health(self.http_port)
+    }
+
+    /// The server's log so far (for a failing test's message).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
+    }
+}
+
+/// `GET /` answers 200 "OK" once the node is ready.
+fn health(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.1 200")
+}

@@ -1,0 +1,63 @@
+//! Where the tools installed by scripts/install.sh live. The same formulas as the script,
+//! so a plain `cargo test` finds them after one install; environment variables override.
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+const VERSIONS_ENV: &str = include_str!("../../../scripts/versions.env");
+
+/// The workspace root (this crate lives at crates/testkit).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("streamit"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache/streamit"))
+}
+
+fn pinned(name: &str) -> Result<&'static str> {
+    VERSIONS_ENV
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+        .with_context(|| format!("{name} is not in scripts/versions.env"))
+}
+
+fn existing(path: PathBuf, what: &str) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!("{what} not found at {}: run scripts/install.sh", path.display())
+    }
+}
+
+/// The livekit-server binary: `$STREAMIT_LIVEKIT_SERVER`, else the install cache.
+pub fn livekit_server_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_LIVEKIT_SERVER") {
+        return existing(PathBuf::from(p), "livekit-server ($STREAMIT_LIVEKIT_SERVER)");
+    }
+    let version = pinned("LIVEKIT_SERVER_VERSION")?;
+    existing(
+        cache_dir()?.join(format!("livekit-server-{version}/bin/livekit-server")),
+        "livekit-server",
+    )
+}
+
+/// The venv Python that has the LiveKit SDK: `$STREAMIT_VIEWER_PYTHON`, else the install cache.
+pub fn viewer_python() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_VIEWER_PYTHON") {
+        return existing(PathBuf::from(p), "viewer python ($STREAMIT_VIEWER_PYTHON)");
+    }
+    let req = repo_root().join("tests/viewer/requirements.txt");
+    let bytes = std::fs::read(&req).with_context(|| format!("reading {}", req.display()))?;
+    let hash = format!("{:x}", Sha256::digest(&bytes));
+    let venv = cache_dir()?.join(format!("viewer-venv-{}", &hash[..12]));
+    existing(venv.join(".complete"), "the viewer venv")?;
+    existing(venv.join("bin/python"), "the viewer venv's python")
+}

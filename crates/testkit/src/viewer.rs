@@ -1,0 +1,182 @@
+//! The independent viewer: tests/viewer/viewer.py on the official LiveKit Python SDK.
+
+use crate::paths::{repo_root, viewer_python};
+use crate::process::tie_to_test_tokio;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// How the viewer behaves. `url` and `token` are required; the rest has sensible defaults.
+#[derive(Debug, Clone)]
+pub struct ViewerOptions {
+    pub url: String,
+    pub token: String,
+    /// The longest the viewer stays.
+    pub duration: Duration,
+    /// Simulcast layer to ask for: "low", "medium" or "high".
+    pub quality: Option<String>,
+    /// Chat messages to send (topic `lk.chat`) once another participant is present.
+    pub send_chat: Vec<String>,
+    /// Try to publish a video track and report whether the server allowed it.
+    pub try_publish: bool,
+    /// Leave early once this many video frames were decoded (and other `until_*` hold).
+    pub until_frames: Option<u32>,
+    pub until_audio_frames: Option<u32>,
+    pub until_chat: Option<u32>,
+}
+
+impl ViewerOptions {
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        ViewerOptions {
+            url: url.into(),
+            token: token.into(),
+            duration: Duration::from_secs(10),
+            quality: None,
+            send_chat: Vec::new(),
+            try_publish: false,
+            until_frames: None,
+            until_audio_frames: None,
+            until_chat: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VideoReport {
+    pub frames: u64,
+    pub resolutions: BTreeMap<String, u64>,
+    pub first_frame_ms: Option<f64>,
+    pub last_frame_ms: Option<f64>,
+    pub tracks: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AudioReport {
+    pub frames: u64,
+    pub samples: u64,
+    pub peak_rms: f64,
+    pub first_frame_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatMessage {
+    pub from: String,
+    pub text: String,
+    pub t_ms: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublishAttempt {
+    pub attempted: bool,
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MuteEvent {
+    pub sid: String,
+    pub kind: String,
+    pub muted: bool,
+    pub t_ms: f64,
+    pub video_frames_at: u64,
+}
+
+/// The viewer's JSON report (see tests/viewer/viewer.py for the meaning of each field).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewerReport {
+    pub joined: bool,
+    pub error: Option<String>,
+    pub identity: Option<String>,
+    pub connect_ms: Option<f64>,
+    pub video: VideoReport,
+    pub audio: AudioReport,
+    pub chat_received: Vec<ChatMessage>,
+    pub chat_sent: u32,
+    pub participants_seen: Vec<String>,
+    pub participant_events: Vec<serde_json::Value>,
+    pub max_remote_participants: u32,
+    pub mute_events: Vec<MuteEvent>,
+    pub publish: PublishAttempt,
+    pub disconnect_reason: Option<String>,
+    pub duration_ms: f64,
+}
+
+/// Runs viewers.
+pub struct Viewer;
+
+/// A viewer still running; [`RunningViewer::report`] waits for its report.
+pub struct RunningViewer {
+    child: tokio::process::Child,
+    limit: Duration,
+}
+
+impl Viewer {
+    /// Runs a viewer to its end and returns its report.
+    pub async fn run(options: ViewerOptions) -> Result<ViewerReport> {
+        Self::spawn(options)?.report().await
+    }
+
+    /// Starts a viewer in the background (e.g. before the publisher connects).
+    pub fn spawn(options: ViewerOptions) -> Result<RunningViewer> {
+        let python = viewer_python()?;
+        let script = repo_root().join("tests/viewer/viewer.py");
+        let mut cmd = tokio::process::Command::new(python);
+        cmd.arg(script)
+            .args(["--url", &options.url, "--token", &options.token])
+            .args(["--duration", &options.duration.as_secs_f64().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(q) = &options.quality {
+            cmd.args(["--quality", q]);
+        }
+        for text in &options.send_chat {
+            cmd.args(["--send-chat", text]);
+        }
+        if options.try_publish {
+            cmd.arg("--try-publish");
+        }
+        for (flag, value) in [
+            ("--until-frames", options.until_frames),
+            ("--until-audio-frames", options.until_audio_frames),
+            ("--until-chat", options.until_chat),
+        ] {
+            if let Some(v) = value {
+                cmd.args([flag, &v.to_string()]);
+            }
+        }
+        tie_to_test_tokio(&mut cmd);
+        let child = cmd.spawn().context("starting the Python viewer")?;
+        // Connect timeout, publish probe and disconnect come on top of the stay.
+        let limit = options.duration + Duration::from_secs(45);
+        Ok(RunningViewer { child, limit })
+    }
+}
+
+impl RunningViewer {
+    /// Waits (bounded) for the viewer to finish and parses its report.
+    pub async fn report(mut self) -> Result<ViewerReport> {
+        let mut stdout = self.child.stdout.take().context("viewer stdout")?;
+        let mut out = String::new();
+        let finished = tokio::time::timeout(self.limit, async {
+            stdout.read_to_string(&mut out).await?;
+            self.child.wait().await
+        })
+        .await;
+        let status = match finished {
+            Ok(status) => status?,
+            Err(_) => {
+                let _ = self.child.kill().await;
+                bail!("the viewer did not finish within {:?}", self.limit)
+            }
+        };
+        let line = out.lines().rev().find(|l| l.trim_start().starts_with('{'));
+        match line {
+            Some(json) => serde_json::from_str(json).with_context(|| format!("parsing viewer report: {json}")),
+            None => bail!("the viewer printed no report (exit {status}); stdout: {out}"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs what StreamIt Studio needs to build, run and test, skipping what is already there.
+# Safe to run any number of times. Prints `export` lines for the paths it settled on when
+# called with --print-env (scripts/test.sh and scripts/dev.sh use that).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/streamit"
+mkdir -p "$cache"
+log() { printf '[install] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+# Build: nasm (openh264 asm), cmake, pkg-config, libvpx-dev, libopus-dev, libclang-dev (bindgen),
+# libasound2-dev (cpal). Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
+# microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
+# procps (pgrep check), ca-certificates.
+apt_packages=(
+  build-essential pkg-config cmake nasm clang libclang-dev
+  libvpx-dev libopus-dev libasound2-dev
+  postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
+  xvfb xauth procps ca-certificates curl git
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "apt: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "apt: all ${#apt_packages[@]} packages present"
+fi
+
+# --- Rust toolchain components ---------------------------------------------------------------
+for tool in cargo rustfmt cargo-clippy; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is missing (install Rust with rustup, components rustfmt and clippy)" >&2; exit 1; }
+done
+
+# --- LiveKit server (built from the Go module, pinned) ---------------------------------------
+lk_dir="$cache/livekit-server-$LIVEKIT_SERVER_VERSION"
+lk_bin="$lk_dir/bin/livekit-server"
+if [ ! -x "$lk_bin" ]; then
+  command -v go >/dev/null || { echo "error: Go is needed to build livekit-server" >&2; exit 1; }
+  log "building livekit-server $LIVEKIT_SERVER_VERSION with $(go version | cut -d' ' -f3) (once)"
+  mkdir -p "$lk_dir/bin"
+  tmp_bin="$(mktemp -d)"
+  ( cd "$tmp_bin" && CGO_ENABLED=0 GOBIN="$tmp_bin" GOFLAGS=-mod=mod \
+      go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_SERVER_VERSION" )
+  mv "$tmp_bin/server" "$lk_bin.partial" && mv "$lk_bin.partial" "$lk_bin"
+  rm -rf "$tmp_bin"
+else
+  log "livekit-server $LIVEKIT_SERVER_VERSION present"
+fi
+
+# --- Python test viewer (official LiveKit Python SDK) ----------------------------------------
+req="$root/tests/viewer/requirements.txt"
+req_hash="$(sha256sum "$req" | cut -c1-12)"
+venv="$cache/viewer-venv-$req_hash"
+if [ ! -f "$venv/.complete" ]; then
+  log "creating the viewer venv at $venv (once)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/python" -c "import livekit.rtc, livekit.api" # the native core must load
+  touch "$venv/.complete"
+else
+  log "viewer venv present"
+fi
+
+if [ "${1:-}" = "--print-env" ]; then
+  echo "export STREAMIT_LIVEKIT_SERVER='$lk_bin'"
+  echo "export STREAMIT_VIEWER_PYTHON='$venv/bin/python'"
+fi

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then checks formatting and lints, runs every
+# test against real processes (LiveKit server, backend, Python viewer), and checks that no
+# test left a server behind.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+eval "$(scripts/install.sh --print-env)"
+# Builds are cached outside the checkout so a fresh clone (CI) reuses them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/streamit/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Tests start real servers and viewers; two at a time suits a 2-core machine.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+
+started=$(date +%s)
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/streamit-test.log"
+status=${PIPESTATUS[0]}
+set -e
+
+echo "== leftover processes"
+if pgrep -a livekit-server; then
+  echo "FAIL: a test left livekit-server running" >&2
+  status=1
+fi
+if pgrep -a streamit-server; then
+  echo "FAIL: a test left streamit-server running" >&2
+  status=1
+fi
+
+passed=$(grep -Eo '[0-9]+ passed' "${TMPDIR:-/tmp}/streamit-test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/streamit-test.log" | awk '{s+=$1} END {print s+0}')
+echo "== $(( $(date +%s) - started )) s"
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""An independent LiveKit viewer for StreamIt's tests, built on the official Python SDK.
+
+It joins a room with a token, subscribes to whatever is published, decodes video and audio,
+optionally sends chat or tries to publish, and prints ONE JSON report on stdout when it ends.
+Everything else goes to stderr. It is a measuring instrument: it never decides pass/fail.
+
+Stops after --duration seconds, or earlier once every --until-* condition holds.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+
+from livekit import rtc
+
+QUALITIES = {
+    "low": rtc.VideoQuality.VIDEO_QUALITY_LOW,
+    "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
+    "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
+}
+
+
+def log(*args):
+    print("[viewer]", *args, file=sys.stderr, flush=True)
+
+
+class Report:
+    """What the viewer saw, with times in ms since the viewer started connecting."""
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.joined = False
+        self.error = None
+        self.connect_ms = None
+        self.identity = None
+        self.video_frames = 0
+        self.resolutions = {}
+        self.first_frame_ms = None
+        self.last_frame_ms = None
+        self.video_tracks = []
+        self.audio_frames = 0
+        self.audio_samples = 0
+        self.audio_peak_rms = 0.0
+        self.first_audio_ms = None
+        self.chat_received = []
+        self.data_received = []
+        self.participants_seen = []
+        self.participant_events = []
+        self.mute_events = []
+        self.max_remote_participants = 0
+        self.chat_sent = 0
+        self.publish = {"attempted": False, "ok": None, "error": None}
+        self.disconnect_reason = None
+
+    def ms(self):
+        return round((time.monotonic() - self.t0) * 1000.0, 1)
+
+    def to_json(self):
+        return {
+            "joined": self.joined,
+            "error": self.error,
+            "identity": self.identity,
+            "connect_ms": self.connect_ms,
+            "video": {
+                "frames": self.video_frames,
+                "resolutions": self.resolutions,
+                "first_frame_ms": self.first_frame_ms,
+                "last_frame_ms": self.last_frame_ms,
+                "tracks": self.video_tracks,
+            },
+            "audio": {
+                "frames": self.audio_frames,
+                "samples": self.audio_samples,
+                "peak_rms": round(self.audio_peak_rms, 6),
+                "first_frame_ms": self.first_audio_ms,
+            },
+            "chat_received": self.chat_received,
+            "data_received": self.data_received,
+            "chat_sent": self.chat_sent,
+            "participants_seen": self.participants_seen,
+            "participant_events": self.participant_events,
+            "max_remote_participants": self.max_remote_participants,
+            "mute_events": self.mute_events,
+            "publish": self.publish,
+            "disconnect_reason": self.disconnect_reason,
+            "duration_ms": self.ms(),
+        }
+
+
+async def consume_video(track, report, quality_applied):
+    stream = rtc.VideoStream(track)
+    async for event in stream:
+        frame = event.frame
+        report.video_frames += 1
+        key = f"{frame.width}x{frame.height}"
+        report.resolutions[key] = report.resolutions.get(key, 0) + 1
+        now = report.ms()
+        if report.first_frame_ms is None:
+            report.first_frame_ms = now
+            log(f"first video frame {key} at {now} ms (quality request: {quality_applied})")
+        report.last_frame_ms = now
+
+
+async def consume_audio(track, report):
+    stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1)
+    async for event in stream:
+        frame = event.frame
+        report.audio_frames += 1
+        samples = frame.data  # memoryview of int16
+        report.audio_samples += len(samples)
+        if report.first_audio_ms is None:
+            report.first_audio_ms = report.ms()
+        if len(samples):
+            rms = math.sqrt(sum(int(s) * int(s) for s in samples[::8]) / max(1, len(samples[::8]))) / 32768.0
+            report.audio_peak_rms = max(report.audio_peak_rms, rms)
+
+
+async def try_publish(room, report, timeout):
+    """Publish a tiny video track; the report says whether the server allowed it."""
+    report.publish["attempted"] = True
+    source = rtc.VideoSource(64, 64)
+    track = rtc.LocalVideoTrack.create_video_track("permission-probe", source)
+    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+    try:
+        await asyncio.wait_for(room.local_participant.publish_track(track, options), timeout)
+        report.publish["ok"] = True
+        log("publish allowed")
+    except Exception as exc:  # the SDK raises its own error types; record whatever it says
+        report.publish["ok"] = False
+        report.publish["error"] = f"{type(exc).__name__}: {exc}" or type(exc).__name__
+        log("publish refused:", report.publish["error"])
+
+
+async def run(args):
+    report = Report()
+    room = rtc.Room()
+    tasks = []
+    done = asyncio.Event()
+
+    def remote_count():
+        return len(room.remote_participants)
+
+    def note_participant(identity, event):
+        if identity not in report.participants_seen:
+            report.participants_seen.append(identity)
+        report.participant_events.append({"event": event, "identity": identity, "t_ms": report.ms()})
+        report.max_remote_participants = max(report.max_remote_participants, remote_count())
+
+    @room.on("participant_connected")
+    def _on_joined(p):
+        note_participant(p.identity, "joined")
+
+    @room.on("participant_disconnected")
+    def _on_left(p):
+        note_participant(p.identity, "left")
+
+    @room.on("track_subscribed")
+    def _on_track(track, publication, participant):
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            applied = None
+            if args.quality:
+                try:
+                    publication.set_video_quality(QUALITIES[args.quality])
+                    applied = args.quality
+                except Exception as exc:
+                    log("could not set quality:", exc)
+            report.video_tracks.append(
+                {
+                    "sid": publication.sid,
+                    "participant": participant.identity,
+                    "mime_type": publication.mime_type,
+                    "simulcasted": publication.simulcasted,
+                    "width": publication.width,
+                    "height": publication.height,
+                    "muted": publication.muted,
+                }
+            )
+            tasks.append(asyncio.create_task(consume_video(track, report, applied)))
+        elif track.kind == rtc.TrackKind.KIND_AUDIO:
+            tasks.append(asyncio.create_task(consume_audio(track, report)))
+
+    def on_mute(muted):
+        def handler(participant, publication):
+            report.mute_events.append(
+                {
+                    "sid": publication.sid,
+                    "kind": "video" if publication.kind == rtc.TrackKind.KIND_VIDEO else "audio",
+                    "muted": muted,
+                    "t_ms": report.ms(),
+                    "video_frames_at": report.video_frames,
+                }
+            )
+
+        return handler
+
+    room.on("track_muted", on_mute(True))
+    room.on("track_unmuted", on_mute(False))
+
+    def on_chat(reader, identity):
+        async def read():
+            text = await reader.read_all()
+            report.chat_received.append({"from": identity, "text": text, "t_ms": report.ms()})
+            log(f"chat from {identity}: {text!r}")
+
+        tasks.append(asyncio.create_task(read()))
+
+    room.register_text_stream_handler("lk.chat", on_chat)
+
+    @room.on("data_received")
+    def _on_data(packet):
+        sender = packet.participant.identity if packet.participant else None
+        try:
+            text = packet.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        report.data_received.append({"from": sender, "topic": packet.topic, "text": text, "t_ms": report.ms()})
+
+    @room.on("disconnected")
+    def _on_disconnected(reason):
+        report.disconnect_reason = str(reason)
+        done.set()
+
+    try:
+        await asyncio.wait_for(
+            room.connect(args.url, args.token, rtc.RoomOptions(auto_subscribe=True)), args.connect_timeout
+        )
+        report.joined = True
+        report.connect_ms = report.ms()
+        report.identity = room.local_participant.identity
+        for p in room.remote_participants.values():
+            note_participant(p.identity, "present")
+        log(f"joined room as {report.identity} in {report.connect_ms} ms")
+    except Exception as exc:
+        report.error = f"connect failed: {type(exc).__name__}: {exc}"
+        log(report.error)
+        return report
+
+    if args.try_publish:
+        await try_publish(room, report, args.publish_timeout)
+
+    async def send_chats():
+        if not args.send_chat:
+            return
+        # Chat goes to whoever is in the room; wait for someone to receive it.
+        while remote_count() == 0 and not done.is_set():
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(args.chat_delay)
+        for text in args.send_chat:
+            await room.local_participant.send_text(text, topic="lk.chat")
+            report.chat_sent += 1
+            log(f"sent chat {text!r}")
+            await asyncio.sleep(0.3)
+
+    tasks.append(asyncio.create_task(send_chats()))
+
+    def conditions_met():
+        wanted = []
+        if args.until_frames is not None:
+            wanted.append(report.video_frames >= args.until_frames)
+        if args.until_audio_frames is not None:
+            wanted.append(report.audio_frames >= args.until_audio_frames)
+        if args.until_chat is not None:
+            wanted.append(len(report.chat_received) >= args.until_chat)
+        if args.send_chat:
+            wanted.append(report.chat_sent >= len(args.send_chat))
+        return bool(wanted) and all(wanted)
+
+    deadline = time.monotonic() + args.duration
+    while time.monotonic() < deadline and not done.is_set():
+        if conditions_met():
+            log("all --until conditions met")
+            break
+        await asyncio.sleep(0.05)
+
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        await asyncio.wait_for(room.disconnect(), 5)
+    except Exception as exc:
+        log("disconnect:", exc)
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", required=True, help="LiveKit ws(s):// URL")
+    ap.add_argument("--token", required=True, help="access token (JWT)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds to stay at most")
+    ap.add_argument("--connect-timeout", type=float, default=15.0)
+    ap.add_argument("--quality", choices=sorted(QUALITIES), help="simulcast layer to request")
+    ap.add_argument("--send-chat", action="append", default=[], help="chat text to send (repeatable)")
+    ap.add_argument("--chat-delay", type=float, default=0.5, help="seconds after someone is present")
+    ap.add_argument("--try-publish", action="store_true", help="try to publish a video track")
+    ap.add_argument("--publish-timeout", type=float, default=12.0)
+    ap.add_argument("--until-frames", type=int, help="stop once this many video frames decoded")
+    ap.add_argument("--until-audio-frames", type=int, help="stop once this many audio frames received")
+    ap.add_argument("--until-chat", type=int, help="stop once this many chat messages received")
+    args = ap.parse_args()
+
+    report = asyncio.run(run(args))
+    print(json.dumps(report.to_json()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
