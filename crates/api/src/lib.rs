@@ -6,6 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "client")]
+pub mod client;
+pub mod types;
+
+pub use types::*;
+
 /// The response envelope of every endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -16,11 +22,17 @@ pub enum Envelope<T> {
 
 impl<T> Envelope<T> {
     pub fn ok(data: T) -> Self {
-        Envelope::Ok { success: True, data }
+        Envelope::Ok {
+            success: True,
+            data,
+        }
     }
 
     pub fn err(error: impl Into<String>) -> Self {
-        Envelope::Err { success: False, error: error.into() }
+        Envelope::Err {
+            success: False,
+            error: error.into(),
+        }
     }
 
     /// The payload, or the server's error message.
@@ -51,7 +63,10 @@ macro_rules! bool_literal {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 match bool::deserialize(d)? {
                     $value => Ok($ty),
-                    other => Err(serde::de::Error::custom(format!("expected {}, got {other}", $value))),
+                    other => Err(serde::de::Error::custom(format!(
+                        "expected {}, got {other}",
+                        $value
+                    ))),
                 }
             }
         }
@@ -75,7 +90,10 @@ mod tests {
     fn error_envelope_round_trips() {
         let text = r#"{"success":false,"error":"Stream not found"}"#;
         let env: Envelope<serde_json::Value> = serde_json::from_str(text).unwrap();
-        assert_eq!(env.clone().into_result(), Err("Stream not found".to_string()));
+        assert_eq!(
+            env.clone().into_result(),
+            Err("Stream not found".to_string())
+        );
         assert_eq!(serde_json::to_string(&env).unwrap(), text);
     }
 

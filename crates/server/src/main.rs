@@ -1,5 +1,182 @@
-//! The StreamIt backend (placeholder until its issue lands).
-fn main() {
-    eprintln!("streamit-server: not built yet");
-    std::process::exit(2);
+//! `streamit-server`: the StreamIt backend and its admin commands.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use streamit_api::Role;
+use streamit_server::{Config, db};
+
+#[derive(Parser)]
+#[command(name = "streamit-server", version, about = "The StreamIt backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts (works on the same DATABASE_URL as the service).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Load-test a running server: POST /api/viewer/token and GET /api/viewer/live.
+    Bench(streamit_server::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Approve a creator (lets them set up a stream and go live).
+    Approve { username: String },
+    /// Withdraw a creator's approval.
+    Revoke { username: String },
+    /// Set a user's role (viewer, creator, admin); this also approves them.
+    SetRole { username: String, role: String },
+    /// Create a user; the password is read from STREAMIT_USER_PASSWORD or the first line of stdin.
+    Create {
+        username: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users as JSON lines.
+    List,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("streamit-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamit-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => streamit_server::serve(Config::from_env()?).await,
+        Command::Bench(args) => streamit_server::bench::run(args).await,
+        Command::Migrate => {
+            let db = open_db().await?;
+            db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(cmd) => user_command(cmd).await,
+    }
+}
+
+async fn open_db() -> anyhow::Result<db::Db> {
+    let config = Config::from_env()?;
+    db::Db::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                streamit_server::config::redact_url(&config.database_url)
+            )
+        })
+}
+
+fn parse_role(s: &str) -> anyhow::Result<Role> {
+    Role::parse(&s.trim().to_ascii_lowercase())
+        .with_context(|| format!("unknown role {s:?} (viewer, creator or admin)"))
+}
+
+fn print_user(u: &db::UserRow) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(&u.to_api())?);
+    Ok(())
+}
+
+async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
+    let db = open_db().await?;
+    let result = async {
+        match cmd {
+            UserCommand::Approve { username } => {
+                let name = username.trim().to_ascii_lowercase();
+                let u = db.set_role(&name, None, Some(true)).await?.with_context(|| format!("no user {name:?}"))?;
+                if u.role == Role::Viewer {
+                    tracing::warn!(username = %u.username, "approved a viewer: approval matters only for creators");
+                }
+                print_user(&u)
+            }
+            UserCommand::Revoke { username } => {
+                let name = username.trim().to_ascii_lowercase();
+                let u = db.set_role(&name, None, Some(false)).await?.with_context(|| format!("no user {name:?}"))?;
+                print_user(&u)
+            }
+            UserCommand::SetRole { username, role } => {
+                let role = parse_role(&role)?;
+                let name = username.trim().to_ascii_lowercase();
+                let u = db.set_role(&name, Some(role), Some(true)).await?.with_context(|| format!("no user {name:?}"))?;
+                print_user(&u)
+            }
+            UserCommand::Create { username, role, display_name } => {
+                let role = parse_role(&role)?;
+                let username = streamit_server::app::valid_username(&username).map_err(|_| {
+                    anyhow::anyhow!("username must be 3-32 characters of a-z, 0-9 and _")
+                })?;
+                let password = match std::env::var("STREAMIT_USER_PASSWORD") {
+                    Ok(p) if !p.is_empty() => p,
+                    _ => {
+                        let mut line = String::new();
+                        std::io::stdin().lock().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_string()
+                    }
+                };
+                if streamit_server::app::valid_password(&password).is_err() {
+                    bail!("password must be 8-256 characters");
+                }
+                let hash = streamit_server::auth::hash_password(&password)
+                    .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
+                let u = db::UserRow {
+                    id: db::new_id(),
+                    display_name: display_name.unwrap_or_else(|| username.clone()),
+                    username,
+                    password_hash: hash,
+                    role,
+                    is_approved: true,
+                    created_at: db::now_ms(),
+                };
+                match db.insert_user(&u).await {
+                    Ok(()) => print_user(&u),
+                    Err(db::DbError::Conflict) => bail!("username {:?} is taken", u.username),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            UserCommand::List => {
+                for u in db.list_users().await? {
+                    print_user(&u)?;
+                }
+                Ok(())
+            }
+        }
+    }
+    .await;
+    db.close().await;
+    result
 }

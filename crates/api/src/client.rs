@@ -1,0 +1,346 @@
+//! A typed client for the StreamIt REST API (reqwest).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), streamit_api::client::ApiError> {
+//! use streamit_api::{client::Client, LoginRequest};
+//! let mut api = Client::new("http://127.0.0.1:8080");
+//! let auth = api.login(&LoginRequest { username: "alice".into(), password: "…".into() }).await?;
+//! api.set_token(Some(auth.token));
+//! let live = api.go_live().await?;
+//! # let _ = live; Ok(()) }
+//! ```
+
+use crate::Envelope;
+use crate::types::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What can go wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error envelope (or a non-2xx status).
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    /// The request did not complete (connection refused, timeout, …).
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered something that is not the contract's envelope.
+    #[error("unexpected response (HTTP {status}): {detail}")]
+    Decode { status: u16, detail: String },
+}
+
+impl ApiError {
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } | ApiError::Decode { status, .. } => Some(*status),
+            ApiError::Transport(e) => e.status().map(|s| s.as_u16()),
+        }
+    }
+}
+
+/// A StreamIt API client. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// `base_url` is the server root, e.g. `http://127.0.0.1:8080` (no `/api`).
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_http(reqwest::Client::new(), base_url)
+    }
+
+    /// Use a preconfigured reqwest client (timeouts, proxies, …).
+    pub fn with_http(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        let mut base = base_url.into();
+        while base.ends_with('/') {
+            base.pop();
+        }
+        Client {
+            http,
+            base,
+            token: None,
+        }
+    }
+
+    /// The same client, authenticated with a session token from register/login.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ApiError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        match serde_json::from_slice::<Envelope<T>>(&bytes) {
+            Ok(Envelope::Ok { data, .. }) if (200..300).contains(&status) => Ok(data),
+            Ok(Envelope::Ok { .. }) => Err(ApiError::Decode {
+                status,
+                detail: "success envelope with an error status".into(),
+            }),
+            Ok(Envelope::Err { error, .. }) => Err(ApiError::Status {
+                status,
+                message: error,
+            }),
+            Err(e) => {
+                // An error envelope whose shape we could still read, or plain text.
+                if let Ok(Envelope::Err { error, .. }) =
+                    serde_json::from_slice::<Envelope<serde_json::Value>>(&bytes)
+                {
+                    return Err(ApiError::Status {
+                        status,
+                        message: error,
+                    });
+                }
+                if !(200..300).contains(&status) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let message: String = text.chars().take(200).collect();
+                    return Err(ApiError::Status { status, message });
+                }
+                Err(ApiError::Decode {
+                    status,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
+    async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(self.http.post(self.url(path))).await
+    }
+
+    async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
+    // --- health ---------------------------------------------------------
+
+    /// `GET /api/health`.
+    pub async fn health(&self) -> Result<Health, ApiError> {
+        self.get("/api/health").await
+    }
+
+    // --- accounts -------------------------------------------------------
+
+    /// `POST /api/auth/register`. Does not store the token; call `set_token`.
+    pub async fn register(&self, req: &RegisterRequest) -> Result<AuthResponse, ApiError> {
+        self.post("/api/auth/register", req).await
+    }
+
+    /// `POST /api/auth/login`. Does not store the token; call `set_token`.
+    pub async fn login(&self, req: &LoginRequest) -> Result<AuthResponse, ApiError> {
+        self.post("/api/auth/login", req).await
+    }
+
+    /// `POST /api/auth/logout`: revokes the current session token.
+    pub async fn logout(&self) -> Result<Message, ApiError> {
+        self.post_empty("/api/auth/logout").await
+    }
+
+    /// `GET /api/auth/me`.
+    pub async fn me(&self) -> Result<User, ApiError> {
+        self.get("/api/auth/me").await
+    }
+
+    /// `POST /api/users/{username}/follow`.
+    pub async fn follow(&self, username: &str) -> Result<FollowResponse, ApiError> {
+        self.post_empty(&format!("/api/users/{}/follow", encode_segment(username)))
+            .await
+    }
+
+    /// `DELETE /api/users/{username}/follow`.
+    pub async fn unfollow(&self, username: &str) -> Result<FollowResponse, ApiError> {
+        self.delete(&format!("/api/users/{}/follow", encode_segment(username)))
+            .await
+    }
+
+    /// `POST /api/admin/users/{username}/approve` (admins only).
+    pub async fn approve_user(&self, username: &str) -> Result<User, ApiError> {
+        self.post_empty(&format!(
+            "/api/admin/users/{}/approve",
+            encode_segment(username)
+        ))
+        .await
+    }
+
+    // --- creator: stream ------------------------------------------------
+
+    /// `POST /api/stream/setup`.
+    pub async fn setup_stream(&self, req: &SetupStreamRequest) -> Result<Stream, ApiError> {
+        self.post("/api/stream/setup", req).await
+    }
+
+    /// `POST /api/stream/go-live`.
+    pub async fn go_live(&self) -> Result<GoLiveResponse, ApiError> {
+        self.post_empty("/api/stream/go-live").await
+    }
+
+    /// `POST /api/stream/end-stream`: returns the closed session's summary.
+    pub async fn end_stream(&self) -> Result<StreamSession, ApiError> {
+        self.post_empty("/api/stream/end-stream").await
+    }
+
+    /// `GET /api/stream/info`.
+    pub async fn stream_info(&self) -> Result<Stream, ApiError> {
+        self.get("/api/stream/info").await
+    }
+
+    /// `PUT /api/stream/info`.
+    pub async fn update_stream_info(
+        &self,
+        req: &UpdateStreamInfoRequest,
+    ) -> Result<Stream, ApiError> {
+        self.put("/api/stream/info", req).await
+    }
+
+    /// `PUT /api/stream/chat-settings`.
+    pub async fn update_chat_settings(
+        &self,
+        req: &ChatSettingsRequest,
+    ) -> Result<Stream, ApiError> {
+        self.put("/api/stream/chat-settings", req).await
+    }
+
+    /// `GET /api/stream/sessions`: this creator's sessions, newest first.
+    pub async fn sessions(&self) -> Result<Vec<StreamSession>, ApiError> {
+        self.get("/api/stream/sessions").await
+    }
+
+    /// `GET /api/stream/sessions/latest`: the summary shown after End Stream.
+    pub async fn latest_session(&self) -> Result<StreamSession, ApiError> {
+        self.get("/api/stream/sessions/latest").await
+    }
+
+    /// `GET /api/stream/sessions/{id}`.
+    pub async fn session(&self, id: &str) -> Result<StreamSession, ApiError> {
+        self.get(&format!("/api/stream/sessions/{}", encode_segment(id)))
+            .await
+    }
+
+    /// `POST /api/stream/sessions/{id}/stats`: the studio's own counts.
+    pub async fn report_session_stats(
+        &self,
+        id: &str,
+        req: &SessionStatsReport,
+    ) -> Result<StreamSession, ApiError> {
+        self.post(
+            &format!("/api/stream/sessions/{}/stats", encode_segment(id)),
+            req,
+        )
+        .await
+    }
+
+    // --- viewers --------------------------------------------------------
+
+    /// `GET /api/viewer/stream/{username}`.
+    pub async fn stream_by_username(&self, username: &str) -> Result<Stream, ApiError> {
+        self.get(&format!("/api/viewer/stream/{}", encode_segment(username)))
+            .await
+    }
+
+    /// `POST /api/viewer/token`: as the logged-in user if a token is set, else as a guest.
+    pub async fn viewer_token(
+        &self,
+        req: &ViewerTokenRequest,
+    ) -> Result<ViewerTokenResponse, ApiError> {
+        self.post("/api/viewer/token", req).await
+    }
+
+    /// `GET /api/viewer/live`.
+    pub async fn live_streams(&self) -> Result<Vec<Stream>, ApiError> {
+        self.get("/api/viewer/live").await
+    }
+
+    /// `GET /api/viewer/following`: live streams of creators this user follows.
+    pub async fn following_live(&self) -> Result<Vec<Stream>, ApiError> {
+        self.get("/api/viewer/following").await
+    }
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("alice_1"), "alice_1");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn base_url_loses_trailing_slashes() {
+        let c = Client::new("http://127.0.0.1:1//");
+        assert_eq!(c.url("/api/health"), "http://127.0.0.1:1/api/health");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_a_transport_error() {
+        // Bind then drop a listener so the port is (almost certainly) closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let c = Client::new(format!("http://127.0.0.1:{port}"));
+        let err = c.health().await.unwrap_err();
+        assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
+        assert_eq!(err.status(), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Request and response bodies of every endpoint.
+//!
+//! Field names are camelCase on the wire (`isLive`, `isChatEnabled`, …), as in
+//! the seed guide. Request bodies reject unknown fields, so a typo in a client
+//! is a 422 instead of a silently ignored setting. Timestamps are Unix epoch
+//! milliseconds (`i64`).
+
+use serde::{Deserialize, Serialize};
+
+/// Limits the server enforces (in Unicode scalar values, after trimming).
+pub mod limits {
+    pub const TITLE_MAX: usize = 140;
+    pub const DESCRIPTION_MAX: usize = 5_000;
+    pub const NAME_MAX: usize = 64;
+    pub const USERNAME_MIN: usize = 3;
+    pub const USERNAME_MAX: usize = 32;
+    pub const PASSWORD_MIN: usize = 8;
+    pub const PASSWORD_MAX: usize = 256;
+    /// Largest request body the server reads, in bytes.
+    pub const BODY_MAX_BYTES: usize = 64 * 1024;
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Creator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Creator => "creator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "creator" => Some(Role::Creator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /api/auth/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3–32 characters of `a-z`, `0-9`, `_`; stored lower-case.
+    pub username: String,
+    pub password: String,
+    /// Shown to viewers; defaults to the username. At most 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `viewer` (default) or `creator`. Creators must be approved by an admin
+    /// before they can set up a stream or go live. `admin` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// `POST /api/auth/login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// An account as others (and its owner) see it. Never carries secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Creators must be approved before Setup / Go Live.
+    pub is_approved: bool,
+    pub created_at: i64,
+}
+
+/// Answer of register and login: a bearer token for `Authorization: Bearer …`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    pub token: String,
+    pub expires_at: i64,
+    pub user: User,
+}
+
+/// The public part of the creator who owns a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct StreamUser {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// A creator's stream (one per creator), as in the guide's `Stream` model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Stream {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub thumbnail: Option<String>,
+    pub is_live: bool,
+    pub is_chat_enabled: bool,
+    pub is_chat_delayed: bool,
+    pub is_chat_followers_only: bool,
+    /// The creator's user id; also the LiveKit room name and a viewer's `hostId`.
+    pub user_id: String,
+    pub user: StreamUser,
+    /// Viewers in the room now (from LiveKit webhooks; 0 when offline).
+    pub viewer_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `POST /api/stream/setup`: create the stream or update it. Chat settings left
+/// out keep their current value (defaults on create: enabled, not delayed, not
+/// followers-only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupStreamRequest {
+    /// 1–140 characters.
+    pub title: String,
+    /// At most 5,000 characters; empty clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_delayed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_followers_only: Option<bool>,
+}
+
+/// `PUT /api/stream/info`: edit title and/or description (also while live).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStreamInfoRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Empty clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `PUT /api/stream/chat-settings`: fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChatSettingsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_delayed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_chat_followers_only: Option<bool>,
+}
+
+/// `POST /api/stream/go-live`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GoLiveResponse {
+    /// LiveKit access token with publish rights (TTL: server config, 24 h default).
+    pub token: String,
+    /// The LiveKit WebSocket URL to connect to.
+    pub ws_url: String,
+    /// The LiveKit room: the creator's user id.
+    pub room_id: String,
+    pub stream: Stream,
+    /// The stream session this go-live opened (or the one still open).
+    pub session_id: String,
+}
+
+/// One broadcast: opened by go-live, closed by end-stream or by LiveKit's
+/// `room_finished` webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSession {
+    pub id: String,
+    pub stream_id: String,
+    pub started_at: i64,
+    /// `None` while live.
+    pub ended_at: Option<i64>,
+    /// Seconds from start to end (or to now while live).
+    pub duration_secs: i64,
+    /// Most viewers in the room at once (LiveKit webhooks; the creator is not counted).
+    pub peak_viewers: i64,
+    /// Viewers in the room now.
+    pub current_viewers: i64,
+    /// Chat messages, as reported by the studio.
+    pub chat_messages: i64,
+    /// Why it ended: `end-stream`, `room-finished`, or `None` while live.
+    pub end_reason: Option<String>,
+}
+
+/// `POST /api/stream/sessions/{id}/stats`: counts the studio saw itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionStatsReport {
+    /// Chat messages the studio saw in this session (a running total).
+    pub chat_messages: i64,
+}
+
+/// `POST /api/viewer/token`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ViewerTokenRequest {
+    /// The creator's user id (= room name).
+    pub host_id: String,
+    /// Guests only: shown name, at most 64 characters (default "Guest").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_name: Option<String>,
+}
+
+/// Answer of `POST /api/viewer/token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerTokenResponse {
+    pub token: String,
+    pub ws_url: String,
+    /// The viewer's user id, or `guest-…` for guests.
+    pub identity: String,
+    pub name: String,
+}
+
+/// Answer of follow / unfollow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FollowResponse {
+    pub username: String,
+    pub following: bool,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: String,
+}
+
+/// Answer of logout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Message {
+    pub message: String,
+}

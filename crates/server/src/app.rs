@@ -1,0 +1,327 @@
+//! The HTTP application: shared state, the router, the JSON extractor that
+//! turns every bad body into the contract's error envelope, and validation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use livekit_api::webhooks::WebhookReceiver;
+use serde::de::DeserializeOwned;
+use streamit_api::limits;
+
+use crate::auth::RateLimiter;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::routes;
+
+/// Shared by every request. Holds no per-user state: everything two
+/// instances must agree on is in the database. (The login rate limiter is
+/// per instance by design; see [`RateLimiter`].)
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub webhooks: Arc<WebhookReceiver>,
+    pub login_ip_limiter: Arc<RateLimiter>,
+    pub login_account_limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config) -> Self {
+        let verifier = livekit_api::access_token::TokenVerifier::with_api_key(
+            &config.livekit_api_key,
+            &config.livekit_api_secret,
+        );
+        AppState {
+            db,
+            login_ip_limiter: Arc::new(RateLimiter::new(
+                config.login_ip_per_minute,
+                Duration::from_secs(60),
+            )),
+            login_account_limiter: Arc::new(RateLimiter::new(
+                config.login_failures_per_account,
+                Duration::from_secs(15 * 60),
+            )),
+            config: Arc::new(config),
+            webhooks: Arc::new(WebhookReceiver::new(verifier)),
+        }
+    }
+
+    /// A LiveKit access token for `room`. `publish` = creator grants.
+    pub fn livekit_token(
+        &self,
+        room: &str,
+        identity: &str,
+        name: &str,
+        publish: bool,
+    ) -> AppResult<String> {
+        let grants = VideoGrants {
+            room_join: true,
+            room: room.to_string(),
+            can_publish: Some(publish),
+            can_publish_data: Some(true),
+            can_subscribe: Some(true),
+            ..Default::default()
+        };
+        AccessToken::with_api_key(
+            &self.config.livekit_api_key,
+            &self.config.livekit_api_secret,
+        )
+        .with_identity(identity)
+        .with_name(name)
+        .with_ttl(self.config.token_ttl)
+        .with_grants(grants)
+        .to_jwt()
+        // The error names no key material (InvalidKeys / InvalidClaims / encoding).
+        .map_err(|e| AppError::Internal(format!("minting a LiveKit token failed: {e}")))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(routes::health))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/auth/register", post(routes::register))
+        .route("/auth/login", post(routes::login))
+        .route("/auth/logout", post(routes::logout))
+        .route("/auth/me", get(routes::me))
+        .route(
+            "/users/{username}/follow",
+            post(routes::follow).delete(routes::unfollow),
+        )
+        .route(
+            "/admin/users/{username}/approve",
+            post(routes::admin_approve),
+        )
+        .route("/stream/setup", post(routes::setup_stream))
+        .route("/stream/go-live", post(routes::go_live))
+        .route("/stream/end-stream", post(routes::end_stream))
+        .route("/stream/info", get(routes::get_info).put(routes::put_info))
+        .route("/stream/chat-settings", put(routes::chat_settings))
+        .route("/stream/sessions", get(routes::list_sessions))
+        .route("/stream/sessions/latest", get(routes::latest_session))
+        .route("/stream/sessions/{id}", get(routes::get_session))
+        .route("/stream/sessions/{id}/stats", post(routes::report_stats))
+        .route("/viewer/stream/{username}", get(routes::stream_by_username))
+        .route("/viewer/token", post(routes::viewer_token))
+        .route("/viewer/live", get(routes::live))
+        .route("/viewer/following", get(routes::following))
+        .route("/livekit/webhook", post(crate::webhook::receive))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits::BODY_MAX_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    AppError::not_found("Not found").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(streamit_api::Envelope::<()>::err("Method not allowed")),
+    )
+        .into_response()
+}
+
+/// `Json<T>` whose rejections are envelopes: malformed JSON 400, wrong
+/// types / unknown or missing fields 422, too large 413, not JSON 415.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> AppError {
+    match r {
+        JsonRejection::JsonDataError(e) => AppError::Unprocessable(redact_serde(&e.body_text())),
+        JsonRejection::JsonSyntaxError(_) => AppError::BadRequest("Malformed JSON body".into()),
+        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+        JsonRejection::BytesRejection(e) => {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest("Could not read the request body".into())
+            }
+        }
+        other => AppError::BadRequest(other.body_text()),
+    }
+}
+
+/// serde quotes the offending value (`invalid type: string "…"`); the value
+/// may be a password, so keep only its kind.
+pub fn redact_serde(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    loop {
+        let hit = ["invalid type: ", "invalid value: ", "invalid length "]
+            .iter()
+            .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+            .min_by_key(|(i, _)| *i);
+        let Some((i, pat)) = hit else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i + pat.len()]);
+        let after = &rest[i + pat.len()..];
+        let end = after.find(", expected").unwrap_or(after.len());
+        let kind = after[..end].split_whitespace().next().unwrap_or("value");
+        out.push_str(kind.trim_end_matches(','));
+        rest = &after[end..];
+    }
+    out.replace(
+        "Failed to deserialize the JSON body into the target type: ",
+        "Invalid request body: ",
+    )
+}
+
+// --- validation ---------------------------------------------------------------
+
+fn has_control(s: &str, allow_newlines: bool) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
+}
+
+/// A title: trimmed, 1..=140 characters, one line.
+pub fn valid_title(raw: &str) -> AppResult<String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(AppError::unprocessable("title must not be empty"));
+    }
+    if t.chars().count() > limits::TITLE_MAX {
+        return Err(AppError::unprocessable(format!(
+            "title must be at most {} characters",
+            limits::TITLE_MAX
+        )));
+    }
+    if has_control(t, false) {
+        return Err(AppError::unprocessable(
+            "title must not contain control characters",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// A description: trimmed, at most 5,000 characters; empty means none.
+pub fn valid_description(raw: &str) -> AppResult<Option<String>> {
+    let t = raw.trim();
+    if t.chars().count() > limits::DESCRIPTION_MAX {
+        return Err(AppError::unprocessable(format!(
+            "description must be at most {} characters",
+            limits::DESCRIPTION_MAX
+        )));
+    }
+    if has_control(t, true) {
+        return Err(AppError::unprocessable(
+            "description must not contain control characters",
+        ));
+    }
+    Ok(if t.is_empty() {
+        None
+    } else {
+        Some(t.to_string())
+    })
+}
+
+/// A display / guest name: trimmed, 1..=64 characters, one line.
+pub fn valid_name(field: &str, raw: &str) -> AppResult<String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(AppError::unprocessable(format!(
+            "{field} must not be empty"
+        )));
+    }
+    if t.chars().count() > limits::NAME_MAX {
+        return Err(AppError::unprocessable(format!(
+            "{field} must be at most {} characters",
+            limits::NAME_MAX
+        )));
+    }
+    if has_control(t, false) {
+        return Err(AppError::unprocessable(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// A username: 3..=32 of `a-z 0-9 _`, compared and stored lower-case.
+pub fn valid_username(raw: &str) -> AppResult<String> {
+    let u = raw.trim().to_ascii_lowercase();
+    let n = u.chars().count();
+    if !(limits::USERNAME_MIN..=limits::USERNAME_MAX).contains(&n)
+        || !u
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(AppError::unprocessable(format!(
+            "username must be {}-{} characters of a-z, 0-9 and _",
+            limits::USERNAME_MIN,
+            limits::USERNAME_MAX
+        )));
+    }
+    Ok(u)
+}
+
+pub fn valid_password(p: &str) -> AppResult<()> {
+    let n = p.chars().count();
+    if !(limits::PASSWORD_MIN..=limits::PASSWORD_MAX).contains(&n) {
+        return Err(AppError::unprocessable(format!(
+            "password must be {}-{} characters",
+            limits::PASSWORD_MIN,
+            limits::PASSWORD_MAX
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_values_are_redacted() {
+        let m = "Failed to deserialize the JSON body into the target type: password: invalid type: integer `123456789`, expected a string at line 1 column 30";
+        let r = redact_serde(m);
+        assert!(!r.contains("123456789"), "{r}");
+        assert!(
+            r.contains("invalid type: integer, expected a string"),
+            "{r}"
+        );
+        let m2 = "x: invalid value: string \"hunter2\", expected viewer or creator";
+        assert!(!redact_serde(m2).contains("hunter2"));
+        let m3 = "unknown field `bogus`, expected one of `title`";
+        assert_eq!(redact_serde(m3), m3);
+    }
+
+    #[test]
+    fn validation_limits() {
+        assert!(valid_title(&"x".repeat(140)).is_ok());
+        assert!(valid_title(&"é".repeat(141)).is_err());
+        assert!(valid_title("  ").is_err());
+        assert_eq!(valid_description("").unwrap(), None);
+        assert!(valid_description(&"d".repeat(5001)).is_err());
+        assert!(valid_name("displayName", &"n".repeat(65)).is_err());
+        assert_eq!(valid_username("Alice_1").unwrap(), "alice_1");
+        assert!(valid_username("al").is_err());
+        assert!(valid_username("al ice").is_err());
+        assert!(valid_password("short").is_err());
+    }
+}

@@ -1,0 +1,789 @@
+//! Storage: one code path for SQLite and PostgreSQL through sqlx's `Any`
+//! driver, with one set of migrations (see `migrations/`).
+//!
+//! All state lives here, never in the process, so any number of instances can
+//! share one database behind a load balancer. Queries use `$n` placeholders,
+//! which both engines accept.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use streamit_api::{Role, Stream, StreamSession, StreamUser, User};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+fn conflict_or(e: sqlx::Error) -> DbError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict,
+        _ => DbError::Sqlx(e),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The database handle (cheap to clone).
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    sqlite: bool,
+}
+
+/// A user row including the password hash (never leaves the server).
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub is_approved: bool,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn to_api(&self) -> User {
+        User {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            is_approved: self.is_approved,
+            created_at: self.created_at,
+        }
+    }
+
+    /// May set up a stream and go live: an approved creator, or an admin.
+    pub fn may_stream(&self) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Creator => self.is_approved,
+            Role::Viewer => false,
+        }
+    }
+}
+
+/// Fields a stream setup or edit writes. `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct StreamPatch {
+    pub title: Option<String>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub is_chat_enabled: Option<bool>,
+    pub is_chat_delayed: Option<bool>,
+    pub is_chat_followers_only: Option<bool>,
+}
+
+const USER_COLS: &str = "id, username, display_name, password_hash, role, is_approved, created_at";
+
+const STREAM_SELECT: &str = "SELECT s.id, s.title, s.description, s.thumbnail, s.is_live, \
+     s.is_chat_enabled, s.is_chat_delayed, s.is_chat_followers_only, s.user_id, \
+     u.username, u.display_name, s.created_at, s.updated_at, \
+     COALESCE((SELECT ss.current_viewers FROM stream_sessions ss \
+               WHERE ss.stream_id = s.id AND ss.ended_at IS NULL), 0) AS viewer_count \
+     FROM streams s JOIN users u ON u.id = s.user_id";
+
+const SESSION_COLS: &str =
+    "id, stream_id, started_at, ended_at, end_reason, peak_viewers, current_viewers, chat_messages";
+
+fn user_from_row(r: &AnyRow) -> DbResult<UserRow> {
+    let role: String = r.try_get("role")?;
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| DbError::Corrupt(format!("unknown role {role:?}")))?,
+        is_approved: r.try_get::<i64, _>("is_approved")? != 0,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn stream_from_row(r: &AnyRow) -> DbResult<Stream> {
+    let user_id: String = r.try_get("user_id")?;
+    Ok(Stream {
+        id: r.try_get("id")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        thumbnail: r.try_get("thumbnail")?,
+        is_live: r.try_get::<i64, _>("is_live")? != 0,
+        is_chat_enabled: r.try_get::<i64, _>("is_chat_enabled")? != 0,
+        is_chat_delayed: r.try_get::<i64, _>("is_chat_delayed")? != 0,
+        is_chat_followers_only: r.try_get::<i64, _>("is_chat_followers_only")? != 0,
+        user: StreamUser {
+            id: user_id.clone(),
+            username: r.try_get("username")?,
+            display_name: r.try_get("display_name")?,
+        },
+        user_id,
+        viewer_count: r.try_get("viewer_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn session_from_row(r: &AnyRow, now: i64) -> DbResult<StreamSession> {
+    let started_at: i64 = r.try_get("started_at")?;
+    let ended_at: Option<i64> = r.try_get("ended_at")?;
+    let end = ended_at.unwrap_or(now);
+    Ok(StreamSession {
+        id: r.try_get("id")?,
+        stream_id: r.try_get("stream_id")?,
+        started_at,
+        ended_at,
+        duration_secs: (end - started_at).max(0) / 1000,
+        peak_viewers: r.try_get("peak_viewers")?,
+        current_viewers: r.try_get("current_viewers")?,
+        chat_messages: r.try_get("chat_messages")?,
+        end_reason: r.try_get("end_reason")?,
+    })
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Db {
+    /// Connects, turns on WAL for SQLite, and applies the migrations.
+    pub async fn connect(url: &str) -> DbResult<Db> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url = if sqlite {
+            sqlite_url(url)?
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 8 } else { 16 })
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Db { pool, sqlite })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction. SQLite takes the write lock at once (`BEGIN
+    /// IMMEDIATE`) so two writers never deadlock on a lock upgrade.
+    async fn write_tx(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
+    }
+
+    pub async fn ping(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // --- users ------------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &UserRow) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, role, is_approved, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(flag(u.is_approved))
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or)?;
+        Ok(())
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> DbResult<Option<UserRow>> {
+        let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE username = $1"));
+        let row = sqlx::query(q)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> DbResult<Option<UserRow>> {
+        let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
+        let row = sqlx::query(q).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Sets role and approval; returns the updated user, `None` if unknown.
+    pub async fn set_role(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        approved: Option<bool>,
+    ) -> DbResult<Option<UserRow>> {
+        let n = sqlx::query(
+            "UPDATE users SET role = COALESCE($2, role), is_approved = COALESCE($3, is_approved), updated_at = $4 \
+             WHERE username = $1",
+        )
+        .bind(username)
+        .bind(role.map(|r| r.as_str().to_string()))
+        .bind(approved.map(flag))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        self.user_by_username(username).await
+    }
+
+    pub async fn list_users(&self) -> DbResult<Vec<UserRow>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLS} FROM users ORDER BY created_at, username"
+        ));
+        let rows = sqlx::query(q).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    // --- login sessions -----------------------------------------------------
+
+    pub async fn insert_auth_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        // Housekeeping first: drop this user's expired sessions.
+        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user of an unexpired session.
+    pub async fn user_by_session(&self, token_hash: &str, now: i64) -> DbResult<Option<UserRow>> {
+        let q = "SELECT u.id, u.username, u.display_name, u.password_hash, u.role, u.is_approved, u.created_at \
+             FROM auth_sessions a JOIN users u ON u.id = a.user_id \
+             WHERE a.token_hash = $1 AND a.expires_at > $2";
+        let row = sqlx::query(q)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn delete_auth_session(&self, token_hash: &str) -> DbResult<bool> {
+        let n = sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    // --- streams ------------------------------------------------------------
+
+    pub async fn stream_by_user_id(&self, user_id: &str) -> DbResult<Option<Stream>> {
+        let q = sqlx::AssertSqlSafe(format!("{STREAM_SELECT} WHERE s.user_id = $1"));
+        let row = sqlx::query(q)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stream_from_row).transpose()
+    }
+
+    pub async fn stream_by_username(&self, username: &str) -> DbResult<Option<Stream>> {
+        let q = sqlx::AssertSqlSafe(format!("{STREAM_SELECT} WHERE u.username = $1"));
+        let row = sqlx::query(q)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stream_from_row).transpose()
+    }
+
+    /// Is there a stream whose room is `host_id`? (cheap check for viewer tokens)
+    pub async fn stream_exists_for_host(&self, host_id: &str) -> DbResult<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM streams WHERE user_id = $1")
+            .bind(host_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Creates the stream (title required) or applies the patch to it.
+    /// Returns the stream and whether it was created.
+    pub async fn upsert_stream(
+        &self,
+        user_id: &str,
+        title: &str,
+        patch: &StreamPatch,
+    ) -> DbResult<(Stream, bool)> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let exists = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            apply_patch(&mut tx, user_id, patch, now).await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO streams (id, user_id, title, description, is_live, is_chat_enabled, \
+                 is_chat_delayed, is_chat_followers_only, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $8)",
+            )
+            .bind(new_id())
+            .bind(user_id)
+            .bind(title)
+            .bind(patch.description.clone().flatten())
+            .bind(flag(patch.is_chat_enabled.unwrap_or(true)))
+            .bind(flag(patch.is_chat_delayed.unwrap_or(false)))
+            .bind(flag(patch.is_chat_followers_only.unwrap_or(false)))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or)?;
+        }
+        tx.commit().await?;
+        let stream = self
+            .stream_by_user_id(user_id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt("stream vanished after upsert".into()))?;
+        Ok((stream, !exists))
+    }
+
+    /// Applies the patch to an existing stream; `None` if the user has none.
+    pub async fn patch_stream(
+        &self,
+        user_id: &str,
+        patch: &StreamPatch,
+    ) -> DbResult<Option<Stream>> {
+        let mut tx = self.write_tx().await?;
+        let n = apply_patch(&mut tx, user_id, patch, now_ms()).await?;
+        tx.commit().await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.stream_by_user_id(user_id).await
+    }
+
+    pub async fn live_streams(&self) -> DbResult<Vec<Stream>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "{STREAM_SELECT} WHERE s.is_live = 1 ORDER BY s.updated_at DESC, s.id"
+        ));
+        let rows = sqlx::query(q).fetch_all(&self.pool).await?;
+        rows.iter().map(stream_from_row).collect()
+    }
+
+    pub async fn following_live(&self, follower_id: &str) -> DbResult<Vec<Stream>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "{STREAM_SELECT} JOIN follows f ON f.followee_id = s.user_id \
+             WHERE f.follower_id = $1 AND s.is_live = 1 ORDER BY s.updated_at DESC, s.id"
+        ));
+        let rows = sqlx::query(q)
+            .bind(follower_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(stream_from_row).collect()
+    }
+
+    // --- go live / end --------------------------------------------------------
+
+    /// Marks the stream live and opens a session unless one is open already
+    /// (a studio that calls go-live again after a crash keeps its session).
+    /// `None` if the user has no stream.
+    pub async fn go_live(&self, user_id: &str) -> DbResult<Option<(Stream, String)>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stream_id: String = row.try_get("id")?;
+        sqlx::query("UPDATE streams SET is_live = 1, updated_at = $2 WHERE id = $1")
+            .bind(&stream_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let open =
+            sqlx::query("SELECT id FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL")
+                .bind(&stream_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let session_id = match open {
+            Some(r) => r.try_get("id")?,
+            None => {
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO stream_sessions (id, stream_id, room_name, started_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&id)
+                .bind(&stream_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        tx.commit().await?;
+        let stream = self
+            .stream_by_user_id(user_id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt("stream vanished after go-live".into()))?;
+        Ok(Some((stream, session_id)))
+    }
+
+    /// Marks the stream offline and closes its open session. Returns the
+    /// closed session, else the latest one; `None` if there is no stream.
+    /// `Some(None)` if the stream never had a session.
+    pub async fn end_stream(&self, user_id: &str) -> DbResult<Option<Option<StreamSession>>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stream_id: String = row.try_get("id")?;
+        sqlx::query("UPDATE streams SET is_live = 0, updated_at = $2 WHERE id = $1")
+            .bind(&stream_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE stream_sessions SET ended_at = $2, end_reason = 'end-stream', current_viewers = 0 \
+             WHERE stream_id = $1 AND ended_at IS NULL",
+        )
+        .bind(&stream_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(self.latest_session(&stream_id).await?))
+    }
+
+    // --- sessions -------------------------------------------------------------
+
+    pub async fn latest_session(&self, stream_id: &str) -> DbResult<Option<StreamSession>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM stream_sessions WHERE stream_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
+        ));
+        let row = sqlx::query(q)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let now = now_ms();
+        row.as_ref().map(|r| session_from_row(r, now)).transpose()
+    }
+
+    pub async fn session(&self, stream_id: &str, id: &str) -> DbResult<Option<StreamSession>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM stream_sessions WHERE id = $1 AND stream_id = $2"
+        ));
+        let row = sqlx::query(q)
+            .bind(id)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let now = now_ms();
+        row.as_ref().map(|r| session_from_row(r, now)).transpose()
+    }
+
+    pub async fn sessions(&self, stream_id: &str, limit: i64) -> DbResult<Vec<StreamSession>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM stream_sessions WHERE stream_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+        ));
+        let rows = sqlx::query(q)
+            .bind(stream_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let now = now_ms();
+        rows.iter().map(|r| session_from_row(r, now)).collect()
+    }
+
+    /// The studio's chat count. Monotonic: a smaller (stale or reordered)
+    /// report never lowers the stored value.
+    pub async fn report_chat_messages(
+        &self,
+        stream_id: &str,
+        id: &str,
+        count: i64,
+    ) -> DbResult<Option<StreamSession>> {
+        sqlx::query(
+            "UPDATE stream_sessions SET chat_messages = CASE WHEN chat_messages < $3 THEN $3 ELSE chat_messages END \
+             WHERE id = $1 AND stream_id = $2",
+        )
+        .bind(id)
+        .bind(stream_id)
+        .bind(count)
+        .execute(&self.pool)
+        .await?;
+        self.session(stream_id, id).await
+    }
+
+    // --- webhooks -------------------------------------------------------------
+
+    async fn open_session_for_room(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        room: &str,
+    ) -> DbResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT id FROM stream_sessions WHERE room_name = $1 AND ended_at IS NULL")
+                .bind(room)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        })
+    }
+
+    /// A viewer joined (`joined = true`) or left the room. Idempotent per
+    /// participant sid; returns false if the room has no open session.
+    pub async fn viewer_presence(
+        &self,
+        room: &str,
+        participant_sid: &str,
+        identity: &str,
+        joined: bool,
+        at: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let Some(session_id) = Self::open_session_for_room(&mut tx, room).await? else {
+            return Ok(false);
+        };
+        // Lock the session row first (Postgres): the count below then sees
+        // every presence row committed by webhooks handled concurrently.
+        sqlx::query("UPDATE stream_sessions SET current_viewers = current_viewers WHERE id = $1")
+            .bind(&session_id)
+            .execute(&mut *tx)
+            .await?;
+        if joined {
+            sqlx::query(
+                "INSERT INTO session_viewers (session_id, participant_sid, identity, joined_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (session_id, participant_sid) DO NOTHING",
+            )
+        } else {
+            // A `left` that overtakes its `joined` leaves a row that the late
+            // `joined` will not reopen.
+            sqlx::query(
+                "INSERT INTO session_viewers (session_id, participant_sid, identity, left_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (session_id, participant_sid) DO UPDATE SET left_at = excluded.left_at",
+            )
+        }
+        .bind(&session_id)
+        .bind(participant_sid)
+        .bind(identity)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE stream_sessions SET \
+               current_viewers = (SELECT COUNT(*) FROM session_viewers v \
+                   WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL), \
+               peak_viewers = CASE \
+                   WHEN peak_viewers < (SELECT COUNT(*) FROM session_viewers v \
+                       WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL) \
+                   THEN (SELECT COUNT(*) FROM session_viewers v \
+                       WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL) \
+                   ELSE peak_viewers END \
+             WHERE id = $1",
+        )
+        .bind(&session_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The creator joined a room: remember which LiveKit room (sid) this session is.
+    pub async fn creator_joined(&self, room: &str, room_sid: &str) -> DbResult<()> {
+        if room_sid.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE stream_sessions SET room_sid = $2 WHERE room_name = $1 AND ended_at IS NULL AND room_sid IS NULL",
+        )
+        .bind(room)
+        .bind(room_sid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// LiveKit closed the room: end the open session that belongs to it and
+    /// mark the stream offline. A `room_finished` of an older room (e.g. one
+    /// that closes after the creator already went live again) is ignored:
+    /// the session must be that room's (same sid) or, when no sid is known
+    /// yet, must not be newer than the room.
+    pub async fn room_finished(
+        &self,
+        room: &str,
+        room_sid: &str,
+        room_created_ms: i64,
+        at: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE stream_sessions SET ended_at = $2, end_reason = 'room-finished', current_viewers = 0 \
+             WHERE room_name = $1 AND ended_at IS NULL \
+               AND (room_sid = $3 OR (room_sid IS NULL AND started_at <= $4))",
+        )
+        .bind(room)
+        .bind(at)
+        .bind(room_sid)
+        .bind(room_created_ms.saturating_add(2_000))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE streams SET is_live = 0, updated_at = $2 WHERE user_id = $1")
+                .bind(room)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    // --- follows --------------------------------------------------------------
+
+    pub async fn follow(&self, follower_id: &str, followee_id: &str) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (follower_id, followee_id) DO NOTHING",
+        )
+        .bind(follower_id)
+        .bind(followee_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unfollow(&self, follower_id: &str, followee_id: &str) -> DbResult<()> {
+        sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
+            .bind(follower_id)
+            .bind(followee_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn apply_patch(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    p: &StreamPatch,
+    now: i64,
+) -> DbResult<u64> {
+    // `$3` says whether to touch the description (it may be set to NULL).
+    let n = sqlx::query(
+        "UPDATE streams SET \
+           title = COALESCE($2, title), \
+           description = CASE WHEN $3 = 1 THEN $4 ELSE description END, \
+           is_chat_enabled = COALESCE($5, is_chat_enabled), \
+           is_chat_delayed = COALESCE($6, is_chat_delayed), \
+           is_chat_followers_only = COALESCE($7, is_chat_followers_only), \
+           updated_at = $8 \
+         WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(p.title.clone())
+    .bind(flag(p.description.is_some()))
+    .bind(p.description.clone().flatten())
+    .bind(p.is_chat_enabled.map(flag))
+    .bind(p.is_chat_delayed.map(flag))
+    .bind(p.is_chat_followers_only.map(flag))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// `sqlite://path` → `sqlite://path?mode=rwc` (create the file if missing),
+/// creating the parent directory.
+fn sqlite_url(url: &str) -> DbResult<String> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or("");
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
+    }
+    if url.contains("mode=") {
+        Ok(url.to_string())
+    } else if url.contains('?') {
+        Ok(format!("{url}&mode=rwc"))
+    } else {
+        Ok(format!("{url}?mode=rwc"))
+    }
+}

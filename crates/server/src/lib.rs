@@ -1,0 +1,82 @@
+//! The StreamIt backend: accounts, streams, LiveKit tokens, webhooks and
+//! stream statistics (axum + sqlx). The binary is `streamit-server`.
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod webhook;
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+pub use config::Config;
+
+/// Runs the HTTP service until SIGINT/SIGTERM. Prints exactly one line to
+/// stdout once migrations are applied and the socket is bound:
+/// `STREAMIT_SERVER_LISTENING http://<ip>:<port>`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.using_dev_keys {
+        tracing::warn!(
+            "LIVEKIT_API_KEY/LIVEKIT_API_SECRET are not set: using LiveKit's PUBLIC development key pair \
+             (devkey). Anyone can mint tokens for this server's rooms. Set both for any real deployment."
+        );
+    }
+    tracing::info!(config = ?config, "starting streamit-server");
+    let db = db::Db::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                config::redact_url(&config.database_url)
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = app::AppState::new(db.clone(), config);
+    let router = app::router(state);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "STREAMIT_SERVER_LISTENING http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, "listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

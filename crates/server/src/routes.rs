@@ -1,0 +1,498 @@
+//! The endpoint handlers (paths and shapes: ARCHITECTURE.md's contract table).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use streamit_api::*;
+
+use crate::app::{
+    ApiJson, AppState, valid_description, valid_name, valid_password, valid_title, valid_username,
+};
+use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser};
+use crate::db::{DbError, StreamPatch, UserRow, new_id, now_ms};
+use crate::error::{AppError, AppResult, ok};
+
+fn too_many(retry: std::time::Duration) -> AppError {
+    AppError::TooManyRequests {
+        message: "Too many login attempts; try again later".into(),
+        retry_after_secs: retry.as_secs(),
+    }
+}
+
+async fn issue_session(state: &AppState, user: &UserRow) -> AppResult<AuthResponse> {
+    let (token, hash) = auth::new_session_token();
+    let now = now_ms();
+    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    let expires_at = now.saturating_add(ttl);
+    state
+        .db
+        .insert_auth_session(&hash, &user.id, now, expires_at)
+        .await?;
+    Ok(AuthResponse {
+        token,
+        expires_at,
+        user: user.to_api(),
+    })
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))
+}
+
+pub async fn health(State(state): State<AppState>) -> AppResult<Response> {
+    state.db.ping().await?;
+    Ok(ok(
+        StatusCode::OK,
+        Health {
+            status: "ok".into(),
+        },
+    ))
+}
+
+// --- accounts -------------------------------------------------------------------
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> AppResult<Response> {
+    let username = valid_username(&req.username)?;
+    valid_password(&req.password)?;
+    let display_name = match &req.display_name {
+        Some(d) => valid_name("displayName", d)?,
+        None => username.clone(),
+    };
+    let role = match req.role.unwrap_or(Role::Viewer) {
+        Role::Admin => {
+            return Err(AppError::forbidden(
+                "Admin accounts are created with the server's CLI",
+            ));
+        }
+        r => r,
+    };
+    let password = req.password;
+    let password_hash = blocking(move || auth::hash_password(&password)).await??;
+    let user = UserRow {
+        id: new_id(),
+        username,
+        display_name,
+        password_hash,
+        role,
+        // Viewers need no approval; creators wait for an admin.
+        is_approved: role == Role::Viewer,
+        created_at: now_ms(),
+    };
+    match state.db.insert_user(&user).await {
+        Ok(()) => {}
+        Err(DbError::Conflict) => return Err(AppError::Conflict("Username is taken".into())),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user_id = %user.id, username = %user.username, role = %user.role, "registered");
+    let resp = issue_session(&state, &user).await?;
+    Ok(ok(StatusCode::CREATED, resp))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> AppResult<Response> {
+    // Per IP: every attempt counts. Per account: failures count.
+    state
+        .login_ip_limiter
+        .hit(&ip.to_string())
+        .map_err(too_many)?;
+    let username = req.username.trim().to_ascii_lowercase();
+    if username.len() > 256 || req.password.len() > 4096 {
+        return Err(AppError::Unauthorized(
+            "Invalid username or password".into(),
+        ));
+    }
+    state
+        .login_account_limiter
+        .over(&username)
+        .map_err(too_many)?;
+    let user = state.db.user_by_username(&username).await?;
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => auth::dummy_hash().to_string(),
+    };
+    let password = req.password;
+    let good = blocking(move || auth::verify_password(&password, &hash)).await?;
+    match user {
+        Some(u) if good => {
+            state.login_account_limiter.reset(&username);
+            Ok(ok(StatusCode::OK, issue_session(&state, &u).await?))
+        }
+        _ => {
+            let _ = state.login_account_limiter.hit(&username);
+            tracing::info!(%ip, "failed login");
+            Err(AppError::Unauthorized(
+                "Invalid username or password".into(),
+            ))
+        }
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
+    state.db.delete_auth_session(&auth.token_hash).await?;
+    Ok(ok(
+        StatusCode::OK,
+        Message {
+            message: "Logged out".into(),
+        },
+    ))
+}
+
+pub async fn me(auth: AuthUser) -> AppResult<Response> {
+    Ok(ok(StatusCode::OK, auth.user.to_api()))
+}
+
+async fn followee(state: &AppState, username: &str) -> AppResult<UserRow> {
+    let name = username.trim().to_ascii_lowercase();
+    match state.db.user_by_username(&name).await? {
+        Some(u) if u.role != Role::Viewer => Ok(u),
+        Some(_) => Err(AppError::unprocessable("Only creators can be followed")),
+        None => Err(AppError::not_found("User not found")),
+    }
+}
+
+pub async fn follow(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(username): Path<String>,
+) -> AppResult<Response> {
+    let target = followee(&state, &username).await?;
+    if target.id == auth.user.id {
+        return Err(AppError::unprocessable("You cannot follow yourself"));
+    }
+    state.db.follow(&auth.user.id, &target.id).await?;
+    Ok(ok(
+        StatusCode::OK,
+        FollowResponse {
+            username: target.username,
+            following: true,
+        },
+    ))
+}
+
+pub async fn unfollow(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(username): Path<String>,
+) -> AppResult<Response> {
+    let name = username.trim().to_ascii_lowercase();
+    let target = state
+        .db
+        .user_by_username(&name)
+        .await?
+        .ok_or_else(|| AppError::not_found("User not found"))?;
+    state.db.unfollow(&auth.user.id, &target.id).await?;
+    Ok(ok(
+        StatusCode::OK,
+        FollowResponse {
+            username: target.username,
+            following: false,
+        },
+    ))
+}
+
+pub async fn admin_approve(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(username): Path<String>,
+) -> AppResult<Response> {
+    if auth.user.role != Role::Admin {
+        return Err(AppError::forbidden("Only admins can approve creators"));
+    }
+    let name = username.trim().to_ascii_lowercase();
+    let user = state
+        .db
+        .set_role(&name, None, Some(true))
+        .await?
+        .ok_or_else(|| AppError::not_found("User not found"))?;
+    tracing::info!(admin = %auth.user.username, approved = %user.username, "creator approved");
+    Ok(ok(StatusCode::OK, user.to_api()))
+}
+
+// --- creator: stream ------------------------------------------------------------
+
+fn chat_patch(
+    enabled: Option<bool>,
+    delayed: Option<bool>,
+    followers_only: Option<bool>,
+) -> StreamPatch {
+    StreamPatch {
+        is_chat_enabled: enabled,
+        is_chat_delayed: delayed,
+        is_chat_followers_only: followers_only,
+        ..Default::default()
+    }
+}
+
+pub async fn setup_stream(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+    ApiJson(req): ApiJson<SetupStreamRequest>,
+) -> AppResult<Response> {
+    let title = valid_title(&req.title)?;
+    let description = req
+        .description
+        .as_deref()
+        .map(valid_description)
+        .transpose()?;
+    let patch = StreamPatch {
+        title: Some(title.clone()),
+        description,
+        ..chat_patch(
+            req.is_chat_enabled,
+            req.is_chat_delayed,
+            req.is_chat_followers_only,
+        )
+    };
+    let (stream, created) = state.db.upsert_stream(&user.id, &title, &patch).await?;
+    Ok(ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        stream,
+    ))
+}
+
+pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> AppResult<Response> {
+    // Mint first: if that fails nothing is written.
+    let token = state.livekit_token(&user.id, &user.id, &user.display_name, true)?;
+    let (stream, session_id) = state
+        .db
+        .go_live(&user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream set up; call /api/stream/setup first"))?;
+    tracing::info!(user_id = %user.id, %session_id, "went live");
+    Ok(ok(
+        StatusCode::OK,
+        GoLiveResponse {
+            token,
+            ws_url: state.config.livekit_ws_url.clone(),
+            room_id: user.id.clone(),
+            stream,
+            session_id,
+        },
+    ))
+}
+
+pub async fn end_stream(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+) -> AppResult<Response> {
+    match state.db.end_stream(&user.id).await? {
+        None => Err(AppError::not_found("No stream set up")),
+        Some(None) => Err(AppError::not_found("This stream was never live")),
+        Some(Some(session)) => {
+            tracing::info!(user_id = %user.id, session_id = %session.id, "stream ended");
+            Ok(ok(StatusCode::OK, session))
+        }
+    }
+}
+
+pub async fn get_info(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+) -> AppResult<Response> {
+    let stream = state
+        .db
+        .stream_by_user_id(&user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream set up"))?;
+    Ok(ok(StatusCode::OK, stream))
+}
+
+pub async fn put_info(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+    ApiJson(req): ApiJson<UpdateStreamInfoRequest>,
+) -> AppResult<Response> {
+    if req.title.is_none() && req.description.is_none() {
+        return Err(AppError::unprocessable(
+            "Nothing to update: send title and/or description",
+        ));
+    }
+    let patch = StreamPatch {
+        title: req.title.as_deref().map(valid_title).transpose()?,
+        description: req
+            .description
+            .as_deref()
+            .map(valid_description)
+            .transpose()?,
+        ..Default::default()
+    };
+    let stream = state
+        .db
+        .patch_stream(&user.id, &patch)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream set up"))?;
+    Ok(ok(StatusCode::OK, stream))
+}
+
+pub async fn chat_settings(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+    ApiJson(req): ApiJson<ChatSettingsRequest>,
+) -> AppResult<Response> {
+    let patch = chat_patch(
+        req.is_chat_enabled,
+        req.is_chat_delayed,
+        req.is_chat_followers_only,
+    );
+    let stream = state
+        .db
+        .patch_stream(&user.id, &patch)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream set up"))?;
+    Ok(ok(StatusCode::OK, stream))
+}
+
+async fn my_stream_id(state: &AppState, user: &UserRow) -> AppResult<String> {
+    Ok(state
+        .db
+        .stream_by_user_id(&user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream set up"))?
+        .id)
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+) -> AppResult<Response> {
+    let stream_id = my_stream_id(&state, &user).await?;
+    Ok(ok(
+        StatusCode::OK,
+        state.db.sessions(&stream_id, 100).await?,
+    ))
+}
+
+pub async fn latest_session(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+) -> AppResult<Response> {
+    let stream_id = my_stream_id(&state, &user).await?;
+    let s = state
+        .db
+        .latest_session(&stream_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No stream session yet"))?;
+    Ok(ok(StatusCode::OK, s))
+}
+
+pub async fn get_session(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let stream_id = my_stream_id(&state, &user).await?;
+    let s = state
+        .db
+        .session(&stream_id, &id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Session not found"))?;
+    Ok(ok(StatusCode::OK, s))
+}
+
+/// The studio's own counts. Chat messages come only from here: LiveKit's
+/// webhooks do not report data packets, and the studio is in the room for
+/// the whole session. Viewer counts are *not* accepted from the studio: the
+/// webhook count is LiveKit's own and cannot be inflated by a client.
+pub async fn report_stats(
+    State(state): State<AppState>,
+    Creator(user): Creator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SessionStatsReport>,
+) -> AppResult<Response> {
+    if !(0..=1_000_000_000).contains(&req.chat_messages) {
+        return Err(AppError::unprocessable(
+            "chatMessages must be between 0 and 1000000000",
+        ));
+    }
+    let stream_id = my_stream_id(&state, &user).await?;
+    let s = state
+        .db
+        .report_chat_messages(&stream_id, &id, req.chat_messages)
+        .await?
+        .ok_or_else(|| AppError::not_found("Session not found"))?;
+    Ok(ok(StatusCode::OK, s))
+}
+
+// --- viewers --------------------------------------------------------------------
+
+pub async fn stream_by_username(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> AppResult<Response> {
+    let name = username.trim().to_ascii_lowercase();
+    let stream = state
+        .db
+        .stream_by_username(&name)
+        .await?
+        .ok_or_else(|| AppError::not_found("Stream not found"))?;
+    Ok(ok(StatusCode::OK, stream))
+}
+
+pub async fn viewer_token(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiJson(req): ApiJson<ViewerTokenRequest>,
+) -> AppResult<Response> {
+    let host_id = req.host_id.trim();
+    if host_id.is_empty() || host_id.len() > 64 {
+        return Err(AppError::unprocessable("hostId must be a user id"));
+    }
+    let (identity, name) = match &user {
+        Some(u) => {
+            if req.guest_name.is_some() {
+                return Err(AppError::unprocessable("guestName is only for guests"));
+            }
+            // The creator's identity in the room is their user id; a viewer
+            // token with the same identity would kick the broadcast.
+            if u.id == host_id {
+                return Err(AppError::Conflict(
+                    "You cannot watch your own stream with a viewer token".into(),
+                ));
+            }
+            (u.id.clone(), u.display_name.clone())
+        }
+        None => {
+            let name = match &req.guest_name {
+                Some(n) => valid_name("guestName", n)?,
+                None => "Guest".to_string(),
+            };
+            (format!("guest-{}", new_id()), name)
+        }
+    };
+    if !state.db.stream_exists_for_host(host_id).await? {
+        return Err(AppError::not_found("Stream not found"));
+    }
+    let token = state.livekit_token(host_id, &identity, &name, false)?;
+    Ok(ok(
+        StatusCode::OK,
+        ViewerTokenResponse {
+            token,
+            ws_url: state.config.livekit_ws_url.clone(),
+            identity,
+            name,
+        },
+    ))
+}
+
+pub async fn live(State(state): State<AppState>) -> AppResult<Response> {
+    Ok(ok(StatusCode::OK, state.db.live_streams().await?))
+}
+
+pub async fn following(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
+    Ok(ok(
+        StatusCode::OK,
+        state.db.following_live(&auth.user.id).await?,
+    ))
+}

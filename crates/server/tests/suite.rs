@@ -1,0 +1,868 @@
+//! The backend's HTTP contract, end to end: the real `streamit-server` binary on
+//! loopback with a real database. Every scenario runs on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Database, LK_KEY, LK_SECRET, Server, error_message, raw, status};
+use livekit_api::access_token::{Claims, TokenVerifier};
+use reqwest::Method;
+use serde_json::json;
+use streamit_api::*;
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn verify(token: &str) -> Claims {
+    TokenVerifier::with_api_key(LK_KEY, LK_SECRET)
+        .verify(token)
+        .expect("token verifies with the LiveKit key")
+}
+
+// --- scenarios ----------------------------------------------------------------------
+
+async fn accounts(db: Database) {
+    let srv = Server::start(db);
+    let api = srv.client();
+    let http = srv.http();
+    let url = |p: &str| format!("{}{p}", srv.url);
+
+    // health
+    let (st, body) = raw(&http, Method::GET, &url("/api/health"), None, None, None).await;
+    assert_eq!(
+        (st, body),
+        (200, json!({"success": true, "data": {"status": "ok"}}))
+    );
+
+    // register: viewer (default role), approved; names normalised
+    let reg = api
+        .register(&RegisterRequest {
+            username: "  Vera_1 ".into(),
+            password: "vera-password".into(),
+            display_name: None,
+            role: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reg.user.username, "vera_1");
+    assert_eq!(reg.user.display_name, "vera_1");
+    assert_eq!(reg.user.role, Role::Viewer);
+    assert!(reg.user.is_approved);
+    assert_eq!(reg.token.len(), 43);
+    let ttl_ms = reg.expires_at - reg.user.created_at;
+    assert!(
+        (30 * 86_400_000 - 5_000..=30 * 86_400_000 + 5_000).contains(&ttl_ms),
+        "{ttl_ms}"
+    );
+
+    // duplicate (case-insensitive) → 409
+    let dup = api
+        .register(&RegisterRequest {
+            username: "VERA_1".into(),
+            password: "another-pass".into(),
+            display_name: None,
+            role: None,
+        })
+        .await;
+    assert_eq!(status(dup), 409);
+
+    // validation → 422, admin self-registration → 403
+    for (body, code) in [
+        (json!({"username": "ab", "password": "long-enough"}), 422),
+        (
+            json!({"username": "bad name", "password": "long-enough"}),
+            422,
+        ),
+        (json!({"username": "okname", "password": "short"}), 422),
+        (
+            json!({"username": "okname", "password": "long-enough", "displayName": "n".repeat(65)}),
+            422,
+        ),
+        (
+            json!({"username": "okname", "password": "long-enough", "displayName": "   "}),
+            422,
+        ),
+        (
+            json!({"username": "okname", "password": "long-enough", "role": "admin"}),
+            403,
+        ),
+        (
+            json!({"username": "okname", "password": "long-enough", "role": "superuser"}),
+            422,
+        ),
+        (
+            json!({"username": "okname", "password": "long-enough", "isAdmin": true}),
+            422,
+        ),
+        (json!({"username": "okname", "password": 12345678}), 422),
+        (json!({"username": "okname"}), 422),
+    ] {
+        let (st, v) = raw(
+            &http,
+            Method::POST,
+            &url("/api/auth/register"),
+            None,
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(st, code, "{body} → {v}");
+        let msg = error_message(&v);
+        assert!(
+            !msg.contains("12345678") && !msg.contains("long-enough"),
+            "error echoes the password: {msg}"
+        );
+    }
+    // none of those wrote anything
+    assert_eq!(
+        status(
+            api.login(&LoginRequest {
+                username: "okname".into(),
+                password: "long-enough".into()
+            })
+            .await
+        ),
+        401
+    );
+
+    // malformed JSON 400, not JSON 415, too large 413
+    let (st, v) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/register"),
+        None,
+        Some("application/json"),
+        Some(b"{\"username\":".to_vec()),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    error_message(&v);
+    let (st, v) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/register"),
+        None,
+        Some("text/plain"),
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(st, 415, "{v}");
+    error_message(&v);
+    let big = json!({"username": "bigbody", "password": "x".repeat(100 * 1024)}).to_string();
+    let (st, v) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/register"),
+        None,
+        Some("application/json"),
+        Some(big.into_bytes()),
+    )
+    .await;
+    assert_eq!(st, 413, "{v}");
+    error_message(&v);
+
+    // login: good, wrong password and unknown user give the same 401
+    let login = api
+        .login(&LoginRequest {
+            username: "VERA_1".into(),
+            password: "vera-password".into(),
+        })
+        .await
+        .unwrap();
+    assert_ne!(login.token, reg.token);
+    let (st1, v1) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/login"),
+        None,
+        Some("application/json"),
+        Some(
+            json!({"username": "vera_1", "password": "wrong-password"})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
+    let (st2, v2) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/login"),
+        None,
+        Some("application/json"),
+        Some(
+            json!({"username": "nobody_here", "password": "wrong-password"})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!((st1, st2), (401, 401));
+    assert_eq!(error_message(&v1), error_message(&v2));
+
+    // me with either session, logout revokes only that one
+    let a = srv.client().with_token(reg.token.clone());
+    let b = srv.client().with_token(login.token.clone());
+    assert_eq!(a.me().await.unwrap().id, reg.user.id);
+    assert_eq!(b.me().await.unwrap().username, "vera_1");
+    assert_eq!(a.logout().await.unwrap().message, "Logged out");
+    assert_eq!(status(a.me().await), 401);
+    assert_eq!(status(a.logout().await), 401);
+    assert_eq!(b.me().await.unwrap().id, reg.user.id);
+
+    // missing, malformed, unknown bearer → 401 envelope with WWW-Authenticate
+    assert_eq!(status(srv.client().me().await), 401);
+    assert_eq!(
+        status(srv.client().with_token("not-a-token").me().await),
+        401
+    );
+    let resp = http
+        .get(url("/api/auth/me"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        resp.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+
+    // only the SHA-256 of a session token is stored
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&srv.database_url).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM auth_sessions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the logged-out session is deleted");
+    assert_ne!(rows[0].0, login.token);
+    assert_eq!(rows[0].0.len(), 64);
+    let hashes: Vec<(String,)> = sqlx::query_as("SELECT password_hash FROM users")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        hashes.iter().all(|(h,)| h.starts_with("$argon2id$")),
+        "{hashes:?}"
+    );
+    pool.close().await;
+
+    // unknown path and method → envelopes
+    let (st, v) = raw(&http, Method::GET, &url("/api/nope"), None, None, None).await;
+    assert_eq!(st, 404);
+    error_message(&v);
+    let (st, v) = raw(&http, Method::DELETE, &url("/api/health"), None, None, None).await;
+    assert_eq!(st, 405);
+    error_message(&v);
+
+    // the stdout contract: nothing after the ready line
+    let rest = srv.stop();
+    assert!(rest.is_empty(), "stdout after the ready line: {rest:?}");
+}
+
+async fn roles_and_approval(db: Database) {
+    let srv = Server::start(db);
+    let (viewer, _) = srv.account("viewer1", Role::Viewer, false).await;
+    let (creator, c_auth) = srv.account("creator1", Role::Creator, false).await;
+    assert!(!c_auth.user.is_approved);
+    let setup = SetupStreamRequest {
+        title: "First".into(),
+        ..Default::default()
+    };
+
+    // a viewer may not stream; an unapproved creator neither
+    assert_eq!(status(viewer.setup_stream(&setup).await), 403);
+    assert_eq!(status(viewer.go_live().await), 403);
+    let e = creator.setup_stream(&setup).await.unwrap_err();
+    assert_eq!(e.status(), Some(403));
+    assert!(e.to_string().contains("not approved"), "{e}");
+    assert_eq!(status(creator.go_live().await), 403);
+    assert_eq!(status(creator.stream_info().await), 403);
+    assert_eq!(status(srv.client().setup_stream(&setup).await), 401);
+
+    // admin endpoint: only admins
+    assert_eq!(status(viewer.approve_user("creator1").await), 403);
+    let out = srv.cli_ok(&["user", "set-role", "viewer1", "admin"]);
+    let u: User = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(u.role, Role::Admin);
+    let approved = viewer.approve_user("CREATOR1").await.unwrap();
+    assert!(approved.is_approved);
+    assert_eq!(status(viewer.approve_user("ghost").await), 404);
+    assert_eq!(creator.setup_stream(&setup).await.unwrap().title, "First");
+
+    // CLI: revoke, approve, unknown user, bad role
+    srv.cli_ok(&["user", "revoke", "creator1"]);
+    assert_eq!(status(creator.go_live().await), 403);
+    let out = srv.cli_ok(&["user", "approve", "creator1"]);
+    assert!(out.contains("\"isApproved\":true"), "{out}");
+    assert!(creator.go_live().await.is_ok());
+    assert!(!srv.cli(&["user", "approve", "ghost"]).status.success());
+    assert!(
+        !srv.cli(&["user", "set-role", "creator1", "emperor"])
+            .status
+            .success()
+    );
+    let list = srv.cli_ok(&["user", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(!list.contains("argon2"), "user list leaks hashes: {list}");
+}
+
+async fn streams(db: Database) {
+    let srv = Server::start_with(db, &[("LIVEKIT_WS_URL", "ws://lk.test:7880")]);
+    let (alice, a_auth) = srv.account("alice", Role::Creator, true).await;
+    let (bob, b_auth) = srv.account("bob", Role::Viewer, false).await;
+    let http = srv.http();
+    let url = |p: &str| format!("{}{p}", srv.url);
+    let alice_id = a_auth.user.id.clone();
+
+    assert_eq!(status(alice.stream_info().await), 404);
+    assert_eq!(status(alice.go_live().await), 404);
+    assert_eq!(status(alice.end_stream().await), 404);
+    assert_eq!(
+        status(
+            alice
+                .update_stream_info(&UpdateStreamInfoRequest {
+                    title: Some("x".into()),
+                    ..Default::default()
+                })
+                .await
+        ),
+        404
+    );
+
+    // setup: 201 on create with defaults, 200 on update keeping omitted settings
+    let (st, v) = raw(
+        &http,
+        Method::POST,
+        &url("/api/stream/setup"),
+        Some(&a_auth.token),
+        Some("application/json"),
+        Some(
+            json!({"title": "  My first stream ", "description": "hello", "isChatDelayed": true})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["success"], true);
+    let d = &v["data"];
+    assert_eq!(d["title"], "My first stream");
+    assert_eq!(d["description"], "hello");
+    assert_eq!(
+        (
+            d["isLive"].clone(),
+            d["isChatEnabled"].clone(),
+            d["isChatDelayed"].clone(),
+            d["isChatFollowersOnly"].clone()
+        ),
+        (json!(false), json!(true), json!(true), json!(false))
+    );
+    assert_eq!(d["userId"], alice_id.as_str());
+    assert_eq!(d["user"]["username"], "alice");
+    let s = alice
+        .setup_stream(&SetupStreamRequest {
+            title: "Renamed".into(),
+            is_chat_followers_only: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.title.as_str(),
+            s.description.as_deref(),
+            s.is_chat_delayed,
+            s.is_chat_followers_only
+        ),
+        ("Renamed", Some("hello"), true, true)
+    );
+
+    // validation: nothing written on a bad body
+    for body in [
+        json!({"title": ""}),
+        json!({"title": "t".repeat(141)}),
+        json!({"title": "ok", "description": "d".repeat(5001)}),
+        json!({"title": "ok", "isChatEnabled": "yes"}),
+        json!({"title": "ok", "streamKey": "x"}),
+        json!({"title": "line\nbreak"}),
+    ] {
+        let (st, v) = raw(
+            &http,
+            Method::POST,
+            &url("/api/stream/setup"),
+            Some(&a_auth.token),
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(st, 422, "{body} → {v}");
+        error_message(&v);
+    }
+    let title140 = "é".repeat(140);
+    assert_eq!(
+        alice
+            .setup_stream(&SetupStreamRequest {
+                title: title140.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .title,
+        title140
+    );
+    let info = alice.stream_info().await.unwrap();
+    assert_eq!(
+        (
+            info.title.as_str(),
+            info.description.as_deref(),
+            info.is_chat_followers_only
+        ),
+        (title140.as_str(), Some("hello"), true)
+    );
+
+    // go live: the publish token
+    let before = now_secs();
+    let live = alice.go_live().await.unwrap();
+    assert_eq!(live.ws_url, "ws://lk.test:7880");
+    assert_eq!(live.room_id, alice_id);
+    assert!(live.stream.is_live);
+    let c = verify(&live.token);
+    assert_eq!(c.sub, alice_id);
+    assert_eq!(c.name, "alice display");
+    assert_eq!(c.iss, LK_KEY);
+    assert!(c.video.room_join);
+    assert_eq!(c.video.room, alice_id);
+    assert_eq!(
+        (
+            c.video.can_publish,
+            c.video.can_publish_data,
+            c.video.can_subscribe
+        ),
+        (Some(true), Some(true), Some(true))
+    );
+    assert!(
+        !c.video.room_admin
+            && !c.video.room_create
+            && !c.video.room_list
+            && !c.video.room_record
+            && !c.video.hidden
+    );
+    let ttl = c.exp as i64 - before;
+    assert!((86_400 - 5..=86_400 + 5).contains(&ttl), "TTL {ttl}s");
+    // go-live again keeps the open session
+    let again = alice.go_live().await.unwrap();
+    assert_eq!(again.session_id, live.session_id);
+    assert_ne!(again.token, "");
+
+    // edits while live
+    let s = alice
+        .update_stream_info(&UpdateStreamInfoRequest {
+            title: Some("Live now".into()),
+            description: Some("".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.title.as_str(), s.description.as_deref(), s.is_live),
+        ("Live now", None, true)
+    );
+    assert_eq!(
+        status(
+            alice
+                .update_stream_info(&UpdateStreamInfoRequest::default())
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            alice
+                .update_stream_info(&UpdateStreamInfoRequest {
+                    title: Some("t".repeat(141)),
+                    description: Some("kept?".into())
+                })
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        alice.stream_info().await.unwrap().description,
+        None,
+        "a rejected edit wrote nothing"
+    );
+    let s = alice
+        .update_chat_settings(&ChatSettingsRequest {
+            is_chat_enabled: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.is_chat_enabled,
+            s.is_chat_delayed,
+            s.is_chat_followers_only
+        ),
+        (false, true, true)
+    );
+    let (st, _) = raw(
+        &http,
+        Method::PUT,
+        &url("/api/stream/chat-settings"),
+        Some(&a_auth.token),
+        Some("application/json"),
+        Some(br#"{"isChatEnabled":1}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(st, 422);
+
+    // viewer endpoints
+    let public = srv.client();
+    let s = public.stream_by_username("ALICE").await.unwrap();
+    assert_eq!(
+        (s.user_id.as_str(), s.is_live, s.title.as_str()),
+        (alice_id.as_str(), true, "Live now")
+    );
+    assert_eq!(status(public.stream_by_username("bob").await), 404);
+    assert_eq!(status(public.stream_by_username("nobody").await), 404);
+    let live_list = public.live_streams().await.unwrap();
+    assert_eq!(live_list.len(), 1);
+    assert_eq!(live_list[0].user.username, "alice");
+
+    // guest token
+    let g = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: alice_id.clone(),
+            guest_name: Some(" Guesty ".into()),
+        })
+        .await
+        .unwrap();
+    assert!(g.identity.starts_with("guest-"), "{}", g.identity);
+    assert_eq!(g.name, "Guesty");
+    assert_eq!(g.ws_url, "ws://lk.test:7880");
+    let c = verify(&g.token);
+    assert_eq!(
+        (c.sub.as_str(), c.name.as_str(), c.video.room.as_str()),
+        (g.identity.as_str(), "Guesty", alice_id.as_str())
+    );
+    assert!(c.video.room_join);
+    assert_eq!(
+        (
+            c.video.can_publish,
+            c.video.can_publish_data,
+            c.video.can_subscribe
+        ),
+        (Some(false), Some(true), Some(true))
+    );
+    let ttl = c.exp as i64 - now_secs();
+    assert!((86_400 - 10..=86_400 + 5).contains(&ttl), "TTL {ttl}s");
+    let g2 = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: alice_id.clone(),
+            guest_name: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(g2.name, "Guest");
+    assert_ne!(g2.identity, g.identity);
+    // authenticated viewer token
+    let v = bob
+        .viewer_token(&ViewerTokenRequest {
+            host_id: alice_id.clone(),
+            guest_name: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.identity.as_str(), v.name.as_str()),
+        (b_auth.user.id.as_str(), "bob display")
+    );
+    let c = verify(&v.token);
+    assert_eq!(c.sub, b_auth.user.id);
+    assert_eq!(
+        (
+            c.video.can_publish,
+            c.video.can_publish_data,
+            c.video.can_subscribe
+        ),
+        (Some(false), Some(true), Some(true))
+    );
+    // failures
+    assert_eq!(
+        status(
+            bob.viewer_token(&ViewerTokenRequest {
+                host_id: alice_id.clone(),
+                guest_name: Some("x".into())
+            })
+            .await
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            alice
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: alice_id.clone(),
+                    guest_name: None
+                })
+                .await
+        ),
+        409
+    );
+    assert_eq!(
+        status(
+            public
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: "no-such-host".into(),
+                    guest_name: None
+                })
+                .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            public
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: b_auth.user.id.clone(),
+                    guest_name: None
+                })
+                .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            public
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: alice_id.clone(),
+                    guest_name: Some("n".repeat(65))
+                })
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            public
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: "".into(),
+                    guest_name: None
+                })
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            srv.client()
+                .with_token("forged")
+                .viewer_token(&ViewerTokenRequest {
+                    host_id: alice_id.clone(),
+                    guest_name: None
+                })
+                .await
+        ),
+        401
+    );
+    let (st, _) = raw(
+        &http,
+        Method::POST,
+        &url("/api/viewer/token"),
+        None,
+        Some("application/json"),
+        Some(br#"{"guestName":"x"}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(st, 422);
+
+    // the studio's chat count: monotonic, own sessions only
+    let s = alice
+        .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: 7 })
+        .await
+        .unwrap();
+    assert_eq!(s.chat_messages, 7);
+    let s = alice
+        .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: 3 })
+        .await
+        .unwrap();
+    assert_eq!(s.chat_messages, 7);
+    assert_eq!(
+        status(
+            alice
+                .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: -1 })
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            alice
+                .report_session_stats("nope", &SessionStatsReport { chat_messages: 1 })
+                .await
+        ),
+        404
+    );
+
+    // end stream → summary
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let sum = alice.end_stream().await.unwrap();
+    assert_eq!(sum.id, live.session_id);
+    assert!(sum.ended_at.is_some());
+    assert_eq!(sum.end_reason.as_deref(), Some("end-stream"));
+    assert!(sum.duration_secs >= 1, "{sum:?}");
+    assert_eq!(
+        (sum.peak_viewers, sum.current_viewers, sum.chat_messages),
+        (0, 0, 7)
+    );
+    assert!(!alice.stream_info().await.unwrap().is_live);
+    assert!(public.live_streams().await.unwrap().is_empty());
+    assert_eq!(alice.latest_session().await.unwrap(), sum);
+    assert_eq!(alice.session(&sum.id).await.unwrap(), sum);
+    // ending again is idempotent: same summary
+    assert_eq!(alice.end_stream().await.unwrap(), sum);
+    // a second broadcast is a new session
+    let live2 = alice.go_live().await.unwrap();
+    assert_ne!(live2.session_id, live.session_id);
+    let sessions = alice.sessions().await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0].id, live2.session_id);
+    assert!(sessions[0].ended_at.is_none());
+
+    // another creator cannot see alice's sessions
+    let (carol, _) = srv.account("carol", Role::Creator, true).await;
+    carol
+        .setup_stream(&SetupStreamRequest {
+            title: "Carol".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(status(carol.session(&live.session_id).await), 404);
+    assert_eq!(status(carol.latest_session().await), 404);
+    assert_eq!(status(carol.end_stream().await), 404);
+}
+
+async fn follows(db: Database) {
+    let srv = Server::start(db);
+    let (alice, a) = srv.account("alice", Role::Creator, true).await;
+    let (carol, _) = srv.account("carol", Role::Creator, true).await;
+    let (bob, _) = srv.account("bob", Role::Viewer, false).await;
+    alice
+        .setup_stream(&SetupStreamRequest {
+            title: "A".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    carol
+        .setup_stream(&SetupStreamRequest {
+            title: "C".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(status(srv.client().follow("alice").await), 401);
+    assert_eq!(status(srv.client().following_live().await), 401);
+    assert_eq!(status(bob.follow("ghost").await), 404);
+    assert_eq!(
+        status(alice.follow("bob").await),
+        422,
+        "viewers cannot be followed"
+    );
+    assert_eq!(status(alice.follow("alice").await), 422);
+
+    let f = bob.follow("Alice").await.unwrap();
+    assert_eq!((f.username.as_str(), f.following), ("alice", true));
+    assert!(
+        bob.follow("alice").await.unwrap().following,
+        "follow is idempotent"
+    );
+    assert!(
+        bob.following_live().await.unwrap().is_empty(),
+        "alice is offline"
+    );
+    alice.go_live().await.unwrap();
+    carol.go_live().await.unwrap();
+    let list = bob.following_live().await.unwrap();
+    assert_eq!(list.len(), 1, "only followed creators: {list:?}");
+    assert_eq!(list[0].user_id, a.user.id);
+    assert_eq!(srv.client().live_streams().await.unwrap().len(), 2);
+    let f = bob.unfollow("alice").await.unwrap();
+    assert!(!f.following);
+    assert!(bob.following_live().await.unwrap().is_empty());
+    assert!(!bob.unfollow("alice").await.unwrap().following);
+    assert_eq!(status(bob.unfollow("ghost").await), 404);
+}
+
+async fn openapi(db: Database) {
+    let srv = Server::start(db);
+    let (st, v) = raw(
+        &srv.http(),
+        Method::GET,
+        &format!("{}/api/openapi.json", srv.url),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(v["openapi"].as_str().unwrap_or("").starts_with("3."), "{v}");
+    let schemas = &v["components"]["schemas"];
+    for name in [
+        "Stream",
+        "GoLiveResponse",
+        "ViewerTokenRequest",
+        "StreamSession",
+        "RegisterRequest",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    assert!(schemas["Stream"]["properties"]["isLive"].is_object());
+    let paths = v["paths"].as_object().expect("paths");
+    for p in [
+        "/api/stream/go-live",
+        "/api/viewer/token",
+        "/api/viewer/live",
+        "/api/livekit/webhook",
+        "/api/auth/login",
+    ] {
+        assert!(paths.contains_key(p), "path {p} missing");
+    }
+}
+
+// --- SQLite -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn accounts_sqlite() {
+    accounts(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn roles_and_approval_sqlite() {
+    roles_and_approval(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn streams_sqlite() {
+    streams(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn follows_sqlite() {
+    follows(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn openapi_sqlite() {
+    openapi(Database::sqlite()).await;
+}
