@@ -22,7 +22,8 @@ pub fn random_id(prefix: &str) -> String {
     s
 }
 
-fn packet(identity: &str, value: proto::data_packet::Value) -> proto::DataPacket {
+/// A reliable `DataPacket` from `identity` carrying `value`.
+pub fn packet(identity: &str, value: proto::data_packet::Value) -> proto::DataPacket {
     #[allow(deprecated)]
     proto::DataPacket {
         kind: proto::data_packet::Kind::Reliable as i32,
@@ -41,6 +42,20 @@ pub fn encode_text_stream(
     stream_id: &str,
     timestamp_ms: i64,
 ) -> Vec<Vec<u8>> {
+    text_stream_packets(identity, topic, text, stream_id, timestamp_ms)
+        .iter()
+        .map(Message::encode_to_vec)
+        .collect()
+}
+
+/// The `DataPacket`s of a text stream: header, chunks, trailer.
+pub fn text_stream_packets(
+    identity: &str,
+    topic: &str,
+    text: &str,
+    stream_id: &str,
+    timestamp_ms: i64,
+) -> Vec<proto::DataPacket> {
     let bytes = text.as_bytes();
     let header = data_stream::Header {
         stream_id: stream_id.to_string(),
@@ -56,8 +71,10 @@ pub fn encode_text_stream(
         )),
         ..Default::default()
     };
-    let mut out =
-        vec![packet(identity, proto::data_packet::Value::StreamHeader(header)).encode_to_vec()];
+    let mut out = vec![packet(
+        identity,
+        proto::data_packet::Value::StreamHeader(header),
+    )];
     // Split on char boundaries so every chunk is valid UTF-8 on its own.
     let mut start = 0;
     let mut index = 0u64;
@@ -72,7 +89,10 @@ pub fn encode_text_stream(
             content: bytes[start..end].to_vec(),
             ..Default::default()
         };
-        out.push(packet(identity, proto::data_packet::Value::StreamChunk(chunk)).encode_to_vec());
+        out.push(packet(
+            identity,
+            proto::data_packet::Value::StreamChunk(chunk),
+        ));
         start = end;
         index += 1;
     }
@@ -80,18 +100,21 @@ pub fn encode_text_stream(
         stream_id: stream_id.to_string(),
         ..Default::default()
     };
-    out.push(packet(identity, proto::data_packet::Value::StreamTrailer(trailer)).encode_to_vec());
+    out.push(packet(
+        identity,
+        proto::data_packet::Value::StreamTrailer(trailer),
+    ));
     out
 }
 
 /// Encode a user packet.
 #[allow(deprecated)]
-pub fn encode_user_packet(
+pub fn user_packet(
     identity: &str,
     payload: &[u8],
     topic: Option<&str>,
     lossy: bool,
-) -> Vec<u8> {
+) -> proto::DataPacket {
     let user = proto::UserPacket {
         payload: payload.to_vec(),
         topic: topic.map(str::to_string),
@@ -101,7 +124,7 @@ pub fn encode_user_packet(
     if lossy {
         p.kind = proto::data_packet::Kind::Lossy as i32;
     }
-    p.encode_to_vec()
+    p
 }
 
 /// Something complete that arrived over the data channels.

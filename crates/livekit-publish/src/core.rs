@@ -108,7 +108,7 @@ pub struct Participant {
     lossy: Option<ChannelId>,
     reliable_open: bool,
     lossy_open: bool,
-    data_queue: VecDeque<(Reliability, Vec<u8>)>,
+    data_queue: VecDeque<(Reliability, proto::DataPacket)>,
     sub_candidates: Vec<Candidate>,
     tracks: Vec<LocalTrack>,
     participants: HashMap<String, RemoteParticipant>,
@@ -840,7 +840,8 @@ impl Participant {
     /// Send a chat message as an `lk.chat` text stream.
     pub fn send_chat(&mut self, text: &str, timestamp_ms: i64, now: Instant) {
         let id = chat::random_id("");
-        for p in chat::encode_text_stream(&self.identity, chat::CHAT_TOPIC, text, &id, timestamp_ms)
+        for p in
+            chat::text_stream_packets(&self.identity, chat::CHAT_TOPIC, text, &id, timestamp_ms)
         {
             self.send_data_packet(Reliability::Reliable, p);
         }
@@ -855,7 +856,7 @@ impl Participant {
         topic: Option<&str>,
         now: Instant,
     ) {
-        let p = chat::encode_user_packet(
+        let p = chat::user_packet(
             &self.identity,
             payload,
             topic,
@@ -865,7 +866,7 @@ impl Participant {
         self.drive(now);
     }
 
-    fn send_data_packet(&mut self, reliability: Reliability, p: Vec<u8>) {
+    fn send_data_packet(&mut self, reliability: Reliability, p: proto::DataPacket) {
         if self.data_queue.len() >= MAX_QUEUED_DATA {
             self.data_queue.pop_front();
         }
@@ -886,10 +887,14 @@ impl Participant {
             let Some(mut ch) = rtc.channel(id) else {
                 return;
             };
-            let Some((_, p)) = self.data_queue.pop_front() else {
+            let Some((_, mut p)) = self.data_queue.pop_front() else {
                 return;
             };
-            if let Err(e) = ch.write(true, &p) {
+            // Packets queued before the join carry no identity yet.
+            if p.participant_identity.is_empty() {
+                p.participant_identity = self.identity.clone();
+            }
+            if let Err(e) = ch.write(true, &prost::Message::encode_to_vec(&p)) {
                 self.out
                     .push_back(CoreOutput::Event(PublisherEvent::Error(format!(
                         "data send: {e}"
@@ -1236,4 +1241,490 @@ pub fn candidate_init_json(c: &Candidate, mid: &str, index: u32) -> String {
         "sdpMLineIndex": index,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core driven with no sockets: a second str0m `Rtc` plays the SFU's
+    //! publisher-side peer connection, and signal messages are fed by hand.
+    use super::*;
+
+    const ME: &str = "creator";
+    const MY_SID: &str = "PA_me";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("literal address")
+    }
+
+    fn participant(
+        identity: &str,
+        sid: &str,
+        hidden: bool,
+        state: proto::participant_info::State,
+    ) -> proto::ParticipantInfo {
+        proto::ParticipantInfo {
+            identity: identity.into(),
+            sid: sid.into(),
+            name: format!("{identity} name"),
+            state: state as i32,
+            permission: Some(proto::ParticipantPermission {
+                hidden,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn join_response(others: Vec<proto::ParticipantInfo>) -> proto::JoinResponse {
+        proto::JoinResponse {
+            participant: Some(participant(
+                ME,
+                MY_SID,
+                false,
+                proto::participant_info::State::Joined,
+            )),
+            other_participants: others,
+            ping_interval: 5,
+            ping_timeout: 15,
+            ..Default::default()
+        }
+    }
+
+    /// The core plus a fake SFU transport, on a virtual clock.
+    struct Harness {
+        core: Participant,
+        sfu: Rtc,
+        now: Instant,
+        signals: Vec<Req>,
+        events: Vec<PublisherEvent>,
+        sfu_events: Vec<Event>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let now = Instant::now();
+            let core = Participant::new(CoreConfig {
+                publisher_addr: addr("10.0.0.1:4000"),
+                subscriber_addr: addr("10.0.0.1:4001"),
+                initial_bitrate: Bitrate::from_kbps(1000),
+            });
+            let mut sfu = Rtc::builder().enable_bwe(None).build(now);
+            sfu.add_local_candidate(
+                Candidate::host(addr("10.0.0.2:5000"), "udp").expect("candidate"),
+            );
+            Self {
+                core,
+                sfu,
+                now,
+                signals: Vec::new(),
+                events: Vec::new(),
+                sfu_events: Vec::new(),
+            }
+        }
+
+        /// Move outputs both ways until nothing moves, answering offers like the SFU.
+        fn pump(&mut self, millis: u64) {
+            let end = self.now + Duration::from_millis(millis);
+            while self.now < end {
+                let mut moved = true;
+                while moved {
+                    moved = false;
+                    while let Some(o) = self.core.poll_output() {
+                        moved = true;
+                        match o {
+                            CoreOutput::Signal(Req::Offer(sd)) => {
+                                let offer =
+                                    SdpOffer::from_sdp_string(&sd.sdp).expect("offer parses");
+                                let answer =
+                                    self.sfu.sdp_api().accept_offer(offer).expect("sfu accepts");
+                                self.signals.push(Req::Offer(sd));
+                                self.core.handle_signal(
+                                    Resp::Answer(proto::SessionDescription {
+                                        r#type: "answer".into(),
+                                        sdp: answer.to_sdp_string(),
+                                        ..Default::default()
+                                    }),
+                                    self.now,
+                                );
+                            }
+                            CoreOutput::Signal(r) => self.signals.push(r),
+                            CoreOutput::Transmit(PcKind::Publisher, t) => {
+                                let input = Input::Receive(
+                                    self.now,
+                                    Receive {
+                                        proto: Protocol::Udp,
+                                        source: t.source,
+                                        destination: t.destination,
+                                        contents: (&*t.contents).try_into().expect("datagram"),
+                                    },
+                                );
+                                if self.sfu.accepts(&input) {
+                                    self.sfu.handle_input(input).expect("sfu input");
+                                }
+                            }
+                            CoreOutput::Transmit(PcKind::Subscriber, _) => {}
+                            CoreOutput::Event(e) => self.events.push(e),
+                        }
+                    }
+                    loop {
+                        match self.sfu.poll_output().expect("sfu output") {
+                            Output::Timeout(_) => break,
+                            Output::Transmit(t) => {
+                                moved = true;
+                                self.core.handle_receive(
+                                    PcKind::Publisher,
+                                    t.source,
+                                    t.destination,
+                                    &t.contents,
+                                    self.now,
+                                );
+                            }
+                            Output::Event(e) => self.sfu_events.push(e),
+                        }
+                    }
+                }
+                self.now += Duration::from_millis(5);
+                self.core.handle_timeout(self.now);
+                self.sfu
+                    .handle_input(Input::Timeout(self.now))
+                    .expect("sfu timeout");
+            }
+        }
+
+        fn offers(&self) -> Vec<String> {
+            self.signals
+                .iter()
+                .filter_map(|s| match s {
+                    Req::Offer(sd) => Some(sd.sdp.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn connected(&mut self) {
+            self.core.handle_join(&join_response(Vec::new()), self.now);
+            self.pump(1500);
+            assert!(
+                self.core.is_connected(),
+                "publisher connects to the fake SFU"
+            );
+        }
+
+        fn publish(&mut self, opts: &VideoTrackOptions) -> TrackCid {
+            let cid = self.core.publish_video(opts, self.now);
+            self.pump(10);
+            self.core.handle_signal(
+                Resp::TrackPublished(proto::TrackPublishedResponse {
+                    cid: cid.0.clone(),
+                    track: Some(proto::TrackInfo {
+                        sid: "TR_1".into(),
+                        ..Default::default()
+                    }),
+                }),
+                self.now,
+            );
+            self.pump(500);
+            cid
+        }
+    }
+
+    #[test]
+    fn first_offer_carries_reliable_and_lossy_channels_and_connects() {
+        let mut h = Harness::new();
+        h.connected();
+        let offers = h.offers();
+        assert_eq!(offers.len(), 1);
+        assert!(offers[0].contains("m=application"), "{}", offers[0]);
+        assert!(!offers[0].contains("m=video") && !offers[0].contains("m=audio"));
+        assert!(
+            offers[0].contains("10.0.0.1 4000 typ host"),
+            "own host candidate is in the offer"
+        );
+        assert!(
+            h.events
+                .contains(&PublisherEvent::StateChanged(ConnectionState::Connected))
+        );
+
+        let mut labels = HashMap::new();
+        for e in &h.sfu_events {
+            if let Event::ChannelOpen(id, label) = e {
+                labels.insert(label.clone(), *id);
+            }
+        }
+        let reliable = labels
+            .get(RELIABLE_LABEL)
+            .copied()
+            .expect("_reliable opened");
+        let lossy = labels.get(LOSSY_LABEL).copied().expect("_lossy opened");
+        let rc = h
+            .sfu
+            .channel(reliable)
+            .and_then(|c| c.config().cloned())
+            .expect("config");
+        assert!(rc.ordered);
+        assert_eq!(rc.reliability, ChanReliability::Reliable);
+        let lc = h
+            .sfu
+            .channel(lossy)
+            .and_then(|c| c.config().cloned())
+            .expect("config");
+        assert!(!lc.ordered);
+        assert_eq!(
+            lc.reliability,
+            ChanReliability::MaxRetransmits { retransmits: 0 }
+        );
+    }
+
+    #[test]
+    fn published_track_gets_a_sendonly_mline_whose_msid_is_the_cid() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
+        let add = h.signals.iter().find_map(|s| match s {
+            Req::AddTrack(a) => Some(a.clone()),
+            _ => None,
+        });
+        let add = add.expect("AddTrackRequest sent");
+        assert_eq!(add.cid, cid.0);
+        assert_eq!(add.r#type, proto::TrackType::Video as i32);
+        assert_eq!((add.width, add.height), (640, 360));
+        let offers = h.offers();
+        assert_eq!(offers.len(), 2, "a second offer after TrackPublished");
+        let sdp = &offers[1];
+        assert!(sdp.contains("m=video"));
+        assert!(sdp.contains("a=sendonly"));
+        assert!(sdp.contains(&format!("a=msid:{MY_SID} {}", cid.0)), "{sdp}");
+        // Exactly one H.264 flavour is offered (LiveKit drops other payload types).
+        assert_eq!(sdp.matches("H264/90000").count(), 1, "{sdp}");
+        assert!(sdp.contains("profile-level-id=42e01f"));
+        assert!(h.events.iter().any(
+            |e| matches!(e, PublisherEvent::KeyframeRequested { track, .. } if track == &cid)
+        ));
+        assert!(h.core.is_track_ready(&cid));
+
+        // Media flows to the SFU.
+        let frame = EncodedVideo {
+            layer: None,
+            data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88, 0x84, 0x21, 0xa0]),
+            keyframe: true,
+            timestamp: Duration::from_millis(0),
+        };
+        assert!(h.core.write_video(&cid, &frame, h.now));
+        h.pump(100);
+        assert!(
+            h.sfu_events
+                .iter()
+                .any(|e| matches!(e, Event::MediaData(_))),
+            "SFU received a frame"
+        );
+
+        // Mute: signalled, and no more media goes out.
+        h.core.set_muted(&cid, true);
+        h.pump(10);
+        assert!(
+            h.signals
+                .iter()
+                .any(|s| matches!(s, Req::Mute(m) if m.sid == "TR_1" && m.muted))
+        );
+        assert!(
+            !h.core.write_video(&cid, &frame, h.now),
+            "muted tracks send nothing"
+        );
+        h.core.set_muted(&cid, false);
+        assert!(h.core.write_video(&cid, &frame, h.now));
+    }
+
+    #[test]
+    fn subscribed_quality_update_pauses_unwatched_layers() {
+        let mut h = Harness::new();
+        h.connected();
+        let opts = VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
+            .with_default_simulcast(Bitrate::from_kbps(2000));
+        let cid = h.publish(&opts);
+        let add = h
+            .signals
+            .iter()
+            .find_map(|s| match s {
+                Req::AddTrack(a) => Some(a.clone()),
+                _ => None,
+            })
+            .expect("AddTrackRequest");
+        let rids: Vec<_> = add
+            .layers
+            .iter()
+            .map(|l| (l.rid.as_str(), l.width, l.height))
+            .collect();
+        assert_eq!(
+            rids,
+            vec![("q", 320, 180), ("h", 640, 360), ("f", 1280, 720)]
+        );
+        let sdp = h.offers().pop().expect("offer");
+        assert!(sdp.contains("a=simulcast:send q;h;f"), "{sdp}");
+
+        h.core.handle_signal(
+            Resp::SubscribedQualityUpdate(proto::SubscribedQualityUpdate {
+                track_sid: "TR_1".into(),
+                subscribed_codecs: vec![proto::SubscribedCodec {
+                    codec: "vp8".into(),
+                    qualities: vec![
+                        proto::SubscribedQuality {
+                            quality: proto::VideoQuality::Low as i32,
+                            enabled: true,
+                        },
+                        proto::SubscribedQuality {
+                            quality: proto::VideoQuality::Medium as i32,
+                            enabled: false,
+                        },
+                        proto::SubscribedQuality {
+                            quality: proto::VideoQuality::High as i32,
+                            enabled: false,
+                        },
+                    ],
+                }],
+                ..Default::default()
+            }),
+            h.now,
+        );
+        h.pump(10);
+        assert!(h.events.contains(&PublisherEvent::LayersWanted {
+            track: cid.clone(),
+            layers: vec![VideoQuality::Low]
+        }));
+        let frame = |layer| EncodedVideo {
+            layer: Some(layer),
+            data: bytes::Bytes::from_static(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]),
+            keyframe: true,
+            timestamp: Duration::ZERO,
+        };
+        assert!(h.core.write_video(&cid, &frame(VideoQuality::Low), h.now));
+        assert!(
+            !h.core.write_video(&cid, &frame(VideoQuality::High), h.now),
+            "paused layer is not sent"
+        );
+        assert!(
+            !h.core
+                .write_video(&cid, &frame(VideoQuality::Medium), h.now)
+        );
+    }
+
+    #[test]
+    fn chat_goes_out_on_reliable_as_a_text_stream() {
+        let mut h = Harness::new();
+        h.core.send_chat("queued before join", 1, h.now); // queued until the channel opens
+        h.connected();
+        h.core.send_chat("hello", 2, h.now);
+        h.pump(200);
+        let reliable = h
+            .sfu_events
+            .iter()
+            .find_map(|e| match e {
+                Event::ChannelOpen(id, l) if l == RELIABLE_LABEL => Some(*id),
+                _ => None,
+            })
+            .expect("_reliable");
+        let mut rx = DataReceiver::default();
+        let mut texts = Vec::new();
+        for e in &h.sfu_events {
+            if let Event::ChannelData(d) = e {
+                assert_eq!(d.id, reliable);
+                if let Ok(Some(Incoming::Text {
+                    text, topic, from, ..
+                })) = rx.receive(&d.data)
+                {
+                    assert_eq!(topic, chat::CHAT_TOPIC);
+                    assert_eq!(from, ME);
+                    texts.push(text);
+                }
+            }
+        }
+        assert_eq!(
+            texts,
+            vec!["queued before join".to_string(), "hello".to_string()]
+        );
+    }
+
+    #[test]
+    fn viewer_count_excludes_self_and_hidden_participants() {
+        use proto::participant_info::State;
+        let mut h = Harness::new();
+        h.core.handle_join(
+            &join_response(vec![
+                participant("v1", "PA_1", false, State::Active),
+                participant("recorder", "PA_2", true, State::Active),
+            ]),
+            h.now,
+        );
+        h.pump(10);
+        let counts = |h: &Harness| -> Vec<u32> {
+            h.events
+                .iter()
+                .filter_map(|e| match e {
+                    PublisherEvent::ViewerCount(n) => Some(*n),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(counts(&h), vec![1]);
+        let update = |ps| Resp::Update(proto::ParticipantUpdate { participants: ps });
+        h.core.handle_signal(
+            update(vec![
+                participant(ME, MY_SID, false, State::Active),
+                participant("v2", "PA_3", false, State::Joined),
+                participant("v3", "PA_4", false, State::Joining),
+            ]),
+            h.now,
+        );
+        h.core.handle_signal(
+            update(vec![participant("v2", "PA_3", false, State::Active)]),
+            h.now,
+        );
+        h.core.handle_signal(
+            update(vec![participant("v1", "PA_1", false, State::Disconnected)]),
+            h.now,
+        );
+        h.core.handle_signal(
+            update(vec![participant("v1", "PA_1", false, State::Disconnected)]),
+            h.now,
+        );
+        h.pump(10);
+        assert_eq!(counts(&h), vec![1, 3, 2]);
+        assert_eq!(h.core.viewer_count(), 2);
+        assert!(
+            h.events
+                .contains(&PublisherEvent::ParticipantLeft(ParticipantIdentity(
+                    "v1".into()
+                )))
+        );
+    }
+
+    #[test]
+    fn trickled_candidates_parse() {
+        let c = parse_candidate_init(
+            r#"{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host","sdpMid":"0","sdpMLineIndex":0}"#,
+        )
+        .expect("candidate");
+        assert_eq!(c.addr(), addr("127.0.0.1:7882"));
+        assert!(parse_candidate_init(r#"{"candidate":""}"#).is_none());
+        assert!(parse_candidate_init("not json").is_none());
+    }
+
+    #[test]
+    fn unpublished_track_times_out_after_10_s() {
+        let mut h = Harness::new();
+        h.core.handle_join(&join_response(Vec::new()), h.now);
+        let cid = h.core.publish_video(
+            &VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30),
+            h.now,
+        );
+        h.core
+            .handle_timeout(h.now + TRACK_PUBLISH_TIMEOUT + Duration::from_millis(1));
+        let mut errors = Vec::new();
+        while let Some(o) = h.core.poll_output() {
+            if let CoreOutput::Event(PublisherEvent::Error(e)) = o {
+                errors.push(e);
+            }
+        }
+        assert!(errors.iter().any(|e| e.contains(&cid.0)), "{errors:?}");
+        assert!(!h.core.is_track_ready(&cid));
+    }
 }
