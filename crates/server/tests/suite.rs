@@ -866,3 +866,37 @@ async fn follows_sqlite() {
 async fn openapi_sqlite() {
     openapi(Database::sqlite()).await;
 }
+
+// --- PostgreSQL (a throwaway cluster per test; Debian's `postgresql` package) -------
+
+fn postgres() -> Database {
+    let pg = streamit_testkit::postgres::Postgres::start()
+        .expect("start a throwaway PostgreSQL (apt-get install postgresql)");
+    let url = pg.create_database("streamit").expect("createdb");
+    Database::Url(url, Box::new(pg))
+}
+
+#[tokio::test]
+async fn accounts_postgres() {
+    accounts(postgres()).await;
+}
+
+#[tokio::test]
+async fn roles_and_approval_postgres() {
+    roles_and_approval(postgres()).await;
+}
+
+#[tokio::test]
+async fn streams_postgres() {
+    streams(postgres()).await;
+}
+
+#[tokio::test]
+async fn follows_postgres() {
+    follows(postgres()).await;
+}
+
+#[tokio::test]
+async fn openapi_postgres() {
+    openapi(postgres()).await;
+}
