@@ -51,7 +51,7 @@ if [ ! -x "$lk_bin" ]; then
   log "building livekit-server $LIVEKIT_SERVER_VERSION with $(go version | cut -d' ' -f3) (once)"
   mkdir -p "$lk_dir/bin"
   tmp_bin="$(mktemp -d)"
-  ( cd "$tmp_bin" && CGO_ENABLED=0 GOBIN="$tmp_bin" GOFLAGS=-mod=mod \
+  ( cd "$tmp_bin" && CGO_ENABLED=0 GOBIN="$tmp_bin" \
       go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_SERVER_VERSION" )
   mv "$tmp_bin/server" "$lk_bin.partial" && mv "$lk_bin.partial" "$lk_bin"
   rm -rf "$tmp_bin"

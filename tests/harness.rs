@@ -9,10 +9,12 @@ async fn viewer_token_joins_and_may_not_publish_while_creator_token_may() -> any
     let lk = LiveKit::start()?;
     let room = "harness-room";
 
-    let mut as_viewer = ViewerOptions::new(lk.ws_url(), lk.token("viewer-1", room, Grants::Viewer)?);
+    let mut as_viewer =
+        ViewerOptions::new(lk.ws_url(), lk.token("viewer-1", room, Grants::Viewer)?);
     as_viewer.try_publish = true;
     as_viewer.duration = Duration::from_secs(1);
-    let mut as_creator = ViewerOptions::new(lk.ws_url(), lk.token("creator-1", room, Grants::Publisher)?);
+    let mut as_creator =
+        ViewerOptions::new(lk.ws_url(), lk.token("creator-1", room, Grants::Publisher)?);
     as_creator.try_publish = true;
     as_creator.duration = Duration::from_secs(1);
 
@@ -22,15 +24,32 @@ async fn viewer_token_joins_and_may_not_publish_while_creator_token_may() -> any
     assert!(viewer.joined, "viewer could not join: {:?}", viewer.error);
     assert_eq!(viewer.identity.as_deref(), Some("viewer-1"));
     assert!(viewer.publish.attempted);
-    assert_eq!(viewer.publish.ok, Some(false), "the server let a canPublish=false token publish");
+    assert_eq!(
+        viewer.publish.ok,
+        Some(false),
+        "the server let a canPublish=false token publish"
+    );
 
     // The positive control: the same SDK call succeeds with publish rights, so the refusal
     // above is the server enforcing the grant, not a broken probe.
-    assert!(creator.joined, "creator could not join: {:?}", creator.error);
-    assert_eq!(creator.publish.ok, Some(true), "publish failed: {:?}", creator.publish.error);
+    assert!(
+        creator.joined,
+        "creator could not join: {:?}",
+        creator.error
+    );
+    assert_eq!(
+        creator.publish.ok,
+        Some(true),
+        "publish failed: {:?}",
+        creator.publish.error
+    );
     // And the viewer's subscribe grant works: it was offered the creator's track.
     assert!(
-        viewer.video.tracks.iter().any(|t| t["participant"] == "creator-1"),
+        viewer
+            .video
+            .tracks
+            .iter()
+            .any(|t| t["participant"] == "creator-1"),
         "viewer never subscribed to the creator's track: {:?}",
         viewer.video.tracks
     );
@@ -42,14 +61,17 @@ async fn a_forged_or_expired_token_is_refused_by_livekit() -> anyhow::Result<()>
     let lk = LiveKit::start()?;
     let room = "harness-room";
 
-    let forged = livekit_api::access_token::AccessToken::with_api_key(lk.api_key(), "not-the-secret-of-this-server-0123456789")
-        .with_identity("mallory")
-        .with_grants(livekit_api::access_token::VideoGrants {
-            room_join: true,
-            room: room.into(),
-            ..Default::default()
-        })
-        .to_jwt()?;
+    let forged = livekit_api::access_token::AccessToken::with_api_key(
+        lk.api_key(),
+        "not-the-secret-of-this-server-0123456789",
+    )
+    .with_identity("mallory")
+    .with_grants(livekit_api::access_token::VideoGrants {
+        room_join: true,
+        room: room.into(),
+        ..Default::default()
+    })
+    .to_jwt()?;
     // LiveKit allows one minute of clock skew, so expire the token well beyond it.
     let now = std::time::SystemTime::now();
     let expired = lk.token_expiring_at("late", room, now - Duration::from_secs(300))?;
@@ -59,7 +81,11 @@ async fn a_forged_or_expired_token_is_refused_by_livekit() -> anyhow::Result<()>
     let mut control = ViewerOptions::new(lk.ws_url(), fresh_by_hand);
     control.duration = Duration::from_millis(500);
     let control = Viewer::run(control).await?;
-    assert!(control.joined, "a valid hand-signed token was refused: {:?}", control.error);
+    assert!(
+        control.joined,
+        "a valid hand-signed token was refused: {:?}",
+        control.error
+    );
 
     for (what, token) in [("forged", forged), ("expired", expired)] {
         let mut opts = ViewerOptions::new(lk.ws_url(), token);
@@ -67,7 +93,10 @@ async fn a_forged_or_expired_token_is_refused_by_livekit() -> anyhow::Result<()>
         let report = Viewer::run(opts).await?;
         assert!(!report.joined, "a {what} token joined the room");
         let error = report.error.unwrap_or_default();
-        assert!(error.contains("connect failed"), "{what}: unexpected error {error:?}");
+        assert!(
+            error.contains("connect failed"),
+            "{what}: unexpected error {error:?}"
+        );
     }
     Ok(())
 }

@@ -35,18 +35,26 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(options: BackendOptions<'_>) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("streamit-backend-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("streamit-backend-")
+            .tempdir()?;
         let bin = match options.bin {
             Some(b) => b,
             None => server_bin()?,
         };
-        let database_url = options
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("streamit.sqlite").display()));
+        let database_url = options.database_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("streamit.sqlite").display()
+            )
+        });
         let mut env = vec![
             ("STREAMIT_BIND".to_string(), "127.0.0.1:0".to_string()),
             ("DATABASE_URL".to_string(), database_url),
-            ("RUST_LOG".to_string(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+            (
+                "RUST_LOG".to_string(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
         ];
         if let Some(lk) = options.livekit {
             env.push(("LIVEKIT_URL".into(), lk.http_url()));
@@ -64,7 +72,9 @@ impl Backend {
             .stdout(Stdio::piped())
             .stderr(log_file.try_clone()?);
         tie_to_test(&mut cmd);
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("backend stdout")?;
         let process = Guarded { child, log };
 
@@ -81,9 +91,18 @@ impl Backend {
         });
         let url = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(url) => url,
-            Err(_) => bail!("streamit-server did not report ready within 30 s:\n{}", process.log_tail(40)),
+            Err(_) => bail!(
+                "streamit-server did not report ready within 30 s:\n{}",
+                process.log_tail(40)
+            ),
         };
-        Ok(Backend { process, url, bin, env, _dir: dir })
+        Ok(Backend {
+            process,
+            url,
+            bin,
+            env,
+            _dir: dir,
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -129,6 +148,9 @@ fn server_bin() -> Result<PathBuf> {
     if bin.is_file() {
         Ok(bin)
     } else {
-        bail!("{} not found: run `cargo build -p streamit-server` first", bin.display())
+        bail!(
+            "{} not found: run `cargo build -p streamit-server` first",
+            bin.display()
+        )
     }
 }

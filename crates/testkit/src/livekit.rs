@@ -32,7 +32,11 @@ pub enum Grants {
 
 impl Grants {
     fn for_room(self, room: &str) -> VideoGrants {
-        let base = VideoGrants { room_join: true, room: room.to_string(), ..Default::default() };
+        let base = VideoGrants {
+            room_join: true,
+            room: room.to_string(),
+            ..Default::default()
+        };
         match self {
             Grants::Publisher => VideoGrants {
                 can_publish: Some(true),
@@ -83,10 +87,13 @@ impl LiveKit {
     }
 
     fn try_start(options: &LiveKitOptions) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("streamit-livekit-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("streamit-livekit-")
+            .tempdir()?;
         let api_key = format!("test{}", Alphanumeric.sample_string(&mut rand::rng(), 8));
         let api_secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
-        let (http_port, rtc_tcp_port, rtc_udp_port) = (free_tcp_port()?, free_tcp_port()?, free_udp_port()?);
+        let (http_port, rtc_tcp_port, rtc_udp_port) =
+            (free_tcp_port()?, free_tcp_port()?, free_udp_port()?);
         let mut yaml = format!(
             "port: {http_port}\n\
              bind_addresses: [\"127.0.0.1\"]\n\
@@ -125,19 +132,30 @@ impl LiveKit {
     fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
         let mut cmd = Command::new(livekit_server_bin()?);
-        cmd.arg("--config").arg(&self.config).args(["--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]);
+        cmd.arg("--config").arg(&self.config).args([
+            "--bind",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
+        ]);
         let log = self.dir.path().join(format!("livekit-{}.log", self.starts));
         let mut process = Guarded::spawn("livekit-server", cmd, log)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = process.exited() {
-                bail!("livekit-server exited early ({status}):\n{}", process.log_tail(30));
+                bail!(
+                    "livekit-server exited early ({status}):\n{}",
+                    process.log_tail(30)
+                );
             }
             if health(self.http_port) {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("livekit-server not healthy after 30 s:\n{}", process.log_tail(30));
+                bail!(
+                    "livekit-server not healthy after 30 s:\n{}",
+                    process.log_tail(30)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -173,7 +191,13 @@ impl LiveKit {
         self.token_ttl(identity, room, grants, Duration::from_secs(3600))
     }
 
-    pub fn token_ttl(&self, identity: &str, room: &str, grants: Grants, ttl: Duration) -> Result<String> {
+    pub fn token_ttl(
+        &self,
+        identity: &str,
+        room: &str,
+        grants: Grants,
+        ttl: Duration,
+    ) -> Result<String> {
         AccessToken::with_api_key(&self.api_key, &self.api_secret)
             .with_identity(identity)
             .with_name(identity)
@@ -186,7 +210,12 @@ impl LiveKit {
     /// A viewer token correctly signed with this server's keys that expires at `expires_at`,
     /// which may be in the past (`livekit-api` only mints tokens that expire in the future).
     /// LiveKit allows one minute of clock skew.
-    pub fn token_expiring_at(&self, identity: &str, room: &str, expires_at: std::time::SystemTime) -> Result<String> {
+    pub fn token_expiring_at(
+        &self,
+        identity: &str,
+        room: &str,
+        expires_at: std::time::SystemTime,
+    ) -> Result<String> {
         use base64::Engine;
         use hmac::Mac;
         let exp = expires_at.duration_since(std::time::UNIX_EPOCH)?.as_secs();
@@ -202,7 +231,10 @@ impl LiveKit {
         );
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.api_secret.as_bytes())?;
         mac.update(signing_input.as_bytes());
-        Ok(format!("{signing_input}.{}", b64.encode(mac.finalize().into_bytes())))
+        Ok(format!(
+            "{signing_input}.{}",
+            b64.encode(mac.finalize().into_bytes())
+        ))
     }
 
     /// Kills the server (as a crash would: SIGKILL, no goodbye to clients).
@@ -237,17 +269,24 @@ impl LiveKit {
 
     /// The server's log so far (for a failing test's message).
     pub fn log_tail(&self, lines: usize) -> String {
-        self.process.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(|p| p.log_tail(lines))
+            .unwrap_or_default()
     }
 }
 
 /// `GET /` answers 200 "OK" once the node is ready.
 fn health(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = Vec::new();

@@ -33,14 +33,20 @@ fn existing(path: PathBuf, what: &str) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path)
     } else {
-        bail!("{what} not found at {}: run scripts/install.sh", path.display())
+        bail!(
+            "{what} not found at {}: run scripts/install.sh",
+            path.display()
+        )
     }
 }
 
 /// The livekit-server binary: `$STREAMIT_LIVEKIT_SERVER`, else the install cache.
 pub fn livekit_server_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("STREAMIT_LIVEKIT_SERVER") {
-        return existing(PathBuf::from(p), "livekit-server ($STREAMIT_LIVEKIT_SERVER)");
+        return existing(
+            PathBuf::from(p),
+            "livekit-server ($STREAMIT_LIVEKIT_SERVER)",
+        );
     }
     let version = pinned("LIVEKIT_SERVER_VERSION")?;
     existing(

@@ -64,7 +64,8 @@ pub(crate) struct Guarded {
 
 impl Guarded {
     pub fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Result<Self> {
-        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdout(out).stderr(err);
         tie_to_test(&mut cmd);

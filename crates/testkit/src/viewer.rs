@@ -175,7 +175,9 @@ impl RunningViewer {
         };
         let line = out.lines().rev().find(|l| l.trim_start().starts_with('{'));
         match line {
-            Some(json) => serde_json::from_str(json).with_context(|| format!("parsing viewer report: {json}")),
+            Some(json) => {
+                serde_json::from_str(json).with_context(|| format!("parsing viewer report: {json}"))
+            }
             None => bail!("the viewer printed no report (exit {status}); stdout: {out}"),
         }
     }
