@@ -840,6 +840,283 @@ async fn openapi(db: Database) {
     }
 }
 
+fn webhook_event(
+    event: &str,
+    room: &str,
+    room_sid: &str,
+    participant: Option<(&str, &str)>,
+) -> String {
+    use livekit_protocol as lk;
+    let ev = lk::WebhookEvent {
+        event: event.into(),
+        room: Some(lk::Room {
+            name: room.into(),
+            sid: room_sid.into(),
+            creation_time: now_secs(),
+            ..Default::default()
+        }),
+        participant: participant.map(|(sid, identity)| lk::ParticipantInfo {
+            sid: sid.into(),
+            identity: identity.into(),
+            ..Default::default()
+        }),
+        id: format!("EV_{}", rand_suffix()),
+        created_at: now_secs(),
+        ..Default::default()
+    };
+    serde_json::to_string(&ev).unwrap()
+}
+
+fn rand_suffix() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// What LiveKit sends in `Authorization`: a JWT whose `sha256` claim is the body's hash.
+fn sign(body: &str, key: &str, secret: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
+    livekit_api::access_token::AccessToken::with_api_key(key, secret)
+        .with_sha256(&hash)
+        .to_jwt()
+        .unwrap()
+}
+
+async fn post_webhook(srv: &Server, body: &str, auth: Option<&str>) -> u16 {
+    let mut req = srv
+        .http()
+        .post(format!("{}/api/livekit/webhook", srv.url))
+        .header("content-type", "application/webhook+json")
+        .body(body.to_string());
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+async fn webhooks(db: Database) {
+    let srv = Server::start(db);
+    let (alice, a_auth) = srv.account("alice", Role::Creator, true).await;
+    let room = a_auth.user.id.clone();
+    alice
+        .setup_stream(&SetupStreamRequest {
+            title: "Hooks".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = alice.go_live().await.unwrap();
+    let counts = || async {
+        let s = alice.latest_session().await.unwrap();
+        (s.current_viewers, s.peak_viewers)
+    };
+
+    // forged, unsigned, tampered, other key: 401 and nothing changes
+    let join1 = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_1",
+        Some(("PA_1", "viewer-1")),
+    );
+    let other = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_1",
+        Some(("PA_9", "viewer-9")),
+    );
+    assert_eq!(post_webhook(&srv, &join1, None).await, 401);
+    assert_eq!(post_webhook(&srv, &join1, Some("not-a-jwt")).await, 401);
+    assert_eq!(
+        post_webhook(
+            &srv,
+            &join1,
+            Some(&sign(&join1, LK_KEY, "some-other-secret-some-other-secret"))
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        post_webhook(&srv, &join1, Some(&sign(&join1, "other-key", LK_SECRET))).await,
+        401
+    );
+    assert_eq!(
+        post_webhook(&srv, &join1, Some(&sign(&other, LK_KEY, LK_SECRET))).await,
+        401,
+        "body does not match its signature"
+    );
+    let resp = srv
+        .http()
+        .post(format!("{}/api/livekit/webhook", srv.url))
+        .body(join1.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    error_message(&resp.json().await.unwrap());
+    assert_eq!(counts().await, (0, 0));
+
+    // signed: counts move; duplicates and the creator do not count
+    let ok = |body: &str| sign(body, LK_KEY, LK_SECRET);
+    assert_eq!(post_webhook(&srv, &join1, Some(&ok(&join1))).await, 200);
+    assert_eq!(counts().await, (1, 1));
+    assert_eq!(post_webhook(&srv, &join1, Some(&ok(&join1))).await, 200);
+    assert_eq!(
+        counts().await,
+        (1, 1),
+        "a redelivered webhook counted twice"
+    );
+    let creator_join = webhook_event("participant_joined", &room, "RM_1", Some(("PA_C", &room)));
+    assert_eq!(
+        post_webhook(&srv, &creator_join, Some(&ok(&creator_join))).await,
+        200
+    );
+    assert_eq!(
+        counts().await,
+        (1, 1),
+        "the creator was counted as a viewer"
+    );
+    let join2 = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_1",
+        Some(("PA_2", "guest-2")),
+    );
+    assert_eq!(post_webhook(&srv, &join2, Some(&ok(&join2))).await, 200);
+    assert_eq!(counts().await, (2, 2));
+    assert_eq!(
+        srv.client()
+            .stream_by_username("alice")
+            .await
+            .unwrap()
+            .viewer_count,
+        2
+    );
+    let left1 = webhook_event(
+        "participant_left",
+        &room,
+        "RM_1",
+        Some(("PA_1", "viewer-1")),
+    );
+    assert_eq!(post_webhook(&srv, &left1, Some(&ok(&left1))).await, 200);
+    assert_eq!(post_webhook(&srv, &left1, Some(&ok(&left1))).await, 200);
+    assert_eq!(counts().await, (1, 2));
+    // a `left` that overtakes its `joined`
+    let left3 = webhook_event(
+        "participant_connection_aborted",
+        &room,
+        "RM_1",
+        Some(("PA_3", "viewer-3")),
+    );
+    let join3 = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_1",
+        Some(("PA_3", "viewer-3")),
+    );
+    assert_eq!(post_webhook(&srv, &left3, Some(&ok(&left3))).await, 200);
+    assert_eq!(post_webhook(&srv, &join3, Some(&ok(&join3))).await, 200);
+    assert_eq!(counts().await, (1, 2));
+    // unknown rooms and events are accepted and ignored
+    let stray = webhook_event(
+        "participant_joined",
+        "no-such-room",
+        "RM_X",
+        Some(("PA_X", "x")),
+    );
+    assert_eq!(post_webhook(&srv, &stray, Some(&ok(&stray))).await, 200);
+    let track = webhook_event("track_published", &room, "RM_1", None);
+    assert_eq!(post_webhook(&srv, &track, Some(&ok(&track))).await, 200);
+    assert_eq!(counts().await, (1, 2));
+
+    // room_finished of another (older) room changes nothing; of this room ends the session
+    let old = webhook_event("room_finished", &room, "RM_0", None);
+    assert_eq!(post_webhook(&srv, &old, Some(&ok(&old))).await, 200);
+    assert!(alice.stream_info().await.unwrap().is_live);
+    let forged_fin = webhook_event("room_finished", &room, "RM_1", None);
+    assert_eq!(
+        post_webhook(
+            &srv,
+            &forged_fin,
+            Some(&sign(
+                &forged_fin,
+                LK_KEY,
+                "wrong-secret-wrong-secret-wrong"
+            ))
+        )
+        .await,
+        401
+    );
+    assert!(
+        alice.stream_info().await.unwrap().is_live,
+        "a forged room_finished ended the stream"
+    );
+    let fin = webhook_event("room_finished", &room, "RM_1", None);
+    assert_eq!(post_webhook(&srv, &fin, Some(&ok(&fin))).await, 200);
+    assert!(!alice.stream_info().await.unwrap().is_live);
+    let s = alice.latest_session().await.unwrap();
+    assert_eq!(s.id, live.session_id);
+    assert_eq!(
+        (s.end_reason.as_deref(), s.peak_viewers, s.current_viewers),
+        (Some("room-finished"), 2, 0)
+    );
+    // events after the session closed do not touch it
+    let late = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_1",
+        Some(("PA_4", "viewer-4")),
+    );
+    assert_eq!(post_webhook(&srv, &late, Some(&ok(&late))).await, 200);
+    assert_eq!(alice.latest_session().await.unwrap(), s);
+    let log = srv.log();
+    assert!(!log.contains(LK_SECRET), "the LiveKit secret is in the log");
+}
+
+async fn login_rate_limits(db: Database) {
+    let srv = Server::start_with(
+        db,
+        &[
+            ("STREAMIT_LOGIN_FAILURES_PER_ACCOUNT", "3"),
+            ("STREAMIT_LOGIN_IP_PER_MINUTE", "12"),
+        ],
+    );
+    srv.account("alice", Role::Viewer, false).await;
+    let api = srv.client();
+    let login = |u: &str, p: &str| LoginRequest {
+        username: u.into(),
+        password: p.into(),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            status(api.login(&login("alice", "wrong-password")).await),
+            401
+        );
+    }
+    // the account is locked for its window, even for the right password
+    let resp = srv
+        .http()
+        .post(format!("{}/api/auth/login", srv.url))
+        .json(&login("alice", "alice-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    error_message(&resp.json().await.unwrap());
+    // other accounts are not
+    srv.account("bob", Role::Viewer, false).await;
+    assert!(api.login(&login("bob", "bob-password")).await.is_ok());
+    // per IP: 12 attempts a minute in all (3 + 1 + 1 so far)
+    for _ in 0..7 {
+        assert!(api.login(&login("bob", "bob-password")).await.is_ok());
+    }
+    assert_eq!(status(api.login(&login("bob", "bob-password")).await), 429);
+}
+
 // --- SQLite -------------------------------------------------------------------------
 
 #[tokio::test]
@@ -860,6 +1137,16 @@ async fn streams_sqlite() {
 #[tokio::test]
 async fn follows_sqlite() {
     follows(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn webhooks_sqlite() {
+    webhooks(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn login_rate_limits_sqlite() {
+    login_rate_limits(Database::sqlite()).await;
 }
 
 #[tokio::test]
@@ -894,6 +1181,11 @@ async fn streams_postgres() {
 #[tokio::test]
 async fn follows_postgres() {
     follows(postgres()).await;
+}
+
+#[tokio::test]
+async fn webhooks_postgres() {
+    webhooks(postgres()).await;
 }
 
 #[tokio::test]
