@@ -22,12 +22,17 @@
 //!   there for the Python viewer), [`pattern::read_pattern_code`].
 //! - Conversion and scaling: [`convert`].
 
+pub mod audio;
 pub mod clock;
 pub mod convert;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod mic;
 pub mod pattern;
+pub mod pipeline;
+pub mod queue;
+pub mod source;
 
 pub use clock::{MediaClock, MediaTime};
 pub use encode::{
@@ -37,3 +42,4 @@ pub use encode::{
 pub use error::{MediaError, Result};
 pub use frame::{AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, VideoFrame};
 pub use pattern::read_pattern_code;
+pub use source::{AudioSource, SourceEvent, SourceHandle, VideoSource};
