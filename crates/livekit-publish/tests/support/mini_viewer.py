@@ -32,6 +32,7 @@ async def main():
         "mute_events": [],
         "tracks": [],
         "errors": [],
+        "frames_per_s": {},
     }
     room = rtc.Room()
     tasks = []
@@ -43,6 +44,8 @@ async def main():
             if rep["first_frame_s"] is None:
                 rep["first_frame_s"] = round(time.monotonic() - t0, 3)
             rep["video_frames"] += 1
+            sec = str(int(time.monotonic() - t0))
+            rep["frames_per_s"][sec] = rep["frames_per_s"].get(sec, 0) + 1
             k = f"{f.width}x{f.height}"
             rep["resolutions"][k] = rep["resolutions"].get(k, 0) + 1
 
@@ -56,7 +59,7 @@ async def main():
         rep["tracks"].append({"kind": int(track.kind), "sid": pub.sid, "from": participant.identity})
         if track.kind == rtc.TrackKind.KIND_VIDEO:
             if a.quality:
-                q = {"low": rtc.VideoQuality.LOW, "medium": rtc.VideoQuality.MEDIUM, "high": rtc.VideoQuality.HIGH}[a.quality]
+                q = {"low": rtc.VideoQuality.VIDEO_QUALITY_LOW, "medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM, "high": rtc.VideoQuality.VIDEO_QUALITY_HIGH}[a.quality]
                 try:
                     pub.set_video_quality(q)
                 except Exception as e:  # noqa

@@ -1,0 +1,370 @@
+//! End to end against a real livekit-server (v1.13.5) with the official Python
+//! SDK as an independent viewer: video (H.264, VP8, simulcast), Opus audio,
+//! mute, chat both ways, viewer count.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Server, Viewer};
+use streamit_livekit_publish::*;
+use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
+use streamit_media::pattern::generate_pattern;
+use streamit_media::{AudioFrame, AudioSamples, MediaTime};
+use tokio::sync::mpsc::Receiver;
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+}
+
+fn media_codec(c: VideoCodec) -> streamit_media::encode::VideoCodec {
+    match c {
+        VideoCodec::H264 => streamit_media::encode::VideoCodec::H264,
+        VideoCodec::Vp8 => streamit_media::encode::VideoCodec::Vp8,
+    }
+}
+
+/// Waits for an event matching `f`, returning the events seen on the way.
+async fn wait_for(
+    events: &mut Receiver<PublisherEvent>,
+    within: Duration,
+    f: impl Fn(&PublisherEvent) -> bool,
+) -> anyhow::Result<Vec<PublisherEvent>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out; saw {seen:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("events closed"))?;
+        if let PublisherEvent::StateChanged(ConnectionState::Failed { error }) = &ev {
+            anyhow::bail!("failed: {error}");
+        }
+        let hit = f(&ev);
+        seen.push(ev);
+        if hit {
+            return Ok(seen);
+        }
+    }
+}
+
+struct Run {
+    codec: VideoCodec,
+    width: u32,
+    height: u32,
+    simulcast: bool,
+    seconds: u64,
+    /// (at second, muted)
+    mute_schedule: Vec<(u64, bool)>,
+    viewer_args: Vec<String>,
+    chat_to_viewer: Option<String>,
+}
+
+struct Outcome {
+    report: serde_json::Value,
+    sent: u64,
+    chats: Vec<PublisherEvent>,
+    connect_time: Duration,
+    all_events: Vec<PublisherEvent>,
+}
+
+async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
+    let token = server.token("creator", "room", true)?;
+    let t0 = Instant::now();
+    let (handle, mut events) =
+        Publisher::connect(&server.ws_url(), &token, PublishOptions::default()).await?;
+    let mut all = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
+    })
+    .await?;
+    let connect_time = t0.elapsed();
+
+    // The viewer joins first, so every frame sent can be decoded.
+    let viewer_token = server.token("viewer1", "room", false)?;
+    let args: Vec<&str> = r.viewer_args.iter().map(String::as_str).collect();
+    let viewer = Viewer::spawn(
+        &server.ws_url(),
+        &viewer_token,
+        r.seconds as f64 + 6.0,
+        &args,
+    )?;
+    all.extend(
+        wait_for(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, PublisherEvent::ParticipantJoined(_))
+        })
+        .await?,
+    );
+
+    let mut opts = VideoTrackOptions::new(r.codec, r.width, r.height, 30);
+    if r.simulcast {
+        opts = opts.with_default_simulcast(Bitrate::from_kbps(1500));
+    }
+    let layers: Vec<(Option<VideoQuality>, u32, u32, u32)> = if r.simulcast {
+        opts.simulcast
+            .iter()
+            .map(|l| (Some(l.quality), l.width, l.height, l.bitrate.bps() as u32))
+            .collect()
+    } else {
+        vec![(None, r.width, r.height, 1_000_000)]
+    };
+    let video = handle.publish_video(opts).await?;
+    let audio = handle.publish_audio(AudioTrackOptions::default()).await?;
+    let mut encoders = Vec::new();
+    for (q, w, h, bps) in &layers {
+        encoders.push((
+            *q,
+            new_video_encoder(
+                media_codec(r.codec),
+                VideoEncoderConfig::new(*w, *h, 30.0, *bps),
+            )?,
+        ));
+    }
+    let mut opus = OpusEncoder::new(1, 32_000)?;
+
+    // Wait for the track to be negotiated (first key frame request).
+    all.extend(
+        wait_for(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, PublisherEvent::KeyframeRequested { .. })
+        })
+        .await?,
+    );
+    // Give the viewer's subscription a moment to complete.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let start = Instant::now();
+    let mut force_key = true;
+    let mut sent = 0u64;
+    let mut frame_no = 0u32;
+    let mut audio_no = 0u64;
+    let mut chats = Vec::new();
+    let mut mute_schedule = r.mute_schedule.clone();
+    let mut muted = false;
+    let mut chat_sent = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while start.elapsed() < Duration::from_secs(r.seconds) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            match &ev {
+                PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                PublisherEvent::ChatReceived { .. } => chats.push(ev.clone()),
+                _ => {}
+            }
+            all.push(ev);
+        }
+        let el = start.elapsed();
+        if let Some(&(at, m)) = mute_schedule.first()
+            && el >= Duration::from_secs(at)
+        {
+            mute_schedule.remove(0);
+            handle.set_muted(video.cid(), m)?;
+            muted = m;
+            if !m {
+                force_key = true;
+            }
+        }
+        if !chat_sent && el >= Duration::from_secs(2) {
+            chat_sent = true;
+            if let Some(text) = &r.chat_to_viewer {
+                handle.send_chat(text.clone())?;
+            }
+        }
+        // Audio: 20 ms Opus packets.
+        while Duration::from_millis(audio_no * 20) <= el {
+            let pts = MediaTime::from_micros(audio_no * 20_000);
+            let samples: Vec<f32> = (0..960)
+                .map(|i| {
+                    let t = (audio_no * 960 + i) as f32 / 48_000.0;
+                    (t * 440.0 * std::f32::consts::TAU).sin() * 0.3
+                })
+                .collect();
+            let frame = AudioFrame {
+                sample_rate: 48_000,
+                channels: 1,
+                samples: AudioSamples::F32(samples),
+                pts,
+            };
+            for p in opus.push(&frame)? {
+                audio.send(EncodedAudio {
+                    data: p.data,
+                    timestamp: p.pts.as_duration(),
+                })?;
+            }
+            audio_no += 1;
+        }
+        // Video: 30 fps.
+        if Duration::from_micros(frame_no as u64 * 33_333) <= el {
+            let pts = MediaTime::from_micros(frame_no as u64 * 33_333);
+            let pic = generate_pattern(r.width, r.height, frame_no, pts)?;
+            for (q, enc) in encoders.iter_mut() {
+                if let Some(e) = enc.encode(&pic, force_key)? {
+                    video.send(EncodedVideo {
+                        layer: *q,
+                        data: e.data,
+                        keyframe: e.keyframe,
+                        timestamp: pts.as_duration(),
+                    });
+                }
+            }
+            force_key = false;
+            frame_no += 1;
+            if !muted {
+                sent += 1;
+            }
+        }
+    }
+    let report = viewer.report().await?;
+    handle.leave().await?;
+    Ok(Outcome {
+        report,
+        sent,
+        chats,
+        connect_time,
+        all_events: all,
+    })
+}
+
+fn decoded(report: &serde_json::Value) -> u64 {
+    report["video_frames"].as_u64().unwrap_or(0)
+}
+
+fn resolutions(report: &serde_json::Value) -> HashMap<String, u64> {
+    report["resolutions"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn single_layer(codec: VideoCodec) -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let out = run(
+        &server,
+        Run {
+            codec,
+            width: 640,
+            height: 360,
+            simulcast: false,
+            seconds: 10,
+            mute_schedule: Vec::new(),
+            viewer_args: vec!["--send-chat".into(), "hello from python".into()],
+            chat_to_viewer: Some("hello from rust".into()),
+        },
+    )
+    .await?;
+    let dec = decoded(&out.report);
+    println!(
+        "{codec:?}: connect {:?}, sent {}, decoded {} ({:.1} %), report {}",
+        out.connect_time,
+        out.sent,
+        dec,
+        dec as f64 * 100.0 / out.sent.max(1) as f64,
+        out.report
+    );
+    assert!(
+        dec * 10 >= out.sent * 9,
+        "viewer decoded {dec} of {} frames",
+        out.sent
+    );
+    assert_eq!(
+        resolutions(&out.report).keys().cloned().collect::<Vec<_>>(),
+        vec!["640x360".to_string()]
+    );
+    assert!(
+        out.report["audio_frames"].as_u64().unwrap_or(0) > 100,
+        "viewer received audio"
+    );
+    // Chat both ways.
+    assert!(
+        out.chats.iter().chain(&out.all_events).any(
+            |c| matches!(c, PublisherEvent::ChatReceived { from_identity, text, .. }
+            if from_identity.as_str() == "viewer1" && text == "hello from python")
+        ),
+        "chat from the viewer: {:?}",
+        out.all_events
+    );
+    let chat = out.report["chat"].as_array().cloned().unwrap_or_default();
+    assert!(
+        chat.iter()
+            .any(|c| c["from"] == "creator" && c["text"] == "hello from rust"),
+        "{chat:?}"
+    );
+    // Stats arrive about once a second while publishing.
+    let stats: Vec<&StatsSnapshot> = out
+        .all_events
+        .iter()
+        .filter_map(|e| match e {
+            PublisherEvent::Stats(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert!(stats.len() >= 10, "{} stats snapshots", stats.len());
+    let last = stats.last().expect("stats");
+    assert!(
+        last.egress_bitrate.bps() > 0 && last.bandwidth_estimate.is_some(),
+        "{last:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_video_audio_and_chat_reach_the_python_viewer() -> anyhow::Result<()> {
+    single_layer(VideoCodec::H264).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_video_audio_and_chat_reach_the_python_viewer() -> anyhow::Result<()> {
+    single_layer(VideoCodec::Vp8).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let out = run(
+        &server,
+        Run {
+            codec: VideoCodec::H264,
+            width: 640,
+            height: 360,
+            simulcast: false,
+            seconds: 9,
+            mute_schedule: vec![(3, true), (6, false)],
+            viewer_args: Vec::new(),
+            chat_to_viewer: None,
+        },
+    )
+    .await?;
+    println!("mute report: {}", out.report);
+    let muted: Vec<bool> = out.report["mute_events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["muted"].as_bool()).collect())
+        .unwrap_or_default();
+    assert!(
+        muted.windows(2).any(|w| w == [true, false]),
+        "mute then unmute: {muted:?}"
+    );
+    // Frames decoded in the last two seconds (after unmute).
+    let per_s = out.report["frames_per_s"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let max_sec = per_s
+        .keys()
+        .filter_map(|k| k.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let late: u64 = per_s
+        .iter()
+        .filter(|(k, _)| k.parse::<u64>().is_ok_and(|s| s + 2 >= max_sec))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum();
+    assert!(late > 20, "frames resume after unmute: {per_s:?}");
+    Ok(())
+}
