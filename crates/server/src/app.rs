@@ -134,6 +134,23 @@ async fn method_not_allowed() -> Response {
         .into_response()
 }
 
+/// One path parameter; a rejection (e.g. invalid percent-encoding) is a 400 envelope.
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(_) => Err(AppError::BadRequest("Invalid path parameter".into())),
+        }
+    }
+}
+
 /// `Json<T>` whose rejections are envelopes: malformed JSON 400, wrong
 /// types / unknown or missing fields 422, too large 413, not JSON 415.
 pub struct ApiJson<T>(pub T);

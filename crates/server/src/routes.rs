@@ -1,12 +1,13 @@
 //! The endpoint handlers (paths and shapes: ARCHITECTURE.md's contract table).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use streamit_api::*;
 
 use crate::app::{
-    ApiJson, AppState, valid_description, valid_name, valid_password, valid_title, valid_username,
+    ApiJson, ApiPath, AppState, valid_description, valid_name, valid_password, valid_title,
+    valid_username,
 };
 use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser};
 use crate::db::{DbError, StreamPatch, UserRow, new_id, now_ms};
@@ -161,7 +162,7 @@ async fn followee(state: &AppState, username: &str) -> AppResult<UserRow> {
 pub async fn follow(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath,
 ) -> AppResult<Response> {
     let target = followee(&state, &username).await?;
     if target.id == auth.user.id {
@@ -180,7 +181,7 @@ pub async fn follow(
 pub async fn unfollow(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath,
 ) -> AppResult<Response> {
     let name = username.trim().to_ascii_lowercase();
     let target = state
@@ -201,7 +202,7 @@ pub async fn unfollow(
 pub async fn admin_approve(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath,
 ) -> AppResult<Response> {
     if auth.user.role != Role::Admin {
         return Err(AppError::forbidden("Only admins can approve creators"));
@@ -390,7 +391,7 @@ pub async fn latest_session(
 pub async fn get_session(
     State(state): State<AppState>,
     Creator(user): Creator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<Response> {
     let stream_id = my_stream_id(&state, &user).await?;
     let s = state
@@ -408,7 +409,7 @@ pub async fn get_session(
 pub async fn report_stats(
     State(state): State<AppState>,
     Creator(user): Creator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<SessionStatsReport>,
 ) -> AppResult<Response> {
     if !(0..=1_000_000_000).contains(&req.chat_messages) {
@@ -429,7 +430,7 @@ pub async fn report_stats(
 
 pub async fn stream_by_username(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath,
 ) -> AppResult<Response> {
     let name = username.trim().to_ascii_lowercase();
     let stream = state

@@ -533,6 +533,17 @@ async fn streams(db: Database) {
     );
     assert_eq!(status(public.stream_by_username("bob").await), 404);
     assert_eq!(status(public.stream_by_username("nobody").await), 404);
+    let (st, v) = raw(
+        &http,
+        Method::GET,
+        &url("/api/viewer/stream/%FF%FE"),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    error_message(&v);
     let live_list = public.live_streams().await.unwrap();
     assert_eq!(live_list.len(), 1);
     assert_eq!(live_list[0].user.username, "alice");
