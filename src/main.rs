@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "streamit-studio", version, about = "StreamIt Studio: go live from your desktop")]
+#[command(
+    name = "streamit-studio",
+    version,
+    about = "StreamIt Studio: go live from your desktop"
+)]
 struct Cli {}
 
 fn main() -> anyhow::Result<()> {
@@ -12,6 +16,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let _cli = Cli::parse();
-    println!("streamit-studio {}: the studio GUI and CLI arrive with their issues", env!("CARGO_PKG_VERSION"));
+    println!(
+        "streamit-studio {}: the studio GUI and CLI arrive with their issues",
+        env!("CARGO_PKG_VERSION")
+    );
     Ok(())
 }
