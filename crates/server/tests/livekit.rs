@@ -213,3 +213,63 @@ async fn livekit_honours_backend_tokens_and_its_webhooks_drive_the_stats() {
         "the LiveKit secret was logged"
     );
 }
+
+/// `STREAMIT_TOKEN_TTL` is honoured, and LiveKit refuses a backend token once it has expired
+/// (LiveKit allows a minute of clock skew, so this test waits just over a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_backend_token_is_refused_by_livekit() {
+    let lk = LiveKit::start().unwrap();
+    let backend = Backend::start(BackendOptions {
+        livekit: Some(&lk),
+        bin: bin(),
+        env: vec![("STREAMIT_TOKEN_TTL".into(), "2s".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let (creator, c_auth) = account(&backend, "shortlived", Role::Creator).await;
+    backend.cli(&["user", "approve", "shortlived"]).unwrap();
+    creator
+        .setup_stream(&SetupStreamRequest {
+            title: "Short".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = creator.go_live().await.unwrap();
+    let guest = Client::new(backend.url())
+        .viewer_token(&ViewerTokenRequest {
+            host_id: c_auth.user.id.clone(),
+            guest_name: None,
+        })
+        .await
+        .unwrap();
+    let verifier =
+        livekit_api::access_token::TokenVerifier::with_api_key(lk.api_key(), lk.api_secret());
+    for token in [&live.token, &guest.token] {
+        let claims = verifier.verify(token).unwrap();
+        assert_eq!(claims.exp - claims.nbf, 2, "TTL from STREAMIT_TOKEN_TTL");
+    }
+
+    // Past expiry plus LiveKit's one-minute leeway.
+    tokio::time::sleep(Duration::from_secs(2 + 62)).await;
+    let mut expired = ViewerOptions::new(guest.ws_url.clone(), guest.token.clone());
+    expired.duration = Duration::from_secs(1);
+    // Control: a token minted now by the same backend joins.
+    let fresh = Client::new(backend.url())
+        .viewer_token(&ViewerTokenRequest {
+            host_id: c_auth.user.id.clone(),
+            guest_name: None,
+        })
+        .await
+        .unwrap();
+    let mut control = ViewerOptions::new(fresh.ws_url.clone(), fresh.token.clone());
+    control.duration = Duration::from_secs(1);
+    let (expired, control) = tokio::join!(Viewer::run(expired), Viewer::run(control));
+    let (expired, control) = (expired.unwrap(), control.unwrap());
+    assert!(
+        control.joined,
+        "a fresh token was refused: {:?}",
+        control.error
+    );
+    assert!(!expired.joined, "LiveKit accepted an expired backend token");
+}
