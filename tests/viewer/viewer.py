@@ -24,6 +24,44 @@ QUALITIES = {
 }
 
 
+def read_pattern_code(y, width, height):
+    """Reads StreamIt's synthetic-pattern block code from a luma plane (stride = width).
+
+    Layout (crates/media/src/pattern.rs): block b = width // 40; bit i is the block at
+    x = (1 + i % 32)·b, y = (1 + i // 32)·b; mean luma of the block's inner half > 128 → 1;
+    bits 0..32 frame number, 32..80 timestamp µs, 80..88 CRC-8/SMBUS of those 10 bytes,
+    88..96 sync 0xA5 (all MSB first). Returns (frame_no, timestamp_us) or None.
+    """
+    b = width // 40
+    if width < 160 or 5 * b > height:
+        return None
+    lo, hi = b // 4, (3 * b) // 4
+    step = max(1, (hi - lo) // 4)  # a 4×4 grid of samples per block is plenty
+    bits = []
+    for i in range(96):
+        bx, by = (1 + i % 32) * b, (1 + i // 32) * b
+        total = count = 0
+        for yy in range(by + lo, by + hi, step):
+            row = yy * width
+            for xx in range(bx + lo, bx + hi, step):
+                total += y[row + xx]
+                count += 1
+        bits.append(1 if count and total / count > 128 else 0)
+    data = bytes(int("".join(map(str, bits[k : k + 8])), 2) for k in range(0, 96, 8))
+    if data[11] != 0xA5 or crc8(data[:10]) != data[10]:
+        return None
+    return int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:10], "big")
+
+
+def crc8(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
 def log(*args):
     print("[viewer]", *args, file=sys.stderr, flush=True)
 
@@ -55,6 +93,26 @@ class Report:
         self.chat_sent = 0
         self.publish = {"attempted": False, "ok": None, "error": None}
         self.disconnect_reason = None
+        # Synthetic-pattern codes read from decoded frames: (frame_no, timestamp_us, recv_unix_us).
+        self.pattern_samples = []
+        self.pattern_unreadable = 0
+
+    def pattern_json(self):
+        samples = self.pattern_samples
+        numbers = [s[0] for s in samples]
+        out_of_order = sum(1 for a, b in zip(numbers, numbers[1:]) if b <= a)
+        span = (max(numbers) - min(numbers) + 1) if numbers else 0
+        return {
+            "read": len(samples),
+            "unreadable": self.pattern_unreadable,
+            "first_frame_no": numbers[0] if numbers else None,
+            "last_frame_no": numbers[-1] if numbers else None,
+            "distinct": len(set(numbers)),
+            "missing_in_span": span - len(set(numbers)),
+            "out_of_order": out_of_order,
+            # Capped so the report stays small; the Rust side computes latency from these.
+            "samples": samples[:: max(1, len(samples) // 600)],
+        }
 
     def ms(self):
         return round((time.monotonic() - self.t0) * 1000.0, 1)
@@ -87,14 +145,23 @@ class Report:
             "mute_events": self.mute_events,
             "publish": self.publish,
             "disconnect_reason": self.disconnect_reason,
+            "pattern": self.pattern_json(),
             "duration_ms": self.ms(),
         }
 
 
-async def consume_video(track, report, quality_applied):
+async def consume_video(track, report, quality_applied, read_pattern):
     stream = rtc.VideoStream(track)
     async for event in stream:
         frame = event.frame
+        if read_pattern:
+            recv_us = time.time_ns() // 1000
+            i420 = frame.convert(rtc.VideoBufferType.I420)
+            code = read_pattern_code(memoryview(i420.data).cast("B"), i420.width, i420.height)
+            if code is None:
+                report.pattern_unreadable += 1
+            else:
+                report.pattern_samples.append((code[0], code[1], recv_us))
         report.video_frames += 1
         key = f"{frame.width}x{frame.height}"
         report.resolutions[key] = report.resolutions.get(key, 0) + 1
@@ -179,7 +246,7 @@ async def run(args):
                     "muted": publication.muted,
                 }
             )
-            tasks.append(asyncio.create_task(consume_video(track, report, applied)))
+            tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
             tasks.append(asyncio.create_task(consume_audio(track, report)))
 
@@ -297,6 +364,7 @@ def main():
     ap.add_argument("--chat-delay", type=float, default=0.5, help="seconds after someone is present")
     ap.add_argument("--try-publish", action="store_true", help="try to publish a video track")
     ap.add_argument("--publish-timeout", type=float, default=12.0)
+    ap.add_argument("--read-pattern", action="store_true", help="read the synthetic pattern's frame code")
     ap.add_argument("--until-frames", type=int, help="stop once this many video frames decoded")
     ap.add_argument("--until-audio-frames", type=int, help="stop once this many audio frames received")
     ap.add_argument("--until-chat", type=int, help="stop once this many chat messages received")

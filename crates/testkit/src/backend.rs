@@ -112,9 +112,15 @@ impl Backend {
 
     /// Runs `streamit-server <args>` against the same database (admin commands); returns stdout.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
+        self.cli_env(args, &[])
+    }
+
+    /// [`Backend::cli`] with extra environment (e.g. `STREAMIT_USER_PASSWORD` for `user create`).
+    pub fn cli_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Result<String> {
         let out = Command::new(&self.bin)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra_env.iter().copied())
             .env("STREAMIT_BIND", "127.0.0.1:0")
             .output()
             .with_context(|| format!("running streamit-server {args:?}"))?;

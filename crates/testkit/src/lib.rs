@@ -19,4 +19,4 @@ pub use backend::{Backend, BackendOptions};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{livekit_server_bin, repo_root, viewer_python};
 pub use process::{free_tcp_port, free_udp_port};
-pub use viewer::{Viewer, ViewerOptions, ViewerReport};
+pub use viewer::{PatternReport, Viewer, ViewerOptions, ViewerReport};

@@ -22,6 +22,8 @@ pub struct ViewerOptions {
     pub send_chat: Vec<String>,
     /// Try to publish a video track and report whether the server allowed it.
     pub try_publish: bool,
+    /// Read StreamIt's synthetic-pattern code (frame number, capture time) from every frame.
+    pub read_pattern: bool,
     /// Leave early once this many video frames were decoded (and other `until_*` hold).
     pub until_frames: Option<u32>,
     pub until_audio_frames: Option<u32>,
@@ -37,6 +39,7 @@ impl ViewerOptions {
             quality: None,
             send_chat: Vec::new(),
             try_publish: false,
+            read_pattern: false,
             until_frames: None,
             until_audio_frames: None,
             until_chat: None,
@@ -84,6 +87,35 @@ pub struct MuteEvent {
     pub video_frames_at: u64,
 }
 
+/// What the viewer read from the synthetic pattern's block code.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PatternReport {
+    /// Frames whose code was read (sync byte and CRC valid).
+    pub read: u64,
+    pub unreadable: u64,
+    pub first_frame_no: Option<u32>,
+    pub last_frame_no: Option<u32>,
+    pub distinct: u64,
+    /// Frame numbers between the first and last read that never arrived.
+    pub missing_in_span: u64,
+    /// Codes that were not larger than the one before.
+    pub out_of_order: u64,
+    /// `(frame_no, capture timestamp µs on the publisher's media clock, arrival unix time µs)`,
+    /// at most ~600 evenly spaced.
+    pub samples: Vec<(u32, u64, u64)>,
+}
+
+impl PatternReport {
+    /// Glass-to-glass latencies (ms), given the wall-clock time of the publisher's media-clock
+    /// zero in unix µs. Same machine, so the clocks agree.
+    pub fn latencies_ms(&self, clock_epoch_unix_us: u64) -> Vec<f64> {
+        self.samples
+            .iter()
+            .map(|&(_, ts, recv)| (recv as f64 - (clock_epoch_unix_us + ts) as f64) / 1000.0)
+            .collect()
+    }
+}
+
 /// The viewer's JSON report (see tests/viewer/viewer.py for the meaning of each field).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ViewerReport {
@@ -101,6 +133,7 @@ pub struct ViewerReport {
     pub mute_events: Vec<MuteEvent>,
     pub publish: PublishAttempt,
     pub disconnect_reason: Option<String>,
+    pub pattern: PatternReport,
     pub duration_ms: f64,
 }
 
@@ -138,6 +171,9 @@ impl Viewer {
         }
         if options.try_publish {
             cmd.arg("--try-publish");
+        }
+        if options.read_pattern {
+            cmd.arg("--read-pattern");
         }
         for (flag, value) in [
             ("--until-frames", options.until_frames),
