@@ -113,7 +113,14 @@ pub fn rgb_to_i420(
     VideoFrame::from_i420(width, height, buf, pts)
 }
 
+/// Extra pixels of padding for the YUYV conversion (see [`yuyv_to_i420`]).
+const YUYV_PAD: u32 = 32;
+
 /// YUYV 4:2:2 packed (`Y0 U Y1 V`, `stride` bytes per row) → I420.
+///
+/// yuvutils-rs 0.8.3 leaves the last ≤ 16 pixels of each row unwritten after its SIMD pass
+/// (its scalar tail skips pixel *pairs* by a pixel count). The rows are therefore padded by
+/// 32 pixels before converting and cropped after, so the SIMD pass covers every real pixel.
 pub fn yuyv_to_i420(
     yuyv: &[u8],
     width: u32,
@@ -122,18 +129,49 @@ pub fn yuyv_to_i420(
     pts: MediaTime,
 ) -> Result<VideoFrame> {
     check_even(width, height)?;
-    let mut buf = vec![0u8; i420_len(width, height)];
+    let (w, h, s) = (width as usize, height as usize, stride as usize);
+    if s < 2 * w || yuyv.len() < s * (h - 1) + 2 * w {
+        return Err(MediaError::Geometry(format!(
+            "YUYV {width}x{height} stride {stride} needs {} bytes, got {}",
+            s * (h - 1) + 2 * w,
+            yuyv.len()
+        )));
+    }
+    let pw = width + YUYV_PAD;
+    let prow = 2 * pw as usize;
+    let mut padded = vec![0u8; prow * h];
+    for (dst, src) in padded.chunks_exact_mut(prow).zip(yuyv.chunks(s)) {
+        dst[..2 * w].copy_from_slice(&src[..2 * w]);
+        for px in dst[2 * w..].chunks_exact_mut(4) {
+            px.copy_from_slice(&[16, 128, 16, 128]);
+        }
+    }
+    let mut buf = vec![0u8; i420_len(pw, height)];
     {
-        let mut img = planar_mut(&mut buf, width, height);
+        let mut img = planar_mut(&mut buf, pw, height);
         let packed = YuvPackedImage {
-            yuy: yuyv,
-            yuy_stride: stride,
-            width,
+            yuy: &padded,
+            yuy_stride: prow as u32,
+            width: pw,
             height,
         };
         yuvutils_rs::yuyv422_to_yuv420(&mut img, &packed).map_err(conv_err)?;
     }
-    VideoFrame::from_i420(width, height, buf, pts)
+    let ylen = pw as usize * h;
+    let clen = (pw as usize / 2) * (h / 2);
+    let (y, rest) = buf.split_at(ylen);
+    let (u, v) = rest.split_at(clen);
+    VideoFrame::from_planes(
+        width,
+        height,
+        y,
+        pw as usize,
+        u,
+        pw as usize / 2,
+        v,
+        pw as usize / 2,
+        pts,
+    )
 }
 
 /// NV12 (Y plane, then interleaved `U V` plane; strides = width) → I420. A pure de-interleave.

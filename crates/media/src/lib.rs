@@ -23,6 +23,7 @@
 //! - Conversion and scaling: [`convert`].
 
 pub mod audio;
+pub mod camera;
 pub mod clock;
 pub mod convert;
 pub mod encode;

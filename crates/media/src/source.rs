@@ -446,7 +446,7 @@ pub fn write_y4m(path: &Path, frames: &[VideoFrame], fps: u32) -> Result<()> {
     let mut w = std::io::BufWriter::new(File::create(path)?);
     writeln!(
         w,
-        "YUV4MPEG2 W{} H{} F{}:1 Ip A1:1 C420jpeg",
+        "YUV4MPEG2 W{} H{} F{}:1 Ip A1:1 C420mpeg2 XCOLORRANGE=LIMITED",
         first.width, first.height, fps
     )?;
     for f in frames {
