@@ -63,7 +63,9 @@ impl Server {
             env.push((k.to_string(), v.to_string()));
         }
         let stderr = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        die_with_test(&mut cmd);
+        let mut child = cmd
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", dir.path())
@@ -138,7 +140,7 @@ impl Server {
 
     /// Stops the server (SIGTERM) and returns what it printed on stdout after the ready line.
     pub fn stop(mut self) -> Vec<String> {
-        unsafe_sigterm(self.child.id());
+        sigterm(self.child.id());
         let _ = self.child.wait();
         self.stdout_lines.try_iter().collect()
     }
@@ -172,7 +174,24 @@ impl Server {
     }
 }
 
-fn unsafe_sigterm(pid: u32) {
+/// The server dies with the test process even if the test is killed (Linux).
+fn die_with_test(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+fn sigterm(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
