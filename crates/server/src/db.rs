@@ -243,6 +243,39 @@ impl Db {
         Ok(())
     }
 
+    /// Registration: the user and their first login session, both or neither.
+    pub async fn insert_user_with_session(
+        &self,
+        u: &UserRow,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, role, is_approved, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(flag(u.is_approved))
+        .bind(u.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or)?;
+        sqlx::query("INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(&u.id)
+            .bind(u.created_at)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn user_by_username(&self, username: &str) -> DbResult<Option<UserRow>> {
         let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE username = $1"));
         let row = sqlx::query(q)

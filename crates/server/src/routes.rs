@@ -20,11 +20,14 @@ fn too_many(retry: std::time::Duration) -> AppError {
     }
 }
 
+fn session_ttl_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
 async fn issue_session(state: &AppState, user: &UserRow) -> AppResult<AuthResponse> {
     let (token, hash) = auth::new_session_token();
     let now = now_ms();
-    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    let expires_at = now.saturating_add(ttl);
+    let expires_at = now.saturating_add(session_ttl_ms(state));
     state
         .db
         .insert_auth_session(&hash, &user.id, now, expires_at)
@@ -84,13 +87,23 @@ pub async fn register(
         is_approved: role == Role::Viewer,
         created_at: now_ms(),
     };
-    match state.db.insert_user(&user).await {
+    let (token, hash) = auth::new_session_token();
+    let expires_at = user.created_at.saturating_add(session_ttl_ms(&state));
+    match state
+        .db
+        .insert_user_with_session(&user, &hash, expires_at)
+        .await
+    {
         Ok(()) => {}
         Err(DbError::Conflict) => return Err(AppError::Conflict("Username is taken".into())),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, username = %user.username, role = %user.role, "registered");
-    let resp = issue_session(&state, &user).await?;
+    let resp = AuthResponse {
+        token,
+        expires_at,
+        user: user.to_api(),
+    };
     Ok(ok(StatusCode::CREATED, resp))
 }
 

@@ -1128,6 +1128,76 @@ async fn login_rate_limits(db: Database) {
     assert_eq!(status(api.login(&login("bob", "bob-password")).await), 429);
 }
 
+/// Two instances on one database agree on everything: sessions, streams,
+/// viewer counts (no per-process state but the login rate limiter).
+async fn two_instances(db: Database) {
+    let a = Server::start(db);
+    let b = a.another();
+    assert_ne!(a.url, b.url);
+    let (alice_a, auth) = a.account("alice", Role::Creator, true).await;
+    // the session token from instance A works on B
+    let alice_b = b.client().with_token(auth.token.clone());
+    assert_eq!(alice_b.me().await.unwrap().id, auth.user.id);
+    alice_a
+        .setup_stream(&SetupStreamRequest {
+            title: "Shared".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = alice_b.go_live().await.unwrap();
+    // go-live on A again keeps B's session
+    assert_eq!(alice_a.go_live().await.unwrap().session_id, live.session_id);
+    assert_eq!(a.client().live_streams().await.unwrap().len(), 1);
+    // webhooks may reach either instance
+    let room = auth.user.id.clone();
+    let j1 = webhook_event("participant_joined", &room, "RM_1", Some(("PA_1", "v1")));
+    let j2 = webhook_event("participant_joined", &room, "RM_1", Some(("PA_2", "v2")));
+    assert_eq!(
+        post_webhook(&a, &j1, Some(&sign(&j1, LK_KEY, LK_SECRET))).await,
+        200
+    );
+    assert_eq!(
+        post_webhook(&b, &j2, Some(&sign(&j2, LK_KEY, LK_SECRET))).await,
+        200
+    );
+    assert_eq!(
+        a.client()
+            .stream_by_username("alice")
+            .await
+            .unwrap()
+            .viewer_count,
+        2
+    );
+    assert_eq!(
+        b.client()
+            .stream_by_username("alice")
+            .await
+            .unwrap()
+            .viewer_count,
+        2
+    );
+    // logout on B revokes on A
+    let second = a
+        .client()
+        .login(&LoginRequest {
+            username: "alice".into(),
+            password: "alice-password".into(),
+        })
+        .await
+        .unwrap();
+    let s_b = b.client().with_token(second.token.clone());
+    s_b.logout().await.unwrap();
+    assert_eq!(status(a.client().with_token(second.token).me().await), 401);
+    let sum = alice_a.end_stream().await.unwrap();
+    assert_eq!(
+        (sum.id.as_str(), sum.peak_viewers),
+        (live.session_id.as_str(), 2)
+    );
+    assert!(b.client().live_streams().await.unwrap().is_empty());
+    drop(b);
+}
+
 // --- SQLite -------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1158,6 +1228,11 @@ async fn webhooks_sqlite() {
 #[tokio::test]
 async fn login_rate_limits_sqlite() {
     login_rate_limits(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn two_instances_sqlite() {
+    two_instances(Database::sqlite()).await;
 }
 
 #[tokio::test]
@@ -1197,6 +1272,11 @@ async fn follows_postgres() {
 #[tokio::test]
 async fn webhooks_postgres() {
     webhooks(postgres()).await;
+}
+
+#[tokio::test]
+async fn two_instances_postgres() {
+    two_instances(postgres()).await;
 }
 
 #[tokio::test]

@@ -62,6 +62,21 @@ impl Server {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
         }
+        Self::spawn(dir, env, database_url, Some(db))
+    }
+
+    /// A second instance on the same database (as behind a load balancer).
+    pub fn another(&self) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn(dir, self.env.clone(), self.database_url.clone(), None)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        env: Vec<(String, String)>,
+        database_url: String,
+        db: Option<Database>,
+    ) -> Server {
         let stderr = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(BIN);
         die_with_test(&mut cmd);
@@ -103,7 +118,7 @@ impl Server {
             env,
             stdout_lines: rx,
             _dir: dir,
-            _db: Some(db),
+            _db: db,
         }
     }
 
