@@ -124,6 +124,7 @@ pub struct Participant {
     frames_dropped: u64,
     audio_sent: u64,
     cid_counter: u32,
+    reconnect_requested: Option<String>,
 }
 
 impl Participant {
@@ -161,6 +162,7 @@ impl Participant {
             frames_dropped: 0,
             audio_sent: 0,
             cid_counter: 0,
+            reconnect_requested: None,
         }
     }
 
@@ -354,9 +356,16 @@ impl Participant {
                 let reason = proto::DisconnectReason::try_from(l.reason)
                     .map(|r| r.as_str_name().to_string())
                     .unwrap_or_else(|_| format!("reason {}", l.reason));
-                self.set_state(ConnectionState::Disconnected {
-                    reason: format!("server: {reason}"),
-                });
+                match proto::leave_request::Action::try_from(l.action) {
+                    Ok(proto::leave_request::Action::Resume)
+                    | Ok(proto::leave_request::Action::Reconnect) => {
+                        self.reconnect_requested =
+                            Some(format!("server asked to reconnect ({reason})"));
+                    }
+                    _ => self.set_state(ConnectionState::Disconnected {
+                        reason: format!("server: {reason}"),
+                    }),
+                }
             }
             Resp::Mute(m) => {
                 // The server muted one of our tracks (e.g. by admin action).
@@ -924,6 +933,54 @@ impl Participant {
         self.drive(now);
     }
 
+    /// Why the core wants the driver to reconnect (transport lost, or the
+    /// server's LeaveRequest asked for it), once.
+    pub fn take_reconnect_request(&mut self) -> Option<String> {
+        self.reconnect_requested.take()
+    }
+
+    /// Show a reconnect attempt to the app.
+    pub fn set_reconnecting(&mut self, attempt: u32, max: u32) {
+        self.set_state(ConnectionState::Reconnecting { attempt, max });
+    }
+
+    /// Give up: a terminal error.
+    pub fn set_failed(&mut self, error: String) {
+        self.set_state(ConnectionState::Failed { error });
+    }
+
+    /// Start over in a new session (full reconnect): fresh peer connections,
+    /// every track announced again with its cid. Queued chat survives.
+    pub fn rejoin(&mut self, join: &proto::JoinResponse, now: Instant) {
+        for rtc in [self.publisher.as_mut(), self.subscriber.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            rtc.disconnect();
+        }
+        self.publisher = None;
+        self.subscriber = None;
+        self.pub_timeout = None;
+        self.sub_timeout = None;
+        self.pending_offer = None;
+        self.negotiation_needed = false;
+        self.sub_candidates.clear();
+        self.egress.clear();
+        self.data_rx = DataReceiver::default();
+        self.reconnect_requested = None;
+        for t in self.tracks.iter_mut() {
+            t.sid = None;
+            t.mid = None;
+            t.pt = None;
+            t.wanted = None;
+            t.requested_at = now;
+            t.request.muted = t.muted;
+            self.out
+                .push_back(CoreOutput::Signal(Req::AddTrack(t.request.clone())));
+        }
+        self.handle_join(join, now);
+    }
+
     /// Feed a datagram received on the socket of peer connection `pc`.
     pub fn handle_receive(
         &mut self,
@@ -1059,9 +1116,7 @@ impl Participant {
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected),
             ) => {
                 if matches!(self.state, ConnectionState::Connected) {
-                    self.emit(PublisherEvent::Error(
-                        "publisher transport disconnected".into(),
-                    ));
+                    self.reconnect_requested = Some("publisher transport disconnected".into());
                 }
             }
             (PcKind::Publisher, Event::ChannelOpen(id, _label)) => {
@@ -1241,6 +1296,38 @@ pub fn candidate_init_json(c: &Candidate, mid: &str, index: u32) -> String {
         "sdpMLineIndex": index,
     })
     .to_string()
+}
+
+/// The reconnect policy: `min(1 s · 2ⁿ, 15 s)` before attempt n+1, at most 5 attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Delay before the first attempt.
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay before attempt `attempt` (1-based), or `None` when out of attempts.
+    pub fn delay(&self, attempt: u32) -> Option<Duration> {
+        if attempt == 0 || attempt > self.max_attempts {
+            return None;
+        }
+        let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
+        Some(self.base.saturating_mul(factor).min(self.cap))
+    }
 }
 
 #[cfg(test)]
@@ -1726,5 +1813,103 @@ mod tests {
         }
         assert!(errors.iter().any(|e| e.contains(&cid.0)), "{errors:?}");
         assert!(!h.core.is_track_ready(&cid));
+    }
+
+    #[test]
+    fn backoff_is_1_2_4_8_15_then_gives_up() {
+        let b = Backoff::default();
+        let d: Vec<_> = (1..=6).map(|n| b.delay(n).map(|d| d.as_secs())).collect();
+        assert_eq!(d, vec![Some(1), Some(2), Some(4), Some(8), Some(15), None]);
+        assert_eq!(b.delay(0), None);
+        assert_eq!(
+            Backoff {
+                max_attempts: 40,
+                ..b
+            }
+            .delay(40),
+            Some(Duration::from_secs(15))
+        );
+    }
+
+    #[test]
+    fn rejoin_announces_tracks_again_and_renegotiates() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
+        h.core.set_muted(&cid, true);
+        assert!(h.core.is_track_ready(&cid));
+
+        // The server went away; a new session on a new SFU transport.
+        h.sfu = Rtc::builder().enable_bwe(None).build(h.now);
+        h.sfu
+            .add_local_candidate(Candidate::host(addr("10.0.0.2:5001"), "udp").expect("candidate"));
+        h.sfu_events.clear();
+        h.signals.clear();
+        h.core.rejoin(&join_response(Vec::new()), h.now);
+        h.pump(10);
+        let add = h
+            .signals
+            .iter()
+            .find_map(|s| match s {
+                Req::AddTrack(a) => Some(a.clone()),
+                _ => None,
+            })
+            .expect("AddTrackRequest again");
+        assert_eq!(add.cid, cid.0);
+        assert!(add.muted, "mute state survives the rejoin");
+        assert!(!h.core.is_track_ready(&cid));
+        h.events.clear();
+        h.pump(1500);
+        assert!(
+            h.core.is_connected(),
+            "{:?} {:?} {:?}",
+            h.events,
+            h.signals
+                .iter()
+                .map(|s| format!("{s:?}").chars().take(60).collect::<String>())
+                .collect::<Vec<_>>(),
+            h.sfu_events.iter().rev().take(5).collect::<Vec<_>>()
+        );
+        h.core.handle_signal(
+            Resp::TrackPublished(proto::TrackPublishedResponse {
+                cid: cid.0.clone(),
+                track: Some(proto::TrackInfo {
+                    sid: "TR_2".into(),
+                    ..Default::default()
+                }),
+            }),
+            h.now,
+        );
+        h.pump(500);
+        assert!(h.core.is_track_ready(&cid));
+        let last = h.offers().pop().expect("offer");
+        assert!(last.contains(&format!("a=msid:{MY_SID} {}", cid.0)));
+    }
+
+    #[test]
+    fn server_leave_with_reconnect_action_requests_a_reconnect() {
+        let mut h = Harness::new();
+        h.connected();
+        h.core.handle_signal(
+            Resp::Leave(proto::LeaveRequest {
+                action: proto::leave_request::Action::Reconnect as i32,
+                ..Default::default()
+            }),
+            h.now,
+        );
+        assert!(h.core.take_reconnect_request().is_some());
+        assert!(h.core.take_reconnect_request().is_none(), "reported once");
+        h.core.handle_signal(
+            Resp::Leave(proto::LeaveRequest {
+                action: proto::leave_request::Action::Disconnect as i32,
+                reason: proto::DisconnectReason::RoomDeleted as i32,
+                ..Default::default()
+            }),
+            h.now,
+        );
+        assert!(matches!(
+            h.core.state(),
+            ConnectionState::Disconnected { .. }
+        ));
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::Error;
-use crate::core::{CoreConfig, CoreOutput, Participant};
+use crate::core::{Backoff, CoreConfig, CoreOutput, Participant};
 use crate::types::*;
 
 /// How a [`Publisher`] connects.
@@ -270,6 +270,8 @@ impl Publisher {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let notify = Arc::new(Notify::new());
         let driver = Driver {
+            url: ws_url.to_string(),
+            token: token.to_string(),
             core,
             signal,
             signal_events,
@@ -336,6 +338,8 @@ async fn route_ip(ws_url: &str) -> IpAddr {
 }
 
 struct Driver {
+    url: String,
+    token: String,
     core: Participant,
     signal: SignalClient,
     signal_events: SignalEvents,
@@ -397,18 +401,25 @@ impl Driver {
                 .poll_timeout()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            if let Some(why) = self.core.take_reconnect_request()
+                && !self.reconnect(why).await
+            {
+                return;
+            }
             tokio::select! {
                 ev = self.signal_events.recv() => {
                     let now = Instant::now().into_std();
                     match ev {
                         Some(SignalEvent::Message(m)) => self.core.handle_signal(*m, now),
                         Some(SignalEvent::Close(reason)) => {
-                            self.fail(format!("signal connection lost: {reason}")).await;
-                            return;
+                            if !self.reconnect(format!("signal connection lost: {reason}")).await {
+                                return;
+                            }
                         }
                         None => {
-                            self.fail("signal connection gone".into()).await;
-                            return;
+                            if !self.reconnect("signal connection gone".into()).await {
+                                return;
+                            }
                         }
                     }
                 }
@@ -449,13 +460,71 @@ impl Driver {
         }
     }
 
-    async fn fail(&mut self, error: String) {
-        let _ = self
-            .ev_tx
-            .try_send(PublisherEvent::StateChanged(ConnectionState::Failed {
-                error,
-            }));
+    /// Full reconnect with the backoff policy. Returns false when the driver must stop
+    /// (gave up, or the app left meanwhile).
+    async fn reconnect(&mut self, why: String) -> bool {
+        tracing::info!("reconnecting: {why}");
+        // Keep the newest token the server handed out (RefreshToken).
+        self.token = self.signal.token();
         self.signal.close().await;
+        let backoff = Backoff::default();
+        let mut last_err = why;
+        for attempt in 1..=backoff.max_attempts {
+            self.core.set_reconnecting(attempt, backoff.max_attempts);
+            self.flush().await;
+            let delay = backoff.delay(attempt).unwrap_or(Duration::from_secs(1));
+            if !self.idle(delay).await {
+                return false;
+            }
+            match SignalClient::connect(&self.url, &self.token, signal_options(), None).await {
+                Ok((client, join, events)) => {
+                    tracing::info!("rejoined on attempt {attempt}");
+                    self.signal = client;
+                    self.signal_events = events;
+                    self.core.rejoin(&join, Instant::now().into_std());
+                    return true;
+                }
+                Err(e) => {
+                    tracing::info!("reconnect attempt {attempt} failed: {e}");
+                    last_err = e.to_string();
+                }
+            }
+        }
+        self.core.set_failed(format!(
+            "gave up after {} reconnect attempts; last error: {last_err}",
+            backoff.max_attempts
+        ));
+        self.flush().await;
+        false
+    }
+
+    /// Waits out a backoff delay: media that arrives meanwhile is discarded (and
+    /// counted), commands still run. Returns false if the app left.
+    async fn idle(&mut self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                _ = self.notify.notified() => {
+                    for (_, q, _) in &self.video {
+                        let n = q.drain().len() as u64;
+                        self.core.count_dropped_frames(n);
+                    }
+                    for (_, q) in &self.audio {
+                        q.drain();
+                    }
+                }
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some(cmd) => {
+                        if let Some(done) = self.command(cmd).await {
+                            let _ = done.send(());
+                            return false;
+                        }
+                    }
+                    None => return false,
+                },
+            }
+        }
     }
 
     fn pump_media(&mut self) {

@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
+    cfg_path: PathBuf,
     pub http_port: u16,
     pub key: String,
     pub secret: String,
@@ -54,33 +55,57 @@ impl Server {
         );
         let cfg_path = dir.path().join("lk.yaml");
         std::fs::write(&cfg_path, cfg)?;
-        let log = std::fs::File::create(dir.path().join("lk.log"))?;
-        let child = Command::new(server_bin())
-            .arg("--config")
-            .arg(&cfg_path)
-            .args(["--bind", "127.0.0.1", "--node-ip", "127.0.0.1"])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawn livekit-server")?;
-        let s = Server {
-            child,
+        let mut s = Server {
+            child: None,
+            cfg_path,
             http_port,
             key,
             secret,
             dir,
         };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("lk.log"))?;
+        let child = Command::new(server_bin())
+            .arg("--config")
+            .arg(&self.cfg_path)
+            .args(["--bind", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn livekit-server")?;
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
                 std::thread::sleep(Duration::from_millis(300));
-                return Ok(s);
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("livekit-server did not come up");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kill the server (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same ports.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
     }
 
     pub fn ws_url(&self) -> String {
@@ -109,8 +134,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if std::env::var_os("KEEP_LK_LOG").is_some() {
             let _ = std::fs::write("/tmp/lk-last.log", self.log());
         }
@@ -144,52 +168,5 @@ impl Viewer {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let line = stdout.lines().last().context("viewer printed nothing")?;
         Ok(serde_json::from_str(line)?)
-    }
-}
-
-/// Moving synthetic picture → H.264 Annex-B access units.
-pub struct H264Source {
-    enc: openh264::encoder::Encoder,
-    w: usize,
-    h: usize,
-    n: u64,
-}
-
-impl H264Source {
-    pub fn new(w: usize, h: usize, fps: f32, bps: u32) -> Result<Self> {
-        use openh264::encoder::*;
-        let cfg = EncoderConfig::new()
-            .bitrate(BitRate::from_bps(bps))
-            .max_frame_rate(FrameRate::from_hz(fps))
-            .usage_type(UsageType::CameraVideoRealTime)
-            .profile(Profile::Baseline)
-            .skip_frames(false)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(60));
-        let enc = Encoder::with_api_config(openh264::OpenH264API::from_source(), cfg)?;
-        Ok(Self { enc, w, h, n: 0 })
-    }
-
-    pub fn force_keyframe(&mut self) {
-        self.enc.force_intra_frame();
-    }
-
-    /// Next frame: (Annex-B data, is keyframe).
-    pub fn next_frame(&mut self) -> Result<(Vec<u8>, bool)> {
-        let (w, h) = (self.w, self.h);
-        let mut yuv = vec![128u8; w * h * 3 / 2];
-        let shift = (self.n * 4) as usize;
-        for y in 0..h {
-            for x in 0..w {
-                yuv[y * w + x] = (((x + shift) / 16 + y / 16) % 2 * 160 + 40) as u8;
-            }
-        }
-        self.n += 1;
-        let buf = openh264::formats::YUVBuffer::from_vec(yuv, w, h);
-        let bs = self.enc.encode(&buf)?;
-        let key = matches!(
-            bs.frame_type(),
-            openh264::encoder::FrameType::IDR | openh264::encoder::FrameType::I
-        );
-        Ok((bs.to_vec(), key))
     }
 }
