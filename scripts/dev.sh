@@ -7,8 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 eval "$(scripts/install.sh --print-env)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/streamit/target}"
-cargo build --release --quiet -p streamit-server -p streamit-studio
-bin="$CARGO_TARGET_DIR/release"
+# The dev profile shares its build with the tests (dependencies are optimised there too).
+cargo build --quiet -p streamit-server -p streamit-studio
+bin="$CARGO_TARGET_DIR/debug"
 
 # A key pair made for this run only: it lives in this process's environment, never in a file.
 export LIVEKIT_API_KEY="dev$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -28,19 +29,25 @@ trap cleanup EXIT INT TERM
 webhook: {api_key: $LIVEKIT_API_KEY, urls: [\"http://$STREAMIT_BIND/api/livekit/webhook\"]}" \
   2> >(sed 's/^/[livekit] /' >&2) &
 pids+=($!)
-until curl -fsS "$LIVEKIT_URL" >/dev/null 2>&1; do sleep 0.2; done
+until curl -fsS "$LIVEKIT_URL" >/dev/null 2>&1; do
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "livekit-server failed to start (is port $lk_port taken?)" >&2; exit 1; }
+  sleep 0.2
+done
 
-"$bin/streamit-server" serve | while read -r line; do
-  case "$line" in
-    STREAMIT_SERVER_LISTENING*)
-      echo
-      echo "StreamIt is running:"
-      echo "  backend API     ${line#STREAMIT_SERVER_LISTENING } (OpenAPI at /api/openapi.json)"
-      echo "  LiveKit server  $LIVEKIT_WS_URL"
-      echo "Press Ctrl-C to stop."
-      ;;
-    *) echo "$line" ;;
-  esac
-done &
+announce() {
+  while read -r line; do
+    case "$line" in
+      STREAMIT_SERVER_LISTENING*)
+        echo
+        echo "StreamIt is running:"
+        echo "  backend API     ${line#STREAMIT_SERVER_LISTENING } (OpenAPI at /api/openapi.json)"
+        echo "  LiveKit server  $LIVEKIT_WS_URL"
+        echo "Press Ctrl-C to stop."
+        ;;
+      *) echo "$line" ;;
+    esac
+  done
+}
+"$bin/streamit-server" serve > >(announce) &
 pids+=($!)
-wait
+wait "${pids[@]}"
