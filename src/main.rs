@@ -1,24 +1,27 @@
 //! StreamIt Studio: the desktop broadcasting studio and its headless QA command line.
 
+mod cli;
+
 use clap::Parser;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "streamit-studio",
-    version,
-    about = "StreamIt Studio: go live from your desktop"
-)]
-struct Cli {}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let _cli = Cli::parse();
-    println!(
-        "streamit-studio {}: the studio GUI and CLI arrive with their issues",
-        env!("CARGO_PKG_VERSION")
-    );
-    Ok(())
+    let cli = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    rt.block_on(cli::run(cli))
 }

@@ -1,0 +1,59 @@
+//! What the GUI and the CLI ask the session to do.
+
+use crate::media::{AudioSourceSpec, Codec, VideoSourceSpec};
+
+/// Stream settings for Setup (`POST /api/stream/setup`). Chat settings left `None` keep
+/// their current value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamSetup {
+    pub title: String,
+    pub description: Option<String>,
+    pub chat_enabled: Option<bool>,
+    pub chat_delayed: Option<bool>,
+    pub chat_followers_only: Option<bool>,
+}
+
+/// A request to the session task. Each one either succeeds or puts a
+/// [`crate::UserError`] into the state (and into the reply, for
+/// [`crate::SessionHandle::request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Log in with a password; the session token stays in the session
+    /// (read it from [`crate::SessionHandle::token`] to store it in a keyring).
+    Login { username: String, password: String },
+    /// Use a stored session token (validated with `GET /api/auth/me`).
+    UseToken(String),
+    /// Ends a running stream first, then logs out on the backend.
+    Logout,
+    /// Create or update the stream's title, description and chat settings.
+    SetupStream(StreamSetup),
+    /// API go-live → join the LiveKit room → publish video and audio.
+    GoLive,
+    /// Unpublish → leave → API end-stream → report stats → summary.
+    EndStream,
+    /// Mute / unmute the microphone (viewers see the mute).
+    ToggleMic,
+    /// Turn the camera off / on (viewers see the video track muted).
+    ToggleCamera,
+    /// Send a chat message into the room (only while live).
+    SendChat(String),
+    /// Edit the title (and optionally the description), also while live.
+    EditTitle {
+        title: String,
+        description: Option<String>,
+    },
+    /// Switch the video source (restarts the preview; not while on air).
+    SelectVideoSource(VideoSourceSpec),
+    /// Switch the audio source (not while on air).
+    SelectAudioSource(AudioSourceSpec),
+    /// Codec and simulcast for the next Go Live.
+    SelectCodec { codec: Codec, simulcast: bool },
+    /// Start the sources for the setup screen's preview and mic meter.
+    StartPreview,
+    /// Forget the errors shown to the user.
+    DismissErrors,
+    /// Return to the setup screen after the summary.
+    Reset,
+    /// End any stream, stop the media threads and the task.
+    Shutdown,
+}

@@ -1,0 +1,1027 @@
+//! The session task: owns the API client, the media pipeline and the LiveKit publisher.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use streamit_api::client::{ApiError, Client};
+use streamit_api::{
+    LoginRequest, Role, SessionStatsReport, SetupStreamRequest, StreamSession,
+    UpdateStreamInfoRequest, User,
+};
+use streamit_livekit_publish as lk;
+use streamit_media::MediaClock;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::command::{Command, StreamSetup};
+use crate::error::{ErrorKind, Result, SessionError, UserError};
+use crate::media::{
+    AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, VideoPipeline,
+    VideoSourceSpec,
+};
+use crate::state::{
+    Account, ChatEntry, Health, MediaSelection, SessionState, StreamInfo, StreamState, Summary,
+};
+
+/// How a session starts.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The StreamIt backend root, e.g. `http://127.0.0.1:8080`.
+    pub api_url: String,
+    /// A stored session token to start logged in with (validated at start).
+    pub token: Option<String>,
+    pub video: VideoSourceSpec,
+    pub audio: AudioSourceSpec,
+    pub codec: Codec,
+    pub simulcast: bool,
+    /// How long joining the LiveKit room (signal + transport) may take.
+    pub connect_timeout: Duration,
+    /// Transport options (queue sizes, initial bandwidth estimate, local IP).
+    pub publish: lk::PublishOptions,
+    /// Most chat entries kept in the state.
+    pub chat_history: usize,
+}
+
+impl SessionConfig {
+    pub fn new(api_url: impl Into<String>) -> Self {
+        SessionConfig {
+            api_url: api_url.into(),
+            token: None,
+            video: VideoSourceSpec::default(),
+            audio: AudioSourceSpec::default(),
+            codec: Codec::default(),
+            simulcast: false,
+            connect_timeout: Duration::from_secs(15),
+            publish: lk::PublishOptions::default(),
+            chat_history: 500,
+        }
+    }
+}
+
+struct Request {
+    command: Command,
+    reply: Option<oneshot::Sender<Result<(), UserError>>>,
+}
+
+/// The GUI's / CLI's end of a session: send commands, watch state.
+#[derive(Clone)]
+pub struct SessionHandle {
+    tx: mpsc::Sender<Request>,
+    state: watch::Receiver<SessionState>,
+    token: watch::Receiver<Option<String>>,
+}
+
+impl SessionHandle {
+    /// Starts the session task on the current tokio runtime.
+    pub fn spawn(config: SessionConfig) -> SessionHandle {
+        Self::spawn_on(&tokio::runtime::Handle::current(), config)
+    }
+
+    /// Starts the session task on `rt` (for a GUI that owns a runtime on other threads).
+    pub fn spawn_on(rt: &tokio::runtime::Handle, config: SessionConfig) -> SessionHandle {
+        let (tx, rx) = mpsc::channel(64);
+        let (state_tx, state) = watch::channel(SessionState::default());
+        let (token_tx, token) = watch::channel(config.token.clone());
+        let (media_tx, media_rx) = mpsc::channel(64);
+        let mut api = Client::new(config.api_url.clone());
+        api.set_token(config.token.clone());
+        let task = Task {
+            api,
+            config,
+            state: SessionState::default(),
+            state_tx,
+            token_tx,
+            rx,
+            media_tx,
+            media_rx,
+            clock: MediaClock::new(),
+            counters: Arc::default(),
+            video: None,
+            audio: None,
+            live: None,
+            mic_muted: false,
+            camera_off: false,
+            last_preview_sent: Instant::now(),
+        };
+        rt.spawn(task.run());
+        SessionHandle { tx, state, token }
+    }
+
+    /// Queues a command without waiting (what the GUI does). Fails only when the queue
+    /// is full or the task has stopped.
+    pub fn send(&self, command: Command) -> Result<(), SessionError> {
+        self.tx
+            .try_send(Request {
+                command,
+                reply: None,
+            })
+            .map_err(|_| SessionError::Closed)
+    }
+
+    /// Sends a command and waits until it was carried out.
+    pub async fn request(&self, command: Command) -> Result<(), UserError> {
+        let (reply, rx) = oneshot::channel();
+        let closed = || UserError {
+            kind: ErrorKind::Invalid,
+            message: "the session has stopped".into(),
+            at: SystemTime::now(),
+        };
+        self.tx
+            .send(Request {
+                command,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// The latest snapshot.
+    pub fn state(&self) -> SessionState {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<SessionState> {
+        self.state.clone()
+    }
+
+    /// The current backend session token (after Login), to store in a keyring.
+    pub fn token(&self) -> Option<String> {
+        self.token.borrow().clone()
+    }
+}
+
+/// What exists only while on air.
+struct Live {
+    handle: lk::PublisherHandle,
+    events: mpsc::Receiver<lk::PublisherEvent>,
+    video: Option<lk::VideoTrackSender>,
+    audio: Option<lk::AudioTrackSender>,
+    encoders: Vec<Arc<EncoderControl>>,
+    session_id: String,
+    go_live_at: Instant,
+    live_at: Instant,
+    connect_time: Duration,
+    chat_messages: u64,
+    last_stats: lk::StatsSnapshot,
+    keyframe_requests: u64,
+    reconnects: u32,
+    /// Counter values when this broadcast started.
+    base_encoded: u64,
+    base_dropped: u64,
+    base_audio: u64,
+    base_captured: u64,
+}
+
+struct Task {
+    api: Client,
+    config: SessionConfig,
+    state: SessionState,
+    state_tx: watch::Sender<SessionState>,
+    token_tx: watch::Sender<Option<String>>,
+    rx: mpsc::Receiver<Request>,
+    media_tx: mpsc::Sender<MediaEvent>,
+    media_rx: mpsc::Receiver<MediaEvent>,
+    clock: MediaClock,
+    counters: Arc<Counters>,
+    video: Option<VideoPipeline>,
+    audio: Option<AudioPipeline>,
+    live: Option<Live>,
+    mic_muted: bool,
+    camera_off: bool,
+    last_preview_sent: Instant,
+}
+
+async fn next_publisher_event(live: &mut Option<Live>) -> Option<lk::PublisherEvent> {
+    match live {
+        Some(l) => l.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    async fn run(mut self) {
+        self.state.media = Some(self.selection());
+        if let Some(token) = self.config.token.clone() {
+            let r = self.use_token(token).await;
+            self.finish(r, None);
+        } else {
+            self.publish();
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                req = self.rx.recv() => {
+                    let Some(Request { command, reply }) = req else { break };
+                    let shutdown = command == Command::Shutdown;
+                    self.state.busy = true;
+                    self.publish();
+                    let r = self.handle(command).await;
+                    self.state.busy = false;
+                    self.finish(r, reply);
+                    if shutdown {
+                        break;
+                    }
+                }
+                ev = self.media_rx.recv() => {
+                    if let Some(ev) = ev {
+                        self.on_media(ev).await;
+                    }
+                }
+                ev = next_publisher_event(&mut self.live) => {
+                    match ev {
+                        Some(ev) => self.on_publisher(ev).await,
+                        None => self.on_transport_lost("the LiveKit connection closed".into()).await,
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.live.is_some() {
+                        self.refresh_health();
+                        self.publish();
+                    }
+                }
+            }
+        }
+        if self.live.is_some() {
+            let _ = self.end_stream().await;
+        }
+        self.video = None;
+        self.audio = None;
+        self.state.shut_down = true;
+        self.state.preview = None;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.state_tx.send_replace(self.state.clone());
+    }
+
+    fn finish(
+        &mut self,
+        r: Result<()>,
+        reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
+    ) {
+        let r = r.map_err(|e| {
+            tracing::warn!(error = %e, "session command failed");
+            let u = e.to_user();
+            Arc::make_mut(&mut self.state.errors).push(u.clone());
+            if u.kind == ErrorKind::Auth
+                && matches!(&e, SessionError::Api(a) if a.status() == Some(401))
+            {
+                self.set_logged_out();
+            }
+            u
+        });
+        self.publish();
+        if let Some(reply) = reply {
+            let _ = reply.send(r);
+        }
+    }
+
+    fn set_logged_out(&mut self) {
+        self.api.set_token(None);
+        self.token_tx.send_replace(None);
+        self.state.account = None;
+        self.state.stream = None;
+    }
+
+    fn selection(&self) -> MediaSelection {
+        MediaSelection {
+            video: self.config.video.clone(),
+            audio: self.config.audio.clone(),
+            codec: self.config.codec,
+            simulcast: self.config.simulcast,
+            mic_muted: self.mic_muted,
+            camera_off: self.camera_off,
+        }
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::Login { username, password } => {
+                let auth = self.api.login(&LoginRequest { username, password }).await?;
+                self.api.set_token(Some(auth.token.clone()));
+                self.token_tx.send_replace(Some(auth.token));
+                self.logged_in(&auth.user).await;
+                Ok(())
+            }
+            Command::UseToken(token) => self.use_token(token).await,
+            Command::Logout => {
+                if self.live.is_some() {
+                    self.end_stream().await?;
+                }
+                let r = self.api.logout().await;
+                self.set_logged_out();
+                match r {
+                    Ok(_) => Ok(()),
+                    // already invalid: logged out anyway
+                    Err(e) if e.status() == Some(401) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Command::SetupStream(setup) => self.setup(setup).await,
+            Command::GoLive => self.go_live().await,
+            Command::EndStream => self.end_stream().await,
+            Command::ToggleMic => {
+                self.mic_muted = !self.mic_muted;
+                if let Some(a) = &self.audio {
+                    a.muted.store(self.mic_muted, Ordering::Release);
+                }
+                if let Some(live) = &self.live
+                    && let Some(t) = &live.audio
+                {
+                    live.handle.set_muted(t.cid(), self.mic_muted)?;
+                }
+                self.state.media = Some(self.selection());
+                Ok(())
+            }
+            Command::ToggleCamera => {
+                self.camera_off = !self.camera_off;
+                if let Some(v) = &self.video {
+                    v.set_camera_off(self.camera_off);
+                }
+                if self.camera_off {
+                    self.state.preview = None;
+                }
+                if let Some(live) = &self.live {
+                    if let Some(t) = &live.video {
+                        live.handle.set_muted(t.cid(), self.camera_off)?;
+                    }
+                    if !self.camera_off {
+                        live.encoders.iter().for_each(|e| e.request_keyframe());
+                    }
+                }
+                self.state.media = Some(self.selection());
+                Ok(())
+            }
+            Command::SendChat(text) => {
+                let text = text.trim().to_string();
+                if text.is_empty() {
+                    return Err(SessionError::Invalid("empty chat message".into()));
+                }
+                let Some(live) = &mut self.live else {
+                    return Err(SessionError::Invalid("chat is available while live".into()));
+                };
+                live.handle.send_chat(text.clone())?;
+                live.chat_messages += 1;
+                let (identity, name) = match &self.state.account {
+                    Some(a) => (a.user_id.clone(), a.display_name.clone()),
+                    None => (live.handle.identity().to_string(), String::new()),
+                };
+                self.push_chat(ChatEntry {
+                    sender: name,
+                    identity,
+                    text,
+                    own: true,
+                    at: SystemTime::now(),
+                });
+                Ok(())
+            }
+            Command::EditTitle { title, description } => {
+                self.require_login()?;
+                let s = self
+                    .api
+                    .update_stream_info(&UpdateStreamInfoRequest {
+                        title: Some(title),
+                        description,
+                    })
+                    .await?;
+                self.state.stream = Some(StreamInfo::from(&s));
+                Ok(())
+            }
+            Command::SelectVideoSource(spec) => {
+                self.not_on_air("change the video source")?;
+                let previewing = self.video.is_some();
+                self.video = None;
+                self.state.preview = None;
+                self.config.video = spec;
+                self.state.media = Some(self.selection());
+                if previewing {
+                    self.ensure_sources()?;
+                }
+                Ok(())
+            }
+            Command::SelectAudioSource(spec) => {
+                self.not_on_air("change the audio source")?;
+                let previewing = self.video.is_some() || self.audio.is_some();
+                self.audio = None;
+                self.state.mic_level = 0.0;
+                self.config.audio = spec;
+                self.state.media = Some(self.selection());
+                if previewing {
+                    self.ensure_sources()?;
+                }
+                Ok(())
+            }
+            Command::SelectCodec { codec, simulcast } => {
+                self.not_on_air("change the codec")?;
+                self.config.codec = codec;
+                self.config.simulcast = simulcast;
+                self.state.media = Some(self.selection());
+                Ok(())
+            }
+            Command::StartPreview => self.ensure_sources(),
+            Command::DismissErrors => {
+                self.state.errors = Arc::default();
+                Ok(())
+            }
+            Command::Reset => {
+                self.not_on_air("reset")?;
+                self.state.stream_state = StreamState::Idle;
+                self.state.summary = None;
+                self.state.chat = Arc::default();
+                self.state.viewers = 0;
+                self.state.peak_viewers = 0;
+                self.state.health = Health::default();
+                Ok(())
+            }
+            Command::Shutdown => {
+                if self.live.is_some() {
+                    self.end_stream().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn require_login(&self) -> Result<()> {
+        if self.api.token().is_none() {
+            return Err(SessionError::NotLoggedIn);
+        }
+        Ok(())
+    }
+
+    fn not_on_air(&self, what: &str) -> Result<()> {
+        if self.live.is_some() || self.state.stream_state.is_on_air() {
+            return Err(SessionError::Invalid(format!(
+                "cannot {what} while on air; end the stream first"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn use_token(&mut self, token: String) -> Result<()> {
+        self.api.set_token(Some(token.clone()));
+        match self.api.me().await {
+            Ok(user) => {
+                self.token_tx.send_replace(Some(token));
+                self.logged_in(&user).await;
+                Ok(())
+            }
+            Err(e) => {
+                if e.status() == Some(401) {
+                    self.set_logged_out();
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn logged_in(&mut self, user: &User) {
+        self.state.account = Some(Account {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            approved: user.is_approved || user.role == Role::Admin,
+            is_creator: matches!(user.role, Role::Creator | Role::Admin),
+        });
+        self.state.stream = match self.api.stream_info().await {
+            Ok(s) => Some(StreamInfo::from(&s)),
+            Err(e) => {
+                tracing::debug!("no stream info yet: {e}");
+                None
+            }
+        };
+    }
+
+    async fn setup(&mut self, s: StreamSetup) -> Result<()> {
+        self.require_login()?;
+        let title = s.title.trim().to_string();
+        if title.is_empty() {
+            return Err(SessionError::Invalid("the title may not be empty".into()));
+        }
+        let stream = self
+            .api
+            .setup_stream(&SetupStreamRequest {
+                title,
+                description: s.description,
+                is_chat_enabled: s.chat_enabled,
+                is_chat_delayed: s.chat_delayed,
+                is_chat_followers_only: s.chat_followers_only,
+            })
+            .await?;
+        self.state.stream = Some(StreamInfo::from(&stream));
+        Ok(())
+    }
+
+    /// Starts the sources (preview, meter) if they are not running.
+    fn ensure_sources(&mut self) -> Result<()> {
+        if self.video.is_none() {
+            let v = VideoPipeline::start(
+                &self.config.video,
+                self.clock.clone(),
+                self.counters.clone(),
+                self.media_tx.clone(),
+            )?;
+            v.set_camera_off(self.camera_off);
+            self.video = Some(v);
+        }
+        if self.audio.is_none() {
+            self.audio = AudioPipeline::start(
+                &self.config.audio,
+                self.clock.clone(),
+                self.counters.clone(),
+                self.media_tx.clone(),
+            )?;
+            if let Some(a) = &self.audio {
+                a.muted.store(self.mic_muted, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    async fn go_live(&mut self) -> Result<()> {
+        self.require_login()?;
+        if self.live.is_some() || self.state.stream_state.is_on_air() {
+            return Err(SessionError::Invalid("already live".into()));
+        }
+        // Devices first: a missing camera should not leave the backend showing "live".
+        self.ensure_sources()?;
+        let go_live_at = Instant::now();
+        self.state.stream_state = StreamState::Connecting;
+        self.state.summary = None;
+        self.state.chat = Arc::default();
+        self.state.viewers = 0;
+        self.state.peak_viewers = 0;
+        self.state.health = Health::default();
+        self.publish();
+
+        let grant = match self.api.go_live().await {
+            Ok(g) => g,
+            Err(e) => {
+                let e = SessionError::from(e);
+                self.state.stream_state = StreamState::Failed {
+                    reason: e.user_message(),
+                };
+                return Err(e);
+            }
+        };
+        self.state.session_id = Some(grant.session_id.clone());
+        self.state.stream = Some(StreamInfo::from(&grant.stream));
+        self.publish();
+
+        match self.connect_and_publish(&grant, go_live_at).await {
+            Ok(live) => {
+                self.state.stream_state = StreamState::Live;
+                self.state.live_since = Some(SystemTime::now());
+                self.live = Some(live);
+                self.refresh_health();
+                Ok(())
+            }
+            Err(e) => {
+                // Take the backend out of "live" again; keep the original error.
+                if let Some(v) = &mut self.video {
+                    v.stop_encoders();
+                }
+                if let Some(a) = &self.audio {
+                    a.attach(None);
+                }
+                if let Err(end) = self.api.end_stream().await {
+                    tracing::warn!("end-stream after failed connect: {end}");
+                }
+                self.state.stream_state = StreamState::Failed {
+                    reason: e.user_message(),
+                };
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect_and_publish(
+        &mut self,
+        grant: &streamit_api::GoLiveResponse,
+        go_live_at: Instant,
+    ) -> Result<Live> {
+        let timeout = self.config.connect_timeout;
+        let secs = timeout.as_secs();
+        let (handle, mut events) = tokio::time::timeout(
+            timeout,
+            lk::Publisher::connect(&grant.ws_url, &grant.token, self.config.publish.clone()),
+        )
+        .await
+        .map_err(|_| SessionError::ConnectTimeout(secs))??;
+        // Wait for the publisher transport; keep other early events for the live loop.
+        let deadline = go_live_at + timeout;
+        let mut early = Vec::new();
+        loop {
+            let ev = tokio::time::timeout_at(deadline.into(), events.recv())
+                .await
+                .map_err(|_| SessionError::ConnectTimeout(secs))?;
+            match ev {
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Connected)) => break,
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error })) => {
+                    return Err(SessionError::Transport(error));
+                }
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Disconnected {
+                    reason,
+                })) => return Err(SessionError::Transport(reason)),
+                Some(other) => early.push(other),
+                None => return Err(SessionError::Transport("connection closed".into())),
+            }
+        }
+        let connect_time = go_live_at.elapsed();
+
+        let Some(video) = self.video.as_mut() else {
+            return Err(SessionError::Invalid("no video source".into()));
+        };
+        let layers = video.layers(self.config.simulcast);
+        let simulcast = layers.len() > 1;
+        let mut opts = lk::VideoTrackOptions::new(
+            self.config.codec.publish(),
+            video.width,
+            video.height,
+            video.fps,
+        );
+        if simulcast {
+            opts.simulcast = layers
+                .iter()
+                .map(|l| lk::LayerSpec {
+                    quality: match l.quality {
+                        streamit_media::Quality::Low => lk::VideoQuality::Low,
+                        streamit_media::Quality::Medium => lk::VideoQuality::Medium,
+                        streamit_media::Quality::High => lk::VideoQuality::High,
+                    },
+                    width: l.width,
+                    height: l.height,
+                    bitrate: lk::Bitrate(l.bitrate_bps as u64),
+                })
+                .collect();
+        }
+        let publish_timeout = tokio::time::timeout_at(deadline.into(), handle.publish_video(opts));
+        let video_tx = publish_timeout
+            .await
+            .map_err(|_| SessionError::ConnectTimeout(secs))??;
+        let encoders = video.start_encoders(
+            self.config.codec,
+            &layers,
+            simulcast,
+            video_tx.clone(),
+            self.media_tx.clone(),
+        )?;
+        if self.camera_off {
+            handle.set_muted(video_tx.cid(), true)?;
+        }
+        let audio_tx = match &self.audio {
+            Some(a) => {
+                let t = tokio::time::timeout_at(
+                    deadline.into(),
+                    handle.publish_audio(lk::AudioTrackOptions::default()),
+                )
+                .await
+                .map_err(|_| SessionError::ConnectTimeout(secs))??;
+                if self.mic_muted {
+                    handle.set_muted(t.cid(), true)?;
+                }
+                a.attach(Some(t.clone()));
+                Some(t)
+            }
+            None => None,
+        };
+        let c = &self.counters;
+        let mut live = Live {
+            handle,
+            events,
+            video: Some(video_tx),
+            audio: audio_tx,
+            encoders,
+            session_id: grant.session_id.clone(),
+            go_live_at,
+            live_at: Instant::now(),
+            connect_time,
+            chat_messages: 0,
+            last_stats: lk::StatsSnapshot::default(),
+            keyframe_requests: 0,
+            reconnects: 0,
+            base_encoded: c.encoded.load(Ordering::Relaxed),
+            base_dropped: c.encoder_dropped.load(Ordering::Relaxed),
+            base_audio: c.audio_packets.load(Ordering::Relaxed),
+            base_captured: c.captured.load(Ordering::Relaxed),
+        };
+        for ev in early {
+            self.apply_live_event(&mut live, ev);
+        }
+        tracing::info!(?connect_time, session = %grant.session_id, "live");
+        Ok(live)
+    }
+
+    async fn end_stream(&mut self) -> Result<()> {
+        let Some(live) = self.live.take() else {
+            return Err(SessionError::Invalid("not live".into()));
+        };
+        self.refresh_health_from(&live);
+        if let Some(v) = &mut self.video {
+            v.stop_encoders();
+        }
+        if let Some(a) = &self.audio {
+            a.attach(None);
+        }
+        for cid in [
+            live.video.as_ref().map(|t| t.cid().clone()),
+            live.audio.as_ref().map(|t| t.cid().clone()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Err(e) = live.handle.unpublish(&cid) {
+                tracing::debug!("unpublish {cid}: {e}");
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), live.handle.leave()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("leave: {e}"),
+            Err(_) => tracing::warn!("leave timed out"),
+        }
+        let duration = live.live_at.elapsed();
+        let backend = self.close_backend_session(&live).await;
+        let health = &self.state.health;
+        let total_bytes: u64 = live.last_stats.layers.iter().map(|l| l.bytes).sum();
+        let summary = Summary {
+            backend: backend.as_ref().ok().cloned(),
+            duration,
+            connect_time: Some(live.connect_time),
+            peak_viewers: self.state.peak_viewers,
+            chat_messages: live.chat_messages,
+            frames_sent: health.frames_sent,
+            frames_dropped: health.frames_dropped,
+            average_bitrate_bps: (total_bytes as f64 * 8.0 / duration.as_secs_f64().max(0.001))
+                as u64,
+            reconnects: live.reconnects,
+            rtt: health.rtt,
+        };
+        self.state.summary = Some(summary);
+        self.state.stream_state = StreamState::Ended;
+        self.state.viewers = 0;
+        tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
+        match backend {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// End-stream, then the chat count; the summary is the backend's latest record.
+    async fn close_backend_session(
+        &mut self,
+        live: &Live,
+    ) -> std::result::Result<StreamSession, ApiError> {
+        let ended = self.api.end_stream().await?;
+        match self
+            .api
+            .report_session_stats(
+                &live.session_id,
+                &SessionStatsReport {
+                    chat_messages: live.chat_messages.min(i64::MAX as u64) as i64,
+                },
+            )
+            .await
+        {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                tracing::warn!("reporting session stats: {e}");
+                Ok(ended)
+            }
+        }
+    }
+
+    /// The transport died for good (or a device was lost): tidy up and fail.
+    async fn on_transport_lost(&mut self, reason: String) {
+        let Some(live) = self.live.take() else { return };
+        tracing::warn!(%reason, "stream failed");
+        if let Some(v) = &mut self.video {
+            v.stop_encoders();
+        }
+        if let Some(a) = &self.audio {
+            a.attach(None);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
+        let backend = match self.close_backend_session(&live).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("end-stream after failure: {e}");
+                None
+            }
+        };
+        let health = self.state.health.clone();
+        self.state.summary = Some(Summary {
+            backend,
+            duration: live.live_at.elapsed(),
+            connect_time: Some(live.connect_time),
+            peak_viewers: self.state.peak_viewers,
+            chat_messages: live.chat_messages,
+            frames_sent: health.frames_sent,
+            frames_dropped: health.frames_dropped,
+            average_bitrate_bps: health.bitrate_bps,
+            reconnects: live.reconnects,
+            rtt: health.rtt,
+        });
+        self.state.stream_state = StreamState::Failed {
+            reason: reason.clone(),
+        };
+        self.state.viewers = 0;
+        Arc::make_mut(&mut self.state.errors).push(UserError {
+            kind: ErrorKind::Network,
+            message: reason,
+            at: SystemTime::now(),
+        });
+        self.publish();
+    }
+
+    async fn on_media(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Preview(f) => {
+                if !self.camera_off {
+                    self.state.preview = Some(f);
+                    // the preview alone does not need more than ~15 snapshots a second
+                    if self.last_preview_sent.elapsed() >= Duration::from_millis(60) {
+                        self.last_preview_sent = Instant::now();
+                        self.publish();
+                    }
+                }
+            }
+            MediaEvent::MicLevel(l) => {
+                self.state.mic_level = l;
+            }
+            MediaEvent::Failed(e) => {
+                let err = SessionError::from(e);
+                if self.live.is_some() {
+                    self.on_transport_lost(format!("media failed: {err}")).await;
+                    if let Some(last) = Arc::make_mut(&mut self.state.errors).last_mut() {
+                        last.kind = err.kind();
+                    }
+                } else {
+                    Arc::make_mut(&mut self.state.errors).push(err.to_user());
+                }
+                self.video = None;
+                self.state.preview = None;
+                self.publish();
+            }
+        }
+    }
+
+    async fn on_publisher(&mut self, ev: lk::PublisherEvent) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        let fatal = match &ev {
+            lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error }) => {
+                Some(format!("LiveKit connection failed: {error}"))
+            }
+            lk::PublisherEvent::StateChanged(lk::ConnectionState::Disconnected { reason }) => {
+                Some(format!("disconnected by the LiveKit server: {reason}"))
+            }
+            _ => None,
+        };
+        self.apply_live_event(&mut live, ev);
+        self.live = Some(live);
+        if let Some(reason) = fatal {
+            self.on_transport_lost(reason).await;
+        } else {
+            self.publish();
+        }
+    }
+
+    fn apply_live_event(&mut self, live: &mut Live, ev: lk::PublisherEvent) {
+        use lk::PublisherEvent as E;
+        if !matches!(ev, E::Stats(_)) {
+            tracing::debug!(?ev, "publisher event");
+        }
+        match ev {
+            E::StateChanged(lk::ConnectionState::Reconnecting { attempt, max }) => {
+                if !matches!(self.state.stream_state, StreamState::Reconnecting { .. }) {
+                    live.reconnects += 1;
+                }
+                self.state.stream_state = StreamState::Reconnecting { attempt, max };
+            }
+            E::StateChanged(lk::ConnectionState::Connected) => {
+                self.state.stream_state = StreamState::Live;
+                live.encoders.iter().for_each(|e| e.request_keyframe());
+            }
+            E::StateChanged(_) => {}
+            E::ChatReceived {
+                from_identity,
+                from_name,
+                text,
+                ..
+            } => {
+                live.chat_messages += 1;
+                let sender = if from_name.is_empty() {
+                    from_identity.to_string()
+                } else {
+                    from_name
+                };
+                self.push_chat(ChatEntry {
+                    sender,
+                    identity: from_identity.to_string(),
+                    text,
+                    own: false,
+                    at: SystemTime::now(),
+                });
+            }
+            E::ViewerCount(n) => {
+                self.state.viewers = n;
+                self.state.peak_viewers = self.state.peak_viewers.max(n);
+            }
+            E::KeyframeRequested { layer, .. } => {
+                live.keyframe_requests += 1;
+                for e in &live.encoders {
+                    if layer.is_none() || e.quality.is_none() || e.quality == layer {
+                        e.request_keyframe();
+                    }
+                }
+            }
+            E::TargetBitrate(b) => distribute_bitrate(&live.encoders, b.bps()),
+            E::Stats(s) => live.last_stats = s,
+            E::Error(m) => tracing::warn!("publisher: {m}"),
+            E::ParticipantJoined(p) => {
+                // LiveKit may announce a participant after its first chat message: name
+                // the entries that only carried the identity so far.
+                if !p.name.is_empty() {
+                    let id = p.identity.as_str();
+                    if self
+                        .state
+                        .chat
+                        .iter()
+                        .any(|c| c.identity == id && c.sender == id)
+                    {
+                        for c in Arc::make_mut(&mut self.state.chat) {
+                            if c.identity == id && c.sender == id {
+                                c.sender = p.name.clone();
+                            }
+                        }
+                    }
+                }
+            }
+            E::DataReceived { .. }
+            | E::ParticipantLeft(_)
+            | E::TrackPublished { .. }
+            | E::LayersWanted { .. } => {}
+        }
+    }
+
+    fn push_chat(&mut self, entry: ChatEntry) {
+        let chat = Arc::make_mut(&mut self.state.chat);
+        chat.push(entry);
+        let max = self.config.chat_history.max(1);
+        if chat.len() > max {
+            let extra = chat.len() - max;
+            chat.drain(..extra);
+        }
+    }
+
+    fn refresh_health(&mut self) {
+        if let Some(live) = self.live.take() {
+            self.refresh_health_from(&live);
+            self.live = Some(live);
+        }
+    }
+
+    fn refresh_health_from(&mut self, live: &Live) {
+        let c = &self.counters;
+        let s = &live.last_stats;
+        let transport_dropped = live.video.as_ref().map(|v| v.dropped()).unwrap_or(0);
+        let encoded = c.encoded.load(Ordering::Relaxed) - live.base_encoded;
+        self.state.health = Health {
+            frames_captured: c.captured.load(Ordering::Relaxed) - live.base_captured,
+            frames_sent: encoded.saturating_sub(transport_dropped),
+            frames_dropped: c.encoder_dropped.load(Ordering::Relaxed) - live.base_dropped
+                + transport_dropped,
+            audio_packets_sent: c.audio_packets.load(Ordering::Relaxed) - live.base_audio,
+            bitrate_bps: s.egress_bitrate.bps(),
+            target_bitrate_bps: s.bandwidth_estimate.map(|b| b.bps()),
+            rtt: s.rtt,
+            keyframe_requests: live.keyframe_requests,
+            reconnects: live.reconnects,
+            connection_quality: s.connection_quality.map(|q| match q {
+                lk::ConnectionQuality::Excellent => "excellent",
+                lk::ConnectionQuality::Good => "good",
+                lk::ConnectionQuality::Poor => "poor",
+                lk::ConnectionQuality::Lost => "lost",
+            }),
+        };
+    }
+}
+
+/// Splits the transport's target bitrate over the layers in proportion to their nominal
+/// rates, never above nominal and never below 30 kbit/s.
+pub(crate) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u64) {
+    let nominal: u64 = encoders.iter().map(|e| e.nominal_bps as u64).sum();
+    if nominal == 0 {
+        return;
+    }
+    let factor = (target_bps as f64 / nominal as f64).min(1.0);
+    for e in encoders {
+        let bps = ((e.nominal_bps as f64 * factor) as u32).max(30_000);
+        e.set_bitrate(bps);
+    }
+}

@@ -1,0 +1,176 @@
+//! The snapshot the GUI and the CLI render. Cheap to clone: the chat log is an
+//! `Arc<[ChatEntry]>`-like shared vector and the preview frame shares its pixels.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use streamit_api::StreamSession;
+use streamit_media::VideoFrame;
+
+use crate::error::UserError;
+
+/// Where the broadcast is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StreamState {
+    /// Not live (also before the first Go Live).
+    #[default]
+    Idle,
+    /// Go Live pressed: asking the backend, joining the room, publishing tracks.
+    Connecting,
+    /// Media is flowing to the LiveKit server.
+    Live,
+    /// The transport is recovering (attempt `attempt` of `max`).
+    Reconnecting { attempt: u32, max: u32 },
+    /// Ended on request; the summary is in [`SessionState::summary`].
+    Ended,
+    /// Gave up; `reason` is for the user.
+    Failed { reason: String },
+}
+
+impl StreamState {
+    /// True while the user is (or is about to be) on air.
+    pub fn is_on_air(&self) -> bool {
+        matches!(
+            self,
+            StreamState::Connecting | StreamState::Live | StreamState::Reconnecting { .. }
+        )
+    }
+}
+
+/// The logged-in account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// Creators must be approved by an admin before they may set up or go live.
+    pub approved: bool,
+    pub is_creator: bool,
+}
+
+/// The stream's settings as the backend has them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamInfo {
+    pub title: String,
+    pub description: Option<String>,
+    pub chat_enabled: bool,
+    pub chat_delayed: bool,
+    pub chat_followers_only: bool,
+}
+
+impl From<&streamit_api::Stream> for StreamInfo {
+    fn from(s: &streamit_api::Stream) -> Self {
+        StreamInfo {
+            title: s.title.clone(),
+            description: s.description.clone(),
+            chat_enabled: s.is_chat_enabled,
+            chat_delayed: s.is_chat_delayed,
+            chat_followers_only: s.is_chat_followers_only,
+        }
+    }
+}
+
+/// One line of the chat panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatEntry {
+    /// Sender's display name (falls back to the identity).
+    pub sender: String,
+    /// Sender's identity in the room (a user id or `guest-…`).
+    pub identity: String,
+    pub text: String,
+    /// True for messages this studio sent.
+    pub own: bool,
+    /// When the studio saw it.
+    pub at: SystemTime,
+}
+
+/// Health figures of the live connection, refreshed about once a second.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Health {
+    /// Frames captured by the video source.
+    pub frames_captured: u64,
+    /// Encoded video frames handed to the transport (all layers).
+    pub frames_sent: u64,
+    /// Video frames dropped anywhere (source queue, encoder queue, transport queue).
+    pub frames_dropped: u64,
+    /// Opus packets sent.
+    pub audio_packets_sent: u64,
+    /// Current egress bitrate, bits per second.
+    pub bitrate_bps: u64,
+    /// Transport bandwidth estimate, bits per second.
+    pub target_bitrate_bps: Option<u64>,
+    pub rtt: Option<Duration>,
+    /// Key frame requests (PLI/FIR) served.
+    pub keyframe_requests: u64,
+    pub reconnects: u32,
+    /// The server's view of this connection: "excellent", "good", "poor", "lost".
+    pub connection_quality: Option<&'static str>,
+}
+
+/// The end-of-stream summary: the backend's record plus the studio's own counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The backend's session record (duration, peak viewers, chat count, end reason).
+    pub backend: Option<StreamSession>,
+    /// The studio's wall-clock duration from "live" to "ended".
+    pub duration: Duration,
+    /// Time from Go Live to the transport being connected.
+    pub connect_time: Option<Duration>,
+    pub peak_viewers: u32,
+    pub chat_messages: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub average_bitrate_bps: u64,
+    pub reconnects: u32,
+    pub rtt: Option<Duration>,
+}
+
+/// Which sources are selected (what the setup screen shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSelection {
+    pub video: crate::VideoSourceSpec,
+    pub audio: crate::AudioSourceSpec,
+    pub codec: crate::Codec,
+    pub simulcast: bool,
+    pub mic_muted: bool,
+    pub camera_off: bool,
+}
+
+/// One snapshot of everything a screen needs. Sent on a `tokio::sync::watch`.
+#[derive(Debug, Clone, Default)]
+pub struct SessionState {
+    /// `None`: show the login screen.
+    pub account: Option<Account>,
+    /// The backend's stream settings, once known.
+    pub stream: Option<StreamInfo>,
+    pub stream_state: StreamState,
+    /// Backend session id of the current/last broadcast.
+    pub session_id: Option<String>,
+    /// When the stream went live (for the timer on the live screen).
+    pub live_since: Option<SystemTime>,
+    pub viewers: u32,
+    pub peak_viewers: u32,
+    /// Chat log, oldest first (shared; cloning the state does not copy it).
+    pub chat: Arc<Vec<ChatEntry>>,
+    pub health: Health,
+    /// The latest captured frame (pixels shared with the pipeline, no copy).
+    pub preview: Option<VideoFrame>,
+    /// Latest microphone level, linear RMS 0..=1 (for the meter).
+    pub mic_level: f32,
+    pub media: Option<MediaSelection>,
+    /// Set when a stream ended: what the summary screen shows.
+    pub summary: Option<Summary>,
+    /// Errors for the user, newest last; the GUI may show and dismiss them.
+    pub errors: Arc<Vec<UserError>>,
+    /// A command is being carried out (spinner).
+    pub busy: bool,
+    /// The session task has stopped (after Shutdown).
+    pub shut_down: bool,
+}
+
+impl SessionState {
+    /// The newest error, if any.
+    pub fn last_error(&self) -> Option<&UserError> {
+        self.errors.last()
+    }
+}

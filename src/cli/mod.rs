@@ -1,0 +1,352 @@
+//! The headless command line: QA publishing without a browser, login, setup, `dev`.
+
+pub mod auth;
+pub mod dev;
+pub mod publish;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use streamit_session::{AudioSourceSpec, ErrorKind, UserError, VideoSourceSpec};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "streamit-studio",
+    version,
+    about = "StreamIt Studio: go live from your desktop",
+    long_about = "StreamIt Studio: go live from your desktop.\n\n\
+        Exit codes: 0 ok, 1 other error, 2 usage, 3 authentication, 4 network, \
+        5 device or media file, 6 server refused."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Log in and keep the session token in the OS keyring.
+    Login(LoginArgs),
+    /// Log out on the server and forget the stored token.
+    Logout(AuthArgs),
+    /// Set the stream's title, description and chat settings.
+    Setup(SetupArgs),
+    /// Go live, publish for a while, end the stream and print a report.
+    Publish(PublishArgs),
+    /// List the video and audio sources.
+    Devices,
+    /// Run the whole system locally: embedded backend + LiveKit server + a local creator.
+    Dev(dev::DevArgs),
+}
+
+/// Where the backend is and how to authenticate.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// The StreamIt backend root URL.
+    #[arg(
+        long,
+        env = "STREAMIT_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api: String,
+    /// A session token (from `login`); default: the OS keyring entry written by `login`.
+    #[arg(long, env = "STREAMIT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log in with this username instead of a stored token (QA convenience).
+    #[arg(long, requires = "password")]
+    pub username: Option<String>,
+    /// Password for `--username`.
+    #[arg(long, env = "STREAMIT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The StreamIt backend root URL.
+    #[arg(
+        long,
+        env = "STREAMIT_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api: String,
+    #[arg(long)]
+    pub username: String,
+    /// Read from STREAMIT_PASSWORD, else from the first line of stdin.
+    #[arg(long, env = "STREAMIT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn as_bool(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Chat on or off.
+    #[arg(long)]
+    pub chat: Option<OnOff>,
+    /// Slow mode.
+    #[arg(long)]
+    pub chat_delayed: Option<OnOff>,
+    /// Only followers may chat.
+    #[arg(long)]
+    pub followers_only: Option<OnOff>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    H264,
+    Vp8,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// `synthetic`, `synthetic:WxH@FPS`, or a .y4m file.
+    #[arg(long, default_value = "synthetic", value_parser = parse_video_source)]
+    pub source: VideoSourceSpec,
+    /// `tone`, `none`, or a 48 kHz .wav file.
+    #[arg(long, default_value = "tone", value_parser = parse_audio_source)]
+    pub audio: AudioSourceSpec,
+    #[arg(long, value_enum, default_value = "h264")]
+    pub codec: CodecArg,
+    /// Publish three simulcast layers (q/h/f).
+    #[arg(long)]
+    pub simulcast: bool,
+    /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Set up the stream with this title first (needed once per account).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Send this chat message once live (repeatable).
+    #[arg(long = "chat")]
+    pub chat: Vec<String>,
+    /// Print one JSON report on stdout (and no status line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with a unit, e.g. 10s"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 7.0 * 86400.0 {
+        return Err(format!("`{s}`: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn parse_video_source(s: &str) -> Result<VideoSourceSpec, String> {
+    if s == "synthetic" {
+        return Ok(VideoSourceSpec::default());
+    }
+    if let Some(rest) = s.strip_prefix("synthetic:") {
+        let (size, fps) = rest.split_once('@').unwrap_or((rest, "30"));
+        let (w, h) = size
+            .split_once('x')
+            .ok_or_else(|| format!("`{s}`: expected synthetic:WIDTHxHEIGHT[@FPS]"))?;
+        let num = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("`{s}`: bad number `{v}`"))
+        };
+        return Ok(VideoSourceSpec::Synthetic {
+            width: num(w)?,
+            height: num(h)?,
+            fps: num(fps)?,
+        });
+    }
+    if s.starts_with("camera") {
+        return Err(
+            "camera capture is not available in this build yet; use synthetic or a .y4m file"
+                .into(),
+        );
+    }
+    if s.ends_with(".y4m") {
+        return Ok(VideoSourceSpec::Y4m(PathBuf::from(s)));
+    }
+    Err(format!(
+        "`{s}`: expected synthetic, synthetic:WxH@FPS or a .y4m file"
+    ))
+}
+
+pub fn parse_audio_source(s: &str) -> Result<AudioSourceSpec, String> {
+    match s {
+        "tone" => Ok(AudioSourceSpec::Tone),
+        "none" => Ok(AudioSourceSpec::None),
+        _ if s.starts_with("mic") => Err(
+            "microphone capture is not available in this build yet; use tone or a .wav file".into(),
+        ),
+        _ if s.ends_with(".wav") => Ok(AudioSourceSpec::Wav(PathBuf::from(s))),
+        _ => Err(format!("`{s}`: expected tone, none or a .wav file")),
+    }
+}
+
+/// An error that ends the program, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub const EXIT_OTHER: u8 = 1;
+pub const EXIT_AUTH: u8 = 3;
+pub const EXIT_NETWORK: u8 = 4;
+pub const EXIT_DEVICE: u8 = 5;
+pub const EXIT_SERVER: u8 = 6;
+
+pub fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Auth => EXIT_AUTH,
+        ErrorKind::Network => EXIT_NETWORK,
+        ErrorKind::Device | ErrorKind::Media => EXIT_DEVICE,
+        ErrorKind::Server => EXIT_SERVER,
+        ErrorKind::Invalid => EXIT_OTHER,
+    }
+}
+
+impl From<UserError> for CliError {
+    fn from(e: UserError) -> Self {
+        CliError::new(exit_code(e.kind), e.message)
+    }
+}
+
+impl From<streamit_api::client::ApiError> for CliError {
+    fn from(e: streamit_api::client::ApiError) -> Self {
+        let code = match e.status() {
+            Some(401 | 403) => EXIT_AUTH,
+            Some(_) => EXIT_SERVER,
+            None => EXIT_NETWORK,
+        };
+        CliError::new(code, e.to_string())
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        None => {
+            println!(
+                "streamit-studio {}: the studio GUI arrives with its issue; see `streamit-studio --help` for the command line",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(())
+        }
+        Some(CliCommand::Login(a)) => auth::login(a).await,
+        Some(CliCommand::Logout(a)) => auth::logout(a).await,
+        Some(CliCommand::Setup(a)) => publish::setup(a).await,
+        Some(CliCommand::Publish(a)) => publish::publish(a).await,
+        Some(CliCommand::Devices) => {
+            devices();
+            Ok(())
+        }
+        Some(CliCommand::Dev(a)) => dev::run(a).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn devices() {
+    println!("video sources:");
+    println!(
+        "  synthetic            moving test pattern with a frame-number/timestamp code (640x360@30)"
+    );
+    println!("  synthetic:WxH@FPS    the same at another size");
+    println!("  <file>.y4m           a YUV4MPEG2 4:2:0 file, looped");
+    println!(
+        "  cameras              (not listed: camera capture is not wired into this build yet)"
+    );
+    println!("audio sources:");
+    println!("  tone                 440 Hz with a 1 kHz beep in step with the pattern's flash");
+    println!("  <file>.wav           a 48 kHz WAV file, looped");
+    println!("  none                 no audio track");
+    println!(
+        "  microphones          (not listed: microphone capture is not wired into this build yet)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(
+            parse_video_source("synthetic:1280x720@25"),
+            Ok(VideoSourceSpec::Synthetic {
+                width: 1280,
+                height: 720,
+                fps: 25
+            })
+        );
+        assert!(matches!(
+            parse_video_source("clip.y4m"),
+            Ok(VideoSourceSpec::Y4m(_))
+        ));
+        assert!(parse_video_source("camera:0").is_err());
+        assert_eq!(parse_audio_source("tone"), Ok(AudioSourceSpec::Tone));
+        assert!(parse_audio_source("x.mp3").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,320 @@
+//! `publish` and `setup`: drive a [`streamit_session`] session headlessly.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use streamit_api::StreamSession;
+use streamit_session::{
+    Codec, Command, SessionConfig, SessionHandle, SessionState, StreamSetup, StreamState,
+};
+
+use super::auth::{self, Auth};
+use super::{AuthArgs, CliError, CliResult, CodecArg, PublishArgs, SetupArgs, exit_code};
+
+/// The JSON report of `publish --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishReport {
+    /// `ended` or `failed`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub codec: String,
+    pub simulcast: bool,
+    pub source: String,
+    pub audio: String,
+    /// Go Live pressed → LiveKit transport connected.
+    pub connect_time_ms: Option<u64>,
+    /// Live → ended, measured by the studio.
+    pub duration_ms: u64,
+    pub frames_captured: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub audio_packets_sent: u64,
+    pub average_bitrate_bps: u64,
+    pub last_bitrate_bps: u64,
+    pub target_bitrate_bps: Option<u64>,
+    pub rtt_ms: Option<f64>,
+    pub reconnects: u32,
+    pub keyframe_requests: u64,
+    /// As the studio saw them (LiveKit participant updates).
+    pub peak_viewers: u32,
+    pub chat_messages: u64,
+    pub chat: Vec<ChatLine>,
+    /// The backend's record of the session (duration, peak viewers from webhooks, chat count).
+    pub summary: Option<StreamSession>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatLine {
+    pub from: String,
+    pub identity: String,
+    pub text: String,
+    pub own: bool,
+}
+
+async fn authenticated(a: &AuthArgs, config: SessionConfig) -> CliResult<SessionHandle> {
+    let session = SessionHandle::spawn(config);
+    match auth::resolve(a)? {
+        Auth::Token(t) => session.request(Command::UseToken(t)).await?,
+        Auth::Password { username, password } => {
+            session
+                .request(Command::Login { username, password })
+                .await?
+        }
+    }
+    Ok(session)
+}
+
+pub async fn setup(a: SetupArgs) -> CliResult {
+    let session = authenticated(&a.auth, SessionConfig::new(a.auth.api.clone())).await?;
+    session
+        .request(Command::SetupStream(StreamSetup {
+            title: a.title,
+            description: a.description,
+            chat_enabled: a.chat.map(|c| c.as_bool()),
+            chat_delayed: a.chat_delayed.map(|c| c.as_bool()),
+            chat_followers_only: a.followers_only.map(|c| c.as_bool()),
+        }))
+        .await?;
+    let state = session.state();
+    if let Some(s) = state.stream {
+        eprintln!(
+            "stream set up: \"{}\" (chat {}, slow mode {}, followers only {})",
+            s.title,
+            on_off(s.chat_enabled),
+            on_off(s.chat_delayed),
+            on_off(s.chat_followers_only)
+        );
+    }
+    let _ = session.request(Command::Shutdown).await;
+    Ok(())
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+pub async fn publish(a: PublishArgs) -> CliResult {
+    let mut config = SessionConfig::new(a.auth.api.clone());
+    config.video = a.source.clone();
+    config.audio = a.audio.clone();
+    config.codec = match a.codec {
+        CodecArg::H264 => Codec::H264,
+        CodecArg::Vp8 => Codec::Vp8,
+    };
+    config.simulcast = a.simulcast;
+    let session = authenticated(&a.auth, config).await?;
+    if let Some(title) = &a.title {
+        session
+            .request(Command::SetupStream(StreamSetup {
+                title: title.clone(),
+                ..Default::default()
+            }))
+            .await?;
+    }
+
+    let status = (!a.json && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb.set_message("going live…");
+        pb
+    });
+    let go_live = session.request(Command::GoLive).await;
+    if let Err(e) = go_live {
+        if let Some(pb) = &status {
+            pb.finish_and_clear();
+        }
+        let _ = session.request(Command::Shutdown).await;
+        return Err(e.into());
+    }
+
+    for text in &a.chat {
+        if let Err(e) = session.request(Command::SendChat(text.clone())).await {
+            tracing::warn!("chat not sent: {e}");
+        }
+    }
+
+    let started = Instant::now();
+    let mut watch = session.subscribe();
+    let end_at = tokio::time::Instant::now() + a.duration;
+    let mut failed: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end_at) => break,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: ending the stream");
+                break;
+            }
+            changed = watch.changed() => {
+                if changed.is_err() {
+                    failed = Some("the session stopped".into());
+                    break;
+                }
+                let s = watch.borrow_and_update().clone();
+                if let StreamState::Failed { reason } = &s.stream_state {
+                    failed = Some(reason.clone());
+                    break;
+                }
+                if let Some(pb) = &status {
+                    pb.set_message(status_line(&s, started.elapsed(), a.duration));
+                }
+            }
+        }
+    }
+    if let Some(pb) = &status {
+        pb.set_message("ending the stream…");
+    }
+    let end = if failed.is_none() {
+        session.request(Command::EndStream).await
+    } else {
+        Ok(())
+    };
+    if let Some(pb) = &status {
+        pb.finish_and_clear();
+    }
+    let state = session.state();
+    let _ = session.request(Command::Shutdown).await;
+
+    let report = build_report(
+        &a,
+        &state,
+        failed
+            .clone()
+            .or(end.as_ref().err().map(|e| e.message.clone())),
+    );
+    if a.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print_human(&report);
+    }
+    if let Some(reason) = failed {
+        let kind = state
+            .last_error()
+            .map(|e| e.kind)
+            .unwrap_or(streamit_session::ErrorKind::Network);
+        return Err(CliError::new(exit_code(kind), reason));
+    }
+    end?;
+    Ok(())
+}
+
+fn status_line(s: &SessionState, elapsed: Duration, total: Duration) -> String {
+    let state = match &s.stream_state {
+        StreamState::Live => "LIVE".to_string(),
+        StreamState::Reconnecting { attempt, max } => format!("reconnecting {attempt}/{max}"),
+        other => format!("{other:?}"),
+    };
+    format!(
+        "{state} {:>4.0}/{:.0}s | viewers {} | sent {} dropped {} | {:.0} kbit/s | rtt {} | chat {}",
+        elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        s.viewers,
+        s.health.frames_sent,
+        s.health.frames_dropped,
+        s.health.bitrate_bps as f64 / 1000.0,
+        s.health
+            .rtt
+            .map(|r| format!("{} ms", r.as_millis()))
+            .unwrap_or_else(|| "–".into()),
+        s.chat.len()
+    )
+}
+
+fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> PublishReport {
+    let summary = s.summary.clone();
+    let h = &s.health;
+    PublishReport {
+        outcome: match &s.stream_state {
+            StreamState::Ended => "ended".into(),
+            StreamState::Failed { .. } => "failed".into(),
+            other => format!("{other:?}").to_lowercase(),
+        },
+        error,
+        codec: match a.codec {
+            CodecArg::H264 => "h264".into(),
+            CodecArg::Vp8 => "vp8".into(),
+        },
+        simulcast: a.simulcast,
+        source: a.source.to_string(),
+        audio: a.audio.to_string(),
+        connect_time_ms: summary
+            .as_ref()
+            .and_then(|s| s.connect_time)
+            .map(|d| d.as_millis() as u64),
+        duration_ms: summary
+            .as_ref()
+            .map(|s| s.duration.as_millis() as u64)
+            .unwrap_or(0),
+        frames_captured: h.frames_captured,
+        frames_sent: h.frames_sent,
+        frames_dropped: h.frames_dropped,
+        audio_packets_sent: h.audio_packets_sent,
+        average_bitrate_bps: summary.as_ref().map(|s| s.average_bitrate_bps).unwrap_or(0),
+        last_bitrate_bps: h.bitrate_bps,
+        target_bitrate_bps: h.target_bitrate_bps,
+        rtt_ms: h.rtt.map(|r| r.as_secs_f64() * 1000.0),
+        reconnects: h.reconnects,
+        keyframe_requests: h.keyframe_requests,
+        peak_viewers: s.peak_viewers,
+        chat_messages: summary.as_ref().map(|s| s.chat_messages).unwrap_or(0),
+        chat: s
+            .chat
+            .iter()
+            .map(|c| ChatLine {
+                from: c.sender.clone(),
+                identity: c.identity.clone(),
+                text: c.text.clone(),
+                own: c.own,
+            })
+            .collect(),
+        summary: summary.and_then(|s| s.backend),
+    }
+}
+
+fn print_human(r: &PublishReport) {
+    println!("outcome:        {}", r.outcome);
+    if let Some(e) = &r.error {
+        println!("error:          {e}");
+    }
+    println!(
+        "published:      {} {}video from {} + {}",
+        r.codec,
+        if r.simulcast { "simulcast " } else { "" },
+        r.source,
+        r.audio
+    );
+    if let Some(c) = r.connect_time_ms {
+        println!("connect time:   {c} ms");
+    }
+    println!("duration:       {:.1} s", r.duration_ms as f64 / 1000.0);
+    println!(
+        "video frames:   {} captured, {} sent, {} dropped",
+        r.frames_captured, r.frames_sent, r.frames_dropped
+    );
+    println!("audio packets:  {}", r.audio_packets_sent);
+    println!(
+        "bitrate:        {:.0} kbit/s average",
+        r.average_bitrate_bps as f64 / 1000.0
+    );
+    if let Some(rtt) = r.rtt_ms {
+        println!("rtt:            {rtt:.1} ms");
+    }
+    println!("reconnects:     {}", r.reconnects);
+    println!("chat:           {} messages", r.chat_messages);
+    for c in &r.chat {
+        println!("  {}: {}", c.from, c.text);
+    }
+    if let Some(s) = &r.summary {
+        println!(
+            "backend:        session {} — {} s, peak {} viewers, {} chat messages, ended by {}",
+            s.id,
+            s.duration_secs,
+            s.peak_viewers,
+            s.chat_messages,
+            s.end_reason.as_deref().unwrap_or("–")
+        );
+    }
+}
