@@ -31,6 +31,7 @@ pub struct AppState {
     pub webhooks: Arc<WebhookReceiver>,
     pub login_ip_limiter: Arc<RateLimiter>,
     pub login_account_limiter: Arc<RateLimiter>,
+    pub register_ip_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -48,6 +49,10 @@ impl AppState {
             login_account_limiter: Arc::new(RateLimiter::new(
                 config.login_failures_per_account,
                 Duration::from_secs(15 * 60),
+            )),
+            register_ip_limiter: Arc::new(RateLimiter::new(
+                config.register_ip_per_minute,
+                Duration::from_secs(60),
             )),
             config: Arc::new(config),
             webhooks: Arc::new(WebhookReceiver::new(verifier)),

@@ -53,6 +53,9 @@ pub struct Config {
     pub login_ip_per_minute: u32,
     /// `STREAMIT_LOGIN_FAILURES_PER_ACCOUNT`: failed logins per account per 15 min (default 10).
     pub login_failures_per_account: u32,
+    /// `STREAMIT_REGISTER_IP_PER_MINUTE`: registrations per client IP per minute (default 60;
+    /// each one costs an argon2id hash).
+    pub register_ip_per_minute: u32,
     /// `STREAMIT_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For`
     /// (only behind a proxy that sets it; default false).
     pub trust_forwarded_for: bool,
@@ -94,6 +97,7 @@ struct FileConfig {
     session_ttl: Option<String>,
     login_ip_per_minute: Option<u32>,
     login_failures_per_account: Option<u32>,
+    register_ip_per_minute: Option<u32>,
     trust_forwarded_for: Option<bool>,
 }
 
@@ -189,6 +193,12 @@ impl Config {
             file.login_failures_per_account,
             10,
         )?;
+        let register_ip_per_minute = parse_u32(
+            "STREAMIT_REGISTER_IP_PER_MINUTE",
+            env("STREAMIT_REGISTER_IP_PER_MINUTE"),
+            file.register_ip_per_minute,
+            60,
+        )?;
         let trust_forwarded_for = match env("STREAMIT_TRUST_FORWARDED_FOR") {
             Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
             None => file.trust_forwarded_for.unwrap_or(false),
@@ -206,6 +216,7 @@ impl Config {
             session_ttl,
             login_ip_per_minute,
             login_failures_per_account,
+            register_ip_per_minute,
             trust_forwarded_for,
         })
     }

@@ -59,8 +59,17 @@ pub async fn health(State(state): State<AppState>) -> AppResult<Response> {
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
+    // Each registration costs an argon2id hash: bound them per client IP.
+    state
+        .register_ip_limiter
+        .hit(&ip.to_string())
+        .map_err(|retry| AppError::TooManyRequests {
+            message: "Too many registrations; try again later".into(),
+            retry_after_secs: retry.as_secs(),
+        })?;
     let username = valid_username(&req.username)?;
     valid_password(&req.password)?;
     let display_name = match &req.display_name {

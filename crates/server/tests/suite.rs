@@ -1093,6 +1093,7 @@ async fn login_rate_limits(db: Database) {
         &[
             ("STREAMIT_LOGIN_FAILURES_PER_ACCOUNT", "3"),
             ("STREAMIT_LOGIN_IP_PER_MINUTE", "12"),
+            ("STREAMIT_REGISTER_IP_PER_MINUTE", "4"),
         ],
     );
     srv.account("alice", Role::Viewer, false).await;
@@ -1126,6 +1127,16 @@ async fn login_rate_limits(db: Database) {
         assert!(api.login(&login("bob", "bob-password")).await.is_ok());
     }
     assert_eq!(status(api.login(&login("bob", "bob-password")).await), 429);
+    // registrations per IP: 4 a minute here (2 so far)
+    srv.account("carol", Role::Viewer, false).await;
+    srv.account("dave", Role::Viewer, false).await;
+    let extra = RegisterRequest {
+        username: "erin".into(),
+        password: "erin-password".into(),
+        display_name: None,
+        role: None,
+    };
+    assert_eq!(status(api.register(&extra).await), 429);
 }
 
 /// Two instances on one database agree on everything: sessions, streams,
