@@ -20,7 +20,21 @@
 //!   [`VideoFrame`], [`encode::OpusDecoder`].
 //! - The synthetic pattern and its machine-readable code: [`pattern`] (layout documented
 //!   there for the Python viewer), [`pattern::read_pattern_code`].
-//! - Conversion and scaling: [`convert`].
+//! - Conversion and scaling: [`convert`] (yuvutils-rs, fast_image_resize, zune-jpeg).
+//! - Sources: [`source::VideoSource`] / [`source::AudioSource`]; `start(clock)` spawns the
+//!   source's own thread and returns a [`source::SourceHandle`] whose `events()` is a bounded
+//!   drop-oldest queue of [`source::SourceEvent`] (`Frame`, `Error` — e.g.
+//!   [`MediaError::DeviceLost`] —, `Ended`). Implementations: [`source::SyntheticVideo`],
+//!   [`source::SyntheticAudio`] (tone + beep aligned with the video flash),
+//!   [`source::Y4mSource`], [`source::WavSource`], [`camera::CameraSource`] (nokhwa;
+//!   [`camera::list_cameras`]), [`mic::MicSource`] (cpal; [`mic::list_microphones`]; RMS/peak
+//!   via [`AudioFrame::level`]).
+//! - The bounded pipeline: [`pipeline::Pipeline::start`] (video + audio source → per-layer
+//!   encoders → `video: Receiver<LayerPacket>` / `audio: Receiver<EncodedAudio>`), a preview
+//!   tap ([`pipeline::Pipeline::preview`]), controls ([`pipeline::VideoControl`]: bitrate per
+//!   layer, forced key frame, layer on/off) and counters ([`pipeline::Pipeline::snapshot`]).
+//!   Video is dropped oldest-first when the sink is behind (counted, then a key frame);
+//!   audio drops are counted and logged, never silent; capture never blocks.
 
 pub mod audio;
 pub mod camera;

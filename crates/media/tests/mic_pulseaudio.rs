@@ -165,7 +165,6 @@ fn captures_a_tone_from_a_pulseaudio_null_sink_through_cpal() {
     }
     let _ = player.kill();
     let _ = player.wait();
-    drop(handle);
     assert!(
         pcm.len() >= 48_000 * 3,
         "captured {} samples in {frames} frames",
@@ -198,5 +197,23 @@ fn captures_a_tone_from_a_pulseaudio_null_sink_through_cpal() {
         "rms {} want {want_rms}",
         level.rms
     );
+
+    // the sound server goes away: the source reports the lost device instead of hanging
     drop(pulse);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut lost = None;
+    while Instant::now() < deadline {
+        match handle.events().recv_timeout(Duration::from_millis(500)) {
+            Ok(SourceEvent::Error(e)) => {
+                lost = Some(e);
+                break;
+            }
+            Ok(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("source vanished without an error event: {e}"),
+        }
+    }
+    println!("after killing pulseaudio: {lost:?}");
+    assert!(lost.is_some(), "no device-lost event within 15 s");
+    drop(handle);
 }
