@@ -62,8 +62,17 @@ fn stalled_sink_for_30s_keeps_memory_flat() {
             );
         }
     }
-    // let the threads catch up with the clock
-    std::thread::sleep(Duration::from_millis(500));
+    // let the threads catch up with the clock (a loaded machine may lag behind it)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = p.snapshot();
+        let video_seen = s.video_frames_in + s.video_source_dropped + s.video_source_queued as u64;
+        if (video_seen >= 895 && s.audio_packets >= 1495) || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let rss_at_30s = rss_kib();
     let s = p.snapshot();
     println!("after 30 s stalled: {s:?}; RSS {rss_at_5s} KiB at 5 s, {rss_at_30s} KiB at 30 s");

@@ -284,6 +284,14 @@ impl VideoDecoder for Vp8Decoder {
                     });
                 }
                 let (w, h) = (img.d_w as usize, img.d_h as usize);
+                if w == 0
+                    || h == 0
+                    || img.planes[0].is_null()
+                    || img.planes[1].is_null()
+                    || img.planes[2].is_null()
+                {
+                    continue;
+                }
                 let (ys, cs) = (img.stride[0] as usize, img.stride[1] as usize);
                 let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
                 let y = std::slice::from_raw_parts(img.planes[0], ys * (h - 1) + w);
