@@ -1,5 +1,6 @@
 //! StreamIt Studio: the desktop broadcasting studio and its headless QA command line.
 
+mod app;
 mod cli;
 
 use clap::Parser;
@@ -23,5 +24,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    if cli.command.is_none() {
+        // No subcommand: open the studio window.
+        return app::main(&rt);
+    }
     rt.block_on(cli::run(cli))
 }

@@ -1,0 +1,88 @@
+//! Ended: the backend's summary of the broadcast and Start New Stream.
+
+use egui::{RichText, Ui, Vec2};
+use streamit_session::{Command, SessionHandle, SessionState};
+
+use super::live::bitrate;
+use super::theme;
+
+fn duration(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    }
+}
+
+pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
+    let Some(s) = &state.summary else {
+        return;
+    };
+    // The backend's record wins where it has one; the studio's own counts otherwise.
+    let b = s.backend.as_ref();
+    let secs = b
+        .map(|b| b.duration_secs.max(0) as u64)
+        .unwrap_or(s.duration.as_secs());
+    let peak = b
+        .map(|b| b.peak_viewers.max(0) as u64)
+        .unwrap_or(s.peak_viewers as u64);
+    let chat = b
+        .map(|b| b.chat_messages.max(0) as u64)
+        .unwrap_or(s.chat_messages);
+    let rows: Vec<(&str, String)> = vec![
+        ("Duration", duration(secs)),
+        ("Peak viewers", peak.to_string()),
+        ("Chat messages", chat.to_string()),
+        ("Frames dropped", s.frames_dropped.to_string()),
+        ("Average bitrate", bitrate(s.average_bitrate_bps)),
+        ("Frames sent", s.frames_sent.to_string()),
+        ("Reconnects", s.reconnects.to_string()),
+    ];
+    ui.vertical_centered(|ui| {
+        ui.add_space((ui.available_height() * 0.5 - 260.0).max(20.0));
+        ui.allocate_ui(Vec2::new(520.0, 0.0), |ui| {
+            theme::card().show(ui, |ui| {
+                ui.set_width(480.0);
+                ui.vertical(|ui| {
+                    ui.label(RichText::new("Stream ended").size(26.0).family(theme::bold()));
+                    let title = state
+                        .stream
+                        .as_ref()
+                        .map(|s| s.title.as_str())
+                        .unwrap_or("");
+                    ui.label(RichText::new(format!("“{title}”")).color(theme::MUTED));
+                    ui.add_space(10.0);
+                    egui::Grid::new("summary")
+                        .num_columns(2)
+                        .spacing([40.0, 12.0])
+                        .striped(false)
+                        .show(ui, |ui| {
+                            for (k, v) in rows {
+                                ui.label(RichText::new(k).color(theme::MUTED));
+                                let info = format!("{k}: {v}");
+                                ui.label(RichText::new(v).size(17.0).family(theme::bold()))
+                                    .widget_info(|| {
+                                        egui::WidgetInfo::labeled(egui::Role::Label, true, &info)
+                                    });
+                                ui.end_row();
+                            }
+                        });
+                    if b.is_none() {
+                        ui.label(
+                            RichText::new("The server's record was not available; these are the studio's own counts.")
+                                .size(12.0)
+                                .color(theme::WARN),
+                        );
+                    }
+                    ui.add_space(14.0);
+                    if ui
+                        .add(theme::primary("Start New Stream").min_size(Vec2::new(480.0, 42.0)))
+                        .clicked()
+                    {
+                        let _ = session.send(Command::Reset);
+                    }
+                });
+            });
+        });
+    });
+}

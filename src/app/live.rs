@@ -1,0 +1,406 @@
+//! Live: self-preview, viewers, chat, mute / camera / end (M, V, confirmation), health,
+//! reconnect banner, elapsed time and inline title edit.
+
+use std::time::SystemTime;
+
+use egui::{Color32, Key, RichText, Ui, Vec2};
+use streamit_session::{Command, SessionHandle, SessionState, StreamState};
+
+use super::preview::{self, Preview};
+use super::theme;
+
+#[derive(Default)]
+pub struct LiveScreen {
+    chat_input: String,
+    /// `Some(text)` while the title is being edited.
+    editing_title: Option<String>,
+    confirm_end: bool,
+}
+
+pub fn elapsed(since: Option<SystemTime>) -> String {
+    let secs = since
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+        .as_secs();
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+pub fn bitrate(bps: u64) -> String {
+    if bps >= 1_000_000 {
+        format!("{:.1} Mbit/s", bps as f64 / 1e6)
+    } else {
+        format!("{} kbit/s", bps / 1000)
+    }
+}
+
+fn quality_color(q: Option<&str>) -> (Color32, &'static str) {
+    match q {
+        Some("excellent") => (theme::GOOD, "Excellent"),
+        Some("good") => (Color32::from_rgb(0x84, 0xcc, 0x16), "Good"),
+        Some("poor") => (theme::WARN, "Poor"),
+        Some("lost") => (theme::LIVE, "Lost"),
+        _ => (theme::MUTED, "Measuring"),
+    }
+}
+
+/// A colour per chat sender, stable for a name.
+fn sender_color(identity: &str) -> Color32 {
+    const COLORS: [Color32; 6] = [
+        Color32::from_rgb(0x60, 0xa5, 0xfa),
+        Color32::from_rgb(0xf4, 0x72, 0xb6),
+        Color32::from_rgb(0x34, 0xd3, 0x99),
+        Color32::from_rgb(0xfb, 0xbf, 0x24),
+        Color32::from_rgb(0xa7, 0x8b, 0xfa),
+        Color32::from_rgb(0xfb, 0x92, 0x3c),
+    ];
+    let h = identity
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    COLORS[h as usize % COLORS.len()]
+}
+
+impl LiveScreen {
+    pub fn on_enter(&mut self) {
+        self.confirm_end = false;
+        self.editing_title = None;
+    }
+
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        state: &SessionState,
+        session: &SessionHandle,
+        preview: &Preview,
+    ) {
+        let send = |c: Command| {
+            let _ = session.send(c);
+        };
+        let live = state.stream_state == StreamState::Live;
+        let media = state.media.clone();
+        let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
+        let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
+
+        // Shortcuts, unless a text field has the keyboard.
+        if !ui.ctx().egui_wants_keyboard_input() && !self.confirm_end {
+            let (m, v) = ui.input(|i| (i.key_pressed(Key::M), i.key_pressed(Key::V)));
+            if m {
+                send(Command::ToggleMic);
+            }
+            if v {
+                send(Command::ToggleCamera);
+            }
+        }
+
+        match &state.stream_state {
+            StreamState::Reconnecting { attempt, max } => {
+                theme::banner(ui, theme::WARN_BG, theme::WARN, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.add(egui::Spinner::new().size(14.0));
+                        ui.label(
+                            RichText::new(format!(
+                                "Connection lost — reconnecting {attempt}/{max}…"
+                            ))
+                            .color(theme::TEXT)
+                            .family(theme::bold()),
+                        );
+                    });
+                });
+            }
+            StreamState::Connecting => {
+                theme::banner(ui, theme::PANEL, theme::BORDER, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.add(egui::Spinner::new().size(14.0));
+                        ui.label("Connecting to StreamIt…");
+                    });
+                });
+            }
+            _ => {}
+        }
+
+        let chat_w = 340.0_f32.min(ui.available_width() * 0.35);
+        egui::Panel::right("chat")
+            .exact_size(chat_w)
+            .resizable(false)
+            .show_separator_line(false)
+            .frame(egui::Frame::new().inner_margin(egui::Margin {
+                left: 14,
+                ..Default::default()
+            }))
+            .show(ui, |ui| self.chat(ui, state, session, live));
+
+        // Title row.
+        let mut close_editor = false;
+        ui.horizontal(|ui| {
+            let title = state
+                .stream
+                .as_ref()
+                .map(|s| s.title.clone())
+                .unwrap_or_default();
+            match &mut self.editing_title {
+                Some(text) => {
+                    let r = ui.add(
+                        egui::TextEdit::singleline(text)
+                            .desired_width((ui.available_width() - 200.0).max(200.0))
+                            .font(egui::TextStyle::Heading),
+                    );
+                    theme::name_field(&r, "Stream title", text);
+                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                    let save = ui.add_enabled(!text.trim().is_empty(), theme::primary("Save"));
+                    let cancel = ui.button("Cancel");
+                    if (save.clicked() || enter) && !text.trim().is_empty() {
+                        send(Command::EditTitle {
+                            title: text.trim().to_string(),
+                            description: None,
+                        });
+                        close_editor = true;
+                    } else if cancel.clicked() || ui.input(|i| i.key_pressed(Key::Escape)) {
+                        close_editor = true;
+                    }
+                }
+                None => {
+                    ui.label(RichText::new(&title).size(22.0).family(theme::bold()));
+                    if ui
+                        .button("Edit title")
+                        .on_hover_text("Change the title while live")
+                        .clicked()
+                    {
+                        self.editing_title = Some(title);
+                    }
+                }
+            }
+        });
+
+        if close_editor {
+            self.editing_title = None;
+        }
+
+        // Stats row.
+        ui.horizontal(|ui| {
+            if live {
+                theme::pill(ui, "LIVE", theme::LIVE);
+            }
+            ui.label(
+                RichText::new(elapsed(state.live_since))
+                    .family(egui::FontFamily::Monospace)
+                    .size(16.0),
+            );
+            ui.separator();
+            ui.label(
+                RichText::new(format!(
+                    "{} viewer{}",
+                    state.viewers,
+                    if state.viewers == 1 { "" } else { "s" }
+                ))
+                .size(16.0)
+                .family(theme::bold()),
+            );
+            ui.label(RichText::new(format!("peak {}", state.peak_viewers)).color(theme::MUTED));
+        });
+
+        // Preview.
+        let controls_h = 130.0;
+        let max = Vec2::new(
+            ui.available_width(),
+            (ui.available_height() - controls_h).max(160.0),
+        );
+        preview.show(
+            ui,
+            max,
+            !camera_off && state.preview.is_some(),
+            if camera_off {
+                "Camera is off — viewers see a paused picture"
+            } else {
+                "Waiting for video…"
+            },
+        );
+
+        // Controls.
+        ui.horizontal(|ui| {
+            let mic = if mic_muted {
+                RichText::new("Unmute mic (M)").color(theme::LIVE)
+            } else {
+                RichText::new("Mute mic (M)")
+            };
+            if ui
+                .add(egui::Button::new(mic).min_size(Vec2::new(140.0, 36.0)))
+                .clicked()
+            {
+                send(Command::ToggleMic);
+            }
+            let cam = if camera_off {
+                RichText::new("Camera on (V)").color(theme::LIVE)
+            } else {
+                RichText::new("Camera off (V)")
+            };
+            if ui
+                .add(egui::Button::new(cam).min_size(Vec2::new(160.0, 36.0)))
+                .clicked()
+            {
+                send(Command::ToggleCamera);
+            }
+            preview::level_meter(ui, state.mic_level, mic_muted, 120.0);
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui
+                    .add(theme::danger("End stream").min_size(Vec2::new(140.0, 36.0)))
+                    .clicked()
+                {
+                    self.confirm_end = true;
+                }
+            });
+        });
+        self.health(ui, state);
+
+        if self.confirm_end {
+            let modal = egui::Modal::new(egui::Id::unique("confirm-end")).show(ui.ctx(), |ui| {
+                ui.set_width(360.0);
+                ui.label(
+                    RichText::new("End the stream?")
+                        .size(19.0)
+                        .family(theme::bold()),
+                );
+                ui.label(
+                    RichText::new(format!(
+                        "{} viewer{} will see the stream end.",
+                        state.viewers,
+                        if state.viewers == 1 { "" } else { "s" }
+                    ))
+                    .color(theme::MUTED),
+                );
+                ui.add_space(8.0);
+                ui.horizontal(|ui| {
+                    if ui.add(theme::danger("End stream now")).clicked() {
+                        send(Command::EndStream);
+                        self.confirm_end = false;
+                    }
+                    if ui.button("Keep streaming").clicked() {
+                        self.confirm_end = false;
+                    }
+                });
+            });
+            if modal.should_close() {
+                self.confirm_end = false;
+            }
+        }
+    }
+
+    fn health(&self, ui: &mut Ui, state: &SessionState) {
+        let h = &state.health;
+        theme::card()
+            .inner_margin(egui::Margin::symmetric(14, 8))
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal_wrapped(|ui| {
+                    let (color, word) = quality_color(h.connection_quality);
+                    theme::dot(ui, color);
+                    ui.label(RichText::new(format!("Connection: {word}")).family(theme::bold()))
+                        .widget_info(|| {
+                            egui::WidgetInfo::labeled(
+                                egui::Role::Label,
+                                true,
+                                format!("Connection quality: {word}"),
+                            )
+                        });
+                    ui.separator();
+                    ui.label(format!("Bitrate {}", bitrate(h.bitrate_bps)));
+                    ui.separator();
+                    match h.rtt {
+                        Some(rtt) => ui.label(format!("RTT {} ms", rtt.as_millis())),
+                        None => ui.label("RTT –"),
+                    };
+                    ui.separator();
+                    let sent = h.frames_sent.max(1);
+                    let loss = h.frames_dropped as f64 * 100.0 / (sent + h.frames_dropped) as f64;
+                    ui.label(format!("Dropped {} frames ({loss:.1} %)", h.frames_dropped));
+                    if h.reconnects > 0 {
+                        ui.separator();
+                        ui.label(format!("Reconnects {}", h.reconnects));
+                    }
+                });
+            });
+    }
+
+    fn chat(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle, live: bool) {
+        theme::card()
+            .inner_margin(egui::Margin::same(12))
+            .show(ui, |ui| {
+                ui.set_height(ui.available_height());
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("Chat").size(18.0).family(theme::bold()));
+                    if let Some(s) = &state.stream {
+                        if !s.chat_enabled {
+                            theme::pill(ui, "OFF", theme::BORDER);
+                        } else {
+                            if s.chat_delayed {
+                                theme::pill(ui, "SLOW MODE", theme::BORDER);
+                            }
+                            if s.chat_followers_only {
+                                theme::pill(ui, "FOLLOWERS", theme::BORDER);
+                            }
+                        }
+                    }
+                });
+                let chat_enabled = state.stream.as_ref().is_none_or(|s| s.chat_enabled);
+                let input_h = 90.0;
+                egui::ScrollArea::vertical()
+                    .id_salt("chat-log")
+                    .stick_to_bottom(true)
+                    .auto_shrink([false, false])
+                    .max_height((ui.available_height() - input_h).max(80.0))
+                    .show(ui, |ui| {
+                        if state.chat.is_empty() {
+                            ui.label(
+                                RichText::new(if chat_enabled {
+                                    "No messages yet. Say hi to your viewers!"
+                                } else {
+                                    "Chat is turned off for this stream."
+                                })
+                                .color(theme::MUTED),
+                            );
+                        }
+                        for m in state.chat.iter() {
+                            let name = if m.sender.is_empty() {
+                                m.identity.as_str()
+                            } else {
+                                m.sender.as_str()
+                            };
+                            ui.horizontal_wrapped(|ui| {
+                                ui.spacing_mut().item_spacing.x = 6.0;
+                                let color = if m.own {
+                                    theme::ACCENT
+                                } else {
+                                    sender_color(&m.identity)
+                                };
+                                ui.label(RichText::new(name).color(color).family(theme::bold()));
+                                ui.label(RichText::new(&m.text).color(theme::TEXT));
+                            });
+                        }
+                    });
+                ui.add_space(6.0);
+                let can_chat = live && chat_enabled;
+                ui.add_enabled_ui(can_chat, |ui| {
+                    ui.horizontal(|ui| {
+                        let r = ui.add(
+                            egui::TextEdit::singleline(&mut self.chat_input)
+                                .hint_text(if chat_enabled {
+                                    "Send a message"
+                                } else {
+                                    "Chat is off"
+                                })
+                                .desired_width((ui.available_width() - 70.0).max(80.0)),
+                        );
+                        theme::name_field(&r, "Chat message", &self.chat_input);
+                        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                        let send = ui.add_enabled(
+                            !self.chat_input.trim().is_empty(),
+                            theme::primary("Send"),
+                        );
+                        if (send.clicked() || enter) && !self.chat_input.trim().is_empty() {
+                            let text = std::mem::take(&mut self.chat_input);
+                            let _ = session.send(Command::SendChat(text.trim().to_string()));
+                            r.request_focus();
+                        }
+                    });
+                });
+            });
+    }
+}

@@ -1,0 +1,458 @@
+//! The studio GUI (eframe/egui): one module per screen.
+//!
+//! The [`App`] renders the latest [`SessionState`] snapshot and sends [`Command`]s; it never
+//! waits for network or device I/O on the UI thread. A small task on the tokio runtime waits
+//! for new snapshots and asks egui to repaint, so nothing spins while idle.
+
+mod ended;
+mod live;
+mod login;
+mod preview;
+mod setup;
+pub mod theme;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use egui::{RichText, Ui};
+use streamit_session::{Command, SessionConfig, SessionHandle, SessionState, StreamState};
+use tokio::sync::watch;
+
+/// The keyring entry the CLI's `login` uses too (service, user = API URL).
+const KEYRING_SERVICE: &str = "streamit-studio";
+
+/// Launch options besides the session.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The backend URL (shown on the login screen; the keyring entry's name).
+    pub api_url: String,
+    /// Store "remember me" tokens in the OS keyring (off in tests).
+    pub use_keyring: bool,
+    /// Test hook (`STREAMIT_STUDIO_AUTO_GO_LIVE=n`): press Go Live once it is possible and
+    /// the setup screen has been up for n s.
+    pub auto_go_live: Option<Duration>,
+    /// Test hook (`STREAMIT_STUDIO_AUTO_END_SECS=n`): end the stream after n s live.
+    pub auto_end_after: Option<Duration>,
+}
+
+impl Options {
+    /// Reads the explicit test hooks from the environment.
+    pub fn from_env(api_url: String) -> Self {
+        Options {
+            api_url,
+            use_keyring: std::env::var_os("STREAMIT_STUDIO_NO_KEYRING").is_none(),
+            auto_go_live: secs_from_env("STREAMIT_STUDIO_AUTO_GO_LIVE"),
+            auto_end_after: secs_from_env("STREAMIT_STUDIO_AUTO_END_SECS"),
+        }
+    }
+}
+
+fn secs_from_env(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Which screen the state calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Login,
+    Setup,
+    Live,
+    Ended,
+}
+
+impl Screen {
+    pub fn of(s: &SessionState) -> Screen {
+        if s.account.is_none() {
+            return Screen::Login;
+        }
+        match s.stream_state {
+            StreamState::Connecting | StreamState::Live | StreamState::Reconnecting { .. } => {
+                Screen::Live
+            }
+            StreamState::Ended if s.summary.is_some() => Screen::Ended,
+            _ => Screen::Setup,
+        }
+    }
+}
+
+/// The studio window.
+pub struct App {
+    session: SessionHandle,
+    state_rx: watch::Receiver<SessionState>,
+    state: SessionState,
+    runtime: tokio::runtime::Handle,
+    options: Options,
+    login: login::LoginScreen,
+    setup: setup::SetupScreen,
+    live: live::LiveScreen,
+    preview: preview::Preview,
+    screen: Option<Screen>,
+    screen_since: Instant,
+    window_title: String,
+    /// Remember the token once the pending login succeeds.
+    remember_pending: bool,
+    auto_go_live_done: bool,
+    auto_end_done: bool,
+}
+
+impl App {
+    /// Builds the app and starts the repaint-on-change task on `runtime`.
+    pub fn new(
+        ctx: &egui::Context,
+        session: SessionHandle,
+        runtime: tokio::runtime::Handle,
+        options: Options,
+    ) -> App {
+        theme::install(ctx);
+        let mut rx = session.subscribe();
+        let waker = ctx.clone();
+        runtime.spawn(async move {
+            while rx.changed().await.is_ok() {
+                waker.request_repaint();
+            }
+        });
+        let state_rx = session.subscribe();
+        let state = state_rx.borrow().clone();
+        App {
+            session,
+            state_rx,
+            state,
+            runtime,
+            options,
+            login: Default::default(),
+            setup: Default::default(),
+            live: Default::default(),
+            preview: Default::default(),
+            screen: None,
+            screen_since: Instant::now(),
+            window_title: String::new(),
+            remember_pending: false,
+            auto_go_live_done: false,
+            auto_end_done: false,
+        }
+    }
+
+    /// The snapshot the last frame rendered.
+    #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// The screen on display.
+    #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
+    pub fn screen(&self) -> Screen {
+        Screen::of(&self.state)
+    }
+
+    /// Preview textures uploaded so far.
+    #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
+    pub fn preview_uploads(&self) -> u64 {
+        self.preview.uploads
+    }
+
+    fn send(&self, command: Command) {
+        if let Err(e) = self.session.send(command) {
+            tracing::warn!("session command not queued: {e}");
+        }
+    }
+
+    fn title_for(&self) -> String {
+        let s = &self.state;
+        let what = match Screen::of(s) {
+            Screen::Login => "Sign in".to_string(),
+            Screen::Ended => "Stream ended".to_string(),
+            Screen::Setup => match &s.stream_state {
+                StreamState::Failed { .. } => "Go live failed".to_string(),
+                _ => "Ready to go live".to_string(),
+            },
+            Screen::Live => match &s.stream_state {
+                StreamState::Connecting => "Connecting…".to_string(),
+                StreamState::Reconnecting { attempt, max } => {
+                    format!("Reconnecting {attempt}/{max}")
+                }
+                _ => format!(
+                    "LIVE · {} viewer{}",
+                    s.viewers,
+                    if s.viewers == 1 { "" } else { "s" }
+                ),
+            },
+        };
+        format!("StreamIt Studio — {what}")
+    }
+
+    fn keyring_store(&self) {
+        if !self.options.use_keyring {
+            return;
+        }
+        let Some(token) = self.session.token() else {
+            return;
+        };
+        let api = self.options.api_url.trim_end_matches('/').to_string();
+        self.runtime.spawn_blocking(move || {
+            match keyring::Entry::new(KEYRING_SERVICE, &api).and_then(|e| e.set_password(&token)) {
+                Ok(()) => tracing::info!("session token stored in the OS keyring"),
+                Err(e) => tracing::warn!("cannot store the session in the OS keyring: {e}"),
+            }
+        });
+    }
+
+    fn keyring_forget(&self) {
+        if !self.options.use_keyring {
+            return;
+        }
+        let api = self.options.api_url.trim_end_matches('/').to_string();
+        self.runtime.spawn_blocking(move || {
+            if let Ok(e) = keyring::Entry::new(KEYRING_SERVICE, &api) {
+                let _ = e.delete_credential();
+            }
+        });
+    }
+
+    fn hooks(&mut self) {
+        let s = &self.state;
+        if let Some(delay) = self.options.auto_go_live
+            && !self.auto_go_live_done
+            && Screen::of(s) == Screen::Setup
+            && self.screen_since.elapsed() >= delay
+            && self.setup.go_live_blocker(s).is_none()
+        {
+            self.auto_go_live_done = true;
+            self.setup.go_live(&self.session, s);
+        }
+        if let (Some(after), Some(since)) = (self.options.auto_end_after, s.live_since)
+            && !self.auto_end_done
+            && s.stream_state == StreamState::Live
+            && SystemTime::now()
+                .duration_since(since)
+                .is_ok_and(|d| d >= after)
+        {
+            self.auto_end_done = true;
+            self.send(Command::EndStream);
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui, screen: Screen) {
+        egui::Panel::top("top-bar")
+            .frame(
+                egui::Frame::new()
+                    .fill(theme::PANEL)
+                    .inner_margin(egui::Margin::symmetric(16, 10)),
+            )
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(
+                        RichText::new("StreamIt Studio")
+                            .size(17.0)
+                            .family(theme::bold())
+                            .color(theme::TEXT),
+                    );
+                    match &self.state.stream_state {
+                        StreamState::Live => theme::pill(ui, "LIVE", theme::LIVE),
+                        StreamState::Connecting => theme::pill(ui, "CONNECTING", theme::WARN),
+                        StreamState::Reconnecting { .. } => {
+                            theme::pill(ui, "RECONNECTING", theme::WARN)
+                        }
+                        _ if screen == Screen::Ended => theme::pill(ui, "ENDED", theme::BORDER),
+                        _ => theme::pill(ui, "OFFLINE", theme::BORDER),
+                    }
+                    if self.state.busy {
+                        ui.add(egui::Spinner::new().size(14.0));
+                    }
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        let on_air = self.state.stream_state.is_on_air();
+                        if ui
+                            .add_enabled(!on_air, egui::Button::new("Log out"))
+                            .on_disabled_hover_text("End the stream before logging out")
+                            .clicked()
+                        {
+                            self.send(Command::Logout);
+                            self.keyring_forget();
+                        }
+                        if let Some(a) = &self.state.account {
+                            ui.label(RichText::new(format!("@{}", a.username)).color(theme::MUTED));
+                            ui.label(RichText::new(&a.display_name).family(theme::bold()));
+                        }
+                    });
+                });
+            });
+    }
+
+    /// Errors other screens do not show inline.
+    fn error_bar(&mut self, ui: &mut Ui, screen: Screen) {
+        if screen == Screen::Login || screen == Screen::Setup {
+            return;
+        }
+        let Some(err) = self.state.last_error().cloned() else {
+            return;
+        };
+        egui::Panel::bottom("error-bar")
+            .frame(egui::Frame::new().inner_margin(egui::Margin::symmetric(16, 8)))
+            .show(ui, |ui| {
+                theme::banner(ui, theme::ERROR_BG, theme::LIVE, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(&err.message).color(theme::TEXT));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.button("Dismiss").clicked() {
+                                self.send(Command::DismissErrors);
+                            }
+                        });
+                    });
+                });
+            });
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // The newest snapshot (no waiting: `borrow` only reads the watch slot).
+        if self.state_rx.has_changed().unwrap_or(false) {
+            self.state = self.state_rx.borrow_and_update().clone();
+        }
+        let screen = Screen::of(&self.state);
+        if self.screen != Some(screen) {
+            self.on_enter(screen);
+            self.screen = Some(screen);
+            self.screen_since = Instant::now();
+        }
+        if self.remember_pending && self.state.account.is_some() {
+            self.remember_pending = false;
+            self.keyring_store();
+        }
+        let camera_off = self.state.media.as_ref().is_some_and(|m| m.camera_off);
+        if camera_off {
+            self.preview.clear();
+        } else {
+            self.preview.update(ctx, self.state.preview.as_ref());
+        }
+        let title = self.title_for();
+        if title != self.window_title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.window_title = title;
+        }
+        self.hooks();
+        if self.state.stream_state.is_on_air() {
+            // The elapsed-time clock ticks even when no snapshot arrives.
+            ctx.request_repaint_after(Duration::from_millis(500));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        let screen = Screen::of(&self.state);
+        if screen != Screen::Login {
+            self.top_bar(ui, screen);
+        }
+        self.error_bar(ui, screen);
+        let state = &self.state;
+        let session = &self.session;
+        egui::CentralPanel::default()
+            .frame(
+                egui::Frame::new()
+                    .fill(theme::BG)
+                    .inner_margin(egui::Margin::same(20)),
+            )
+            .show(ui, |ui| match screen {
+                Screen::Login => {
+                    if self
+                        .login
+                        .show(ui, state, session, &self.options.api_url)
+                        .submitted
+                    {
+                        self.remember_pending = self.login.remember;
+                    }
+                }
+                Screen::Setup => self.setup.show(ui, state, session, &self.preview),
+                Screen::Live => self.live.show(ui, state, session, &self.preview),
+                Screen::Ended => ended::show(ui, state, session),
+            });
+    }
+}
+
+impl App {
+    fn on_enter(&mut self, screen: Screen) {
+        match screen {
+            Screen::Setup => {
+                self.setup.on_enter(&self.state);
+                self.send(Command::StartPreview);
+            }
+            Screen::Live => self.live.on_enter(),
+            Screen::Login => {
+                self.login.on_enter();
+                self.preview.clear();
+            }
+            Screen::Ended => {}
+        }
+    }
+}
+
+/// Opens the studio window on this thread (the main thread) and returns when it closes.
+pub fn run(
+    session: SessionHandle,
+    runtime: tokio::runtime::Handle,
+    options: Options,
+) -> anyhow::Result<()> {
+    let icon = eframe::icon_data::from_png_bytes(theme::ICON_PNG).ok();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("StreamIt Studio")
+        .with_app_id("streamit-studio")
+        .with_inner_size([1280.0, 800.0])
+        .with_min_inner_size([960.0, 620.0]);
+    if let Some(icon) = icon {
+        viewport = viewport.with_icon(icon);
+    }
+    let native = eframe::NativeOptions {
+        viewport,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "StreamIt Studio",
+        native,
+        Box::new(move |cc| Ok(Box::new(App::new(&cc.egui_ctx, session, runtime, options)))),
+    )
+    .map_err(|e| anyhow::anyhow!("the studio window failed: {e}"))
+}
+
+/// The binary's default action: a session against `STREAMIT_API_URL` (default
+/// `http://127.0.0.1:8080`), logged in with `STREAMIT_TOKEN` or the keyring's "remember me"
+/// token, then the window. Ends the session when the window closes.
+pub fn main(rt: &tokio::runtime::Runtime) -> std::process::ExitCode {
+    let api_url =
+        std::env::var("STREAMIT_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let options = Options::from_env(api_url.clone());
+    let mut config = SessionConfig::new(api_url.clone());
+    config.token = std::env::var("STREAMIT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let from_env = config.token.is_some();
+    let session = SessionHandle::spawn_on(rt.handle(), config);
+    if !from_env && options.use_keyring {
+        // The keyring may talk D-Bus: read it off the UI thread.
+        let s = session.clone();
+        let api = api_url.trim_end_matches('/').to_string();
+        rt.spawn_blocking(move || {
+            if let Ok(token) =
+                keyring::Entry::new(KEYRING_SERVICE, &api).and_then(|e| e.get_password())
+            {
+                let _ = s.send(Command::UseToken(token));
+            }
+        });
+    }
+    let result = run(session.clone(), rt.handle().clone(), options);
+    // The window is gone: end any stream and stop the media threads (bounded).
+    let _ = session.send(Command::Shutdown);
+    let mut rx = session.subscribe();
+    let started = Instant::now();
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.shut_down)).await;
+    });
+    tracing::debug!("session shut down in {:?}", started.elapsed());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Setup: stream settings (validated by the backend, errors inline), sources with a live
+//! preview and a mic meter, codec and quality, and Go Live with the reason when it is not
+//! possible.
+
+use egui::{RichText, Ui, Vec2};
+use streamit_session::{
+    AudioSourceSpec, Codec, Command, ErrorKind, SessionHandle, SessionState, StreamSetup,
+    StreamState, VideoSourceSpec,
+};
+
+use super::preview::{self, Preview};
+use super::theme;
+
+/// The video sources the studio offers (cameras arrive with the session's camera support).
+fn video_choices(current: &VideoSourceSpec) -> Vec<(VideoSourceSpec, String)> {
+    let mut v: Vec<(VideoSourceSpec, String)> = [(640, 360), (1280, 720), (320, 180)]
+        .into_iter()
+        .map(|(width, height)| {
+            (
+                VideoSourceSpec::Synthetic {
+                    width,
+                    height,
+                    fps: 30,
+                },
+                format!("Test pattern · {width}×{height} · 30 fps"),
+            )
+        })
+        .collect();
+    if !v.iter().any(|(s, _)| s == current) {
+        v.push((current.clone(), current.to_string()));
+    }
+    v
+}
+
+fn audio_choices(current: &AudioSourceSpec) -> Vec<(AudioSourceSpec, String)> {
+    let mut v = vec![
+        (AudioSourceSpec::Tone, "Test tone (440 Hz)".to_string()),
+        (AudioSourceSpec::None, "No microphone".to_string()),
+    ];
+    if !v.iter().any(|(s, _)| s == current) {
+        v.push((current.clone(), current.to_string()));
+    }
+    v
+}
+
+#[derive(Default)]
+pub struct SetupScreen {
+    title: String,
+    description: String,
+    chat_enabled: bool,
+    chat_delayed: bool,
+    chat_followers_only: bool,
+    /// The form was filled from the backend's settings.
+    loaded: bool,
+    /// Go Live once the settings just sent are saved (`errors` length at the click).
+    go_live_after_save: Option<usize>,
+}
+
+impl SetupScreen {
+    pub fn on_enter(&mut self, state: &SessionState) {
+        self.loaded = false;
+        self.load(state);
+    }
+
+    fn load(&mut self, state: &SessionState) {
+        if self.loaded {
+            return;
+        }
+        match &state.stream {
+            Some(s) => {
+                self.title = s.title.clone();
+                self.description = s.description.clone().unwrap_or_default();
+                self.chat_enabled = s.chat_enabled;
+                self.chat_delayed = s.chat_delayed;
+                self.chat_followers_only = s.chat_followers_only;
+                self.loaded = true;
+            }
+            // No stream yet: chat on by default.
+            None if state.account.is_some() && !self.chat_enabled && self.title.is_empty() => {
+                self.chat_enabled = true;
+            }
+            None => {}
+        }
+    }
+
+    fn setup(&self) -> StreamSetup {
+        let d = self.description.trim();
+        StreamSetup {
+            title: self.title.trim().to_string(),
+            description: (!d.is_empty()).then(|| d.to_string()),
+            chat_enabled: Some(self.chat_enabled),
+            chat_delayed: Some(self.chat_delayed),
+            chat_followers_only: Some(self.chat_followers_only),
+        }
+    }
+
+    /// True when the backend already has what the form shows.
+    fn saved(&self, state: &SessionState) -> bool {
+        let Some(s) = &state.stream else {
+            return false;
+        };
+        let f = self.setup();
+        s.title == f.title
+            && s.description.as_deref().unwrap_or("") == f.description.as_deref().unwrap_or("")
+            && s.chat_enabled == self.chat_enabled
+            && s.chat_delayed == self.chat_delayed
+            && s.chat_followers_only == self.chat_followers_only
+    }
+
+    /// Why Go Live is not possible now, for the user.
+    pub fn go_live_blocker(&self, state: &SessionState) -> Option<String> {
+        let a = state.account.as_ref()?;
+        if !a.is_creator {
+            return Some("Only creator accounts can go live.".into());
+        }
+        if !a.approved {
+            return Some(
+                "Your creator account is waiting for approval by a StreamIt admin.".into(),
+            );
+        }
+        if self.title.trim().is_empty() {
+            return Some("Give your stream a title first.".into());
+        }
+        if let Some(e) = state
+            .errors
+            .iter()
+            .rev()
+            .find(|e| e.kind == ErrorKind::Device)
+        {
+            return Some(format!("No working video source: {}", e.message));
+        }
+        let camera_off = state.media.as_ref().is_some_and(|m| m.camera_off);
+        if state.preview.is_none() && !camera_off {
+            return Some("Waiting for the video source…".into());
+        }
+        if state.busy || state.stream_state == StreamState::Connecting {
+            return Some("Working…".into());
+        }
+        if self.go_live_after_save.is_some() {
+            return Some("Saving your settings…".into());
+        }
+        None
+    }
+
+    /// Saves the form if needed, then goes live.
+    pub fn go_live(&mut self, session: &SessionHandle, state: &SessionState) {
+        if self.saved(state) {
+            let _ = session.send(Command::GoLive);
+        } else {
+            self.go_live_after_save = Some(state.errors.len());
+            let _ = session.send(Command::SetupStream(self.setup()));
+        }
+    }
+
+    fn pending(&mut self, session: &SessionHandle, state: &SessionState) {
+        if let Some(n) = self.go_live_after_save {
+            if state.errors.len() > n {
+                self.go_live_after_save = None;
+            } else if self.saved(state) && !state.busy {
+                self.go_live_after_save = None;
+                let _ = session.send(Command::GoLive);
+            }
+        }
+    }
+
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        state: &SessionState,
+        session: &SessionHandle,
+        preview: &Preview,
+    ) {
+        self.load(state);
+        self.pending(session, state);
+        // The Go Live bar stays visible at the bottom, whatever the window height.
+        egui::Panel::bottom("go-live-bar")
+            .show_separator_line(false)
+            .frame(
+                theme::card()
+                    .inner_margin(egui::Margin::symmetric(18, 12))
+                    .outer_margin(egui::Margin {
+                        top: 12,
+                        ..Default::default()
+                    }),
+            )
+            .show(ui, |ui| {
+                let blocker = self.go_live_blocker(state);
+                ui.horizontal(|ui| {
+                    match &blocker {
+                        Some(reason) => {
+                            theme::dot(ui, theme::WARN);
+                            ui.label(RichText::new(reason).color(theme::WARN));
+                        }
+                        None => {
+                            theme::dot(ui, theme::GOOD);
+                            ui.label(
+                                RichText::new(
+                                    "Everything is ready. Viewers see you as soon as you go live.",
+                                )
+                                .color(theme::MUTED),
+                            );
+                        }
+                    }
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        let button = ui.add_enabled(
+                            blocker.is_none(),
+                            theme::primary("Go Live").min_size(Vec2::new(180.0, 44.0)),
+                        );
+                        if button.clicked() {
+                            self.go_live(session, state);
+                        }
+                    });
+                });
+            });
+        let total = ui.available_width();
+        let left_w = (total * 0.46).clamp(360.0, 560.0);
+        ui.horizontal_top(|ui| {
+            ui.allocate_ui(Vec2::new(left_w, ui.available_height()), |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("setup-form")
+                    .show(ui, |ui| {
+                        ui.set_width(left_w - 12.0);
+                        self.form(ui, state, session);
+                    });
+            });
+            ui.add_space(8.0);
+            ui.vertical(|ui| {
+                self.media(ui, state, session, preview);
+            });
+        });
+    }
+
+    fn form(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
+        let w = (ui.available_width() - 36.0).max(200.0);
+        theme::card().show(ui, |ui| {
+            ui.set_width(w);
+            ui.label(
+                RichText::new("Stream details")
+                    .size(19.0)
+                    .family(theme::bold()),
+            );
+            if let StreamState::Failed { reason } = &state.stream_state {
+                theme::banner(ui, theme::ERROR_BG, theme::LIVE, |ui| {
+                    ui.label(
+                        RichText::new(format!("Going live failed: {reason}")).color(theme::TEXT),
+                    );
+                });
+            }
+            theme::caption(ui, "Title");
+            let t = ui.add(
+                egui::TextEdit::singleline(&mut self.title)
+                    .hint_text("What are you streaming today?")
+                    .desired_width(w),
+            );
+            theme::name_field(&t, "Title", &self.title);
+            theme::caption(ui, "Description");
+            let d = ui.add(
+                egui::TextEdit::multiline(&mut self.description)
+                    .hint_text("Optional: tell viewers what to expect")
+                    .desired_rows(3)
+                    .desired_width(w),
+            );
+            theme::name_field(&d, "Description", &self.description);
+            ui.add_space(4.0);
+            theme::caption(ui, "Chat");
+            ui.checkbox(&mut self.chat_enabled, "Chat enabled");
+            ui.add_enabled_ui(self.chat_enabled, |ui| {
+                ui.checkbox(&mut self.chat_delayed, "Slow mode (delayed chat)");
+                ui.checkbox(&mut self.chat_followers_only, "Followers only");
+            });
+            ui.add_space(6.0);
+            // The backend's answer to the last save / go live, inline.
+            let errors: Vec<_> = state
+                .errors
+                .iter()
+                .filter(|e| e.kind != ErrorKind::Device)
+                .collect();
+            if let Some(e) = errors.last() {
+                theme::banner(ui, theme::ERROR_BG, theme::LIVE, |ui| {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(RichText::new(&e.message).color(theme::TEXT));
+                        if ui.small_button("Dismiss").clicked() {
+                            let _ = session.send(Command::DismissErrors);
+                        }
+                    });
+                });
+            }
+            ui.horizontal(|ui| {
+                let saved = self.saved(state);
+                let can_save = !state.busy && !saved && !self.title.trim().is_empty();
+                if ui
+                    .add_enabled(can_save, egui::Button::new("Save settings"))
+                    .clicked()
+                {
+                    let _ = session.send(Command::SetupStream(self.setup()));
+                }
+                if saved {
+                    ui.label(RichText::new("Saved").color(theme::GOOD));
+                } else if state.stream.is_some() {
+                    ui.label(RichText::new("Unsaved changes").color(theme::MUTED));
+                }
+            });
+        });
+    }
+
+    fn media(
+        &mut self,
+        ui: &mut Ui,
+        state: &SessionState,
+        session: &SessionHandle,
+        preview: &Preview,
+    ) {
+        let w = (ui.available_width() - 36.0).max(200.0);
+        let media = state.media.clone();
+        theme::card().show(ui, |ui| {
+            ui.set_width(w);
+            ui.label(RichText::new("Preview").size(19.0).family(theme::bold()));
+            let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
+            let max_h = (ui.available_height() - 260.0).max(180.0);
+            preview.show(
+                ui,
+                Vec2::new(w, max_h),
+                !camera_off && state.preview.is_some(),
+                if camera_off {
+                    "Camera is off"
+                } else {
+                    "Starting the camera…"
+                },
+            );
+            let Some(m) = media else {
+                return;
+            };
+            ui.add_space(4.0);
+            egui::Grid::new("sources")
+                .num_columns(2)
+                .spacing([14.0, 10.0])
+                .show(ui, |ui| {
+                    ui.label("Camera");
+                    let mut video = m.video.clone();
+                    let choices = video_choices(&m.video);
+                    let label = choices
+                        .iter()
+                        .find(|(s, _)| *s == video)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_default();
+                    egui::ComboBox::from_id_salt("camera")
+                        .selected_text(label)
+                        .width(300.0)
+                        .show_ui(ui, |ui| {
+                            for (spec, l) in choices {
+                                ui.selectable_value(&mut video, spec, l);
+                            }
+                        })
+                        .response
+                        .widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Camera")
+                        });
+                    if video != m.video {
+                        let _ = session.send(Command::SelectVideoSource(video));
+                    }
+                    ui.end_row();
+
+                    ui.label("Microphone");
+                    let mut audio = m.audio.clone();
+                    let choices = audio_choices(&m.audio);
+                    let label = choices
+                        .iter()
+                        .find(|(s, _)| *s == audio)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_default();
+                    egui::ComboBox::from_id_salt("microphone")
+                        .selected_text(label)
+                        .width(300.0)
+                        .show_ui(ui, |ui| {
+                            for (spec, l) in choices {
+                                ui.selectable_value(&mut audio, spec, l);
+                            }
+                        })
+                        .response
+                        .widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Microphone")
+                        });
+                    if audio != m.audio {
+                        let _ = session.send(Command::SelectAudioSource(audio));
+                    }
+                    ui.end_row();
+
+                    ui.label("Level");
+                    ui.horizontal(|ui| {
+                        preview::level_meter(
+                            ui,
+                            state.mic_level,
+                            m.mic_muted || m.audio == AudioSourceSpec::None,
+                            240.0,
+                        );
+                    });
+                    ui.end_row();
+
+                    ui.label("Codec");
+                    let mut codec = m.codec;
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut codec, Codec::H264, "H.264");
+                        ui.selectable_value(&mut codec, Codec::Vp8, "VP8");
+                    });
+                    ui.end_row();
+
+                    ui.label("Quality");
+                    let mut simulcast = m.simulcast;
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut simulcast, true, "Adaptive (3 layers)");
+                        ui.selectable_value(&mut simulcast, false, "Single layer");
+                    });
+                    ui.end_row();
+                    if codec != m.codec || simulcast != m.simulcast {
+                        let _ = session.send(Command::SelectCodec { codec, simulcast });
+                    }
+                });
+        });
+    }
+}

@@ -1,0 +1,381 @@
+//! The studio GUI (`src/app`) driven through its AccessKit tree with `egui_kittest`, against
+//! the real backend binary, a real LiveKit server and the Python SDK viewer: log in, fill the
+//! setup, go live, see a viewer arrive, chat both ways, mute, edit the title, end, read the
+//! summary, start over.
+
+#[path = "../src/app/mod.rs"]
+#[allow(dead_code)]
+mod app;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use egui::{Key, Role, Vec2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use streamit_api::client::Client;
+use streamit_api::{RegisterRequest, Role as UserRole};
+use streamit_session::{SessionConfig, SessionHandle, StreamState};
+use streamit_testkit::{
+    Backend, BackendOptions, Grants, LiveKit, LiveKitOptions, Viewer, ViewerOptions,
+};
+
+use app::{App, Screen};
+
+/// The backend binary next to this test's target dir, built on demand.
+fn server_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("target dir of the test binary")?
+        .to_path_buf();
+    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .context("cargo build -p streamit-server")?;
+        ensure!(status.success(), "building streamit-server failed");
+    }
+    Ok(bin)
+}
+
+/// LiveKit with its webhooks pointed at the backend (viewer counts and peaks come from them).
+fn start_stack() -> Result<(LiveKit, Backend)> {
+    let port = streamit_testkit::free_tcp_port()?;
+    let lk = LiveKit::start_with(LiveKitOptions {
+        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+        ..Default::default()
+    })?;
+    let backend = Backend::start(BackendOptions {
+        livekit: Some(&lk),
+        bin: Some(server_bin()?),
+        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
+        ..Default::default()
+    })?;
+    Ok((lk, backend))
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn register_creator(backend: &Backend, username: &str) -> Result<String> {
+    let auth = Client::new(backend.url())
+        .register(&RegisterRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+            display_name: Some(format!("{username} (GUI)")),
+            role: Some(UserRole::Creator),
+        })
+        .await?;
+    Ok(auth.user.id)
+}
+
+fn harness<'a>(
+    session: &SessionHandle,
+    rt: &tokio::runtime::Runtime,
+    api: &str,
+) -> Harness<'a, App> {
+    let session = session.clone();
+    let handle = rt.handle().clone();
+    let api = api.to_string();
+    Harness::builder()
+        .with_size(Vec2::new(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            App::new(
+                &cc.egui_ctx,
+                session,
+                handle,
+                app::Options {
+                    api_url: api,
+                    use_keyring: false,
+                    ..Default::default()
+                },
+            )
+        })
+}
+
+/// Steps frames (in real time, so the session can work) until `cond` holds.
+fn wait_for(
+    h: &mut Harness<'_, App>,
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut(&Harness<'_, App>) -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        h.step();
+        if cond(h) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let s = h.state().state();
+            bail!(
+                "timed out after {timeout:?} waiting for {what}; screen {:?}, stream {:?}, errors {:?}",
+                h.state().screen(),
+                s.stream_state,
+                s.errors
+            );
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+}
+
+fn has_label(h: &Harness<'_, App>, label: &str) -> bool {
+    h.query_all_by_label(label).next().is_some()
+}
+
+fn has_label_containing(h: &Harness<'_, App>, part: &str) -> bool {
+    h.query_all_by_label_contains(part).next().is_some()
+}
+
+fn type_into(h: &mut Harness<'_, App>, field: &str, text: &str) {
+    h.get_by_role_and_label(Role::TextInput, field).focus();
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, field)
+        .type_text(text);
+    h.step();
+}
+
+fn click(h: &mut Harness<'_, App>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).click();
+    h.step();
+    h.step();
+}
+
+#[test]
+fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (lk, backend) = start_stack()?;
+    let user_id = rt.block_on(register_creator(&backend, "gui_creator"))?;
+    backend.cli(&["user", "approve", "gui_creator"])?;
+
+    // The synthetic pattern and tone stand in for camera and microphone (the defaults).
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
+    let mut h = harness(&session, &rt, backend.url());
+
+    // Login.
+    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    h.check_accessibility();
+    type_into(&mut h, "Username", "gui_creator");
+    type_into(&mut h, "Password", "wrong password");
+    click(&mut h, "Log in");
+    wait_for(
+        &mut h,
+        "a login error shown inline",
+        Duration::from_secs(10),
+        |h| !h.state().state().errors.is_empty() && has_label(h, "Wrong username or password."),
+    )?;
+    ensure!(h.state().screen() == Screen::Login);
+    // Replace the password: select all, type the right one.
+    h.get_by_role_and_label(Role::TextInput, "Password").focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, "Password")
+        .type_text(PASSWORD);
+    h.step();
+    click(&mut h, "Log in");
+    wait_for(&mut h, "the setup screen", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+
+    // Setup: the preview runs before going live; the form is filled and Go Live explains itself.
+    wait_for(
+        &mut h,
+        "Go Live blocked without a title",
+        Duration::from_secs(5),
+        |h| has_label(h, "Give your stream a title first."),
+    )?;
+    wait_for(
+        &mut h,
+        "the preview and the mic meter",
+        Duration::from_secs(10),
+        |h| h.state().preview_uploads() > 2 && h.state().state().mic_level > 0.0,
+    )?;
+    h.check_accessibility();
+    type_into(&mut h, "Title", "GUI end to end");
+    type_into(&mut h, "Description", "Driven by egui_kittest");
+    wait_for(&mut h, "Go Live ready", Duration::from_secs(5), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    click(&mut h, "Go Live");
+    wait_for(&mut h, "live", Duration::from_secs(40), |h| {
+        h.state().state().stream_state == StreamState::Live
+    })?;
+    ensure!(h.state().screen() == Screen::Live);
+    let stream = h.state().state().stream.clone().context("stream info")?;
+    ensure!(
+        stream.title == "GUI end to end",
+        "saved title: {}",
+        stream.title
+    );
+    ensure!(stream.description.as_deref() == Some("Driven by egui_kittest"));
+    h.check_accessibility();
+
+    // A viewer joins and says hello.
+    let viewer = {
+        let _rt = rt.enter();
+        let mut opts =
+            ViewerOptions::new(lk.ws_url(), lk.token("viewer-1", &user_id, Grants::Viewer)?);
+        opts.send_chat = vec!["hello from python".into()];
+        opts.until_frames = Some(30);
+        opts.until_chat = Some(1);
+        opts.duration = Duration::from_secs(40);
+        Viewer::spawn(opts)?
+    };
+    wait_for(
+        &mut h,
+        "the viewer count to show 1",
+        Duration::from_secs(30),
+        |h| has_label(h, "1 viewer"),
+    )?;
+    wait_for(
+        &mut h,
+        "the viewer's chat message",
+        Duration::from_secs(30),
+        |h| has_label(h, "hello from python"),
+    )?;
+    let from = h
+        .state()
+        .state()
+        .chat
+        .iter()
+        .find(|m| m.text == "hello from python")
+        .map(|m| m.sender.clone())
+        .unwrap_or_default();
+    ensure!(has_label(&h, &from), "sender name {from:?} shown");
+
+    // Mute with the M key.
+    h.key_press(Key::M);
+    wait_for(&mut h, "the mic muted", Duration::from_secs(5), |h| {
+        h.state()
+            .state()
+            .media
+            .as_ref()
+            .is_some_and(|m| m.mic_muted)
+    })?;
+    wait_for(&mut h, "the Unmute button", Duration::from_secs(5), |h| {
+        has_label(h, "Unmute mic (M)")
+    })?;
+
+    // Edit the title inline while live.
+    click(&mut h, "Edit title");
+    h.get_by_role_and_label(Role::TextInput, "Stream title")
+        .focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, "Stream title")
+        .type_text("GUI title edited live");
+    h.step();
+    click(&mut h, "Save");
+    wait_for(&mut h, "the new title", Duration::from_secs(10), |h| {
+        h.state()
+            .state()
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.title == "GUI title edited live")
+    })?;
+    let public = rt.block_on(Client::new(backend.url()).stream_by_username("gui_creator"))?;
+    ensure!(
+        public.title == "GUI title edited live",
+        "backend title {}",
+        public.title
+    );
+
+    // Send a chat message from the studio.
+    type_into(&mut h, "Chat message", "hi from the studio");
+    click(&mut h, "Send");
+    wait_for(&mut h, "our chat line", Duration::from_secs(5), |h| {
+        h.state()
+            .state()
+            .chat
+            .iter()
+            .any(|m| m.own && m.text == "hi from the studio")
+    })?;
+    let report = rt.block_on(viewer.report())?;
+    ensure!(report.joined, "viewer: {report:?}");
+    ensure!(
+        report.video.frames >= 30,
+        "viewer saw {} frames",
+        report.video.frames
+    );
+    ensure!(
+        report
+            .chat_received
+            .iter()
+            .any(|m| m.text == "hi from the studio"),
+        "viewer chat: {:?}",
+        report.chat_received
+    );
+    ensure!(
+        report
+            .mute_events
+            .iter()
+            .any(|e| e.kind == "audio" && e.muted),
+        "mute events: {:?}",
+        report.mute_events
+    );
+
+    // End, with confirmation.
+    h.key_press(Key::Escape);
+    h.step();
+    click(&mut h, "End stream");
+    wait_for(&mut h, "the confirmation", Duration::from_secs(5), |h| {
+        has_label(h, "End the stream?")
+    })?;
+    ensure!(
+        h.state().state().stream_state == StreamState::Live,
+        "not ended before confirming"
+    );
+    click(&mut h, "End stream now");
+    wait_for(&mut h, "the summary", Duration::from_secs(30), |h| {
+        h.state().screen() == Screen::Ended
+    })?;
+    h.check_accessibility();
+    let summary = h.state().state().summary.clone().context("summary")?;
+    let b = summary
+        .backend
+        .clone()
+        .context("the backend's session record")?;
+    ensure!(b.peak_viewers >= 1, "backend peak {}", b.peak_viewers);
+    ensure!(
+        b.chat_messages >= 2,
+        "backend chat count {}",
+        b.chat_messages
+    );
+    for label in [
+        format!("Peak viewers: {}", b.peak_viewers),
+        format!("Chat messages: {}", b.chat_messages),
+        format!("Frames dropped: {}", summary.frames_dropped),
+    ] {
+        ensure!(has_label(&h, &label), "summary row {label:?}");
+    }
+    ensure!(has_label_containing(&h, "Duration: "));
+    ensure!(has_label_containing(&h, "Average bitrate: "));
+
+    click(&mut h, "Start New Stream");
+    wait_for(&mut h, "setup again", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(h);
+    drop(backend);
+    drop(lk);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
