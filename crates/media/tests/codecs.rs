@@ -7,7 +7,7 @@ use streamit_media::frame::psnr_y;
 use streamit_media::pattern::generate_pattern;
 use streamit_media::{
     AUDIO_RATE, AudioFrame, AudioSamples, Layer, MediaTime, Quality, VideoCodec,
-    VideoEncoderConfig, read_pattern_code,
+    VideoEncoderConfig, VideoFrame, read_pattern_code,
 };
 
 const FPS: f32 = 30.0;
@@ -123,6 +123,45 @@ fn runtime_bitrate_change_takes_effect() {
             sizes[0], sizes[1]
         );
         assert!(sizes[1] * 3 < sizes[0], "{codec:?}: {sizes:?}");
+    }
+}
+
+/// The pattern with a moving diagonal luma texture (harder to code than the flat bars).
+fn textured(w: u32, h: u32, n: u32) -> VideoFrame {
+    let base = generate_pattern(w, h, n, MediaTime(n as u64 * 33_333)).unwrap();
+    let mut buf = base.data().to_vec();
+    // smooth diagonal gradient texture moving with the frame
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            let i = y * w as usize + x;
+            let t = ((x + y + n as usize * 3) % 64) as u8 / 4;
+            buf[i] = buf[i].saturating_add(t);
+        }
+    }
+    VideoFrame::from_i420(w, h, buf, base.pts).unwrap()
+}
+
+#[test]
+fn textured_720p_2mbps_psnr_and_code() {
+    for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+        let mut enc =
+            new_video_encoder(codec, VideoEncoderConfig::new(1280, 720, 30.0, 2_000_000)).unwrap();
+        let mut dec = new_video_decoder(codec).unwrap();
+        let mut min = f64::INFINITY;
+        let mut bytes = 0;
+        for n in 0..12 {
+            let f = textured(1280, 720, n);
+            let p = enc.encode(&f, false).unwrap().unwrap();
+            bytes += p.data.len();
+            let d = dec.decode(&p.data, p.pts).unwrap().unwrap();
+            min = min.min(psnr_y(&f, &d).unwrap());
+            assert_eq!(read_pattern_code(&d), Some((n, f.pts.as_micros())));
+        }
+        println!(
+            "{codec:?} textured 720p @ 2 Mbps: min PSNR-Y {min:.2} dB, {} kbps",
+            bytes * 8 * 30 / 12 / 1000
+        );
+        assert!(min >= 35.0, "{codec:?}: {min}");
     }
 }
 
