@@ -35,6 +35,8 @@ impl std::fmt::Display for UserError {
     }
 }
 
+impl std::error::Error for UserError {}
+
 /// Errors of session operations.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
