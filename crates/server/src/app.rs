@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use livekit_api::access_token::{AccessToken, VideoGrants};
+use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_api::webhooks::WebhookReceiver;
 use serde::de::DeserializeOwned;
 use streamit_api::limits;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub login_ip_limiter: Arc<RateLimiter>,
     pub login_account_limiter: Arc<RateLimiter>,
     pub register_ip_limiter: Arc<RateLimiter>,
+    /// LiveKit's room service (creating the room at go-live).
+    pub rooms: Arc<RoomClient>,
 }
 
 impl AppState {
@@ -54,6 +57,14 @@ impl AppState {
                 config.register_ip_per_minute,
                 Duration::from_secs(60),
             )),
+            rooms: Arc::new(
+                RoomClient::with_api_key(
+                    &config.livekit_url,
+                    &config.livekit_api_key,
+                    &config.livekit_api_secret,
+                )
+                .with_request_timeout(Duration::from_secs(3)),
+            ),
             config: Arc::new(config),
             webhooks: Arc::new(WebhookReceiver::new(verifier)),
         }
@@ -86,6 +97,33 @@ impl AppState {
         .to_jwt()
         // The error names no key material (InvalidKeys / InvalidClaims / encoding).
         .map_err(|e| AppError::Internal(format!("minting a LiveKit token failed: {e}")))
+    }
+}
+
+impl AppState {
+    /// Creates the creator's LiveKit room with an empty timeout, in the
+    /// background and best effort: if the studio never connects, LiveKit
+    /// closes the room and its `room_finished` webhook takes the stream
+    /// offline. (LiveKit would also create the room on the first join; a
+    /// failure here only loses that safety net, so it is logged, not returned.)
+    pub fn ensure_room(&self, room: &str) {
+        let Some(empty) = self.config.room_empty_timeout else {
+            return;
+        };
+        let rooms = self.rooms.clone();
+        let room = room.to_string();
+        tokio::spawn(async move {
+            let options = CreateRoomOptions {
+                empty_timeout: u32::try_from(empty.as_secs()).unwrap_or(u32::MAX),
+                ..Default::default()
+            };
+            match rooms.create_room(&room, options).await {
+                Ok(r) => tracing::debug!(room = %r.name, sid = %r.sid, "LiveKit room ready"),
+                Err(e) => {
+                    tracing::warn!(%room, error = %e, "could not create the LiveKit room (it is created on first join)")
+                }
+            }
+        });
     }
 }
 

@@ -47,6 +47,10 @@ pub struct Config {
     pub using_dev_keys: bool,
     /// `STREAMIT_TOKEN_TTL`: lifetime of LiveKit tokens (default 24 h).
     pub token_ttl: Duration,
+    /// `STREAMIT_ROOM_EMPTY_TIMEOUT`: go-live creates the LiveKit room with this empty
+    /// timeout (default 5m; `0` = don't create it), so a studio that never connects
+    /// still ends in LiveKit's `room_finished` and the stream goes offline.
+    pub room_empty_timeout: Option<Duration>,
     /// `STREAMIT_SESSION_TTL`: lifetime of login sessions (default 30 days).
     pub session_ttl: Duration,
     /// `STREAMIT_LOGIN_IP_PER_MINUTE`: login attempts per client IP per minute (default 30).
@@ -73,6 +77,7 @@ impl std::fmt::Debug for Config {
             .field("using_dev_keys", &self.using_dev_keys)
             .field("token_ttl", &self.token_ttl)
             .field("session_ttl", &self.session_ttl)
+            .field("room_empty_timeout", &self.room_empty_timeout)
             .field("login_ip_per_minute", &self.login_ip_per_minute)
             .field(
                 "login_failures_per_account",
@@ -95,6 +100,7 @@ struct FileConfig {
     livekit_api_secret: Option<String>,
     token_ttl: Option<String>,
     session_ttl: Option<String>,
+    room_empty_timeout: Option<String>,
     login_ip_per_minute: Option<u32>,
     login_failures_per_account: Option<u32>,
     register_ip_per_minute: Option<u32>,
@@ -173,6 +179,15 @@ impl Config {
             })?,
             None => Duration::from_secs(30 * 24 * 3600),
         };
+        let room_empty_timeout = match pick("STREAMIT_ROOM_EMPTY_TIMEOUT", file.room_empty_timeout)
+        {
+            Some(t) if t.trim() == "0" => None,
+            Some(t) => Some(parse_duration(&t).map_err(|message| ConfigError::Invalid {
+                name: "STREAMIT_ROOM_EMPTY_TIMEOUT",
+                message,
+            })?),
+            None => Some(Duration::from_secs(300)),
+        };
         let parse_u32 =
             |name: &'static str, v: Option<String>, file: Option<u32>, default: u32| match v {
                 Some(s) => s.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
@@ -214,6 +229,7 @@ impl Config {
             using_dev_keys,
             token_ttl,
             session_ttl,
+            room_empty_timeout,
             login_ip_per_minute,
             login_failures_per_account,
             register_ip_per_minute,

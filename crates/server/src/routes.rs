@@ -294,6 +294,7 @@ pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> A
         .await?
         .ok_or_else(|| AppError::not_found("No stream set up; call /api/stream/setup first"))?;
     tracing::info!(user_id = %user.id, %session_id, "went live");
+    state.ensure_room(&user.id);
     Ok(ok(
         StatusCode::OK,
         GoLiveResponse {

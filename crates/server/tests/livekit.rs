@@ -273,3 +273,57 @@ async fn an_expired_backend_token_is_refused_by_livekit() {
     );
     assert!(!expired.joined, "LiveKit accepted an expired backend token");
 }
+
+/// Go-live creates the LiveKit room with an empty timeout: a studio that never connects
+/// still ends in LiveKit's room_finished, and the stream goes offline without end-stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_studio_never_connects_goes_offline() {
+    let port = free_tcp_port().unwrap();
+    let lk = LiveKit::start_with(LiveKitOptions {
+        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+        ..Default::default()
+    })
+    .unwrap();
+    let backend = Backend::start(BackendOptions {
+        livekit: Some(&lk),
+        bin: bin(),
+        env: vec![
+            ("STREAMIT_BIND".into(), format!("127.0.0.1:{port}")),
+            ("STREAMIT_ROOM_EMPTY_TIMEOUT".into(), "2s".into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let (creator, _) = account(&backend, "ghoststudio", Role::Creator).await;
+    backend.cli(&["user", "approve", "ghoststudio"]).unwrap();
+    creator
+        .setup_stream(&SetupStreamRequest {
+            title: "Never connects".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = creator.go_live().await.unwrap();
+    assert!(creator.stream_info().await.unwrap().is_live);
+    let started = Instant::now();
+    eventually(
+        "stream offline after the empty room closed",
+        Duration::from_secs(45),
+        || async {
+            let s = creator.stream_info().await.ok()?;
+            (!s.is_live).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "offline too early"
+    );
+    let s = creator.latest_session().await.unwrap();
+    assert_eq!(s.id, live.session_id);
+    assert_eq!(
+        (s.end_reason.as_deref(), s.peak_viewers),
+        (Some("room-finished"), 0),
+        "{s:?}"
+    );
+}
