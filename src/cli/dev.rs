@@ -1,12 +1,371 @@
-//! `dev`: the whole system on this machine.
+//! `dev`: the whole system on this machine — a LiveKit server from the install cache, the
+//! StreamIt backend on SQLite in the data directory, an approved local creator — then the
+//! studio, already logged in (or, with `--headless`, a wait for Ctrl-C). Every child is
+//! killed when `dev` exits.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use streamit_api::client::Client;
+use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, EXIT_DEVICE, EXIT_NETWORK, EXIT_OTHER};
+
+const VERSIONS_ENV: &str = include_str!("../../scripts/versions.env");
+const READY: &str = "STREAMIT_SERVER_LISTENING ";
 
 #[derive(Debug, Args)]
-pub struct DevArgs {}
+pub struct DevArgs {
+    /// Where the SQLite database lives (default: the OS data directory of streamit-studio).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Backend address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// LiveKit HTTP/WebSocket port; RTC uses TCP `--rtc-tcp-port` and UDP `--rtc-udp-port`.
+    #[arg(long, default_value_t = 7880)]
+    pub livekit_port: u16,
+    #[arg(long, default_value_t = 7881)]
+    pub rtc_tcp_port: u16,
+    #[arg(long, default_value_t = 7882)]
+    pub rtc_udp_port: u16,
+    /// The local creator account (created and approved if missing).
+    #[arg(long, default_value = "creator")]
+    pub username: String,
+    #[arg(long, default_value = "streamit-dev-password")]
+    pub password: String,
+    /// Do not open the studio; print where things listen and wait for Ctrl-C.
+    #[arg(long)]
+    pub headless: bool,
+}
 
-pub async fn run(_a: DevArgs) -> CliResult {
-    Err(CliError::new(1, "`dev` is not implemented yet"))
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("streamit"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/streamit"))
+}
+
+/// `$STREAMIT_LIVEKIT_SERVER`, else the install cache (same formula as crates/testkit and
+/// scripts/install.sh).
+fn livekit_bin() -> CliResult<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_LIVEKIT_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let version = VERSIONS_ENV
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "LIVEKIT_SERVER_VERSION")
+        .map(|(_, v)| v.trim().to_string())
+        .ok_or_else(|| CliError::new(EXIT_OTHER, "LIVEKIT_SERVER_VERSION missing"))?;
+    let p = cache_dir()
+        .ok_or_else(|| CliError::new(EXIT_OTHER, "neither XDG_CACHE_HOME nor HOME is set"))?
+        .join(format!("livekit-server-{version}/bin/livekit-server"));
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(CliError::new(
+            EXIT_DEVICE,
+            format!(
+                "livekit-server not found at {}: run scripts/install.sh (or set STREAMIT_LIVEKIT_SERVER)",
+                p.display()
+            ),
+        ))
+    }
+}
+
+/// `$STREAMIT_SERVER_BIN`, else `streamit-server` next to this binary.
+fn server_bin() -> CliResult<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("locating this binary: {e}")))?;
+    let p = exe.with_file_name(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(CliError::new(
+            EXIT_DEVICE,
+            format!(
+                "{} not found: build it with `cargo build -p streamit-server` (or set STREAMIT_SERVER_BIN)",
+                p.display()
+            ),
+        ))
+    }
+}
+
+fn random_hex(bytes: usize) -> CliResult<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("reading /dev/urandom: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The children, killed (and reaped) on drop as well as on a normal exit.
+struct Children(Vec<(String, Child)>);
+
+impl Children {
+    async fn stop(&mut self) {
+        for (name, child) in self.0.iter_mut().rev() {
+            if let Some(pid) = child.id() {
+                // SIGTERM first so the backend closes its database cleanly.
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!("{name} did not stop on SIGTERM; killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+async fn wait_tcp(port: u16, child: &mut Child, what: &str) -> CliResult {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(CliError::new(
+                EXIT_NETWORK,
+                format!("{what} exited ({status}) before listening on port {port} (is it taken?)"),
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::new(
+                EXIT_NETWORK,
+                format!("{what} did not listen on port {port} within 20 s"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(a: DevArgs) -> CliResult {
+    let data_dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => directories::ProjectDirs::from("", "", "streamit-studio")
+            .map(|p| p.data_dir().to_path_buf())
+            .ok_or_else(|| CliError::new(EXIT_OTHER, "no data directory; pass --data-dir"))?,
+    };
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("creating {}: {e}", data_dir.display())))?;
+    let db = data_dir.join("streamit.sqlite");
+    let key = format!("dev{}", random_hex(6)?);
+    let secret = random_hex(32)?;
+    let lk_http = format!("http://127.0.0.1:{}", a.livekit_port);
+    let lk_ws = format!("ws://127.0.0.1:{}", a.livekit_port);
+    let env: Vec<(&str, String)> = vec![
+        ("STREAMIT_BIND", a.bind.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", db.display()),
+        ),
+        ("LIVEKIT_URL", lk_http.clone()),
+        ("LIVEKIT_WS_URL", lk_ws.clone()),
+        ("LIVEKIT_API_KEY", key.clone()),
+        ("LIVEKIT_API_SECRET", secret.clone()),
+    ];
+    let mut children = Children(Vec::new());
+
+    // LiveKit, loopback only, webhooks to the backend.
+    let config = format!(
+        "rtc: {{tcp_port: {}, udp_port: {}, use_external_ip: false, enable_loopback_candidate: true}}\n\
+         webhook: {{api_key: {key}, urls: [\"http://{}/api/livekit/webhook\"]}}",
+        a.rtc_tcp_port, a.rtc_udp_port, a.bind
+    );
+    let mut lk = Command::new(livekit_bin()?)
+        .args(["--bind", "127.0.0.1", "--node-ip", "127.0.0.1", "--port"])
+        .arg(a.livekit_port.to_string())
+        .arg("--keys")
+        .arg(format!("{key}: {secret}"))
+        .arg("--config-body")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file(&data_dir, "livekit.log")?)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("starting livekit-server: {e}")))?;
+    wait_tcp(a.livekit_port, &mut lk, "livekit-server").await?;
+    children.0.push(("livekit-server".into(), lk));
+
+    // The backend.
+    let server = server_bin()?;
+    let mut backend = Command::new(&server)
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(&data_dir, "backend.log")?)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("starting streamit-server: {e}")))?;
+    let stdout = backend.stdout.take();
+    children.0.push(("streamit-server".into(), backend));
+    let mut lines = match stdout {
+        Some(s) => BufReader::new(s).lines(),
+        None => return Err(CliError::new(EXIT_OTHER, "backend stdout")),
+    };
+    let api_url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix(READY) {
+                return Some(url.trim().to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| {
+        CliError::new(
+            EXIT_NETWORK,
+            format!(
+                "streamit-server did not start; see {}",
+                data_dir.join("backend.log").display()
+            ),
+        )
+    })?;
+    // keep draining stdout so the backend never blocks on a full pipe
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The local creator: registered once, approved, with a stream set up.
+    let api = Client::new(api_url.clone());
+    let _ = api
+        .register(&RegisterRequest {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            display_name: None,
+            role: Some(Role::Creator),
+        })
+        .await;
+    let out = tokio::process::Command::new(&server)
+        .args(["user", "approve", &a.username])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("STREAMIT_BIND", "127.0.0.1:0")
+        .output()
+        .await
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("approving the creator: {e}")))?;
+    if !out.status.success() {
+        return Err(CliError::new(
+            EXIT_OTHER,
+            format!(
+                "approving {}: {}",
+                a.username,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    let auth = api
+        .login(&LoginRequest {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        })
+        .await?;
+    let api = api.with_token(auth.token.clone());
+    if api.stream_info().await.is_err() {
+        api.setup_stream(&SetupStreamRequest {
+            title: "Local test stream".into(),
+            ..Default::default()
+        })
+        .await?;
+    }
+
+    println!("StreamIt dev is running:");
+    println!("  backend API     {api_url}  (SQLite: {})", db.display());
+    println!("  LiveKit server  {lk_ws}");
+    println!("  creator         {} / {}", a.username, a.password);
+    println!(
+        "  for the CLI     STREAMIT_API_URL={api_url} STREAMIT_TOKEN={}",
+        auth.token
+    );
+    println!("STREAMIT_DEV_READY {api_url}");
+
+    let result = if a.headless {
+        println!("Press Ctrl-C to stop.");
+        wait_for_signal().await;
+        Ok(())
+    } else {
+        run_studio(&api_url, &auth.token).await
+    };
+    children.stop().await;
+    eprintln!("stopped livekit-server and streamit-server");
+    result
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Opens the studio (this binary without a subcommand) logged in as the local creator.
+async fn run_studio(api_url: &str, token: &str) -> CliResult {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("locating this binary: {e}")))?;
+    let mut studio = Command::new(exe)
+        .env("STREAMIT_API_URL", api_url)
+        .env("STREAMIT_TOKEN", token)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("opening the studio: {e}")))?;
+    tokio::select! {
+        status = studio.wait() => {
+            if let Ok(s) = status && !s.success() {
+                eprintln!("the studio exited with {s}");
+            }
+        }
+        _ = wait_for_signal() => {
+            let _ = studio.kill().await;
+        }
+    }
+    Ok(())
+}
+
+fn log_file(dir: &Path, name: &str) -> CliResult<std::fs::File> {
+    let p = dir.join(name);
+    std::fs::File::create(&p)
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("creating {}: {e}", p.display())))
 }

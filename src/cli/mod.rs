@@ -267,7 +267,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None => {
             println!(
-                "streamit-studio {}: the studio GUI arrives with its issue; see `streamit-studio --help` for the command line",
+                "streamit-studio {}: run without a subcommand to open the studio; see `streamit-studio --help` for the command line",
                 env!("CARGO_PKG_VERSION")
             );
             Ok(())

@@ -1,0 +1,109 @@
+//! `streamit-studio dev --headless`: starts LiveKit + the backend + an approved creator, and
+//! leaves no process behind after Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use streamit_api::LoginRequest;
+use streamit_api::client::Client;
+use streamit_testkit::{free_tcp_port, free_udp_port};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn server_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("target dir of the test binary")?
+        .to_path_buf();
+    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .context("cargo build -p streamit-server")?;
+        ensure!(status.success(), "building streamit-server failed");
+    }
+    Ok(bin)
+}
+
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let (api_port, lk_port, tcp_port, udp_port) = (
+        free_tcp_port()?,
+        free_tcp_port()?,
+        free_tcp_port()?,
+        free_udp_port()?,
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"))
+        .args(["dev", "--headless", "--data-dir"])
+        .arg(data.path())
+        .args(["--bind", &format!("127.0.0.1:{api_port}")])
+        .args(["--livekit-port", &lk_port.to_string()])
+        .args(["--rtc-tcp-port", &tcp_port.to_string()])
+        .args(["--rtc-udp-port", &udp_port.to_string()])
+        .args(["--username", "localdev", "--password", "local dev password"])
+        .env("STREAMIT_SERVER_BIN", server_bin()?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("dev pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let api_url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            println!("dev: {line}");
+            if let Some(url) = line.strip_prefix("STREAMIT_DEV_READY ") {
+                return Some(url.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .context("dev did not get ready in 60 s")?
+    .context("dev exited before it was ready")?;
+    ensure!(
+        api_url == format!("http://127.0.0.1:{api_port}"),
+        "{api_url}"
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The creator exists, is approved and has a stream; LiveKit listens.
+    let api = Client::new(api_url.clone());
+    let auth = api
+        .login(&LoginRequest {
+            username: "localdev".into(),
+            password: "local dev password".into(),
+        })
+        .await?;
+    ensure!(auth.user.is_approved, "creator not approved");
+    let stream = api.with_token(auth.token).stream_info().await?;
+    ensure!(!stream.title.is_empty());
+    ensure!(listening(lk_port), "LiveKit is not listening");
+    ensure!(data.path().join("streamit.sqlite").is_file());
+
+    // Ctrl-C: everything stops, nothing stays behind.
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()?;
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .context("dev did not exit after SIGINT")??;
+    ensure!(status.success(), "dev exited with {status}");
+    ensure!(!listening(api_port), "the backend is still listening");
+    ensure!(!listening(lk_port), "LiveKit is still listening");
+    Ok(())
+}
