@@ -176,9 +176,6 @@ impl LiveScreen {
 
         // Stats row.
         ui.horizontal(|ui| {
-            if live {
-                theme::pill(ui, "LIVE", theme::LIVE);
-            }
             ui.label(
                 RichText::new(elapsed(state.live_since))
                     .family(egui::FontFamily::Monospace)
@@ -386,7 +383,7 @@ impl LiveScreen {
                                 } else {
                                     "Chat is off"
                                 })
-                                .desired_width((ui.available_width() - 70.0).max(80.0)),
+                                .desired_width((ui.available_width() - 90.0).max(80.0)),
                         );
                         theme::name_field(&r, "Chat message", &self.chat_input);
                         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));

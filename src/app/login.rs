@@ -63,7 +63,7 @@ impl LoginScreen {
                         let pass = ui.add(
                             egui::TextEdit::singleline(&mut self.password)
                                 .password(true)
-                                .hint_text("••••••••")
+                                .hint_text("your password")
                                 .desired_width(width),
                         );
                         theme::name_field(&pass, "Password", "");

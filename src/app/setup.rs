@@ -214,20 +214,24 @@ impl SetupScreen {
             });
         let total = ui.available_width();
         let left_w = (total * 0.46).clamp(360.0, 560.0);
-        ui.horizontal_top(|ui| {
-            ui.allocate_ui(Vec2::new(left_w, ui.available_height()), |ui| {
+        egui::Panel::left("setup-form")
+            .exact_size(left_w)
+            .resizable(false)
+            .show_separator_line(false)
+            .frame(egui::Frame::new().inner_margin(egui::Margin {
+                right: 16,
+                ..Default::default()
+            }))
+            .show(ui, |ui| {
                 egui::ScrollArea::vertical()
-                    .id_salt("setup-form")
-                    .show(ui, |ui| {
-                        ui.set_width(left_w - 12.0);
-                        self.form(ui, state, session);
-                    });
+                    .id_salt("setup-form-scroll")
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| self.form(ui, state, session));
             });
-            ui.add_space(8.0);
-            ui.vertical(|ui| {
-                self.media(ui, state, session, preview);
-            });
-        });
+        egui::ScrollArea::vertical()
+            .id_salt("setup-media-scroll")
+            .auto_shrink([false, false])
+            .show(ui, |ui| self.media(ui, state, session, preview));
     }
 
     fn form(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
