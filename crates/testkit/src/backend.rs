@@ -139,7 +139,8 @@ impl Backend {
     }
 }
 
-/// `$STREAMIT_SERVER_BIN`, else the binary cargo built next to the running test.
+/// `$STREAMIT_SERVER_BIN`, else the binary next to the running test, built on demand: a test of
+/// one package does not make cargo build another package's binary.
 fn server_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
         return Ok(PathBuf::from(p));
@@ -151,12 +152,32 @@ fn server_bin() -> Result<PathBuf> {
         .and_then(|deps| deps.parent())
         .context("cannot locate the target directory from the test binary")?;
     let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        build_server()?;
+    }
     if bin.is_file() {
         Ok(bin)
     } else {
-        bail!(
-            "{} not found: run `cargo build -p streamit-server` first",
-            bin.display()
-        )
+        bail!("{} not found after building it", bin.display())
     }
+}
+
+/// `cargo build -p streamit-server`, once per test process.
+fn build_server() -> Result<()> {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if *built {
+        return Ok(());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
+        .current_dir(crate::paths::repo_root())
+        .status()
+        .context("running cargo build -p streamit-server")?;
+    if !status.success() {
+        bail!("cargo build -p streamit-server failed ({status})");
+    }
+    *built = true;
+    Ok(())
 }

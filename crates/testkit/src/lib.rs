@@ -3,6 +3,7 @@
 //! - [`LiveKit`]: a livekit-server on free loopback ports, with keys made up by the test.
 //! - [`Backend`]: the `streamit-server` binary on a temporary SQLite file (or a given database).
 //! - [`viewer::Viewer`]: the official LiveKit Python SDK as an independent viewer.
+//! - [`Stack`]: LiveKit and the backend wired together (webhooks), with accounts on demand.
 //!
 //! Every process is stopped when its handle is dropped, also when the test panics, and is
 //! told by the kernel to die with the test process (Linux `PR_SET_PDEATHSIG`) if the test
@@ -13,10 +14,12 @@ mod livekit;
 mod paths;
 pub mod postgres;
 mod process;
+mod stack;
 pub mod viewer;
 
 pub use backend::{Backend, BackendOptions};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{livekit_server_bin, repo_root, viewer_python};
 pub use process::{free_tcp_port, free_udp_port};
+pub use stack::{Account, Stack, TEST_PASSWORD};
 pub use viewer::{PatternReport, Viewer, ViewerOptions, ViewerReport};

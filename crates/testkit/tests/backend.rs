@@ -57,3 +57,43 @@ fn backend_starts_on_its_own_database_answers_and_stops() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_wires_webhooks_and_makes_accounts() -> anyhow::Result<()> {
+    use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
+    // The receiver logs each verified webhook at debug level.
+    let stack = Stack::start_with(vec![(
+        "RUST_LOG".into(),
+        "info,streamit_server::webhook=debug".into(),
+    )])?;
+    let approved = stack.creator("stack_creator", true).await?;
+    assert!(approved.user.is_approved);
+    let pending = stack.creator("stack_pending", false).await?;
+    assert!(!pending.user.is_approved);
+    let viewer = stack.viewer("stack_viewer").await?;
+    assert_eq!(viewer.client.me().await?.username, "stack_viewer");
+
+    // LiveKit reaches the backend's webhook receiver: a participant joining the creator's
+    // room shows up in the backend's log as a verified webhook.
+    let room = approved.user.id.clone();
+    let mut opts = ViewerOptions::new(
+        stack.livekit.ws_url(),
+        stack.livekit.token("someone", &room, Grants::Viewer)?,
+    );
+    opts.duration = std::time::Duration::from_secs(1);
+    let report = Viewer::run(opts).await?;
+    assert!(report.joined, "{:?}", report.error);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = stack.backend.log_tail(200);
+        if log.contains("webhook") && log.contains("participant_joined") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no participant_joined webhook reached the backend:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

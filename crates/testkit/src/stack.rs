@@ -1,0 +1,84 @@
+//! The whole system most end-to-end tests need: LiveKit with its webhooks pointed at the
+//! backend, the backend pointed at LiveKit, and approved creators on demand.
+
+use crate::backend::{Backend, BackendOptions};
+use crate::livekit::{LiveKit, LiveKitOptions};
+use crate::process::free_tcp_port;
+use anyhow::{Context, Result};
+use streamit_api::client::Client;
+use streamit_api::{RegisterRequest, Role, User};
+
+/// The password every account made by [`Stack::creator`] and [`Stack::viewer`] gets.
+pub const TEST_PASSWORD: &str = "correct horse battery";
+
+/// LiveKit + backend, wired both ways. Dropping it stops both.
+pub struct Stack {
+    // Field order is drop order: the backend goes first, so LiveKit's last webhooks fail
+    // quietly instead of reaching a half-stopped backend.
+    pub backend: Backend,
+    pub livekit: LiveKit,
+}
+
+/// An account made for a test, logged in.
+pub struct Account {
+    /// An API client carrying the account's session token.
+    pub client: Client,
+    pub token: String,
+    pub user: User,
+}
+
+impl Stack {
+    pub fn start() -> Result<Self> {
+        Self::start_with(Vec::new())
+    }
+
+    /// With extra environment for the backend.
+    pub fn start_with(backend_env: Vec<(String, String)>) -> Result<Self> {
+        // The backend's address must be in LiveKit's config, so it is chosen first.
+        let port = free_tcp_port()?;
+        let livekit = LiveKit::start_with(LiveKitOptions {
+            webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+            ..Default::default()
+        })?;
+        let mut env = vec![("STREAMIT_BIND".to_string(), format!("127.0.0.1:{port}"))];
+        env.extend(backend_env);
+        let backend = Backend::start(BackendOptions {
+            livekit: Some(&livekit),
+            env,
+            ..Default::default()
+        })?;
+        Ok(Stack { backend, livekit })
+    }
+
+    /// Registers `username` as a creator (approved by the admin command when `approved`).
+    pub async fn creator(&self, username: &str, approved: bool) -> Result<Account> {
+        let account = self.register(username, Role::Creator).await?;
+        if approved {
+            self.backend.cli(&["user", "approve", username])?;
+        }
+        let user = account.client.me().await.context("GET me after approval")?;
+        Ok(Account { user, ..account })
+    }
+
+    /// Registers `username` as a viewer.
+    pub async fn viewer(&self, username: &str) -> Result<Account> {
+        self.register(username, Role::Viewer).await
+    }
+
+    async fn register(&self, username: &str, role: Role) -> Result<Account> {
+        let auth = Client::new(self.backend.url())
+            .register(&RegisterRequest {
+                username: username.into(),
+                password: TEST_PASSWORD.into(),
+                display_name: Some(format!("{username} (test)")),
+                role: Some(role),
+            })
+            .await
+            .with_context(|| format!("registering {username}"))?;
+        Ok(Account {
+            client: Client::new(self.backend.url()).with_token(auth.token.clone()),
+            token: auth.token,
+            user: auth.user,
+        })
+    }
+}
