@@ -205,7 +205,23 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         |h| h.state().preview_uploads() > 2 && h.state().state().mic_level > 0.0,
     )?;
     h.check_accessibility();
-    type_into(&mut h, "Title", "GUI end to end");
+    // The backend's validation, inline: a title over 140 characters.
+    type_into(&mut h, "Title", &"x".repeat(141));
+    click(&mut h, "Save settings");
+    wait_for(
+        &mut h,
+        "the backend's title error inline",
+        Duration::from_secs(10),
+        |h| has_label_containing(h, "title must be at most 140 characters"),
+    )?;
+    ensure!(h.state().state().stream.is_none(), "nothing saved");
+    h.get_by_role_and_label(Role::TextInput, "Title").focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, "Title")
+        .type_text("GUI end to end");
+    h.step();
     type_into(&mut h, "Description", "Driven by egui_kittest");
     wait_for(&mut h, "Go Live ready", Duration::from_secs(5), |h| {
         has_label_containing(h, "Everything is ready")
@@ -369,6 +385,80 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     click(&mut h, "Start New Stream");
     wait_for(&mut h, "setup again", Duration::from_secs(10), |h| {
         h.state().screen() == Screen::Setup
+    })?;
+
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(h);
+    drop(backend);
+    drop(lk);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
+
+/// Logs in through the login screen and goes live with `title`.
+fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str) -> Result<()> {
+    wait_for(h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    type_into(h, "Username", user);
+    type_into(h, "Password", PASSWORD);
+    click(h, "Log in");
+    wait_for(h, "the setup screen", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+    type_into(h, "Title", title);
+    wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    click(h, "Go Live");
+    wait_for(h, "live", Duration::from_secs(40), |h| {
+        h.state().state().stream_state == StreamState::Live
+    })
+}
+
+#[test]
+fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (mut lk, backend) = start_stack()?;
+    rt.block_on(register_creator(&backend, "gui_reconnect"))?;
+    backend.cli(&["user", "approve", "gui_reconnect"])?;
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
+    let mut h = harness(&session, &rt, backend.url());
+    log_in_and_go_live(&mut h, "gui_reconnect", "Reconnect drill")?;
+
+    lk.kill();
+    wait_for(
+        &mut h,
+        "the reconnecting banner",
+        Duration::from_secs(30),
+        |h| {
+            matches!(
+                h.state().state().stream_state,
+                StreamState::Reconnecting { .. }
+            ) && has_label_containing(h, "reconnecting ")
+        },
+    )?;
+    let StreamState::Reconnecting { attempt, max } = h.state().state().stream_state.clone() else {
+        bail!("not reconnecting");
+    };
+    ensure!(
+        has_label(
+            &h,
+            &format!("Connection lost — reconnecting {attempt}/{max}…")
+        ),
+        "banner text"
+    );
+    ensure!(
+        h.state().window_title().contains("Reconnecting"),
+        "window title"
+    );
+    lk.restart()?;
+    wait_for(&mut h, "live again", Duration::from_secs(60), |h| {
+        h.state().state().stream_state == StreamState::Live
     })?;
 
     rt.block_on(session.request(streamit_session::Command::Shutdown))

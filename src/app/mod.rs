@@ -147,6 +147,12 @@ impl App {
         Screen::of(&self.state)
     }
 
+    /// The window title last sent to the window.
+    #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
+    pub fn window_title(&self) -> &str {
+        &self.window_title
+    }
+
     /// Preview textures uploaded so far.
     #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
     pub fn preview_uploads(&self) -> u64 {

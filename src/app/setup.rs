@@ -2,6 +2,8 @@
 //! preview and a mic meter, codec and quality, and Go Live with the reason when it is not
 //! possible.
 
+use std::time::SystemTime;
+
 use egui::{RichText, Ui, Vec2};
 use streamit_session::{
     AudioSourceSpec, Codec, Command, ErrorKind, SessionHandle, SessionState, StreamSetup,
@@ -52,8 +54,9 @@ pub struct SetupScreen {
     chat_followers_only: bool,
     /// The form was filled from the backend's settings.
     loaded: bool,
-    /// Go Live once the settings just sent are saved (`errors` length at the click).
-    go_live_after_save: Option<usize>,
+    /// Go Live once the settings just sent are saved (when the click was; a newer error
+    /// cancels).
+    go_live_after_save: Option<SystemTime>,
 }
 
 impl SetupScreen {
@@ -144,17 +147,19 @@ impl SetupScreen {
 
     /// Saves the form if needed, then goes live.
     pub fn go_live(&mut self, session: &SessionHandle, state: &SessionState) {
+        // Old errors belong to old attempts.
+        let _ = session.send(Command::DismissErrors);
         if self.saved(state) {
             let _ = session.send(Command::GoLive);
         } else {
-            self.go_live_after_save = Some(state.errors.len());
+            self.go_live_after_save = Some(SystemTime::now());
             let _ = session.send(Command::SetupStream(self.setup()));
         }
     }
 
     fn pending(&mut self, session: &SessionHandle, state: &SessionState) {
-        if let Some(n) = self.go_live_after_save {
-            if state.errors.len() > n {
+        if let Some(clicked) = self.go_live_after_save {
+            if state.last_error().is_some_and(|e| e.at >= clicked) {
                 self.go_live_after_save = None;
             } else if self.saved(state) && !state.busy {
                 self.go_live_after_save = None;
@@ -296,6 +301,7 @@ impl SetupScreen {
                     .add_enabled(can_save, egui::Button::new("Save settings"))
                     .clicked()
                 {
+                    let _ = session.send(Command::DismissErrors);
                     let _ = session.send(Command::SetupStream(self.setup()));
                 }
                 if saved {
