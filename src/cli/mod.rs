@@ -119,10 +119,10 @@ pub enum CodecArg {
 pub struct PublishArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
-    /// `synthetic`, `synthetic:WxH@FPS`, or a .y4m file.
+    /// `synthetic`, `synthetic:WxH@FPS`, `camera[:N]` or a .y4m file.
     #[arg(long, default_value = "synthetic", value_parser = parse_video_source)]
     pub source: VideoSourceSpec,
-    /// `tone`, `none`, or a 48 kHz .wav file.
+    /// `tone`, `mic[:N]`, `none`, or a 48 kHz .wav file.
     #[arg(long, default_value = "tone", value_parser = parse_audio_source)]
     pub audio: AudioSourceSpec,
     #[arg(long, value_enum, default_value = "h264")]
@@ -185,17 +185,26 @@ pub fn parse_video_source(s: &str) -> Result<VideoSourceSpec, String> {
             fps: num(fps)?,
         });
     }
-    if s.starts_with("camera") {
-        return Err(
-            "camera capture is not available in this build yet; use synthetic or a .y4m file"
-                .into(),
-        );
+    if let Some(rest) = s.strip_prefix("camera") {
+        let index = match rest.strip_prefix(':') {
+            None if rest.is_empty() => 0,
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("`{s}`: expected camera or camera:N"))?,
+            None => return Err(format!("`{s}`: expected camera or camera:N")),
+        };
+        return Ok(VideoSourceSpec::Camera {
+            index,
+            width: 1280,
+            height: 720,
+            fps: 30,
+        });
     }
     if s.ends_with(".y4m") {
         return Ok(VideoSourceSpec::Y4m(PathBuf::from(s)));
     }
     Err(format!(
-        "`{s}`: expected synthetic, synthetic:WxH@FPS or a .y4m file"
+        "`{s}`: expected synthetic, synthetic:WxH@FPS, camera[:N] or a .y4m file"
     ))
 }
 
@@ -203,11 +212,15 @@ pub fn parse_audio_source(s: &str) -> Result<AudioSourceSpec, String> {
     match s {
         "tone" => Ok(AudioSourceSpec::Tone),
         "none" => Ok(AudioSourceSpec::None),
-        _ if s.starts_with("mic") => Err(
-            "microphone capture is not available in this build yet; use tone or a .wav file".into(),
-        ),
+        "mic" => Ok(AudioSourceSpec::Mic(None)),
+        _ if s.starts_with("mic:") => s[4..]
+            .parse()
+            .map(|n| AudioSourceSpec::Mic(Some(n)))
+            .map_err(|_| format!("`{s}`: expected mic or mic:N")),
         _ if s.ends_with(".wav") => Ok(AudioSourceSpec::Wav(PathBuf::from(s))),
-        _ => Err(format!("`{s}`: expected tone, none or a .wav file")),
+        _ => Err(format!(
+            "`{s}`: expected tone, mic[:N], none or a .wav file"
+        )),
     }
 }
 
@@ -298,16 +311,36 @@ fn devices() {
     );
     println!("  synthetic:WxH@FPS    the same at another size");
     println!("  <file>.y4m           a YUV4MPEG2 4:2:0 file, looped");
-    println!(
-        "  cameras              (not listed: camera capture is not wired into this build yet)"
-    );
+    match streamit_media::camera::list_cameras() {
+        Ok(cams) if cams.is_empty() => println!("  (no cameras found)"),
+        Ok(cams) => {
+            for c in cams {
+                let modes = c.modes.iter().filter(|m| m.format.is_some()).count();
+                println!(
+                    "  camera:{:<14} {} ({}; {} usable modes)",
+                    c.index, c.name, c.description, modes
+                );
+            }
+        }
+        Err(e) => println!("  (cameras could not be listed: {e})"),
+    }
     println!("audio sources:");
     println!("  tone                 440 Hz with a 1 kHz beep in step with the pattern's flash");
     println!("  <file>.wav           a 48 kHz WAV file, looped");
     println!("  none                 no audio track");
-    println!(
-        "  microphones          (not listed: microphone capture is not wired into this build yet)"
-    );
+    println!("  mic                  the default input device");
+    match streamit_media::mic::list_microphones() {
+        Ok(mics) if mics.is_empty() => println!("  (no microphones found)"),
+        Ok(mics) => {
+            for (i, m) in mics.iter().enumerate() {
+                println!(
+                    "  mic:{i:<16} {} ({} Hz, {} ch)",
+                    m.name, m.sample_rate, m.channels
+                );
+            }
+        }
+        Err(e) => println!("  (microphones could not be listed: {e})"),
+    }
 }
 
 #[cfg(test)]
@@ -339,7 +372,15 @@ mod tests {
             parse_video_source("clip.y4m"),
             Ok(VideoSourceSpec::Y4m(_))
         ));
-        assert!(parse_video_source("camera:0").is_err());
+        assert!(matches!(
+            parse_video_source("camera:2"),
+            Ok(VideoSourceSpec::Camera { index: 2, .. })
+        ));
+        assert!(parse_video_source("camera:x").is_err());
+        assert_eq!(
+            parse_audio_source("mic:1"),
+            Ok(AudioSourceSpec::Mic(Some(1)))
+        );
         assert_eq!(parse_audio_source("tone"), Ok(AudioSourceSpec::Tone));
         assert!(parse_audio_source("x.mp3").is_err());
     }

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use streamit_livekit_publish as lk;
+use streamit_media::camera::CameraSource;
 use streamit_media::encode::{OpusEncoder, new_video_encoder};
+use streamit_media::mic::{MicSource, list_microphones};
+use streamit_media::source::{AudioSource, SourceEvent, SourceHandle, VideoSource};
 use streamit_media::{
     AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, Layer, MediaClock, MediaError, MediaTime,
     Quality, VideoCodec, VideoEncoderConfig, VideoFrame,
@@ -29,6 +32,14 @@ pub enum VideoSourceSpec {
     Synthetic { width: u32, height: u32, fps: u32 },
     /// A YUV4MPEG2 file (4:2:0), looped.
     Y4m(PathBuf),
+    /// A camera (index as listed by `devices`), asked for about this mode; encoders scale
+    /// whatever it delivers to `width × height`.
+    Camera {
+        index: u32,
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
 }
 
 impl Default for VideoSourceSpec {
@@ -48,6 +59,12 @@ impl std::fmt::Display for VideoSourceSpec {
                 write!(f, "test pattern {width}x{height}@{fps}")
             }
             VideoSourceSpec::Y4m(p) => write!(f, "{}", p.display()),
+            VideoSourceSpec::Camera {
+                index,
+                width,
+                height,
+                fps,
+            } => write!(f, "camera {index} ({width}x{height}@{fps})"),
         }
     }
 }
@@ -61,6 +78,8 @@ pub enum AudioSourceSpec {
     Tone,
     /// A 48 kHz WAV file (mono or stereo, mixed to mono), looped.
     Wav(PathBuf),
+    /// A microphone: `None` the default input, `Some(n)` the n-th device of `devices`.
+    Mic(Option<usize>),
     /// No audio track.
     None,
 }
@@ -71,6 +90,8 @@ impl std::fmt::Display for AudioSourceSpec {
             AudioSourceSpec::Tone => f.write_str("test tone"),
             AudioSourceSpec::Wav(p) => write!(f, "{}", p.display()),
             AudioSourceSpec::None => f.write_str("none"),
+            AudioSourceSpec::Mic(None) => f.write_str("default microphone"),
+            AudioSourceSpec::Mic(Some(n)) => write!(f, "microphone {n}"),
         }
     }
 }
@@ -170,11 +191,30 @@ enum VideoReader {
         height: u32,
         data_start: u64,
     },
+    /// A self-paced device source (camera).
+    Device(SourceHandle<VideoFrame>),
 }
 
 impl VideoReader {
-    fn open(spec: &VideoSourceSpec) -> Result<(Self, u32, u32, u32), MediaError> {
+    fn open(
+        spec: &VideoSourceSpec,
+        clock: &MediaClock,
+    ) -> Result<(Self, u32, u32, u32), MediaError> {
         match spec {
+            VideoSourceSpec::Camera {
+                index,
+                width,
+                height,
+                fps,
+            } => {
+                let (w, h, fps) = (
+                    (*width).max(160) & !1,
+                    (*height).max(2) & !1,
+                    (*fps).clamp(1, 120),
+                );
+                let src: Box<dyn VideoSource> = Box::new(CameraSource::new(*index, w, h, fps));
+                Ok((VideoReader::Device(src.start(clock.clone())?), w, h, fps))
+            }
             VideoSourceSpec::Synthetic { width, height, fps } => {
                 if *width < 160 || width % 2 != 0 || height % 2 != 0 || *fps == 0 || *fps > 120 {
                     return Err(MediaError::Geometry(format!(
@@ -223,6 +263,7 @@ impl VideoReader {
 
     fn next(&mut self, pts: MediaTime) -> Result<VideoFrame, MediaError> {
         match self {
+            VideoReader::Device(_) => Err(MediaError::Closed),
             VideoReader::Synthetic { width, height, n } => {
                 let f = streamit_media::pattern::generate_pattern(*width, *height, *n, pts);
                 *n = n.wrapping_add(1);
@@ -351,7 +392,7 @@ impl VideoPipeline {
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<Self, MediaError> {
-        let (mut reader, width, height, fps) = VideoReader::open(spec)?;
+        let (mut reader, width, height, fps) = VideoReader::open(spec, &clock)?;
         let stop = Arc::new(AtomicBool::new(false));
         let camera_off = Arc::new(AtomicBool::new(false));
         let sinks: Arc<Mutex<Vec<Arc<Slot>>>> = Arc::default();
@@ -365,9 +406,47 @@ impl VideoPipeline {
         let source = std::thread::Builder::new()
             .name("video-source".into())
             .spawn(move || {
+                let mut last_preview = Instant::now() - Duration::from_secs(1);
+                let fan_out = |frame: VideoFrame, last_preview: &mut Instant| {
+                    t_counters.captured.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(sinks) = t_sinks.lock() {
+                        for s in sinks.iter() {
+                            if s.push(frame.clone()) {
+                                t_counters.encoder_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    if last_preview.elapsed() >= Duration::from_millis(66) {
+                        *last_preview = Instant::now();
+                        let _ = events.try_send(MediaEvent::Preview(frame));
+                    }
+                };
+                if let VideoReader::Device(handle) = &reader {
+                    while !t_stop.load(Ordering::Acquire) {
+                        match handle.events().recv_timeout(Duration::from_millis(100)) {
+                            Ok(SourceEvent::Frame(frame)) => {
+                                if !t_off.load(Ordering::Acquire) {
+                                    fan_out(frame, &mut last_preview);
+                                }
+                            }
+                            Ok(SourceEvent::Error(e)) => {
+                                let _ = events.try_send(MediaEvent::Failed(e));
+                                return;
+                            }
+                            Ok(SourceEvent::Ended) => {
+                                let _ = events.try_send(MediaEvent::Failed(
+                                    MediaError::DeviceLost("the camera stopped".into()),
+                                ));
+                                return;
+                            }
+                            Err(e) if e.is_timeout() => {}
+                            Err(_) => return,
+                        }
+                    }
+                    return;
+                }
                 let period = Duration::from_micros(1_000_000 / fps as u64);
                 let mut next = t_clock.now();
-                let mut last_preview = Instant::now() - Duration::from_secs(1);
                 while !t_stop.load(Ordering::Acquire) {
                     t_clock.sleep_until(next);
                     next = next.plus(period);
@@ -386,18 +465,7 @@ impl VideoPipeline {
                             return;
                         }
                     };
-                    t_counters.captured.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(sinks) = t_sinks.lock() {
-                        for s in sinks.iter() {
-                            if s.push(frame.clone()) {
-                                t_counters.encoder_dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    if last_preview.elapsed() >= Duration::from_millis(66) {
-                        last_preview = Instant::now();
-                        let _ = events.try_send(MediaEvent::Preview(frame));
-                    }
+                    fan_out(frame, &mut last_preview);
                 }
             })
             .map_err(MediaError::Io)?;
@@ -556,14 +624,53 @@ fn quality_of(q: Quality) -> lk::VideoQuality {
 const AUDIO_FRAME: usize = (AUDIO_RATE / 50) as usize;
 
 enum AudioReader {
-    Tone { phase: f64 },
-    Pcm { samples: Vec<f32>, pos: usize },
+    Tone {
+        phase: f64,
+    },
+    Pcm {
+        samples: Vec<f32>,
+        pos: usize,
+    },
+    /// A self-paced device source (microphone).
+    Device(SourceHandle<AudioFrame>),
+}
+
+/// Interleaved samples of any channel count, mixed to mono.
+fn mono_f32(f: &AudioFrame) -> Vec<f32> {
+    let all = f.samples.to_f32();
+    let ch = f.channels.max(1) as usize;
+    if ch == 1 {
+        return all;
+    }
+    all.chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / ch as f32)
+        .collect()
 }
 
 impl AudioReader {
-    fn open(spec: &AudioSourceSpec) -> Result<Option<Self>, MediaError> {
+    fn open(spec: &AudioSourceSpec, clock: &MediaClock) -> Result<Option<Self>, MediaError> {
         match spec {
             AudioSourceSpec::None => Ok(None),
+            AudioSourceSpec::Mic(index) => {
+                let device = match index {
+                    None => None,
+                    Some(n) => {
+                        let mics = list_microphones()?;
+                        let Some(m) = mics.get(*n) else {
+                            return Err(MediaError::Device(format!(
+                                "no microphone {n} ({} found)",
+                                mics.len()
+                            )));
+                        };
+                        Some(m.id.clone())
+                    }
+                };
+                let src: Box<dyn AudioSource> = Box::new(MicSource {
+                    device,
+                    ..MicSource::default()
+                });
+                Ok(Some(AudioReader::Device(src.start(clock.clone())?)))
+            }
             AudioSourceSpec::Tone => Ok(Some(AudioReader::Tone { phase: 0.0 })),
             AudioSourceSpec::Wav(path) => Ok(Some(AudioReader::Pcm {
                 samples: read_wav_mono_48k(path)?,
@@ -574,6 +681,7 @@ impl AudioReader {
 
     fn next(&mut self, pts: MediaTime) -> Vec<f32> {
         match self {
+            AudioReader::Device(_) => vec![0.0; AUDIO_FRAME],
             AudioReader::Tone { phase } => {
                 let beep = streamit_media::pattern::flash_on(pts);
                 let (freq, amp) = if beep { (1000.0, 0.5) } else { (440.0, 0.1) };
@@ -649,7 +757,7 @@ impl AudioPipeline {
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<Option<Self>, MediaError> {
-        let Some(mut reader) = AudioReader::open(spec)? else {
+        let Some(mut reader) = AudioReader::open(spec, &clock)? else {
             return Ok(None);
         };
         let mut opus = OpusEncoder::new(1, 48_000)?;
@@ -660,15 +768,10 @@ impl AudioPipeline {
         let thread = std::thread::Builder::new()
             .name("audio-source".into())
             .spawn(move || {
-                let period = Duration::from_millis(20);
-                let mut next = clock.now();
                 let mut last_level = Instant::now();
                 let mut level = AudioLevel::default();
-                while !t_stop.load(Ordering::Acquire) {
-                    clock.sleep_until(next);
-                    let pts = next;
-                    next = next.plus(period);
-                    let samples = reader.next(pts);
+                // Meter, then (while live and not muted) Opus → transport. False: stop.
+                let mut process = |samples: Vec<f32>, pts: MediaTime| -> bool {
                     let muted = t_muted.load(Ordering::Acquire);
                     let l = AudioLevel::measure(&samples);
                     level.rms = level.rms.max(l.rms);
@@ -679,10 +782,10 @@ impl AudioPipeline {
                         level = AudioLevel::default();
                     }
                     let Some(tx) = t_sender.lock().ok().and_then(|s| s.clone()) else {
-                        continue;
+                        return true;
                     };
                     if muted {
-                        continue;
+                        return true;
                     }
                     let frame = AudioFrame {
                         sample_rate: AUDIO_RATE,
@@ -703,11 +806,48 @@ impl AudioPipeline {
                                     counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
+                            true
                         }
                         Err(e) => {
                             let _ = events.try_send(MediaEvent::Failed(e));
-                            return;
+                            false
                         }
+                    }
+                };
+                if let AudioReader::Device(handle) = &reader {
+                    while !t_stop.load(Ordering::Acquire) {
+                        match handle.events().recv_timeout(Duration::from_millis(100)) {
+                            Ok(SourceEvent::Frame(f)) => {
+                                let mono = mono_f32(&f);
+                                if !process(mono, f.pts) {
+                                    return;
+                                }
+                            }
+                            Ok(SourceEvent::Error(e)) => {
+                                let _ = events.try_send(MediaEvent::Failed(e));
+                                return;
+                            }
+                            Ok(SourceEvent::Ended) => {
+                                let _ = events.try_send(MediaEvent::Failed(
+                                    MediaError::DeviceLost("the microphone stopped".into()),
+                                ));
+                                return;
+                            }
+                            Err(e) if e.is_timeout() => {}
+                            Err(_) => return,
+                        }
+                    }
+                    return;
+                }
+                let period = Duration::from_millis(20);
+                let mut next = clock.now();
+                while !t_stop.load(Ordering::Acquire) {
+                    clock.sleep_until(next);
+                    let pts = next;
+                    next = next.plus(period);
+                    let samples = reader.next(pts);
+                    if !process(samples, pts) {
+                        return;
                     }
                 }
             })
