@@ -17,12 +17,15 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # Build: nasm (openh264 asm), cmake, pkg-config, libvpx-dev, libopus-dev, libclang-dev (bindgen),
 # libasound2-dev (cpal). Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
 # microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
-# procps (pgrep check), ca-certificates.
+# procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
+# xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd) and imagemagick (convert).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
   postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
   xvfb xauth procps ca-certificates curl git
+  libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
+  x11-apps imagemagick
 )
 missing=()
 for p in "${apt_packages[@]}"; do
