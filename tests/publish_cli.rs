@@ -311,3 +311,78 @@ async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> {
+    let (lk, backend) = start_stack()?;
+    let (_api, user_id) = creator(&backend, "qa_simulcast", true).await?;
+    let child = studio()
+        .args([
+            "publish",
+            "--api",
+            backend.url(),
+            "--username",
+            "qa_simulcast",
+            "--password",
+            "correct horse battery",
+            "--title",
+            "simulcast",
+            "--codec",
+            "vp8",
+            "--simulcast",
+            "--audio",
+            "none",
+            "--duration",
+            "8s",
+            "--json",
+        ])
+        .spawn()?;
+    let public = Client::new(backend.url());
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_simulcast")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(8), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: user_id,
+            guest_name: None,
+        })
+        .await?;
+    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    opts.duration = Duration::from_secs(5);
+    opts.quality = Some("low".into());
+    opts.until_frames = Some(60);
+    let viewer = Viewer::run(opts).await?;
+    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lk.log_tail(20)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    println!(
+        "viewer resolutions {:?}, frames {}; publisher sent {} dropped {}",
+        viewer.video.resolutions,
+        viewer.video.frames,
+        report["framesSent"],
+        report["framesDropped"]
+    );
+    ensure!(viewer.joined, "{:?}", viewer.error);
+    ensure!(viewer.video.frames >= 30, "frames {}", viewer.video.frames);
+    ensure!(
+        viewer.video.resolutions.contains_key("160x90"),
+        "a LOW subscriber got {:?}",
+        viewer.video.resolutions
+    );
+    ensure!(report["simulcast"] == true && report["codec"] == "vp8");
+    ensure!(report["audioPacketsSent"] == 0);
+    Ok(())
+}

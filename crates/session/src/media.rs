@@ -352,9 +352,22 @@ pub(crate) struct EncoderControl {
     pub nominal_bps: u32,
     keyframe: AtomicBool,
     bitrate_bps: AtomicU32,
+    /// False while no viewer wants this simulcast layer (dynacast): frames are skipped.
+    wanted: AtomicBool,
 }
 
 impl EncoderControl {
+    /// Pause or resume this layer; resuming starts with a key frame.
+    pub fn set_wanted(&self, wanted: bool) {
+        if wanted && !self.wanted.swap(true, Ordering::AcqRel) {
+            self.request_keyframe();
+        } else if !wanted {
+            self.wanted.store(false, Ordering::Release);
+        }
+    }
+    pub fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Acquire)
+    }
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Release);
     }
@@ -522,6 +535,7 @@ impl VideoPipeline {
                 nominal_bps: layer.bitrate_bps,
                 keyframe: AtomicBool::new(true),
                 bitrate_bps: AtomicU32::new(layer.bitrate_bps),
+                wanted: AtomicBool::new(true),
             });
             let slot = Slot::new(2);
             let (c, s, stop, counters, tx, ev) = (
@@ -540,6 +554,9 @@ impl VideoPipeline {
                         let Some(frame) = s.pop(Duration::from_millis(100)) else {
                             continue;
                         };
+                        if !c.is_wanted() {
+                            continue;
+                        }
                         let want = c.bitrate_bps.load(Ordering::Acquire);
                         if want != bitrate && want > 0 {
                             bitrate = want;

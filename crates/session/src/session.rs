@@ -962,10 +962,15 @@ impl Task {
                     }
                 }
             }
-            E::DataReceived { .. }
-            | E::ParticipantLeft(_)
-            | E::TrackPublished { .. }
-            | E::LayersWanted { .. } => {}
+            E::LayersWanted { layers, .. } => {
+                // Dynacast: encode only the simulcast layers someone watches.
+                for e in &live.encoders {
+                    if let Some(q) = e.quality {
+                        e.set_wanted(layers.contains(&q));
+                    }
+                }
+            }
+            E::DataReceived { .. } | E::ParticipantLeft(_) | E::TrackPublished { .. } => {}
         }
     }
 
