@@ -386,6 +386,25 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     wait_for(&mut h, "setup again", Duration::from_secs(10), |h| {
         h.state().screen() == Screen::Setup
     })?;
+    // The setup form is filled from the backend's settings again.
+    wait_for(
+        &mut h,
+        "the saved title in the form",
+        Duration::from_secs(5),
+        |h| {
+            h.query_all_by_role(Role::TextInput)
+                .any(|n| n.value().as_deref() == Some("GUI title edited live"))
+        },
+    )?;
+
+    // Log out: back to the login screen.
+    click(&mut h, "Log out");
+    wait_for(
+        &mut h,
+        "the login screen after logout",
+        Duration::from_secs(10),
+        |h| h.state().screen() == Screen::Login && h.state().window_title().contains("Sign in"),
+    )?;
 
     rt.block_on(session.request(streamit_session::Command::Shutdown))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
