@@ -4,6 +4,7 @@
 //! waits for network or device I/O on the UI thread. A small task on the tokio runtime waits
 //! for new snapshots and asks egui to repaint, so nothing spins while idle.
 
+mod devices;
 mod ended;
 mod live;
 mod login;
@@ -89,6 +90,7 @@ pub struct App {
     setup: setup::SetupScreen,
     live: live::LiveScreen,
     preview: preview::Preview,
+    devices: devices::Devices,
     screen: Option<Screen>,
     screen_since: Instant,
     window_title: String,
@@ -126,6 +128,7 @@ impl App {
             setup: Default::default(),
             live: Default::default(),
             preview: Default::default(),
+            devices: Default::default(),
             screen: None,
             screen_since: Instant::now(),
             window_title: String::new(),
@@ -319,7 +322,7 @@ impl eframe::App for App {
         }
         let screen = Screen::of(&self.state);
         if self.screen != Some(screen) {
-            self.on_enter(screen);
+            self.on_enter(ctx, screen);
             self.screen = Some(screen);
             self.screen_since = Instant::now();
         }
@@ -369,7 +372,11 @@ impl eframe::App for App {
                         self.remember_pending = self.login.remember;
                     }
                 }
-                Screen::Setup => self.setup.show(ui, state, session, &self.preview),
+                Screen::Setup => {
+                    let devices = self.devices.list();
+                    self.setup
+                        .show(ui, state, session, &self.preview, devices.as_ref())
+                }
                 Screen::Live => self.live.show(ui, state, session, &self.preview),
                 Screen::Ended => ended::show(ui, state, session),
             });
@@ -377,9 +384,10 @@ impl eframe::App for App {
 }
 
 impl App {
-    fn on_enter(&mut self, screen: Screen) {
+    fn on_enter(&mut self, ctx: &egui::Context, screen: Screen) {
         match screen {
             Screen::Setup => {
+                self.devices.scan(&self.runtime, ctx);
                 self.setup.on_enter(&self.state);
                 self.send(Command::StartPreview);
             }

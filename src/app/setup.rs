@@ -10,11 +10,15 @@ use streamit_session::{
     StreamState, VideoSourceSpec,
 };
 
+use super::devices::DeviceList;
 use super::preview::{self, Preview};
 use super::theme;
 
-/// The video sources the studio offers (cameras arrive with the session's camera support).
-fn video_choices(current: &VideoSourceSpec) -> Vec<(VideoSourceSpec, String)> {
+/// The video sources: the test pattern in three sizes, then the cameras found.
+fn video_choices(
+    current: &VideoSourceSpec,
+    devices: Option<&DeviceList>,
+) -> Vec<(VideoSourceSpec, String)> {
     let mut v: Vec<(VideoSourceSpec, String)> = [(640, 360), (1280, 720), (320, 180)]
         .into_iter()
         .map(|(width, height)| {
@@ -28,17 +32,29 @@ fn video_choices(current: &VideoSourceSpec) -> Vec<(VideoSourceSpec, String)> {
             )
         })
         .collect();
+    if let Some(d) = devices {
+        v.extend(d.cameras.iter().map(|c| (c.spec.clone(), c.label.clone())));
+    }
     if !v.iter().any(|(s, _)| s == current) {
         v.push((current.clone(), current.to_string()));
     }
     v
 }
 
-fn audio_choices(current: &AudioSourceSpec) -> Vec<(AudioSourceSpec, String)> {
-    let mut v = vec![
-        (AudioSourceSpec::Tone, "Test tone (440 Hz)".to_string()),
-        (AudioSourceSpec::None, "No microphone".to_string()),
-    ];
+/// The audio sources: the test tone, the microphones found, none.
+fn audio_choices(
+    current: &AudioSourceSpec,
+    devices: Option<&DeviceList>,
+) -> Vec<(AudioSourceSpec, String)> {
+    let mut v = vec![(AudioSourceSpec::Tone, "Test tone (440 Hz)".to_string())];
+    if let Some(d) = devices {
+        v.extend(
+            d.microphones
+                .iter()
+                .map(|m| (m.spec.clone(), m.label.clone())),
+        );
+    }
+    v.push((AudioSourceSpec::None, "No microphone".to_string()));
     if !v.iter().any(|(s, _)| s == current) {
         v.push((current.clone(), current.to_string()));
     }
@@ -174,6 +190,7 @@ impl SetupScreen {
         state: &SessionState,
         session: &SessionHandle,
         preview: &Preview,
+        devices: Option<&DeviceList>,
     ) {
         self.load(state);
         self.pending(session, state);
@@ -236,7 +253,7 @@ impl SetupScreen {
         egui::ScrollArea::vertical()
             .id_salt("setup-media-scroll")
             .auto_shrink([false, false])
-            .show(ui, |ui| self.media(ui, state, session, preview));
+            .show(ui, |ui| self.media(ui, state, session, preview, devices));
     }
 
     fn form(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
@@ -319,6 +336,7 @@ impl SetupScreen {
         state: &SessionState,
         session: &SessionHandle,
         preview: &Preview,
+        devices: Option<&DeviceList>,
     ) {
         let w = (ui.available_width() - 36.0).max(200.0);
         let media = state.media.clone();
@@ -347,7 +365,7 @@ impl SetupScreen {
                 .show(ui, |ui| {
                     ui.label("Camera");
                     let mut video = m.video.clone();
-                    let choices = video_choices(&m.video);
+                    let choices = video_choices(&m.video, devices);
                     let label = choices
                         .iter()
                         .find(|(s, _)| *s == video)
@@ -372,7 +390,7 @@ impl SetupScreen {
 
                     ui.label("Microphone");
                     let mut audio = m.audio.clone();
-                    let choices = audio_choices(&m.audio);
+                    let choices = audio_choices(&m.audio, devices);
                     let label = choices
                         .iter()
                         .find(|(s, _)| *s == audio)
