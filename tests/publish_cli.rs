@@ -133,6 +133,7 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
     opts.duration = Duration::from_secs(6);
     // stay for the frames, not only until the chat is sent
     opts.until_frames = Some(150);
+    opts.read_pattern = true;
     opts.send_chat = vec!["hello from python".into(), "second message".into()];
     let viewer = Viewer::run(opts).await?;
 
@@ -183,6 +184,32 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
         "viewer sent {} chats",
         viewer.chat_sent
     );
+
+    // The frames are ours, in order, and fresh: the pattern's code gives frame numbers and
+    // capture times on the publisher's media clock.
+    let pattern = &viewer.pattern;
+    ensure!(
+        pattern.read * 10 >= viewer.video.frames * 9,
+        "only {} of {} frames carried a readable code",
+        pattern.read,
+        viewer.video.frames
+    );
+    ensure!(pattern.out_of_order == 0, "{pattern:?}");
+    let epoch = report["mediaClockEpochUnixUs"]
+        .as_u64()
+        .context("mediaClockEpochUnixUs")?;
+    let mut lat = pattern.latencies_ms(epoch);
+    lat.sort_by(f64::total_cmp);
+    let p50 = lat
+        .get(lat.len() / 2)
+        .copied()
+        .context("no latency samples")?;
+    println!(
+        "latency p50 {p50:.1} ms over {} samples; missing in span {}",
+        lat.len(),
+        pattern.missing_in_span
+    );
+    ensure!(p50 > 0.0 && p50 < 1000.0, "latency p50 {p50} ms");
 
     // The publisher's own figures.
     ensure!(

@@ -43,6 +43,9 @@ pub struct PublishReport {
     pub chat: Vec<ChatLine>,
     /// The backend's record of the session (duration, peak viewers from webhooks, chat count).
     pub summary: Option<StreamSession>,
+    /// Unix time (µs) of the media clock's zero: the synthetic pattern's timestamps plus this
+    /// give the capture time, for latency measured by a viewer on the same machine.
+    pub media_clock_epoch_unix_us: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -271,6 +274,10 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
             })
             .collect(),
         summary: summary.and_then(|s| s.backend),
+        media_clock_epoch_unix_us: s
+            .media_clock_epoch
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_micros() as u64),
     }
 }
 

@@ -166,6 +166,10 @@ pub struct SessionState {
     pub busy: bool,
     /// The session task has stopped (after Shutdown).
     pub shut_down: bool,
+    /// Wall-clock time of the media clock's zero: a frame stamped `pts` was captured at
+    /// `media_clock_epoch + pts` (the synthetic pattern burns `pts` into every frame, so a
+    /// viewer on the same machine can measure glass-to-glass latency).
+    pub media_clock_epoch: Option<SystemTime>,
 }
 
 impl SessionState {
