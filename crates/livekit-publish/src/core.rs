@@ -65,6 +65,7 @@ struct LocalTrack {
     kind: MediaKind,
     video_codec: Option<VideoCodec>,
     request: proto::AddTrackRequest,
+    info: Option<proto::TrackInfo>,
     sid: Option<TrackSid>,
     requested_at: Instant,
     mid: Option<Mid>,
@@ -125,6 +126,7 @@ pub struct Participant {
     audio_sent: u64,
     cid_counter: u32,
     reconnect_requested: Option<String>,
+    last_sub_answer: Option<proto::SessionDescription>,
 }
 
 impl Participant {
@@ -163,6 +165,7 @@ impl Participant {
             audio_sent: 0,
             cid_counter: 0,
             reconnect_requested: None,
+            last_sub_answer: None,
         }
     }
 
@@ -494,13 +497,14 @@ impl Participant {
         };
         match rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
-                self.out
-                    .push_back(CoreOutput::Signal(Req::Answer(proto::SessionDescription {
-                        r#type: "answer".into(),
-                        sdp: answer.to_sdp_string(),
-                        id: sd.id,
-                        mid_to_track_id: HashMap::new(),
-                    })))
+                let sd = proto::SessionDescription {
+                    r#type: "answer".into(),
+                    sdp: answer.to_sdp_string(),
+                    id: sd.id,
+                    mid_to_track_id: HashMap::new(),
+                };
+                self.last_sub_answer = Some(sd.clone());
+                self.out.push_back(CoreOutput::Signal(Req::Answer(sd)));
             }
             Err(e) => self.emit(PublisherEvent::Error(format!(
                 "subscriber offer rejected: {e}"
@@ -527,8 +531,9 @@ impl Participant {
         let Some(t) = self.tracks.iter_mut().find(|t| t.cid.0 == tp.cid) else {
             return;
         };
-        let sid = TrackSid(info.sid);
+        let sid = TrackSid(info.sid.clone());
         t.sid = Some(sid.clone());
+        t.info = Some(info);
         let cid = t.cid.clone();
         self.emit(PublisherEvent::TrackPublished { cid, sid });
         self.negotiate();
@@ -711,6 +716,7 @@ impl Participant {
             kind,
             video_codec,
             request,
+            info: None,
             sid: None,
             requested_at: now,
             mid: None,
@@ -949,6 +955,55 @@ impl Participant {
         self.set_state(ConnectionState::Failed { error });
     }
 
+    /// Resume the same session after the signal connection came back
+    /// (`ReconnectResponse`): ICE-restart the publisher and tell the server what
+    /// this side has (`SyncState`). Both are pass-through signals.
+    pub fn resume(&mut self, now: Instant) {
+        self.reconnect_requested = None;
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        // An offer in flight when the signal dropped will never be answered.
+        self.pending_offer = None;
+        let mut api = rtc.sdp_api();
+        api.ice_restart(true);
+        let applied = api.apply();
+        let mut offer_sd = None;
+        if let Some((offer, pending)) = applied {
+            self.send_offer(offer, pending);
+            if let Some(CoreOutput::Signal(Req::Offer(sd))) = self.out.back() {
+                offer_sd = Some(sd.clone());
+            }
+        }
+        let publish_tracks = self
+            .tracks
+            .iter()
+            .filter_map(|t| {
+                t.info.clone().map(|info| proto::TrackPublishedResponse {
+                    cid: t.cid.0.clone(),
+                    track: Some(info),
+                })
+            })
+            .collect();
+        self.out
+            .push_back(CoreOutput::Signal(Req::SyncState(proto::SyncState {
+                answer: self.last_sub_answer.clone(),
+                subscription: Some(proto::UpdateSubscription {
+                    subscribe: true,
+                    ..Default::default()
+                }),
+                publish_tracks,
+                offer: offer_sd,
+                ..Default::default()
+            })));
+        self.drive(now);
+    }
+
+    /// The resume went through: back to Connected.
+    pub fn resumed(&mut self) {
+        self.set_state(ConnectionState::Connected);
+    }
+
     /// Start over in a new session (full reconnect): fresh peer connections,
     /// every track announced again with its cid. Queued chat survives.
     pub fn rejoin(&mut self, join: &proto::JoinResponse, now: Instant) {
@@ -970,6 +1025,7 @@ impl Participant {
         self.reconnect_requested = None;
         for t in self.tracks.iter_mut() {
             t.sid = None;
+            t.info = None;
             t.mid = None;
             t.pt = None;
             t.wanted = None;

@@ -141,6 +141,7 @@ enum Command {
     Chat(String),
     Data(Vec<u8>, Reliability, Option<String>),
     Leave(tokio::sync::oneshot::Sender<()>),
+    Simulate(proto::simulate_scenario::Scenario),
 }
 
 /// Controls a running publisher. Cheap to clone.
@@ -211,6 +212,14 @@ impl PublisherHandle {
     ) -> Result<(), Error> {
         self.cmd
             .send(Command::Data(payload, reliability, topic))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Ask the server to simulate a failure (tests of the reconnect paths).
+    #[doc(hidden)]
+    pub fn simulate(&self, scenario: proto::simulate_scenario::Scenario) -> Result<(), Error> {
+        self.cmd
+            .send(Command::Simulate(scenario))
             .map_err(|_| Error::Closed)
     }
 
@@ -476,6 +485,28 @@ impl Driver {
             if !self.idle(delay).await {
                 return false;
             }
+            // First try to resume the session while the media transport is still up.
+            if attempt == 1 && self.core.is_connected() {
+                match self
+                    .signal
+                    .restart(proto::ReconnectReason::RrSignalDisconnected)
+                    .await
+                {
+                    Ok(_resp) => {
+                        tracing::info!("resumed the session");
+                        self.core.resume(Instant::now().into_std());
+                        self.flush().await;
+                        self.signal.set_reconnected().await;
+                        self.core.resumed();
+                        return true;
+                    }
+                    Err(e) => {
+                        tracing::info!("resume failed: {e}");
+                        last_err = e.to_string();
+                        continue;
+                    }
+                }
+            }
             match SignalClient::connect(&self.url, &self.token, signal_options(), None).await {
                 Ok((client, join, events)) => {
                     tracing::info!("rejoined on attempt {attempt}");
@@ -568,6 +599,13 @@ impl Driver {
             }
             Command::Chat(text) => self.core.send_chat(&text, now_ms(), now),
             Command::Data(p, r, topic) => self.core.send_data(&p, r, topic.as_deref(), now),
+            Command::Simulate(sc) => {
+                self.signal
+                    .send(proto::signal_request::Message::Simulate(
+                        proto::SimulateScenario { scenario: Some(sc) },
+                    ))
+                    .await
+            }
             Command::Leave(done) => {
                 self.core.leave(now);
                 self.flush().await;
@@ -578,6 +616,3 @@ impl Driver {
         None
     }
 }
-
-#[allow(dead_code)]
-fn _assert_proto_used(_: proto::JoinResponse) {}

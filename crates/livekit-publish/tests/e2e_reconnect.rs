@@ -160,3 +160,99 @@ async fn publisher_gives_up_after_five_attempts_when_the_server_is_gone() -> any
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The server forgets the session (simulated node failure): the resume attempt is
+/// refused (LeaveRequest StateMismatch / action RECONNECT), the next attempt is a
+/// full rejoin that republishes, and the viewer gets video again.
+async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let server = Server::start()?;
+    let (handle, mut events) = connect(&server).await?;
+    let video = handle
+        .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+        .await?;
+    let mut enc = new_video_encoder(
+        streamit_media::encode::VideoCodec::H264,
+        VideoEncoderConfig::new(640, 360, 30.0, 800_000),
+    )?;
+    let pics: Vec<_> = (0..30)
+        .map(|n| generate_pattern(640, 360, n * 3, MediaTime::ZERO))
+        .collect::<Result<_, _>>()?;
+    let t = server.token("viewer1", "room", false)?;
+    let viewer = Viewer::spawn(&server.ws_url(), &t, 14.0, &[])?;
+    let start = Instant::now();
+    let mut states = Vec::new();
+    let mut published = 0;
+    let mut force_key = true;
+    let mut simulated = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    let mut frame_no = 0u64;
+    while start.elapsed() < Duration::from_secs(12) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                PublisherEvent::TrackPublished { .. } => published += 1,
+                PublisherEvent::StateChanged(s) => {
+                    println!("{:?}: {s:?}", start.elapsed());
+                    states.push(s);
+                }
+                _ => {}
+            }
+        }
+        if !simulated && start.elapsed() > Duration::from_secs(4) {
+            simulated = true;
+            handle.simulate(livekit_protocol::simulate_scenario::Scenario::NodeFailure(
+                true,
+            ))?;
+        }
+        let pts = MediaTime::from_micros(frame_no * 33_333);
+        if let Some(e) = enc.encode(&pics[(frame_no % 30) as usize].with_pts(pts), force_key)? {
+            video.send(EncodedVideo {
+                layer: None,
+                data: e.data,
+                keyframe: e.keyframe,
+                timestamp: pts.as_duration(),
+            });
+        }
+        force_key = false;
+        frame_no += 1;
+    }
+    let report = viewer.report().await?;
+    println!("states {states:?}, TrackPublished {published}x, viewer {report}");
+    assert!(
+        states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last(),
+        Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    assert_eq!(
+        published, 2,
+        "published, then published again in the new session"
+    );
+    let per_s = report["frames_per_s"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let late: u64 = per_s
+        .iter()
+        .filter(|(k, _)| k.parse::<u64>().is_ok_and(|s| s >= 9))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        late > 40,
+        "the viewer decodes again after the rejoin: {per_s:?}"
+    );
+    handle.leave().await?;
+    Ok(())
+}
