@@ -286,6 +286,33 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         has_label(h, "Unmute mic (M)")
     })?;
 
+    // Camera off and on again with the V key.
+    h.key_press(Key::V);
+    wait_for(&mut h, "the camera off", Duration::from_secs(5), |h| {
+        h.state()
+            .state()
+            .media
+            .as_ref()
+            .is_some_and(|m| m.camera_off)
+            && has_label(h, "Camera is off — viewers see a paused picture")
+            && has_label(h, "Camera on (V)")
+    })?;
+    h.key_press(Key::V);
+    let uploads = h.state().preview_uploads();
+    wait_for(
+        &mut h,
+        "the camera back with new frames",
+        Duration::from_secs(5),
+        |h| {
+            h.state()
+                .state()
+                .media
+                .as_ref()
+                .is_some_and(|m| !m.camera_off)
+                && h.state().preview_uploads() > uploads + 2
+        },
+    )?;
+
     // Edit the title inline while live.
     click(&mut h, "Edit title");
     h.get_by_role_and_label(Role::TextInput, "Stream title")

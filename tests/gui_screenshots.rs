@@ -125,6 +125,15 @@ fn shoot(display: &str, dir: &Path, name: &str, shots: &mut Vec<PathBuf>) -> Res
     Ok(())
 }
 
+/// User + system CPU time of a process, in clock ticks (usually 1/100 s).
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_comm = stat.rsplit_once(')').context("stat format")?.1;
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `after_comm` starts at field 3.
+    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+}
+
 async fn wait_live(api: &Client, username: &str, live: bool, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
@@ -199,9 +208,15 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
 
     // 1. Login (no token).
     {
-        let _app = studio(&display, backend.url(), &[])?;
+        let app = studio(&display, backend.url(), &[])?;
         std::thread::sleep(Duration::from_secs(6));
         shoot(&display, &dir, "1-login", &mut shots)?;
+        // Idle on the login screen, the studio repaints on demand only: no busy loop.
+        let before = cpu_ticks(app.0.id())?;
+        std::thread::sleep(Duration::from_secs(3));
+        let used = cpu_ticks(app.0.id())? - before;
+        ensure!(used < 100, "idle studio used {used} CPU ticks in 3 s");
+        eprintln!("idle login screen: {used} CPU ticks in 3 s");
     }
 
     // 2–4. Setup → live (a viewer joins and chats) → ended.
