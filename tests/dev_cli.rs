@@ -90,10 +90,73 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         })
         .await?;
     ensure!(auth.user.is_approved, "creator not approved");
-    let stream = api.with_token(auth.token).stream_info().await?;
+    let stream = api.clone().with_token(auth.token).stream_info().await?;
     ensure!(!stream.title.is_empty());
     ensure!(listening(lk_port), "LiveKit is not listening");
     ensure!(data.path().join("streamit.sqlite").is_file());
+
+    // login → setup → logout through the CLI. Without a Secret Service (no D-Bus session
+    // here) `login` says so and prints the STREAMIT_TOKEN line to evaluate instead.
+    let studio = env!("CARGO_BIN_EXE_streamit-studio");
+    let login = tokio::process::Command::new(studio)
+        .args(["login", "--api", &api_url, "--username", "localdev"])
+        .env("STREAMIT_PASSWORD", "local dev password")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&login.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&login.stderr).to_string();
+    ensure!(login.status.success(), "login: {stderr}");
+    let token = match stdout.trim().strip_prefix("export STREAMIT_TOKEN=") {
+        Some(t) => {
+            ensure!(
+                stderr.contains("STREAMIT_TOKEN"),
+                "no fallback hint: {stderr}"
+            );
+            t.to_string()
+        }
+        // A keyring exists on this machine: use the token dev printed instead.
+        None => {
+            api.login(&LoginRequest {
+                username: "localdev".into(),
+                password: "local dev password".into(),
+            })
+            .await?
+            .token
+        }
+    };
+    let run = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(studio);
+        c.args(args)
+            .env("STREAMIT_API_URL", &api_url)
+            .env("STREAMIT_TOKEN", &token)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        c
+    };
+    let setup = run(&["setup", "--title", "From the CLI", "--chat", "off"])
+        .output()
+        .await?;
+    ensure!(
+        setup.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let info = Client::new(api_url.clone())
+        .with_token(token.clone())
+        .stream_info()
+        .await?;
+    ensure!(
+        info.title == "From the CLI" && !info.is_chat_enabled,
+        "{info:?}"
+    );
+    let logout = run(&["logout"]).output().await?;
+    ensure!(logout.status.success(), "logout failed");
+    let after = run(&["setup", "--title", "again"]).output().await?;
+    ensure!(
+        after.status.code() == Some(3),
+        "a logged-out token must be an auth error, got {}",
+        after.status
+    );
 
     // Ctrl-C: everything stops, nothing stays behind.
     std::process::Command::new("kill")
