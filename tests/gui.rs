@@ -515,3 +515,78 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
+
+#[test]
+fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (lk, backend) = start_stack()?;
+    rt.block_on(register_creator(&backend, "gui_waiting"))?;
+    rt.block_on(register_creator(&backend, "gui_no_camera"))?;
+    backend.cli(&["user", "approve", "gui_no_camera"])?;
+
+    // Not approved yet.
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
+    let mut h = harness(&session, &rt, backend.url());
+    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    type_into(&mut h, "Username", "gui_waiting");
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Log in");
+    wait_for(&mut h, "the setup screen", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+    type_into(&mut h, "Title", "Will I be approved?");
+    wait_for(&mut h, "the approval reason", Duration::from_secs(5), |h| {
+        has_label(
+            h,
+            "Your creator account is waiting for approval by a StreamIt admin.",
+        )
+    })?;
+    click(&mut h, "Go Live");
+    h.run_steps(5);
+    ensure!(
+        h.state().state().stream_state == StreamState::Idle,
+        "disabled Go Live did nothing"
+    );
+    drop(h);
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Approved, but the video source does not work.
+    let mut config = SessionConfig::new(backend.url());
+    config.video = streamit_session::VideoSourceSpec::Y4m("/nonexistent/camera.y4m".into());
+    let session = SessionHandle::spawn_on(rt.handle(), config);
+    let mut h = harness(&session, &rt, backend.url());
+    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    type_into(&mut h, "Username", "gui_no_camera");
+    type_into(&mut h, "Password", PASSWORD);
+    click(&mut h, "Log in");
+    wait_for(&mut h, "the setup screen", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+    type_into(&mut h, "Title", "No camera today");
+    wait_for(&mut h, "the source reason", Duration::from_secs(10), |h| {
+        has_label_containing(h, "No working video source")
+    })?;
+    click(&mut h, "Go Live");
+    h.run_steps(5);
+    ensure!(
+        h.state().state().stream_state == StreamState::Idle,
+        "disabled Go Live did nothing"
+    );
+    h.check_accessibility();
+
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(h);
+    drop(backend);
+    drop(lk);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
