@@ -443,7 +443,7 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
 }
 
 /// Logs in through the login screen and goes live with `title`.
-fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str) -> Result<()> {
+fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: bool) -> Result<()> {
     wait_for(h, "the login screen", Duration::from_secs(5), |h| {
         h.state().screen() == Screen::Login
     })?;
@@ -454,6 +454,11 @@ fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str) -> Resu
         h.state().screen() == Screen::Setup
     })?;
     type_into(h, "Title", title);
+    if !chat {
+        h.get_by_role_and_label(Role::CheckBox, "Chat enabled")
+            .click();
+        h.run_steps(2);
+    }
     wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
         has_label_containing(h, "Everything is ready")
     })?;
@@ -474,7 +479,17 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
     backend.cli(&["user", "approve", "gui_reconnect"])?;
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
     let mut h = harness(&session, &rt, backend.url());
-    log_in_and_go_live(&mut h, "gui_reconnect", "Reconnect drill")?;
+    log_in_and_go_live(&mut h, "gui_reconnect", "Reconnect drill", false)?;
+    // Chat was turned off in setup: the live chat panel says so and takes no input.
+    ensure!(has_label(&h, "Chat is turned off for this stream."));
+    ensure!(
+        h.state()
+            .state()
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.chat_enabled),
+        "chat setting saved"
+    );
 
     lk.kill();
     wait_for(
