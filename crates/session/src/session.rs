@@ -235,7 +235,7 @@ impl Task {
                 ev = next_publisher_event(&mut self.live) => {
                     match ev {
                         Some(ev) => self.on_publisher(ev).await,
-                        None => self.on_transport_lost("the LiveKit connection closed".into()).await,
+                        None => self.on_transport_lost("the LiveKit connection closed".into(), ErrorKind::Network).await,
                     }
                 }
                 _ = tick.tick() => {
@@ -797,7 +797,7 @@ impl Task {
     }
 
     /// The transport died for good (or a device was lost): tidy up and fail.
-    async fn on_transport_lost(&mut self, reason: String) {
+    async fn on_transport_lost(&mut self, reason: String, kind: ErrorKind) {
         let Some(live) = self.live.take() else { return };
         tracing::warn!(%reason, "stream failed");
         if let Some(v) = &mut self.video {
@@ -832,7 +832,7 @@ impl Task {
         };
         self.state.viewers = 0;
         Arc::make_mut(&mut self.state.errors).push(UserError {
-            kind: ErrorKind::Network,
+            kind,
             message: reason,
             at: SystemTime::now(),
         });
@@ -857,10 +857,8 @@ impl Task {
             MediaEvent::Failed(e) => {
                 let err = SessionError::from(e);
                 if self.live.is_some() {
-                    self.on_transport_lost(format!("media failed: {err}")).await;
-                    if let Some(last) = Arc::make_mut(&mut self.state.errors).last_mut() {
-                        last.kind = err.kind();
-                    }
+                    self.on_transport_lost(format!("media failed: {err}"), err.kind())
+                        .await;
                 } else {
                     Arc::make_mut(&mut self.state.errors).push(err.to_user());
                 }
@@ -887,7 +885,7 @@ impl Task {
         self.apply_live_event(&mut live, ev);
         self.live = Some(live);
         if let Some(reason) = fatal {
-            self.on_transport_lost(reason).await;
+            self.on_transport_lost(reason, ErrorKind::Network).await;
         } else {
             self.publish();
         }

@@ -362,3 +362,48 @@ async fn livekit_dying_mid_stream_leaves_live_and_the_backend_is_told() -> Resul
     s.request(Command::Shutdown).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_lost_mid_stream_fails_as_a_device_error_and_ends_the_stream() -> Result<()> {
+    let (_lk, backend) = start_stack()?;
+    register(&backend, "sm_device", true).await?;
+    let dir = tempfile::tempdir()?;
+    let clip = dir.path().join("clip.y4m");
+    let frames = (0..30)
+        .map(|n| {
+            streamit_media::pattern::generate_pattern(
+                320,
+                180,
+                n,
+                streamit_media::MediaTime(n as u64 * 33_333),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    streamit_media::source::write_y4m(&clip, &frames, 30)?;
+
+    let s = logged_in_session(&backend, "sm_device").await?;
+    s.request(Command::SelectVideoSource(VideoSourceSpec::Y4m(
+        clip.clone(),
+    )))
+    .await?;
+    s.request(Command::GoLive).await?;
+    ensure!(is_live(&backend, "sm_device").await?);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure!(s.state().health.frames_sent > 0, "{:?}", s.state().health);
+
+    // The "device" goes away: the file loses its frames while being read.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&clip)?
+        .set_len(10)?;
+    let st = wait_for(&s, "Failed", Duration::from_secs(10), |st| {
+        matches!(st.stream_state, StreamState::Failed { .. })
+    })
+    .await?;
+    let err = st.last_error().context("no error shown")?;
+    ensure!(err.kind == ErrorKind::Device, "{err:?}");
+    ensure!(st.summary.is_some());
+    ensure!(!is_live(&backend, "sm_device").await?);
+    s.request(Command::Shutdown).await?;
+    Ok(())
+}
