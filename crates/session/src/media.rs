@@ -357,6 +357,22 @@ pub(crate) struct EncoderControl {
 }
 
 impl EncoderControl {
+    pub fn new(quality: Option<lk::VideoQuality>, nominal_bps: u32) -> Self {
+        EncoderControl {
+            quality,
+            nominal_bps,
+            keyframe: AtomicBool::new(true),
+            bitrate_bps: AtomicU32::new(nominal_bps),
+            wanted: AtomicBool::new(true),
+        }
+    }
+    /// Takes a pending key frame request.
+    pub fn take_keyframe(&self) -> bool {
+        self.keyframe.swap(false, Ordering::AcqRel)
+    }
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate_bps.load(Ordering::Acquire)
+    }
     /// Pause or resume this layer; resuming starts with a key frame.
     pub fn set_wanted(&self, wanted: bool) {
         if wanted && !self.wanted.swap(true, Ordering::AcqRel) {
@@ -530,13 +546,7 @@ impl VideoPipeline {
             );
             let mut encoder = new_video_encoder(codec.media(), cfg)?;
             let quality = simulcast.then(|| quality_of(layer.quality));
-            let control = Arc::new(EncoderControl {
-                quality,
-                nominal_bps: layer.bitrate_bps,
-                keyframe: AtomicBool::new(true),
-                bitrate_bps: AtomicU32::new(layer.bitrate_bps),
-                wanted: AtomicBool::new(true),
-            });
+            let control = Arc::new(EncoderControl::new(quality, layer.bitrate_bps));
             let slot = Slot::new(2);
             let (c, s, stop, counters, tx, ev) = (
                 control.clone(),
@@ -557,14 +567,14 @@ impl VideoPipeline {
                         if !c.is_wanted() {
                             continue;
                         }
-                        let want = c.bitrate_bps.load(Ordering::Acquire);
+                        let want = c.bitrate();
                         if want != bitrate && want > 0 {
                             bitrate = want;
                             if let Err(e) = encoder.set_bitrate(want) {
                                 tracing::warn!("set_bitrate({want}): {e}");
                             }
                         }
-                        let force = c.keyframe.swap(false, Ordering::AcqRel);
+                        let force = c.take_keyframe();
                         if force {
                             counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
                         }

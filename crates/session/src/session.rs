@@ -1030,3 +1030,41 @@ pub(crate) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u
         e.set_bitrate(bps);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_bitrate_is_split_in_proportion_and_capped_at_nominal() {
+        let layers = [
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Low), 100_000)),
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Medium), 300_000)),
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::High), 1_000_000)),
+        ];
+        distribute_bitrate(&layers, 700_000);
+        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
+        assert_eq!(got, vec![50_000, 150_000, 500_000]);
+        distribute_bitrate(&layers, 10_000_000);
+        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
+        assert_eq!(got, vec![100_000, 300_000, 1_000_000]);
+        distribute_bitrate(&layers, 0);
+        assert!(layers.iter().all(|l| l.bitrate() == 30_000));
+    }
+
+    #[test]
+    fn a_resumed_layer_starts_with_a_key_frame() {
+        let c = EncoderControl::new(Some(lk::VideoQuality::Low), 100_000);
+        assert!(c.take_keyframe(), "the first frame is a key frame");
+        assert!(!c.take_keyframe());
+        c.set_wanted(false);
+        assert!(!c.is_wanted() && !c.take_keyframe());
+        c.set_wanted(true);
+        assert!(c.is_wanted() && c.take_keyframe());
+        c.set_wanted(true);
+        assert!(
+            !c.take_keyframe(),
+            "no extra key frame while already wanted"
+        );
+    }
+}
