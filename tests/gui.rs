@@ -605,3 +605,36 @@ fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() ->
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
+
+#[test]
+fn preview_texture_is_updated_in_place_only_when_the_frame_changes() -> Result<()> {
+    use streamit_media::{MediaTime, VideoFrame};
+    let i420_len = |w: usize, h: usize| w * h + 2 * (w / 2) * (h / 2);
+    let ctx = egui::Context::default();
+    let mut preview = app::preview::Preview::default();
+    let frame = |pts: u64, luma: u8| {
+        let mut data = vec![128u8; i420_len(64, 36)];
+        data[..64 * 36].fill(luma);
+        VideoFrame::from_i420(64, 36, data, MediaTime(pts))
+    };
+    let a = frame(1_000, 40)?;
+    preview.update(&ctx, Some(&a));
+    let id = preview
+        .texture_id()
+        .context("texture after the first frame")?;
+    ensure!(preview.uploads == 1);
+    // The same frame again (no new pts): nothing converted or uploaded.
+    preview.update(&ctx, Some(&a));
+    ensure!(preview.uploads == 1);
+    // A new frame: the same texture, new pixels.
+    preview.update(&ctx, Some(&frame(34_000, 200)?));
+    ensure!(preview.uploads == 2);
+    ensure!(
+        preview.texture_id() == Some(id),
+        "texture replaced instead of updated"
+    );
+    // No frame (e.g. between snapshots): the last picture stays.
+    preview.update(&ctx, None);
+    ensure!(preview.texture_id() == Some(id));
+    Ok(())
+}

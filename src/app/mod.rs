@@ -8,7 +8,7 @@ mod devices;
 mod ended;
 mod live;
 mod login;
-mod preview;
+pub mod preview;
 mod setup;
 pub mod theme;
 

@@ -52,6 +52,12 @@ impl Preview {
         self.uploads += 1;
     }
 
+    /// The texture on the GPU (the same one for every frame of a size).
+    #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
+    pub fn texture_id(&self) -> Option<egui::TextureId> {
+        self.texture.as_ref().map(|t| t.id())
+    }
+
     /// Forgets the texture (camera off, stream ended).
     pub fn clear(&mut self) {
         self.texture = None;
