@@ -352,8 +352,6 @@ async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> 
             "qa_simulcast",
             "--password",
             "correct horse battery",
-            "--title",
-            "simulcast",
             "--codec",
             "vp8",
             "--simulcast",

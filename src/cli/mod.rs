@@ -133,7 +133,8 @@ pub struct PublishArgs {
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Set up the stream with this title first (needed once per account).
+    /// Set up the stream with this title first (default: keep the current one; a new
+    /// account gets "QA stream").
     #[arg(long)]
     pub title: Option<String>,
     /// Send this chat message once live (repeatable).

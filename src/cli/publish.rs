@@ -108,10 +108,16 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     };
     config.simulcast = a.simulcast;
     let session = authenticated(&a.auth, config).await?;
-    if let Some(title) = &a.title {
+    // A title given, or no stream set up yet (a fresh QA account): set it up first.
+    let title = match (&a.title, session.state().stream) {
+        (Some(t), _) => Some(t.clone()),
+        (None, None) => Some("QA stream".to_string()),
+        (None, Some(_)) => None,
+    };
+    if let Some(title) = title {
         session
             .request(Command::SetupStream(StreamSetup {
-                title: title.clone(),
+                title,
                 ..Default::default()
             }))
             .await?;
