@@ -126,3 +126,40 @@ async fn bench_720p30_h264_publish() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The anchor: the official Python SDK (libwebrtc) publishing the same kind of source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: 60 s"]
+async fn bench_720p30_h264_python_sdk_anchor() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let server = Server::start()?;
+    let token = server.token("py-creator", "room", true)?;
+    let viewer_token = server.token("viewer1", "room", false)?;
+    let py = common::python().ok_or_else(|| anyhow::anyhow!("no viewer venv"))?;
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/py_publisher.py");
+    let publisher = tokio::process::Command::new(py)
+        .arg(script)
+        .arg(server.ws_url())
+        .arg(&token)
+        .arg(secs.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let viewer = Viewer::spawn(&server.ws_url(), &viewer_token, secs as f64 + 6.0, &[])?;
+    let out = publisher.wait_with_output().await?;
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let report = viewer.report().await?;
+    println!(
+        "BENCH python-sdk 720p30 H.264 {secs}s: publisher {line}; viewer decoded {} first frame {} s",
+        report["video_frames"], report["first_frame_s"]
+    );
+    Ok(())
+}
