@@ -1,7 +1,6 @@
-//! `streamit-studio dev --headless`: starts LiveKit + the backend + an approved creator, and
-//! leaves no process behind after Ctrl-C.
+//! `streamit-studio dev --headless`: starts LiveKit + the embedded backend + an approved
+//! creator, and leaves nothing listening after Ctrl-C.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -10,29 +9,6 @@ use streamit_api::LoginRequest;
 use streamit_api::client::Client;
 use streamit_testkit::{free_tcp_port, free_udp_port};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-fn server_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("target dir of the test binary")?
-        .to_path_buf();
-    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cargo build -p streamit-server")?;
-        ensure!(status.success(), "building streamit-server failed");
-    }
-    Ok(bin)
-}
 
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -55,7 +31,6 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         .args(["--rtc-tcp-port", &tcp_port.to_string()])
         .args(["--rtc-udp-port", &udp_port.to_string()])
         .args(["--username", "localdev", "--password", "local dev password"])
-        .env("STREAMIT_SERVER_BIN", server_bin()?)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

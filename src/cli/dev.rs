@@ -1,7 +1,7 @@
 //! `dev`: the whole system on this machine — a LiveKit server from the install cache, the
-//! StreamIt backend on SQLite in the data directory, an approved local creator — then the
-//! studio, already logged in (or, with `--headless`, a wait for Ctrl-C). Every child is
-//! killed when `dev` exits.
+//! StreamIt backend embedded in this process (`streamit_server::serve`) on SQLite in the data
+//! directory, an approved local creator — then the studio, already logged in (or, with
+//! `--headless`, a wait for Ctrl-C). The LiveKit child is stopped when `dev` exits.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use streamit_api::client::Client;
 use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::{CliError, CliResult, EXIT_DEVICE, EXIT_NETWORK, EXIT_OTHER};
 
 const VERSIONS_ENV: &str = include_str!("../../scripts/versions.env");
-const READY: &str = "STREAMIT_SERVER_LISTENING ";
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -74,27 +72,6 @@ fn livekit_bin() -> CliResult<PathBuf> {
             EXIT_DEVICE,
             format!(
                 "livekit-server not found at {}: run scripts/install.sh (or set STREAMIT_LIVEKIT_SERVER)",
-                p.display()
-            ),
-        ))
-    }
-}
-
-/// `$STREAMIT_SERVER_BIN`, else `streamit-server` next to this binary.
-fn server_bin() -> CliResult<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::new(EXIT_OTHER, format!("locating this binary: {e}")))?;
-    let p = exe.with_file_name(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(CliError::new(
-            EXIT_DEVICE,
-            format!(
-                "{} not found: build it with `cargo build -p streamit-server` (or set STREAMIT_SERVER_BIN)",
                 p.display()
             ),
         ))
@@ -176,6 +153,7 @@ pub async fn run(a: DevArgs) -> CliResult {
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| CliError::new(EXIT_DEVICE, format!("creating {}: {e}", data_dir.display())))?;
     let db = data_dir.join("streamit.sqlite");
+    let db_url = format!("sqlite://{}?mode=rwc", db.display());
     let key = format!("dev{}", random_hex(6)?);
     let secret = random_hex(32)?;
     let lk_http = format!("http://127.0.0.1:{}", a.livekit_port);
@@ -215,45 +193,34 @@ pub async fn run(a: DevArgs) -> CliResult {
     wait_tcp(a.livekit_port, &mut lk, "livekit-server").await?;
     children.0.push(("livekit-server".into(), lk));
 
-    // The backend.
-    let server = server_bin()?;
-    let mut backend = Command::new(&server)
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file(&data_dir, "backend.log")?)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| CliError::new(EXIT_DEVICE, format!("starting streamit-server: {e}")))?;
-    let stdout = backend.stdout.take();
-    children.0.push(("streamit-server".into(), backend));
-    let mut lines = match stdout {
-        Some(s) => BufReader::new(s).lines(),
-        None => return Err(CliError::new(EXIT_OTHER, "backend stdout")),
-    };
-    let api_url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix(READY) {
-                return Some(url.trim().to_string());
-            }
-        }
-        None
+    // The backend, in this process.
+    let config = streamit_server::Config::from_lookup(|k| {
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
     })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| {
-        CliError::new(
-            EXIT_NETWORK,
-            format!(
-                "streamit-server did not start; see {}",
-                data_dir.join("backend.log").display()
-            ),
-        )
-    })?;
-    // keep draining stdout so the backend never blocks on a full pipe
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    .map_err(|e| CliError::new(EXIT_OTHER, format!("backend configuration: {e}")))?;
+    let mut server = tokio::spawn(streamit_server::serve(config));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if tokio::net::TcpStream::connect(a.bind).await.is_ok() {
+            break;
+        }
+        if server.is_finished() || Instant::now() > deadline {
+            let why = match tokio::time::timeout(Duration::from_millis(100), &mut server).await {
+                Ok(Ok(Err(e))) => format!("{e:#}"),
+                Ok(Err(e)) => e.to_string(),
+                _ => "it did not listen within 30 s".into(),
+            };
+            children.stop().await;
+            return Err(CliError::new(
+                EXIT_NETWORK,
+                format!("the backend could not start on {}: {why}", a.bind),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api_url = format!("http://{}", a.bind);
 
     // The local creator: registered once, approved, with a stream set up.
     let api = Client::new(api_url.clone());
@@ -265,23 +232,7 @@ pub async fn run(a: DevArgs) -> CliResult {
             role: Some(Role::Creator),
         })
         .await;
-    let out = tokio::process::Command::new(&server)
-        .args(["user", "approve", &a.username])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("STREAMIT_BIND", "127.0.0.1:0")
-        .output()
-        .await
-        .map_err(|e| CliError::new(EXIT_OTHER, format!("approving the creator: {e}")))?;
-    if !out.status.success() {
-        return Err(CliError::new(
-            EXIT_OTHER,
-            format!(
-                "approving {}: {}",
-                a.username,
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        ));
-    }
+    approve(&db_url, &a.username).await?;
     let auth = api
         .login(&LoginRequest {
             username: a.username.clone(),
@@ -314,9 +265,30 @@ pub async fn run(a: DevArgs) -> CliResult {
     } else {
         run_studio(&api_url, &auth.token).await
     };
+    // The backend stops on the same Ctrl-C (its own graceful shutdown); after the studio
+    // closed it is simply dropped with the runtime.
+    if a.headless {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut server).await;
+    }
+    server.abort();
     children.stop().await;
-    eprintln!("stopped livekit-server and streamit-server");
+    eprintln!("stopped the backend and livekit-server");
     result
+}
+
+async fn approve(db_url: &str, username: &str) -> CliResult {
+    let err = |e: String| CliError::new(EXIT_OTHER, format!("approving {username}: {e}"));
+    let db = streamit_server::db::Db::connect(db_url)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let name = username.trim().to_ascii_lowercase();
+    let r = db.set_role(&name, None, Some(true)).await;
+    db.close().await;
+    match r {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(err("no such user".into())),
+        Err(e) => Err(err(e.to_string())),
+    }
 }
 
 async fn wait_for_signal() {
