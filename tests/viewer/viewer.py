@@ -76,6 +76,7 @@ class Report:
         self.connect_ms = None
         self.identity = None
         self.video_frames = 0
+        self.frames_per_second = {}  # whole seconds since start → frames decoded in that second
         self.resolutions = {}
         self.first_frame_ms = None
         self.last_frame_ms = None
@@ -129,6 +130,7 @@ class Report:
                 "first_frame_ms": self.first_frame_ms,
                 "last_frame_ms": self.last_frame_ms,
                 "tracks": self.video_tracks,
+                "frames_per_second": self.frames_per_second,
             },
             "audio": {
                 "frames": self.audio_frames,
@@ -163,6 +165,8 @@ async def consume_video(track, report, quality_applied, read_pattern):
             else:
                 report.pattern_samples.append((code[0], code[1], recv_us))
         report.video_frames += 1
+        second = str(int(time.monotonic() - report.t0))
+        report.frames_per_second[second] = report.frames_per_second.get(second, 0) + 1
         key = f"{frame.width}x{frame.height}"
         report.resolutions[key] = report.resolutions.get(key, 0) + 1
         now = report.ms()

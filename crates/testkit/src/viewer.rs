@@ -54,6 +54,8 @@ pub struct VideoReport {
     pub first_frame_ms: Option<f64>,
     pub last_frame_ms: Option<f64>,
     pub tracks: Vec<serde_json::Value>,
+    /// Frames decoded in each whole second since the viewer started ("0", "1", …).
+    pub frames_per_second: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
