@@ -7,7 +7,6 @@
 #[allow(dead_code)]
 mod app;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -15,67 +14,12 @@ use egui::{Key, Role, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use streamit_api::client::Client;
-use streamit_api::{RegisterRequest, Role as UserRole};
 use streamit_session::{SessionConfig, SessionHandle, StreamState};
-use streamit_testkit::{
-    Backend, BackendOptions, Grants, LiveKit, LiveKitOptions, Viewer, ViewerOptions,
-};
+use streamit_testkit::{Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
 use app::{App, Screen};
 
-/// The backend binary next to this test's target dir, built on demand.
-fn server_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("target dir of the test binary")?
-        .to_path_buf();
-    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cargo build -p streamit-server")?;
-        ensure!(status.success(), "building streamit-server failed");
-    }
-    Ok(bin)
-}
-
-/// LiveKit with its webhooks pointed at the backend (viewer counts and peaks come from them).
-fn start_stack() -> Result<(LiveKit, Backend)> {
-    let port = streamit_testkit::free_tcp_port()?;
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })?;
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(server_bin()?),
-        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })?;
-    Ok((lk, backend))
-}
-
-const PASSWORD: &str = "correct horse battery";
-
-async fn register_creator(backend: &Backend, username: &str) -> Result<String> {
-    let auth = Client::new(backend.url())
-        .register(&RegisterRequest {
-            username: username.into(),
-            password: PASSWORD.into(),
-            display_name: Some(format!("{username} (GUI)")),
-            role: Some(UserRole::Creator),
-        })
-        .await?;
-    Ok(auth.user.id)
-}
+const PASSWORD: &str = TEST_PASSWORD;
 
 fn harness<'a>(
     session: &SessionHandle,
@@ -155,9 +99,9 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (lk, backend) = start_stack()?;
-    let user_id = rt.block_on(register_creator(&backend, "gui_creator"))?;
-    backend.cli(&["user", "approve", "gui_creator"])?;
+    let stack = Stack::start()?;
+    let (lk, backend) = (&stack.livekit, &stack.backend);
+    let user_id = rt.block_on(stack.creator("gui_creator", true))?.user.id;
 
     // The synthetic pattern and tone stand in for camera and microphone (the defaults).
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
@@ -436,8 +380,7 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     rt.block_on(session.request(streamit_session::Command::Shutdown))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(h);
-    drop(backend);
-    drop(lk);
+    drop(stack);
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
@@ -474,9 +417,9 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (mut lk, backend) = start_stack()?;
-    rt.block_on(register_creator(&backend, "gui_reconnect"))?;
-    backend.cli(&["user", "approve", "gui_reconnect"])?;
+    let mut stack = Stack::start()?;
+    rt.block_on(stack.creator("gui_reconnect", true))?;
+    let (lk, backend) = (&mut stack.livekit, &stack.backend);
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
     let mut h = harness(&session, &rt, backend.url());
     log_in_and_go_live(&mut h, "gui_reconnect", "Reconnect drill", false)?;
@@ -525,8 +468,7 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
     rt.block_on(session.request(streamit_session::Command::Shutdown))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(h);
-    drop(backend);
-    drop(lk);
+    drop(stack);
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
@@ -537,10 +479,10 @@ fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() ->
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (lk, backend) = start_stack()?;
-    rt.block_on(register_creator(&backend, "gui_waiting"))?;
-    rt.block_on(register_creator(&backend, "gui_no_camera"))?;
-    backend.cli(&["user", "approve", "gui_no_camera"])?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    rt.block_on(stack.creator("gui_waiting", false))?;
+    rt.block_on(stack.creator("gui_no_camera", true))?;
 
     // Not approved yet.
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
@@ -600,8 +542,7 @@ fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() ->
     rt.block_on(session.request(streamit_session::Command::Shutdown))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(h);
-    drop(backend);
-    drop(lk);
+    drop(stack);
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }

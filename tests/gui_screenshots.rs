@@ -16,32 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use streamit_api::client::Client;
 use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
-use streamit_testkit::{
-    Backend, BackendOptions, Grants, LiveKit, LiveKitOptions, Viewer, ViewerOptions,
-};
-
-fn server_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("target dir of the test binary")?
-        .to_path_buf();
-    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cargo build -p streamit-server")?;
-        ensure!(status.success(), "building streamit-server failed");
-    }
-    Ok(bin)
-}
+use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
 
 /// Kills (by pid) and reaps a child when dropped.
 struct Reaped(Child);
@@ -155,17 +130,8 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let port = streamit_testkit::free_tcp_port()?;
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })?;
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(server_bin()?),
-        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })?;
+    let stack = Stack::start()?;
+    let (lk, backend) = (&stack.livekit, &stack.backend);
     let user = "maya";
     let api = Client::new(backend.url());
     let (token, user_id) = rt.block_on(async {
