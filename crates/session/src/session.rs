@@ -608,9 +608,18 @@ impl Task {
     ) -> Result<Live> {
         let timeout = self.config.connect_timeout;
         let secs = timeout.as_secs();
+        // The transport queues video per track, all simulcast layers together: give each
+        // layer the configured depth.
+        let mut publish = self.config.publish.clone();
+        let n_layers = self
+            .video
+            .as_ref()
+            .map(|v| v.layers(self.config.simulcast).len())
+            .unwrap_or(1);
+        publish.video_queue = publish.video_queue.max(1) * n_layers.max(1);
         let (handle, mut events) = tokio::time::timeout(
             timeout,
-            lk::Publisher::connect(&grant.ws_url, &grant.token, self.config.publish.clone()),
+            lk::Publisher::connect(&grant.ws_url, &grant.token, publish),
         )
         .await
         .map_err(|_| SessionError::ConnectTimeout(secs))??;
