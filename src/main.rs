@@ -1,9 +1,7 @@
 //! StreamIt Studio: the desktop broadcasting studio and its headless QA command line.
 
-mod app;
-mod cli;
-
 use clap::Parser;
+use streamit_studio::{app, cli};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

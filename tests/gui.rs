@@ -3,10 +3,6 @@
 //! setup, go live, see a viewer arrive, chat both ways, mute, edit the title, end, read the
 //! summary, start over.
 
-#[path = "../src/app/mod.rs"]
-#[allow(dead_code)]
-mod app;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -17,7 +13,7 @@ use streamit_api::client::Client;
 use streamit_session::{SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::{Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
-use app::{App, Screen};
+use streamit_studio::app::{self, App, Screen};
 
 const PASSWORD: &str = TEST_PASSWORD;
 
