@@ -1,71 +1,13 @@
 //! End to end: `streamit-studio publish` against the real backend binary and a real LiveKit
 //! server (webhooks pointed at the backend), watched by the official Python SDK viewer.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
-use streamit_api::{RegisterRequest, Role, ViewerTokenRequest};
-use streamit_testkit::{Backend, BackendOptions, LiveKit, LiveKitOptions, Viewer, ViewerOptions};
-
-/// The backend binary next to this test's target dir, built on demand (this package's tests
-/// do not make cargo build another package's binary).
-fn server_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("target dir of the test binary")?
-        .to_path_buf();
-    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cargo build -p streamit-server")?;
-        ensure!(status.success(), "building streamit-server failed");
-    }
-    Ok(bin)
-}
-
-/// LiveKit with its webhooks pointed at a backend on a port reserved up front.
-fn start_stack() -> Result<(LiveKit, Backend)> {
-    let port = streamit_testkit::free_tcp_port()?;
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })?;
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(server_bin()?),
-        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })?;
-    Ok((lk, backend))
-}
-
-async fn creator(backend: &Backend, username: &str, approve: bool) -> Result<(Client, String)> {
-    let api = Client::new(backend.url());
-    let auth = api
-        .register(&RegisterRequest {
-            username: username.into(),
-            password: "correct horse battery".into(),
-            display_name: Some(format!("{username} (QA)")),
-            role: Some(Role::Creator),
-        })
-        .await?;
-    if approve {
-        backend.cli(&["user", "approve", username])?;
-    }
-    Ok((api.with_token(auth.token), auth.user.id))
-}
+use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
 fn studio() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
@@ -81,8 +23,10 @@ fn studio() -> tokio::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend() -> Result<()> {
-    let (lk, backend) = start_stack()?;
-    let (_api, user_id) = creator(&backend, "qa_publisher", true).await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let lk = &stack.livekit;
+    let user_id = stack.creator("qa_publisher", true).await?.user.id;
 
     let child = studio()
         .args([
@@ -92,7 +36,7 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
             "--username",
             "qa_publisher",
             "--password",
-            "correct horse battery",
+            TEST_PASSWORD,
             "--title",
             "QA end to end",
             "--source",
@@ -265,8 +209,9 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unapproved_creator_is_refused_with_the_auth_exit_code() -> Result<()> {
-    let (_lk, backend) = start_stack()?;
-    creator(&backend, "qa_unapproved", false).await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    stack.creator("qa_unapproved", false).await?;
     let out = studio()
         .args([
             "publish",
@@ -275,7 +220,7 @@ async fn an_unapproved_creator_is_refused_with_the_auth_exit_code() -> Result<()
             "--username",
             "qa_unapproved",
             "--password",
-            "correct horse battery",
+            TEST_PASSWORD,
             "--title",
             "never",
             "--duration",
@@ -294,8 +239,9 @@ async fn an_unapproved_creator_is_refused_with_the_auth_exit_code() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() -> Result<()> {
-    let (_lk, backend) = start_stack()?;
-    creator(&backend, "qa_wrongpw", true).await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    stack.creator("qa_wrongpw", true).await?;
     let out = studio()
         .args([
             "publish",
@@ -341,8 +287,10 @@ async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> {
-    let (lk, backend) = start_stack()?;
-    let (_api, user_id) = creator(&backend, "qa_simulcast", true).await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let lk = &stack.livekit;
+    let user_id = stack.creator("qa_simulcast", true).await?.user.id;
     let child = studio()
         .args([
             "publish",
@@ -351,7 +299,7 @@ async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> 
             "--username",
             "qa_simulcast",
             "--password",
-            "correct horse battery",
+            TEST_PASSWORD,
             "--codec",
             "vp8",
             "--simulcast",

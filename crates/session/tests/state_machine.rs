@@ -2,72 +2,18 @@
 //! the happy path with every transition, and the failure paths (backend refuses, LiveKit
 //! unreachable, media file missing, stale token, LiveKit dies mid-stream).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
-use streamit_api::{RegisterRequest, Role, ViewerTokenRequest};
 use streamit_session::{
     Command, ErrorKind, SessionConfig, SessionHandle, SessionState, StreamSetup, StreamState,
     VideoSourceSpec,
 };
-use streamit_testkit::{Backend, BackendOptions, LiveKit, LiveKitOptions, Viewer, ViewerOptions};
+use streamit_testkit::{Backend, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
-const PASSWORD: &str = "correct horse battery";
-
-fn server_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("target dir of the test binary")?
-        .to_path_buf();
-    let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .context("cargo build -p streamit-server")?;
-        ensure!(status.success(), "building streamit-server failed");
-    }
-    Ok(bin)
-}
-
-fn start_stack() -> Result<(LiveKit, Backend)> {
-    let port = streamit_testkit::free_tcp_port()?;
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })?;
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(server_bin()?),
-        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })?;
-    Ok((lk, backend))
-}
-
-async fn register(backend: &Backend, username: &str, approve: bool) -> Result<String> {
-    let auth = Client::new(backend.url())
-        .register(&RegisterRequest {
-            username: username.into(),
-            password: PASSWORD.into(),
-            display_name: None,
-            role: Some(Role::Creator),
-        })
-        .await?;
-    if approve {
-        backend.cli(&["user", "approve", username])?;
-    }
-    Ok(auth.user.id)
-}
+const PASSWORD: &str = TEST_PASSWORD;
 
 async fn logged_in_session(backend: &Backend, username: &str) -> Result<SessionHandle> {
     let mut config = SessionConfig::new(backend.url());
@@ -124,9 +70,10 @@ async fn is_live(backend: &Backend, username: &str) -> Result<bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
-    let (_lk, backend) = start_stack()?;
-    let user_id = register(&backend, "sm_happy", true).await?;
-    let s = logged_in_session(&backend, "sm_happy").await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let user_id = stack.creator("sm_happy", true).await?.user.id;
+    let s = logged_in_session(backend, "sm_happy").await?;
     let st = s.state();
     ensure!(
         st.account
@@ -166,7 +113,7 @@ async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
     s.request(Command::GoLive).await?;
     ensure!(s.state().stream_state == StreamState::Live);
     ensure!(s.state().session_id.is_some());
-    ensure!(is_live(&backend, "sm_happy").await?);
+    ensure!(is_live(backend, "sm_happy").await?);
 
     let grant = Client::new(backend.url())
         .viewer_token(&ViewerTokenRequest {
@@ -236,7 +183,7 @@ async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
     let backend_summary = summary.backend.context("backend summary")?;
     ensure!(backend_summary.chat_messages == 2, "{backend_summary:?}");
     ensure!(summary.peak_viewers == 1 && summary.chat_messages == 2);
-    ensure!(!is_live(&backend, "sm_happy").await?);
+    ensure!(!is_live(backend, "sm_happy").await?);
 
     s.request(Command::Reset).await?;
     ensure!(s.state().stream_state == StreamState::Idle && s.state().summary.is_none());
@@ -260,9 +207,10 @@ async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_and_unreachable_livekit_fail_with_clear_reasons() -> Result<()> {
-    let (mut lk, backend) = start_stack()?;
-    register(&backend, "sm_pending", false).await?;
-    register(&backend, "sm_ready", true).await?;
+    let mut stack = Stack::start()?;
+    stack.creator("sm_pending", false).await?;
+    stack.creator("sm_ready", true).await?;
+    let (lk, backend) = (&mut stack.livekit, &stack.backend);
 
     // Backend refuses: creator not approved → Failed, an auth error, nothing live.
     let s = SessionHandle::spawn(SessionConfig::new(backend.url()));
@@ -285,7 +233,7 @@ async fn refusals_and_unreachable_livekit_fail_with_clear_reasons() -> Result<()
     s.request(Command::Shutdown).await?;
 
     // A missing media file is a device error before the backend is touched.
-    let s = logged_in_session(&backend, "sm_ready").await?;
+    let s = logged_in_session(backend, "sm_ready").await?;
     s.request(Command::SelectVideoSource(VideoSourceSpec::Y4m(
         "/nonexistent/clip.y4m".into(),
     )))
@@ -297,7 +245,7 @@ async fn refusals_and_unreachable_livekit_fail_with_clear_reasons() -> Result<()
         .context("go-live allowed")?;
     ensure!(e.kind == ErrorKind::Device, "{e:?}");
     ensure!(e.message.contains("clip.y4m"), "{}", e.message);
-    ensure!(!is_live(&backend, "sm_ready").await?);
+    ensure!(!is_live(backend, "sm_ready").await?);
     s.request(Command::SelectVideoSource(VideoSourceSpec::default()))
         .await?;
 
@@ -315,7 +263,7 @@ async fn refusals_and_unreachable_livekit_fail_with_clear_reasons() -> Result<()
         anyhow::bail!("state {:?}", st.stream_state);
     };
     ensure!(reason.contains("LiveKit"), "reason: {reason}");
-    ensure!(!is_live(&backend, "sm_ready").await?);
+    ensure!(!is_live(backend, "sm_ready").await?);
     s.request(Command::Shutdown).await?;
 
     // A stale token: an auth error and the login screen.
@@ -333,9 +281,10 @@ async fn refusals_and_unreachable_livekit_fail_with_clear_reasons() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livekit_dying_mid_stream_leaves_live_and_the_backend_is_told() -> Result<()> {
-    let (mut lk, backend) = start_stack()?;
-    register(&backend, "sm_crash", true).await?;
-    let s = logged_in_session(&backend, "sm_crash").await?;
+    let mut stack = Stack::start()?;
+    stack.creator("sm_crash", true).await?;
+    let (lk, backend) = (&mut stack.livekit, &stack.backend);
+    let s = logged_in_session(backend, "sm_crash").await?;
     s.request(Command::GoLive).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     lk.kill();
@@ -358,15 +307,16 @@ async fn livekit_dying_mid_stream_leaves_live_and_the_backend_is_told() -> Resul
     })
     .await?;
     ensure!(st.summary.is_some(), "no summary after a failure");
-    ensure!(!is_live(&backend, "sm_crash").await?);
+    ensure!(!is_live(backend, "sm_crash").await?);
     s.request(Command::Shutdown).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_lost_mid_stream_fails_as_a_device_error_and_ends_the_stream() -> Result<()> {
-    let (_lk, backend) = start_stack()?;
-    register(&backend, "sm_device", true).await?;
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    stack.creator("sm_device", true).await?;
     let dir = tempfile::tempdir()?;
     let clip = dir.path().join("clip.y4m");
     let frames = (0..30)
@@ -381,13 +331,13 @@ async fn a_source_lost_mid_stream_fails_as_a_device_error_and_ends_the_stream() 
         .collect::<Result<Vec<_>, _>>()?;
     streamit_media::source::write_y4m(&clip, &frames, 30)?;
 
-    let s = logged_in_session(&backend, "sm_device").await?;
+    let s = logged_in_session(backend, "sm_device").await?;
     s.request(Command::SelectVideoSource(VideoSourceSpec::Y4m(
         clip.clone(),
     )))
     .await?;
     s.request(Command::GoLive).await?;
-    ensure!(is_live(&backend, "sm_device").await?);
+    ensure!(is_live(backend, "sm_device").await?);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     ensure!(s.state().health.frames_sent > 0, "{:?}", s.state().health);
 
@@ -403,7 +353,7 @@ async fn a_source_lost_mid_stream_fails_as_a_device_error_and_ends_the_stream() 
     let err = st.last_error().context("no error shown")?;
     ensure!(err.kind == ErrorKind::Device, "{err:?}");
     ensure!(st.summary.is_some());
-    ensure!(!is_live(&backend, "sm_device").await?);
+    ensure!(!is_live(backend, "sm_device").await?);
     s.request(Command::Shutdown).await?;
     Ok(())
 }
