@@ -199,6 +199,10 @@ pub struct Participant {
     next_stats: Option<Instant>,
     egress: HashMap<(Mid, Option<Rid>), EgressAcc>,
     bwe: Option<Bitrate>,
+    /// Last estimate announced as [`PublisherEvent::TargetBitrate`].
+    bwe_emitted: Option<Bitrate>,
+    /// Desired bitrate last handed to str0m's BWE (it probes up towards it).
+    bwe_desired: Option<Bitrate>,
     peer_rtt: Option<Duration>,
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
@@ -238,6 +242,8 @@ impl Participant {
             next_stats: None,
             egress: HashMap::new(),
             bwe: None,
+            bwe_emitted: None,
+            bwe_desired: None,
             peer_rtt: None,
             quality: None,
             frames_sent: 0,
@@ -337,6 +343,7 @@ impl Participant {
         self.reliable_open = false;
         self.lossy_open = false;
         self.publisher = Some(rtc);
+        self.bwe_desired = None;
         self.pending_offer = None;
         if let Some((offer, pending)) = applied {
             self.send_offer(offer, pending);
@@ -1212,7 +1219,49 @@ impl Participant {
     }
 
     /// Drain both peer connections until they only wait for time.
+    /// What the published, unmuted tracks would like to send: audio at
+    /// [`AUDIO_DESIRED_BPS`], video at the nominal bitrate of each layer someone
+    /// watches (single layers without one: [`nominal_video_bps`]).
+    fn desired_bitrate(&self) -> Bitrate {
+        let mut sum = 0;
+        for t in self.tracks.iter().filter(|t| t.sid.is_some() && !t.muted) {
+            if t.video_codec.is_none() {
+                sum += AUDIO_DESIRED_BPS;
+                continue;
+            }
+            for l in &t.layers {
+                if let Some(w) = &t.wanted
+                    && t.layers.len() > 1
+                    && !w.contains(&l.quality)
+                {
+                    continue;
+                }
+                sum += if l.bitrate.0 > 0 {
+                    l.bitrate.0
+                } else {
+                    nominal_video_bps(l.width, l.height)
+                };
+            }
+        }
+        Bitrate(sum)
+    }
+
+    /// Tells str0m's BWE what we would like to send, so it probes for it.
+    fn apply_desired_bitrate(&mut self) {
+        let desired = self.desired_bitrate();
+        if desired.0 == 0 || self.bwe_desired == Some(desired) {
+            return;
+        }
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        rtc.bwe()
+            .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(desired));
+        self.bwe_desired = Some(desired);
+    }
+
     fn drive(&mut self, now: Instant) {
+        self.apply_desired_bitrate();
         for _round in 0..64 {
             let mut events = Vec::new();
             for pc in [PcKind::Publisher, PcKind::Subscriber] {
@@ -1299,8 +1348,9 @@ impl Participant {
                     _ => return,
                 };
                 let est = Bitrate(est.as_u64());
-                if self.bwe != Some(est) {
-                    self.bwe = Some(est);
+                self.bwe = Some(est);
+                if target_bitrate_moved(self.bwe_emitted, est) {
+                    self.bwe_emitted = Some(est);
                     self.emit(PublisherEvent::TargetBitrate(est));
                 }
             }
@@ -1421,6 +1471,25 @@ impl Participant {
             connection_quality: self.quality,
         };
         self.emit(PublisherEvent::Stats(snap));
+    }
+}
+
+/// What an Opus track asks of the bandwidth estimator.
+const AUDIO_DESIRED_BPS: u64 = 64_000;
+
+/// Nominal bitrate of a video layer announced without one: 0.1 bit per pixel at
+/// 30 fps (640×360 ≈ 0.7 Mbit/s, 1280×720 ≈ 2.8 Mbit/s).
+fn nominal_video_bps(width: u32, height: u32) -> u64 {
+    u64::from(width) * u64::from(height) * 3
+}
+
+/// Whether a new egress estimate is worth a [`PublisherEvent::TargetBitrate`]:
+/// the first one, or one that moved by at least 5 % from the last announced (the
+/// estimate wiggles on every TWCC feedback; encoders need no finer steps).
+fn target_bitrate_moved(last: Option<Bitrate>, estimate: Bitrate) -> bool {
+    match last {
+        None => true,
+        Some(last) => estimate.0.abs_diff(last.0) * 20 >= last.0.max(1),
     }
 }
 
@@ -1791,6 +1860,67 @@ mod tests {
         );
         h.core.set_muted(&cid, false);
         assert!(h.core.write_video(&cid, &frame, h.now));
+    }
+
+    #[test]
+    fn target_bitrate_is_announced_first_then_on_5_percent_moves() {
+        let mut h = Harness::new();
+        h.connected();
+        while h.core.poll_output().is_some() {}
+        let mut announced = Vec::new();
+        for kbps in [1000, 1020, 1049, 1100, 1060, 1000, 2500] {
+            h.core.handle_rtc_event(
+                PcKind::Publisher,
+                Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                    estimate: str0m::bwe::Bitrate::kbps(kbps),
+                    can_probe: true,
+                }),
+                h.now,
+            );
+            while let Some(o) = h.core.poll_output() {
+                if let CoreOutput::Event(PublisherEvent::TargetBitrate(b)) = o {
+                    announced.push(b.0 / 1000);
+                }
+            }
+            // Stats always carry the latest estimate.
+            assert_eq!(h.core.bwe, Some(Bitrate::from_kbps(kbps)));
+        }
+        assert_eq!(announced, vec![1000, 1100, 1000, 2500]);
+        assert!(!target_bitrate_moved(Some(Bitrate(0)), Bitrate(0)));
+        assert!(target_bitrate_moved(Some(Bitrate(0)), Bitrate(1)));
+    }
+
+    #[test]
+    fn desired_bitrate_is_the_watched_layers_plus_audio() {
+        let mut h = Harness::new();
+        h.connected();
+        let opts = VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
+            .with_default_simulcast(Bitrate::from_kbps(2000));
+        let _cid = h.publish(&opts);
+        h.pump(10);
+        assert_eq!(
+            h.core.desired_bitrate(),
+            Bitrate(200_000 + 666_666 + 2_000_000)
+        );
+        assert_eq!(h.core.bwe_desired, Some(h.core.desired_bitrate()));
+        h.core.handle_signal(
+            Resp::SubscribedQualityUpdate(proto::SubscribedQualityUpdate {
+                track_sid: "TR_1".into(),
+                subscribed_codecs: vec![proto::SubscribedCodec {
+                    codec: "vp8".into(),
+                    qualities: vec![proto::SubscribedQuality {
+                        quality: proto::VideoQuality::Low as i32,
+                        enabled: true,
+                    }],
+                }],
+                ..Default::default()
+            }),
+            h.now,
+        );
+        h.pump(10);
+        assert_eq!(h.core.bwe_desired, Some(Bitrate(200_000)));
+        // A single layer without a nominal bitrate: 0.1 bit/pixel at 30 fps.
+        assert_eq!(nominal_video_bps(640, 360), 691_200);
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, Viewer};
+use common::{Server, spawn_viewer};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
 use streamit_media::encode::{VideoEncoderConfig, new_video_encoder};
@@ -52,7 +52,7 @@ async fn bench_720p30_h264_publish() -> anyhow::Result<()> {
     )?;
     let mut opus = streamit_media::encode::OpusEncoder::new(1, 32_000)?;
     let viewer_token = server.token("viewer1", "room", false)?;
-    let viewer = Viewer::spawn(&server.ws_url(), &viewer_token, secs as f64 + 4.0, &[])?;
+    let viewer = spawn_viewer(&server.ws_url(), &viewer_token, secs as f64 + 4.0)?;
 
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
@@ -115,13 +115,13 @@ async fn bench_720p30_h264_publish() -> anyhow::Result<()> {
     let report = viewer.report().await?;
     handle.leave().await?;
     println!(
-        "BENCH rust/str0m 720p30 H.264 {secs}s: process CPU {cpu:.1} s (encoders {:.1} s, so publish path ~{:.1} s), peak RSS {:.0} MB, frames {} sent / {} decoded, viewer first frame {} s after viewer start, wall {:?}",
+        "BENCH rust/str0m 720p30 H.264 {secs}s: process CPU {cpu:.1} s (encoders {:.1} s, so publish path ~{:.1} s), peak RSS {:.0} MB, frames {} sent / {} decoded, viewer first frame {:?} ms after viewer start, wall {:?}",
         encode_time.as_secs_f64(),
         cpu - encode_time.as_secs_f64(),
         peak_rss_mb(),
         frame_no,
-        report["video_frames"],
-        report["first_frame_s"],
+        report.video.frames,
+        report.video.first_frame_ms,
         t0.elapsed()
     );
     Ok(())
@@ -149,7 +149,7 @@ async fn bench_720p30_h264_python_sdk_anchor() -> anyhow::Result<()> {
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let viewer = Viewer::spawn(&server.ws_url(), &viewer_token, secs as f64 + 6.0, &[])?;
+    let viewer = spawn_viewer(&server.ws_url(), &viewer_token, secs as f64 + 6.0)?;
     let out = publisher.wait_with_output().await?;
     let line = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -158,8 +158,8 @@ async fn bench_720p30_h264_python_sdk_anchor() -> anyhow::Result<()> {
         .to_string();
     let report = viewer.report().await?;
     println!(
-        "BENCH python-sdk 720p30 H.264 {secs}s: publisher {line}; viewer decoded {} first frame {} s",
-        report["video_frames"], report["first_frame_s"]
+        "BENCH python-sdk 720p30 H.264 {secs}s: publisher {line}; viewer decoded {} first frame {:?} ms",
+        report.video.frames, report.video.first_frame_ms
     );
     Ok(())
 }

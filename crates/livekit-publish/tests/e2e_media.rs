@@ -7,11 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, Viewer};
+use common::{Server, viewer_options};
 use streamit_livekit_publish::*;
 use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use streamit_media::{AudioFrame, AudioSamples, MediaTime};
+use streamit_testkit::{Viewer, ViewerReport};
 use tokio::sync::mpsc::Receiver;
 
 fn init_tracing() {
@@ -59,12 +60,17 @@ struct Run {
     seconds: u64,
     /// (at second, muted)
     mute_schedule: Vec<(u64, bool)>,
-    viewer_args: Vec<String>,
+    /// Simulcast layer the viewer asks for.
+    quality: Option<&'static str>,
+    /// Chat the viewer sends.
+    viewer_chat: Option<&'static str>,
     chat_to_viewer: Option<String>,
+    /// Where the bandwidth estimate starts (default: the crate's 1.5 Mbit/s).
+    initial_bitrate: Option<Bitrate>,
 }
 
 struct Outcome {
-    report: serde_json::Value,
+    report: ViewerReport,
     sent: u64,
     chats: Vec<PublisherEvent>,
     connect_time: Duration,
@@ -74,8 +80,11 @@ struct Outcome {
 async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
     let token = server.token("creator", "room", true)?;
     let t0 = Instant::now();
-    let (handle, mut events) =
-        Publisher::connect(&server.ws_url(), &token, PublishOptions::default()).await?;
+    let mut popts = PublishOptions::default();
+    if let Some(b) = r.initial_bitrate {
+        popts.initial_bitrate = b;
+    }
+    let (handle, mut events) = Publisher::connect(&server.ws_url(), &token, popts).await?;
     let mut all = wait_for(&mut events, Duration::from_secs(10), |e| {
         matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
     })
@@ -84,13 +93,13 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
 
     // The viewer joins first, so every frame sent can be decoded.
     let viewer_token = server.token("viewer1", "room", false)?;
-    let args: Vec<&str> = r.viewer_args.iter().map(String::as_str).collect();
-    let viewer = Viewer::spawn(
-        &server.ws_url(),
-        &viewer_token,
-        r.seconds as f64 + 6.0,
-        &args,
-    )?;
+    let mut vo = viewer_options(&server.ws_url(), &viewer_token, r.seconds as f64 + 6.0);
+    vo.quality = r.quality.map(str::to_string);
+    vo.send_chat = r.viewer_chat.iter().map(|c| c.to_string()).collect();
+    // viewer.py counts "all chat sent" as an until-condition and would leave right
+    // after its chat; an unreachable frame count keeps it for the whole duration.
+    vo.until_frames = Some(u32::MAX);
+    let viewer = Viewer::spawn(vo)?;
     all.extend(
         wait_for(&mut events, Duration::from_secs(20), |e| {
             matches!(e, PublisherEvent::ParticipantJoined(_))
@@ -248,19 +257,12 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
     })
 }
 
-fn decoded(report: &serde_json::Value) -> u64 {
-    report["video_frames"].as_u64().unwrap_or(0)
+fn decoded(report: &ViewerReport) -> u64 {
+    report.video.frames
 }
 
-fn resolutions(report: &serde_json::Value) -> HashMap<String, u64> {
-    report["resolutions"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default()
+fn resolutions(report: &ViewerReport) -> HashMap<String, u64> {
+    report.video.resolutions.clone().into_iter().collect()
 }
 
 /// `min_percent`: share of sent frames the viewer must decode.
@@ -276,19 +278,23 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
             simulcast: false,
             seconds: 10,
             mute_schedule: Vec::new(),
-            viewer_args: vec!["--send-chat".into(), "hello from python".into()],
+            quality: None,
+            viewer_chat: Some("hello from python"),
             chat_to_viewer: Some("hello from rust".into()),
+            // Below what the track wants (640x360 ≈ 0.7 Mbit/s + audio), so str0m
+            // probes and the estimate has to move up.
+            initial_bitrate: Some(Bitrate::from_kbps(300)),
         },
     )
     .await?;
     let dec = decoded(&out.report);
     println!(
-        "{codec:?}: connect {:?}, sent {}, decoded {} ({:.1} %), report {}",
+        "{codec:?}: connect {:?}, sent {}, decoded {} ({:.1} %), video {:?}",
         out.connect_time,
         out.sent,
         dec,
         dec as f64 * 100.0 / out.sent.max(1) as f64,
-        out.report
+        out.report.video
     );
     if let Some(PublisherEvent::Stats(s)) = out
         .all_events
@@ -298,6 +304,21 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
     {
         println!("last stats: {s:?}");
     }
+    // The bandwidth estimate follows str0m's TWCC estimate: it starts at 300 kbit/s
+    // and probing towards the desired bitrate moves it up on loopback.
+    let targets: Vec<u64> = out
+        .all_events
+        .iter()
+        .filter_map(|e| match e {
+            PublisherEvent::TargetBitrate(b) => Some(b.bps() / 1000),
+            _ => None,
+        })
+        .collect();
+    println!("{codec:?}: TargetBitrate trajectory (kbit/s): {targets:?}");
+    assert!(
+        targets.iter().any(|&k| k >= 450),
+        "the estimate moved above its 300 kbit/s start: {targets:?}"
+    );
     assert!(
         dec * 100 >= out.sent * min_percent,
         "viewer decoded {dec} of {} frames",
@@ -307,10 +328,7 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
         resolutions(&out.report).keys().cloned().collect::<Vec<_>>(),
         vec!["640x360".to_string()]
     );
-    assert!(
-        out.report["audio_frames"].as_u64().unwrap_or(0) > 100,
-        "viewer received audio"
-    );
+    assert!(out.report.audio.frames > 100, "viewer received audio");
     // Chat both ways.
     assert!(
         out.chats.iter().chain(&out.all_events).any(
@@ -320,10 +338,10 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
         "chat from the viewer: {:?}",
         out.all_events
     );
-    let chat = out.report["chat"].as_array().cloned().unwrap_or_default();
+    let chat = &out.report.chat_received;
     assert!(
         chat.iter()
-            .any(|c| c["from"] == "creator" && c["text"] == "hello from rust"),
+            .any(|c| c.from == "creator" && c.text == "hello from rust"),
         "{chat:?}"
     );
     // Stats arrive about once a second while publishing.
@@ -369,25 +387,27 @@ async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
             simulcast: false,
             seconds: 9,
             mute_schedule: vec![(3, true), (6, false)],
-            viewer_args: Vec::new(),
+            quality: None,
+            viewer_chat: None,
             chat_to_viewer: None,
+            initial_bitrate: None,
         },
     )
     .await?;
-    println!("mute report: {}", out.report);
-    let muted: Vec<bool> = out.report["mute_events"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|e| e["muted"].as_bool()).collect())
-        .unwrap_or_default();
+    println!("mute report: {:?}", out.report.mute_events);
+    let muted: Vec<bool> = out
+        .report
+        .mute_events
+        .iter()
+        .filter(|e| e.kind == "video")
+        .map(|e| e.muted)
+        .collect();
     assert!(
         muted.windows(2).any(|w| w == [true, false]),
         "mute then unmute: {muted:?}"
     );
     // Frames decoded in the last two seconds (after unmute).
-    let per_s = out.report["frames_per_s"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let per_s = &out.report.video.frames_per_second;
     let max_sec = per_s
         .keys()
         .filter_map(|k| k.parse::<u64>().ok())
@@ -396,13 +416,17 @@ async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
     let late: u64 = per_s
         .iter()
         .filter(|(k, _)| k.parse::<u64>().is_ok_and(|s| s + 2 >= max_sec))
-        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .map(|(_, v)| *v)
         .sum();
     assert!(late > 20, "frames resume after unmute: {per_s:?}");
     Ok(())
 }
 
-async fn simulcast_viewer_gets(codec: VideoCodec, quality: &str, want: &str) -> anyhow::Result<()> {
+async fn simulcast_viewer_gets(
+    codec: VideoCodec,
+    quality: &'static str,
+    want: &str,
+) -> anyhow::Result<()> {
     init_tracing();
     let server = Server::start()?;
     let out = run(
@@ -414,8 +438,10 @@ async fn simulcast_viewer_gets(codec: VideoCodec, quality: &str, want: &str) -> 
             simulcast: true,
             seconds: 8,
             mute_schedule: Vec::new(),
-            viewer_args: vec!["--quality".into(), quality.into()],
+            quality: Some(quality),
+            viewer_chat: None,
             chat_to_viewer: None,
+            initial_bitrate: None,
         },
     )
     .await?;
@@ -426,8 +452,8 @@ async fn simulcast_viewer_gets(codec: VideoCodec, quality: &str, want: &str) -> 
         .filter(|e| matches!(e, PublisherEvent::LayersWanted { .. }))
         .collect();
     println!(
-        "simulcast {codec:?} {quality}: sent {} report {} layers {layers:?}",
-        out.sent, out.report
+        "simulcast {codec:?} {quality}: sent {} report {:?} layers {layers:?}",
+        out.sent, out.report.video
     );
     let total: u64 = res.values().sum();
     let at_want = res.get(want).copied().unwrap_or(0);

@@ -3,9 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use streamit_testkit::Grants;
 
 /// A real livekit-server from the workspace harness (`streamit-testkit`):
@@ -53,32 +52,19 @@ impl Server {
     }
 }
 
-/// A running Python viewer.
-pub struct Viewer {
-    child: tokio::process::Child,
+/// Options for the project's viewer (tests/viewer/viewer.py through
+/// `streamit_testkit::Viewer`) staying at most `seconds`.
+pub fn viewer_options(url: &str, token: &str, seconds: f64) -> streamit_testkit::ViewerOptions {
+    let mut o = streamit_testkit::ViewerOptions::new(url, token);
+    o.duration = std::time::Duration::from_secs_f64(seconds);
+    o
 }
 
-impl Viewer {
-    pub fn spawn(url: &str, token: &str, seconds: f64, extra: &[&str]) -> Result<Self> {
-        let py = python().context("no viewer venv with the livekit Python SDK")?;
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/mini_viewer.py");
-        let child = tokio::process::Command::new(py)
-            .arg(script)
-            .arg(url)
-            .arg(token)
-            .arg(seconds.to_string())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
-        Ok(Self { child })
-    }
-
-    pub async fn report(self) -> Result<serde_json::Value> {
-        let out = self.child.wait_with_output().await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().last().context("viewer printed nothing")?;
-        Ok(serde_json::from_str(line)?)
-    }
+/// Starts the project's viewer in the background.
+pub fn spawn_viewer(
+    url: &str,
+    token: &str,
+    seconds: f64,
+) -> Result<streamit_testkit::viewer::RunningViewer> {
+    streamit_testkit::Viewer::spawn(viewer_options(url, token, seconds))
 }
