@@ -19,6 +19,7 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
 # procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
 # xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd) and imagemagick (convert).
+# Packaging (packaging/check.sh): desktop-file-utils (desktop-file-validate).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
@@ -26,6 +27,7 @@ apt_packages=(
   xvfb xauth procps ca-certificates curl git
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
   x11-apps imagemagick
+  desktop-file-utils
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -45,6 +47,14 @@ fi
 for tool in cargo rustfmt cargo-clippy; do
   command -v "$tool" >/dev/null || { echo "error: $tool is missing (install Rust with rustup, components rustfmt and clippy)" >&2; exit 1; }
 done
+
+# --- cargo-deb (builds the .deb in packaging/check.sh; pinned) --------------------------------
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  log "installing cargo-deb $CARGO_DEB_VERSION (once)"
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --quiet
+else
+  log "cargo-deb $CARGO_DEB_VERSION present"
+fi
 
 # --- LiveKit server (built from the Go module, pinned) ---------------------------------------
 lk_dir="$cache/livekit-server-$LIVEKIT_SERVER_VERSION"

@@ -23,6 +23,13 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/streamit-test.
 status=${PIPESTATUS[0]}
 set -e
 
+# The .deb from the binary the tests just built, run from a scratch root (a few seconds).
+echo "== packaging"
+if ! packaging/check.sh; then
+  echo "FAIL: packaging (packaging/check.sh)" >&2
+  status=1
+fi
+
 echo "== leftover processes"
 if pgrep -a livekit-server; then
   echo "FAIL: a test left livekit-server running" >&2
