@@ -339,10 +339,29 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         "backend chat count {}",
         b.chat_messages
     );
+    // The studio's media figures, stored by the backend as reported, and
+    // shown from the backend's record.
+    let frames_sent = b.frames_sent.context("backend framesSent")?;
+    ensure!(
+        frames_sent > 0 && frames_sent == summary.frames_sent as i64,
+        "backend frames sent {frames_sent} vs the studio's {}",
+        summary.frames_sent
+    );
+    let average_bitrate = b.average_bitrate_bps.context("backend averageBitrateBps")?;
+    ensure!(
+        average_bitrate > 0 && average_bitrate == summary.average_bitrate_bps as i64,
+        "backend average bitrate {average_bitrate} vs the studio's {}",
+        summary.average_bitrate_bps
+    );
+    let frames_dropped = b.frames_dropped.context("backend framesDropped")?;
+    let reconnects = b.reconnects.context("backend reconnects")?;
     for label in [
         format!("Peak viewers: {}", b.peak_viewers),
         format!("Chat messages: {}", b.chat_messages),
-        format!("Frames dropped: {}", summary.frames_dropped),
+        format!("Frames dropped: {frames_dropped}"),
+        format!("Frames sent: {frames_sent}"),
+        format!("Reconnects: {reconnects}"),
+        format!("Average bitrate: {}", app::bitrate(average_bitrate as u64)),
     ] {
         ensure!(has_label(&h, &label), "summary row {label:?}");
     }

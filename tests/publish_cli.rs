@@ -194,6 +194,31 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
         summary["chatMessages"]
     );
     ensure!(summary["endReason"] == "end-stream", "{summary}");
+    // The studio's media figures, as the backend stored them.
+    let backend_frames_sent = summary["framesSent"].as_u64().unwrap_or(0);
+    ensure!(
+        backend_frames_sent > 0 && backend_frames_sent == frames_sent,
+        "backend framesSent {} vs the studio's {frames_sent}",
+        summary["framesSent"]
+    );
+    let studio_bitrate = report["averageBitrateBps"].as_u64().unwrap_or(0);
+    ensure!(
+        summary["averageBitrateBps"].as_u64() == Some(studio_bitrate) && studio_bitrate > 0,
+        "backend averageBitrateBps {} vs the studio's {studio_bitrate}",
+        summary["averageBitrateBps"]
+    );
+    ensure!(
+        summary["framesDropped"] == report["framesDropped"],
+        "backend framesDropped {} vs the studio's {}",
+        summary["framesDropped"],
+        report["framesDropped"]
+    );
+    ensure!(
+        summary["reconnects"] == report["reconnects"],
+        "backend reconnects {} vs the studio's {}",
+        summary["reconnects"],
+        report["reconnects"]
+    );
     ensure!(
         summary["peakViewers"] == 1,
         "backend peak viewers {} (webhooks)\nbackend log:\n{}",

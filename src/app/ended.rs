@@ -29,14 +29,23 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
     let chat = b
         .map(|b| b.chat_messages.max(0) as u64)
         .unwrap_or(s.chat_messages);
+    // Media figures: the backend stores what the studio reported; an older
+    // backend (or a failed report) has none, and then the studio's own show.
+    let backend_or = |f: fn(&streamit_api::StreamSession) -> Option<i64>, own: u64| {
+        b.and_then(f).map(|v| v.max(0) as u64).unwrap_or(own)
+    };
+    let frames_dropped = backend_or(|b| b.frames_dropped, s.frames_dropped);
+    let average_bitrate = backend_or(|b| b.average_bitrate_bps, s.average_bitrate_bps);
+    let frames_sent = backend_or(|b| b.frames_sent, s.frames_sent);
+    let reconnects = backend_or(|b| b.reconnects, u64::from(s.reconnects));
     let rows: Vec<(&str, String)> = vec![
         ("Duration", duration(secs)),
         ("Peak viewers", peak.to_string()),
         ("Chat messages", chat.to_string()),
-        ("Frames dropped", s.frames_dropped.to_string()),
-        ("Average bitrate", bitrate(s.average_bitrate_bps)),
-        ("Frames sent", s.frames_sent.to_string()),
-        ("Reconnects", s.reconnects.to_string()),
+        ("Frames dropped", frames_dropped.to_string()),
+        ("Average bitrate", bitrate(average_bitrate)),
+        ("Frames sent", frames_sent.to_string()),
+        ("Reconnects", reconnects.to_string()),
     ];
     ui.vertical_centered(|ui| {
         ui.add_space((ui.available_height() * 0.5 - 260.0).max(20.0));

@@ -12,6 +12,9 @@ pub mod preview;
 mod setup;
 pub mod theme;
 
+/// How the live and ended screens write a bitrate (tests read labels with it).
+pub use live::bitrate;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use egui::{RichText, Ui};

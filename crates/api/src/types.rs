@@ -217,17 +217,50 @@ pub struct StreamSession {
     pub current_viewers: i64,
     /// Chat messages, as reported by the studio.
     pub chat_messages: i64,
+    /// Video frames the studio sent (all layers), as reported by the studio;
+    /// `None` until it reports them.
+    #[serde(default)]
+    pub frames_sent: Option<i64>,
+    /// Video frames the studio dropped (queues full, encoder behind), as
+    /// reported by the studio; `None` until it reports them.
+    #[serde(default)]
+    pub frames_dropped: Option<i64>,
+    /// Average bitrate over the session in bits per second, as reported by
+    /// the studio; `None` until it reports it.
+    #[serde(default)]
+    pub average_bitrate_bps: Option<i64>,
+    /// Reconnects to LiveKit during the session, as reported by the studio;
+    /// `None` until it reports them.
+    #[serde(default)]
+    pub reconnects: Option<i64>,
     /// Why it ended: `end-stream`, `room-finished`, or `None` while live.
     pub end_reason: Option<String>,
 }
 
-/// `POST /api/stream/sessions/{id}/stats`: counts the studio saw itself.
+/// `POST /api/stream/sessions/{id}/stats`: figures the studio measured itself.
+///
+/// All are running totals for the session (the bitrate an average over it).
+/// The media figures are optional so that older studios, which send only
+/// `chatMessages`, keep working; a field left out leaves the stored value
+/// alone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionStatsReport {
-    /// Chat messages the studio saw in this session (a running total).
+    /// Chat messages the studio saw in this session (0..=1e9).
     pub chat_messages: i64,
+    /// Video frames sent, all layers (0..=1e12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_sent: Option<i64>,
+    /// Video frames dropped before sending (0..=1e12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_dropped: Option<i64>,
+    /// Average bitrate over the session, bits per second (0..=1e10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_bitrate_bps: Option<i64>,
+    /// Reconnects to LiveKit (0..=1e6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<i64>,
 }
 
 /// `POST /api/viewer/token`.

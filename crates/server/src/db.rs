@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
-use streamit_api::{Role, Stream, StreamSession, StreamUser, User};
+use streamit_api::{Role, SessionStatsReport, Stream, StreamSession, StreamUser, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -103,8 +103,8 @@ const STREAM_SELECT: &str = "SELECT s.id, s.title, s.description, s.thumbnail, s
                WHERE ss.stream_id = s.id AND ss.ended_at IS NULL), 0) AS viewer_count \
      FROM streams s JOIN users u ON u.id = s.user_id";
 
-const SESSION_COLS: &str =
-    "id, stream_id, started_at, ended_at, end_reason, peak_viewers, current_viewers, chat_messages";
+const SESSION_COLS: &str = "id, stream_id, started_at, ended_at, end_reason, peak_viewers, \
+     current_viewers, chat_messages, frames_sent, frames_dropped, average_bitrate_bps, reconnects";
 
 fn user_from_row(r: &AnyRow) -> DbResult<UserRow> {
     let role: String = r.try_get("role")?;
@@ -156,6 +156,10 @@ fn session_from_row(r: &AnyRow, now: i64) -> DbResult<StreamSession> {
         peak_viewers: r.try_get("peak_viewers")?,
         current_viewers: r.try_get("current_viewers")?,
         chat_messages: r.try_get("chat_messages")?,
+        frames_sent: r.try_get("frames_sent")?,
+        frames_dropped: r.try_get("frames_dropped")?,
+        average_bitrate_bps: r.try_get("average_bitrate_bps")?,
+        reconnects: r.try_get("reconnects")?,
         end_reason: r.try_get("end_reason")?,
     })
 }
@@ -598,21 +602,41 @@ impl Db {
         rows.iter().map(|r| session_from_row(r, now)).collect()
     }
 
-    /// The studio's chat count. Monotonic: a smaller (stale or reordered)
-    /// report never lowers the stored value.
-    pub async fn report_chat_messages(
+    /// The studio's own figures for a session: chat messages and the media
+    /// figures (frames sent/dropped, average bitrate, reconnects).
+    ///
+    /// Which source wins: viewer counts come only from LiveKit's webhooks
+    /// (never from here); chat and media figures come only from the studio.
+    /// Every figure is monotonic: a smaller (stale, reordered or repeated)
+    /// report never lowers the stored value, and a figure the report leaves
+    /// out (`None`) keeps what is stored.
+    pub async fn report_session_stats(
         &self,
         stream_id: &str,
         id: &str,
-        count: i64,
+        report: &SessionStatsReport,
     ) -> DbResult<Option<StreamSession>> {
         sqlx::query(
-            "UPDATE stream_sessions SET chat_messages = CASE WHEN chat_messages < $3 THEN $3 ELSE chat_messages END \
+            "UPDATE stream_sessions SET \
+             chat_messages = CASE WHEN chat_messages < $3 THEN $3 ELSE chat_messages END, \
+             frames_sent = CASE WHEN $4 IS NULL THEN frames_sent \
+                 WHEN frames_sent IS NULL OR frames_sent < $4 THEN $4 ELSE frames_sent END, \
+             frames_dropped = CASE WHEN $5 IS NULL THEN frames_dropped \
+                 WHEN frames_dropped IS NULL OR frames_dropped < $5 THEN $5 ELSE frames_dropped END, \
+             average_bitrate_bps = CASE WHEN $6 IS NULL THEN average_bitrate_bps \
+                 WHEN average_bitrate_bps IS NULL OR average_bitrate_bps < $6 THEN $6 \
+                 ELSE average_bitrate_bps END, \
+             reconnects = CASE WHEN $7 IS NULL THEN reconnects \
+                 WHEN reconnects IS NULL OR reconnects < $7 THEN $7 ELSE reconnects END \
              WHERE id = $1 AND stream_id = $2",
         )
         .bind(id)
         .bind(stream_id)
-        .bind(count)
+        .bind(report.chat_messages)
+        .bind(report.frames_sent)
+        .bind(report.frames_dropped)
+        .bind(report.average_bitrate_bps)
+        .bind(report.reconnects)
         .execute(&self.pool)
         .await?;
         self.session(stream_id, id).await

@@ -227,7 +227,7 @@ fn endpoints() -> Vec<Endpoint> {
         ep(
             Post,
             "/api/stream/sessions/{id}/stats",
-            "The studio's chat message count (monotonic)",
+            "The studio's figures: chat messages, frames sent/dropped, average bitrate, reconnects (each monotonic; media figures optional)",
             Creator,
             Some("SessionStatsReport"),
             One("StreamSession"),

@@ -425,25 +425,61 @@ pub async fn get_session(
     Ok(ok(StatusCode::OK, s))
 }
 
-/// The studio's own counts. Chat messages come only from here: LiveKit's
-/// webhooks do not report data packets, and the studio is in the room for
-/// the whole session. Viewer counts are *not* accepted from the studio: the
-/// webhook count is LiveKit's own and cannot be inflated by a client.
+/// Upper bounds of the studio's figures: far above any real session (a
+/// year at 60 fps on three layers is ~6e9 frames), low enough that a
+/// garbage value is refused instead of stored.
+const MAX_CHAT_MESSAGES: i64 = 1_000_000_000;
+const MAX_FRAMES: i64 = 1_000_000_000_000;
+const MAX_BITRATE_BPS: i64 = 10_000_000_000;
+const MAX_RECONNECTS: i64 = 1_000_000;
+
+/// Checks every figure of a stats report; the first one out of range is the
+/// error (422), and nothing is written.
+fn validate_stats(req: &SessionStatsReport) -> Result<(), AppError> {
+    let figures = [
+        ("chatMessages", Some(req.chat_messages), MAX_CHAT_MESSAGES),
+        ("framesSent", req.frames_sent, MAX_FRAMES),
+        ("framesDropped", req.frames_dropped, MAX_FRAMES),
+        (
+            "averageBitrateBps",
+            req.average_bitrate_bps,
+            MAX_BITRATE_BPS,
+        ),
+        ("reconnects", req.reconnects, MAX_RECONNECTS),
+    ];
+    for (name, value, max) in figures {
+        if let Some(v) = value
+            && !(0..=max).contains(&v)
+        {
+            return Err(AppError::unprocessable(format!(
+                "{name} must be between 0 and {max}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The studio's own figures for a session. Which source wins:
+/// - viewer counts (peak, current) come only from LiveKit's webhooks and are
+///   *not* accepted from the studio: the webhook count is LiveKit's own and
+///   cannot be inflated by a client;
+/// - chat messages and the media figures (frames sent/dropped, average
+///   bitrate, reconnects) come only from here: LiveKit's webhooks report
+///   neither data packets nor the publisher's encoder, and the studio is in
+///   the room for the whole session. They never decrease: a repeated or
+///   stale report with smaller values leaves the stored ones alone
+///   (`Db::report_session_stats`).
 pub async fn report_stats(
     State(state): State<AppState>,
     Creator(user): Creator,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<SessionStatsReport>,
 ) -> AppResult<Response> {
-    if !(0..=1_000_000_000).contains(&req.chat_messages) {
-        return Err(AppError::unprocessable(
-            "chatMessages must be between 0 and 1000000000",
-        ));
-    }
+    validate_stats(&req)?;
     let stream_id = my_stream_id(&state, &user).await?;
     let s = state
         .db
-        .report_chat_messages(&stream_id, &id, req.chat_messages)
+        .report_session_stats(&stream_id, &id, &req)
         .await?
         .ok_or_else(|| AppError::not_found("Session not found"))?;
     Ok(ok(StatusCode::OK, s))

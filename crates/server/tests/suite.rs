@@ -696,31 +696,147 @@ async fn streams(db: Database) {
     assert_eq!(st, 422);
 
     // the studio's chat count: monotonic, own sessions only
+    let chat = |n: i64| SessionStatsReport {
+        chat_messages: n,
+        ..Default::default()
+    };
     let s = alice
-        .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: 7 })
+        .report_session_stats(&live.session_id, &chat(7))
         .await
         .unwrap();
     assert_eq!(s.chat_messages, 7);
+    // a report with only chatMessages (an older studio) leaves the media figures unset
+    assert_eq!(
+        (
+            s.frames_sent,
+            s.frames_dropped,
+            s.average_bitrate_bps,
+            s.reconnects
+        ),
+        (None, None, None, None)
+    );
     let s = alice
-        .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: 3 })
+        .report_session_stats(&live.session_id, &chat(3))
         .await
         .unwrap();
     assert_eq!(s.chat_messages, 7);
     assert_eq!(
         status(
             alice
-                .report_session_stats(&live.session_id, &SessionStatsReport { chat_messages: -1 })
+                .report_session_stats(&live.session_id, &chat(-1))
                 .await
         ),
         422
     );
     assert_eq!(
-        status(
-            alice
-                .report_session_stats("nope", &SessionStatsReport { chat_messages: 1 })
-                .await
-        ),
+        status(alice.report_session_stats("nope", &chat(1)).await),
         404
+    );
+
+    // the studio's media figures: stored, returned, monotonic
+    let media = SessionStatsReport {
+        chat_messages: 7,
+        frames_sent: Some(1500),
+        frames_dropped: Some(12),
+        average_bitrate_bps: Some(1_250_000),
+        reconnects: Some(1),
+    };
+    let s = alice
+        .report_session_stats(&live.session_id, &media)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.frames_sent,
+            s.frames_dropped,
+            s.average_bitrate_bps,
+            s.reconnects
+        ),
+        (Some(1500), Some(12), Some(1_250_000), Some(1))
+    );
+    // a repeated, stale report never lowers them; left-out figures stay
+    let s = alice
+        .report_session_stats(
+            &live.session_id,
+            &SessionStatsReport {
+                chat_messages: 7,
+                frames_sent: Some(900),
+                frames_dropped: None,
+                average_bitrate_bps: Some(1_000_000),
+                reconnects: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.frames_sent,
+            s.frames_dropped,
+            s.average_bitrate_bps,
+            s.reconnects
+        ),
+        (Some(1500), Some(12), Some(1_250_000), Some(1))
+    );
+    // bad values → 422 and nothing written (not even the valid figures beside them)
+    for bad in [
+        SessionStatsReport {
+            frames_sent: Some(-1),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            frames_dropped: Some(-5),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            average_bitrate_bps: Some(-1),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            average_bitrate_bps: Some(10_000_000_001),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            frames_sent: Some(1_000_000_000_001),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            reconnects: Some(1_000_001),
+            ..media.clone()
+        },
+        SessionStatsReport {
+            chat_messages: 9,
+            frames_sent: Some(2000),
+            reconnects: Some(-1),
+            ..media.clone()
+        },
+    ] {
+        assert_eq!(
+            status(alice.report_session_stats(&live.session_id, &bad).await),
+            422,
+            "{bad:?}"
+        );
+    }
+    // a value of the wrong JSON type is refused too
+    let (st, _) = raw(
+        &http,
+        Method::POST,
+        &url(&format!("/api/stream/sessions/{}/stats", live.session_id)),
+        Some(&a_auth.token),
+        Some("application/json"),
+        Some(br#"{"chatMessages":8,"framesSent":"lots"}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(st, 422);
+    let s = alice.session(&live.session_id).await.unwrap();
+    assert_eq!(
+        (
+            s.chat_messages,
+            s.frames_sent,
+            s.frames_dropped,
+            s.average_bitrate_bps,
+            s.reconnects
+        ),
+        (7, Some(1500), Some(12), Some(1_250_000), Some(1))
     );
 
     // end stream → summary
@@ -733,6 +849,16 @@ async fn streams(db: Database) {
     assert_eq!(
         (sum.peak_viewers, sum.current_viewers, sum.chat_messages),
         (0, 0, 7)
+    );
+    // the summary carries the studio's media figures
+    assert_eq!(
+        (
+            sum.frames_sent,
+            sum.frames_dropped,
+            sum.average_bitrate_bps,
+            sum.reconnects
+        ),
+        (Some(1500), Some(12), Some(1_250_000), Some(1))
     );
     assert!(!alice.stream_info().await.unwrap().is_live);
     assert!(public.live_streams().await.unwrap().is_empty());
@@ -839,6 +965,21 @@ async fn openapi(db: Database) {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
     assert!(schemas["Stream"]["properties"]["isLive"].is_object());
+    for field in [
+        "framesSent",
+        "framesDropped",
+        "averageBitrateBps",
+        "reconnects",
+    ] {
+        assert!(
+            schemas["StreamSession"]["properties"][field].is_object(),
+            "StreamSession.{field} missing"
+        );
+        assert!(
+            schemas["SessionStatsReport"]["properties"][field].is_object(),
+            "SessionStatsReport.{field} missing"
+        );
+    }
     let paths = v["paths"].as_object().expect("paths");
     for p in [
         "/api/stream/go-live",

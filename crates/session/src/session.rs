@@ -754,23 +754,9 @@ impl Task {
             Ok(Err(e)) => tracing::debug!("leave: {e}"),
             Err(_) => tracing::warn!("leave timed out"),
         }
-        let duration = live.live_at.elapsed();
-        let backend = self.close_backend_session(&live).await;
-        let health = &self.state.health;
-        let total_bytes: u64 = live.last_stats.layers.iter().map(|l| l.bytes).sum();
-        let summary = Summary {
-            backend: backend.as_ref().ok().cloned(),
-            duration,
-            connect_time: Some(live.connect_time),
-            peak_viewers: self.state.peak_viewers,
-            chat_messages: live.chat_messages,
-            frames_sent: health.frames_sent,
-            frames_dropped: health.frames_dropped,
-            average_bitrate_bps: (total_bytes as f64 * 8.0 / duration.as_secs_f64().max(0.001))
-                as u64,
-            reconnects: live.reconnects,
-            rtt: health.rtt,
-        };
+        let mut summary = self.studio_summary(&live);
+        let backend = self.close_backend_session(&live, &summary).await;
+        summary.backend = backend.as_ref().ok().cloned();
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Ended;
         self.state.viewers = 0;
@@ -781,20 +767,39 @@ impl Task {
         }
     }
 
-    /// End-stream, then the chat count; the summary is the backend's latest record.
+    /// The studio's own figures for the summary of `live` (no backend record yet).
+    fn studio_summary(&self, live: &Live) -> Summary {
+        let duration = live.live_at.elapsed();
+        let health = &self.state.health;
+        let total_bytes: u64 = live.last_stats.layers.iter().map(|l| l.bytes).sum();
+        Summary {
+            backend: None,
+            duration,
+            connect_time: Some(live.connect_time),
+            peak_viewers: self.state.peak_viewers,
+            chat_messages: live.chat_messages,
+            frames_sent: health.frames_sent,
+            frames_dropped: health.frames_dropped,
+            average_bitrate_bps: (total_bytes as f64 * 8.0 / duration.as_secs_f64().max(0.001))
+                as u64,
+            reconnects: live.reconnects,
+            rtt: health.rtt,
+        }
+    }
+
+    /// End-stream, then the studio's figures (chat count, frames sent and
+    /// dropped, average bitrate, reconnects); the summary is the backend's
+    /// latest record. Viewer counts are the backend's own (LiveKit webhooks)
+    /// and are not reported.
     async fn close_backend_session(
         &mut self,
         live: &Live,
+        studio: &Summary,
     ) -> std::result::Result<StreamSession, ApiError> {
         let ended = self.api.end_stream().await?;
         match self
             .api
-            .report_session_stats(
-                &live.session_id,
-                &SessionStatsReport {
-                    chat_messages: live.chat_messages.min(i64::MAX as u64) as i64,
-                },
-            )
+            .report_session_stats(&live.session_id, &stats_report(studio))
             .await
         {
             Ok(s) => Ok(s),
@@ -816,26 +821,15 @@ impl Task {
             a.attach(None);
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
-        let backend = match self.close_backend_session(&live).await {
+        let mut summary = self.studio_summary(&live);
+        summary.backend = match self.close_backend_session(&live, &summary).await {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!("end-stream after failure: {e}");
                 None
             }
         };
-        let health = self.state.health.clone();
-        self.state.summary = Some(Summary {
-            backend,
-            duration: live.live_at.elapsed(),
-            connect_time: Some(live.connect_time),
-            peak_viewers: self.state.peak_viewers,
-            chat_messages: live.chat_messages,
-            frames_sent: health.frames_sent,
-            frames_dropped: health.frames_dropped,
-            average_bitrate_bps: health.bitrate_bps,
-            reconnects: live.reconnects,
-            rtt: health.rtt,
-        });
+        self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Failed {
             reason: reason.clone(),
         };
@@ -1037,6 +1031,18 @@ pub(crate) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u
     for e in encoders {
         let bps = ((e.nominal_bps as f64 * factor) as u32).max(30_000);
         e.set_bitrate(bps);
+    }
+}
+
+/// The figures the studio reports to the backend at the end of a session.
+fn stats_report(studio: &Summary) -> SessionStatsReport {
+    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+    SessionStatsReport {
+        chat_messages: clamp(studio.chat_messages),
+        frames_sent: Some(clamp(studio.frames_sent)),
+        frames_dropped: Some(clamp(studio.frames_dropped)),
+        average_bitrate_bps: Some(clamp(studio.average_bitrate_bps)),
+        reconnects: Some(i64::from(studio.reconnects)),
     }
 }
 

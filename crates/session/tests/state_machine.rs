@@ -180,8 +180,28 @@ async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
     let st = s.state();
     ensure!(st.stream_state == StreamState::Ended);
     let summary = st.summary.context("summary")?;
-    let backend_summary = summary.backend.context("backend summary")?;
+    let backend_summary = summary.backend.clone().context("backend summary")?;
     ensure!(backend_summary.chat_messages == 2, "{backend_summary:?}");
+    // The studio's media figures, stored by the backend as reported.
+    ensure!(
+        backend_summary.frames_sent.is_some_and(|n| n > 0)
+            && backend_summary.frames_sent == Some(summary.frames_sent as i64),
+        "backend frames sent {:?} vs the studio's {}",
+        backend_summary.frames_sent,
+        summary.frames_sent
+    );
+    ensure!(
+        summary.average_bitrate_bps > 0
+            && backend_summary.average_bitrate_bps == Some(summary.average_bitrate_bps as i64),
+        "backend average bitrate {:?} vs the studio's {}",
+        backend_summary.average_bitrate_bps,
+        summary.average_bitrate_bps
+    );
+    ensure!(
+        backend_summary.frames_dropped == Some(summary.frames_dropped as i64)
+            && backend_summary.reconnects == Some(i64::from(summary.reconnects)),
+        "{backend_summary:?} vs {summary:?}"
+    );
     ensure!(summary.peak_viewers == 1 && summary.chat_messages == 2);
     ensure!(!is_live(backend, "sm_happy").await?);
 
