@@ -43,11 +43,10 @@ pub struct DevArgs {
     pub headless: bool,
 }
 
+/// The install cache: `$XDG_CACHE_HOME/streamit` or `~/.cache/streamit` on Linux (as
+/// scripts/install.sh), the platform's cache directory elsewhere.
 fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("streamit"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/streamit"))
+    directories::BaseDirs::new().map(|d| d.cache_dir().join("streamit"))
 }
 
 /// `$STREAMIT_LIVEKIT_SERVER`, else the install cache (same formula as crates/testkit and
@@ -63,8 +62,11 @@ fn livekit_bin() -> CliResult<PathBuf> {
         .map(|(_, v)| v.trim().to_string())
         .ok_or_else(|| CliError::new(EXIT_OTHER, "LIVEKIT_SERVER_VERSION missing"))?;
     let p = cache_dir()
-        .ok_or_else(|| CliError::new(EXIT_OTHER, "neither XDG_CACHE_HOME nor HOME is set"))?
-        .join(format!("livekit-server-{version}/bin/livekit-server"));
+        .ok_or_else(|| CliError::new(EXIT_OTHER, "no home directory to find the install cache in"))?
+        .join(format!(
+            "livekit-server-{version}/bin/livekit-server{}",
+            std::env::consts::EXE_SUFFIX
+        ));
     if p.is_file() {
         Ok(p)
     } else {

@@ -12,6 +12,8 @@
 mod backend;
 mod livekit;
 mod paths;
+/// Linux only: it runs Debian's PostgreSQL binaries under another uid with a parent-death signal.
+#[cfg(target_os = "linux")]
 pub mod postgres;
 mod process;
 mod stack;

@@ -12,12 +12,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `$XDG_CACHE_HOME/streamit` or `~/.cache/streamit` on Linux, as scripts/install.sh.
 fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("streamit"));
-    }
-    let home = std::env::var_os("HOME").context("neither XDG_CACHE_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".cache/streamit"))
+    let dirs =
+        directories::BaseDirs::new().context("no home directory to find the install cache in")?;
+    Ok(dirs.cache_dir().join("streamit"))
 }
 
 fn pinned(name: &str) -> Result<&'static str> {
@@ -50,7 +49,10 @@ pub fn livekit_server_bin() -> Result<PathBuf> {
     }
     let version = pinned("LIVEKIT_SERVER_VERSION")?;
     existing(
-        cache_dir()?.join(format!("livekit-server-{version}/bin/livekit-server")),
+        cache_dir()?.join(format!(
+            "livekit-server-{version}/bin/livekit-server{}",
+            std::env::consts::EXE_SUFFIX
+        )),
         "livekit-server",
     )
 }
