@@ -110,8 +110,41 @@ fn cam_err(e: impl std::fmt::Display) -> MediaError {
     MediaError::Device(format!("camera: {e}"))
 }
 
+/// macOS asks the user for camera access once, and nokhwa must be initialised (with access
+/// granted) before it sees or opens any camera. Other systems have nothing to ask here.
+fn ensure_camera_access() -> Result<()> {
+    #[cfg(target_os = "macos")]
+    {
+        use std::sync::OnceLock;
+        static GRANTED: OnceLock<bool> = OnceLock::new();
+        let granted = *GRANTED.get_or_init(|| {
+            if nokhwa::nokhwa_check() {
+                return true;
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            nokhwa::nokhwa_initialize(move |ok| {
+                let _ = tx.send(ok);
+            });
+            // The user answers a system dialog; do not wait forever.
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or(false)
+        });
+        if !granted {
+            return Err(MediaError::Device(
+                "camera access was not granted (System Settings → Privacy & Security → Camera)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Lists cameras with their supported modes. An empty list when there are none.
 pub fn list_cameras() -> Result<Vec<CameraInfo>> {
+    if let Err(e) = ensure_camera_access() {
+        tracing::warn!(error = %e, "no camera access; reporting no cameras");
+        return Ok(Vec::new());
+    }
     let infos = match nokhwa::query(ApiBackend::Auto) {
         Ok(i) => i,
         Err(e) => {
@@ -186,6 +219,7 @@ impl VideoSource for CameraSource {
     }
 
     fn start(self: Box<Self>, clock: MediaClock) -> Result<SourceHandle<VideoFrame>> {
+        ensure_camera_access()?;
         let s = *self;
         let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
         let handle = spawn_source("camera", clock, s.queue, move |ctx| {
