@@ -22,6 +22,6 @@ pub mod viewer;
 pub use backend::{Backend, BackendOptions};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{livekit_server_bin, repo_root, viewer_python};
-pub use process::{free_tcp_port, free_udp_port};
+pub use process::{free_tcp_port, free_udp_port, tie_to_test};
 pub use stack::{Account, Stack, TEST_PASSWORD};
 pub use viewer::{PatternReport, Viewer, ViewerOptions, ViewerReport};

@@ -19,7 +19,7 @@ pub fn free_udp_port() -> Result<u16> {
 }
 
 /// Makes `cmd` die with the test process and lead its own process group.
-pub(crate) fn tie_to_test(cmd: &mut Command) {
+pub fn tie_to_test(cmd: &mut Command) {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

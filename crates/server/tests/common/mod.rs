@@ -79,7 +79,8 @@ impl Server {
     ) -> Server {
         let stderr = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(BIN);
-        die_with_test(&mut cmd);
+        // Dies with the test process even if the test is killed (Linux).
+        streamit_testkit::tie_to_test(&mut cmd);
         let mut child = cmd
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -186,23 +187,6 @@ impl Server {
             self.cli_ok(&["user", "approve", username]);
         }
         (self.client().with_token(auth.token.clone()), auth)
-    }
-}
-
-/// The server dies with the test process even if the test is killed (Linux).
-fn die_with_test(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
     }
 }
 
