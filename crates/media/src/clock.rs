@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A media timestamp: microseconds since the session's [`MediaClock`] started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -51,9 +51,14 @@ enum ClockKind {
 /// [`MediaClock::new`] follows the wall-clock monotonic time ([`Instant`]);
 /// [`MediaClock::manual`] only moves when [`MediaClock::advance`] is called (for tests that
 /// simulate long stretches of time quickly).
+///
+/// [`MediaClock::epoch`] is the wall-clock time of media time zero, so that a timestamp can
+/// be turned into the wall-clock time it was captured at (`epoch + pts`).
 #[derive(Debug, Clone)]
 pub struct MediaClock {
     kind: Arc<ClockKind>,
+    /// Wall-clock time of media time zero, read together with the start [`Instant`].
+    epoch: SystemTime,
 }
 
 impl Default for MediaClock {
@@ -65,8 +70,13 @@ impl Default for MediaClock {
 impl MediaClock {
     /// A real clock starting now.
     pub fn new() -> Self {
+        // Both readings back to back, so `epoch + now()` tracks the wall clock to within
+        // microseconds (until the wall clock itself is stepped).
+        let start = Instant::now();
+        let epoch = SystemTime::now();
         MediaClock {
-            kind: Arc::new(ClockKind::Real(Instant::now())),
+            kind: Arc::new(ClockKind::Real(start)),
+            epoch,
         }
     }
 
@@ -74,7 +84,15 @@ impl MediaClock {
     pub fn manual() -> Self {
         MediaClock {
             kind: Arc::new(ClockKind::Manual(AtomicU64::new(0))),
+            epoch: SystemTime::now(),
         }
+    }
+
+    /// The wall-clock time of media time zero: a sample stamped `t` was captured at
+    /// `epoch() + t.as_duration()`. Fixed when the clock is made (shared by clones); for a
+    /// manual clock, the time it was made.
+    pub fn epoch(&self) -> SystemTime {
+        self.epoch
     }
 
     /// True for a clock made by [`MediaClock::manual`].
@@ -125,6 +143,31 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let b = c2.now();
         assert!(b.0 >= a.0 + 5_000, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn epoch_is_the_wall_clock_time_of_media_zero() {
+        let before = SystemTime::now();
+        let c = MediaClock::new();
+        let after = SystemTime::now();
+        let epoch = c.epoch();
+        assert!(
+            before <= epoch && epoch <= after,
+            "{before:?} {epoch:?} {after:?}"
+        );
+        // fixed, and shared by clones
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.clone().epoch(), epoch);
+        // epoch + now() is the wall clock (within scheduling slack)
+        let wall = SystemTime::now();
+        let media = epoch + c.now().as_duration();
+        let skew = wall.duration_since(media).unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_millis(50), "skew {skew:?}");
+        // a manual clock's epoch is when it was made
+        let before = SystemTime::now();
+        let m = MediaClock::manual();
+        m.advance(Duration::from_secs(10));
+        assert!(m.epoch() >= before && m.epoch() <= SystemTime::now());
     }
 
     #[test]

@@ -203,8 +203,7 @@ async fn next_publisher_event(live: &mut Option<Live>) -> Option<lk::PublisherEv
 impl Task {
     async fn run(mut self) {
         self.state.media = Some(self.selection());
-        self.state.media_clock_epoch =
-            SystemTime::now().checked_sub(Duration::from_micros(self.clock.now().as_micros()));
+        self.state.media_clock_epoch = Some(self.clock.epoch());
         if let Some(token) = self.config.token.clone() {
             let r = self.use_token(token).await;
             self.finish(r, None);

@@ -168,7 +168,8 @@ pub struct SessionState {
     pub shut_down: bool,
     /// Wall-clock time of the media clock's zero: a frame stamped `pts` was captured at
     /// `media_clock_epoch + pts` (the synthetic pattern burns `pts` into every frame, so a
-    /// viewer on the same machine can measure glass-to-glass latency).
+    /// viewer on the same machine can measure glass-to-glass latency). The clock's own
+    /// [`MediaClock::epoch`](streamit_media::MediaClock::epoch), read once when it was made.
     pub media_clock_epoch: Option<SystemTime>,
 }
 
