@@ -212,6 +212,13 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         .map(|m| m.sender.clone())
         .unwrap_or_default();
     ensure!(has_label(&h, &from), "sender name {from:?} shown");
+    // The health bar shows the receivers' packet loss next to bitrate and RTT.
+    wait_for(
+        &mut h,
+        "the packet loss in the health bar",
+        Duration::from_secs(10),
+        |h| has_label(h, &app::packet_loss(h.state().state().health.packet_loss)),
+    )?;
 
     // Mute with the M key.
     h.key_press(Key::M);

@@ -33,6 +33,14 @@ pub fn bitrate(bps: u64) -> String {
     }
 }
 
+/// The health bar's packet loss (receiver reports), e.g. "Loss 1.2 %".
+pub fn packet_loss(fraction: Option<f32>) -> String {
+    match fraction {
+        Some(f) => format!("Loss {:.1} %", f64::from(f) * 100.0),
+        None => "Loss –".to_string(),
+    }
+}
+
 fn quality_color(q: Option<&str>) -> (Color32, &'static str) {
     match q {
         Some("excellent") => (theme::GOOD, "Excellent"),
@@ -304,6 +312,8 @@ impl LiveScreen {
                         Some(rtt) => ui.label(format!("RTT {} ms", rtt.as_millis())),
                         None => ui.label("RTT –"),
                     };
+                    ui.separator();
+                    ui.label(packet_loss(h.packet_loss));
                     ui.separator();
                     let sent = h.frames_sent.max(1);
                     let loss = h.frames_dropped as f64 * 100.0 / (sent + h.frames_dropped) as f64;

@@ -12,8 +12,9 @@ pub mod preview;
 mod setup;
 pub mod theme;
 
-/// How the live and ended screens write a bitrate (tests read labels with it).
-pub use live::bitrate;
+/// How the live and ended screens write a bitrate and the packet loss (tests read labels
+/// with them).
+pub use live::{bitrate, packet_loss};
 
 use std::time::{Duration, Instant, SystemTime};
 

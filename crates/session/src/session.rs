@@ -1007,6 +1007,7 @@ impl Task {
             bitrate_bps: s.egress_bitrate.bps(),
             target_bitrate_bps: s.bandwidth_estimate.map(|b| b.bps()),
             rtt: s.rtt,
+            packet_loss: packet_loss(&s.layers),
             keyframe_requests: live.keyframe_requests,
             reconnects: live.reconnects,
             connection_quality: s.connection_quality.map(|q| match q {
@@ -1033,6 +1034,31 @@ pub(crate) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u
     }
 }
 
+/// One loss figure for the connection from the per-layer fractions the receiver reports
+/// carry (0..1): the layers' average weighted by their current bitrate, so a lossy
+/// high layer counts for more than a lossy thumbnail; a plain average while no layer has
+/// a bitrate yet. Layers without a report (and nonsense values) are left out; `None` when
+/// no layer has one.
+pub(crate) fn packet_loss(layers: &[lk::LayerStats]) -> Option<f32> {
+    let reported: Vec<(f64, f64)> = layers
+        .iter()
+        .filter_map(|l| {
+            let loss = l.loss.filter(|f| f.is_finite())?;
+            Some((f64::from(loss.clamp(0.0, 1.0)), l.bitrate.bps() as f64))
+        })
+        .collect();
+    if reported.is_empty() {
+        return None;
+    }
+    let weight: f64 = reported.iter().map(|(_, w)| w).sum();
+    let loss = if weight > 0.0 {
+        reported.iter().map(|(f, w)| f * w).sum::<f64>() / weight
+    } else {
+        reported.iter().map(|(f, _)| f).sum::<f64>() / reported.len() as f64
+    };
+    Some(loss.clamp(0.0, 1.0) as f32)
+}
+
 /// The figures the studio reports to the backend at the end of a session.
 fn stats_report(studio: &Summary) -> SessionStatsReport {
     let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
@@ -1048,6 +1074,42 @@ fn stats_report(studio: &Summary) -> SessionStatsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layer(rid: &str, bps: u64, loss: Option<f32>) -> lk::LayerStats {
+        lk::LayerStats {
+            rid: Some(rid.into()),
+            bitrate: lk::Bitrate(bps),
+            loss,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn packet_loss_is_the_bitrate_weighted_receiver_report_fraction() {
+        // nothing reported yet
+        assert_eq!(packet_loss(&[]), None);
+        assert_eq!(packet_loss(&[layer("f", 1_000_000, None)]), None);
+        // one layer: its fraction
+        assert_eq!(
+            packet_loss(&[layer("f", 1_000_000, Some(0.05))]),
+            Some(0.05)
+        );
+        // weighted by bitrate: 10 % on 900 kbit/s, 0 % on 100 kbit/s → 9 %
+        let l = packet_loss(&[
+            layer("f", 900_000, Some(0.10)),
+            layer("q", 100_000, Some(0.0)),
+            layer("h", 300_000, None),
+        ])
+        .unwrap();
+        assert!((l - 0.09).abs() < 1e-6, "{l}");
+        // no bitrate yet: plain average
+        let l = packet_loss(&[layer("f", 0, Some(0.2)), layer("q", 0, Some(0.0))]).unwrap();
+        assert!((l - 0.1).abs() < 1e-6, "{l}");
+        // out-of-range and non-finite values never leave 0..1
+        assert_eq!(packet_loss(&[layer("f", 1000, Some(1.5))]), Some(1.0));
+        assert_eq!(packet_loss(&[layer("f", 1000, Some(-0.5))]), Some(0.0));
+        assert_eq!(packet_loss(&[layer("f", 1000, Some(f32::NAN))]), None);
+    }
 
     #[test]
     fn target_bitrate_is_split_in_proportion_and_capped_at_nominal() {

@@ -100,6 +100,10 @@ pub struct Health {
     /// Transport bandwidth estimate, bits per second.
     pub target_bitrate_bps: Option<u64>,
     pub rtt: Option<Duration>,
+    /// Packet loss the receivers report (RTCP receiver reports, fraction lost), 0..1,
+    /// averaged over the sent layers weighted by their bitrate; `None` before the first
+    /// report.
+    pub packet_loss: Option<f32>,
     /// Key frame requests (PLI/FIR) served.
     pub keyframe_requests: u64,
     pub reconnects: u32,
