@@ -184,6 +184,9 @@ pub struct Participant {
     sub_timeout: Option<Instant>,
     pending_offer: Option<SdpPendingOffer>,
     negotiation_needed: bool,
+    /// m-lines of unpublished tracks still to be set inactive in the next offer
+    /// (an unpublish while an offer is in flight waits for its answer).
+    mids_to_deactivate: Vec<Mid>,
     offer_id: u32,
     reliable: Option<ChannelId>,
     lossy: Option<ChannelId>,
@@ -227,6 +230,7 @@ impl Participant {
             sub_timeout: None,
             pending_offer: None,
             negotiation_needed: false,
+            mids_to_deactivate: Vec::new(),
             offer_id: 0,
             reliable: None,
             lossy: None,
@@ -381,6 +385,9 @@ impl Participant {
             return;
         };
         let mut api = rtc.sdp_api();
+        for mid in self.mids_to_deactivate.drain(..) {
+            api.set_direction(mid, Direction::Inactive);
+        }
         let mut added = Vec::new();
         for (i, t) in self.tracks.iter().enumerate() {
             if t.sid.is_none() || t.mid.is_some() {
@@ -497,6 +504,7 @@ impl Participant {
         }
         self.resolve_payload_types();
         if self.negotiation_needed
+            || !self.mids_to_deactivate.is_empty()
             || self
                 .tracks
                 .iter()
@@ -943,14 +951,13 @@ impl Participant {
             return;
         };
         let t = self.tracks.remove(pos);
-        if let (Some(mid), Some(rtc)) = (t.mid, self.publisher.as_mut())
-            && self.pending_offer.is_none()
+        // Its m-line goes inactive in the next offer; with an offer in flight (e.g.
+        // the one that added this very m-line) `negotiate` waits for the answer.
+        if let Some(mid) = t.mid
+            && self.publisher.is_some()
         {
-            let mut api = rtc.sdp_api();
-            api.set_direction(mid, Direction::Inactive);
-            if let Some((offer, pending)) = api.apply() {
-                self.send_offer(offer, pending);
-            }
+            self.mids_to_deactivate.push(mid);
+            self.negotiate();
         }
         self.drive(now);
     }
@@ -1122,6 +1129,7 @@ impl Participant {
         self.sub_timeout = None;
         self.pending_offer = None;
         self.negotiation_needed = false;
+        self.mids_to_deactivate.clear();
         self.sub_candidates.clear();
         self.egress.clear();
         self.data_rx = DataReceiver::default();
@@ -1219,12 +1227,18 @@ impl Participant {
     }
 
     /// Drain both peer connections until they only wait for time.
-    /// What the published, unmuted tracks would like to send: audio at
+    /// What the negotiated, unmuted tracks would like to send: audio at
     /// [`AUDIO_DESIRED_BPS`], video at the nominal bitrate of each layer someone
     /// watches (single layers without one: [`nominal_video_bps`]).
     fn desired_bitrate(&self) -> Bitrate {
         let mut sum = 0;
-        for t in self.tracks.iter().filter(|t| t.sid.is_some() && !t.muted) {
+        // Only tracks whose m-line is negotiated: str0m's allocation probe (on a
+        // raised desired bitrate) needs a sending m-line with TWCC to probe on.
+        for t in self
+            .tracks
+            .iter()
+            .filter(|t| t.sid.is_some() && t.pt.is_some() && !t.muted)
+        {
             if t.video_codec.is_none() {
                 sum += AUDIO_DESIRED_BPS;
                 continue;
@@ -1249,7 +1263,7 @@ impl Participant {
     /// Tells str0m's BWE what we would like to send, so it probes for it.
     fn apply_desired_bitrate(&mut self) {
         let desired = self.desired_bitrate();
-        if desired.0 == 0 || self.bwe_desired == Some(desired) {
+        if desired.0 == 0 || self.bwe_desired == Some(desired) || !self.is_connected() {
             return;
         }
         let Some(rtc) = self.publisher.as_mut() else {
@@ -1921,6 +1935,45 @@ mod tests {
         assert_eq!(h.core.bwe_desired, Some(Bitrate(200_000)));
         // A single layer without a nominal bitrate: 0.1 bit/pixel at 30 fps.
         assert_eq!(nominal_video_bps(640, 360), 691_200);
+    }
+
+    #[test]
+    fn unpublish_while_its_offer_is_in_flight_deactivates_the_mline_after_the_answer() {
+        let mut h = Harness::new();
+        h.connected();
+        let opts = VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30);
+        let cid = h.core.publish_video(&opts, h.now);
+        h.core.handle_signal(
+            Resp::TrackPublished(proto::TrackPublishedResponse {
+                cid: cid.0.clone(),
+                track: Some(proto::TrackInfo {
+                    sid: "TR_1".into(),
+                    ..Default::default()
+                }),
+            }),
+            h.now,
+        );
+        // The offer adding the video m-line is out but not answered yet.
+        assert!(h.core.pending_offer.is_some(), "offer in flight");
+        h.core.unpublish(&cid, h.now);
+        assert!(
+            h.core.pending_offer.is_some(),
+            "no second offer before the answer"
+        );
+        h.pump(500);
+        let offers = h.offers();
+        assert_eq!(offers.len(), 3, "join, add video, deactivate video");
+        let video = |sdp: &str| {
+            sdp.split("m=")
+                .find(|m| m.starts_with("video"))
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        assert!(video(&offers[1]).contains("a=sendonly"), "{}", offers[1]);
+        assert!(video(&offers[2]).contains("a=inactive"), "{}", offers[2]);
+        assert!(h.core.pending_offer.is_none(), "answered");
+        assert!(h.core.mids_to_deactivate.is_empty());
+        assert!(!h.core.is_track_ready(&cid));
     }
 
     #[test]
