@@ -90,6 +90,7 @@ class Report:
         self.participants_seen = []
         self.participant_events = []
         self.mute_events = []
+        self.unpublished = []
         self.max_remote_participants = 0
         self.chat_sent = 0
         self.publish = {"attempted": False, "ok": None, "error": None}
@@ -145,6 +146,7 @@ class Report:
             "participant_events": self.participant_events,
             "max_remote_participants": self.max_remote_participants,
             "mute_events": self.mute_events,
+            "unpublished": self.unpublished,
             "publish": self.publish,
             "disconnect_reason": self.disconnect_reason,
             "pattern": self.pattern_json(),
@@ -268,6 +270,12 @@ async def run(args):
 
         return handler
 
+    @room.on("track_unpublished")
+    def _on_unpublished(publication, participant):
+        report.unpublished.append(
+            {"sid": publication.sid, "participant": participant.identity, "t_ms": report.ms()}
+        )
+
     room.on("track_muted", on_mute(True))
     room.on("track_unmuted", on_mute(False))
 
@@ -336,9 +344,11 @@ async def run(args):
             wanted.append(report.audio_frames >= args.until_audio_frames)
         if args.until_chat is not None:
             wanted.append(len(report.chat_received) >= args.until_chat)
-        if args.send_chat:
-            wanted.append(report.chat_sent >= len(args.send_chat))
-        return bool(wanted) and all(wanted)
+        if not wanted:
+            return False  # no --until condition: stay the whole --duration
+        # Never leave before our own chat went out.
+        wanted.append(report.chat_sent >= len(args.send_chat))
+        return all(wanted)
 
     deadline = time.monotonic() + args.duration
     while time.monotonic() < deadline and not done.is_set():

@@ -20,11 +20,14 @@ pub struct ViewerOptions {
     pub quality: Option<String>,
     /// Chat messages to send (topic `lk.chat`) once another participant is present.
     pub send_chat: Vec<String>,
+    /// How long after another participant is present the chat goes out.
+    pub chat_delay: Duration,
     /// Try to publish a video track and report whether the server allowed it.
     pub try_publish: bool,
     /// Read StreamIt's synthetic-pattern code (frame number, capture time) from every frame.
     pub read_pattern: bool,
-    /// Leave early once this many video frames were decoded (and other `until_*` hold).
+    /// Leave early once this many video frames were decoded (and other `until_*` hold, and
+    /// all `send_chat` went out). Without any `until_*` the viewer stays `duration`.
     pub until_frames: Option<u32>,
     pub until_audio_frames: Option<u32>,
     pub until_chat: Option<u32>,
@@ -38,6 +41,7 @@ impl ViewerOptions {
             duration: Duration::from_secs(10),
             quality: None,
             send_chat: Vec::new(),
+            chat_delay: Duration::from_millis(500),
             try_publish: false,
             read_pattern: false,
             until_frames: None,
@@ -133,6 +137,8 @@ pub struct ViewerReport {
     pub participant_events: Vec<serde_json::Value>,
     pub max_remote_participants: u32,
     pub mute_events: Vec<MuteEvent>,
+    /// Tracks the viewer saw unpublished: `{sid, participant, t_ms}`.
+    pub unpublished: Vec<serde_json::Value>,
     pub publish: PublishAttempt,
     pub disconnect_reason: Option<String>,
     pub pattern: PatternReport,
@@ -168,6 +174,10 @@ impl Viewer {
         if let Some(q) = &options.quality {
             cmd.args(["--quality", q]);
         }
+        cmd.args([
+            "--chat-delay",
+            &options.chat_delay.as_secs_f64().to_string(),
+        ]);
         for text in &options.send_chat {
             cmd.args(["--send-chat", text]);
         }
