@@ -364,51 +364,15 @@ impl SetupScreen {
                 .spacing([14.0, 10.0])
                 .show(ui, |ui| {
                     ui.label("Camera");
-                    let mut video = m.video.clone();
                     let choices = video_choices(&m.video, devices);
-                    let label = choices
-                        .iter()
-                        .find(|(s, _)| *s == video)
-                        .map(|(_, l)| l.clone())
-                        .unwrap_or_default();
-                    egui::ComboBox::from_id_salt("camera")
-                        .selected_text(label)
-                        .width(300.0)
-                        .show_ui(ui, |ui| {
-                            for (spec, l) in choices {
-                                ui.selectable_value(&mut video, spec, l);
-                            }
-                        })
-                        .response
-                        .widget_info(|| {
-                            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Camera")
-                        });
-                    if video != m.video {
+                    if let Some(video) = source_picker(ui, "Camera", &m.video, choices) {
                         let _ = session.send(Command::SelectVideoSource(video));
                     }
                     ui.end_row();
 
                     ui.label("Microphone");
-                    let mut audio = m.audio.clone();
                     let choices = audio_choices(&m.audio, devices);
-                    let label = choices
-                        .iter()
-                        .find(|(s, _)| *s == audio)
-                        .map(|(_, l)| l.clone())
-                        .unwrap_or_default();
-                    egui::ComboBox::from_id_salt("microphone")
-                        .selected_text(label)
-                        .width(300.0)
-                        .show_ui(ui, |ui| {
-                            for (spec, l) in choices {
-                                ui.selectable_value(&mut audio, spec, l);
-                            }
-                        })
-                        .response
-                        .widget_info(|| {
-                            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Microphone")
-                        });
-                    if audio != m.audio {
+                    if let Some(audio) = source_picker(ui, "Microphone", &m.audio, choices) {
                         let _ = session.send(Command::SelectAudioSource(audio));
                     }
                     ui.end_row();
@@ -445,4 +409,30 @@ impl SetupScreen {
                 });
         });
     }
+}
+
+/// A labelled combo box over `choices`; `Some(choice)` when the user picked a different one.
+fn source_picker<T: Clone + PartialEq>(
+    ui: &mut egui::Ui,
+    label: &str,
+    current: &T,
+    choices: Vec<(T, String)>,
+) -> Option<T> {
+    let mut picked = current.clone();
+    let shown = choices
+        .iter()
+        .find(|(s, _)| s == current)
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default();
+    egui::ComboBox::from_id_salt(label)
+        .selected_text(shown)
+        .width(300.0)
+        .show_ui(ui, |ui| {
+            for (spec, l) in choices {
+                ui.selectable_value(&mut picked, spec, l);
+            }
+        })
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, label));
+    (picked != *current).then_some(picked)
 }
