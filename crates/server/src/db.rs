@@ -489,19 +489,9 @@ impl Db {
     pub async fn go_live(&self, user_id: &str) -> DbResult<Option<(Stream, String)>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let Some(row) = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(stream_id) = set_live(&mut tx, user_id, true, now).await? else {
             return Ok(None);
         };
-        let stream_id: String = row.try_get("id")?;
-        sqlx::query("UPDATE streams SET is_live = 1, updated_at = $2 WHERE id = $1")
-            .bind(&stream_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let open =
             sqlx::query("SELECT id FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL")
                 .bind(&stream_id)
@@ -537,19 +527,9 @@ impl Db {
     pub async fn end_stream(&self, user_id: &str) -> DbResult<Option<Option<StreamSession>>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let Some(row) = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(stream_id) = set_live(&mut tx, user_id, false, now).await? else {
             return Ok(None);
         };
-        let stream_id: String = row.try_get("id")?;
-        sqlx::query("UPDATE streams SET is_live = 0, updated_at = $2 WHERE id = $1")
-            .bind(&stream_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
             "UPDATE stream_sessions SET ended_at = $2, end_reason = 'end-stream', current_viewers = 0 \
              WHERE stream_id = $1 AND ended_at IS NULL",
@@ -843,4 +823,28 @@ fn sqlite_url(url: &str) -> DbResult<String> {
     } else {
         Ok(format!("{url}?mode=rwc"))
     }
+}
+
+/// Sets the user's stream live or offline inside `tx`; its id, or `None` if the user has no stream.
+async fn set_live(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    live: bool,
+    now: i64,
+) -> DbResult<Option<String>> {
+    let Some(row) = sqlx::query("SELECT id FROM streams WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let stream_id: String = row.try_get("id")?;
+    sqlx::query("UPDATE streams SET is_live = $3, updated_at = $2 WHERE id = $1")
+        .bind(&stream_id)
+        .bind(now)
+        .bind(i64::from(live))
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some(stream_id))
 }
