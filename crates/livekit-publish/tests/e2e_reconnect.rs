@@ -9,9 +9,48 @@ use std::time::{Duration, Instant};
 use common::{Server, spawn_viewer};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
-use streamit_media::encode::{VideoEncoderConfig, new_video_encoder};
+use streamit_media::encode::{VideoEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use tokio::sync::mpsc::Receiver;
+
+/// The synthetic pattern encoded live as H.264 640×360 at 30 fps (30 cached pictures).
+struct Feed {
+    enc: Box<dyn VideoEncoder>,
+    pics: Vec<streamit_media::VideoFrame>,
+}
+
+impl Feed {
+    fn new() -> anyhow::Result<Self> {
+        let enc = new_video_encoder(
+            streamit_media::encode::VideoCodec::H264,
+            VideoEncoderConfig::new(640, 360, 30.0, 800_000),
+        )?;
+        let pics = (0..30)
+            .map(|n| generate_pattern(640, 360, n * 3, MediaTime::ZERO))
+            .collect::<Result<_, _>>()?;
+        Ok(Feed { enc, pics })
+    }
+
+    /// Encodes frame `frame_no` and hands it to the track (if the encoder emitted one).
+    fn send(
+        &mut self,
+        video: &VideoTrackSender,
+        frame_no: u64,
+        force_key: bool,
+    ) -> anyhow::Result<()> {
+        let pts = MediaTime::from_micros(frame_no * 33_333);
+        let pic = self.pics[(frame_no % 30) as usize].with_pts(pts);
+        if let Some(e) = self.enc.encode(&pic, force_key)? {
+            video.send(EncodedVideo {
+                layer: None,
+                data: e.data,
+                keyframe: e.keyframe,
+                timestamp: pts.as_duration(),
+            });
+        }
+        Ok(())
+    }
+}
 
 async fn connect(server: &Server) -> anyhow::Result<(PublisherHandle, Receiver<PublisherEvent>)> {
     let token = server.token("creator", "room", true)?;
@@ -38,13 +77,7 @@ async fn publisher_recovers_after_the_server_restarts() -> anyhow::Result<()> {
     let video = handle
         .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
         .await?;
-    let mut enc = new_video_encoder(
-        streamit_media::encode::VideoCodec::H264,
-        VideoEncoderConfig::new(640, 360, 30.0, 800_000),
-    )?;
-    let pics: Vec<_> = (0..30)
-        .map(|n| generate_pattern(640, 360, n * 3, MediaTime::ZERO))
-        .collect::<Result<_, _>>()?;
+    let mut feed = Feed::new()?;
 
     let start = Instant::now();
     let mut states = Vec::new();
@@ -84,15 +117,7 @@ async fn publisher_recovers_after_the_server_restarts() -> anyhow::Result<()> {
             server.restart()?;
             restarted = true;
         }
-        let pts = MediaTime::from_micros(frame_no * 33_333);
-        if let Some(e) = enc.encode(&pics[(frame_no % 30) as usize].with_pts(pts), force_key)? {
-            video.send(EncodedVideo {
-                layer: None,
-                data: e.data,
-                keyframe: e.keyframe,
-                timestamp: pts.as_duration(),
-            });
-        }
+        feed.send(&video, frame_no, force_key)?;
         force_key = false;
         frame_no += 1;
         if let Some(after) = reconnected_after
@@ -171,13 +196,7 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     let video = handle
         .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
         .await?;
-    let mut enc = new_video_encoder(
-        streamit_media::encode::VideoCodec::H264,
-        VideoEncoderConfig::new(640, 360, 30.0, 800_000),
-    )?;
-    let pics: Vec<_> = (0..30)
-        .map(|n| generate_pattern(640, 360, n * 3, MediaTime::ZERO))
-        .collect::<Result<_, _>>()?;
+    let mut feed = Feed::new()?;
     let t = server.token("viewer1", "room", false)?;
     let viewer = spawn_viewer(&server.ws_url(), &t, 14.0)?;
     let start = Instant::now();
@@ -206,15 +225,7 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
                 true,
             ))?;
         }
-        let pts = MediaTime::from_micros(frame_no * 33_333);
-        if let Some(e) = enc.encode(&pics[(frame_no % 30) as usize].with_pts(pts), force_key)? {
-            video.send(EncodedVideo {
-                layer: None,
-                data: e.data,
-                keyframe: e.keyframe,
-                timestamp: pts.as_duration(),
-            });
-        }
+        feed.send(&video, frame_no, force_key)?;
         force_key = false;
         frame_no += 1;
     }
