@@ -407,8 +407,8 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     Ok(())
 }
 
-/// Logs in through the login screen and goes live with `title`.
-fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: bool) -> Result<()> {
+/// Logs in through the login screen and waits for the setup screen.
+fn log_in(h: &mut Harness<'_, App>, user: &str) -> Result<()> {
     wait_for(h, "the login screen", Duration::from_secs(5), |h| {
         h.state().screen() == Screen::Login
     })?;
@@ -418,6 +418,12 @@ fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: b
     wait_for(h, "the setup screen", Duration::from_secs(10), |h| {
         h.state().screen() == Screen::Setup
     })?;
+    Ok(())
+}
+
+/// Logs in through the login screen and goes live with `title`.
+fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: bool) -> Result<()> {
+    log_in(h, user)?;
     type_into(h, "Title", title);
     if !chat {
         h.get_by_role_and_label(Role::CheckBox, "Chat enabled")
@@ -509,15 +515,7 @@ fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() ->
     // Not approved yet.
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
     let mut h = harness(&session, &rt, backend.url());
-    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
-        h.state().screen() == Screen::Login
-    })?;
-    type_into(&mut h, "Username", "gui_waiting");
-    type_into(&mut h, "Password", PASSWORD);
-    click(&mut h, "Log in");
-    wait_for(&mut h, "the setup screen", Duration::from_secs(10), |h| {
-        h.state().screen() == Screen::Setup
-    })?;
+    log_in(&mut h, "gui_waiting")?;
     type_into(&mut h, "Title", "Will I be approved?");
     wait_for(&mut h, "the approval reason", Duration::from_secs(5), |h| {
         has_label(
@@ -540,15 +538,7 @@ fn go_live_is_disabled_with_the_reason_when_not_approved_or_no_source_works() ->
     config.video = streamit_session::VideoSourceSpec::Y4m("/nonexistent/camera.y4m".into());
     let session = SessionHandle::spawn_on(rt.handle(), config);
     let mut h = harness(&session, &rt, backend.url());
-    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
-        h.state().screen() == Screen::Login
-    })?;
-    type_into(&mut h, "Username", "gui_no_camera");
-    type_into(&mut h, "Password", PASSWORD);
-    click(&mut h, "Log in");
-    wait_for(&mut h, "the setup screen", Duration::from_secs(10), |h| {
-        h.state().screen() == Screen::Setup
-    })?;
+    log_in(&mut h, "gui_no_camera")?;
     type_into(&mut h, "Title", "No camera today");
     wait_for(&mut h, "the source reason", Duration::from_secs(10), |h| {
         has_label_containing(h, "No working video source")
