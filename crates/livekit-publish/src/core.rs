@@ -1752,19 +1752,24 @@ mod tests {
             );
         }
 
-        fn publish(&mut self, opts: &VideoTrackOptions) -> TrackCid {
-            let cid = self.core.publish_video(opts, self.now);
-            self.pump(10);
+        /// The server's TrackPublishedResponse for `cid`.
+        fn confirm_published(&mut self, cid: &TrackCid, sid: &str) {
             self.core.handle_signal(
                 Resp::TrackPublished(proto::TrackPublishedResponse {
                     cid: cid.0.clone(),
                     track: Some(proto::TrackInfo {
-                        sid: "TR_1".into(),
+                        sid: sid.into(),
                         ..Default::default()
                     }),
                 }),
                 self.now,
             );
+        }
+
+        fn publish(&mut self, opts: &VideoTrackOptions) -> TrackCid {
+            let cid = self.core.publish_video(opts, self.now);
+            self.pump(10);
+            self.confirm_published(&cid, "TR_1");
             self.pump(500);
             cid
         }
@@ -1943,16 +1948,7 @@ mod tests {
         h.connected();
         let opts = VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30);
         let cid = h.core.publish_video(&opts, h.now);
-        h.core.handle_signal(
-            Resp::TrackPublished(proto::TrackPublishedResponse {
-                cid: cid.0.clone(),
-                track: Some(proto::TrackInfo {
-                    sid: "TR_1".into(),
-                    ..Default::default()
-                }),
-            }),
-            h.now,
-        );
+        h.confirm_published(&cid, "TR_1");
         // The offer adding the video m-line is out but not answered yet.
         assert!(h.core.pending_offer.is_some(), "offer in flight");
         h.core.unpublish(&cid, h.now);
@@ -2225,16 +2221,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             h.sfu_events.iter().rev().take(5).collect::<Vec<_>>()
         );
-        h.core.handle_signal(
-            Resp::TrackPublished(proto::TrackPublishedResponse {
-                cid: cid.0.clone(),
-                track: Some(proto::TrackInfo {
-                    sid: "TR_2".into(),
-                    ..Default::default()
-                }),
-            }),
-            h.now,
-        );
+        h.confirm_published(&cid, "TR_2");
         h.pump(500);
         assert!(h.core.is_track_ready(&cid));
         let last = h.offers().pop().expect("offer");
