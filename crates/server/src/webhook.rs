@@ -14,6 +14,7 @@
 //! studio that crashed without calling end-stream does not stay "live".
 
 use axum::extract::State;
+use axum::extract::rejection::StringRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use livekit_protocol::{ParticipantInfo, participant_info};
@@ -26,8 +27,16 @@ use crate::error::{AppError, AppResult, ok};
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> AppResult<Response> {
+    // An oversized or non-UTF-8 body gets the JSON envelope like every other route.
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::BadRequest("Could not read the webhook body".into())
+        }
+    })?;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

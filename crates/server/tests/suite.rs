@@ -1109,6 +1109,18 @@ async fn webhooks(db: Database) {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     error_message(&resp.json().await.unwrap());
+    // oversized: 413 with the JSON envelope, nothing changes
+    let huge = "x".repeat(200 * 1024);
+    let resp = srv
+        .http()
+        .post(format!("{}/api/livekit/webhook", srv.url))
+        .header("authorization", sign(&huge, LK_KEY, LK_SECRET))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert!(error_message(&resp.json().await.unwrap()).contains("too large"));
     assert_eq!(counts().await, (0, 0));
 
     // signed: counts move; duplicates and the creator do not count
