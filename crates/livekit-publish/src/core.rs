@@ -24,6 +24,7 @@ use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::chat::{self, DataReceiver, Incoming};
+use crate::subscribe::Subscriptions;
 use crate::types::*;
 
 /// Label of the ordered, reliable data channel.
@@ -47,6 +48,8 @@ pub enum CoreOutput {
     Transmit(PcKind, Transmit),
     /// Tell the app.
     Event(PublisherEvent),
+    /// A frame of a subscribed track, for the media channel (see [`Participant::media_dropped`]).
+    Media(ReceivedMedia),
 }
 
 /// Static settings of the core.
@@ -214,6 +217,8 @@ pub struct Participant {
     cid_counter: u32,
     reconnect_requested: Option<String>,
     last_sub_answer: Option<proto::SessionDescription>,
+    /// Receive side: remote tracks on the subscriber PC.
+    subs: Subscriptions,
 }
 
 impl Participant {
@@ -256,6 +261,7 @@ impl Participant {
             cid_counter: 0,
             reconnect_requested: None,
             last_sub_answer: None,
+            subs: Subscriptions::default(),
         }
     }
 
@@ -587,6 +593,7 @@ impl Participant {
             }
             self.subscriber = Some(rtc);
         }
+        self.subs.offer(&sd);
         let Some(rtc) = self.subscriber.as_mut() else {
             return;
         };
@@ -672,6 +679,7 @@ impl Participant {
         if p.identity == self.identity || p.sid == self.sid {
             return;
         }
+        self.subs.participant(p);
         let gone = p.state == proto::participant_info::State::Disconnected as i32;
         if gone {
             if self.participants.remove(&p.identity).is_some() {
@@ -1131,6 +1139,7 @@ impl Participant {
         self.negotiation_needed = false;
         self.mids_to_deactivate.clear();
         self.sub_candidates.clear();
+        self.subs.reset();
         self.egress.clear();
         self.data_rx = DataReceiver::default();
         self.reconnect_requested = None;
@@ -1215,10 +1224,15 @@ impl Participant {
 
     /// When [`Participant::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.pub_timeout, self.sub_timeout, self.next_stats]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.pub_timeout,
+            self.sub_timeout,
+            self.next_stats,
+            self.subs.next_keyframe_request(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Next thing to do.
@@ -1276,6 +1290,7 @@ impl Participant {
 
     fn drive(&mut self, now: Instant) {
         self.apply_desired_bitrate();
+        self.service_subscriptions(now);
         for _round in 0..64 {
             let mut events = Vec::new();
             for pc in [PcKind::Publisher, PcKind::Subscriber] {
@@ -1368,6 +1383,12 @@ impl Participant {
                     self.emit(PublisherEvent::TargetBitrate(est));
                 }
             }
+            (PcKind::Subscriber, Event::MediaData(d)) => {
+                if let Some(m) = self.subs.media(&d) {
+                    self.out.push_back(CoreOutput::Media(m));
+                }
+            }
+            (PcKind::Subscriber, Event::MediaIngressStats(s)) => self.subs.ingress(&s),
             (PcKind::Publisher, Event::PeerStats(s)) => {
                 self.peer_rtt = s.rtt.or(self.peer_rtt);
             }
@@ -1452,6 +1473,54 @@ impl Participant {
         }
     }
 
+    /// Receive side: announce subscription changes, send due key frame requests.
+    fn service_subscriptions(&mut self, now: Instant) {
+        for e in self.subs.take_events() {
+            self.emit(e);
+        }
+        let Some(rtc) = self.subscriber.as_mut() else {
+            return;
+        };
+        for (mid, rid) in self.subs.due_keyframe_requests(now) {
+            let Some(mut w) = rtc.writer(mid) else {
+                continue;
+            };
+            // No receive stream yet (nothing arrived): retry on the next packet.
+            if w.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok() {
+                self.subs.keyframe_requested(mid, now);
+            }
+        }
+    }
+
+    /// The driver's media channel was full and dropped `m`: counted, and the
+    /// track's video skips to a freshly requested key frame.
+    pub fn media_dropped(&mut self, m: &ReceivedMedia) {
+        self.subs.media_dropped(m);
+    }
+
+    /// Ask the publisher of a subscribed video track for a key frame (PLI, rate limited).
+    pub fn request_keyframe(&mut self, track: &TrackSid, now: Instant) {
+        if !self.subs.want_keyframe(track) {
+            self.emit(PublisherEvent::Error(format!(
+                "key frame request: track {track} is not subscribed"
+            )));
+        }
+        self.drive(now);
+    }
+
+    /// Select the simulcast layer the SFU forwards for a subscribed video track.
+    pub fn set_video_quality(&mut self, track: &TrackSid, quality: VideoQuality, now: Instant) {
+        match self.subs.track_settings(track, quality) {
+            Some(ts) => self
+                .out
+                .push_back(CoreOutput::Signal(Req::TrackSetting(ts))),
+            None => self.emit(PublisherEvent::Error(format!(
+                "video quality: track {track} is not subscribed"
+            ))),
+        }
+        self.drive(now);
+    }
+
     fn emit_stats(&mut self, _now: Instant) {
         let mut layers = Vec::new();
         let mut total = 0;
@@ -1474,7 +1543,13 @@ impl Participant {
             });
         }
         layers.sort_by(|a, b| (&a.track, &a.rid).cmp(&(&b.track, &b.rid)));
+        let (receive, frames_received, frames_dropped_rx, audio_packets_received) =
+            self.subs.stats();
         let snap = StatsSnapshot {
+            receive,
+            frames_received,
+            frames_dropped_rx,
+            audio_packets_received,
             rtt: self.peer_rtt.or_else(|| layers.iter().find_map(|l| l.rtt)),
             layers,
             egress_bitrate: Bitrate(total),
@@ -1704,7 +1779,7 @@ mod tests {
                                     self.sfu.handle_input(input).expect("sfu input");
                                 }
                             }
-                            CoreOutput::Transmit(PcKind::Subscriber, _) => {}
+                            CoreOutput::Transmit(PcKind::Subscriber, _) | CoreOutput::Media(_) => {}
                             CoreOutput::Event(e) => self.events.push(e),
                         }
                     }

@@ -31,6 +31,14 @@ pub struct PublishOptions {
     pub audio_queue: usize,
     /// Capacity of the event channel (events beyond it are dropped, with a log line).
     pub event_queue: usize,
+    /// Receive remote tracks: join with auto-subscribe so the server offers every
+    /// published track on the subscriber PC; frames come out of
+    /// [`PublisherHandle::take_media`]. Works with a token that cannot publish.
+    pub subscribe: bool,
+    /// Received frames buffered in the media channel. When it is full the newest
+    /// frame is dropped (counted in `StatsSnapshot::frames_dropped_rx`) and video
+    /// skips to the next key frame, so the driver never waits for the reader.
+    pub media_queue: usize,
 }
 
 impl Default for PublishOptions {
@@ -41,6 +49,8 @@ impl Default for PublishOptions {
             video_queue: 8,
             audio_queue: 100,
             event_queue: 1024,
+            subscribe: false,
+            media_queue: 64,
         }
     }
 }
@@ -141,6 +151,8 @@ enum Command {
     Chat(String),
     Data(Vec<u8>, Reliability, Option<String>),
     Leave(tokio::sync::oneshot::Sender<()>),
+    RequestKeyframe(TrackSid),
+    SetVideoQuality(TrackSid, VideoQuality),
     Simulate(proto::simulate_scenario::Scenario),
 }
 
@@ -151,6 +163,7 @@ pub struct PublisherHandle {
     notify: Arc<Notify>,
     opts: PublishOptions,
     identity: ParticipantIdentity,
+    media: Arc<Mutex<Option<mpsc::Receiver<ReceivedMedia>>>>,
 }
 
 impl PublisherHandle {
@@ -215,6 +228,30 @@ impl PublisherHandle {
             .map_err(|_| Error::Closed)
     }
 
+    /// The receiver of subscribed tracks' frames (video frames and Opus packets of
+    /// every [`PublisherEvent::TrackSubscribed`] track). There is one receiver: the
+    /// first call gets it, later calls get `None`. Without
+    /// [`PublishOptions::subscribe`] nothing arrives on it.
+    pub fn take_media(&self) -> Option<mpsc::Receiver<ReceivedMedia>> {
+        self.media.lock().ok()?.take()
+    }
+
+    /// Ask the publisher of a subscribed video track for a key frame (RTCP PLI,
+    /// at most one per 500 ms per track; the SFU forwards it).
+    pub fn request_keyframe(&self, track: &TrackSid) -> Result<(), Error> {
+        self.cmd
+            .send(Command::RequestKeyframe(track.clone()))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Choose the simulcast layer the SFU forwards for a subscribed video track
+    /// (`UpdateTrackSettings`). Without simulcast it has no effect.
+    pub fn set_video_quality(&self, track: &TrackSid, quality: VideoQuality) -> Result<(), Error> {
+        self.cmd
+            .send(Command::SetVideoQuality(track.clone(), quality))
+            .map_err(|_| Error::Closed)
+    }
+
     /// Ask the server to simulate a failure (tests of the reconnect paths).
     #[doc(hidden)]
     pub fn simulate(&self, scenario: proto::simulate_scenario::Scenario) -> Result<(), Error> {
@@ -257,7 +294,7 @@ impl Publisher {
         let sub_addr = sub_sock.local_addr().map_err(Error::Io)?;
 
         let (signal, join, signal_events) =
-            SignalClient::connect(ws_url, token, signal_options(), None)
+            SignalClient::connect(ws_url, token, signal_options(opts.subscribe), None)
                 .await
                 .map_err(|e| Error::Signal(e.to_string()))?;
         let identity = ParticipantIdentity(
@@ -278,7 +315,10 @@ impl Publisher {
 
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let notify = Arc::new(Notify::new());
+        let (media_tx, media_rx) = mpsc::channel(opts.media_queue.max(1));
         let driver = Driver {
+            subscribe: opts.subscribe,
+            media_tx,
             url: ws_url.to_string(),
             token: token.to_string(),
             core,
@@ -301,15 +341,18 @@ impl Publisher {
                 notify,
                 opts,
                 identity,
+                media: Arc::new(Mutex::new(Some(media_rx))),
             },
             ev_rx,
         ))
     }
 }
 
-fn signal_options() -> SignalOptions {
+/// `subscribe`: the server offers every published track on the subscriber PC
+/// (`auto_subscribe=1`); otherwise that PC carries only data channels.
+fn signal_options(subscribe: bool) -> SignalOptions {
     let mut o = SignalOptions::default();
-    o.auto_subscribe = false;
+    o.auto_subscribe = subscribe;
     o.adaptive_stream = false;
     o.single_peer_connection = false;
     o.region_failover = false;
@@ -347,6 +390,8 @@ async fn route_ip(ws_url: &str) -> IpAddr {
 }
 
 struct Driver {
+    subscribe: bool,
+    media_tx: mpsc::Sender<ReceivedMedia>,
     url: String,
     token: String,
     core: Participant,
@@ -387,6 +432,12 @@ impl Driver {
                 CoreOutput::Event(e) => {
                     if let Err(e) = self.ev_tx.try_send(e) {
                         tracing::warn!("event queue full, dropping {e:?}");
+                    }
+                }
+                // Never wait for the reader: a full channel drops the newest frame.
+                CoreOutput::Media(m) => {
+                    if let Err(mpsc::error::TrySendError::Full(m)) = self.media_tx.try_send(m) {
+                        self.core.media_dropped(&m);
                     }
                 }
             }
@@ -507,7 +558,14 @@ impl Driver {
                     }
                 }
             }
-            match SignalClient::connect(&self.url, &self.token, signal_options(), None).await {
+            match SignalClient::connect(
+                &self.url,
+                &self.token,
+                signal_options(self.subscribe),
+                None,
+            )
+            .await
+            {
                 Ok((client, join, events)) => {
                     tracing::info!("rejoined on attempt {attempt}");
                     self.signal = client;
@@ -599,6 +657,8 @@ impl Driver {
             }
             Command::Chat(text) => self.core.send_chat(&text, now_ms(), now),
             Command::Data(p, r, topic) => self.core.send_data(&p, r, topic.as_deref(), now),
+            Command::RequestKeyframe(sid) => self.core.request_keyframe(&sid, now),
+            Command::SetVideoQuality(sid, q) => self.core.set_video_quality(&sid, q, now),
             Command::Simulate(sc) => {
                 self.signal
                     .send(proto::signal_request::Message::Simulate(

@@ -46,6 +46,7 @@
 pub mod chat;
 pub mod core;
 mod driver;
+pub mod subscribe;
 pub mod types;
 
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};

@@ -1,7 +1,7 @@
 //! Public value types of the publishing engine.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -336,6 +336,133 @@ pub struct StatsSnapshot {
     pub audio_packets_sent: u64,
     /// Connection quality the server reports for this participant.
     pub connection_quality: Option<ConnectionQuality>,
+    /// Ingress per subscribed track (empty unless [`PublishOptions::subscribe`](crate::PublishOptions)).
+    pub receive: Vec<ReceiveStats>,
+    /// Video frames received on subscribed tracks and handed to the media channel.
+    pub frames_received: u64,
+    /// Received video frames dropped: the media channel was full, or the frame
+    /// followed such a drop and could not be decoded before the next key frame.
+    pub frames_dropped_rx: u64,
+    /// Opus packets received and handed to the media channel.
+    pub audio_packets_received: u64,
+}
+
+/// Per-track ingress figures of a subscribed track.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceiveStats {
+    /// Who publishes it.
+    pub participant: ParticipantIdentity,
+    /// The remote track.
+    pub track: TrackSid,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Bytes received so far (RTP, retransmissions included).
+    pub bytes: u64,
+    /// RTP packets received so far.
+    pub packets: u64,
+    /// Bitrate over the last interval.
+    pub bitrate: Bitrate,
+    /// Packets never recovered (gaps in the sequence numbers of delivered frames).
+    pub packets_lost: u64,
+    /// Loss fraction (0..1) of our last receiver report.
+    pub loss: Option<f32>,
+    /// Video frames / audio packets handed to the media channel.
+    pub frames_received: u64,
+    /// Frames dropped (media channel full, or waiting for a key frame after a drop).
+    pub frames_dropped: u64,
+    /// NACKs we sent.
+    pub nacks: u64,
+    /// PLIs we sent.
+    pub plis: u64,
+    /// FIRs we sent.
+    pub firs: u64,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TrackKind {
+    /// An audio track (Opus).
+    #[default]
+    Audio,
+    /// A video track.
+    Video,
+}
+
+/// A remote participant's track this participant receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTrack {
+    /// Who publishes it.
+    pub participant: ParticipantIdentity,
+    /// The server's track id.
+    pub sid: TrackSid,
+    /// The publisher's track name.
+    pub name: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Video codec; `None` for audio or a video codec this crate does not know.
+    pub codec: Option<VideoCodec>,
+    /// The codec's MIME type as announced (`video/h264`, `audio/opus`).
+    pub mime: String,
+    /// Full-resolution size, if the publisher announced it.
+    pub dimensions: Option<(u32, u32)>,
+    /// Simulcast layers announced by the publisher (empty: a single stream).
+    pub layers: Vec<LayerSpec>,
+    /// Muted by its publisher.
+    pub muted: bool,
+}
+
+/// One depacketized frame of a subscribed track, from
+/// [`PublisherHandle::take_media`](crate::PublisherHandle::take_media).
+#[derive(Debug, Clone)]
+pub enum ReceivedMedia {
+    /// A video frame.
+    Video(ReceivedVideo),
+    /// An Opus packet.
+    Audio(ReceivedAudio),
+}
+
+/// One received video frame.
+#[derive(Debug, Clone)]
+pub struct ReceivedVideo {
+    /// The remote track.
+    pub track: TrackSid,
+    /// Who publishes it.
+    pub participant: ParticipantIdentity,
+    /// Codec of `data`.
+    pub codec: VideoCodec,
+    /// H.264: one Annex-B access unit (start codes included). VP8: one frame.
+    pub data: Bytes,
+    /// The RTP timestamp (90 kHz).
+    pub rtp_timestamp: u32,
+    /// The RTP time unwrapped past roll-overs, as a duration since RTP time 0.
+    pub timestamp: Duration,
+    /// The depacketizer saw a key frame (H.264 IDR / VP8 key frame).
+    pub keyframe: bool,
+    /// False when packets between this frame and the previous one were lost: the
+    /// decoder may need the next key frame (one has been requested).
+    pub contiguous: bool,
+    /// Simulcast layer this frame came from, when the SFU says (usually `None`:
+    /// the SFU forwards one layer on one SSRC).
+    pub layer: Option<VideoQuality>,
+    /// When the frame's first packet arrived.
+    pub received_at: Instant,
+}
+
+/// One received Opus packet (48 kHz).
+#[derive(Debug, Clone)]
+pub struct ReceivedAudio {
+    /// The remote track.
+    pub track: TrackSid,
+    /// Who publishes it.
+    pub participant: ParticipantIdentity,
+    /// The Opus packet.
+    pub data: Bytes,
+    /// The RTP timestamp (48 kHz).
+    pub rtp_timestamp: u32,
+    /// The RTP time unwrapped past roll-overs, as a duration since RTP time 0.
+    pub timestamp: Duration,
+    /// When the packet arrived.
+    pub received_at: Instant,
 }
 
 /// The server's judgement of this participant's connection.
@@ -415,6 +542,26 @@ pub enum PublisherEvent {
         track: TrackCid,
         /// Wanted layers.
         layers: Vec<VideoQuality>,
+    },
+    /// A remote track is now received (subscriber side; its media arrives on
+    /// [`PublisherHandle::take_media`](crate::PublisherHandle::take_media)).
+    TrackSubscribed(RemoteTrack),
+    /// A remote track is no longer received (unpublished, its publisher left, or
+    /// the session was rejoined).
+    TrackUnsubscribed {
+        /// Who published it.
+        participant: ParticipantIdentity,
+        /// The remote track.
+        track: TrackSid,
+    },
+    /// A subscribed track's publisher muted or unmuted it.
+    TrackMuted {
+        /// Who publishes it.
+        participant: ParticipantIdentity,
+        /// The remote track.
+        track: TrackSid,
+        /// Now muted.
+        muted: bool,
     },
     /// A health snapshot.
     Stats(StatsSnapshot),

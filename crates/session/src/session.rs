@@ -972,7 +972,12 @@ impl Task {
                     }
                 }
             }
-            E::DataReceived { .. } | E::ParticipantLeft(_) | E::TrackPublished { .. } => {}
+            E::DataReceived { .. }
+            | E::ParticipantLeft(_)
+            | E::TrackPublished { .. }
+            | E::TrackSubscribed(_)
+            | E::TrackUnsubscribed { .. }
+            | E::TrackMuted { .. } => {}
         }
     }
 

@@ -1,0 +1,552 @@
+//! The receive side: which subscriber m-line carries which remote track, and
+//! what arrives on it.
+//!
+//! The server's subscriber offer names each down-track in `a=msid:<stream>
+//! <track sid>` (and `mid_to_track_id` when it fills it); the publishers'
+//! `TrackInfo` (join response, participant updates) gives name, codec, size and
+//! mute state. A track is announced ([`PublisherEvent::TrackSubscribed`]) once
+//! both are known. Sans-IO like the core: it only keeps state and returns
+//! events, media and key frame requests.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use livekit_protocol as proto;
+use str0m::format::{Codec, CodecExtra};
+use str0m::media::{MediaData, Mid, Rid};
+use str0m::stats::MediaIngressStats;
+
+use crate::types::*;
+
+/// At most one key frame request per track in this interval.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One media section of an SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpMedia {
+    /// `audio`, `video` or `application`.
+    pub kind: String,
+    /// `a=mid`.
+    pub mid: String,
+    /// `sendonly`, `recvonly`, `sendrecv` or `inactive` (port 0 reads as inactive).
+    pub direction: String,
+    /// `a=msid` stream id (LiveKit: `PA_…|TR_…` or the participant sid).
+    pub stream_id: Option<String>,
+    /// `a=msid` track id (LiveKit: the track sid).
+    pub track_id: Option<String>,
+}
+
+/// Splits an SDP into its media sections (mid, direction, msid of each).
+pub fn parse_sdp_media(sdp: &str) -> Vec<SdpMedia> {
+    let mut out: Vec<SdpMedia> = Vec::new();
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut parts = m.split_whitespace();
+            let kind = parts.next().unwrap_or_default().to_string();
+            let port = parts.next().unwrap_or("0");
+            out.push(SdpMedia {
+                kind,
+                mid: String::new(),
+                // RFC 3264: a zero port rejects the section.
+                direction: if port == "0" { "inactive" } else { "sendrecv" }.into(),
+                stream_id: None,
+                track_id: None,
+            });
+            continue;
+        }
+        let Some(cur) = out.last_mut() else { continue };
+        let Some(attr) = line.strip_prefix("a=") else {
+            continue;
+        };
+        match attr {
+            "sendonly" | "recvonly" | "sendrecv" | "inactive" => {
+                if cur.direction != "inactive" || attr == "inactive" {
+                    cur.direction = attr.into();
+                }
+            }
+            _ => {
+                if let Some(mid) = attr.strip_prefix("mid:") {
+                    cur.mid = mid.trim().into();
+                } else if let Some(msid) = attr.strip_prefix("msid:") {
+                    set_msid(cur, msid);
+                } else if let Some(ssrc) = attr.strip_prefix("ssrc:")
+                    && cur.track_id.is_none()
+                    && let Some((_, msid)) = ssrc.split_once(" msid:")
+                {
+                    // Plan-B style `a=ssrc:<n> msid:<stream> <track>`.
+                    set_msid(cur, msid);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn set_msid(m: &mut SdpMedia, msid: &str) {
+    let mut p = msid.split_whitespace();
+    let stream = p.next().filter(|s| *s != "-");
+    let track = p.next();
+    m.stream_id = stream.map(str::to_string);
+    m.track_id = track.map(str::to_string);
+}
+
+/// The remote tracks the server offers on the subscriber PC, by mid:
+/// `mid_to_track_id` when present, else each m-line's msid track id. Only
+/// audio/video m-lines the server sends on.
+pub fn offered_tracks(
+    sdp: &str,
+    mid_to_track_id: &HashMap<String, String>,
+) -> Vec<(String, String)> {
+    parse_sdp_media(sdp)
+        .into_iter()
+        .filter(|m| {
+            (m.kind == "audio" || m.kind == "video")
+                && (m.direction == "sendonly" || m.direction == "sendrecv")
+        })
+        .filter_map(|m| {
+            let sid = mid_to_track_id
+                .get(&m.mid)
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .or(m.track_id)?;
+            Some((m.mid, sid))
+        })
+        .collect()
+}
+
+/// A remote publisher's track as the server describes it.
+#[derive(Debug, Clone)]
+struct KnownTrack {
+    identity: String,
+    info: proto::TrackInfo,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Ingress {
+    bytes: u64,
+    packets: u64,
+    nacks: u64,
+    plis: u64,
+    firs: u64,
+    loss: Option<f32>,
+    prev_bytes: u64,
+    prev_at: Option<Instant>,
+    bitrate: u64,
+}
+
+#[derive(Debug)]
+struct Sub {
+    track: RemoteTrack,
+    /// A key frame should be requested (on subscribe, on a gap, after a drop, on request).
+    keyframe_due: bool,
+    last_keyframe_request: Option<Instant>,
+    /// After a drop: later frames are useless to the decoder until a key frame.
+    await_keyframe: bool,
+    frames: u64,
+    dropped: u64,
+    lost: u64,
+    next_seq: HashMap<Option<Rid>, u64>,
+    ingress: HashMap<Option<Rid>, Ingress>,
+}
+
+/// Subscriber-side state of the core.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    /// Remote tracks by sid.
+    known: HashMap<String, KnownTrack>,
+    /// Offered m-lines: mid -> track sid.
+    offered: HashMap<String, String>,
+    /// Announced subscriptions by mid.
+    subs: HashMap<String, Sub>,
+    events: Vec<PublisherEvent>,
+    frames_received: u64,
+    frames_dropped: u64,
+    audio_received: u64,
+}
+
+fn remote_track(k: &KnownTrack) -> RemoteTrack {
+    let info = &k.info;
+    let video = info.r#type == proto::TrackType::Video as i32;
+    let mime = if info.mime_type.is_empty() {
+        info.codecs
+            .first()
+            .map(|c| c.mime_type.clone())
+            .unwrap_or_default()
+    } else {
+        info.mime_type.clone()
+    };
+    let codec = video.then(|| codec_from_mime(&mime)).flatten();
+    // Newer servers describe layers per codec; older ones in the flat list.
+    #[allow(deprecated)]
+    let flat = &info.layers;
+    let layers = info
+        .codecs
+        .iter()
+        .find(|c| !c.layers.is_empty())
+        .map_or(flat, |c| &c.layers)
+        .iter()
+        .filter_map(|l| {
+            Some(LayerSpec {
+                quality: VideoQuality::from_proto(l.quality)?,
+                width: l.width,
+                height: l.height,
+                bitrate: Bitrate(u64::from(l.bitrate)),
+            })
+        })
+        .collect::<Vec<_>>();
+    RemoteTrack {
+        participant: ParticipantIdentity(k.identity.clone()),
+        sid: TrackSid(info.sid.clone()),
+        name: info.name.clone(),
+        kind: if video {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        },
+        codec,
+        mime,
+        dimensions: (info.width > 0 && info.height > 0).then_some((info.width, info.height)),
+        layers: if layers.len() > 1 { layers } else { Vec::new() },
+        muted: info.muted,
+    }
+}
+
+fn codec_from_mime(mime: &str) -> Option<VideoCodec> {
+    match mime.to_ascii_lowercase().as_str() {
+        "video/h264" => Some(VideoCodec::H264),
+        "video/vp8" => Some(VideoCodec::Vp8),
+        _ => None,
+    }
+}
+
+impl Subscriptions {
+    /// Events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<PublisherEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A subscriber offer from the server (before it is answered).
+    pub fn offer(&mut self, sd: &proto::SessionDescription) {
+        self.offered = offered_tracks(&sd.sdp, &sd.mid_to_track_id)
+            .into_iter()
+            .collect();
+        self.reconcile();
+    }
+
+    /// A remote participant's info (join response or participant update).
+    pub fn participant(&mut self, p: &proto::ParticipantInfo) {
+        self.known.retain(|_, k| k.identity != p.identity);
+        if p.state != proto::participant_info::State::Disconnected as i32 {
+            for t in &p.tracks {
+                self.known.insert(
+                    t.sid.clone(),
+                    KnownTrack {
+                        identity: p.identity.clone(),
+                        info: t.clone(),
+                    },
+                );
+            }
+        }
+        self.reconcile();
+    }
+
+    /// Forget everything (new session): every subscription ends.
+    pub fn reset(&mut self) {
+        self.known.clear();
+        self.offered.clear();
+        let mut mids: Vec<String> = self.subs.keys().cloned().collect();
+        mids.sort();
+        for mid in mids {
+            self.unsubscribe(&mid);
+        }
+    }
+
+    fn unsubscribe(&mut self, mid: &str) {
+        if let Some(s) = self.subs.remove(mid) {
+            self.events.push(PublisherEvent::TrackUnsubscribed {
+                participant: s.track.participant,
+                track: s.track.sid,
+            });
+        }
+    }
+
+    /// Announce what is both offered and described; end what is neither; report mute changes.
+    fn reconcile(&mut self) {
+        let mut gone: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(mid, s)| {
+                self.offered.get(*mid) != Some(&s.track.sid.0)
+                    || !self.known.contains_key(&s.track.sid.0)
+            })
+            .map(|(mid, _)| mid.clone())
+            .collect();
+        gone.sort();
+        for mid in gone {
+            self.unsubscribe(&mid);
+        }
+        let mut offered: Vec<(&String, &String)> = self.offered.iter().collect();
+        offered.sort();
+        for (mid, sid) in offered {
+            let Some(k) = self.known.get(sid) else {
+                continue;
+            };
+            match self.subs.get_mut(mid) {
+                Some(s) => {
+                    if s.track.muted != k.info.muted {
+                        s.track.muted = k.info.muted;
+                        // Unmuted video restarts: ask for a key frame.
+                        s.keyframe_due |= !k.info.muted;
+                        self.events.push(PublisherEvent::TrackMuted {
+                            participant: s.track.participant.clone(),
+                            track: s.track.sid.clone(),
+                            muted: k.info.muted,
+                        });
+                    }
+                }
+                None => {
+                    let track = remote_track(k);
+                    self.events
+                        .push(PublisherEvent::TrackSubscribed(track.clone()));
+                    self.subs.insert(
+                        mid.clone(),
+                        Sub {
+                            keyframe_due: track.kind == TrackKind::Video,
+                            track,
+                            last_keyframe_request: None,
+                            await_keyframe: false,
+                            frames: 0,
+                            dropped: 0,
+                            lost: 0,
+                            next_seq: HashMap::new(),
+                            ingress: HashMap::new(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// A depacketized frame from the subscriber PC. `None` when it belongs to no
+    /// announced track or must be skipped (waiting for a key frame after a drop).
+    pub fn media(&mut self, d: &MediaData) -> Option<ReceivedMedia> {
+        let s = self.subs.get_mut(&d.mid.to_string())?;
+        // Unrecovered packets: gaps between the sequence numbers of delivered frames.
+        let first = **d.seq_range.start();
+        let last = **d.seq_range.end();
+        if let Some(next) = s.next_seq.get(&d.rid)
+            && first > *next
+        {
+            s.lost += first - next;
+        }
+        s.next_seq.insert(d.rid, last + 1);
+        let time = d.time;
+        let rtp_timestamp = time.numer() as u32;
+        let timestamp = Duration::from_micros(time.as_micros());
+        let data = Bytes::copy_from_slice(&d.data);
+        let codec = d.params.spec().codec;
+        if s.track.kind == TrackKind::Audio || codec == Codec::Opus {
+            s.frames += 1;
+            self.audio_received += 1;
+            return Some(ReceivedMedia::Audio(ReceivedAudio {
+                track: s.track.sid.clone(),
+                participant: s.track.participant.clone(),
+                data,
+                rtp_timestamp,
+                timestamp,
+                received_at: d.network_time,
+            }));
+        }
+        let (codec, keyframe) = match (codec, &d.codec_extra) {
+            (Codec::H264, CodecExtra::H264(e)) => (VideoCodec::H264, e.is_keyframe),
+            (Codec::H264, _) => (VideoCodec::H264, false),
+            (Codec::Vp8, CodecExtra::Vp8(e)) => (VideoCodec::Vp8, e.is_keyframe),
+            (Codec::Vp8, _) => (VideoCodec::Vp8, false),
+            _ => return None,
+        };
+        if !d.contiguous {
+            s.keyframe_due = true;
+        }
+        if s.await_keyframe {
+            if !keyframe {
+                s.dropped += 1;
+                self.frames_dropped += 1;
+                return None;
+            }
+            s.await_keyframe = false;
+        }
+        s.frames += 1;
+        self.frames_received += 1;
+        Some(ReceivedMedia::Video(ReceivedVideo {
+            track: s.track.sid.clone(),
+            participant: s.track.participant.clone(),
+            codec,
+            data,
+            rtp_timestamp,
+            timestamp,
+            keyframe,
+            contiguous: d.contiguous,
+            layer: d.rid.and_then(|r| VideoQuality::from_rid(&r)),
+            received_at: d.network_time,
+        }))
+    }
+
+    /// The media channel was full and `m` was dropped. Video then skips to the
+    /// next key frame (requested), so the decoder never sees a broken chain.
+    pub fn media_dropped(&mut self, m: &ReceivedMedia) {
+        let (sid, video) = match m {
+            ReceivedMedia::Video(v) => (&v.track, true),
+            ReceivedMedia::Audio(a) => (&a.track, false),
+        };
+        if video {
+            self.frames_received = self.frames_received.saturating_sub(1);
+            self.frames_dropped += 1;
+        } else {
+            self.audio_received = self.audio_received.saturating_sub(1);
+        }
+        if let Some(s) = self.subs.values_mut().find(|s| &s.track.sid == sid) {
+            s.frames = s.frames.saturating_sub(1);
+            s.dropped += 1;
+            if video {
+                s.await_keyframe = true;
+                s.keyframe_due = true;
+            }
+        }
+    }
+
+    /// Ask for a key frame of this track (subject to the rate limit).
+    /// Returns false for a track that is not subscribed.
+    pub fn want_keyframe(&mut self, sid: &TrackSid) -> bool {
+        match self.subs.values_mut().find(|s| &s.track.sid == sid) {
+            Some(s) => {
+                s.keyframe_due = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Video m-lines whose key frame request is due now (rate limited), with the
+    /// RID of their last frame.
+    pub fn due_keyframe_requests(&self, now: Instant) -> Vec<(Mid, Option<Rid>)> {
+        self.subs
+            .iter()
+            .filter(|(_, s)| {
+                s.keyframe_due
+                    && s.track.kind == TrackKind::Video
+                    && s.last_keyframe_request.is_none_or(|t| {
+                        now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL
+                    })
+            })
+            .map(|(mid, s)| {
+                (
+                    Mid::from(mid.as_str()),
+                    s.next_seq.keys().next().copied().flatten(),
+                )
+            })
+            .collect()
+    }
+
+    /// A key frame request went out (or could not yet: no receive stream).
+    pub fn keyframe_requested(&mut self, mid: Mid, now: Instant) {
+        if let Some(s) = self.subs.get_mut(&mid.to_string()) {
+            s.keyframe_due = false;
+            s.last_keyframe_request = Some(now);
+        }
+    }
+
+    /// When the next rate-limited key frame request becomes due, if any waits.
+    pub fn next_keyframe_request(&self) -> Option<Instant> {
+        self.subs
+            .values()
+            .filter(|s| s.keyframe_due && s.track.kind == TrackKind::Video)
+            .filter_map(|s| {
+                s.last_keyframe_request
+                    .map(|t| t + KEYFRAME_REQUEST_INTERVAL)
+            })
+            .min()
+    }
+
+    /// `UpdateTrackSettings` selecting `quality` of a subscribed video track.
+    pub fn track_settings(
+        &self,
+        sid: &TrackSid,
+        quality: VideoQuality,
+    ) -> Option<proto::UpdateTrackSettings> {
+        let s = self.subs.values().find(|s| &s.track.sid == sid)?;
+        let (width, height) = s
+            .track
+            .layers
+            .iter()
+            .find(|l| l.quality == quality)
+            .map(|l| (l.width, l.height))
+            .unwrap_or((0, 0));
+        Some(proto::UpdateTrackSettings {
+            track_sids: vec![sid.0.clone()],
+            disabled: false,
+            quality: quality.to_proto() as i32,
+            width,
+            height,
+            ..Default::default()
+        })
+    }
+
+    /// str0m's periodic ingress figures of one (mid, rid).
+    pub fn ingress(&mut self, st: &MediaIngressStats) {
+        let Some(s) = self.subs.get_mut(&st.mid.to_string()) else {
+            return;
+        };
+        let acc = s.ingress.entry(st.rid).or_default();
+        acc.bytes = st.bytes;
+        acc.packets = st.packets;
+        acc.nacks = st.nacks;
+        acc.plis = st.plis;
+        acc.firs = st.firs;
+        acc.loss = st.loss;
+        if let Some(prev) = acc.prev_at {
+            let dt = st.timestamp.saturating_duration_since(prev).as_secs_f64();
+            if dt > 0.0 {
+                acc.bitrate = (acc.bytes.saturating_sub(acc.prev_bytes) as f64 * 8.0 / dt) as u64;
+            }
+        }
+        acc.prev_at = Some(st.timestamp);
+        acc.prev_bytes = acc.bytes;
+    }
+
+    /// Per-track receive figures, and totals (video frames received, dropped; audio packets).
+    pub fn stats(&self) -> (Vec<ReceiveStats>, u64, u64, u64) {
+        let mut v: Vec<ReceiveStats> = self
+            .subs
+            .values()
+            .map(|s| {
+                let mut r = ReceiveStats {
+                    participant: s.track.participant.clone(),
+                    track: s.track.sid.clone(),
+                    kind: s.track.kind,
+                    packets_lost: s.lost,
+                    frames_received: s.frames,
+                    frames_dropped: s.dropped,
+                    ..Default::default()
+                };
+                for acc in s.ingress.values() {
+                    r.bytes += acc.bytes;
+                    r.packets += acc.packets;
+                    r.bitrate = Bitrate(r.bitrate.0 + acc.bitrate);
+                    r.nacks += acc.nacks;
+                    r.plis += acc.plis;
+                    r.firs += acc.firs;
+                    r.loss = acc.loss.or(r.loss);
+                }
+                r
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.participant, &a.track).cmp(&(&b.participant, &b.track)));
+        (
+            v,
+            self.frames_received,
+            self.frames_dropped,
+            self.audio_received,
+        )
+    }
+}
