@@ -231,6 +231,16 @@ impl Subscriptions {
         self.offered = offered_tracks(&sd.sdp, &sd.mid_to_track_id)
             .into_iter()
             .collect();
+        tracing::debug!(
+            "subscriber offer {}: mid_to_track_id {:?}, tracks by mid {:?}, msid {:?}",
+            sd.id,
+            sd.mid_to_track_id,
+            self.offered,
+            parse_sdp_media(&sd.sdp)
+                .iter()
+                .map(|m| (&m.mid, &m.direction, &m.stream_id, &m.track_id))
+                .collect::<Vec<_>>()
+        );
         self.reconcile();
     }
 
