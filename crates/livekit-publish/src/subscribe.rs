@@ -560,3 +560,356 @@ impl Subscriptions {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::format::{CodecSpec, FormatParams, PayloadParams};
+    use str0m::media::{Frequency, MediaTime};
+    use str0m::rtp::ExtensionValues;
+
+    /// The shape of livekit-server 1.13.5's subscriber offer (see the e2e debug log):
+    /// data channel first, then one `sendrecv` m-line per down-track whose msid is
+    /// `PA_…|TR_… TR_…`.
+    const OFFER: &str = "v=0\r\n\
+o=- 1 2 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+a=mid:0\r\n\
+a=sendrecv\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:1\r\n\
+a=msid:PA_pub|TR_video TR_video\r\n\
+a=sendrecv\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+a=mid:2\r\n\
+a=ssrc:1234 msid:PA_pub|TR_audio TR_audio\r\n\
+a=sendonly\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:3\r\n\
+a=msid:PA_gone|TR_old TR_old\r\n\
+a=sendrecv\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:4\r\n\
+a=msid:- TR_recv\r\n\
+a=recvonly\r\n";
+
+    #[test]
+    fn sdp_media_sections_give_mid_direction_and_msid() {
+        let m = parse_sdp_media(OFFER);
+        assert_eq!(m.len(), 5);
+        assert_eq!(
+            (m[0].kind.as_str(), m[0].mid.as_str()),
+            ("application", "0")
+        );
+        assert_eq!(m[1].stream_id.as_deref(), Some("PA_pub|TR_video"));
+        assert_eq!(m[1].track_id.as_deref(), Some("TR_video"));
+        assert_eq!(m[1].direction, "sendrecv");
+        // Plan-B style ssrc msid when there is no a=msid.
+        assert_eq!(m[2].track_id.as_deref(), Some("TR_audio"));
+        assert_eq!(m[2].direction, "sendonly");
+        // Port 0: rejected, whatever the direction attribute says.
+        assert_eq!(m[3].direction, "inactive");
+        assert_eq!(m[4].stream_id, None);
+        assert_eq!(m[4].direction, "recvonly");
+    }
+
+    #[test]
+    fn offered_tracks_prefer_mid_to_track_id_and_skip_what_the_server_does_not_send() {
+        let by_msid = offered_tracks(OFFER, &HashMap::new());
+        assert_eq!(
+            by_msid,
+            vec![
+                ("1".to_string(), "TR_video".to_string()),
+                ("2".to_string(), "TR_audio".to_string())
+            ]
+        );
+        let map: HashMap<String, String> = [("1".to_string(), "TR_other".to_string())].into();
+        assert_eq!(
+            offered_tracks(OFFER, &map)[0],
+            ("1".into(), "TR_other".into())
+        );
+    }
+
+    fn track(sid: &str, video: bool, muted: bool) -> proto::TrackInfo {
+        proto::TrackInfo {
+            sid: sid.into(),
+            name: if video { "camera" } else { "microphone" }.into(),
+            r#type: if video {
+                proto::TrackType::Video
+            } else {
+                proto::TrackType::Audio
+            } as i32,
+            mime_type: if video { "video/H264" } else { "audio/opus" }.into(),
+            width: if video { 1280 } else { 0 },
+            height: if video { 720 } else { 0 },
+            muted,
+            codecs: vec![proto::SimulcastCodecInfo {
+                mime_type: if video { "video/H264" } else { "audio/opus" }.into(),
+                layers: if video {
+                    [(0, 320, 180), (1, 640, 360), (2, 1280, 720)]
+                        .iter()
+                        .map(|&(q, width, height)| proto::VideoLayer {
+                            quality: q,
+                            width,
+                            height,
+                            ..Default::default()
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn publisher(tracks: Vec<proto::TrackInfo>, gone: bool) -> proto::ParticipantInfo {
+        proto::ParticipantInfo {
+            identity: "creator".into(),
+            sid: "PA_pub".into(),
+            state: if gone {
+                proto::participant_info::State::Disconnected
+            } else {
+                proto::participant_info::State::Active
+            } as i32,
+            tracks,
+            ..Default::default()
+        }
+    }
+
+    fn offer_sd() -> proto::SessionDescription {
+        proto::SessionDescription {
+            r#type: "offer".into(),
+            sdp: OFFER.into(),
+            id: 1,
+            mid_to_track_id: HashMap::new(),
+        }
+    }
+
+    fn subscribed() -> Subscriptions {
+        let mut s = Subscriptions::default();
+        s.offer(&offer_sd());
+        s.participant(&publisher(
+            vec![
+                track("TR_video", true, false),
+                track("TR_audio", false, false),
+            ],
+            false,
+        ));
+        s.take_events();
+        s
+    }
+
+    #[test]
+    fn a_track_is_announced_once_offered_and_described_then_muted_and_ended() {
+        let mut s = Subscriptions::default();
+        s.offer(&offer_sd());
+        assert!(s.take_events().is_empty(), "no TrackInfo yet");
+        s.participant(&publisher(
+            vec![
+                track("TR_video", true, false),
+                track("TR_audio", false, false),
+            ],
+            false,
+        ));
+        let ev = s.take_events();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let PublisherEvent::TrackSubscribed(v) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(v.participant.as_str(), "creator");
+        assert_eq!(v.sid.as_str(), "TR_video");
+        assert_eq!(
+            (v.kind, v.codec),
+            (TrackKind::Video, Some(VideoCodec::H264))
+        );
+        assert_eq!(v.dimensions, Some((1280, 720)));
+        assert_eq!(v.layers.len(), 3);
+        assert!(matches!(&ev[1], PublisherEvent::TrackSubscribed(a)
+            if a.kind == TrackKind::Audio && a.codec.is_none() && a.mime == "audio/opus"));
+
+        // An update with the same state says nothing; a mute change is reported.
+        s.participant(&publisher(
+            vec![
+                track("TR_video", true, false),
+                track("TR_audio", false, false),
+            ],
+            false,
+        ));
+        assert!(s.take_events().is_empty());
+        s.participant(&publisher(
+            vec![
+                track("TR_video", true, true),
+                track("TR_audio", false, false),
+            ],
+            false,
+        ));
+        assert_eq!(
+            s.take_events(),
+            vec![PublisherEvent::TrackMuted {
+                participant: "creator".into(),
+                track: "TR_video".into(),
+                muted: true
+            }]
+        );
+        // The audio track unpublished, then the publisher leaves.
+        s.participant(&publisher(vec![track("TR_video", true, true)], false));
+        assert_eq!(
+            s.take_events(),
+            vec![PublisherEvent::TrackUnsubscribed {
+                participant: "creator".into(),
+                track: "TR_audio".into()
+            }]
+        );
+        s.participant(&publisher(Vec::new(), true));
+        assert_eq!(
+            s.take_events(),
+            vec![PublisherEvent::TrackUnsubscribed {
+                participant: "creator".into(),
+                track: "TR_video".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_renegotiation_without_the_mline_or_a_reset_ends_the_subscription() {
+        let mut s = subscribed();
+        let mut sd = offer_sd();
+        sd.sdp = sd.sdp.replace("a=mid:2\r\n", "a=mid:2\r\na=inactive\r\n");
+        s.offer(&sd);
+        assert_eq!(
+            s.take_events(),
+            vec![PublisherEvent::TrackUnsubscribed {
+                participant: "creator".into(),
+                track: "TR_audio".into()
+            }]
+        );
+        s.reset();
+        assert_eq!(s.take_events().len(), 1);
+        assert!(s.stats().0.is_empty());
+    }
+
+    fn frame(
+        mid: &str,
+        seq: std::ops::RangeInclusive<u64>,
+        keyframe: bool,
+        contiguous: bool,
+    ) -> MediaData {
+        MediaData {
+            mid: mid.into(),
+            pt: 96.into(),
+            rid: None,
+            params: PayloadParams::new(
+                96.into(),
+                None,
+                CodecSpec {
+                    codec: Codec::H264,
+                    clock_rate: Frequency::NINETY_KHZ,
+                    channels: None,
+                    format: FormatParams::default(),
+                },
+            ),
+            time: MediaTime::from_90khz(9000),
+            network_time: Instant::now(),
+            seq_range: (*seq.start()).into()..=(*seq.end()).into(),
+            contiguous,
+            data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }].into(),
+            ext_vals: ExtensionValues::default(),
+            codec_extra: CodecExtra::H264(str0m::format::H264CodecExtra {
+                is_keyframe: keyframe,
+            }),
+            last_sender_info: None,
+            audio_start_of_talk_spurt: false,
+        }
+    }
+
+    #[test]
+    fn frames_map_to_their_track_and_gaps_count_as_lost() {
+        let mut s = subscribed();
+        let Some(ReceivedMedia::Video(v)) = s.media(&frame("1", 10..=12, true, true)) else {
+            panic!("video frame")
+        };
+        assert_eq!(
+            (v.track.as_str(), v.participant.as_str()),
+            ("TR_video", "creator")
+        );
+        assert_eq!(
+            (v.codec, v.keyframe, v.rtp_timestamp),
+            (VideoCodec::H264, true, 9000)
+        );
+        assert_eq!(v.timestamp, Duration::from_millis(100));
+        assert_eq!(&v.data[..], &[0, 0, 0, 1, 0x65]);
+        // Packets 13 and 14 never came.
+        assert!(s.media(&frame("1", 15..=15, false, false)).is_some());
+        assert!(
+            s.media(&frame("9", 1..=1, false, true)).is_none(),
+            "unknown mid"
+        );
+        let (stats, frames, dropped, _) = s.stats();
+        let vs = stats
+            .iter()
+            .find(|r| r.track.as_str() == "TR_video")
+            .expect("stats");
+        assert_eq!(
+            (vs.packets_lost, vs.frames_received, frames, dropped),
+            (2, 2, 2, 0)
+        );
+    }
+
+    #[test]
+    fn after_a_channel_drop_video_skips_to_the_next_key_frame() {
+        let mut s = subscribed();
+        let now = Instant::now();
+        // The subscribe itself asks for a key frame, once per interval.
+        assert_eq!(s.due_keyframe_requests(now).len(), 1);
+        s.keyframe_requested(Mid::from("1"), now);
+        assert!(s.due_keyframe_requests(now).is_empty());
+
+        let m = s.media(&frame("1", 1..=1, true, true)).expect("frame");
+        s.media_dropped(&m);
+        assert!(
+            s.media(&frame("1", 2..=2, false, true)).is_none(),
+            "delta after a drop"
+        );
+        assert!(s.media(&frame("1", 3..=3, false, true)).is_none());
+        assert!(
+            s.media(&frame("1", 4..=4, true, true)).is_some(),
+            "key frame resumes"
+        );
+        assert!(s.media(&frame("1", 5..=5, false, true)).is_some());
+        let (_, frames, dropped, _) = s.stats();
+        assert_eq!((frames, dropped), (2, 3));
+        // The drop asked for a key frame: due once the 500 ms limit has passed.
+        assert!(
+            s.due_keyframe_requests(now + Duration::from_millis(100))
+                .is_empty()
+        );
+        assert_eq!(
+            s.next_keyframe_request(),
+            Some(now + KEYFRAME_REQUEST_INTERVAL)
+        );
+        assert_eq!(
+            s.due_keyframe_requests(now + KEYFRAME_REQUEST_INTERVAL)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn video_quality_selects_the_layer_size() {
+        let s = subscribed();
+        let ts = s
+            .track_settings(&"TR_video".into(), VideoQuality::Medium)
+            .expect("subscribed");
+        assert_eq!(ts.track_sids, vec!["TR_video".to_string()]);
+        assert_eq!(ts.quality, proto::VideoQuality::Medium as i32);
+        assert_eq!((ts.width, ts.height), (640, 360));
+        assert!(
+            s.track_settings(&"TR_nope".into(), VideoQuality::Low)
+                .is_none()
+        );
+    }
+}
