@@ -89,6 +89,8 @@ impl EventLog {
 struct Decoded {
     /// (frame number, capture µs on the test's media clock, when decoded).
     video: Vec<(u32, u64, Instant)>,
+    /// Size of every decoded picture, and when.
+    sizes: Vec<(u32, u32, Instant)>,
     /// Frames the decoder produced whose code did not read.
     unreadable: u64,
     decode_errors: u64,
@@ -130,10 +132,13 @@ fn spawn_decoder(
                         o.tracks_seen.push(v.track.clone());
                     }
                     match res {
-                        Ok(Some(frame)) => match read_pattern_code(&frame) {
-                            Some((n, us)) => o.video.push((n, us, now)),
-                            None => o.unreadable += 1,
-                        },
+                        Ok(Some(frame)) => {
+                            o.sizes.push((frame.width, frame.height, now));
+                            match read_pattern_code(&frame) {
+                                Some((n, us)) => o.video.push((n, us, now)),
+                                None => o.unreadable += 1,
+                            }
+                        }
                         Ok(None) => {}
                         Err(_) => o.decode_errors += 1,
                     }
@@ -489,6 +494,24 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
             })
             .await?;
         println!("mute and unmute seen by the subscriber");
+
+        // Chat both ways: the viewer token may publish data, and the viewer's
+        // publisher PC (data channels only) carries it.
+        viewer.send_chat("hello from the rust viewer")?;
+        pub_log
+            .wait(Duration::from_secs(5), "chat from the viewer", |e| {
+                matches!(e, PublisherEvent::ChatReceived { from_identity, text, .. }
+                    if from_identity.as_str() == "viewer1" && text == "hello from the rust viewer")
+            })
+            .await?;
+        publisher.send_chat("hello viewer")?;
+        view_log
+            .wait(Duration::from_secs(5), "chat from the publisher", |e| {
+                matches!(e, PublisherEvent::ChatReceived { from_identity, text, .. }
+                    if from_identity.as_str() == "creator" && text == "hello viewer")
+            })
+            .await?;
+        println!("chat both ways between publisher and subscriber");
     }
 
     // The publisher leaves: both tracks end at the viewer.
@@ -535,4 +558,224 @@ async fn vp8_reaches_a_rust_subscriber() -> anyhow::Result<()> {
         check_mute: false,
     })
     .await
+}
+
+/// Sends simulcast H.264 (the layers the SFU wants) from a plain thread until `stop`.
+fn spawn_simulcast_sender(
+    video: VideoTrackSender,
+    layers: Vec<LayerSpec>,
+    pub_log: EventLog,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<u64>> {
+    std::thread::spawn(move || {
+        let mut encoders = Vec::new();
+        for l in &layers {
+            encoders.push((
+                l.quality,
+                new_video_encoder(
+                    streamit_media::encode::VideoCodec::H264,
+                    VideoEncoderConfig::new(l.width, l.height, 30.0, l.bitrate.bps() as u32),
+                )?,
+            ));
+        }
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        let mut seen = 0usize;
+        let mut force_key = true;
+        let mut wanted: Option<Vec<VideoQuality>> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let slot = t0 + Duration::from_micros(n * 33_333);
+            if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let events = pub_log.snapshot();
+            for e in &events[seen..] {
+                match e {
+                    PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                    PublisherEvent::LayersWanted { layers, .. } => wanted = Some(layers.clone()),
+                    _ => {}
+                }
+            }
+            seen = events.len();
+            let pts = MediaTime::from_micros(n * 33_333);
+            for ((q, enc), l) in encoders.iter_mut().zip(&layers) {
+                if wanted.as_ref().is_some_and(|w| !w.contains(q)) {
+                    continue;
+                }
+                let pic = generate_pattern(l.width, l.height, n as u32, pts)?;
+                if let Some(e) = enc.encode(&pic, force_key)? {
+                    video.send(EncodedVideo {
+                        layer: Some(*q),
+                        data: e.data,
+                        keyframe: e.keyframe,
+                        timestamp: pts.as_duration(),
+                    });
+                }
+            }
+            force_key = false;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+/// Waits until `want` of the last 10 decoded pictures have that size; returns how long it took.
+async fn wait_for_size(
+    decoded: &Arc<Mutex<Decoded>>,
+    size: (u32, u32),
+    within: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let recent: Vec<(u32, u32)> = {
+            let d = decoded
+                .lock()
+                .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?;
+            d.sizes
+                .iter()
+                .filter(|(_, _, at)| *at >= start)
+                .map(|&(w, h, _)| (w, h))
+                .collect()
+        };
+        if recent.len() >= 10 && recent[recent.len() - 10..].iter().all(|&s| s == size) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            anyhow::bail!("no run of {size:?} pictures within {within:?}; saw {recent:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_video_quality_switches_the_simulcast_layer_and_request_keyframe_sends_a_pli()
+-> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let url = server.ws_url();
+    let token = server.token("creator", "room", true)?;
+    let (publisher, pub_events) =
+        Publisher::connect(&url, &token, PublishOptions::default()).await?;
+    let pub_log = EventLog::spawn(pub_events);
+    pub_log
+        .wait(Duration::from_secs(10), "publisher connected", |e| {
+            matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
+        })
+        .await?;
+    let viewer_token = server.token("viewer1", "room", false)?;
+    let (viewer, viewer_events) = Publisher::connect(
+        &url,
+        &viewer_token,
+        PublishOptions {
+            subscribe: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let view_log = EventLog::spawn(viewer_events);
+    let media = viewer
+        .take_media()
+        .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let decoder = spawn_decoder(media, decoded.clone());
+
+    // 640x360 in three layers: 160x90, 320x180, 640x360.
+    let opts = VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30)
+        .with_default_simulcast(Bitrate::from_kbps(1200));
+    let layers = opts.simulcast.clone();
+    let video = publisher.publish_video(opts).await?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = spawn_simulcast_sender(video, layers, pub_log.clone(), stop.clone());
+
+    let sub = view_log
+        .wait(
+            Duration::from_secs(10),
+            "video TrackSubscribed",
+            |e| matches!(e, PublisherEvent::TrackSubscribed(t) if t.kind == TrackKind::Video),
+        )
+        .await?;
+    let PublisherEvent::TrackSubscribed(track) = sub else {
+        unreachable!("matched above")
+    };
+    println!("simulcast track: {track:?}");
+    assert_eq!(
+        track
+            .layers
+            .iter()
+            .map(|l| (l.quality, l.width, l.height))
+            .collect::<Vec<_>>(),
+        vec![
+            (VideoQuality::Low, 160, 90),
+            (VideoQuality::Medium, 320, 180),
+            (VideoQuality::High, 640, 360)
+        ]
+    );
+    let first = wait_for_size(&decoded, (640, 360), Duration::from_secs(15)).await?;
+    println!("high layer decoded after {first:?}");
+    viewer.set_video_quality(&track.sid, VideoQuality::Low)?;
+    let to_low = wait_for_size(&decoded, (160, 90), Duration::from_secs(10)).await?;
+    viewer.set_video_quality(&track.sid, VideoQuality::Medium)?;
+    let to_medium = wait_for_size(&decoded, (320, 180), Duration::from_secs(10)).await?;
+    println!("switch to low took {to_low:?}, to medium {to_medium:?}");
+
+    // An explicit key frame request goes out as a PLI the publisher hears.
+    let plis = |log: &EventLog| {
+        log.snapshot()
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => s
+                    .receive
+                    .iter()
+                    .find(|r| r.track == track.sid)
+                    .map(|r| r.plis),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = plis(&view_log);
+    let key_requests_before = pub_log
+        .snapshot()
+        .iter()
+        .filter(|e| matches!(e, PublisherEvent::KeyframeRequested { .. }))
+        .count();
+    viewer.request_keyframe(&track.sid)?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = plis(&view_log);
+    let key_requests_after = pub_log
+        .snapshot()
+        .iter()
+        .filter(|e| matches!(e, PublisherEvent::KeyframeRequested { .. }))
+        .count();
+    println!(
+        "PLIs sent by the viewer {before} -> {after}; publisher key frame requests {key_requests_before} -> {key_requests_after}"
+    );
+    assert!(
+        after > before,
+        "the viewer's PLI count grew: {before} -> {after}"
+    );
+    assert!(
+        key_requests_after > key_requests_before,
+        "the publisher was asked for a key frame"
+    );
+    // A track that is not subscribed is an error event, not a silent no-op.
+    viewer.request_keyframe(&TrackSid::from("TR_nope"))?;
+    view_log
+        .wait(
+            Duration::from_secs(5),
+            "error for an unknown track",
+            |e| matches!(e, PublisherEvent::Error(m) if m.contains("TR_nope")),
+        )
+        .await?;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames = sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    println!("sender: {frames} frame slots");
+    publisher.leave().await?;
+    viewer.leave().await?;
+    let _ = decoder.join();
+    Ok(())
 }
