@@ -5,6 +5,8 @@
 //!   built on `str0m`.
 //! - [`Publisher`] is the tokio driver that owns the signal client
 //!   (`livekit-signaling`), the UDP sockets and the timers.
+//! - [`subscribe`] is the receive side: with [`PublishOptions::subscribe`] the
+//!   participant also receives every remote track (a viewer token is enough).
 //!
 //! ```no_run
 //! # async fn demo(url: &str, token: &str) -> Result<(), streamit_livekit_publish::Error> {
@@ -17,6 +19,30 @@
 //! while let Some(ev) = events.recv().await { /* state, chat, viewer count, stats … */ }
 //! # Ok(()) }
 //! ```
+//!
+//! Receiving (e.g. `watch`):
+//!
+//! ```no_run
+//! # async fn demo(url: &str, token: &str) -> Result<(), streamit_livekit_publish::Error> {
+//! use streamit_livekit_publish::*;
+//! let opts = PublishOptions { subscribe: true, ..Default::default() };
+//! let (handle, mut events) = Publisher::connect(url, token, opts).await?;
+//! let mut media = handle.take_media().ok_or(Error::Closed)?;
+//! // events: TrackSubscribed(RemoteTrack), TrackMuted, TrackUnsubscribed, Stats (receive figures)
+//! while let Some(m) = media.recv().await {
+//!     match m {
+//!         // H.264: an Annex-B access unit; VP8: a frame. Feed a decoder as is.
+//!         ReceivedMedia::Video(v) => { let _ = (v.track, v.data, v.keyframe); }
+//!         ReceivedMedia::Audio(a) => { let _ = a.data; /* one Opus packet, 48 kHz */ }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//! The media channel is bounded ([`PublishOptions::media_queue`]); when the reader
+//! falls behind the newest frame is dropped and video skips to the next key frame
+//! (requested by PLI), so the driver never blocks and decoders never see a broken
+//! reference chain. [`PublisherHandle::request_keyframe`] and
+//! [`PublisherHandle::set_video_quality`] control a subscribed track.
 //!
 //! Facts learnt against livekit-server 1.13.5 (see the tests):
 //! - The SFU forwards only the payload type listed first in its answer and drops
@@ -42,6 +68,20 @@
 //!   (`rtc.bwe().set_bitrate`). From a 300 kbit/s start it reaches ~1.3 Mbit/s
 //!   on loopback within ~10 s; [`PublisherEvent::TargetBitrate`] is emitted on
 //!   the first estimate and on moves of at least 5 %.
+//! - With `auto_subscribe=1` the server offers each published track on the
+//!   subscriber PC as a `sendrecv` m-line (not `sendonly`) whose
+//!   `a=msid:PA_…|TR_… TR_…` names the publisher and the track sid, and it fills
+//!   the offer's `mid_to_track_id` too; the publisher's `TrackInfo` (participant
+//!   update) arrives around the same time, so a track is announced once both are
+//!   known.
+//! - A viewer token (`canPublish=false`, `canPublishData=true`) still joins and
+//!   connects its publisher PC with the two data channels, so a subscribing
+//!   viewer sends chat the usual way.
+//! - str0m 0.25's frame-mode depacketizer hands out H.264 as Annex-B access units
+//!   (4-byte start codes, SPS/PPS in-band) and flags IDRs in its codec extra; the
+//!   subscriber decoded 300/300 frames of a 10 s 640x360@30 window with openh264
+//!   (p50 capture→decode 4 ms on loopback). A simulcast layer switch by
+//!   `UpdateTrackSettings` shows at the subscriber within ~0.5 s, on the same SSRC.
 
 pub mod chat;
 pub mod core;

@@ -1,8 +1,8 @@
 //! The receive side: which subscriber m-line carries which remote track, and
 //! what arrives on it.
 //!
-//! The server's subscriber offer names each down-track in `a=msid:<stream>
-//! <track sid>` (and `mid_to_track_id` when it fills it); the publishers'
+//! The server's subscriber offer names each down-track in its m-line's
+//! `a=msid:<stream> <track sid>` (and in `mid_to_track_id`); the publishers'
 //! `TrackInfo` (join response, participant updates) gives name, codec, size and
 //! mute state. A track is announced ([`PublisherEvent::TrackSubscribed`]) once
 //! both are known. Sans-IO like the core: it only keeps state and returns
