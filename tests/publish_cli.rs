@@ -27,6 +27,9 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
     let backend = &stack.backend;
     let lk = &stack.livekit;
     let user_id = stack.creator("qa_publisher", true).await?.user.id;
+    // Plain text on stdout (what a QA person reads), the same report as JSON in a file.
+    let report_dir = tempfile::tempdir()?;
+    let report_path = report_dir.path().join("report.json");
 
     let child = studio()
         .args([
@@ -47,8 +50,9 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
             "h264",
             "--duration",
             "10s",
-            "--json",
+            "--report-json",
         ])
+        .arg(&report_path)
         .spawn()?;
     let started = Instant::now();
 
@@ -93,12 +97,11 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
         backend.log_tail(30),
         lk.log_tail(30)
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "report is not JSON: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("publish stdout:\n{text}");
+    let json = std::fs::read(&report_path).context("the --report-json file")?;
+    let report: serde_json::Value = serde_json::from_slice(&json)
+        .with_context(|| format!("report is not JSON: {}", String::from_utf8_lossy(&json)))?;
     println!("publish report: {report:#}");
     println!(
         "viewer: joined={} frames={} resolutions={:?} audio={} chat_sent={} first_frame_ms={:?}",
@@ -224,6 +227,27 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
         "backend peak viewers {} (webhooks)\nbackend log:\n{}",
         summary["peakViewers"],
         backend.log_tail(40)
+    );
+
+    // The plain-text report shows the backend's media figures, the same as the JSON.
+    let summary_kbps = format!(
+        "{:.0} kbit/s",
+        summary["averageBitrateBps"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    let media_line = format!(
+        "backend media:  {} frames sent, {} dropped, {summary_kbps} average, {} reconnects",
+        summary["framesSent"], summary["framesDropped"], summary["reconnects"]
+    );
+    ensure!(
+        text.lines().any(|l| l == media_line),
+        "plain-text report lacks `{media_line}`:\n{text}"
+    );
+    ensure!(
+        text.contains(&format!(
+            "backend:        session {}",
+            summary["id"].as_str().unwrap_or("?")
+        )),
+        "plain-text report lacks the backend session line:\n{text}"
     );
 
     // And the stream is offline afterwards.

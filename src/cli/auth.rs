@@ -51,6 +51,12 @@ pub fn resolve(a: &AuthArgs) -> CliResult<Auth> {
     }
 }
 
+/// The token `login` stored for `api`, if a keyring has one (for commands that work
+/// without logging in too, like `watch`).
+pub fn stored_token(api: &str) -> Option<String> {
+    keyring_entry(api).ok()?.get_password().ok()
+}
+
 pub async fn login(a: LoginArgs) -> CliResult {
     let password = match a.password {
         Some(p) => p,

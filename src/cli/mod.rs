@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod dev;
 pub mod publish;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use streamit_session::{AudioSourceSpec, ErrorKind, UserError, VideoSourceSpec};
     about = "StreamIt Studio: go live from your desktop",
     long_about = "StreamIt Studio: go live from your desktop.\n\n\
         Exit codes: 0 ok, 1 other error, 2 usage, 3 authentication, 4 network, \
-        5 device or media file, 6 server refused."
+        5 device or media file, 6 server refused, 7 stream offline or unknown (watch)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,6 +36,8 @@ pub enum CliCommand {
     Setup(SetupArgs),
     /// Go live, publish for a while, end the stream and print a report.
     Publish(PublishArgs),
+    /// Watch a creator's stream as a viewer and report what arrived (frames, latency, audio, chat).
+    Watch(watch::WatchArgs),
     /// List the video and audio sources.
     Devices,
     /// Run the whole system locally: embedded backend + LiveKit server + a local creator.
@@ -143,6 +146,10 @@ pub struct PublishArgs {
     /// Print one JSON report on stdout (and no status line).
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (stdout keeps the plain-text report unless
+    /// `--json`): for CI logs that want both.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -246,6 +253,8 @@ pub const EXIT_AUTH: u8 = 3;
 pub const EXIT_NETWORK: u8 = 4;
 pub const EXIT_DEVICE: u8 = 5;
 pub const EXIT_SERVER: u8 = 6;
+/// `watch`: the creator is not live (or has no stream on this server).
+pub const EXIT_OFFLINE: u8 = 7;
 
 pub fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
@@ -290,6 +299,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(CliCommand::Logout(a)) => auth::logout(a).await,
         Some(CliCommand::Setup(a)) => publish::setup(a).await,
         Some(CliCommand::Publish(a)) => publish::publish(a).await,
+        Some(CliCommand::Watch(a)) => watch::run(a).await,
         Some(CliCommand::Devices) => {
             devices();
             Ok(())

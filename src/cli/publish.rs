@@ -129,8 +129,20 @@ pub async fn publish(a: PublishArgs) -> CliResult {
         pb.set_message("going live…");
         pb
     });
+    // A `watch` on this machine reads the media clock's epoch from here to measure latency
+    // (written before going live: a viewer may join as soon as the backend shows it live).
+    let state = session.state();
+    let clock_room = state.account.as_ref().map(|acc| acc.user_id.clone());
+    if let (Some(room), Some(epoch)) = (&clock_room, state.media_clock_epoch)
+        && let Err(e) = streamit_session::watch::clock_file::write(room, epoch)
+    {
+        tracing::warn!("media clock epoch not recorded for `watch`: {e}");
+    }
     let go_live = session.request(Command::GoLive).await;
     if let Err(e) = go_live {
+        if let Some(room) = &clock_room {
+            streamit_session::watch::clock_file::remove(room);
+        }
         if let Some(pb) = &status {
             pb.finish_and_clear();
         }
@@ -184,6 +196,9 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     }
     let state = session.state();
     let _ = session.request(Command::Shutdown).await;
+    if let Some(room) = &clock_room {
+        streamit_session::watch::clock_file::remove(room);
+    }
 
     let report = build_report(
         &a,
@@ -192,12 +207,17 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             .clone()
             .or(end.as_ref().err().map(|e| e.message.clone())),
     );
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
-        println!("{text}");
+        println!("{json}");
     } else {
         print_human(&report);
+    }
+    if let Some(path) = &a.report_json {
+        std::fs::write(path, format!("{json}\n")).map_err(|e| {
+            CliError::new(1, format!("writing the report to {}: {e}", path.display()))
+        })?;
     }
     if let Some(reason) = failed {
         let kind = state
@@ -321,13 +341,75 @@ fn print_human(r: &PublishReport) {
         println!("  {}: {}", c.from, c.text);
     }
     if let Some(s) = &r.summary {
-        println!(
-            "backend:        session {} — {} s, peak {} viewers, {} chat messages, ended by {}",
-            s.id,
-            s.duration_secs,
-            s.peak_viewers,
-            s.chat_messages,
-            s.end_reason.as_deref().unwrap_or("–")
+        for line in backend_lines(s) {
+            println!("{line}");
+        }
+    }
+}
+
+/// The backend's record of the session as report lines, including the media figures the
+/// studio reported to it (an older studio reports none; a missing one shows as `–`).
+fn backend_lines(s: &StreamSession) -> Vec<String> {
+    let mut lines = vec![format!(
+        "backend:        session {} — {} s, peak {} viewers, {} chat messages, ended by {}",
+        s.id,
+        s.duration_secs,
+        s.peak_viewers,
+        s.chat_messages,
+        s.end_reason.as_deref().unwrap_or("–")
+    )];
+    let media = [
+        s.frames_sent,
+        s.frames_dropped,
+        s.average_bitrate_bps,
+        s.reconnects,
+    ];
+    if media.iter().all(Option::is_none) {
+        lines.push("backend media:  not reported by the studio".into());
+    } else {
+        let n = |v: Option<i64>| v.map_or_else(|| "–".to_string(), |n| n.to_string());
+        lines.push(format!(
+            "backend media:  {} frames sent, {} dropped, {} kbit/s average, {} reconnects",
+            n(s.frames_sent),
+            n(s.frames_dropped),
+            s.average_bitrate_bps
+                .map_or_else(|| "–".to_string(), |b| format!("{:.0}", b as f64 / 1000.0)),
+            n(s.reconnects)
+        ));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(media: bool) -> StreamSession {
+        StreamSession {
+            id: "s1".into(),
+            stream_id: "st".into(),
+            started_at: 0,
+            ended_at: Some(10_000),
+            duration_secs: 10,
+            peak_viewers: 1,
+            current_viewers: 0,
+            chat_messages: 2,
+            frames_sent: media.then_some(300),
+            frames_dropped: media.then_some(4),
+            average_bitrate_bps: media.then_some(812_400),
+            reconnects: media.then_some(1),
+            end_reason: Some("end-stream".into()),
+        }
+    }
+
+    #[test]
+    fn backend_lines_show_the_media_figures_or_say_they_are_missing() {
+        let lines = backend_lines(&session(true));
+        assert_eq!(
+            lines[1],
+            "backend media:  300 frames sent, 4 dropped, 812 kbit/s average, 1 reconnects"
         );
+        let lines = backend_lines(&session(false));
+        assert_eq!(lines[1], "backend media:  not reported by the studio");
     }
 }

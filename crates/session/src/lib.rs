@@ -38,6 +38,7 @@ mod error;
 mod media;
 mod session;
 mod state;
+pub mod watch;
 
 pub use command::{Command, StreamSetup};
 pub use error::{ErrorKind, SessionError, UserError};

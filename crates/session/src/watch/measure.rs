@@ -1,0 +1,290 @@
+//! What a viewer measures, without any I/O: fed decoded frames and their wall-clock times,
+//! it yields the report figures (so the arithmetic is unit-tested on its own).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Percentiles of a set of samples, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyStats {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+    pub min_ms: f64,
+}
+
+impl LatencyStats {
+    /// Nearest-rank percentiles; `None` without samples.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        Some(LatencyStats {
+            samples: s.len(),
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+            max_ms: s[s.len() - 1],
+            min_ms: s[0],
+        })
+    }
+}
+
+/// The pattern codes read so far: frame numbers in arrival order.
+#[derive(Debug, Default, Clone)]
+pub struct CodeTrack {
+    seen: BTreeSet<u32>,
+    last: Option<u32>,
+    /// Codes smaller than the one before (reordered or repeated frames).
+    pub out_of_order: u64,
+    /// Codes read twice.
+    pub duplicates: u64,
+}
+
+impl CodeTrack {
+    pub fn push(&mut self, frame_no: u32) {
+        if !self.seen.insert(frame_no) {
+            self.duplicates += 1;
+        }
+        if self.last.is_some_and(|l| frame_no <= l) {
+            self.out_of_order += 1;
+        }
+        self.last = Some(frame_no);
+    }
+
+    pub fn read(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn first(&self) -> Option<u32> {
+        self.seen.first().copied()
+    }
+
+    pub fn last(&self) -> Option<u32> {
+        self.seen.last().copied()
+    }
+
+    /// Frame numbers missing between the first and the last code read.
+    pub fn missing(&self) -> u64 {
+        match (self.first(), self.last()) {
+            (Some(a), Some(b)) => (b - a + 1) as u64 - self.seen.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Runs of consecutive missing frame numbers (each a freeze a viewer would notice).
+    pub fn gap_runs(&self) -> u64 {
+        let mut runs = 0;
+        let mut prev: Option<u32> = None;
+        for &n in &self.seen {
+            if prev.is_some_and(|p| n > p + 1) {
+                runs += 1;
+            }
+            prev = Some(n);
+        }
+        runs
+    }
+}
+
+/// The video figures of one watch.
+#[derive(Debug, Default, Clone)]
+pub struct VideoMeasure {
+    pub frames_received: u64,
+    pub frames_decoded: u64,
+    pub decode_errors: u64,
+    /// Frames skipped while waiting for a key frame after a loss or a full queue.
+    pub frames_skipped: u64,
+    pub keyframes: u64,
+    pub resolutions: BTreeMap<String, u64>,
+    pub codes: CodeTrack,
+    /// Capture (publisher's wall clock) → decoded here, ms, one per readable code.
+    pub latencies_ms: Vec<f64>,
+    /// Capture → first packet arrived here, ms.
+    pub network_latencies_ms: Vec<f64>,
+    pub first_decoded: Option<SystemTime>,
+    pub last_decoded: Option<SystemTime>,
+}
+
+impl VideoMeasure {
+    /// Records one decoded frame: its size, its pattern code (if readable) and, when the
+    /// publisher's clock epoch is known, the latency of that frame.
+    pub fn decoded(
+        &mut self,
+        width: u32,
+        height: u32,
+        code: Option<(u32, u64)>,
+        epoch: Option<SystemTime>,
+        received: SystemTime,
+        decoded: SystemTime,
+    ) {
+        self.frames_decoded += 1;
+        *self
+            .resolutions
+            .entry(format!("{width}x{height}"))
+            .or_default() += 1;
+        self.first_decoded.get_or_insert(decoded);
+        self.last_decoded = Some(decoded);
+        let Some((frame_no, pts_us)) = code else {
+            return;
+        };
+        self.codes.push(frame_no);
+        if let Some(epoch) = epoch {
+            let captured = epoch + Duration::from_micros(pts_us);
+            self.latencies_ms.push(ms_between(captured, decoded));
+            self.network_latencies_ms
+                .push(ms_between(captured, received));
+        }
+    }
+
+    /// Decoded frames per second between the first and the last decoded frame.
+    pub fn fps(&self) -> Option<f64> {
+        let (a, b) = (self.first_decoded?, self.last_decoded?);
+        let span = b.duration_since(a).ok()?.as_secs_f64();
+        (span > 0.0 && self.frames_decoded > 1).then(|| (self.frames_decoded - 1) as f64 / span)
+    }
+}
+
+/// `to − from` in ms, negative when `to` is earlier.
+pub fn ms_between(from: SystemTime, to: SystemTime) -> f64 {
+    match to.duration_since(from) {
+        Ok(d) => d.as_secs_f64() * 1000.0,
+        Err(e) => -e.duration().as_secs_f64() * 1000.0,
+    }
+}
+
+/// The audio figures of one watch.
+#[derive(Debug, Default, Clone)]
+pub struct AudioMeasure {
+    pub packets_received: u64,
+    pub packets_decoded: u64,
+    pub decode_errors: u64,
+    pub samples: u64,
+    sum_squares: f64,
+    sample_count: u64,
+    pub peak: f32,
+}
+
+impl AudioMeasure {
+    /// Records one decoded packet's samples (-1..=1, interleaved).
+    pub fn decoded(&mut self, samples: &[f32], channels: u16) {
+        self.packets_decoded += 1;
+        self.samples += (samples.len() / channels.max(1) as usize) as u64;
+        for &s in samples {
+            self.sum_squares += (s as f64) * (s as f64);
+            self.peak = self.peak.max(s.abs());
+        }
+        self.sample_count += samples.len() as u64;
+    }
+
+    /// RMS over everything decoded, dBFS (`None` before any audio).
+    pub fn rms_dbfs(&self) -> Option<f64> {
+        (self.sample_count > 0).then(|| {
+            let rms = (self.sum_squares / self.sample_count as f64).sqrt();
+            20.0 * rms.max(1e-9).log10()
+        })
+    }
+
+    /// Peak, dBFS.
+    pub fn peak_dbfs(&self) -> Option<f64> {
+        (self.sample_count > 0).then(|| 20.0 * (self.peak as f64).max(1e-9).log10())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let s: Vec<f64> = (1..=100).map(f64::from).collect();
+        let l = LatencyStats::of(&s).unwrap();
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.max_ms, l.min_ms),
+            (50.0, 95.0, 100.0, 1.0)
+        );
+        let one = LatencyStats::of(&[7.0]).unwrap();
+        assert_eq!((one.p50_ms, one.p95_ms), (7.0, 7.0));
+        assert!(LatencyStats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn codes_count_gaps_runs_and_reordering() {
+        let mut c = CodeTrack::default();
+        for n in [10, 11, 12, 15, 16, 14, 20, 20] {
+            c.push(n);
+        }
+        // 10..=20 is 11 numbers; seen 10,11,12,14,15,16,20 → 4 missing (13,17,18,19) in 2 runs
+        assert_eq!(c.read(), 7);
+        assert_eq!(c.missing(), 4);
+        assert_eq!(c.gap_runs(), 2);
+        // 14 after 16, and the second 20
+        assert_eq!(c.out_of_order, 2);
+        assert_eq!(c.duplicates, 1);
+    }
+
+    #[test]
+    fn latency_is_decode_time_minus_epoch_plus_pts() {
+        let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut v = VideoMeasure::default();
+        let received = epoch + Duration::from_millis(1_040);
+        let decoded = epoch + Duration::from_millis(1_055);
+        v.decoded(
+            640,
+            360,
+            Some((30, 1_000_000)),
+            Some(epoch),
+            received,
+            decoded,
+        );
+        v.decoded(
+            640,
+            360,
+            None,
+            Some(epoch),
+            received,
+            decoded + Duration::from_millis(33),
+        );
+        v.decoded(320, 180, Some((32, 1_066_666)), None, received, decoded);
+        assert_eq!(v.latencies_ms.len(), 1);
+        assert!((v.latencies_ms[0] - 55.0).abs() < 1e-6);
+        assert!((v.network_latencies_ms[0] - 40.0).abs() < 1e-6);
+        assert_eq!(v.resolutions.get("640x360"), Some(&2));
+        assert_eq!(v.resolutions.get("320x180"), Some(&1));
+        assert_eq!(v.codes.read(), 2);
+        assert_eq!(v.frames_decoded, 3);
+    }
+
+    #[test]
+    fn fps_spans_first_to_last_decoded_frame() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let mut v = VideoMeasure::default();
+        for i in 0..31 {
+            let t = t0 + Duration::from_millis(i * 1000 / 30);
+            v.decoded(640, 360, None, None, t, t);
+        }
+        let fps = v.fps().unwrap();
+        assert!((fps - 30.0).abs() < 0.2, "{fps}");
+    }
+
+    #[test]
+    fn audio_level_of_a_full_scale_square_wave_is_zero_dbfs() {
+        let mut a = AudioMeasure::default();
+        let s: Vec<f32> = (0..960)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        a.decoded(&s, 1);
+        assert!(a.rms_dbfs().unwrap().abs() < 1e-3);
+        assert!(a.peak_dbfs().unwrap().abs() < 1e-3);
+        assert_eq!(a.samples, 960);
+        let mut quiet = AudioMeasure::default();
+        quiet.decoded(&vec![0.1; 960], 2);
+        assert!((quiet.rms_dbfs().unwrap() + 20.0).abs() < 1e-3);
+        assert_eq!(quiet.samples, 480);
+    }
+}

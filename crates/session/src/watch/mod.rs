@@ -1,0 +1,650 @@
+//! A subscribe-only viewer for QA: joins a creator's room with a viewer token, decodes what
+//! it receives and measures it (frames, resolutions, fps, the synthetic pattern's codes and
+//! latency, audio, chat, viewer count). The CLI's `watch` is argument parsing and printing
+//! around [`watch`].
+//!
+//! Decoding runs on its own thread behind a bounded queue: the async side only forwards
+//! frames, so a slow decoder drops frames (counted, then it waits for a key frame) instead
+//! of stalling the LiveKit driver.
+
+pub mod clock_file;
+pub mod measure;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use streamit_api::ViewerTokenRequest;
+use streamit_api::client::{ApiError, Client};
+use streamit_livekit_publish as lk;
+use streamit_media::encode::{OpusDecoder, new_video_decoder};
+use streamit_media::{MediaTime, VideoCodec, VideoDecoder, read_pattern_code};
+
+use crate::error::ErrorKind;
+use measure::{AudioMeasure, LatencyStats, VideoMeasure};
+
+/// A simulcast layer to ask for.
+pub use lk::VideoQuality as Quality;
+
+/// What to watch and how.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// The StreamIt backend root URL.
+    pub api_url: String,
+    /// A session token: watch as that user; `None` watches as a guest.
+    pub token: Option<String>,
+    /// The creator whose stream to watch.
+    pub username: String,
+    /// How long to stay.
+    pub duration: Duration,
+    /// Ask the SFU for this simulcast layer (no effect without simulcast).
+    pub quality: Option<lk::VideoQuality>,
+    /// The publisher's media clock epoch; `None`: read the file a publisher on this
+    /// machine leaves ([`clock_file`]), else no latency.
+    pub clock_epoch: Option<SystemTime>,
+    /// Name shown for a guest.
+    pub guest_name: String,
+    /// Joining the room must finish within this.
+    pub connect_timeout: Duration,
+    /// Received frames waiting for the decoder; beyond it frames are dropped.
+    pub decode_queue: usize,
+}
+
+impl WatchConfig {
+    pub fn new(api_url: impl Into<String>, username: impl Into<String>) -> Self {
+        WatchConfig {
+            api_url: api_url.into(),
+            token: None,
+            username: username.into(),
+            duration: Duration::from_secs(10),
+            quality: None,
+            clock_epoch: None,
+            guest_name: "QA watcher".into(),
+            connect_timeout: Duration::from_secs(15),
+            // 2 s of 30 fps video plus its audio
+            decode_queue: 160,
+        }
+    }
+}
+
+/// Why a watch could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("no stream for user `{0}` on this server")]
+    NotFound(String),
+    #[error("`{0}` is offline: the stream is not live")]
+    Offline(String),
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("joining the room failed: {0}")]
+    Connect(#[from] lk::Error),
+    #[error("joining the room did not finish within {0} s")]
+    ConnectTimeout(u64),
+    #[error("the connection to the LiveKit server failed: {0}")]
+    Transport(String),
+    #[error("the decoder thread could not start: {0}")]
+    Thread(String),
+}
+
+impl WatchError {
+    /// True when the creator exists but is not live, or does not exist: nothing to watch.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, WatchError::Offline(_) | WatchError::NotFound(_))
+    }
+
+    /// The kind, for wording and exit codes (offline is [`ErrorKind::Invalid`]; callers
+    /// that distinguish it use [`WatchError::is_offline`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WatchError::NotFound(_) | WatchError::Offline(_) => ErrorKind::Invalid,
+            WatchError::Api(e) => match e.status() {
+                Some(401 | 403) => ErrorKind::Auth,
+                Some(_) => ErrorKind::Server,
+                None => ErrorKind::Network,
+            },
+            WatchError::Connect(lk::Error::Signal(m)) => {
+                let m = m.to_ascii_lowercase();
+                if m.contains("401") || m.contains("unauthorized") || m.contains("token") {
+                    ErrorKind::Auth
+                } else {
+                    ErrorKind::Network
+                }
+            }
+            WatchError::Connect(_) | WatchError::ConnectTimeout(_) | WatchError::Transport(_) => {
+                ErrorKind::Network
+            }
+            WatchError::Thread(_) => ErrorKind::Media,
+        }
+    }
+}
+
+/// Live figures for a status line, published while watching.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WatchProgress {
+    pub elapsed: Duration,
+    pub connected: bool,
+    pub frames_decoded: u64,
+    pub resolution: Option<(u32, u32)>,
+    /// Latency of the last frame with a readable code, ms.
+    pub last_latency_ms: Option<f64>,
+    pub audio_packets: u64,
+    pub chat_messages: usize,
+    pub viewers: Option<i64>,
+}
+
+/// One chat message seen while watching.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchChat {
+    pub from: String,
+    pub identity: String,
+    pub text: String,
+}
+
+/// The video part of a [`WatchReport`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoReport {
+    /// Codecs of the video tracks received (`h264`, `vp8`).
+    pub codecs: Vec<String>,
+    pub frames_received: u64,
+    pub frames_decoded: u64,
+    /// Skipped while waiting for a key frame after a loss or a full queue.
+    pub frames_skipped: u64,
+    /// Dropped because the decoder queue was full.
+    pub queue_drops: u64,
+    /// Dropped inside the LiveKit participant (its media channel was full).
+    pub receiver_drops: u64,
+    pub decode_errors: u64,
+    pub keyframes: u64,
+    /// `"WxH"` → decoded frames.
+    pub resolutions: std::collections::BTreeMap<String, u64>,
+    /// Decoded frames per second, first to last decoded frame.
+    pub fps: Option<f64>,
+    /// Frames whose pattern code read back (sync byte and CRC right).
+    pub readable_codes: usize,
+    pub first_code: Option<u32>,
+    pub last_code: Option<u32>,
+    /// Frame numbers missing between the first and the last code.
+    pub missing_frames: u64,
+    /// Runs of missing frame numbers (freezes).
+    pub gap_runs: u64,
+    /// Codes not larger than the one before.
+    pub out_of_order: u64,
+}
+
+/// The audio part of a [`WatchReport`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioReport {
+    pub packets_received: u64,
+    pub packets_decoded: u64,
+    pub decode_errors: u64,
+    /// Seconds of audio decoded.
+    pub seconds: f64,
+    pub rms_dbfs: Option<f64>,
+    pub peak_dbfs: Option<f64>,
+}
+
+/// The stream's viewer count on the backend (LiveKit webhooks), polled while watching.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewersReport {
+    pub at_start: i64,
+    pub at_end: Option<i64>,
+    pub peak: i64,
+}
+
+/// What one watch saw.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchReport {
+    /// `completed`, `stream-ended` (the creator left), `interrupted`, or `failed`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub username: String,
+    pub title: String,
+    /// Our identity in the room (`guest-…` for a guest).
+    pub identity: String,
+    /// Connect started → end.
+    pub duration_ms: u64,
+    /// Connect started → joined.
+    pub connect_time_ms: Option<u64>,
+    /// Connect started → first decoded video frame.
+    pub first_frame_ms: Option<u64>,
+    pub video: VideoReport,
+    /// Capture (publisher) → decoded here; needs the publisher's clock epoch.
+    pub latency: Option<LatencyStats>,
+    /// Capture → first packet of the frame arrived here.
+    pub network_latency: Option<LatencyStats>,
+    /// Where the publisher's clock epoch came from: `given`, `publisher-file`, or `None`.
+    pub clock_epoch_source: Option<String>,
+    pub audio: AudioReport,
+    pub chat_messages: usize,
+    pub chat: Vec<WatchChat>,
+    pub viewers: ViewersReport,
+}
+
+/// One frame on its way to the decoder thread.
+struct Queued {
+    media: lk::ReceivedMedia,
+}
+
+/// What the decoder thread shares with the async side while it runs.
+#[derive(Default)]
+struct Shared {
+    /// The publisher's media clock epoch, once known.
+    epoch: OnceLock<SystemTime>,
+    /// A frame was dropped before the decoder: skip to the next key frame.
+    lost: AtomicBool,
+    queue_drops: AtomicU64,
+    live: Mutex<LiveFigures>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct LiveFigures {
+    frames_decoded: u64,
+    resolution: Option<(u32, u32)>,
+    last_latency_ms: Option<f64>,
+    audio_packets: u64,
+    first_frame: Option<Instant>,
+}
+
+/// Watches `cfg.username`'s stream for `cfg.duration` (or until `stop` resolves) and
+/// reports what arrived. Figures go to `progress` as they change.
+pub async fn watch(
+    cfg: WatchConfig,
+    progress: Option<tokio::sync::watch::Sender<WatchProgress>>,
+    stop: impl Future<Output = ()>,
+) -> Result<WatchReport, WatchError> {
+    let mut api = Client::new(cfg.api_url.clone());
+    api.set_token(cfg.token.clone());
+    let stream = match api.stream_by_username(&cfg.username).await {
+        Ok(s) => s,
+        Err(e) if e.status() == Some(404) => return Err(WatchError::NotFound(cfg.username)),
+        Err(e) => return Err(e.into()),
+    };
+    if !stream.is_live {
+        return Err(WatchError::Offline(cfg.username));
+    }
+    let host_id = stream.user_id.clone();
+    let as_guest = ViewerTokenRequest {
+        host_id: host_id.clone(),
+        guest_name: Some(cfg.guest_name.clone()),
+    };
+    let grant = if cfg.token.is_some() {
+        match api
+            .viewer_token(&ViewerTokenRequest {
+                host_id: host_id.clone(),
+                guest_name: None,
+            })
+            .await
+        {
+            // The creator's own token cannot join as a viewer (same identity): watch as a
+            // guest instead, which is what a QA person checking their stream wants.
+            Err(e) if e.status() == Some(409) => {
+                tracing::info!("a creator cannot watch with their own token; watching as a guest");
+                Client::new(cfg.api_url.clone())
+                    .viewer_token(&as_guest)
+                    .await?
+            }
+            other => other?,
+        }
+    } else {
+        api.viewer_token(&as_guest).await?
+    };
+    let shared = Arc::new(Shared::default());
+    let mut epoch_source = None;
+    let mut find_epoch = |shared: &Shared| {
+        if shared.epoch.get().is_some() {
+            return;
+        }
+        let found = match cfg.clock_epoch {
+            Some(e) => Some((e, "given")),
+            None => clock_file::read(&host_id).map(|e| (e, "publisher-file")),
+        };
+        if let Some((e, source)) = found {
+            let _ = shared.epoch.set(e);
+            epoch_source = Some(source);
+        }
+    };
+    find_epoch(&shared);
+
+    let started = Instant::now();
+    let opts = lk::PublishOptions {
+        subscribe: true,
+        ..Default::default()
+    };
+    let (handle, mut events) = tokio::time::timeout(
+        cfg.connect_timeout,
+        lk::Publisher::connect(&grant.ws_url, &grant.token, opts),
+    )
+    .await
+    .map_err(|_| WatchError::ConnectTimeout(cfg.connect_timeout.as_secs()))??;
+    let mut media = handle
+        .take_media()
+        .ok_or_else(|| WatchError::Transport("no media channel".into()))?;
+
+    let (tx, rx) = std_mpsc::sync_channel::<Queued>(cfg.decode_queue.max(1));
+    let decoder = {
+        let shared = shared.clone();
+        let handle = handle.clone();
+        std::thread::Builder::new()
+            .name("watch-decode".into())
+            .spawn(move || decode_loop(rx, shared, handle))
+            .map_err(|e| WatchError::Thread(e.to_string()))?
+    };
+
+    let mut connect_time = None;
+    let mut chat: Vec<WatchChat> = Vec::new();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut codecs: Vec<String> = Vec::new();
+    let mut last_stats: Option<lk::StatsSnapshot> = None;
+    let viewers_start = stream.viewer_count;
+    let mut viewers_peak = stream.viewer_count;
+    let mut viewers_now = Some(stream.viewer_count);
+    let mut outcome = "completed";
+    let mut error = None;
+    let deadline = tokio::time::Instant::now() + cfg.duration;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut poll = tokio::time::interval(Duration::from_secs(2));
+    tokio::pin!(stop);
+    // The forwarding side: never blocks on the decoder.
+    let forward = |m: lk::ReceivedMedia| {
+        if let Err(std_mpsc::TrySendError::Full(q)) = tx.try_send(Queued { media: m }) {
+            if matches!(q.media, lk::ReceivedMedia::Video(_)) {
+                shared.lost.store(true, Ordering::Release);
+            }
+            shared.queue_drops.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = &mut stop => { outcome = "interrupted"; break; }
+            m = media.recv() => match m {
+                Some(m) => forward(m),
+                None => {
+                    outcome = "failed";
+                    error = Some("the LiveKit participant stopped".to_string());
+                    break;
+                }
+            },
+            ev = events.recv() => {
+                let Some(ev) = ev else {
+                    outcome = "failed";
+                    error = Some("the LiveKit participant stopped".to_string());
+                    break;
+                };
+                match ev {
+                    lk::PublisherEvent::StateChanged(lk::ConnectionState::Connected) => {
+                        connect_time.get_or_insert(started.elapsed());
+                    }
+                    lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error: e }) => {
+                        outcome = "failed";
+                        error = Some(e);
+                        break;
+                    }
+                    lk::PublisherEvent::StateChanged(lk::ConnectionState::Disconnected { reason }) => {
+                        outcome = "failed";
+                        error = Some(format!("disconnected: {reason}"));
+                        break;
+                    }
+                    lk::PublisherEvent::ParticipantJoined(p) => {
+                        names.insert(p.identity.0, p.name);
+                    }
+                    lk::PublisherEvent::ChatReceived { from_identity, from_name, text, .. } => {
+                        // Chat packets often carry no name: the participant list has it.
+                        let from = if from_name.is_empty() {
+                            names.get(&from_identity.0).cloned().unwrap_or_default()
+                        } else {
+                            from_name
+                        };
+                        chat.push(WatchChat { from, identity: from_identity.0, text });
+                    }
+                    lk::PublisherEvent::TrackSubscribed(t) => {
+                        tracing::info!(track = %t.sid.0, kind = ?t.kind, mime = %t.mime, "subscribed");
+                        if t.kind == lk::TrackKind::Video {
+                            if let Some(c) = t.codec {
+                                let name = match c { lk::VideoCodec::H264 => "h264", lk::VideoCodec::Vp8 => "vp8" };
+                                if !codecs.iter().any(|x| x == name) {
+                                    codecs.push(name.to_string());
+                                }
+                            }
+                            if let Some(q) = cfg.quality {
+                                let _ = handle.set_video_quality(&t.sid, q);
+                            }
+                            let _ = handle.request_keyframe(&t.sid);
+                        }
+                    }
+                    lk::PublisherEvent::ParticipantLeft(who) if who.0 == host_id => {
+                        outcome = "stream-ended";
+                        break;
+                    }
+                    lk::PublisherEvent::Stats(s) => last_stats = Some(s),
+                    _ => {}
+                }
+            }
+            _ = poll.tick() => {
+                // A publisher on this machine may record its epoch only after we joined.
+                find_epoch(&shared);
+                if let Ok(s) = api.stream_by_username(&cfg.username).await {
+                    viewers_peak = viewers_peak.max(s.viewer_count);
+                    viewers_now = Some(s.viewer_count);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(p) = &progress {
+                    let live = shared.live.lock().map(|l| *l).unwrap_or_default();
+                    p.send_replace(WatchProgress {
+                        elapsed: started.elapsed(),
+                        connected: connect_time.is_some(),
+                        frames_decoded: live.frames_decoded,
+                        resolution: live.resolution,
+                        last_latency_ms: live.last_latency_ms,
+                        audio_packets: live.audio_packets,
+                        chat_messages: chat.len(),
+                        viewers: viewers_now,
+                    });
+                }
+            }
+        }
+    }
+    let duration = started.elapsed();
+    // A viewer's join may reach us after its first message (the server batches updates
+    // about participants that do not publish): name the senders now.
+    for c in chat.iter_mut().filter(|c| c.from.is_empty()) {
+        c.from = names
+            .get(&c.identity)
+            .cloned()
+            .unwrap_or_else(|| c.identity.clone());
+    }
+    if tokio::time::timeout(Duration::from_secs(5), handle.leave())
+        .await
+        .is_err()
+    {
+        tracing::warn!("leaving the room took more than 5 s");
+    }
+    drop(tx);
+    let (video, audio) = tokio::task::spawn_blocking(move || decoder.join())
+        .await
+        .map_err(|e| WatchError::Thread(e.to_string()))?
+        .map_err(|_| WatchError::Thread("the decoder thread panicked".into()))?;
+    let viewers_end = api
+        .stream_by_username(&cfg.username)
+        .await
+        .ok()
+        .map(|s| s.viewer_count);
+    let first_frame = shared.live.lock().ok().and_then(|l| l.first_frame);
+
+    Ok(WatchReport {
+        outcome: outcome.into(),
+        error,
+        username: stream.user.username.clone(),
+        title: stream.title.clone(),
+        identity: grant.identity,
+        duration_ms: duration.as_millis() as u64,
+        connect_time_ms: connect_time.map(|d| d.as_millis() as u64),
+        first_frame_ms: first_frame.map(|t| t.duration_since(started).as_millis() as u64),
+        latency: LatencyStats::of(&video.latencies_ms),
+        network_latency: LatencyStats::of(&video.network_latencies_ms),
+        clock_epoch_source: epoch_source.map(String::from),
+        video: VideoReport {
+            codecs,
+            frames_received: video.frames_received,
+            frames_decoded: video.frames_decoded,
+            frames_skipped: video.frames_skipped,
+            queue_drops: shared.queue_drops.load(Ordering::Relaxed),
+            receiver_drops: last_stats.as_ref().map_or(0, |s| s.frames_dropped_rx),
+            decode_errors: video.decode_errors,
+            keyframes: video.keyframes,
+            fps: video.fps(),
+            readable_codes: video.codes.read(),
+            first_code: video.codes.first(),
+            last_code: video.codes.last(),
+            missing_frames: video.codes.missing(),
+            gap_runs: video.codes.gap_runs(),
+            out_of_order: video.codes.out_of_order,
+            resolutions: video.resolutions,
+        },
+        audio: AudioReport {
+            packets_received: audio.packets_received,
+            packets_decoded: audio.packets_decoded,
+            decode_errors: audio.decode_errors,
+            seconds: audio.samples as f64 / f64::from(streamit_media::AUDIO_RATE),
+            rms_dbfs: audio.rms_dbfs(),
+            peak_dbfs: audio.peak_dbfs(),
+        },
+        chat_messages: chat.len(),
+        chat,
+        viewers: ViewersReport {
+            at_start: viewers_start,
+            at_end: viewers_end,
+            peak: viewers_peak.max(viewers_end.unwrap_or(0)),
+        },
+    })
+}
+
+/// One decoder per video track, waiting for a key frame after any loss.
+struct TrackDecoder {
+    decoder: Box<dyn VideoDecoder>,
+    waiting_for_key: bool,
+}
+
+/// The decoder thread: decodes until the queue's sender is dropped.
+fn decode_loop(
+    rx: std_mpsc::Receiver<Queued>,
+    shared: Arc<Shared>,
+    handle: lk::PublisherHandle,
+) -> (VideoMeasure, AudioMeasure) {
+    // Instants → wall-clock times, read back to back once.
+    let (anchor_instant, anchor_wall) = (Instant::now(), SystemTime::now());
+    let wall = |t: Instant| match t.checked_duration_since(anchor_instant) {
+        Some(d) => anchor_wall + d,
+        None => anchor_wall - anchor_instant.duration_since(t),
+    };
+    let mut video = VideoMeasure::default();
+    let mut audio = AudioMeasure::default();
+    let mut decoders: HashMap<lk::TrackSid, TrackDecoder> = HashMap::new();
+    let mut opus: Option<OpusDecoder> = None;
+    while let Ok(Queued { media }) = rx.recv() {
+        match media {
+            lk::ReceivedMedia::Video(f) => {
+                video.frames_received += 1;
+                if f.keyframe {
+                    video.keyframes += 1;
+                }
+                let lost = shared.lost.swap(false, Ordering::AcqRel);
+                let td = match decoders.entry(f.track.clone()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let codec = match f.codec {
+                            lk::VideoCodec::H264 => VideoCodec::H264,
+                            lk::VideoCodec::Vp8 => VideoCodec::Vp8,
+                        };
+                        match new_video_decoder(codec) {
+                            Ok(decoder) => v.insert(TrackDecoder {
+                                decoder,
+                                waiting_for_key: true,
+                            }),
+                            Err(e) => {
+                                tracing::warn!("no {codec:?} decoder: {e}");
+                                video.decode_errors += 1;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if lost || !f.contiguous {
+                    td.waiting_for_key = true;
+                }
+                if td.waiting_for_key && !f.keyframe {
+                    video.frames_skipped += 1;
+                    let _ = handle.request_keyframe(&f.track);
+                    continue;
+                }
+                td.waiting_for_key = false;
+                let pts = MediaTime::from_micros(f.timestamp.as_micros() as u64);
+                match td.decoder.decode(&f.data, pts) {
+                    Ok(Some(frame)) => {
+                        let decoded_at = SystemTime::now();
+                        let epoch = shared.epoch.get().copied();
+                        let code = read_pattern_code(&frame);
+                        video.decoded(
+                            frame.width,
+                            frame.height,
+                            code,
+                            epoch,
+                            wall(f.received_at),
+                            decoded_at,
+                        );
+                        if let Ok(mut l) = shared.live.lock() {
+                            l.frames_decoded = video.frames_decoded;
+                            l.resolution = Some((frame.width, frame.height));
+                            if code.is_some() && epoch.is_some() {
+                                l.last_latency_ms = video.latencies_ms.last().copied();
+                            }
+                            l.first_frame.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        video.decode_errors += 1;
+                        tracing::debug!("video decode error: {e}");
+                        td.waiting_for_key = true;
+                        let _ = handle.request_keyframe(&f.track);
+                    }
+                }
+            }
+            lk::ReceivedMedia::Audio(p) => {
+                audio.packets_received += 1;
+                if opus.is_none() {
+                    match OpusDecoder::new(1) {
+                        Ok(d) => opus = Some(d),
+                        Err(e) => {
+                            tracing::warn!("no Opus decoder: {e}");
+                            audio.decode_errors += 1;
+                            continue;
+                        }
+                    }
+                }
+                let Some(dec) = opus.as_mut() else { continue };
+                let pts = MediaTime::from_micros(p.timestamp.as_micros() as u64);
+                match dec.decode(&p.data, pts) {
+                    Ok(frame) => audio.decoded(&frame.samples.to_f32(), frame.channels),
+                    Err(e) => {
+                        audio.decode_errors += 1;
+                        tracing::debug!("audio decode error: {e}");
+                    }
+                }
+                if let Ok(mut l) = shared.live.lock() {
+                    l.audio_packets = audio.packets_received;
+                }
+            }
+        }
+    }
+    (video, audio)
+}

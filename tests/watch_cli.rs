@@ -1,0 +1,229 @@
+//! End to end: `streamit-studio watch` (the Rust subscribe-only viewer) against a
+//! `streamit-studio publish` of the synthetic pattern, through the real backend and a real
+//! LiveKit server; a Python SDK viewer sends chat that `watch` must report.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use streamit_api::client::Client;
+use streamit_api::{SetupStreamRequest, ViewerTokenRequest};
+use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
+
+/// The studio binary with a clean environment; `runtime` is its XDG_RUNTIME_DIR, where
+/// `publish` records its media clock epoch for `watch` (shared by both, private to the test).
+fn studio(runtime: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
+    cmd.env_remove("STREAMIT_TOKEN")
+        .env_remove("STREAMIT_API_URL")
+        .env_remove("STREAMIT_PASSWORD")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Result<()> {
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let user_id = stack.creator("qa_watched", true).await?.user.id;
+    let runtime = tempfile::tempdir()?;
+
+    let publish = studio(runtime.path())
+        .args(["publish", "--api", backend.url()])
+        .args(["--username", "qa_watched", "--password", TEST_PASSWORD])
+        .args([
+            "--title",
+            "watch me",
+            "--source",
+            "synthetic",
+            "--audio",
+            "tone",
+        ])
+        .args(["--codec", "h264", "--duration", "25s", "--json"])
+        .spawn()?;
+    let public = Client::new(backend.url());
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_watched")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let watch = studio(runtime.path())
+        .args(["watch", "qa_watched", "--api", backend.url()])
+        .args(["--duration", "10s", "--json"])
+        .spawn()?;
+    // Once `watch` is in the room, a Python viewer says something.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: user_id,
+            guest_name: Some("Py chatter".into()),
+        })
+        .await?;
+    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    opts.duration = Duration::from_secs(4);
+    opts.send_chat = vec!["hello from python to watch".into()];
+    opts.read_pattern = true;
+    let py = Viewer::run(opts).await?;
+    ensure!(
+        py.chat_sent == 1,
+        "python viewer sent {} chats",
+        py.chat_sent
+    );
+
+    let out = tokio::time::timeout(Duration::from_secs(40), watch.wait_with_output())
+        .await
+        .context("watch did not finish")??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("watch stderr:\n{stderr}");
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {stderr}",
+        out.status
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    println!("watch report: {r:#}");
+
+    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    let v = &r["video"];
+    // 10 s of 30 fps is 300 frames; joining and the first key frame take up to ~1 s and
+    // this shared 2-core machine encodes and decodes at once, so 2/3 of nominal is the bar.
+    let decoded = v["framesDecoded"].as_u64().unwrap_or(0);
+    ensure!(decoded > 200, "decoded {decoded} frames in 10 s");
+    ensure!(
+        v["codecs"] == serde_json::json!(["h264"]),
+        "codecs {}",
+        v["codecs"]
+    );
+    ensure!(
+        v["resolutions"]["640x360"].as_u64().unwrap_or(0) > 200,
+        "resolutions {}",
+        v["resolutions"]
+    );
+    // The codes are the publisher's frame numbers, increasing, nearly every frame readable.
+    let readable = v["readableCodes"].as_u64().unwrap_or(0);
+    ensure!(
+        readable * 10 >= decoded * 9,
+        "only {readable} of {decoded} codes readable"
+    );
+    ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
+    let (first, last) = (
+        v["firstCode"].as_u64().context("firstCode")?,
+        v["lastCode"].as_u64().context("lastCode")?,
+    );
+    ensure!(last > first + 200, "codes {first}..{last}");
+    let fps = v["fps"].as_f64().unwrap_or(0.0);
+    ensure!((20.0..=35.0).contains(&fps), "fps {fps}");
+
+    // Latency on one machine: the publisher's clock epoch came from its file.
+    ensure!(
+        r["clockEpochSource"] == "publisher-file",
+        "clock epoch source {}; runtime dir {:?}",
+        r["clockEpochSource"],
+        std::fs::read_dir(runtime.path().join("streamit-studio"))
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    let p50 = r["latency"]["p50Ms"].as_f64().context("latency p50")?;
+    let p95 = r["latency"]["p95Ms"].as_f64().context("latency p95")?;
+    ensure!(p50 > 0.0 && p50 < 1000.0, "latency p50 {p50} ms");
+    ensure!(p95 >= p50, "p95 {p95} < p50 {p50}");
+    ensure!(
+        r["firstFrameMs"].as_u64().is_some_and(|ms| ms < 5000),
+        "first frame {}",
+        r["firstFrameMs"]
+    );
+
+    // Audio: the 440 Hz tone, about 50 packets a second, clearly audible.
+    let a = &r["audio"];
+    ensure!(a["packetsDecoded"].as_u64().unwrap_or(0) > 300, "audio {a}");
+    ensure!(
+        a["rmsDbfs"].as_f64().is_some_and(|d| d > -40.0),
+        "audio level {a}"
+    );
+
+    // The Python viewer's chat, and the stream's viewer count with us in it.
+    let chat = r["chat"].as_array().context("chat")?;
+    ensure!(
+        chat.iter()
+            .any(|c| c["text"] == "hello from python to watch" && c["from"] == "Py chatter"),
+        "chat {chat:?}"
+    );
+    ensure!(
+        r["viewers"]["peak"].as_i64().unwrap_or(0) >= 1,
+        "viewers {}",
+        r["viewers"]
+    );
+
+    let out = tokio::time::timeout(Duration::from_secs(40), publish.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // For comparison (not asserted: libwebrtc's jitter buffer adds its own delay), the
+    // Python viewer's latency over its 4 s on the same stream and clock epoch.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    if let Some(epoch) = report["mediaClockEpochUnixUs"].as_u64() {
+        let mut lat = py.pattern.latencies_ms(epoch);
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "latency p50: watch {p50:.1} ms, python viewer {:?} ms over {} frames",
+            lat.get(lat.len() / 2),
+            lat.len()
+        );
+    }
+    // publish removed its clock file when it ended.
+    ensure!(
+        std::fs::read_dir(runtime.path().join("streamit-studio"))?
+            .next()
+            .is_none(),
+        "the media clock file was left behind"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_an_offline_or_unknown_creator_exits_7_with_a_clear_message() -> Result<()> {
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let creator = stack.creator("qa_offline", true).await?;
+    creator
+        .client
+        .setup_stream(&SetupStreamRequest {
+            title: "not now".into(),
+            ..Default::default()
+        })
+        .await?;
+    let runtime = tempfile::tempdir()?;
+    for (user, says) in [
+        ("qa_offline", "`qa_offline` is offline"),
+        ("qa_nobody", "no stream for user `qa_nobody`"),
+    ] {
+        let out = studio(runtime.path())
+            .args(["watch", user, "--api", backend.url(), "--duration", "2s"])
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(7),
+            "{user}: expected exit code 7, got {}: {stderr}",
+            out.status
+        );
+        ensure!(stderr.contains(says), "{user}: stderr {stderr}");
+        ensure!(out.stdout.is_empty(), "{user}: a report on stdout");
+    }
+    Ok(())
+}
