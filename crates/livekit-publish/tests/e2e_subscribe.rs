@@ -560,8 +560,9 @@ async fn vp8_reaches_a_rust_subscriber() -> anyhow::Result<()> {
     .await
 }
 
-/// Sends simulcast H.264 (the layers the SFU wants) from a plain thread until `stop`.
-fn spawn_simulcast_sender(
+/// Sends H.264 (the layers the SFU wants; one layer for a single-stream track)
+/// from a plain thread until `stop`, at 30 fps on its own clock.
+fn spawn_sender(
     video: VideoTrackSender,
     layers: Vec<LayerSpec>,
     pub_log: EventLog,
@@ -685,7 +686,7 @@ async fn set_video_quality_switches_the_simulcast_layer_and_request_keyframe_sen
     let layers = opts.simulcast.clone();
     let video = publisher.publish_video(opts).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sender = spawn_simulcast_sender(video, layers, pub_log.clone(), stop.clone());
+    let sender = spawn_sender(video, layers, pub_log.clone(), stop.clone());
 
     let sub = view_log
         .wait(
@@ -776,6 +777,246 @@ async fn set_video_quality_switches_the_simulcast_layer_and_request_keyframe_sen
     println!("sender: {frames} frame slots");
     publisher.leave().await?;
     viewer.leave().await?;
+    let _ = decoder.join();
+    Ok(())
+}
+
+/// A publisher and a subscribing viewer in one room, H.264 640x360@30 flowing.
+struct Room {
+    _server: Server,
+    publisher: PublisherHandle,
+    pub_log: EventLog,
+    viewer: PublisherHandle,
+    view_log: EventLog,
+    media: Option<Receiver<ReceivedMedia>>,
+    track: TrackSid,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sender: Option<std::thread::JoinHandle<anyhow::Result<u64>>>,
+}
+
+impl Room {
+    async fn start(media_queue: usize) -> anyhow::Result<Room> {
+        init_tracing();
+        let server = Server::start()?;
+        let url = server.ws_url();
+        let token = server.token("creator", "room", true)?;
+        let (publisher, pub_events) =
+            Publisher::connect(&url, &token, PublishOptions::default()).await?;
+        let pub_log = EventLog::spawn(pub_events);
+        pub_log
+            .wait(Duration::from_secs(10), "publisher connected", |e| {
+                matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
+            })
+            .await?;
+        let viewer_token = server.token("viewer1", "room", false)?;
+        let (viewer, viewer_events) = Publisher::connect(
+            &url,
+            &viewer_token,
+            PublishOptions {
+                subscribe: true,
+                media_queue,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let view_log = EventLog::spawn(viewer_events);
+        let media = viewer.take_media();
+        let video = publisher
+            .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+            .await?;
+        let layer = LayerSpec {
+            quality: VideoQuality::High,
+            width: 640,
+            height: 360,
+            bitrate: Bitrate::from_kbps(1000),
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = spawn_sender(video, vec![layer], pub_log.clone(), stop.clone());
+        let sub = view_log
+            .wait(
+                Duration::from_secs(10),
+                "video TrackSubscribed",
+                |e| matches!(e, PublisherEvent::TrackSubscribed(t) if t.kind == TrackKind::Video),
+            )
+            .await?;
+        let PublisherEvent::TrackSubscribed(t) = sub else {
+            unreachable!("matched above")
+        };
+        Ok(Room {
+            _server: server,
+            publisher,
+            pub_log,
+            viewer,
+            view_log,
+            media,
+            track: t.sid,
+            stop,
+            sender: Some(sender),
+        })
+    }
+
+    fn last_stats(&self) -> Option<StatsSnapshot> {
+        self.view_log
+            .snapshot()
+            .into_iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => Some(s),
+                _ => None,
+            })
+    }
+
+    async fn finish(mut self) -> anyhow::Result<()> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(s) = self.sender.take() {
+            s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+        }
+        self.publisher.leave().await?;
+        self.viewer.leave().await?;
+        let _ = &self.pub_log;
+        Ok(())
+    }
+}
+
+/// Frames decoded with a readable code since `since`.
+fn decoded_since(decoded: &Arc<Mutex<Decoded>>, since: Instant) -> usize {
+    decoded
+        .lock()
+        .map(|d| d.video.iter().filter(|(_, _, at)| *at >= since).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_loses_frames_not_the_stream() -> anyhow::Result<()> {
+    // An 8-frame channel nobody reads for 3 s: the driver must not block, the
+    // drops are counted, and when the reader starts the decoder sees whole
+    // reference chains only (it resumes at a key frame: no decode errors).
+    let mut room = Room::start(8).await?;
+    let media = room
+        .media
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stalled = room
+        .last_stats()
+        .ok_or_else(|| anyhow::anyhow!("no stats while stalled"))?;
+    // Stats keep coming while the channel is full: the driver is not blocked.
+    println!(
+        "stalled: frames_received {} frames_dropped_rx {}",
+        stalled.frames_received, stalled.frames_dropped_rx
+    );
+    assert!(stalled.frames_received <= 8, "{stalled:?}");
+    assert!(stalled.frames_dropped_rx > 30, "{stalled:?}");
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let reader_start = Instant::now();
+    let decoder = spawn_decoder(media, decoded.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = decoded_since(&decoded, reader_start);
+    {
+        let d = decoded
+            .lock()
+            .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?;
+        let first_fresh = d
+            .video
+            .iter()
+            .skip(8)
+            .map(|(_, _, at)| at.saturating_duration_since(reader_start))
+            .next();
+        println!(
+            "after the stall: {after} frames decoded in 3 s (first fresh one after {first_fresh:?}); \
+             key frames in {}, decode errors {}, unreadable {}",
+            d.keyframes_in, d.decode_errors, d.unreadable
+        );
+        assert_eq!((d.decode_errors, d.unreadable), (0, 0));
+        assert!(
+            d.video.windows(2).all(|w| w[1].0 > w[0].0),
+            "frame numbers increase"
+        );
+    }
+    assert!(after >= 60, "decoding resumed: {after} frames in 3 s");
+    let track = room.track.clone();
+    let last = room
+        .last_stats()
+        .ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    let rs = last
+        .receive
+        .iter()
+        .find(|r| r.track == track)
+        .ok_or_else(|| anyhow::anyhow!("no receive stats"))?;
+    println!("receive stats after: {rs:?}");
+    assert!(rs.frames_dropped > 30 && rs.plis >= 2, "{rs:?}");
+    room.finish().await?;
+    let _ = decoder.join();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_resubscribes_after_a_full_rejoin() -> anyhow::Result<()> {
+    let mut room = Room::start(64).await?;
+    let media = room
+        .media
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let decoder = spawn_decoder(media, decoded.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(decoded_since(&decoded, Instant::now() - Duration::from_secs(2)) > 30);
+
+    // Node failure: the session is gone, the viewer rejoins, the track comes back.
+    let t = Instant::now();
+    let subscribed_before = room
+        .view_log
+        .snapshot()
+        .iter()
+        .filter(|e| matches!(e, PublisherEvent::TrackSubscribed(_)))
+        .count();
+    room.viewer
+        .simulate(livekit_protocol::simulate_scenario::Scenario::NodeFailure(
+            true,
+        ))?;
+    let track = room.track.clone();
+    room.view_log
+        .wait(
+            Duration::from_secs(20),
+            "TrackUnsubscribed on rejoin",
+            |e| matches!(e, PublisherEvent::TrackUnsubscribed { track: t, .. } if *t == track),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while room
+        .view_log
+        .snapshot()
+        .iter()
+        .filter(|e| matches!(e, PublisherEvent::TrackSubscribed(_)))
+        .count()
+        <= subscribed_before
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no TrackSubscribed after the rejoin"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resubscribed = t.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mark = Instant::now();
+    while decoded_since(&decoded, mark) < 30 {
+        anyhow::ensure!(Instant::now() < deadline, "no frames after the rejoin");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let decode_errors = decoded
+        .lock()
+        .map_err(|_| anyhow::anyhow!("decoder thread panicked"))?
+        .decode_errors;
+    println!(
+        "node failure: resubscribed after {resubscribed:?}, 30 frames decoded {:?} later; decode errors {decode_errors}",
+        mark.elapsed(),
+    );
+    assert_eq!(
+        decode_errors, 0,
+        "the new subscription starts at a key frame"
+    );
+    room.finish().await?;
     let _ = decoder.join();
     Ok(())
 }
