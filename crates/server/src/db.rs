@@ -319,6 +319,34 @@ impl Db {
         self.user_by_username(username).await
     }
 
+    /// Replaces a user's password hash and ends all their login sessions (whoever knew
+    /// the old password is logged out); returns the user, `None` if unknown.
+    pub async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> DbResult<Option<UserRow>> {
+        let n =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1")
+                .bind(username)
+                .bind(password_hash)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let user = self.user_by_username(username).await?;
+        if let Some(u) = &user {
+            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
+                .bind(&u.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(user)
+    }
+
     pub async fn list_users(&self) -> DbResult<Vec<UserRow>> {
         let q = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLS} FROM users ORDER BY created_at, username"

@@ -43,6 +43,9 @@ enum UserCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Set a user's password and log them out everywhere; the password is read from
+    /// STREAMIT_USER_PASSWORD or the first line of stdin.
+    SetPassword { username: String },
     /// List users as JSON lines.
     List,
 }
@@ -112,6 +115,24 @@ fn print_user(u: &db::UserRow) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The hash of a password from STREAMIT_USER_PASSWORD, else the first line of stdin
+/// (never an argument: those show up in `ps`).
+fn new_password_hash() -> anyhow::Result<String> {
+    let password = match std::env::var("STREAMIT_USER_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if streamit_server::app::valid_password(&password).is_err() {
+        bail!("password must be 8-256 characters");
+    }
+    streamit_server::auth::hash_password(&password)
+        .map_err(|_| anyhow::anyhow!("password hashing failed"))
+}
+
 async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
     let db = open_db().await?;
     let result = async {
@@ -140,19 +161,7 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
                 let username = streamit_server::app::valid_username(&username).map_err(|_| {
                     anyhow::anyhow!("username must be 3-32 characters of a-z, 0-9 and _")
                 })?;
-                let password = match std::env::var("STREAMIT_USER_PASSWORD") {
-                    Ok(p) if !p.is_empty() => p,
-                    _ => {
-                        let mut line = String::new();
-                        std::io::stdin().lock().read_line(&mut line)?;
-                        line.trim_end_matches(['\r', '\n']).to_string()
-                    }
-                };
-                if streamit_server::app::valid_password(&password).is_err() {
-                    bail!("password must be 8-256 characters");
-                }
-                let hash = streamit_server::auth::hash_password(&password)
-                    .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
+                let hash = new_password_hash()?;
                 let u = db::UserRow {
                     id: db::new_id(),
                     display_name: display_name.unwrap_or_else(|| username.clone()),
@@ -167,6 +176,15 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
                     Err(db::DbError::Conflict) => bail!("username {:?} is taken", u.username),
                     Err(e) => Err(e.into()),
                 }
+            }
+            UserCommand::SetPassword { username } => {
+                let name = username.trim().to_ascii_lowercase();
+                let hash = new_password_hash()?;
+                let u = db
+                    .set_password_hash(&name, &hash)
+                    .await?
+                    .with_context(|| format!("no user {name:?}"))?;
+                print_user(&u)
             }
             UserCommand::List => {
                 for u in db.list_users().await? {

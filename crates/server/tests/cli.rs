@@ -192,3 +192,73 @@ fn bench_subcommand_prints_figures() {
         assert!(line.contains(" 0 errors"), "{line}");
     }
 }
+
+#[test]
+fn set_password_replaces_the_hash_and_logs_the_user_out() {
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/pw.db", home.path().display());
+    let run = |args: &[&str], password: &str| {
+        cmd(home.path())
+            .env("DATABASE_URL", &url)
+            .env("STREAMIT_USER_PASSWORD", password)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        &["user", "create", "dana", "--role", "creator"],
+        "first-password",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(streamit_server::db::Db::connect(&url)).unwrap();
+    let user = rt.block_on(db.user_by_username("dana")).unwrap().unwrap();
+    let now = streamit_server::db::now_ms();
+    rt.block_on(db.insert_auth_session("tokenhash", &user.id, now, now + 60_000))
+        .unwrap();
+
+    let out = run(&["user", "set-password", "Dana"], "second-password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("second-password")
+            && !String::from_utf8_lossy(&out.stderr).contains("second-password"),
+        "the password is echoed"
+    );
+    let after = rt.block_on(db.user_by_username("dana")).unwrap().unwrap();
+    assert!(streamit_server::auth::verify_password(
+        "second-password",
+        &after.password_hash
+    ));
+    assert!(!streamit_server::auth::verify_password(
+        "first-password",
+        &after.password_hash
+    ));
+    assert!(
+        rt.block_on(db.user_by_session("tokenhash", now))
+            .unwrap()
+            .is_none(),
+        "the old session survived a password change"
+    );
+    assert!(
+        !run(&["user", "set-password", "dana"], "short")
+            .status
+            .success()
+    );
+    assert!(
+        !run(&["user", "set-password", "ghost"], "long-enough-pw")
+            .status
+            .success()
+    );
+    rt.block_on(db.close());
+}
