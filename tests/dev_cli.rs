@@ -30,7 +30,12 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         .args(["--livekit-port", &lk_port.to_string()])
         .args(["--rtc-tcp-port", &tcp_port.to_string()])
         .args(["--rtc-udp-port", &udp_port.to_string()])
-        .args(["--username", "localdev", "--password", "local dev password"])
+        .args(["--username", "localdev"])
+        // No keyring service here (no D-Bus session); make that explicit either way, so
+        // the password goes to the data directory's fallback file.
+        .env("STREAMIT_STUDIO_NO_KEYRING", "1")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("STREAMIT_DEV_PASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -38,9 +43,14 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         .spawn()?;
     let pid = child.id().context("dev pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let api_url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             println!("dev: {line}");
+            if let Ok(mut o) = output.lock() {
+                o.push_str(&line);
+                o.push('\n');
+            }
             if let Some(url) = line.strip_prefix("STREAMIT_DEV_READY ") {
                 return Some(url.to_string());
             }
@@ -54,14 +64,61 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         api_url == format!("http://127.0.0.1:{api_port}"),
         "{api_url}"
     );
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let rest = output.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut o) = rest.lock() {
+                o.push_str(&line);
+                o.push('\n');
+            }
+        }
+    });
+
+    // The creator's password is this data directory's own, random, kept where
+    // `--show-password` finds it, and never printed by `dev` itself.
+    let password = show_password(data.path()).await?;
+    ensure!(
+        password.len() >= 32,
+        "a short password: {} chars",
+        password.len()
+    );
+    ensure!(
+        password != "streamit-dev-password",
+        "the old fixed password"
+    );
+    let file = data.path().join("dev-password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o600, "{} has mode {mode:o}", file.display());
+    }
+    let other = tempfile::tempdir()?;
+    let other_password = show_password(other.path()).await?;
+    ensure!(
+        other_password != password,
+        "two data directories got the same password"
+    );
+    ensure!(
+        show_password(data.path()).await? == password,
+        "the password changed between two reads"
+    );
 
     // The creator exists, is approved and has a stream; LiveKit listens.
     let api = Client::new(api_url.clone());
+    ensure!(
+        api.login(&LoginRequest {
+            username: "localdev".into(),
+            password: "streamit-dev-password".into(),
+        })
+        .await
+        .is_err(),
+        "the old fixed password logs in"
+    );
     let auth = api
         .login(&LoginRequest {
             username: "localdev".into(),
-            password: "local dev password".into(),
+            password: password.clone(),
         })
         .await?;
     ensure!(auth.user.is_approved, "creator not approved");
@@ -75,7 +132,7 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
     let studio = env!("CARGO_BIN_EXE_streamit-studio");
     let login = tokio::process::Command::new(studio)
         .args(["login", "--api", &api_url, "--username", "localdev"])
-        .env("STREAMIT_PASSWORD", "local dev password")
+        .env("STREAMIT_PASSWORD", &password)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .output()
         .await?;
@@ -94,7 +151,7 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         None => {
             api.login(&LoginRequest {
                 username: "localdev".into(),
-                password: "local dev password".into(),
+                password: password.clone(),
             })
             .await?
             .token
@@ -143,5 +200,40 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
     ensure!(status.success(), "dev exited with {status}");
     ensure!(!listening(api_port), "the backend is still listening");
     ensure!(!listening(lk_port), "LiveKit is still listening");
+    let printed = output.lock().map(|o| o.clone()).unwrap_or_default();
+    ensure!(
+        !printed.contains(&password),
+        "dev printed the password:\n{printed}"
+    );
+    ensure!(
+        printed.contains("--show-password"),
+        "dev did not say how to get the password:\n{printed}"
+    );
     Ok(())
+}
+
+/// `dev --show-password` for `data_dir`'s creator `localdev`, without a keyring.
+async fn show_password(data_dir: &std::path::Path) -> Result<String> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"))
+        .args([
+            "dev",
+            "--show-password",
+            "--username",
+            "localdev",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("STREAMIT_STUDIO_NO_KEYRING", "1")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("STREAMIT_DEV_PASSWORD")
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "--show-password: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    ensure!(text.lines().count() == 1, "more than the password: {text}");
+    Ok(text.trim().to_string())
 }

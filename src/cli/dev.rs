@@ -36,8 +36,15 @@ pub struct DevArgs {
     /// The local creator account (created and approved if missing).
     #[arg(long, default_value = "creator")]
     pub username: String,
-    #[arg(long, default_value = "streamit-dev-password")]
-    pub password: String,
+    /// The local creator's password. Default: a random one made once per data directory
+    /// and kept in the OS keyring (without one: in `<data dir>/dev-password`, readable only
+    /// by you); `--show-password` prints it.
+    #[arg(long, env = "STREAMIT_DEV_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Print the local creator's password for this data directory (making one if there is
+    /// none yet) and exit.
+    #[arg(long)]
+    pub show_password: bool,
     /// Do not open the studio; print where things listen and wait for Ctrl-C.
     #[arg(long)]
     pub headless: bool,
@@ -154,6 +161,19 @@ pub async fn run(a: DevArgs) -> CliResult {
     };
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| CliError::new(EXIT_DEVICE, format!("creating {}: {e}", data_dir.display())))?;
+    // Canonical, so that one directory has one keyring entry however it was named.
+    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    let password = match &a.password {
+        Some(p) => DevPassword {
+            password: p.clone(),
+            kept_in: None,
+        },
+        None => dev_password(&data_dir, &a.username)?,
+    };
+    if a.show_password {
+        println!("{}", password.password);
+        return Ok(());
+    }
     let db = data_dir.join("streamit.sqlite");
     let db_url = format!("sqlite://{}?mode=rwc", db.display());
     let key = format!("dev{}", random_hex(6)?);
@@ -224,21 +244,22 @@ pub async fn run(a: DevArgs) -> CliResult {
     }
     let api_url = format!("http://{}", a.bind);
 
-    // The local creator: registered once, approved, with a stream set up.
+    // The local creator: registered once, approved, with this data directory's password
+    // (an account from an older `dev` with another password gets this one), a stream set up.
     let api = Client::new(api_url.clone());
     let _ = api
         .register(&RegisterRequest {
             username: a.username.clone(),
-            password: a.password.clone(),
+            password: password.password.clone(),
             display_name: None,
             role: Some(Role::Creator),
         })
         .await;
-    approve(&db_url, &a.username).await?;
+    prepare_creator(&db_url, &a.username, &password.password).await?;
     let auth = api
         .login(&LoginRequest {
             username: a.username.clone(),
-            password: a.password.clone(),
+            password: password.password.clone(),
         })
         .await?;
     let api = api.with_token(auth.token.clone());
@@ -253,7 +274,20 @@ pub async fn run(a: DevArgs) -> CliResult {
     println!("StreamIt dev is running:");
     println!("  backend API     {api_url}  (SQLite: {})", db.display());
     println!("  LiveKit server  {lk_ws}");
-    println!("  creator         {} / {}", a.username, a.password);
+    let show = format!(
+        "streamit-studio dev --show-password{}",
+        a.data_dir
+            .as_ref()
+            .map(|_| format!(" --data-dir {}", data_dir.display()))
+            .unwrap_or_default()
+    );
+    match &password.kept_in {
+        Some(where_) => println!(
+            "  creator         {} (password: `{show}`; kept in {where_})",
+            a.username
+        ),
+        None => println!("  creator         {} (the password you gave)", a.username),
+    }
     println!(
         "  for the CLI     STREAMIT_API_URL={api_url} STREAMIT_TOKEN={}",
         auth.token
@@ -278,19 +312,116 @@ pub async fn run(a: DevArgs) -> CliResult {
     result
 }
 
-async fn approve(db_url: &str, username: &str) -> CliResult {
-    let err = |e: String| CliError::new(EXIT_OTHER, format!("approving {username}: {e}"));
+/// Approves the creator and gives them `password` if their stored hash is for another one
+/// (which also ends their old login sessions).
+async fn prepare_creator(db_url: &str, username: &str, password: &str) -> CliResult {
+    let err = |e: String| CliError::new(EXIT_OTHER, format!("preparing {username}: {e}"));
     let db = streamit_server::db::Db::connect(db_url)
         .await
         .map_err(|e| err(e.to_string()))?;
     let name = username.trim().to_ascii_lowercase();
-    let r = db.set_role(&name, None, Some(true)).await;
-    db.close().await;
-    match r {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(err("no such user".into())),
-        Err(e) => Err(err(e.to_string())),
+    let r = async {
+        let user = db
+            .set_role(&name, None, Some(true))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no such user".to_string())?;
+        if !streamit_server::auth::verify_password(password, &user.password_hash) {
+            let hash = streamit_server::auth::hash_password(password)
+                .map_err(|_| "password hashing failed".to_string())?;
+            db.set_password_hash(&name, &hash)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!("{name}: password set to this data directory's");
+        }
+        Ok::<_, String>(())
     }
+    .await;
+    db.close().await;
+    r.map_err(err)
+}
+
+/// The local creator's password and where it is kept (`None`: given on the command line).
+struct DevPassword {
+    password: String,
+    kept_in: Option<String>,
+}
+
+const DEV_KEYRING_SERVICE: &str = "streamit-studio-dev";
+const PASSWORD_FILE: &str = "dev-password";
+
+/// The keyring entry of one data directory's creator (none when STREAMIT_STUDIO_NO_KEYRING
+/// is set, as for the studio's own keyring use).
+fn dev_keyring(data_dir: &Path, username: &str) -> Option<keyring::Entry> {
+    if std::env::var_os("STREAMIT_STUDIO_NO_KEYRING").is_some() {
+        return None;
+    }
+    keyring::Entry::new(
+        DEV_KEYRING_SERVICE,
+        &format!("{username}@{}", data_dir.display()),
+    )
+    .ok()
+}
+
+/// This data directory's creator password: from the keyring, else from the fallback file,
+/// else a new random one stored in the keyring, else in the fallback file (0600).
+fn dev_password(data_dir: &Path, username: &str) -> CliResult<DevPassword> {
+    let entry = dev_keyring(data_dir, username);
+    let in_keyring = format!(
+        "the OS keyring ({DEV_KEYRING_SERVICE} / {username}@{})",
+        data_dir.display()
+    );
+    if let Some(p) = entry.as_ref().and_then(|e| e.get_password().ok()) {
+        return Ok(DevPassword {
+            password: p,
+            kept_in: Some(in_keyring),
+        });
+    }
+    let file = data_dir.join(PASSWORD_FILE);
+    let in_file = format!("{} (no OS keyring here)", file.display());
+    if let Ok(p) = std::fs::read_to_string(&file)
+        && !p.trim().is_empty()
+    {
+        return Ok(DevPassword {
+            password: p.trim().to_string(),
+            kept_in: Some(in_file),
+        });
+    }
+    let password = random_hex(16)?;
+    // Read back: a keyring that accepts a secret but cannot return it is no keyring.
+    if let Some(e) = &entry
+        && e.set_password(&password).is_ok()
+        && e.get_password().ok().as_deref() == Some(password.as_str())
+    {
+        return Ok(DevPassword {
+            password,
+            kept_in: Some(in_keyring),
+        });
+    }
+    write_private(&file, &password)?;
+    eprintln!(
+        "note: no OS keyring service here; the local creator's password is in {} (readable only by you)",
+        file.display()
+    );
+    Ok(DevPassword {
+        password,
+        kept_in: Some(in_file),
+    })
+}
+
+/// Writes `text` to a new file only its owner can read (on Unix).
+fn write_private(path: &Path, text: &str) -> CliResult {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .and_then(|mut f| f.write_all(format!("{text}\n").as_bytes()))
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("writing {}: {e}", path.display())))
 }
 
 async fn wait_for_signal() {
