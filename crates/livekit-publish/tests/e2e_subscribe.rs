@@ -546,7 +546,8 @@ async fn h264_and_opus_reach_a_rust_subscriber_with_a_viewer_token() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_reaches_a_rust_subscriber() -> anyhow::Result<()> {
     // libvpx encodes and decodes in this test on a loaded 2-core machine: 640x360
-    // at 15 fps keeps the test's own sender in real time.
+    // at 15 fps keeps the test's own sender in real time. (At 30 fps one run
+    // decoded 295/295, but its sender fell 467 ms behind once: inconclusive.)
     subscribe_run(Run {
         codec: VideoCodec::Vp8,
         width: 640,
@@ -910,7 +911,9 @@ async fn a_stalled_reader_loses_frames_not_the_stream() -> anyhow::Result<()> {
     let decoded = Arc::new(Mutex::new(Decoded::default()));
     let reader_start = Instant::now();
     let decoder = spawn_decoder(media, decoded.clone());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A fresh key frame needs up to one PLI interval (500 ms) plus a round trip:
+    // 4 s leave at least 3 s of flowing frames.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let after = decoded_since(&decoded, reader_start);
     {
         let d = decoded
@@ -923,7 +926,7 @@ async fn a_stalled_reader_loses_frames_not_the_stream() -> anyhow::Result<()> {
             .map(|(_, _, at)| at.saturating_duration_since(reader_start))
             .next();
         println!(
-            "after the stall: {after} frames decoded in 3 s (first fresh one after {first_fresh:?}); \
+            "after the stall: {after} frames decoded in 4 s (first fresh one after {first_fresh:?}); \
              key frames in {}, decode errors {}, unreadable {}",
             d.keyframes_in, d.decode_errors, d.unreadable
         );
@@ -933,7 +936,7 @@ async fn a_stalled_reader_loses_frames_not_the_stream() -> anyhow::Result<()> {
             "frame numbers increase"
         );
     }
-    assert!(after >= 60, "decoding resumed: {after} frames in 3 s");
+    assert!(after >= 60, "decoding resumed: {after} frames in 4 s");
     let track = room.track.clone();
     let last = room
         .last_stats()
