@@ -227,3 +227,88 @@ async fn watching_an_offline_or_unknown_creator_exits_7_with_a_clear_message() -
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_end() -> Result<()> {
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    stack.creator("qa_simul_watched", true).await?;
+    let runtime = tempfile::tempdir()?;
+    let publish = studio(runtime.path())
+        .args(["publish", "--api", backend.url()])
+        .args([
+            "--username",
+            "qa_simul_watched",
+            "--password",
+            TEST_PASSWORD,
+        ])
+        .args(["--codec", "vp8", "--simulcast", "--audio", "none"])
+        // 15 fps: three VP8 encoders must keep up on a loaded 2-core machine
+        .args([
+            "--source",
+            "synthetic:640x360@15",
+            "--duration",
+            "8s",
+            "--json",
+        ])
+        .spawn()?;
+    let public = Client::new(backend.url());
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_simul_watched")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Longer than the stream lasts: watch must notice the creator leaving and stop.
+    let out = studio(runtime.path())
+        .args(["watch", "qa_simul_watched", "--api", backend.url()])
+        .args(["--quality", "low", "--duration", "40s", "--json"])
+        .output()
+        .await?;
+    let watched = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {stderr}",
+        out.status
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    println!("watch report: {r:#}");
+    ensure!(r["outcome"] == "stream-ended", "outcome {}", r["outcome"]);
+    ensure!(
+        watched < Duration::from_secs(25),
+        "watch stayed {watched:?}"
+    );
+    let v = &r["video"];
+    ensure!(
+        v["codecs"] == serde_json::json!(["vp8"]),
+        "codecs {}",
+        v["codecs"]
+    );
+    let low = v["resolutions"]["160x90"].as_u64().unwrap_or(0);
+    ensure!(
+        low >= 30,
+        "160x90 frames {low}; resolutions {}",
+        v["resolutions"]
+    );
+    // 160 px wide is the smallest the code can be read at (4 px blocks).
+    ensure!(
+        v["readableCodes"].as_u64().unwrap_or(0) * 10 >= low * 8,
+        "readable {} of {low}",
+        v["readableCodes"]
+    );
+    ensure!(r["audio"]["packetsReceived"] == 0, "audio {}", r["audio"]);
+    let out = tokio::time::timeout(Duration::from_secs(30), publish.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
