@@ -138,9 +138,10 @@ fn status_line(p: &WatchProgress, total: Duration) -> String {
         .last_latency_ms
         .map(|l| format!("{l:.0} ms"))
         .unwrap_or_else(|| "–".into());
+    // Short enough for an 80-column terminal with the spinner.
     format!(
-        "{} {:>3.0}/{:.0}s | frames {} {res} | latency {lat} | audio {} | chat {} | viewers {}",
-        if p.connected { "WATCHING" } else { "joining" },
+        "{} {:.0}/{:.0}s | {} frames {res} | {lat} | audio {} | chat {} | viewers {}",
+        if p.connected { "watching" } else { "joining" },
         p.elapsed.as_secs_f64(),
         total.as_secs_f64(),
         p.frames_decoded,

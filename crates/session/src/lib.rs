@@ -27,6 +27,9 @@
 //! # }
 //! ```
 //!
+//! [`watch`] is the other side, for QA: a subscribe-only viewer that decodes and measures
+//! a creator's stream (the CLI's `watch`).
+//!
 //! State machine: `Idle → Connecting → Live ⇄ Reconnecting → Ended | Failed`. Go Live is
 //! API go-live → join the room → publish video (+ audio); End Stream is unpublish → leave →
 //! API end-stream → report the chat count → summary from the backend. A failure after the
