@@ -96,6 +96,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     println!("watch report: {r:#}");
 
     ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    ensure!(r["reconnects"] == 0, "reconnects {}", r["reconnects"]);
     let v = &r["video"];
     // 10 s of 30 fps is 300 frames; joining and the first key frame take up to ~1 s and
     // this shared 2-core machine encodes and decodes at once, so 2/3 of nominal is the bar.
@@ -225,6 +226,18 @@ async fn watching_an_offline_or_unknown_creator_exits_7_with_a_clear_message() -
         ensure!(stderr.contains(says), "{user}: stderr {stderr}");
         ensure!(out.stdout.is_empty(), "{user}: a report on stdout");
     }
+    // And a backend that is not there is a network error, not "offline".
+    let closed = format!("http://127.0.0.1:{}", streamit_testkit::free_tcp_port()?);
+    let out = studio(runtime.path())
+        .args(["watch", "qa_offline", "--api", &closed, "--duration", "2s"])
+        .output()
+        .await?;
+    ensure!(
+        out.status.code() == Some(4),
+        "unreachable backend: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

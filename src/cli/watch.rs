@@ -166,10 +166,11 @@ fn print_human(r: &WatchReport) {
         r.username, r.title, r.identity
     );
     println!(
-        "watched:        {:.1} s; connect {}, first frame {}",
+        "watched:        {:.1} s; connect {}, first frame {}, {} reconnects",
         r.duration_ms as f64 / 1000.0,
         ms(r.connect_time_ms),
-        ms(r.first_frame_ms)
+        ms(r.first_frame_ms),
+        r.reconnects
     );
     let resolutions: Vec<String> = v
         .resolutions

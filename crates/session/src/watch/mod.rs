@@ -215,6 +215,8 @@ pub struct WatchReport {
     pub connect_time_ms: Option<u64>,
     /// Connect started → first decoded video frame.
     pub first_frame_ms: Option<u64>,
+    /// Times the connection to LiveKit was lost and recovery began.
+    pub reconnects: u32,
     pub video: VideoReport,
     /// Capture (publisher) → decoded here; needs the publisher's clock epoch.
     pub latency: Option<LatencyStats>,
@@ -339,6 +341,7 @@ pub async fn watch(
     };
 
     let mut connect_time = None;
+    let mut reconnects = 0u32;
     let mut chat: Vec<WatchChat> = Vec::new();
     let mut names: HashMap<String, String> = HashMap::new();
     let mut codecs: Vec<String> = Vec::new();
@@ -383,6 +386,10 @@ pub async fn watch(
                     lk::PublisherEvent::StateChanged(lk::ConnectionState::Connected) => {
                         connect_time.get_or_insert(started.elapsed());
                     }
+                    lk::PublisherEvent::StateChanged(lk::ConnectionState::Reconnecting {
+                        attempt: 1,
+                        ..
+                    }) => reconnects += 1,
                     lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error: e }) => {
                         outcome = "failed";
                         error = Some(e);
@@ -489,6 +496,7 @@ pub async fn watch(
         duration_ms: duration.as_millis() as u64,
         connect_time_ms: connect_time.map(|d| d.as_millis() as u64),
         first_frame_ms: first_frame.map(|t| t.duration_since(started).as_millis() as u64),
+        reconnects,
         latency: LatencyStats::of(&video.latencies_ms),
         network_latency: LatencyStats::of(&video.network_latencies_ms),
         clock_epoch_source: epoch_source.map(String::from),
