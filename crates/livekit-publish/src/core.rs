@@ -1478,7 +1478,8 @@ impl Participant {
         for e in self.subs.take_events() {
             self.emit(e);
         }
-        let Some(rtc) = self.subscriber.as_mut() else {
+        // A request before DTLS is up would be lost: it stays due until then.
+        let Some(rtc) = self.subscriber.as_mut().filter(|r| r.is_connected()) else {
             return;
         };
         for (mid, rid) in self.subs.due_keyframe_requests(now) {

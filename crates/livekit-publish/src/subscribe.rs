@@ -913,3 +913,299 @@ a=recvonly\r\n";
         );
     }
 }
+
+/// The core's receive side with no sockets: a second str0m `Rtc` plays the SFU's
+/// subscriber peer connection (it offers a send-only H.264 m-line and sends frames).
+#[cfg(test)]
+mod core_tests {
+    use std::net::SocketAddr;
+
+    use proto::signal_request::Message as Req;
+    use proto::signal_response::Message as Resp;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    use super::*;
+    use crate::core::{CoreConfig, CoreOutput, Participant};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("literal address")
+    }
+
+    struct Sfu {
+        core: Participant,
+        sfu: Rtc,
+        now: Instant,
+        events: Vec<PublisherEvent>,
+        media: Vec<ReceivedMedia>,
+        keyframe_requests: Vec<KeyframeRequestKind>,
+    }
+
+    impl Sfu {
+        fn new() -> Self {
+            let now = Instant::now();
+            let core = Participant::new(CoreConfig {
+                publisher_addr: addr("10.0.0.1:4000"),
+                subscriber_addr: addr("10.0.0.1:4001"),
+                initial_bitrate: Bitrate::from_kbps(1000),
+            });
+            // The same single H.264 flavour the core offers and accepts.
+            let mut cfg = Rtc::builder().clear_codecs().enable_opus(true, false);
+            cfg.codec_config()
+                .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
+            let mut sfu = cfg.build(now);
+            sfu.add_local_candidate(
+                Candidate::host(addr("10.0.0.2:5001"), "udp").expect("candidate"),
+            );
+            Sfu {
+                core,
+                sfu,
+                now,
+                events: Vec::new(),
+                media: Vec::new(),
+                keyframe_requests: Vec::new(),
+            }
+        }
+
+        /// Move datagrams both ways for `millis` of virtual time.
+        fn pump(&mut self, millis: u64) {
+            let end = self.now + Duration::from_millis(millis);
+            while self.now < end {
+                let mut moved = true;
+                while moved {
+                    moved = false;
+                    while let Some(o) = self.core.poll_output() {
+                        match o {
+                            CoreOutput::Transmit(crate::types::PcKind::Subscriber, t) => {
+                                moved = true;
+                                let input = Input::Receive(
+                                    self.now,
+                                    Receive {
+                                        proto: Protocol::Udp,
+                                        source: t.source,
+                                        destination: t.destination,
+                                        contents: (&*t.contents).try_into().expect("datagram"),
+                                    },
+                                );
+                                if self.sfu.accepts(&input) {
+                                    self.sfu.handle_input(input).expect("sfu input");
+                                }
+                            }
+                            CoreOutput::Event(e) => self.events.push(e),
+                            CoreOutput::Media(m) => self.media.push(m),
+                            // The publisher PC has no peer here.
+                            _ => {}
+                        }
+                    }
+                    loop {
+                        match self.sfu.poll_output().expect("sfu output") {
+                            Output::Timeout(_) => break,
+                            Output::Transmit(t) => {
+                                moved = true;
+                                self.core.handle_receive(
+                                    crate::types::PcKind::Subscriber,
+                                    t.source,
+                                    t.destination,
+                                    &t.contents,
+                                    self.now,
+                                );
+                            }
+                            Output::Event(Event::KeyframeRequest(k)) => {
+                                self.keyframe_requests.push(k.kind)
+                            }
+                            Output::Event(_) => {}
+                        }
+                    }
+                }
+                self.now += Duration::from_millis(5);
+                self.core.handle_timeout(self.now);
+                self.sfu
+                    .handle_input(Input::Timeout(self.now))
+                    .expect("sfu timeout");
+            }
+        }
+
+        /// Offer one H.264 down-track of `creator`, answer it, connect.
+        fn subscribe(&mut self) -> Mid {
+            let join = proto::JoinResponse {
+                participant: Some(proto::ParticipantInfo {
+                    identity: "viewer".into(),
+                    sid: "PA_me".into(),
+                    ..Default::default()
+                }),
+                other_participants: vec![proto::ParticipantInfo {
+                    identity: "creator".into(),
+                    sid: "PA_pub".into(),
+                    state: proto::participant_info::State::Active as i32,
+                    tracks: vec![proto::TrackInfo {
+                        sid: "TR_v".into(),
+                        name: "camera".into(),
+                        r#type: proto::TrackType::Video as i32,
+                        mime_type: "video/H264".into(),
+                        width: 640,
+                        height: 360,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            self.core.handle_join(&join, self.now);
+            let mut api = self.sfu.sdp_api();
+            let mid = api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some("PA_pub|TR_v".into()),
+                Some("TR_v".into()),
+                None,
+            );
+            let (offer, pending) = api.apply().expect("an offer");
+            self.core.handle_signal(
+                Resp::Offer(proto::SessionDescription {
+                    r#type: "offer".into(),
+                    sdp: offer.to_sdp_string(),
+                    id: 1,
+                    mid_to_track_id: HashMap::new(),
+                }),
+                self.now,
+            );
+            let mut answer = None;
+            while let Some(o) = self.core.poll_output() {
+                match o {
+                    CoreOutput::Signal(Req::Answer(sd)) => answer = Some(sd),
+                    CoreOutput::Event(e) => self.events.push(e),
+                    _ => {}
+                }
+            }
+            let answer =
+                SdpAnswer::from_sdp_string(&answer.expect("answered").sdp).expect("answer parses");
+            self.sfu
+                .sdp_api()
+                .accept_answer(pending, answer)
+                .expect("sfu accepts");
+            self.pump(1500);
+            assert!(self.sfu.is_connected(), "subscriber PC connects");
+            mid
+        }
+
+        fn send(&mut self, mid: Mid, n: u64, keyframe: bool) {
+            let w = self.sfu.writer(mid).expect("writer");
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt())
+                .expect("h264 pt");
+            let nal: &[u8] = if keyframe {
+                &[
+                    0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0,
+                    0, 1, 0x65, 0x88, 0x84,
+                ]
+            } else {
+                &[0, 0, 0, 1, 0x41, 0x9a, 0x02]
+            };
+            w.write(pt, self.now, MediaTime::from_90khz(n * 3000), nal.to_vec())
+                .expect("write");
+            self.pump(34);
+        }
+    }
+
+    #[test]
+    fn offered_track_is_announced_received_and_asked_for_a_key_frame() {
+        let mut h = Sfu::new();
+        let mid = h.subscribe();
+        let sub = h
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PublisherEvent::TrackSubscribed(t) => Some(t.clone()),
+                _ => None,
+            })
+            .expect("TrackSubscribed");
+        assert_eq!(
+            (sub.participant.as_str(), sub.sid.as_str(), sub.codec),
+            ("creator", "TR_v", Some(VideoCodec::H264))
+        );
+
+        h.send(mid, 0, true);
+        // A PLI on subscribe: once the receive stream exists (first packet).
+        assert_eq!(h.keyframe_requests, vec![KeyframeRequestKind::Pli]);
+        h.send(mid, 1, false);
+        let frames: Vec<&ReceivedVideo> = h
+            .media
+            .iter()
+            .filter_map(|m| match m {
+                ReceivedMedia::Video(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 2, "{:?}", h.media);
+        assert!(frames[0].keyframe && !frames[1].keyframe);
+        assert_eq!(
+            &frames[0].data[..5],
+            &[0, 0, 0, 1, 0x67],
+            "Annex-B with SPS first"
+        );
+        assert_eq!(frames[0].track.as_str(), "TR_v");
+        assert_eq!(
+            frames[1]
+                .rtp_timestamp
+                .wrapping_sub(frames[0].rtp_timestamp),
+            3000
+        );
+
+        // The driver's channel was full: deltas are held back until a key frame,
+        // and one is asked for once the 500 ms limit allows.
+        let dropped = h.media.pop().expect("frame");
+        h.core.media_dropped(&dropped);
+        h.send(mid, 2, false);
+        h.send(mid, 3, false);
+        assert_eq!(h.media.len(), 1, "deltas after a drop are skipped");
+        h.pump(600);
+        assert_eq!(h.keyframe_requests.len(), 2, "a second PLI after the drop");
+        h.send(mid, 4, true);
+        h.send(mid, 5, false);
+        assert_eq!(h.media.len(), 3);
+
+        // Explicit requests are rate limited too: the second waits for its slot.
+        h.core.request_keyframe(&"TR_v".into(), h.now);
+        h.pump(10);
+        h.core.request_keyframe(&"TR_v".into(), h.now);
+        h.pump(100);
+        assert_eq!(h.keyframe_requests.len(), 3, "{:?}", h.keyframe_requests);
+        h.pump(500);
+        assert_eq!(h.keyframe_requests.len(), 4, "{:?}", h.keyframe_requests);
+
+        // Receive figures in the stats snapshot.
+        h.pump(2100);
+        let stats = h
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("stats");
+        assert_eq!((stats.frames_received, stats.frames_dropped_rx), (3, 3));
+        let r = &stats.receive[0];
+        assert_eq!((r.track.as_str(), r.kind), ("TR_v", TrackKind::Video));
+        assert!(r.packets >= 6 && r.plis == 4, "{r:?}");
+
+        // Quality selection goes out as UpdateTrackSettings.
+        h.core
+            .set_video_quality(&"TR_v".into(), VideoQuality::Low, h.now);
+        let mut settings = None;
+        while let Some(o) = h.core.poll_output() {
+            if let CoreOutput::Signal(Req::TrackSetting(ts)) = o {
+                settings = Some(ts);
+            }
+        }
+        let ts = settings.expect("UpdateTrackSettings");
+        assert_eq!(
+            (ts.track_sids, ts.quality),
+            (vec!["TR_v".to_string()], proto::VideoQuality::Low as i32)
+        );
+    }
+}
