@@ -191,6 +191,8 @@ pub struct Participant {
     /// (an unpublish while an offer is in flight waits for its answer).
     mids_to_deactivate: Vec<Mid>,
     offer_id: u32,
+    /// Id of the last `UpdateParticipantMetadata` (the server answers with it).
+    metadata_request_id: u32,
     reliable: Option<ChannelId>,
     lossy: Option<ChannelId>,
     reliable_open: bool,
@@ -237,6 +239,7 @@ impl Participant {
             negotiation_needed: false,
             mids_to_deactivate: Vec::new(),
             offer_id: 0,
+            metadata_request_id: 0,
             reliable: None,
             lossy: None,
             reliable_open: false,
@@ -484,6 +487,7 @@ impl Participant {
                 self.tracks
                     .retain(|t| t.sid.as_ref().is_none_or(|s| s.0 != u.track_sid));
             }
+            Resp::RequestResponse(r) => self.handle_request_response(r),
             _ => {}
         }
         self.drive(now);
@@ -692,15 +696,20 @@ impl Participant {
         let rp = RemoteParticipant {
             identity: ParticipantIdentity(p.identity.clone()),
             name: p.name.clone(),
+            metadata: p.metadata.clone(),
+            attributes: p.attributes.clone(),
             hidden: p.permission.as_ref().is_some_and(|perm| perm.hidden),
         };
-        if self
-            .participants
-            .insert(p.identity.clone(), rp.clone())
-            .is_none()
-        {
-            self.emit(PublisherEvent::ParticipantJoined(rp));
+        match self.participants.insert(p.identity.clone(), rp.clone()) {
+            None => self.emit(PublisherEvent::ParticipantJoined(rp)),
+            Some(old) if old != rp => self.emit(PublisherEvent::ParticipantUpdated(rp)),
+            Some(_) => {}
         }
+    }
+
+    /// A remote participant as last announced by the server.
+    pub fn remote_participant(&self, identity: &str) -> Option<&RemoteParticipant> {
+        self.participants.get(identity)
     }
 
     fn publish_viewer_count(&mut self) {
@@ -968,6 +977,47 @@ impl Participant {
             self.negotiate();
         }
         self.drive(now);
+    }
+
+    /// Set (merge) this participant's attributes; an empty value deletes a key.
+    /// Needs `canUpdateOwnMetadata` in the token: the server's refusal comes back
+    /// as a [`PublisherEvent::Error`]. A full rejoin starts a new participant
+    /// without them: set them again on the next `Connected`.
+    pub fn set_attributes(&mut self, attributes: HashMap<String, String>, now: Instant) {
+        self.metadata_request_id = self.metadata_request_id.wrapping_add(1).max(1);
+        self.out.push_back(CoreOutput::Signal(Req::UpdateMetadata(
+            proto::UpdateParticipantMetadata {
+                attributes,
+                request_id: self.metadata_request_id,
+                ..Default::default()
+            },
+        )));
+        self.drive(now);
+    }
+
+    /// The server's verdict on a request: refusals become `Error` events.
+    fn handle_request_response(&mut self, r: proto::RequestResponse) {
+        use proto::request_response::{Reason, Request};
+        if r.reason == Reason::Ok as i32 {
+            return;
+        }
+        let what = match &r.request {
+            Some(Request::UpdateMetadata(_)) => "updating the participant's attributes",
+            Some(Request::AddTrack(_)) => "publishing a track",
+            Some(Request::Mute(_)) => "muting a track",
+            Some(Request::Trickle(_)) => "an ICE candidate",
+            _ if r.request_id != 0 && r.request_id == self.metadata_request_id => {
+                "updating the participant's attributes"
+            }
+            _ => "a request",
+        };
+        let reason = Reason::try_from(r.reason)
+            .map(|x| x.as_str_name().to_string())
+            .unwrap_or_else(|_| format!("reason {}", r.reason));
+        self.emit(PublisherEvent::Error(format!(
+            "the server refused {what}: {reason}: {}",
+            r.message
+        )));
     }
 
     /// Send a chat message as an `lk.chat` text stream.
@@ -2209,6 +2259,112 @@ mod tests {
                     "v1".into()
                 )))
         );
+    }
+
+    #[test]
+    fn set_attributes_sends_update_metadata_and_a_refusal_is_an_error() {
+        use proto::request_response::{Reason, Request};
+        let mut h = Harness::new();
+        h.connected();
+        let attrs = HashMap::from([("streamit.mediaClockEpochUs".to_string(), "42".to_string())]);
+        h.core.set_attributes(attrs.clone(), h.now);
+        h.core.set_attributes(attrs.clone(), h.now);
+        h.pump(10);
+        let updates: Vec<_> = h
+            .signals
+            .iter()
+            .filter_map(|s| match s {
+                Req::UpdateMetadata(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updates.len(), 2);
+        assert_eq!(updates[0].attributes, attrs);
+        // Only attributes: an empty name/metadata leaves the server's values alone.
+        assert!(updates[0].name.is_empty() && updates[0].metadata.is_empty());
+        let ids: Vec<u32> = updates.iter().map(|u| u.request_id).collect();
+        assert!(ids[0] != 0 && ids[1] != ids[0], "request ids {ids:?}");
+
+        let errors = |h: &Harness| -> Vec<String> {
+            h.events
+                .iter()
+                .filter_map(|e| match e {
+                    PublisherEvent::Error(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let accepted = proto::RequestResponse {
+            request_id: ids[0],
+            reason: Reason::Ok as i32,
+            request: Some(Request::UpdateMetadata(updates[0].clone())),
+            ..Default::default()
+        };
+        h.core.handle_signal(Resp::RequestResponse(accepted), h.now);
+        h.pump(10);
+        assert!(errors(&h).is_empty(), "{:?}", errors(&h));
+        let refused = proto::RequestResponse {
+            request_id: ids[1],
+            reason: Reason::NotAllowed as i32,
+            message: "does not have permission to update own metadata".into(),
+            request: Some(Request::UpdateMetadata(updates[1].clone())),
+        };
+        h.core.handle_signal(Resp::RequestResponse(refused), h.now);
+        h.pump(10);
+        assert_eq!(
+            errors(&h),
+            vec![
+                "the server refused updating the participant's attributes: NOT_ALLOWED: \
+                 does not have permission to update own metadata"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn attribute_changes_of_a_known_participant_are_announced() {
+        use proto::participant_info::State;
+        let mut h = Harness::new();
+        let mut host = participant("host", "PA_h", false, State::Active);
+        host.attributes = HashMap::from([("a".to_string(), "1".to_string())]);
+        h.core
+            .handle_join(&join_response(vec![host.clone()]), h.now);
+        h.pump(10);
+        let update = |h: &mut Harness, p: &proto::ParticipantInfo| {
+            h.core.handle_signal(
+                Resp::Update(proto::ParticipantUpdate {
+                    participants: vec![p.clone()],
+                }),
+                h.now,
+            );
+            h.pump(10);
+        };
+        // The same state again (LiveKit repeats participant info): no event.
+        update(&mut h, &host);
+        host.attributes
+            .insert("streamit.mediaClockEpochUs".into(), "7".into());
+        update(&mut h, &host);
+        host.metadata = "{}".into();
+        update(&mut h, &host);
+        let seen: Vec<_> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                PublisherEvent::ParticipantJoined(p) => Some(("joined", p.clone())),
+                PublisherEvent::ParticipantUpdated(p) => Some(("updated", p.clone())),
+                _ => None,
+            })
+            .collect();
+        let kinds: Vec<_> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, vec!["joined", "updated", "updated"]);
+        assert_eq!(seen[0].1.attributes.get("a").map(String::as_str), Some("1"));
+        let epoch = |p: &RemoteParticipant| p.attributes.get("streamit.mediaClockEpochUs").cloned();
+        assert_eq!(epoch(&seen[0].1), None);
+        assert_eq!(epoch(&seen[1].1).as_deref(), Some("7"));
+        assert_eq!(seen[2].1.metadata, "{}");
+        let known = h.core.remote_participant("host").expect("known");
+        assert_eq!(known.name, "host name");
+        assert_eq!(epoch(known).as_deref(), Some("7"));
     }
 
     #[test]

@@ -150,6 +150,7 @@ enum Command {
     Unpublish(TrackCid),
     Chat(String),
     Data(Vec<u8>, Reliability, Option<String>),
+    SetAttributes(std::collections::HashMap<String, String>),
     Leave(tokio::sync::oneshot::Sender<()>),
     RequestKeyframe(TrackSid),
     SetVideoQuality(TrackSid, VideoQuality),
@@ -249,6 +250,19 @@ impl PublisherHandle {
     pub fn set_video_quality(&self, track: &TrackSid, quality: VideoQuality) -> Result<(), Error> {
         self.cmd
             .send(Command::SetVideoQuality(track.clone(), quality))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Set (merge) this participant's attributes, which every participant sees in
+    /// [`RemoteParticipant::attributes`]; an empty value deletes a key. The token
+    /// needs `canUpdateOwnMetadata` (a refusal is an `Error` event). A full rejoin
+    /// loses them: set them again on `StateChanged(Connected)`.
+    pub fn set_attributes(
+        &self,
+        attributes: std::collections::HashMap<String, String>,
+    ) -> Result<(), Error> {
+        self.cmd
+            .send(Command::SetAttributes(attributes))
             .map_err(|_| Error::Closed)
     }
 
@@ -650,6 +664,7 @@ impl Driver {
                 let _ = reply.send(cid);
             }
             Command::SetMuted(cid, m) => self.core.set_muted(&cid, m),
+            Command::SetAttributes(a) => self.core.set_attributes(a, now),
             Command::Unpublish(cid) => {
                 self.video.retain(|(c, _, _)| c != &cid);
                 self.audio.retain(|(c, _)| c != &cid);

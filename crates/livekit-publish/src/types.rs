@@ -1,5 +1,6 @@
 //! Public value types of the publishing engine.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -485,6 +486,11 @@ pub struct RemoteParticipant {
     pub identity: ParticipantIdentity,
     /// Display name.
     pub name: String,
+    /// Free-form metadata (set by its token or by itself).
+    pub metadata: String,
+    /// Key/value attributes it set for itself (see
+    /// [`PublisherHandle::set_attributes`](crate::PublisherHandle::set_attributes)).
+    pub attributes: HashMap<String, String>,
     /// Hidden participants (e.g. recorders) do not count as viewers.
     pub hidden: bool,
 }
@@ -520,6 +526,9 @@ pub enum PublisherEvent {
     ParticipantJoined(RemoteParticipant),
     /// A remote participant left.
     ParticipantLeft(ParticipantIdentity),
+    /// A known remote participant changed its name, metadata or attributes (the
+    /// new state, complete). Track events name the participant by identity.
+    ParticipantUpdated(RemoteParticipant),
     /// A track was accepted by the server.
     TrackPublished {
         /// Client id.
