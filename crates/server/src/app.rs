@@ -84,6 +84,9 @@ impl AppState {
             can_publish: Some(publish),
             can_publish_data: Some(true),
             can_subscribe: Some(true),
+            // The studio announces its media clock epoch as a participant attribute
+            // (viewers measure latency from it); viewers set nothing.
+            can_update_own_metadata: publish.then_some(true),
             ..Default::default()
         };
         AccessToken::with_api_key(

@@ -444,9 +444,10 @@ async fn streams(db: Database) {
         (
             c.video.can_publish,
             c.video.can_publish_data,
-            c.video.can_subscribe
+            c.video.can_subscribe,
+            c.video.can_update_own_metadata
         ),
-        (Some(true), Some(true), Some(true))
+        (Some(true), Some(true), Some(true), Some(true))
     );
     assert!(
         !c.video.room_admin
@@ -569,9 +570,10 @@ async fn streams(db: Database) {
         (
             c.video.can_publish,
             c.video.can_publish_data,
-            c.video.can_subscribe
+            c.video.can_subscribe,
+            c.video.can_update_own_metadata
         ),
-        (Some(false), Some(true), Some(true))
+        (Some(false), Some(true), Some(true), None)
     );
     let ttl = c.exp as i64 - now_secs();
     assert!((86_400 - 10..=86_400 + 5).contains(&ttl), "TTL {ttl}s");
@@ -602,9 +604,10 @@ async fn streams(db: Database) {
         (
             c.video.can_publish,
             c.video.can_publish_data,
-            c.video.can_subscribe
+            c.video.can_subscribe,
+            c.video.can_update_own_metadata
         ),
-        (Some(false), Some(true), Some(true))
+        (Some(false), Some(true), Some(true), None)
     );
     // failures
     assert_eq!(

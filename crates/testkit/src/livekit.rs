@@ -23,7 +23,8 @@ pub struct LiveKitOptions {
 /// Token grants the tests use most; `Grants::Custom` for anything else.
 #[derive(Debug, Clone)]
 pub enum Grants {
-    /// roomJoin, canPublish, canPublishData, canSubscribe (the creator's grant).
+    /// roomJoin, canPublish, canPublishData, canSubscribe, canUpdateOwnMetadata (the
+    /// creator's grant).
     Publisher,
     /// roomJoin, canPublishData, canSubscribe, canPublish=false (viewers and guests).
     Viewer,
@@ -42,6 +43,7 @@ impl Grants {
                 can_publish: Some(true),
                 can_publish_data: Some(true),
                 can_subscribe: Some(true),
+                can_update_own_metadata: Some(true),
                 ..base
             },
             Grants::Viewer => VideoGrants {
