@@ -44,7 +44,8 @@ pub struct WatchArgs {
     #[arg(long, value_enum)]
     pub quality: Option<QualityArg>,
     /// The publisher's media clock epoch (Unix µs, `mediaClockEpochUnixUs` of its report),
-    /// for latency; default: what a `publish` on this machine recorded.
+    /// for latency; default: what the live studio announces in the room (its participant
+    /// attribute), else what a `publish` on this machine recorded.
     #[arg(long, value_name = "UNIX_US")]
     pub clock_epoch_us: Option<u64>,
     /// Print one JSON report on stdout (and no status line).
@@ -204,17 +205,18 @@ fn print_human(r: &WatchReport) {
     );
     match &r.latency {
         Some(l) => println!(
-            "latency:        p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} frames (capture → decoded{})",
+            "latency:        p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} frames (capture → decoded{}; clock epoch: {})",
             l.p50_ms,
             l.p95_ms,
             l.max_ms,
             l.samples,
             r.network_latency
                 .map(|n| format!("; network p50 {:.1} ms", n.p50_ms))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            r.clock_epoch_source.as_deref().unwrap_or("–")
         ),
         None if r.clock_epoch_source.is_none() => println!(
-            "latency:        unknown: no publisher clock epoch (publish on this machine, or pass --clock-epoch-us)"
+            "latency:        unknown: the creator announced no media clock epoch (pass --clock-epoch-us)"
         ),
         None => println!("latency:        unknown: no frame with a readable pattern code"),
     }

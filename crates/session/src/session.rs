@@ -642,6 +642,7 @@ impl Task {
             }
         }
         let connect_time = go_live_at.elapsed();
+        self.announce_media_clock(&handle);
 
         let Some(video) = self.video.as_mut() else {
             return Err(SessionError::Invalid("no video source".into()));
@@ -908,6 +909,9 @@ impl Task {
             E::StateChanged(lk::ConnectionState::Connected) => {
                 self.state.stream_state = StreamState::Live;
                 live.encoders.iter().for_each(|e| e.request_keyframe());
+                // A full rejoin is a new participant without attributes (a resume keeps
+                // them; setting the same value again is harmless).
+                self.announce_media_clock(&live.handle);
             }
             E::StateChanged(_) => {}
             E::ChatReceived {
@@ -973,11 +977,22 @@ impl Task {
                 }
             }
             E::DataReceived { .. }
+            | E::ParticipantUpdated(_)
             | E::ParticipantLeft(_)
             | E::TrackPublished { .. }
             | E::TrackSubscribed(_)
             | E::TrackUnsubscribed { .. }
             | E::TrackMuted { .. } => {}
+        }
+    }
+
+    /// Tells every participant the media clock's epoch (a participant attribute), so a
+    /// viewer anywhere — `watch`, with a synced clock — can turn the pattern's capture
+    /// times into wall-clock times.
+    fn announce_media_clock(&self, handle: &lk::PublisherHandle) {
+        let attributes = crate::watch::clock_epoch_attributes(self.clock.epoch());
+        if let Err(e) = handle.set_attributes(attributes) {
+            tracing::warn!("media clock epoch not announced: {e}");
         }
     }
 

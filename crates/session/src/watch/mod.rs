@@ -13,8 +13,8 @@ pub mod measure;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use streamit_api::ViewerTokenRequest;
@@ -29,6 +29,25 @@ use measure::{AudioMeasure, LatencyStats, VideoMeasure};
 /// A simulcast layer to ask for.
 pub use lk::VideoQuality as Quality;
 
+/// The participant attribute in which a live studio announces its media clock's epoch
+/// (Unix µs, decimal): the pattern's capture times plus it are wall-clock times.
+pub const CLOCK_EPOCH_ATTRIBUTE: &str = "streamit.mediaClockEpochUs";
+
+/// The attributes announcing `epoch` (see [`CLOCK_EPOCH_ATTRIBUTE`]); none for an epoch
+/// before 1970.
+pub fn clock_epoch_attributes(epoch: SystemTime) -> HashMap<String, String> {
+    epoch
+        .duration_since(UNIX_EPOCH)
+        .map(|d| HashMap::from([(CLOCK_EPOCH_ATTRIBUTE.to_string(), d.as_micros().to_string())]))
+        .unwrap_or_default()
+}
+
+/// The epoch a publisher announced in its attributes, if any (and well-formed).
+pub fn clock_epoch_from(attributes: &HashMap<String, String>) -> Option<SystemTime> {
+    let us: u64 = attributes.get(CLOCK_EPOCH_ATTRIBUTE)?.trim().parse().ok()?;
+    (us > 0).then(|| UNIX_EPOCH + Duration::from_micros(us))
+}
+
 /// What to watch and how.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
@@ -42,8 +61,9 @@ pub struct WatchConfig {
     pub duration: Duration,
     /// Ask the SFU for this simulcast layer (no effect without simulcast).
     pub quality: Option<lk::VideoQuality>,
-    /// The publisher's media clock epoch; `None`: read the file a publisher on this
-    /// machine leaves ([`clock_file`]), else no latency.
+    /// The publisher's media clock epoch; `None`: the one the creator announces in its
+    /// participant attributes ([`CLOCK_EPOCH_ATTRIBUTE`]), else the file a `publish` on
+    /// this machine leaves ([`clock_file`]), else no latency.
     pub clock_epoch: Option<SystemTime>,
     /// Name shown for a guest.
     pub guest_name: String,
@@ -222,8 +242,12 @@ pub struct WatchReport {
     pub latency: Option<LatencyStats>,
     /// Capture → first packet of the frame arrived here.
     pub network_latency: Option<LatencyStats>,
-    /// Where the publisher's clock epoch came from: `given`, `publisher-file`, or `None`.
+    /// Where the publisher's clock epoch came from: `given` (the config), `attribute`
+    /// (the creator's participant attribute), `publisher-file` (a `publish` on this
+    /// machine), or `None`.
     pub clock_epoch_source: Option<String>,
+    /// That epoch, Unix µs.
+    pub clock_epoch_unix_us: Option<u64>,
     pub audio: AudioReport,
     pub chat_messages: usize,
     pub chat: Vec<WatchChat>,
@@ -238,12 +262,64 @@ struct Queued {
 /// What the decoder thread shares with the async side while it runs.
 #[derive(Default)]
 struct Shared {
-    /// The publisher's media clock epoch, once known.
-    epoch: OnceLock<SystemTime>,
+    /// The publisher's media clock epoch in Unix µs, 0 until known (see [`EpochChoice`]).
+    epoch_us: AtomicU64,
     /// A frame was dropped before the decoder: skip to the next key frame.
     lost: AtomicBool,
     queue_drops: AtomicU64,
     live: Mutex<LiveFigures>,
+}
+
+impl Shared {
+    fn epoch(&self) -> Option<SystemTime> {
+        match self.epoch_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(UNIX_EPOCH + Duration::from_micros(us)),
+        }
+    }
+}
+
+/// Where the epoch comes from, best first: the caller's, the creator's attribute (any
+/// machine), the clock file (a CLI `publish` on this machine, e.g. one whose backend does
+/// not grant `canUpdateOwnMetadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum EpochSource {
+    File,
+    Attribute,
+    Given,
+}
+
+impl EpochSource {
+    fn name(self) -> &'static str {
+        match self {
+            EpochSource::File => "publisher-file",
+            EpochSource::Attribute => "attribute",
+            EpochSource::Given => "given",
+        }
+    }
+}
+
+/// The epoch in use and its source; a better source replaces a worse one.
+#[derive(Default)]
+struct EpochChoice {
+    source: Option<EpochSource>,
+}
+
+impl EpochChoice {
+    fn offer(&mut self, shared: &Shared, epoch: SystemTime, source: EpochSource) {
+        if self.source.is_some_and(|s| s > source) {
+            return;
+        }
+        let Ok(us) = epoch.duration_since(UNIX_EPOCH) else {
+            return;
+        };
+        let us = us.as_micros() as u64;
+        let old = shared.epoch_us.swap(us, Ordering::AcqRel);
+        if old != 0 && old != us {
+            tracing::info!(old, new = us, ?source, "publisher clock epoch changed");
+        }
+        self.source = Some(source);
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -299,21 +375,15 @@ pub async fn watch(
         api.viewer_token(&as_guest).await?
     };
     let shared = Arc::new(Shared::default());
-    let mut epoch_source = None;
-    let mut find_epoch = |shared: &Shared| {
-        if shared.epoch.get().is_some() {
-            return;
+    let mut epoch = EpochChoice::default();
+    match cfg.clock_epoch {
+        Some(e) => epoch.offer(&shared, e, EpochSource::Given),
+        None => {
+            if let Some(e) = clock_file::read(&host_id) {
+                epoch.offer(&shared, e, EpochSource::File);
+            }
         }
-        let found = match cfg.clock_epoch {
-            Some(e) => Some((e, "given")),
-            None => clock_file::read(&host_id).map(|e| (e, "publisher-file")),
-        };
-        if let Some((e, source)) = found {
-            let _ = shared.epoch.set(e);
-            epoch_source = Some(source);
-        }
-    };
-    find_epoch(&shared);
+    }
 
     let started = Instant::now();
     let opts = lk::PublishOptions {
@@ -400,7 +470,12 @@ pub async fn watch(
                         error = Some(format!("disconnected: {reason}"));
                         break;
                     }
-                    lk::PublisherEvent::ParticipantJoined(p) => {
+                    lk::PublisherEvent::ParticipantJoined(p) | lk::PublisherEvent::ParticipantUpdated(p) => {
+                        // The creator announces its media clock epoch once it is live (and
+                        // again after a rejoin).
+                        if p.identity.0 == host_id && let Some(e) = clock_epoch_from(&p.attributes) {
+                            epoch.offer(&shared, e, EpochSource::Attribute);
+                        }
                         names.insert(p.identity.0, p.name);
                     }
                     lk::PublisherEvent::ChatReceived { from_identity, from_name, text, .. } => {
@@ -437,7 +512,9 @@ pub async fn watch(
             }
             _ = poll.tick() => {
                 // A publisher on this machine may record its epoch only after we joined.
-                find_epoch(&shared);
+                if epoch.source.is_none() && let Some(e) = clock_file::read(&host_id) {
+                    epoch.offer(&shared, e, EpochSource::File);
+                }
                 if let Ok(s) = api.stream_by_username(&cfg.username).await {
                     viewers_peak = viewers_peak.max(s.viewer_count);
                     viewers_now = Some(s.viewer_count);
@@ -499,7 +576,8 @@ pub async fn watch(
         reconnects,
         latency: LatencyStats::of(&video.latencies_ms),
         network_latency: LatencyStats::of(&video.network_latencies_ms),
-        clock_epoch_source: epoch_source.map(String::from),
+        clock_epoch_source: epoch.source.map(|s| s.name().to_string()),
+        clock_epoch_unix_us: Some(shared.epoch_us.load(Ordering::Acquire)).filter(|&us| us != 0),
         video: VideoReport {
             codecs,
             frames_received: video.frames_received,
@@ -599,7 +677,7 @@ fn decode_loop(
                 match td.decoder.decode(&f.data, pts) {
                     Ok(Some(frame)) => {
                         let decoded_at = SystemTime::now();
-                        let epoch = shared.epoch.get().copied();
+                        let epoch = shared.epoch();
                         let code = read_pattern_code(&frame);
                         video.decoded(
                             frame.width,
@@ -655,4 +733,53 @@ fn decode_loop(
         }
     }
     (video, audio)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_epoch_attribute_round_trips_in_microseconds() {
+        let epoch = UNIX_EPOCH + Duration::from_micros(1_764_050_000_123_456);
+        let attrs = clock_epoch_attributes(epoch);
+        assert_eq!(
+            attrs.get(CLOCK_EPOCH_ATTRIBUTE).map(String::as_str),
+            Some("1764050000123456")
+        );
+        assert_eq!(clock_epoch_from(&attrs), Some(epoch));
+        let bad = |v: &str| HashMap::from([(CLOCK_EPOCH_ATTRIBUTE.to_string(), v.to_string())]);
+        assert_eq!(clock_epoch_from(&bad("")), None, "deleted attribute");
+        assert_eq!(clock_epoch_from(&bad("soon")), None);
+        assert_eq!(clock_epoch_from(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn a_better_epoch_source_replaces_a_worse_one_but_not_the_reverse() {
+        let shared = Shared::default();
+        let at = |us| UNIX_EPOCH + Duration::from_micros(us);
+        let mut choice = EpochChoice::default();
+        assert_eq!(shared.epoch(), None);
+        choice.offer(&shared, at(1), EpochSource::File);
+        assert_eq!(
+            (shared.epoch(), choice.source),
+            (Some(at(1)), Some(EpochSource::File))
+        );
+        choice.offer(&shared, at(2), EpochSource::Attribute);
+        assert_eq!(shared.epoch(), Some(at(2)));
+        choice.offer(&shared, at(3), EpochSource::File);
+        assert_eq!(
+            shared.epoch(),
+            Some(at(2)),
+            "the file does not override the attribute"
+        );
+        choice.offer(&shared, at(4), EpochSource::Attribute);
+        assert_eq!(shared.epoch(), Some(at(4)), "a newer announcement wins");
+        choice.offer(&shared, at(5), EpochSource::Given);
+        choice.offer(&shared, at(6), EpochSource::Attribute);
+        assert_eq!(
+            (shared.epoch(), choice.source.map(EpochSource::name)),
+            (Some(at(5)), Some("given"))
+        );
+    }
 }
