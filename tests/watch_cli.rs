@@ -12,7 +12,7 @@ use streamit_api::{SetupStreamRequest, ViewerTokenRequest};
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
 /// The studio binary with a clean environment; `runtime` is its XDG_RUNTIME_DIR, where
-/// `publish` records its media clock epoch for `watch` (shared by both, private to the test).
+/// `publish` records its media clock epoch (the fallback `watch` reads on one machine).
 fn studio(runtime: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
     cmd.env_remove("STREAMIT_TOKEN")
@@ -32,7 +32,10 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     let stack = Stack::start()?;
     let backend = &stack.backend;
     let user_id = stack.creator("qa_watched", true).await?.user.id;
+    // Separate runtime dirs: `watch` cannot see the clock file `publish` writes, so the
+    // epoch must come in-band (the creator's participant attribute), as on two machines.
     let runtime = tempfile::tempdir()?;
+    let watch_runtime = tempfile::tempdir()?;
 
     let publish = studio(runtime.path())
         .args(["publish", "--api", backend.url()])
@@ -58,7 +61,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let watch = studio(runtime.path())
+    let watch = studio(watch_runtime.path())
         .args(["watch", "qa_watched", "--api", backend.url()])
         .args(["--duration", "10s", "--json"])
         .spawn()?;
@@ -66,7 +69,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     tokio::time::sleep(Duration::from_secs(3)).await;
     let grant = public
         .viewer_token(&ViewerTokenRequest {
-            host_id: user_id,
+            host_id: user_id.clone(),
             guest_name: Some("Py chatter".into()),
         })
         .await?;
@@ -127,13 +130,15 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     let fps = v["fps"].as_f64().unwrap_or(0.0);
     ensure!((20.0..=35.0).contains(&fps), "fps {fps}");
 
-    // Latency on one machine: the publisher's clock epoch came from its file.
+    // The publisher's clock epoch came in-band: its participant attribute.
     ensure!(
-        r["clockEpochSource"] == "publisher-file",
-        "clock epoch source {}; runtime dir {:?}",
-        r["clockEpochSource"],
-        std::fs::read_dir(runtime.path().join("streamit-studio"))
-            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        r["clockEpochSource"] == "attribute",
+        "clock epoch source {}",
+        r["clockEpochSource"]
+    );
+    ensure!(
+        !watch_runtime.path().join("streamit-studio").exists(),
+        "watch's runtime dir has a clock file"
     );
     let p50 = r["latency"]["p50Ms"].as_f64().context("latency p50")?;
     let p95 = r["latency"]["p95Ms"].as_f64().context("latency p95")?;
@@ -177,7 +182,23 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     // For comparison (not asserted: libwebrtc's jitter buffer adds its own delay), the
     // Python viewer's latency over its 4 s on the same stream and clock epoch.
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    if let Some(epoch) = report["mediaClockEpochUnixUs"].as_u64() {
+    // The announced epoch is the publisher's own, as watch and the Python SDK saw it.
+    let epoch = report["mediaClockEpochUnixUs"].as_u64();
+    ensure!(
+        epoch.is_some() && r["clockEpochUnixUs"].as_u64() == epoch,
+        "watch used epoch {}, publish reports {epoch:?}",
+        r["clockEpochUnixUs"]
+    );
+    let py_epoch = py
+        .participant_attributes
+        .get(&user_id)
+        .and_then(|a| a.get("streamit.mediaClockEpochUs"));
+    ensure!(
+        py_epoch.and_then(|e| e.parse::<u64>().ok()) == epoch,
+        "python viewer saw the creator's attributes {:?}",
+        py.participant_attributes
+    );
+    if let Some(epoch) = epoch {
         let mut lat = py.pattern.latencies_ms(epoch);
         lat.sort_by(f64::total_cmp);
         println!(

@@ -89,6 +89,7 @@ class Report:
         self.data_received = []
         self.participants_seen = []
         self.participant_events = []
+        self.participant_attributes = {}  # identity → its attributes as last seen
         self.mute_events = []
         self.unpublished = []
         self.max_remote_participants = 0
@@ -144,6 +145,7 @@ class Report:
             "chat_sent": self.chat_sent,
             "participants_seen": self.participants_seen,
             "participant_events": self.participant_events,
+            "participant_attributes": self.participant_attributes,
             "max_remote_participants": self.max_remote_participants,
             "mute_events": self.mute_events,
             "unpublished": self.unpublished,
@@ -223,9 +225,17 @@ async def run(args):
         report.participant_events.append({"event": event, "identity": identity, "t_ms": report.ms()})
         report.max_remote_participants = max(report.max_remote_participants, remote_count())
 
+    def note_attributes(p):
+        report.participant_attributes[p.identity] = dict(p.attributes)
+
     @room.on("participant_connected")
     def _on_joined(p):
         note_participant(p.identity, "joined")
+        note_attributes(p)
+
+    @room.on("participant_attributes_changed")
+    def _on_attributes(changed, p):
+        note_attributes(p)
 
     @room.on("participant_disconnected")
     def _on_left(p):
@@ -312,6 +322,7 @@ async def run(args):
         report.identity = room.local_participant.identity
         for p in room.remote_participants.values():
             note_participant(p.identity, "present")
+            note_attributes(p)
         log(f"joined room as {report.identity} in {report.connect_ms} ms")
     except Exception as exc:
         report.error = f"connect failed: {type(exc).__name__}: {exc}"

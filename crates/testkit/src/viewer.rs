@@ -135,6 +135,9 @@ pub struct ViewerReport {
     pub chat_sent: u32,
     pub participants_seen: Vec<String>,
     pub participant_events: Vec<serde_json::Value>,
+    /// Identity → that participant's attributes as last seen (join or change).
+    #[serde(default)]
+    pub participant_attributes: BTreeMap<String, BTreeMap<String, String>>,
     pub max_remote_participants: u32,
     pub mute_events: Vec<MuteEvent>,
     /// Tracks the viewer saw unpublished: `{sid, participant, t_ms}`.
