@@ -981,8 +981,9 @@ impl Participant {
 
     /// Set (merge) this participant's attributes; an empty value deletes a key.
     /// Needs `canUpdateOwnMetadata` in the token: the server's refusal comes back
-    /// as a [`PublisherEvent::Error`]. A full rejoin starts a new participant
-    /// without them: set them again on the next `Connected`.
+    /// as a [`PublisherEvent::Error`]. The server keeps them in the participant's
+    /// claims and refreshes our token with them, so a full rejoin keeps them too,
+    /// unless it came before that refresh: set them again on `Connected` to be sure.
     pub fn set_attributes(&mut self, attributes: HashMap<String, String>, now: Instant) {
         self.metadata_request_id = self.metadata_request_id.wrapping_add(1).max(1);
         self.out.push_back(CoreOutput::Signal(Req::UpdateMetadata(

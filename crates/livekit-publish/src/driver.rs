@@ -256,7 +256,8 @@ impl PublisherHandle {
     /// Set (merge) this participant's attributes, which every participant sees in
     /// [`RemoteParticipant::attributes`]; an empty value deletes a key. The token
     /// needs `canUpdateOwnMetadata` (a refusal is an `Error` event). A full rejoin
-    /// loses them: set them again on `StateChanged(Connected)`.
+    /// keeps them once the server's refreshed token (which carries them) arrived;
+    /// setting them again on `StateChanged(Connected)` covers the gap before it.
     pub fn set_attributes(
         &self,
         attributes: std::collections::HashMap<String, String>,

@@ -909,8 +909,8 @@ impl Task {
             E::StateChanged(lk::ConnectionState::Connected) => {
                 self.state.stream_state = StreamState::Live;
                 live.encoders.iter().for_each(|e| e.request_keyframe());
-                // A full rejoin is a new participant without attributes (a resume keeps
-                // them; setting the same value again is harmless).
+                // A rejoin keeps attributes only if the server's refreshed token (which
+                // carries them) arrived before the failure; the same value again is harmless.
                 self.announce_media_clock(&live.handle);
             }
             E::StateChanged(_) => {}
