@@ -318,6 +318,22 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         "mute events: {:?}",
         report.mute_events
     );
+    // The studio announced its media clock epoch in-band (what `watch` measures latency by).
+    let epoch_us = h
+        .state()
+        .state()
+        .media_clock_epoch
+        .and_then(|e| e.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros().to_string());
+    let announced = report
+        .participant_attributes
+        .get(&user_id)
+        .and_then(|a| a.get(streamit_session::watch::CLOCK_EPOCH_ATTRIBUTE));
+    ensure!(
+        epoch_us.is_some() && announced == epoch_us.as_ref(),
+        "studio epoch {epoch_us:?}, viewer saw the creator's attributes {:?}",
+        report.participant_attributes
+    );
 
     // End, with confirmation.
     h.key_press(Key::Escape);
