@@ -82,6 +82,11 @@
 //!   subscriber decoded 300/300 frames of a 10 s 640x360@30 window with openh264
 //!   (p50 capture→decode 4 ms on loopback). A simulcast layer switch by
 //!   `UpdateTrackSettings` shows at the subscriber within ~0.5 s, on the same SSRC.
+//! - [`PublisherHandle::set_attributes`] (needs `canUpdateOwnMetadata`, else the
+//!   server answers `RequestResponse{NOT_ALLOWED}`, surfaced as an `Error` event)
+//!   reaches the others as a `ParticipantUpdate`; the server keeps attributes in
+//!   the participant's claims and refreshes our token with them, so a full rejoin
+//!   (even after a server restart) comes back with them.
 
 pub mod chat;
 pub mod core;
