@@ -198,6 +198,8 @@ pub struct Participant {
     reliable_open: bool,
     lossy_open: bool,
     data_queue: VecDeque<(Reliability, proto::DataPacket)>,
+    /// Channels the server opened on the subscriber PC (id, label).
+    sub_channels: Vec<(ChannelId, String)>,
     sub_candidates: Vec<Candidate>,
     tracks: Vec<LocalTrack>,
     participants: HashMap<String, RemoteParticipant>,
@@ -215,12 +217,16 @@ pub struct Participant {
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
     frames_dropped: u64,
+    /// Dropped video frames per (track, RID).
+    dropped_by_layer: HashMap<(TrackCid, Option<String>), u64>,
     audio_sent: u64,
     cid_counter: u32,
     reconnect_requested: Option<String>,
     last_sub_answer: Option<proto::SessionDescription>,
     /// Receive side: remote tracks on the subscriber PC.
     subs: Subscriptions,
+    resumes: u32,
+    rejoins: u32,
 }
 
 impl Participant {
@@ -245,6 +251,7 @@ impl Participant {
             reliable_open: false,
             lossy_open: false,
             data_queue: VecDeque::new(),
+            sub_channels: Vec::new(),
             sub_candidates: Vec::new(),
             tracks: Vec::new(),
             participants: HashMap::new(),
@@ -260,11 +267,14 @@ impl Participant {
             quality: None,
             frames_sent: 0,
             frames_dropped: 0,
+            dropped_by_layer: HashMap::new(),
             audio_sent: 0,
             cid_counter: 0,
             reconnect_requested: None,
             last_sub_answer: None,
             subs: Subscriptions::default(),
+            resumes: 0,
+            rejoins: 0,
         }
     }
 
@@ -869,9 +879,23 @@ impl Participant {
         sent
     }
 
-    /// Count a frame the driver dropped before it reached the core.
-    pub fn count_dropped_frames(&mut self, n: u64) {
+    /// Count frames of a track's layer that the driver dropped before they
+    /// reached the core (queue overflow, or no transport).
+    pub fn count_dropped_frames(&mut self, cid: &TrackCid, layer: Option<VideoQuality>, n: u64) {
         self.frames_dropped += n;
+        let rid = self.layer_rid(cid, layer);
+        *self.dropped_by_layer.entry((cid.clone(), rid)).or_default() += n;
+    }
+
+    /// The RID a frame of `layer` goes out with (`None` on single-stream tracks),
+    /// as [`LayerStats::rid`] names it.
+    fn layer_rid(&self, cid: &TrackCid, layer: Option<VideoQuality>) -> Option<String> {
+        let simulcast = self
+            .tracks
+            .iter()
+            .find(|t| &t.cid == cid)
+            .is_some_and(|t| t.layers.len() > 1);
+        layer.filter(|_| simulcast).map(|l| l.rid().to_string())
     }
 
     fn write_media(
@@ -1154,6 +1178,7 @@ impl Participant {
                 })
             })
             .collect();
+        let data_channels = self.data_channel_infos();
         self.out
             .push_back(CoreOutput::Signal(Req::SyncState(proto::SyncState {
                 answer: self.last_sub_answer.clone(),
@@ -1162,20 +1187,58 @@ impl Participant {
                     ..Default::default()
                 }),
                 publish_tracks,
+                data_channels,
                 offer: offer_sd,
                 ..Default::default()
             })));
         self.drive(now);
     }
 
+    /// Both sides' open data channels with their SCTP stream ids, as SyncState
+    /// describes them (the SDKs send the same).
+    fn data_channel_infos(&mut self) -> Vec<proto::DataChannelInfo> {
+        let mut infos = Vec::new();
+        let publisher_channels = [
+            (self.reliable, RELIABLE_LABEL.to_string()),
+            (self.lossy, LOSSY_LABEL.to_string()),
+        ];
+        let subscriber_channels = self
+            .sub_channels
+            .iter()
+            .map(|(id, l)| (Some(*id), l.clone()));
+        for (pc, channels) in [
+            (PcKind::Publisher, publisher_channels.to_vec()),
+            (PcKind::Subscriber, subscriber_channels.collect()),
+        ] {
+            let (rtc, target) = match pc {
+                PcKind::Publisher => (self.publisher.as_mut(), proto::SignalTarget::Publisher),
+                PcKind::Subscriber => (self.subscriber.as_mut(), proto::SignalTarget::Subscriber),
+            };
+            let Some(rtc) = rtc else { continue };
+            for (id, label) in channels {
+                let Some(id) = id else { continue };
+                if let Some(sid) = rtc.direct_api().sctp_stream_id_by_channel_id(id) {
+                    infos.push(proto::DataChannelInfo {
+                        label,
+                        id: u32::from(sid),
+                        target: target as i32,
+                    });
+                }
+            }
+        }
+        infos
+    }
+
     /// The resume went through: back to Connected.
     pub fn resumed(&mut self) {
+        self.resumes += 1;
         self.set_state(ConnectionState::Connected);
     }
 
     /// Start over in a new session (full reconnect): fresh peer connections,
     /// every track announced again with its cid. Queued chat survives.
     pub fn rejoin(&mut self, join: &proto::JoinResponse, now: Instant) {
+        self.rejoins += 1;
         for rtc in [self.publisher.as_mut(), self.subscriber.as_mut()]
             .into_iter()
             .flatten()
@@ -1191,6 +1254,7 @@ impl Participant {
         self.mids_to_deactivate.clear();
         self.sub_candidates.clear();
         self.subs.reset();
+        self.sub_channels.clear();
         self.egress.clear();
         self.data_rx = DataReceiver::default();
         self.reconnect_requested = None;
@@ -1408,6 +1472,10 @@ impl Participant {
                 }
                 self.flush_data();
             }
+            (PcKind::Subscriber, Event::ChannelOpen(id, label)) => {
+                self.sub_channels.retain(|(c, _)| *c != id);
+                self.sub_channels.push((id, label));
+            }
             (_, Event::ChannelData(d)) => match self.data_rx.receive(&d.data) {
                 Ok(Some(incoming)) => self.handle_incoming(incoming),
                 Ok(None) => {}
@@ -1581,9 +1649,16 @@ impl Participant {
                 continue;
             };
             total += acc.bitrate.0;
+            let rid = rid.map(|r| r.to_string());
+            let frames_dropped = self
+                .dropped_by_layer
+                .get(&(t.cid.clone(), rid.clone()))
+                .copied()
+                .unwrap_or(0);
             layers.push(LayerStats {
                 track: t.cid.clone(),
-                rid: rid.map(|r| r.to_string()),
+                rid,
+                frames_dropped,
                 bytes: acc.bytes,
                 packets: acc.packets,
                 bitrate: acc.bitrate,
@@ -1593,6 +1668,17 @@ impl Participant {
                 loss: acc.loss,
                 rtt: acc.rtt,
             });
+        }
+        // Layers that dropped frames before sending any still show their drops.
+        for ((track, rid), n) in &self.dropped_by_layer {
+            if !layers.iter().any(|l| &l.track == track && &l.rid == rid) {
+                layers.push(LayerStats {
+                    track: track.clone(),
+                    rid: rid.clone(),
+                    frames_dropped: *n,
+                    ..Default::default()
+                });
+            }
         }
         layers.sort_by(|a, b| (&a.track, &a.rid).cmp(&(&b.track, &b.rid)));
         let (receive, frames_received, frames_dropped_rx, audio_packets_received) =
@@ -1610,6 +1696,8 @@ impl Participant {
             frames_dropped: self.frames_dropped,
             audio_packets_sent: self.audio_sent,
             connection_quality: self.quality,
+            resumes: self.resumes,
+            rejoins: self.rejoins,
         };
         self.emit(PublisherEvent::Stats(snap));
     }
@@ -2413,6 +2501,124 @@ mod tests {
             .delay(40),
             Some(Duration::from_secs(15))
         );
+    }
+
+    #[test]
+    fn resume_ice_restarts_and_syncs_tracks_and_data_channels_without_republishing() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
+        let ufrag = |sdp: &str| {
+            sdp.lines()
+                .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+                .map(str::to_string)
+        };
+        let before = ufrag(&h.offers().pop().expect("offer")).expect("ufrag");
+        h.signals.clear();
+        h.core.set_reconnecting(1, 5);
+        h.core.resume(h.now);
+        h.pump(10);
+        h.core.resumed();
+
+        let restart = h.offers().pop().expect("an ICE-restart offer");
+        assert_ne!(
+            ufrag(&restart).expect("ufrag"),
+            before,
+            "new ICE credentials"
+        );
+        let sync = h
+            .signals
+            .iter()
+            .find_map(|s| match s {
+                Req::SyncState(st) => Some(st.clone()),
+                _ => None,
+            })
+            .expect("SyncState");
+        let published: Vec<_> = sync
+            .publish_tracks
+            .iter()
+            .map(|p| (p.cid.clone(), p.track.as_ref().map(|t| t.sid.clone())))
+            .collect();
+        assert_eq!(published, vec![(cid.0.clone(), Some("TR_1".to_string()))]);
+        let mut channels: Vec<_> = sync
+            .data_channels
+            .iter()
+            .map(|d| (d.label.as_str(), d.target))
+            .collect();
+        channels.sort();
+        let publisher = proto::SignalTarget::Publisher as i32;
+        assert_eq!(
+            channels,
+            vec![(LOSSY_LABEL, publisher), (RELIABLE_LABEL, publisher)]
+        );
+        let ids: HashSet<u32> = sync.data_channels.iter().map(|d| d.id).collect();
+        assert_eq!(
+            ids.len(),
+            2,
+            "distinct SCTP stream ids: {:?}",
+            sync.data_channels
+        );
+        assert_eq!(sync.offer.as_ref().map(|o| o.sdp.clone()), Some(restart));
+        assert!(
+            !h.signals.iter().any(|s| matches!(s, Req::AddTrack(_))),
+            "a resume does not announce tracks again"
+        );
+
+        // The restarted ICE session carries media on.
+        h.pump(2000);
+        assert!(h.core.is_connected());
+        assert!(h.core.is_track_ready(&cid));
+        assert_eq!(h.core.state(), &ConnectionState::Connected);
+        h.core.emit_stats(h.now);
+        h.pump(10);
+        let stats = h
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("stats");
+        assert_eq!((stats.resumes, stats.rejoins), (1, 0));
+    }
+
+    #[test]
+    fn dropped_frames_are_reported_per_layer_and_in_total() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(
+            &VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
+                .with_default_simulcast(Bitrate::from_kbps(1500)),
+        );
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::High), 5);
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::Low), 1);
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::High), 2);
+        h.core.emit_stats(h.now);
+        h.pump(10);
+        let stats = h
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("stats");
+        let per_layer: Vec<_> = stats
+            .layers
+            .iter()
+            .filter(|l| l.track == cid && l.frames_dropped > 0)
+            .map(|l| (l.rid.clone(), l.frames_dropped))
+            .collect();
+        assert_eq!(
+            per_layer,
+            vec![(Some("f".to_string()), 7), (Some("q".to_string()), 1)]
+        );
+        assert_eq!(stats.frames_dropped, 8);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +14,11 @@ use tokio::time::Instant;
 
 use crate::Error;
 use crate::core::{Backoff, CoreConfig, CoreOutput, Participant};
+use crate::queue::LayerQueues;
+
+/// How long after losing the signal a resume is still worth trying: LiveKit
+/// keeps a participant whose signal dropped for about 20 s.
+const RESUME_WINDOW: Duration = Duration::from_secs(15);
 use crate::types::*;
 
 /// How a [`Publisher`] connects.
@@ -55,10 +59,10 @@ impl Default for PublishOptions {
     }
 }
 
+/// The audio queue of one track (bounded; a full queue is the caller's error).
 struct MediaQueue<T> {
     items: Mutex<VecDeque<T>>,
     cap: usize,
-    dropped: AtomicU64,
     notify: Arc<Notify>,
 }
 
@@ -67,7 +71,6 @@ impl<T> MediaQueue<T> {
         Arc::new(Self {
             items: Mutex::new(VecDeque::new()),
             cap: cap.max(1),
-            dropped: AtomicU64::new(0),
             notify,
         })
     }
@@ -79,12 +82,31 @@ impl<T> MediaQueue<T> {
     }
 }
 
-/// Feeds encoded video frames of one track. Never blocks: when the queue is
-/// full the oldest frame is dropped and counted.
+/// Per-layer drop counts of a video queue the core has been told about.
+type SeenDrops = Vec<(Option<VideoQuality>, u64)>;
+
+/// The video queues of one track, shared by its senders and the driver.
+struct VideoQueue {
+    layers: Mutex<LayerQueues>,
+    notify: Arc<Notify>,
+}
+
+impl VideoQueue {
+    fn new(cap: usize, notify: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Self {
+            layers: Mutex::new(LayerQueues::new(cap)),
+            notify,
+        })
+    }
+}
+
+/// Feeds encoded video frames of one track. Never blocks: when a layer's queue
+/// is full its oldest frame is dropped and counted (each simulcast layer has
+/// its own queue).
 #[derive(Clone)]
 pub struct VideoTrackSender {
     cid: TrackCid,
-    queue: Arc<MediaQueue<EncodedVideo>>,
+    queue: Arc<VideoQueue>,
 }
 
 impl VideoTrackSender {
@@ -94,18 +116,18 @@ impl VideoTrackSender {
     }
     /// Queue a frame.
     pub fn send(&self, frame: EncodedVideo) {
-        if let Ok(mut q) = self.queue.items.lock() {
-            if q.len() >= self.queue.cap {
-                q.pop_front();
-                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            q.push_back(frame);
+        if let Ok(mut q) = self.queue.layers.lock() {
+            q.push(frame);
         }
         self.queue.notify.notify_one();
     }
-    /// Frames dropped because the queue was full.
+    /// Frames dropped because a layer's queue was full (all layers).
     pub fn dropped(&self) -> u64 {
-        self.queue.dropped.load(Ordering::Relaxed)
+        self.queue
+            .layers
+            .lock()
+            .map(|q| q.dropped_total())
+            .unwrap_or(0)
     }
 }
 
@@ -138,7 +160,7 @@ impl AudioTrackSender {
 enum Command {
     PublishVideo(
         VideoTrackOptions,
-        Arc<MediaQueue<EncodedVideo>>,
+        Arc<VideoQueue>,
         tokio::sync::oneshot::Sender<TrackCid>,
     ),
     PublishAudio(
@@ -176,7 +198,7 @@ impl PublisherHandle {
     /// Publish a video track. Frames sent before the track is negotiated are dropped;
     /// a `KeyframeRequested` event says when to send the first key frame.
     pub async fn publish_video(&self, opts: VideoTrackOptions) -> Result<VideoTrackSender, Error> {
-        let queue = MediaQueue::new(self.opts.video_queue, self.notify.clone());
+        let queue = VideoQueue::new(self.opts.video_queue, self.notify.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.cmd
             .send(Command::PublishVideo(opts, queue.clone(), tx))
@@ -337,8 +359,9 @@ impl Publisher {
             url: ws_url.to_string(),
             token: token.to_string(),
             core,
-            signal,
+            signal: Arc::new(signal),
             signal_events,
+            held_signals: Vec::new(),
             pub_sock,
             sub_sock,
             pub_addr,
@@ -410,7 +433,7 @@ struct Driver {
     url: String,
     token: String,
     core: Participant,
-    signal: SignalClient,
+    signal: Arc<SignalClient>,
     signal_events: SignalEvents,
     pub_sock: UdpSocket,
     sub_sock: UdpSocket,
@@ -419,7 +442,11 @@ struct Driver {
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     notify: Arc<Notify>,
     ev_tx: mpsc::Sender<PublisherEvent>,
-    video: Vec<(TrackCid, Arc<MediaQueue<EncodedVideo>>, u64)>,
+    /// Signal requests made while a resume holds the signal client's lock; sent
+    /// in order once it is released.
+    held_signals: Vec<proto::signal_request::Message>,
+    /// Video queues, with the per-layer drop counts already told to the core.
+    video: Vec<(TrackCid, Arc<VideoQueue>, SeenDrops)>,
     audio: Vec<(TrackCid, Arc<MediaQueue<EncodedAudio>>)>,
 }
 
@@ -432,8 +459,18 @@ fn now_ms() -> i64 {
 
 impl Driver {
     async fn flush(&mut self) {
+        for m in std::mem::take(&mut self.held_signals) {
+            self.signal.send(m).await;
+        }
+        self.flush_outputs(false).await;
+    }
+
+    /// Carries out the core's outputs. With `hold_signals`, signal requests wait
+    /// in `held_signals` (a resume in flight holds the signal client's lock).
+    async fn flush_outputs(&mut self, hold_signals: bool) {
         while let Some(o) = self.core.poll_output() {
             match o {
+                CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
                 CoreOutput::Transmit(pc, t) => {
                     let sock = match pc {
@@ -535,60 +572,77 @@ impl Driver {
         }
     }
 
-    /// Full reconnect with the backoff policy. Returns false when the driver must stop
-    /// (gave up, or the app left meanwhile).
+    /// Recovers with the backoff policy: resume the session (same participant,
+    /// tracks kept) while the media transport is up and the server has not
+    /// refused it, else join again in full. Returns false when the driver must
+    /// stop (gave up, or the app left meanwhile).
     async fn reconnect(&mut self, why: String) -> bool {
         tracing::info!("reconnecting: {why}");
+        let lost_at = Instant::now();
         // Keep the newest token the server handed out (RefreshToken).
         self.token = self.signal.token();
         self.signal.close().await;
         let backoff = Backoff::default();
         let mut last_err = why;
+        let mut resumable = true;
         for attempt in 1..=backoff.max_attempts {
             self.core.set_reconnecting(attempt, backoff.max_attempts);
-            self.flush().await;
+            self.flush_outputs(true).await;
             let delay = backoff.delay(attempt).unwrap_or(Duration::from_secs(1));
-            if !self.idle(delay).await {
+            if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
                 return false;
             }
-            // First try to resume the session while the media transport is still up.
-            if attempt == 1 && self.core.is_connected() {
-                match self
-                    .signal
-                    .restart(proto::ReconnectReason::RrSignalDisconnected)
-                    .await
-                {
-                    Ok(_resp) => {
-                        tracing::info!("resumed the session");
+            if resumable && self.core.is_connected() && lost_at.elapsed() < RESUME_WINDOW {
+                let signal = self.signal.clone();
+                let restart = async move {
+                    signal
+                        .restart(proto::ReconnectReason::RrSignalDisconnected)
+                        .await
+                };
+                match self.serve_until(restart).await {
+                    None => return false,
+                    Some(Ok(_resp)) => {
+                        tracing::info!(
+                            "resumed the session on attempt {attempt} after {:?}",
+                            lost_at.elapsed()
+                        );
                         self.core.resume(Instant::now().into_std());
+                        // The ICE-restart offer and SyncState pass through while the
+                        // signal client still holds everything else back.
                         self.flush().await;
                         self.signal.set_reconnected().await;
                         self.core.resumed();
                         return true;
                     }
-                    Err(e) => {
-                        tracing::info!("resume failed: {e}");
+                    Some(Err(e @ livekit_signaling::SignalError::LeaveRequest { .. })) => {
+                        // The server is back but no longer has the session (e.g. it
+                        // restarted): rejoin right away, no point in waiting.
+                        tracing::info!("resume refused, rejoining: {e}");
+                        resumable = false;
+                    }
+                    Some(Err(e)) => {
+                        tracing::info!("resume attempt {attempt} failed: {e}");
                         last_err = e.to_string();
                         continue;
                     }
                 }
             }
-            match SignalClient::connect(
-                &self.url,
-                &self.token,
-                signal_options(self.subscribe),
-                None,
-            )
-            .await
-            {
-                Ok((client, join, events)) => {
+            let (url, token, subscribe) = (self.url.clone(), self.token.clone(), self.subscribe);
+            let connect = async move {
+                SignalClient::connect(&url, &token, signal_options(subscribe), None).await
+            };
+            match self.serve_until(connect).await {
+                None => return false,
+                Some(Ok((client, join, events))) => {
                     tracing::info!("rejoined on attempt {attempt}");
-                    self.signal = client;
+                    self.signal = Arc::new(client);
                     self.signal_events = events;
+                    // Requests held for the old session mean nothing to the new one.
+                    self.held_signals.clear();
                     self.core.rejoin(&join, Instant::now().into_std());
                     return true;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::info!("reconnect attempt {attempt} failed: {e}");
                     last_err = e.to_string();
                 }
@@ -602,50 +656,91 @@ impl Driver {
         false
     }
 
-    /// Waits out a backoff delay: media that arrives meanwhile is discarded (and
-    /// counted), commands still run. Returns false if the app left.
-    async fn idle(&mut self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
+    /// Runs `fut` (a backoff delay, a resume or a rejoin) while the media plane
+    /// keeps going: datagrams, timers and media still flow while the transport is
+    /// up (a signal-only outage need not interrupt the stream), and commands still
+    /// run. Returns `None` if the app left meanwhile.
+    async fn serve_until<T>(&mut self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::pin!(fut);
+        let mut pub_buf = vec![0u8; 2000];
+        let mut sub_buf = vec![0u8; 2000];
         loop {
+            self.flush_outputs(true).await;
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return true,
-                _ = self.notify.notified() => {
-                    for (_, q, _) in &self.video {
-                        let n = q.drain().len() as u64;
-                        self.core.count_dropped_frames(n);
-                    }
-                    for (_, q) in &self.audio {
-                        q.drain();
+                r = &mut fut => return Some(r),
+                r = self.pub_sock.recv_from(&mut pub_buf) => {
+                    if let Ok((n, src)) = r {
+                        let now = Instant::now().into_std();
+                        self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
-                cmd = self.cmd_rx.recv() => match cmd {
-                    Some(cmd) => {
-                        if let Some(done) = self.command(cmd).await {
-                            let _ = done.send(());
-                            return false;
-                        }
+                r = self.sub_sock.recv_from(&mut sub_buf) => {
+                    if let Ok((n, src)) = r {
+                        let now = Instant::now().into_std();
+                        self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
-                    None => return false,
+                }
+                _ = self.notify.notified() => self.pump_media(),
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.core.handle_timeout(Instant::now().into_std());
+                }
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some(Command::Leave(done)) => {
+                        self.core.leave(Instant::now().into_std());
+                        self.flush_outputs(true).await;
+                        let _ = done.send(());
+                        return None;
+                    }
+                    Some(cmd) => {
+                        let _ = self.command(cmd).await;
+                    }
+                    None => return None,
                 },
             }
         }
     }
 
+    /// Hands queued media to the core; with the transport down it is discarded
+    /// and the video frames counted as dropped.
     fn pump_media(&mut self) {
         let now = Instant::now().into_std();
-        for (cid, q, seen_dropped) in &mut self.video {
-            let d = q.dropped.load(Ordering::Relaxed);
-            if d > *seen_dropped {
-                self.core.count_dropped_frames(d - *seen_dropped);
-                *seen_dropped = d;
+        let connected = self.core.is_connected();
+        for (cid, q, seen) in &mut self.video {
+            let Ok(mut layers) = q.layers.lock() else {
+                continue;
+            };
+            for (layer, d) in layers.dropped() {
+                let before = match seen.iter_mut().find(|(l, _)| *l == layer) {
+                    Some((_, n)) => std::mem::replace(n, d),
+                    None => {
+                        seen.push((layer, d));
+                        0
+                    }
+                };
+                if d > before {
+                    self.core.count_dropped_frames(cid, layer, d - before);
+                }
             }
-            for f in q.drain() {
-                self.core.write_video(cid, &f, now);
+            let frames = layers.drain();
+            drop(layers);
+            for f in frames {
+                if connected {
+                    self.core.write_video(cid, &f, now);
+                } else {
+                    self.core.count_dropped_frames(cid, f.layer, 1);
+                }
             }
         }
         for (cid, q) in &self.audio {
             for p in q.drain() {
-                self.core.write_audio(cid, &p, now);
+                if connected {
+                    self.core.write_audio(cid, &p, now);
+                }
             }
         }
     }
@@ -656,7 +751,7 @@ impl Driver {
         match cmd {
             Command::PublishVideo(opts, q, reply) => {
                 let cid = self.core.publish_video(&opts, now);
-                self.video.push((cid.clone(), q, 0));
+                self.video.push((cid.clone(), q, Vec::new()));
                 let _ = reply.send(cid);
             }
             Command::PublishAudio(opts, q, reply) => {
@@ -675,12 +770,12 @@ impl Driver {
             Command::Data(p, r, topic) => self.core.send_data(&p, r, topic.as_deref(), now),
             Command::RequestKeyframe(sid) => self.core.request_keyframe(&sid, now),
             Command::SetVideoQuality(sid, q) => self.core.set_video_quality(&sid, q, now),
+            // Sent by the next flush (never from inside a resume, see `held_signals`).
             Command::Simulate(sc) => {
-                self.signal
-                    .send(proto::signal_request::Message::Simulate(
+                self.held_signals
+                    .push(proto::signal_request::Message::Simulate(
                         proto::SimulateScenario { scenario: Some(sc) },
                     ))
-                    .await
             }
             Command::Leave(done) => {
                 self.core.leave(now);

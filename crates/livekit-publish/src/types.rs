@@ -316,6 +316,9 @@ pub struct LayerStats {
     pub loss: Option<f32>,
     /// Round trip time.
     pub rtt: Option<Duration>,
+    /// Video frames of this layer dropped before sending (its queue overflowed,
+    /// or no transport); muted or paused layers are not counted.
+    pub frames_dropped: u64,
 }
 
 /// A health snapshot, emitted at least once a second while connected.
@@ -331,12 +334,17 @@ pub struct StatsSnapshot {
     pub rtt: Option<Duration>,
     /// Video frames accepted for sending.
     pub frames_sent: u64,
-    /// Video frames dropped (queue overflow, muted or paused layers are not counted).
+    /// Video frames dropped, all layers (queue overflow or no transport; muted or
+    /// paused layers are not counted).
     pub frames_dropped: u64,
     /// Audio packets sent.
     pub audio_packets_sent: u64,
     /// Connection quality the server reports for this participant.
     pub connection_quality: Option<ConnectionQuality>,
+    /// Recoveries that resumed the same session (same participant sid, tracks kept).
+    pub resumes: u32,
+    /// Recoveries that had to join again and republish every track.
+    pub rejoins: u32,
     /// Ingress per subscribed track (empty unless [`PublishOptions::subscribe`](crate::PublishOptions)).
     pub receive: Vec<ReceiveStats>,
     /// Video frames received on subscribed tracks and handed to the media channel.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Server, spawn_viewer};
@@ -53,9 +55,17 @@ impl Feed {
 }
 
 async fn connect(server: &Server) -> anyhow::Result<(PublisherHandle, Receiver<PublisherEvent>)> {
+    connect_via(server, &server.ws_url()).await
+}
+
+/// Joins with a token of `server` at `ws_url` (the server itself, or a proxy in front).
+async fn connect_via(
+    server: &Server,
+    ws_url: &str,
+) -> anyhow::Result<(PublisherHandle, Receiver<PublisherEvent>)> {
     let token = server.token("creator", "room", true)?;
     let (handle, mut events) =
-        Publisher::connect(&server.ws_url(), &token, PublishOptions::default()).await?;
+        Publisher::connect(ws_url, &token, PublishOptions::default()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await? {
@@ -185,8 +195,8 @@ async fn publisher_gives_up_after_five_attempts_when_the_server_is_gone() -> any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The server forgets the session (simulated node failure): the resume attempt is
-/// refused (LeaveRequest StateMismatch / action RECONNECT), the next attempt is a
-/// full rejoin that republishes, and the viewer gets video again.
+/// refused (LeaveRequest StateMismatch / action RECONNECT), the same attempt goes
+/// on with a full rejoin that republishes, and the viewer gets video again.
 async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -202,6 +212,7 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut states = Vec::new();
     let mut published = 0;
+    let mut stats = StatsSnapshot::default();
     let mut force_key = true;
     let mut simulated = false;
     let mut tick = tokio::time::interval(Duration::from_millis(33));
@@ -212,6 +223,7 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
             match ev {
                 PublisherEvent::KeyframeRequested { .. } => force_key = true,
                 PublisherEvent::TrackPublished { .. } => published += 1,
+                PublisherEvent::Stats(s) => stats = s,
                 PublisherEvent::StateChanged(s) => {
                     println!("{:?}: {s:?}", start.elapsed());
                     states.push(s);
@@ -238,14 +250,15 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
         "{states:?}"
     );
-    assert!(
-        states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
-        "{states:?}"
-    );
     assert_eq!(
         states.last(),
         Some(&ConnectionState::Connected),
         "{states:?}"
+    );
+    assert_eq!(
+        (stats.resumes, stats.rejoins),
+        (0, 1),
+        "a rejoin, no resume"
     );
     assert_eq!(
         published, 2,
@@ -261,6 +274,222 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         late > 40,
         "the viewer decodes again after the rejoin: {per_s:?}"
     );
+    handle.leave().await?;
+    Ok(())
+}
+
+/// A TCP proxy in front of livekit-server's HTTP/WebSocket port, for the
+/// publisher's signal connection only (media goes to the server's UDP port
+/// directly). It can cut every open connection and refuse new ones meanwhile:
+/// a signal outage while the server and the media path stay up.
+struct SignalProxy {
+    addr: std::net::SocketAddr,
+    refuse: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepted: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SignalProxy {
+    async fn start(upstream_ws_url: &str) -> anyhow::Result<Self> {
+        let upstream: std::net::SocketAddr = upstream_ws_url
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .parse()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let refuse = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let task = tokio::spawn({
+            let (refuse, conns, accepted) = (refuse.clone(), conns.clone(), accepted.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if refuse.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let conn = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    if let Ok(mut c) = conns.lock() {
+                        c.push(conn.abort_handle());
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            refuse,
+            conns,
+            accepted,
+            task,
+        })
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Closes every proxied connection and refuses new ones until [`Self::reopen`].
+    fn cut(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+        if let Ok(mut c) = self.conns.lock() {
+            for h in c.drain(..) {
+                h.abort();
+            }
+        }
+    }
+
+    fn reopen(&self) {
+        self.refuse.store(false, Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SignalProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+/// The signal WebSocket drops mid-stream and the proxy refuses connections for
+/// 1.5 s while the server and the media path stay up: the publisher resumes the
+/// same session (no rejoin, no track announced again) and the viewer that stayed
+/// in the room keeps decoding the same track.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let server = Server::start()?;
+    let proxy = SignalProxy::start(&server.ws_url()).await?;
+    let (handle, mut events) = connect_via(&server, &proxy.ws_url()).await?;
+    let video = handle
+        .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+        .await?;
+    let mut feed = Feed::new()?;
+    let t = server.token("viewer1", "room", false)?;
+    let viewer = spawn_viewer(&server.ws_url(), &t, 16.0)?;
+
+    let start = Instant::now();
+    let mut states = Vec::new();
+    let mut published = 0;
+    let mut force_key = true;
+    let mut frame_no = 0u64;
+    let mut cut_at: Option<Instant> = None;
+    let mut reopened = false;
+    let mut resumed_after = None;
+    let mut errors = Vec::new();
+    let mut stats = StatsSnapshot::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < Duration::from_secs(14) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                PublisherEvent::TrackPublished { .. } => published += 1,
+                PublisherEvent::Stats(s) => stats = s,
+                PublisherEvent::Error(e) => errors.push(e),
+                PublisherEvent::StateChanged(s) => {
+                    println!("{:?}: {s:?}", start.elapsed());
+                    if s == ConnectionState::Connected
+                        && let Some(c) = cut_at
+                        && resumed_after.is_none()
+                    {
+                        resumed_after = Some(c.elapsed());
+                    }
+                    states.push(s);
+                }
+                _ => {}
+            }
+        }
+        if cut_at.is_none() && start.elapsed() > Duration::from_secs(5) {
+            proxy.cut();
+            cut_at = Some(Instant::now());
+        }
+        if !reopened && cut_at.is_some_and(|c| c.elapsed() > Duration::from_millis(1500)) {
+            proxy.reopen();
+            reopened = true;
+        }
+        feed.send(&video, frame_no, force_key)?;
+        force_key = false;
+        frame_no += 1;
+    }
+    let report = viewer.report().await?;
+    let log = server.log();
+    let sync_state = log
+        .lines()
+        .find(|l| l.contains("setting sync state"))
+        .unwrap_or_default();
+    println!("server: {sync_state}");
+    println!(
+        "states {states:?}; resumed {resumed_after:?} after the cut; TrackPublished {published}x; \
+         resumes {} rejoins {}; proxy accepted {}; viewer tracks {:?}, frames/s {:?}, participants {:?}",
+        stats.resumes,
+        stats.rejoins,
+        proxy.accepted(),
+        report.video.tracks,
+        report.video.frames_per_second,
+        report.participant_events,
+    );
+    assert!(
+        states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last(),
+        Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    let after = resumed_after.ok_or_else(|| anyhow::anyhow!("never resumed: {states:?}"))?;
+    // Refused for 1.5 s; attempts at +1 s (refused) and +3 s.
+    assert!(after < Duration::from_secs(6), "resumed after {after:?}");
+    assert_eq!(
+        (stats.resumes, stats.rejoins),
+        (1, 0),
+        "a resume, not a rejoin"
+    );
+    assert_eq!(published, 1, "the track is not announced again");
+    assert!(proxy.accepted() >= 2, "the resume came through the proxy");
+    assert!(
+        log.contains("resuming RTC session")
+            && !log.contains("StateMismatch")
+            && !log.contains("unable to resume"),
+        "the server did not resume:\n{log}"
+    );
+    // The server took our SyncState: the published track and both data channels.
+    for expected in ["publishTracks", "\"_reliable\"", "\"_lossy\""] {
+        assert!(sync_state.contains(expected), "{expected} in {sync_state}");
+    }
+    assert!(errors.is_empty(), "{errors:?}");
+    // The viewer saw one track from one unbroken participant.
+    assert_eq!(report.video.tracks.len(), 1, "{:?}", report.video.tracks);
+    assert!(
+        !report
+            .participant_events
+            .iter()
+            .any(|e| e["event"] == "left" && e["identity"] == "creator"),
+        "{:?}",
+        report.participant_events
+    );
+    // … and decodes frames again at the end (the last 3 whole seconds of video).
+    let mut per_s: Vec<(u64, u64)> = report
+        .video
+        .frames_per_second
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+        .collect();
+    per_s.sort();
+    let tail: u64 = per_s.iter().rev().skip(1).take(3).map(|(_, n)| n).sum();
+    assert!(tail > 45, "frames/s at the end: {per_s:?}");
     handle.leave().await?;
     Ok(())
 }
