@@ -84,6 +84,7 @@ class Report:
         self.audio_frames = 0
         self.audio_samples = 0
         self.audio_peak_rms = 0.0
+        self.audio_rms_per_second = {}  # whole seconds since start → loudest 10 ms frame (RMS, 0..1)
         self.first_audio_ms = None
         self.chat_received = []
         self.data_received = []
@@ -139,6 +140,7 @@ class Report:
                 "samples": self.audio_samples,
                 "peak_rms": round(self.audio_peak_rms, 6),
                 "first_frame_ms": self.first_audio_ms,
+                "rms_per_second": self.audio_rms_per_second,
             },
             "chat_received": self.chat_received,
             "data_received": self.data_received,
@@ -192,6 +194,9 @@ async def consume_audio(track, report):
         if len(samples):
             rms = math.sqrt(sum(int(s) * int(s) for s in samples[::8]) / max(1, len(samples[::8]))) / 32768.0
             report.audio_peak_rms = max(report.audio_peak_rms, rms)
+            # The SDK plays silence when no packets come: loudness per second shows when sound flowed.
+            sec = str(int(report.ms() // 1000))
+            report.audio_rms_per_second[sec] = max(report.audio_rms_per_second.get(sec, 0.0), round(rms, 6))
 
 
 async def try_publish(room, report, timeout):

@@ -67,6 +67,8 @@ struct Run {
     chat_to_viewer: Option<String>,
     /// Where the bandwidth estimate starts (default: the crate's 1.5 Mbit/s).
     initial_bitrate: Option<Bitrate>,
+    /// At this second the video track is unpublished (audio goes on).
+    unpublish_at: Option<u64>,
 }
 
 struct Outcome {
@@ -79,6 +81,7 @@ struct Outcome {
     chats: Vec<PublisherEvent>,
     connect_time: Duration,
     all_events: Vec<PublisherEvent>,
+    video_cid: TrackCid,
 }
 
 async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
@@ -161,6 +164,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
     let mut mute_schedule = r.mute_schedule.clone();
     let mut muted = false;
     let mut chat_sent = false;
+    let mut unpublished = false;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     let mut max_lag = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(r.seconds) {
@@ -184,6 +188,13 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
             if !m {
                 force_key = true;
             }
+        }
+        if !unpublished
+            && r.unpublish_at
+                .is_some_and(|at| el >= Duration::from_secs(at))
+        {
+            handle.unpublish(video.cid())?;
+            unpublished = true;
         }
         if !chat_sent && el >= Duration::from_secs(2) {
             chat_sent = true;
@@ -215,7 +226,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
             audio_no += 1;
         }
         // Video: 30 fps.
-        if Duration::from_micros(frame_no as u64 * 33_333) <= el {
+        if !unpublished && Duration::from_micros(frame_no as u64 * 33_333) <= el {
             let pts = MediaTime::from_micros(frame_no as u64 * 33_333);
             let mut encoded = false;
             max_lag =
@@ -258,6 +269,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
         chats,
         connect_time,
         all_events: all,
+        video_cid: video.cid().clone(),
     })
 }
 
@@ -317,6 +329,7 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
             // Below what the track wants (640x360 ≈ 0.7 Mbit/s + audio), so str0m
             // probes and the estimate has to move up.
             initial_bitrate: Some(Bitrate::from_kbps(300)),
+            unpublish_at: None,
         },
     )
     .await?;
@@ -428,6 +441,7 @@ async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
             viewer_chat: None,
             chat_to_viewer: None,
             initial_bitrate: None,
+            unpublish_at: None,
         },
     )
     .await?;
@@ -459,6 +473,90 @@ async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The video track is unpublished mid-stream: the viewer sees that track (and
+/// only it) unpublished and its frames stop, while the audio track stays and
+/// sound keeps arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublished_video_leaves_the_viewer_while_audio_goes_on() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let out = run(
+        &server,
+        Run {
+            codec: VideoCodec::H264,
+            width: 640,
+            height: 360,
+            simulcast: false,
+            seconds: 9,
+            mute_schedule: Vec::new(),
+            quality: None,
+            viewer_chat: None,
+            chat_to_viewer: None,
+            initial_bitrate: None,
+            unpublish_at: Some(4),
+        },
+    )
+    .await?;
+    let video_sid = out
+        .all_events
+        .iter()
+        .find_map(|e| match e {
+            PublisherEvent::TrackPublished { cid, sid } if *cid == out.video_cid => {
+                Some(sid.to_string())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| anyhow::anyhow!("video never published"))?;
+    let report = &out.report;
+    println!(
+        "unpublished {:?}; video frames/s {:?}; audio rms/s {:?}",
+        report.unpublished, report.video.frames_per_second, report.audio.rms_per_second
+    );
+    assert_eq!(report.unpublished.len(), 1, "{:?}", report.unpublished);
+    let gone = &report.unpublished[0];
+    assert_eq!(gone["sid"], video_sid.as_str(), "{gone:?}");
+    assert_eq!(gone["participant"], "creator", "{gone:?}");
+    let at_s = gone["t_ms"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("no t_ms: {gone:?}"))?
+        / 1000.0;
+    let at_s = at_s as u64;
+    let per_s = |m: &std::collections::BTreeMap<String, u64>, from: u64, to: u64| -> u64 {
+        m.iter()
+            .filter(|(k, _)| k.parse::<u64>().is_ok_and(|s| s >= from && s <= to))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    // Video flowed before and stops after (the viewer's clock).
+    assert!(
+        per_s(&report.video.frames_per_second, 0, at_s.saturating_sub(1)) > 30,
+        "video before the unpublish: {:?}",
+        report.video.frames_per_second
+    );
+    assert_eq!(
+        per_s(&report.video.frames_per_second, at_s + 1, u64::MAX),
+        0,
+        "no video after the unpublish: {:?}",
+        report.video.frames_per_second
+    );
+    // Sound (a 0.3 sine, RMS ≈ 0.2) in every whole second from 1 s to 4 s after
+    // the unpublish; the publisher sends audio for 5 s after it.
+    for s in at_s + 1..=at_s + 4 {
+        let rms = report
+            .audio
+            .rms_per_second
+            .get(&s.to_string())
+            .copied()
+            .unwrap_or(0.0);
+        assert!(
+            rms > 0.1,
+            "audio at second {s}: {:?}",
+            report.audio.rms_per_second
+        );
+    }
+    Ok(())
+}
+
 async fn simulcast_viewer_gets(
     codec: VideoCodec,
     quality: &'static str,
@@ -479,6 +577,7 @@ async fn simulcast_viewer_gets(
             viewer_chat: None,
             chat_to_viewer: None,
             initial_bitrate: None,
+            unpublish_at: None,
         },
     )
     .await?;

@@ -68,6 +68,11 @@ pub struct AudioReport {
     pub samples: u64,
     pub peak_rms: f64,
     pub first_frame_ms: Option<f64>,
+    /// Loudest 10 ms frame (RMS, 0..1) in each whole second since the viewer started
+    /// ("0", "1", …). The SDK plays silence when no packets arrive, so this shows
+    /// when sound actually flowed.
+    #[serde(default)]
+    pub rms_per_second: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
