@@ -37,6 +37,18 @@ pub const TRACK_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Data packets queued until the channels open, at most.
 const MAX_QUEUED_DATA: usize = 256;
+/// How long a chat message from a sender not known yet waits for the
+/// ParticipantUpdate that carries the sender's name.
+pub const CHAT_NAME_WAIT: Duration = Duration::from_secs(1);
+
+/// A received chat message waiting for its sender's name.
+#[derive(Debug)]
+struct PendingChat {
+    until: Instant,
+    from: String,
+    text: String,
+    timestamp: i64,
+}
 
 /// What the core wants done.
 #[derive(Debug)]
@@ -203,6 +215,8 @@ pub struct Participant {
     sub_candidates: Vec<Candidate>,
     tracks: Vec<LocalTrack>,
     participants: HashMap<String, RemoteParticipant>,
+    /// Chat received before its sender was known (see [`Participant::receive_chat`]).
+    pending_chats: VecDeque<PendingChat>,
     viewer_count: Option<u32>,
     data_rx: DataReceiver,
     out: VecDeque<CoreOutput>,
@@ -255,6 +269,7 @@ impl Participant {
             sub_candidates: Vec::new(),
             tracks: Vec::new(),
             participants: HashMap::new(),
+            pending_chats: VecDeque::new(),
             viewer_count: None,
             data_rx: DataReceiver::default(),
             out: VecDeque::new(),
@@ -451,6 +466,7 @@ impl Participant {
                     self.update_participant(p);
                 }
                 self.publish_viewer_count();
+                self.release_chats(now);
             }
             Resp::SubscribedQualityUpdate(u) => self.handle_subscribed_quality(u),
             Resp::ConnectionQuality(cq) => {
@@ -1308,6 +1324,7 @@ impl Participant {
 
     /// Advance time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.release_chats(now);
         for (rtc, due) in [
             (self.publisher.as_mut(), self.pub_timeout),
             (self.subscriber.as_mut(), self.sub_timeout),
@@ -1339,11 +1356,13 @@ impl Participant {
 
     /// When [`Participant::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let chat = self.pending_chats.iter().map(|c| c.until).min();
         [
             self.pub_timeout,
             self.sub_timeout,
             self.next_stats,
             self.subs.next_keyframe_request(),
+            chat,
         ]
         .into_iter()
         .flatten()
@@ -1477,7 +1496,7 @@ impl Participant {
                 self.sub_channels.push((id, label));
             }
             (_, Event::ChannelData(d)) => match self.data_rx.receive(&d.data) {
-                Ok(Some(incoming)) => self.handle_incoming(incoming),
+                Ok(Some(incoming)) => self.handle_incoming(incoming, now),
                 Ok(None) => {}
                 Err(e) => self.emit(PublisherEvent::Error(format!("bad data packet: {e}"))),
             },
@@ -1536,43 +1555,19 @@ impl Participant {
         let _ = now;
     }
 
-    fn handle_incoming(&mut self, incoming: Incoming) {
+    fn handle_incoming(&mut self, incoming: Incoming, now: Instant) {
         match incoming {
             Incoming::Text {
                 from,
                 topic,
                 text,
                 timestamp,
-            } if topic == chat::CHAT_TOPIC => {
-                let from_name = self
-                    .participants
-                    .get(&from)
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                self.emit(PublisherEvent::ChatReceived {
-                    from_identity: ParticipantIdentity(from),
-                    from_name,
-                    text,
-                    timestamp,
-                });
-            }
+            } if topic == chat::CHAT_TOPIC => self.receive_chat(from, text, timestamp, now),
             Incoming::LegacyChat {
                 from,
                 text,
                 timestamp,
-            } => {
-                let from_name = self
-                    .participants
-                    .get(&from)
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                self.emit(PublisherEvent::ChatReceived {
-                    from_identity: ParticipantIdentity(from),
-                    from_name,
-                    text,
-                    timestamp,
-                });
-            }
+            } => self.receive_chat(from, text, timestamp, now),
             Incoming::Text {
                 from, topic, text, ..
             } => self.emit(PublisherEvent::DataReceived {
@@ -1639,6 +1634,44 @@ impl Participant {
             ))),
         }
         self.drive(now);
+    }
+
+    /// A chat message is announced with its sender's display name. LiveKit may
+    /// deliver a new viewer's first message before the ParticipantUpdate that
+    /// names them: such messages (and later ones from the same sender, to keep
+    /// their order) wait for it, at most [`CHAT_NAME_WAIT`].
+    fn receive_chat(&mut self, from: String, text: String, timestamp: i64, now: Instant) {
+        self.pending_chats.push_back(PendingChat {
+            until: now + CHAT_NAME_WAIT,
+            from,
+            text,
+            timestamp,
+        });
+        self.release_chats(now);
+    }
+
+    /// Emits the waiting chat messages whose sender is known now or whose wait is over.
+    fn release_chats(&mut self, now: Instant) {
+        let mut waiting = VecDeque::new();
+        for c in std::mem::take(&mut self.pending_chats) {
+            let known = self.participants.get(&c.from).map(|p| p.name.clone());
+            let behind_earlier = waiting.iter().any(|w: &PendingChat| w.from == c.from);
+            match known {
+                Some(name) if !behind_earlier => self.emit_chat(c, name),
+                None if c.until <= now && !behind_earlier => self.emit_chat(c, String::new()),
+                _ => waiting.push_back(c),
+            }
+        }
+        self.pending_chats = waiting;
+    }
+
+    fn emit_chat(&mut self, c: PendingChat, from_name: String) {
+        self.emit(PublisherEvent::ChatReceived {
+            from_identity: ParticipantIdentity(c.from),
+            from_name,
+            text: c.text,
+            timestamp: c.timestamp,
+        });
     }
 
     fn emit_stats(&mut self, _now: Instant) {
@@ -2619,6 +2652,88 @@ mod tests {
             vec![(Some("f".to_string()), 7), (Some("q".to_string()), 1)]
         );
         assert_eq!(stats.frames_dropped, 8);
+    }
+
+    #[test]
+    fn chat_before_the_senders_participant_update_waits_for_the_name() {
+        let mut now = Instant::now();
+        let mut core = Participant::new(CoreConfig {
+            publisher_addr: addr("10.0.0.1:4000"),
+            subscriber_addr: addr("10.0.0.1:4001"),
+            initial_bitrate: Bitrate::from_kbps(1000),
+        });
+        let known = participant(
+            "early",
+            "PA_e",
+            false,
+            proto::participant_info::State::Active,
+        );
+        core.handle_join(&join_response(vec![known]), now);
+        let chats = |core: &mut Participant| -> Vec<(String, String, String)> {
+            std::iter::from_fn(|| core.poll_output())
+                .filter_map(|o| match o {
+                    CoreOutput::Event(PublisherEvent::ChatReceived {
+                        from_identity,
+                        from_name,
+                        text,
+                        ..
+                    }) => Some((from_identity.0, from_name, text)),
+                    _ => None,
+                })
+                .collect()
+        };
+        chats(&mut core);
+        let text = |from: &str, text: &str| Incoming::Text {
+            from: from.into(),
+            topic: chat::CHAT_TOPIC.into(),
+            text: text.into(),
+            timestamp: 1,
+        };
+        // A known sender's chat goes out at once, with the name.
+        core.handle_incoming(text("early", "hi"), now);
+        assert_eq!(
+            chats(&mut core),
+            vec![("early".into(), "early name".into(), "hi".into())]
+        );
+        // An unknown sender's two messages wait for the ParticipantUpdate …
+        core.handle_incoming(text("late", "one"), now);
+        core.handle_incoming(text("late", "two"), now);
+        assert!(
+            core.poll_timeout()
+                .is_some_and(|t| t <= now + CHAT_NAME_WAIT)
+        );
+        now += Duration::from_millis(300);
+        core.handle_timeout(now);
+        assert_eq!(chats(&mut core), Vec::new());
+        let late = participant(
+            "late",
+            "PA_l",
+            false,
+            proto::participant_info::State::Joined,
+        );
+        core.handle_signal(
+            Resp::Update(proto::ParticipantUpdate {
+                participants: vec![late],
+            }),
+            now,
+        );
+        // … and then carry the name, in order.
+        assert_eq!(
+            chats(&mut core),
+            vec![
+                ("late".into(), "late name".into(), "one".into()),
+                ("late".into(), "late name".into(), "two".into())
+            ]
+        );
+        // A sender that never shows up is announced without a name after the wait.
+        core.handle_incoming(text("ghost", "boo"), now);
+        core.handle_timeout(now + CHAT_NAME_WAIT - Duration::from_millis(1));
+        assert_eq!(chats(&mut core), Vec::new());
+        core.handle_timeout(now + CHAT_NAME_WAIT);
+        assert_eq!(
+            chats(&mut core),
+            vec![("ghost".into(), String::new(), "boo".into())]
+        );
     }
 
     #[test]
