@@ -15,11 +15,11 @@ use tokio::time::Instant;
 use crate::Error;
 use crate::core::{Backoff, CoreConfig, CoreOutput, Participant};
 use crate::queue::LayerQueues;
+use crate::types::*;
 
 /// How long after losing the signal a resume is still worth trying: LiveKit
 /// keeps a participant whose signal dropped for about 20 s.
 const RESUME_WINDOW: Duration = Duration::from_secs(15);
-use crate::types::*;
 
 /// How a [`Publisher`] connects.
 #[derive(Debug, Clone)]
@@ -606,6 +606,10 @@ impl Driver {
                             "resumed the session on attempt {attempt} after {:?}",
                             lost_at.elapsed()
                         );
+                        // An offer made during the outage is superseded by the
+                        // resume's ICE-restart offer (one answer per offer in flight).
+                        self.held_signals
+                            .retain(|m| !matches!(m, proto::signal_request::Message::Offer(_)));
                         self.core.resume(Instant::now().into_std());
                         // The ICE-restart offer and SyncState pass through while the
                         // signal client still holds everything else back.
