@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,9 @@ use crate::types::*;
 /// How long after losing the signal a resume is still worth trying: LiveKit
 /// keeps a participant whose signal dropped for about 20 s.
 const RESUME_WINDOW: Duration = Duration::from_secs(15);
+/// How long a resumed session may take to get its publisher transport back (ICE
+/// restart) before the attempt counts as failed.
+const RESUME_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a [`Publisher`] connects.
 #[derive(Debug, Clone)]
@@ -187,6 +191,7 @@ pub struct PublisherHandle {
     opts: PublishOptions,
     identity: ParticipantIdentity,
     media: Arc<Mutex<Option<mpsc::Receiver<ReceivedMedia>>>>,
+    blackhole: Arc<AtomicBool>,
 }
 
 impl PublisherHandle {
@@ -297,6 +302,14 @@ impl PublisherHandle {
             .map_err(|_| Error::Closed)
     }
 
+    /// Drop every datagram of both peer connections, both ways, while `on` (a
+    /// media-path outage with the signal connection untouched; tests of the
+    /// transport-loss path).
+    #[doc(hidden)]
+    pub fn simulate_network_outage(&self, on: bool) {
+        self.blackhole.store(on, Ordering::SeqCst);
+    }
+
     /// Leave the room and stop the driver.
     pub async fn leave(&self) -> Result<(), Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -353,9 +366,12 @@ impl Publisher {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let notify = Arc::new(Notify::new());
         let (media_tx, media_rx) = mpsc::channel(opts.media_queue.max(1));
+        let blackhole = Arc::new(AtomicBool::new(false));
         let driver = Driver {
             subscribe: opts.subscribe,
             media_tx,
+            blackhole: blackhole.clone(),
+            signal_lost: false,
             url: ws_url.to_string(),
             token: token.to_string(),
             core,
@@ -380,6 +396,7 @@ impl Publisher {
                 opts,
                 identity,
                 media: Arc::new(Mutex::new(Some(media_rx))),
+                blackhole,
             },
             ev_rx,
         ))
@@ -445,6 +462,10 @@ struct Driver {
     /// Signal requests made while a resume holds the signal client's lock; sent
     /// in order once it is released.
     held_signals: Vec<proto::signal_request::Message>,
+    /// [`PublisherHandle::simulate_network_outage`]: datagrams are dropped.
+    blackhole: Arc<AtomicBool>,
+    /// The signal connection closed while a resume waited for the transport.
+    signal_lost: bool,
     /// Video queues, with the per-layer drop counts already told to the core.
     video: Vec<(TrackCid, Arc<VideoQueue>, SeenDrops)>,
     audio: Vec<(TrackCid, Arc<MediaQueue<EncodedAudio>>)>,
@@ -472,6 +493,7 @@ impl Driver {
             match o {
                 CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
+                CoreOutput::Transmit(_, _) if self.blackhole.load(Ordering::Relaxed) => {}
                 CoreOutput::Transmit(pc, t) => {
                     let sock = match pc {
                         PcKind::Publisher => &self.pub_sock,
@@ -536,13 +558,13 @@ impl Driver {
                     }
                 }
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r {
+                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r {
+                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
@@ -579,6 +601,11 @@ impl Driver {
     async fn reconnect(&mut self, why: String) -> bool {
         tracing::info!("reconnecting: {why}");
         let lost_at = Instant::now();
+        let reason = if self.core.is_connected() {
+            proto::ReconnectReason::RrSignalDisconnected
+        } else {
+            proto::ReconnectReason::RrPublisherFailed
+        };
         // Keep the newest token the server handed out (RefreshToken).
         self.token = self.signal.token();
         self.signal.close().await;
@@ -589,23 +616,20 @@ impl Driver {
             self.core.set_reconnecting(attempt, backoff.max_attempts);
             self.flush_outputs(true).await;
             let delay = backoff.delay(attempt).unwrap_or(Duration::from_secs(1));
-            if self.serve_until(tokio::time::sleep(delay)).await.is_none() {
+            if self
+                .serve_until(tokio::time::sleep(delay), false)
+                .await
+                .is_none()
+            {
                 return false;
             }
-            if resumable && self.core.is_connected() && lost_at.elapsed() < RESUME_WINDOW {
+            if resumable && lost_at.elapsed() < RESUME_WINDOW {
+                self.drain_old_signal_events();
                 let signal = self.signal.clone();
-                let restart = async move {
-                    signal
-                        .restart(proto::ReconnectReason::RrSignalDisconnected)
-                        .await
-                };
-                match self.serve_until(restart).await {
+                let restart = async move { signal.restart(reason).await };
+                match self.serve_until(restart, false).await {
                     None => return false,
                     Some(Ok(_resp)) => {
-                        tracing::info!(
-                            "resumed the session on attempt {attempt} after {:?}",
-                            lost_at.elapsed()
-                        );
                         // An offer made during the outage is superseded by the
                         // resume's ICE-restart offer (one answer per offer in flight).
                         self.held_signals
@@ -614,9 +638,28 @@ impl Driver {
                         // The ICE-restart offer and SyncState pass through while the
                         // signal client still holds everything else back.
                         self.flush().await;
-                        self.signal.set_reconnected().await;
-                        self.core.resumed();
-                        return true;
+                        match self.await_transport().await {
+                            None => return false,
+                            Some(true) => {
+                                tracing::info!(
+                                    "resumed the session on attempt {attempt} after {:?}",
+                                    lost_at.elapsed()
+                                );
+                                self.signal.set_reconnected().await;
+                                self.core.resumed();
+                                return true;
+                            }
+                            Some(false) => {
+                                last_err = format!(
+                                    "the media transport did not come back (publisher {}, subscriber {})",
+                                    self.core.is_connected(),
+                                    self.core.is_subscriber_connected()
+                                );
+                                tracing::info!("resume attempt {attempt}: {last_err}");
+                                self.signal.close().await;
+                                continue;
+                            }
+                        }
                     }
                     Some(Err(e @ livekit_signaling::SignalError::LeaveRequest { .. })) => {
                         // The server is back but no longer has the session (e.g. it
@@ -635,7 +678,7 @@ impl Driver {
             let connect = async move {
                 SignalClient::connect(&url, &token, signal_options(subscribe), None).await
             };
-            match self.serve_until(connect).await {
+            match self.serve_until(connect, false).await {
                 None => return false,
                 Some(Ok((client, join, events))) => {
                     tracing::info!("rejoined on attempt {attempt}");
@@ -660,16 +703,52 @@ impl Driver {
         false
     }
 
+    /// Takes what the closed signal connection left in the event channel before a
+    /// resume reuses it: messages still count, its close notices are stale.
+    fn drain_old_signal_events(&mut self) {
+        while let Ok(ev) = self.signal_events.try_recv() {
+            if let SignalEvent::Message(m) = ev {
+                self.core.handle_signal(*m, Instant::now().into_std());
+            }
+        }
+    }
+
+    /// After a resume: waits until both transports are connected again (after a
+    /// transport loss the ICE restarts need the server's offer and answer, so
+    /// signal messages are handled meanwhile). `None` if the app left.
+    async fn await_transport(&mut self) -> Option<bool> {
+        self.signal_lost = false;
+        let until = Instant::now() + RESUME_TRANSPORT_TIMEOUT;
+        while !(self.core.is_connected() && self.core.is_subscriber_connected()) {
+            if Instant::now() >= until || self.signal_lost {
+                return Some(false);
+            }
+            self.serve_until(tokio::time::sleep(Duration::from_millis(50)), true)
+                .await?;
+        }
+        Some(true)
+    }
+
     /// Runs `fut` (a backoff delay, a resume or a rejoin) while the media plane
     /// keeps going: datagrams, timers and media still flow while the transport is
     /// up (a signal-only outage need not interrupt the stream), and commands still
-    /// run. Returns `None` if the app left meanwhile.
-    async fn serve_until<T>(&mut self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    /// run. With `signal_live` the signal connection is usable (messages are sent
+    /// and received); otherwise requests are held for later. Returns `None` if the
+    /// app left meanwhile.
+    async fn serve_until<T>(
+        &mut self,
+        fut: impl std::future::Future<Output = T>,
+        signal_live: bool,
+    ) -> Option<T> {
         tokio::pin!(fut);
         let mut pub_buf = vec![0u8; 2000];
         let mut sub_buf = vec![0u8; 2000];
         loop {
-            self.flush_outputs(true).await;
+            if signal_live {
+                self.flush().await;
+            } else {
+                self.flush_outputs(true).await;
+            }
             let deadline = self
                 .core
                 .poll_timeout()
@@ -677,14 +756,20 @@ impl Driver {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 r = &mut fut => return Some(r),
+                ev = self.signal_events.recv(), if signal_live && !self.signal_lost => match ev {
+                    Some(SignalEvent::Message(m)) => {
+                        self.core.handle_signal(*m, Instant::now().into_std());
+                    }
+                    Some(SignalEvent::Close(_)) | None => self.signal_lost = true,
+                },
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r {
+                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r {
+                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }

@@ -62,6 +62,13 @@
 //!   channels. The media path never stops meanwhile: the driver keeps serving the
 //!   sockets during backoff (tests/e2e_reconnect.rs: resumed ~3 s after a 1.5 s
 //!   refusal, the viewer decoded 30 fps throughout).
+//! - A media-path outage (signal up) is resumed too: the resume ICE-restarts the
+//!   publisher (our offer) and the server ICE-restarts the subscriber (its offer);
+//!   the attempt only counts once both transports are connected again (else the
+//!   next attempt resumes again). str0m keeps a pair alive 15 s after the peer's last
+//!   STUN check, so a dead path is noticed after ~13-15 s (STUN retransmits capped at
+//!   1 s); by then the server's side of the subscriber ICE has failed and only its
+//!   own ICE restart (a resume) revives it.
 //! - After a server restart or a simulated node failure the server refuses a resume
 //!   with `LeaveRequest{StateMismatch, RECONNECT}`; the driver then rejoins in full
 //!   in the same attempt. [`StatsSnapshot`] counts resumes and rejoins.

@@ -500,3 +500,116 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
     handle.leave().await?;
     Ok(())
 }
+
+/// The media path goes dark for 18 s (every datagram of the publisher dropped at
+/// its sockets) while the signal stays up: the publisher notices the transport
+/// loss (~13 s: str0m keeps a pair alive 15 s after the peer's last check), resumes
+/// the session with ICE restarts of both transports once the path is back (no
+/// rejoin, no track announced again) and the viewer that stayed decodes the same
+/// track again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let server = Server::start()?;
+    let (handle, mut events) = connect(&server).await?;
+    let video = handle
+        .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+        .await?;
+    let mut feed = Feed::new()?;
+    let t = server.token("viewer1", "room", false)?;
+    let viewer = spawn_viewer(&server.ws_url(), &t, 40.0)?;
+
+    let start = Instant::now();
+    let mut states = Vec::new();
+    let mut published = 0;
+    let mut force_key = true;
+    let mut frame_no = 0u64;
+    let mut dark_at: Option<Instant> = None;
+    let mut lit_at: Option<Instant> = None;
+    let mut noticed_after = None;
+    let mut recovered_after = None;
+    let mut stats = StatsSnapshot::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < Duration::from_secs(42) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                PublisherEvent::TrackPublished { .. } => published += 1,
+                PublisherEvent::Stats(s) => stats = s,
+                PublisherEvent::StateChanged(s) => {
+                    println!("{:?}: {s:?}", start.elapsed());
+                    if let Some(d) = dark_at {
+                        if matches!(s, ConnectionState::Reconnecting { .. })
+                            && noticed_after.is_none()
+                        {
+                            noticed_after = Some(d.elapsed());
+                        }
+                        if s == ConnectionState::Connected && recovered_after.is_none() {
+                            recovered_after = lit_at.map(|l| l.elapsed());
+                        }
+                    }
+                    states.push(s);
+                }
+                _ => {}
+            }
+        }
+        if dark_at.is_none() && start.elapsed() > Duration::from_secs(4) {
+            handle.simulate_network_outage(true);
+            dark_at = Some(Instant::now());
+        }
+        if lit_at.is_none() && dark_at.is_some_and(|d| d.elapsed() > Duration::from_secs(18)) {
+            handle.simulate_network_outage(false);
+            lit_at = Some(Instant::now());
+        }
+        feed.send(&video, frame_no, force_key)?;
+        force_key = false;
+        frame_no += 1;
+        // Six more seconds of video once recovered.
+        if let (Some(l), Some(r)) = (lit_at, recovered_after)
+            && l.elapsed() > r + Duration::from_secs(6)
+        {
+            break;
+        }
+    }
+    let report = viewer.report().await?;
+    println!(
+        "states {states:?}; noticed {noticed_after:?} after going dark, Connected {recovered_after:?} \
+         after the path came back; TrackPublished {published}x; resumes {} rejoins {}; \
+         viewer tracks {}, frames/s {:?}",
+        stats.resumes,
+        stats.rejoins,
+        report.video.tracks.len(),
+        report.video.frames_per_second,
+    );
+    assert!(
+        noticed_after.is_some(),
+        "transport loss noticed: {states:?}"
+    );
+    assert_eq!(
+        states.last(),
+        Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    assert!(recovered_after.is_some(), "{states:?}");
+    assert_eq!(
+        (stats.resumes, stats.rejoins),
+        (1, 0),
+        "a resume, not a rejoin"
+    );
+    assert_eq!(published, 1, "the track is not announced again");
+    assert_eq!(report.video.tracks.len(), 1, "{:?}", report.video.tracks);
+    let mut per_s: Vec<(u64, u64)> = report
+        .video
+        .frames_per_second
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+        .collect();
+    per_s.sort();
+    let tail: u64 = per_s.iter().rev().skip(1).take(3).map(|(_, n)| n).sum();
+    assert!(tail > 45, "frames/s at the end: {per_s:?}");
+    handle.leave().await?;
+    Ok(())
+}
