@@ -105,8 +105,8 @@
 pub mod chat;
 pub mod core;
 mod driver;
-pub mod subscribe;
 mod queue;
+pub mod subscribe;
 pub mod types;
 
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};
