@@ -204,6 +204,9 @@ pub struct Participant {
     /// m-lines of unpublished tracks still to be set inactive in the next offer
     /// (an unpublish while an offer is in flight waits for its answer).
     mids_to_deactivate: Vec<Mid>,
+    /// What the unanswered offer changes (m-lines set inactive, tracks whose
+    /// m-line it adds), to make again if it is lost.
+    offer_in_flight: (Vec<Mid>, Vec<TrackCid>),
     offer_id: u32,
     /// Id of the last `UpdateParticipantMetadata` (the server answers with it).
     metadata_request_id: u32,
@@ -260,6 +263,7 @@ impl Participant {
             pending_offer: None,
             negotiation_needed: false,
             mids_to_deactivate: Vec::new(),
+            offer_in_flight: Default::default(),
             offer_id: 0,
             metadata_request_id: 0,
             reliable: None,
@@ -395,6 +399,7 @@ impl Participant {
         self.publisher = Some(rtc);
         self.bwe_desired = None;
         self.pending_offer = None;
+        self.offer_in_flight = Default::default();
         if let Some((offer, pending)) = applied {
             self.send_offer(offer, pending);
         }
@@ -423,6 +428,12 @@ impl Participant {
     /// Add m-lines for published tracks that have none yet and offer, unless
     /// an offer is in flight (then it runs when the answer arrives).
     fn negotiate(&mut self) {
+        self.offer_changes(false);
+    }
+
+    /// [`Self::negotiate`], optionally with an ICE restart (a resume). Remembers
+    /// what the offer changes: str0m forgets it if the offer is never answered.
+    fn offer_changes(&mut self, ice_restart: bool) {
         if self.pending_offer.is_some() {
             self.negotiation_needed = true;
             return;
@@ -431,8 +442,12 @@ impl Participant {
             return;
         };
         let mut api = rtc.sdp_api();
-        for mid in self.mids_to_deactivate.drain(..) {
-            api.set_direction(mid, Direction::Inactive);
+        if ice_restart {
+            api.ice_restart(true);
+        }
+        let deactivated: Vec<Mid> = self.mids_to_deactivate.drain(..).collect();
+        for mid in &deactivated {
+            api.set_direction(*mid, Direction::Inactive);
         }
         let mut added = Vec::new();
         for (i, t) in self.tracks.iter().enumerate() {
@@ -456,11 +471,14 @@ impl Participant {
             added.push((i, mid));
         }
         let applied = api.apply();
+        let mut added_cids = Vec::new();
         for (i, mid) in added {
             self.tracks[i].mid = Some(mid);
+            added_cids.push(self.tracks[i].cid.clone());
         }
         self.negotiation_needed = false;
         if let Some((offer, pending)) = applied {
+            self.offer_in_flight = (deactivated, added_cids);
             self.send_offer(offer, pending);
         }
     }
@@ -550,6 +568,7 @@ impl Participant {
             self.emit(PublisherEvent::Error(format!("answer rejected: {e}")));
             return;
         }
+        self.offer_in_flight = Default::default();
         self.resolve_payload_types();
         if self.negotiation_needed
             || !self.mids_to_deactivate.is_empty()
@@ -1181,21 +1200,25 @@ impl Participant {
     /// this side has (`SyncState`). Both are pass-through signals.
     pub fn resume(&mut self, now: Instant) {
         self.reconnect_requested = None;
-        let Some(rtc) = self.publisher.as_mut() else {
+        if self.publisher.is_none() {
             return;
-        };
-        // An offer in flight when the signal dropped will never be answered.
-        self.pending_offer = None;
-        let mut api = rtc.sdp_api();
-        api.ice_restart(true);
-        let applied = api.apply();
-        let mut offer_sd = None;
-        if let Some((offer, pending)) = applied {
-            self.send_offer(offer, pending);
-            if let Some(CoreOutput::Signal(Req::Offer(sd))) = self.out.back() {
-                offer_sd = Some(sd.clone());
+        }
+        // An offer in flight when the signal dropped will never be answered, and
+        // str0m drops its changes with it: this offer makes them again.
+        if self.pending_offer.take().is_some() {
+            let (deactivated, added) = std::mem::take(&mut self.offer_in_flight);
+            self.mids_to_deactivate.extend(deactivated);
+            for t in self.tracks.iter_mut().filter(|t| added.contains(&t.cid)) {
+                t.mid = None;
+                t.pt = None;
             }
         }
+        let before = self.offer_id;
+        self.offer_changes(true);
+        let offer_sd = match self.out.back() {
+            Some(CoreOutput::Signal(Req::Offer(sd))) if self.offer_id != before => Some(sd.clone()),
+            _ => None,
+        };
         let publish_tracks = self
             .tracks
             .iter()
@@ -1280,6 +1303,7 @@ impl Participant {
         self.pending_offer = None;
         self.negotiation_needed = false;
         self.mids_to_deactivate.clear();
+        self.offer_in_flight = Default::default();
         self.sub_candidates.clear();
         self.subs.reset();
         self.sub_channels.clear();
@@ -2756,6 +2780,52 @@ mod tests {
             chats(&mut core),
             vec![("ghost".into(), String::new(), "boo".into())]
         );
+    }
+
+    #[test]
+    fn resume_makes_again_the_changes_of_an_offer_lost_with_the_signal() {
+        let mut h = Harness::new();
+        h.connected();
+        let first = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
+        // While the signal is down: a second track is confirmed (its m-line goes
+        // into an offer) and the first is unpublished (inactive after that offer's
+        // answer). The offer is lost with the connection.
+        let second = h.core.publish_video(
+            &VideoTrackOptions::new(VideoCodec::Vp8, 320, 180, 30),
+            h.now,
+        );
+        h.confirm_published(&second, "TR_2");
+        h.core.unpublish(&first, h.now);
+        let mut lost = 0;
+        while let Some(o) = h.core.poll_output() {
+            match o {
+                CoreOutput::Signal(Req::Offer(_)) => lost += 1,
+                CoreOutput::Signal(r) => h.signals.push(r),
+                _ => {}
+            }
+        }
+        assert_eq!(lost, 1, "one offer in flight when the signal dropped");
+        assert!(!h.core.is_track_ready(&second));
+
+        h.signals.clear();
+        h.core.set_reconnecting(1, 5);
+        h.core.resume(h.now);
+        h.pump(1000);
+        h.core.resumed();
+        let offers = h.offers();
+        assert!(!offers.is_empty(), "the resume offers");
+        let restart = &offers[0];
+        assert!(
+            restart.contains(&format!("a=msid:{MY_SID} {}", second.0)),
+            "the lost m-line is offered again: {restart}"
+        );
+        assert!(
+            restart.contains("a=inactive"),
+            "the unpublish too: {restart}"
+        );
+        assert!(h.core.is_connected());
+        assert!(h.core.is_track_ready(&second), "the new track can send");
+        assert!(!h.core.is_track_ready(&first));
     }
 
     #[test]
