@@ -662,10 +662,14 @@ impl Driver {
                         }
                     }
                     Some(Err(e @ livekit_signaling::SignalError::LeaveRequest { .. })) => {
-                        // The server is back but no longer has the session (e.g. it
-                        // restarted): rejoin right away, no point in waiting.
-                        tracing::info!("resume refused, rejoining: {e}");
+                        // The server no longer has the session (e.g. it restarted):
+                        // the next attempt rejoins in full, as the SDKs do. (Rejoining
+                        // at once made the server hand the old participant's place to
+                        // the new one, so other participants never saw it leave.)
+                        tracing::info!("resume refused: {e}");
                         resumable = false;
+                        last_err = e.to_string();
+                        continue;
                     }
                     Some(Err(e)) => {
                         tracing::info!("resume attempt {attempt} failed: {e}");

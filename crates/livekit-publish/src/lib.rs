@@ -71,7 +71,7 @@
 //!   own ICE restart (a resume) revives it.
 //! - After a server restart or a simulated node failure the server refuses a resume
 //!   with `LeaveRequest{StateMismatch, RECONNECT}`; the driver then rejoins in full
-//!   in the same attempt. [`StatsSnapshot`] counts resumes and rejoins.
+//!   on the next attempt. [`StatsSnapshot`] counts resumes and rejoins.
 //! - str0m 0.25's VP8 packetizer sends no PictureID (the switch is private), and
 //!   libwebrtc's receiver (the Python SDK viewer) then decoded only 69-87 % of
 //!   640x360@30 frames (11-24 fps in the first seconds). The core therefore writes

@@ -195,8 +195,8 @@ async fn publisher_gives_up_after_five_attempts_when_the_server_is_gone() -> any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The server forgets the session (simulated node failure): the resume attempt is
-/// refused (LeaveRequest StateMismatch / action RECONNECT), the same attempt goes
-/// on with a full rejoin that republishes, and the viewer gets video again.
+/// refused (LeaveRequest StateMismatch / action RECONNECT), the next attempt is a
+/// full rejoin that republishes, and the viewer gets video again.
 async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -253,6 +253,10 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     assert_eq!(
         states.last(),
         Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
         "{states:?}"
     );
     assert_eq!(
