@@ -75,6 +75,8 @@ pub struct CoreConfig {
     pub subscriber_addr: SocketAddr,
     /// Bandwidth estimate to start from.
     pub initial_bitrate: Bitrate,
+    /// Which candidates both PCs offer (UDP host, active TCP host).
+    pub ice_transport: IceTransport,
 }
 
 #[derive(Debug)]
@@ -246,6 +248,9 @@ pub struct Participant {
     subs: Subscriptions,
     resumes: u32,
     rejoins: u32,
+    /// Selected ICE pair per PC (transport, remote address), from str0m's stats.
+    pub_pair: Option<(TransportProtocol, SocketAddr)>,
+    sub_pair: Option<(TransportProtocol, SocketAddr)>,
 }
 
 impl Participant {
@@ -296,6 +301,8 @@ impl Participant {
             subs: Subscriptions::default(),
             resumes: 0,
             rejoins: 0,
+            pub_pair: None,
+            sub_pair: None,
         }
     }
 
@@ -375,7 +382,7 @@ impl Participant {
         self.publish_viewer_count();
 
         let mut rtc = self.new_rtc(now);
-        if let Ok(c) = Candidate::host(self.cfg.publisher_addr, "udp") {
+        for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.publisher_addr) {
             rtc.add_local_candidate(c);
         }
         let mut api = rtc.sdp_api();
@@ -646,7 +653,8 @@ impl Participant {
         };
         if self.subscriber.is_none() {
             let mut rtc = self.new_rtc(now);
-            if let Ok(c) = Candidate::host(self.cfg.subscriber_addr, "udp") {
+            for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.subscriber_addr)
+            {
                 rtc.add_local_candidate(c);
             }
             for c in self.sub_candidates.drain(..) {
@@ -1333,13 +1341,53 @@ impl Participant {
         data: &[u8],
         now: Instant,
     ) {
+        self.receive(pc, Protocol::Udp, source, destination, data, now);
+    }
+
+    /// Feed an RFC 4571 frame received on the ICE-TCP connection of `pc` to the
+    /// server's candidate `source`; `destination` is our active candidate's address.
+    pub fn handle_receive_tcp(
+        &mut self,
+        pc: PcKind,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        self.receive(pc, Protocol::Tcp, source, destination, data, now);
+    }
+
+    /// The ICE-TCP connection of `pc` to `remote` ended. If the selected pair used
+    /// it the transport is lost: recover at once (reconnect/resume) instead of
+    /// waiting ~15 s for ICE consent to expire.
+    pub fn tcp_closed(&mut self, pc: PcKind, remote: SocketAddr) {
+        let pair = match pc {
+            PcKind::Publisher => self.pub_pair,
+            PcKind::Subscriber => self.sub_pair,
+        };
+        if pair == Some((TransportProtocol::Tcp, remote))
+            && matches!(self.state, ConnectionState::Connected)
+        {
+            self.reconnect_requested = Some(format!("{pc:?} ICE-TCP connection closed"));
+        }
+    }
+
+    fn receive(
+        &mut self,
+        pc: PcKind,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
         let Ok(contents) = data.try_into() else {
             return;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -1575,7 +1623,9 @@ impl Participant {
             (PcKind::Subscriber, Event::MediaIngressStats(s)) => self.subs.ingress(&s),
             (PcKind::Publisher, Event::PeerStats(s)) => {
                 self.peer_rtt = s.rtt.or(self.peer_rtt);
+                self.pub_pair = selected_pair(&s);
             }
+            (PcKind::Subscriber, Event::PeerStats(s)) => self.sub_pair = selected_pair(&s),
             (PcKind::Publisher, Event::MediaEgressStats(s)) => {
                 let acc = self.egress.entry((s.mid, s.rid)).or_default();
                 acc.bytes = s.bytes;
@@ -1777,6 +1827,11 @@ impl Participant {
             connection_quality: self.quality,
             resumes: self.resumes,
             rejoins: self.rejoins,
+            transport: self.pub_pair.map(|p| p.0),
+            subscriber_transport: self.sub_pair.map(|p| p.0),
+            // Filled in by the driver, which owns the sockets.
+            udp_datagrams_sent: 0,
+            tcp_frames_sent: 0,
         };
         self.emit(PublisherEvent::Stats(snap));
     }
@@ -1803,6 +1858,16 @@ fn target_bitrate_moved(last: Option<Bitrate>, estimate: Bitrate) -> bool {
 
 fn to_str0m_bitrate(b: Bitrate) -> str0m::bwe::Bitrate {
     str0m::bwe::Bitrate::bps(b.0)
+}
+
+/// Transport and remote address of the pair str0m selected, if any.
+fn selected_pair(s: &str0m::stats::PeerStats) -> Option<(TransportProtocol, SocketAddr)> {
+    let p = s.selected_candidate_pair.as_ref()?;
+    let proto = match p.protocol {
+        Protocol::Udp => TransportProtocol::Udp,
+        _ => TransportProtocol::Tcp,
+    };
+    Some((proto, p.remote.addr))
 }
 
 /// Parse LiveKit's `candidateInit` JSON (`{"candidate": "candidate:…", "sdpMid", …}`).
@@ -1943,6 +2008,7 @@ mod tests {
                 publisher_addr: addr("10.0.0.1:4000"),
                 subscriber_addr: addr("10.0.0.1:4001"),
                 initial_bitrate: Bitrate::from_kbps(1000),
+                ice_transport: IceTransport::UdpOnly,
             });
             let mut sfu = Rtc::builder().enable_bwe(None).build(now);
             sfu.add_local_candidate(
@@ -2707,6 +2773,7 @@ mod tests {
             publisher_addr: addr("10.0.0.1:4000"),
             subscriber_addr: addr("10.0.0.1:4001"),
             initial_bitrate: Bitrate::from_kbps(1000),
+            ice_transport: IceTransport::UdpOnly,
         });
         let known = participant(
             "early",

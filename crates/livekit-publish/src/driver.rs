@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use crate::Error;
 use crate::core::{Backoff, CoreConfig, CoreOutput, Participant};
 use crate::queue::LayerQueues;
+use crate::tcp::{TcpEvent, TcpLinks};
 use crate::types::*;
+use str0m::net::Protocol;
 
 /// How long after losing the signal a resume is still worth trying: LiveKit
 /// keeps a participant whose signal dropped for about 20 s.
@@ -47,6 +49,13 @@ pub struct PublishOptions {
     /// frame is dropped (counted in `StatsSnapshot::frames_dropped_rx`) and video
     /// skips to the next key frame, so the driver never waits for the reader.
     pub media_queue: usize,
+    /// Which transports ICE may use on both PCs: UDP and ICE-TCP to LiveKit's
+    /// `rtc.tcp_port` by default (UDP preferred, TCP when UDP is blocked).
+    pub ice_transport: IceTransport,
+    /// Test only: drop every outgoing UDP datagram, as a firewall blocking UDP
+    /// would (the ICE, the fallback to TCP and the stats are the real code path).
+    #[doc(hidden)]
+    pub simulate_udp_blocked: bool,
 }
 
 impl Default for PublishOptions {
@@ -59,6 +68,8 @@ impl Default for PublishOptions {
             event_queue: 1024,
             subscribe: false,
             media_queue: 64,
+            ice_transport: IceTransport::All,
+            simulate_udp_blocked: false,
         }
     }
 }
@@ -358,6 +369,7 @@ impl Publisher {
             publisher_addr: pub_addr,
             subscriber_addr: sub_addr,
             initial_bitrate: opts.initial_bitrate,
+            ice_transport: opts.ice_transport,
         });
         let (ev_tx, ev_rx) = mpsc::channel(opts.event_queue.max(16));
         let _ = ev_tx.try_send(PublisherEvent::StateChanged(ConnectionState::Connecting));
@@ -387,6 +399,9 @@ impl Publisher {
             ev_tx,
             video: Vec::new(),
             audio: Vec::new(),
+            tcp: TcpLinks::new(),
+            udp_sent: 0,
+            block_udp: opts.simulate_udp_blocked,
         };
         tokio::spawn(driver.run());
         Ok((
@@ -469,6 +484,12 @@ struct Driver {
     /// Video queues, with the per-layer drop counts already told to the core.
     video: Vec<(TrackCid, Arc<VideoQueue>, SeenDrops)>,
     audio: Vec<(TrackCid, Arc<MediaQueue<EncodedAudio>>)>,
+    /// ICE-TCP connections of both PCs.
+    tcp: TcpLinks,
+    /// UDP datagrams sent (stats).
+    udp_sent: u64,
+    /// [`PublishOptions::simulate_udp_blocked`].
+    block_udp: bool,
 }
 
 fn now_ms() -> i64 {
@@ -494,16 +515,25 @@ impl Driver {
                 CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
                 CoreOutput::Transmit(_, _) if self.blackhole.load(Ordering::Relaxed) => {}
+                CoreOutput::Transmit(pc, t) if t.proto != Protocol::Udp => {
+                    self.tcp.send(pc, t.destination, &t.contents);
+                }
+                CoreOutput::Transmit(_, _) if self.block_udp => {}
                 CoreOutput::Transmit(pc, t) => {
                     let sock = match pc {
                         PcKind::Publisher => &self.pub_sock,
                         PcKind::Subscriber => &self.sub_sock,
                     };
-                    if let Err(e) = sock.send_to(&t.contents, t.destination).await {
-                        tracing::debug!("send_to {}: {e}", t.destination);
+                    match sock.send_to(&t.contents, t.destination).await {
+                        Ok(_) => self.udp_sent += 1,
+                        Err(e) => tracing::debug!("send_to {}: {e}", t.destination),
                     }
                 }
-                CoreOutput::Event(e) => {
+                CoreOutput::Event(mut e) => {
+                    if let PublisherEvent::Stats(s) = &mut e {
+                        s.udp_datagrams_sent = self.udp_sent;
+                        s.tcp_frames_sent = self.tcp.frames_sent;
+                    }
                     if let Err(e) = self.ev_tx.try_send(e) {
                         tracing::warn!("event queue full, dropping {e:?}");
                     }
@@ -569,6 +599,7 @@ impl Driver {
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
                 }
+                Some(ev) = self.tcp.recv() => self.tcp_event(ev),
                 cmd = self.cmd_rx.recv() => {
                     match cmd {
                         Some(cmd) => {
@@ -635,6 +666,7 @@ impl Driver {
                         self.held_signals
                             .retain(|m| !matches!(m, proto::signal_request::Message::Offer(_)));
                         self.core.resume(Instant::now().into_std());
+                        self.tcp.close_all();
                         // The ICE-restart offer and SyncState pass through while the
                         // signal client still holds everything else back.
                         self.flush().await;
@@ -691,6 +723,7 @@ impl Driver {
                     // Requests held for the old session mean nothing to the new one.
                     self.held_signals.clear();
                     self.core.rejoin(&join, Instant::now().into_std());
+                    self.tcp.close_all();
                     return true;
                 }
                 Some(Err(e)) => {
@@ -778,6 +811,7 @@ impl Driver {
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
                 }
+                Some(ev) = self.tcp.recv() => self.tcp_event(ev),
                 _ = self.notify.notified() => self.pump_media(),
                 _ = tokio::time::sleep_until(deadline) => {
                     self.core.handle_timeout(Instant::now().into_std());
@@ -794,6 +828,32 @@ impl Driver {
                     }
                     None => return None,
                 },
+            }
+        }
+    }
+
+    /// A frame or the end of an ICE-TCP connection (see [`crate::tcp`]).
+    fn tcp_event(&mut self, ev: TcpEvent) {
+        match ev {
+            TcpEvent::Frame { .. } if self.blackhole.load(Ordering::Relaxed) => {}
+            TcpEvent::Frame { pc, remote, data } => {
+                let local = crate::tcp::active_addr(match pc {
+                    PcKind::Publisher => self.pub_addr,
+                    PcKind::Subscriber => self.sub_addr,
+                });
+                let now = Instant::now().into_std();
+                self.core.handle_receive_tcp(pc, remote, local, &data, now);
+            }
+            TcpEvent::Closed {
+                pc,
+                remote,
+                id,
+                error,
+            } => {
+                if self.tcp.closed(pc, remote, id) {
+                    tracing::info!("{pc:?} ICE-TCP connection to {remote} ended: {error}");
+                    self.core.tcp_closed(pc, remote);
+                }
             }
         }
     }

@@ -107,6 +107,7 @@ pub mod core;
 mod driver;
 mod queue;
 pub mod subscribe;
+pub mod tcp;
 pub mod types;
 
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};

@@ -950,6 +950,7 @@ mod core_tests {
                 publisher_addr: addr("10.0.0.1:4000"),
                 subscriber_addr: addr("10.0.0.1:4001"),
                 initial_bitrate: Bitrate::from_kbps(1000),
+                ice_transport: IceTransport::UdpOnly,
             });
             // The same single H.264 flavour the core offers and accepts.
             let mut cfg = Rtc::builder().clear_codecs().enable_opus(true, false);

@@ -354,6 +354,38 @@ pub struct StatsSnapshot {
     pub frames_dropped_rx: u64,
     /// Opus packets received and handed to the media channel.
     pub audio_packets_received: u64,
+    /// Transport of the publisher PC's selected ICE pair (`None` before ICE
+    /// selected one): what a health display shows as "UDP"/"TCP".
+    pub transport: Option<TransportProtocol>,
+    /// Transport of the subscriber PC's selected ICE pair.
+    pub subscriber_transport: Option<TransportProtocol>,
+    /// UDP datagrams the driver sent (both PCs, STUN included).
+    pub udp_datagrams_sent: u64,
+    /// RFC 4571 frames the driver sent over ICE-TCP connections (both PCs).
+    pub tcp_frames_sent: u64,
+}
+
+/// Which transports ICE may use ([`PublishOptions::ice_transport`](crate::PublishOptions)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IceTransport {
+    /// UDP and TCP candidates; ICE prefers UDP (higher priority) and falls back
+    /// to TCP when UDP is blocked.
+    #[default]
+    All,
+    /// UDP only (no TCP candidate is offered).
+    UdpOnly,
+    /// TCP only (no UDP candidate): for networks known to block UDP, and to
+    /// test the TCP path.
+    TcpOnly,
+}
+
+/// The transport protocol of a selected ICE candidate pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportProtocol {
+    /// Plain UDP.
+    Udp,
+    /// ICE-TCP (RFC 6544, RFC 4571 framing) to the server's passive candidate.
+    Tcp,
 }
 
 /// Per-track ingress figures of a subscribed track.

@@ -1,0 +1,256 @@
+//! ICE over TCP against a real livekit-server (its `rtc.tcp_port`) with the
+//! Python SDK viewer: H.264 640x360@30 published over TCP only, the fallback to
+//! TCP when UDP is blocked, and UDP preferred when it works.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, viewer_options};
+use streamit_livekit_publish::*;
+use streamit_media::MediaTime;
+use streamit_media::encode::{VideoCodec as MediaCodec, VideoEncoderConfig, new_video_encoder};
+use streamit_media::pattern::generate_pattern;
+use streamit_testkit::{Viewer, ViewerReport};
+use tokio::sync::mpsc::Receiver;
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+}
+
+async fn wait_for(
+    events: &mut Receiver<PublisherEvent>,
+    within: Duration,
+    f: impl Fn(&PublisherEvent) -> bool,
+) -> anyhow::Result<Vec<PublisherEvent>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out; saw {seen:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("events closed"))?;
+        if let PublisherEvent::StateChanged(ConnectionState::Failed { error }) = &ev {
+            anyhow::bail!("failed: {error}");
+        }
+        let hit = f(&ev);
+        seen.push(ev);
+        if hit {
+            return Ok(seen);
+        }
+    }
+}
+
+/// One 1 s GOP of the synthetic pattern (key frame first), looped by the sender
+/// so encoding does not compete with the stream on the loaded machine.
+fn gop() -> anyhow::Result<Vec<(bytes::Bytes, bool)>> {
+    let mut cfg = VideoEncoderConfig::new(640, 360, 30.0, 1_000_000);
+    cfg.keyframe_interval = 0;
+    let mut enc = new_video_encoder(MediaCodec::H264, cfg)?;
+    let mut out = Vec::new();
+    for n in 0..30u32 {
+        let pic = generate_pattern(
+            640,
+            360,
+            n * 3,
+            MediaTime::from_micros(u64::from(n) * 33_333),
+        )?;
+        if let Some(e) = enc.encode(&pic, n == 0)? {
+            out.push((e.data, e.keyframe));
+        }
+    }
+    anyhow::ensure!(out.len() == 30 && out[0].1, "bad GOP");
+    Ok(out)
+}
+
+struct Outcome {
+    connect_time: Duration,
+    report: Option<ViewerReport>,
+    sent: u64,
+    last_stats: Option<StatsSnapshot>,
+}
+
+/// Connects with `opts`, then (if `seconds > 0`) publishes H.264 to a Python SDK
+/// viewer for `seconds` and returns its report and the last stats.
+async fn run(server: &Server, opts: PublishOptions, seconds: u64) -> anyhow::Result<Outcome> {
+    let frames = gop()?;
+    let token = server.token("creator", "room", true)?;
+    let t0 = Instant::now();
+    let (handle, mut events) = Publisher::connect(&server.ws_url(), &token, opts).await?;
+    wait_for(&mut events, Duration::from_secs(15), |e| {
+        matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
+    })
+    .await?;
+    let connect_time = t0.elapsed();
+    let mut last_stats = None;
+    let mut report = None;
+    let mut sent = 0u64;
+    if seconds > 0 {
+        let vt = server.token("viewer1", "room", false)?;
+        let mut vo = viewer_options(&server.ws_url(), &vt, seconds as f64 + 6.0);
+        vo.until_frames = Some(u32::MAX);
+        let viewer = Viewer::spawn(vo)?;
+        wait_for(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, PublisherEvent::ParticipantJoined(_))
+        })
+        .await?;
+        let video = handle
+            .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+            .await?;
+        wait_for(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, PublisherEvent::KeyframeRequested { .. })
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let start = Instant::now();
+        let mut pos = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        while start.elapsed() < Duration::from_secs(seconds) {
+            tick.tick().await;
+            while let Ok(ev) = events.try_recv() {
+                match ev {
+                    PublisherEvent::KeyframeRequested { .. } => pos = 0,
+                    PublisherEvent::Stats(s) => last_stats = Some(s),
+                    _ => {}
+                }
+            }
+            if Duration::from_micros(sent * 33_333) <= start.elapsed() {
+                let (data, keyframe) = &frames[pos];
+                pos = (pos + 1) % frames.len();
+                video.send(EncodedVideo {
+                    layer: None,
+                    data: data.clone(),
+                    keyframe: *keyframe,
+                    timestamp: Duration::from_micros(sent * 33_333),
+                });
+                sent += 1;
+            }
+        }
+        report = Some(viewer.report().await?);
+    }
+    // Stats come once a second: take one with both pairs selected.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+            Ok(Some(PublisherEvent::Stats(s))) => {
+                let done = s.transport.is_some() && s.subscriber_transport.is_some();
+                last_stats = Some(s);
+                if done {
+                    break;
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    handle.leave().await?;
+    Ok(Outcome {
+        connect_time,
+        report,
+        sent,
+        last_stats,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_only_publishes_h264_the_viewer_decodes_and_no_udp_is_sent() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let opts = PublishOptions {
+        ice_transport: IceTransport::TcpOnly,
+        ..Default::default()
+    };
+    let out = run(&server, opts, 10).await?;
+    let report = out.report.ok_or_else(|| anyhow::anyhow!("no report"))?;
+    let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    let decoded = report.video.frames;
+    eprintln!(
+        "TCP only: connected in {:?}, sent {} frames, viewer decoded {decoded}, stats: transport {:?}/{:?}, udp {} tcp {}",
+        out.connect_time,
+        out.sent,
+        stats.transport,
+        stats.subscriber_transport,
+        stats.udp_datagrams_sent,
+        stats.tcp_frames_sent
+    );
+    assert_eq!(stats.transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.subscriber_transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.udp_datagrams_sent, 0, "not one UDP datagram");
+    // Every video frame is at least one RTP packet, each one TCP frame.
+    assert!(
+        stats.tcp_frames_sent >= out.sent,
+        "{} TCP frames for {} video frames",
+        stats.tcp_frames_sent,
+        out.sent
+    );
+    assert!(
+        decoded * 100 >= out.sent * 90,
+        "viewer decoded {decoded} of {} frames; log:\n{}",
+        out.sent,
+        server.log()
+    );
+    Ok(())
+}
+
+/// A firewall that drops UDP (simulated by the driver dropping every outgoing
+/// datagram): ICE tries both transports and the session comes up over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_udp_falls_back_to_tcp_within_seconds() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let opts = PublishOptions {
+        simulate_udp_blocked: true,
+        ..Default::default()
+    };
+    let out = run(&server, opts, 5).await?;
+    let report = out.report.ok_or_else(|| anyhow::anyhow!("no report"))?;
+    let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    eprintln!(
+        "UDP blocked: connected in {:?}, sent {}, decoded {}, transport {:?}/{:?}, udp {} tcp {}",
+        out.connect_time,
+        out.sent,
+        report.video.frames,
+        stats.transport,
+        stats.subscriber_transport,
+        stats.udp_datagrams_sent,
+        stats.tcp_frames_sent
+    );
+    assert!(
+        out.connect_time < Duration::from_secs(5),
+        "{:?}",
+        out.connect_time
+    );
+    assert_eq!(stats.transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.subscriber_transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.udp_datagrams_sent, 0);
+    assert!(
+        report.video.frames * 100 >= out.sent * 90,
+        "decoded {} of {}",
+        report.video.frames,
+        out.sent
+    );
+    Ok(())
+}
+
+/// With both transports working ICE selects UDP (higher candidate priority).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_is_preferred_when_it_works() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let out = run(&server, PublishOptions::default(), 0).await?;
+    let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    eprintln!(
+        "All: connected in {:?}, transport {:?}/{:?}, udp {} tcp {}",
+        out.connect_time,
+        stats.transport,
+        stats.subscriber_transport,
+        stats.udp_datagrams_sent,
+        stats.tcp_frames_sent
+    );
+    assert_eq!(stats.transport, Some(TransportProtocol::Udp));
+    assert_eq!(stats.subscriber_transport, Some(TransportProtocol::Udp));
+    assert!(stats.udp_datagrams_sent > 0);
+    Ok(())
+}
