@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+pub mod proxy;
+pub mod subscriber;
+
 use anyhow::Result;
 use streamit_testkit::Grants;
 

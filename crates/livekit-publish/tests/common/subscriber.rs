@@ -1,0 +1,218 @@
+//! The receive side's test helpers: an event log, a decoding reader that reads
+//! the pattern's codes back, and a paced H.264 sender of the test pattern.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use streamit_livekit_publish::*;
+use streamit_media::MediaTime;
+use streamit_media::encode::{
+    OpusDecoder, VideoEncoderConfig, new_video_decoder, new_video_encoder,
+};
+use streamit_media::pattern::{generate_pattern, read_pattern_code};
+use tokio::sync::mpsc::Receiver;
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+}
+
+pub fn media_codec(c: VideoCodec) -> streamit_media::encode::VideoCodec {
+    match c {
+        VideoCodec::H264 => streamit_media::encode::VideoCodec::H264,
+        VideoCodec::Vp8 => streamit_media::encode::VideoCodec::Vp8,
+    }
+}
+
+/// Every event a participant emitted, collected by a background task.
+#[derive(Clone, Default)]
+pub struct EventLog(Arc<Mutex<Vec<PublisherEvent>>>);
+
+impl EventLog {
+    pub fn spawn(mut rx: Receiver<PublisherEvent>) -> Self {
+        let log = EventLog::default();
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let Ok(mut v) = l.0.lock() {
+                    v.push(e);
+                }
+            }
+        });
+        log
+    }
+
+    pub fn snapshot(&self) -> Vec<PublisherEvent> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Waits until an event matches `f` and returns it.
+    pub async fn wait(
+        &self,
+        within: Duration,
+        what: &str,
+        f: impl Fn(&PublisherEvent) -> bool,
+    ) -> anyhow::Result<PublisherEvent> {
+        let deadline = Instant::now() + within;
+        loop {
+            let events = self.snapshot();
+            if let Some(e) = events.iter().find(|e| f(e)) {
+                return Ok(e.clone());
+            }
+            if let Some(PublisherEvent::StateChanged(ConnectionState::Failed { error })) =
+                events.iter().find(|e| {
+                    matches!(
+                        e,
+                        PublisherEvent::StateChanged(ConnectionState::Failed { .. })
+                    )
+                })
+            {
+                anyhow::bail!("failed while waiting for {what}: {error}");
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("timed out waiting for {what}; saw {events:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What the viewer's decode thread saw.
+#[derive(Default)]
+pub struct Decoded {
+    /// (frame number, capture µs on the test's media clock, when decoded).
+    pub video: Vec<(u32, u64, Instant)>,
+    /// Size of every decoded picture, and when.
+    pub sizes: Vec<(u32, u32, Instant)>,
+    /// Frames the decoder produced whose code did not read.
+    pub unreadable: u64,
+    pub decode_errors: u64,
+    pub frames_in: u64,
+    pub keyframes_in: u64,
+    pub non_contiguous: u64,
+    pub audio_packets: u64,
+    pub audio_samples: u64,
+    pub audio_rates: Vec<u32>,
+    pub tracks_seen: Vec<TrackSid>,
+}
+
+/// Drains the media channel on a plain thread (decoding blocks), like `watch` would.
+pub fn spawn_decoder(
+    mut media: Receiver<ReceivedMedia>,
+    out: Arc<Mutex<Decoded>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut video_dec = None;
+        let mut opus = OpusDecoder::new(1).ok();
+        while let Some(m) = media.blocking_recv() {
+            match m {
+                ReceivedMedia::Video(v) => {
+                    let dec = match &mut video_dec {
+                        Some(d) => d,
+                        None => match new_video_decoder(media_codec(v.codec)) {
+                            Ok(d) => video_dec.insert(d),
+                            Err(_) => return,
+                        },
+                    };
+                    let pts = MediaTime::from_micros(v.timestamp.as_micros() as u64);
+                    let res = dec.decode(&v.data, pts);
+                    let now = Instant::now();
+                    let Ok(mut o) = out.lock() else { return };
+                    o.frames_in += 1;
+                    o.keyframes_in += u64::from(v.keyframe);
+                    o.non_contiguous += u64::from(!v.contiguous);
+                    if !o.tracks_seen.contains(&v.track) {
+                        o.tracks_seen.push(v.track.clone());
+                    }
+                    match res {
+                        Ok(Some(frame)) => {
+                            o.sizes.push((frame.width, frame.height, now));
+                            match read_pattern_code(&frame) {
+                                Some((n, us)) => o.video.push((n, us, now)),
+                                None => o.unreadable += 1,
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(_) => o.decode_errors += 1,
+                    }
+                }
+                ReceivedMedia::Audio(a) => {
+                    let Some(opus) = opus.as_mut() else { continue };
+                    let res = opus.decode(&a.data, MediaTime::ZERO);
+                    let Ok(mut o) = out.lock() else { return };
+                    o.audio_packets += 1;
+                    if !o.tracks_seen.contains(&a.track) {
+                        o.tracks_seen.push(a.track.clone());
+                    }
+                    if let Ok(f) = res {
+                        o.audio_samples += f.frames() as u64;
+                        if !o.audio_rates.contains(&f.sample_rate) {
+                            o.audio_rates.push(f.sample_rate);
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Sends H.264 (the layers the SFU wants; one layer for a single-stream track)
+/// from a plain thread until `stop`, at 30 fps on its own clock.
+pub fn spawn_sender(
+    video: VideoTrackSender,
+    layers: Vec<LayerSpec>,
+    pub_log: EventLog,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<u64>> {
+    std::thread::spawn(move || {
+        let mut encoders = Vec::new();
+        for l in &layers {
+            encoders.push((
+                l.quality,
+                new_video_encoder(
+                    streamit_media::encode::VideoCodec::H264,
+                    VideoEncoderConfig::new(l.width, l.height, 30.0, l.bitrate.bps() as u32),
+                )?,
+            ));
+        }
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        let mut seen = 0usize;
+        let mut force_key = true;
+        let mut wanted: Option<Vec<VideoQuality>> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let slot = t0 + Duration::from_micros(n * 33_333);
+            if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let events = pub_log.snapshot();
+            for e in &events[seen..] {
+                match e {
+                    PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                    PublisherEvent::LayersWanted { layers, .. } => wanted = Some(layers.clone()),
+                    _ => {}
+                }
+            }
+            seen = events.len();
+            let pts = MediaTime::from_micros(n * 33_333);
+            for ((q, enc), l) in encoders.iter_mut().zip(&layers) {
+                if wanted.as_ref().is_some_and(|w| !w.contains(q)) {
+                    continue;
+                }
+                let pic = generate_pattern(l.width, l.height, n as u32, pts)?;
+                if let Some(e) = enc.encode(&pic, force_key)? {
+                    video.send(EncodedVideo {
+                        layer: Some(*q),
+                        data: e.data,
+                        keyframe: e.keyframe,
+                        timestamp: pts.as_duration(),
+                    });
+                }
+            }
+            force_key = false;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
