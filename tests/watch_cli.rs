@@ -346,3 +346,143 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
     );
     Ok(())
 }
+
+/// LiveKit dies mid-watch and comes back on the same ports 2 s later: `publish` and
+/// `watch` both rejoin, `watch` reports the outage and decodes the pattern again, with
+/// frame numbers moving on past the outage, and still exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
+    let mut stack = Stack::start()?;
+    stack.creator("qa_restart_watched", true).await?;
+    let backend_url = stack.backend.url().to_string();
+    let runtime = tempfile::tempdir()?;
+    let watch_runtime = tempfile::tempdir()?;
+    let publish = studio(runtime.path())
+        .args(["publish", "--api", &backend_url])
+        .args([
+            "--username",
+            "qa_restart_watched",
+            "--password",
+            TEST_PASSWORD,
+        ])
+        .args([
+            "--source",
+            "synthetic",
+            "--audio",
+            "none",
+            "--codec",
+            "h264",
+        ])
+        .args(["--duration", "30s", "--json"])
+        .spawn()?;
+    let public = Client::new(&backend_url);
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_restart_watched")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let watch_spawned = Instant::now();
+    let watch = studio(watch_runtime.path())
+        .args(["watch", "qa_restart_watched", "--api", &backend_url])
+        .args(["--duration", "20s", "--json"])
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let killed = watch_spawned.elapsed();
+    stack.livekit.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.livekit.restart()?;
+    let restarted = watch_spawned.elapsed();
+
+    let out = tokio::time::timeout(Duration::from_secs(60), watch.wait_with_output())
+        .await
+        .context("watch did not finish")??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}; stderr {stderr}", out.status))?;
+    let v = &r["video"];
+    println!(
+        "killed at {killed:?}, restarted at {restarted:?} after watch started; outcome {}, \
+         reconnects {}, outages {}, frames/s {}, max code/s {}, decoded {}, skipped {}, decode errors {}",
+        r["outcome"],
+        r["reconnects"],
+        r["outages"],
+        v["framesPerSecond"],
+        v["maxCodePerSecond"],
+        v["framesDecoded"],
+        v["framesSkipped"],
+        v["decodeErrors"],
+    );
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {stderr}",
+        out.status
+    );
+    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    ensure!(
+        r["reconnects"].as_u64().is_some_and(|n| n >= 1),
+        "reconnects {}",
+        r["reconnects"]
+    );
+    let outage = &r["outages"][0];
+    let (lost, recovered) = (
+        outage["lostMs"].as_u64().context("lostMs")?,
+        outage["recoveredMs"]
+            .as_u64()
+            .context("the outage never recovered")?,
+    );
+    println!(
+        "watch: connection lost at {lost} ms, back at {recovered} ms ({} ms)",
+        recovered - lost
+    );
+    ensure!(
+        Duration::from_millis(lost) + Duration::from_secs(1) >= killed,
+        "lost at {lost} ms, killed at {killed:?}"
+    );
+    // Per-second figures since watch started (which is after it was spawned): every
+    // second from `after` on is wholly after the restart.
+    let after = restarted.as_secs() as usize + 1;
+    let frames: Vec<u64> = v["framesPerSecond"]
+        .as_array()
+        .context("framesPerSecond")?
+        .iter()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .collect();
+    let codes: Vec<Option<u64>> = v["maxCodePerSecond"]
+        .as_array()
+        .context("maxCodePerSecond")?
+        .iter()
+        .map(|c| c.as_u64())
+        .collect();
+    let before_kill = codes[..(killed.as_secs() as usize).min(codes.len())]
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .context("no codes before the kill")?;
+    let decoded_after: u64 = frames.iter().skip(after).sum();
+    let code_after = codes.iter().skip(after).flatten().max().copied();
+    ensure!(
+        decoded_after > 150,
+        "{decoded_after} frames decoded after the restart: {frames:?}"
+    );
+    // 30 fps: codes move on by the time the outage took (at least the 2 s it was down).
+    ensure!(
+        code_after.is_some_and(|c| c > before_kill + 60),
+        "codes {before_kill} before the kill, {code_after:?} after the restart"
+    );
+    ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
+
+    let out = tokio::time::timeout(Duration::from_secs(60), publish.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

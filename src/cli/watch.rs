@@ -173,6 +173,17 @@ fn print_human(r: &WatchReport) {
         ms(r.first_frame_ms),
         r.reconnects
     );
+    for o in &r.outages {
+        let lost = o.lost_ms as f64 / 1000.0;
+        match o.recovered_ms {
+            Some(back) => println!(
+                "outage:         lost at {lost:.1} s, back at {:.1} s ({:.1} s)",
+                back as f64 / 1000.0,
+                back.saturating_sub(o.lost_ms) as f64 / 1000.0
+            ),
+            None => println!("outage:         lost at {lost:.1} s, never back"),
+        }
+    }
     let resolutions: Vec<String> = v
         .resolutions
         .iter()

@@ -109,6 +109,12 @@ pub struct VideoMeasure {
     pub network_latencies_ms: Vec<f64>,
     pub first_decoded: Option<SystemTime>,
     pub last_decoded: Option<SystemTime>,
+    /// Start of the per-second figures (the watch's start); none without it.
+    pub origin: Option<SystemTime>,
+    /// Decoded frames in each whole second since `origin` (shows a freeze and the recovery).
+    pub frames_per_second: Vec<u64>,
+    /// Highest pattern code read in each second since `origin`.
+    pub max_code_per_second: Vec<Option<u32>>,
 }
 
 impl VideoMeasure {
@@ -130,6 +136,21 @@ impl VideoMeasure {
             .or_default() += 1;
         self.first_decoded.get_or_insert(decoded);
         self.last_decoded = Some(decoded);
+        let second = self
+            .origin
+            .and_then(|o| decoded.duration_since(o).ok())
+            .map(|d| d.as_secs() as usize);
+        if let Some(i) = second {
+            if self.frames_per_second.len() <= i {
+                self.frames_per_second.resize(i + 1, 0);
+                self.max_code_per_second.resize(i + 1, None);
+            }
+            self.frames_per_second[i] += 1;
+            if let Some((n, _)) = code {
+                let max = &mut self.max_code_per_second[i];
+                *max = Some(max.map_or(n, |m| m.max(n)));
+            }
+        }
         let Some((frame_no, pts_us)) = code else {
             return;
         };
@@ -258,6 +279,27 @@ mod tests {
         assert_eq!(v.resolutions.get("320x180"), Some(&1));
         assert_eq!(v.codes.read(), 2);
         assert_eq!(v.frames_decoded, 3);
+    }
+
+    #[test]
+    fn frames_and_codes_are_counted_per_second_since_the_origin() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let mut v = VideoMeasure {
+            origin: Some(t0),
+            ..Default::default()
+        };
+        let at = |ms| t0 + Duration::from_millis(ms);
+        v.decoded(640, 360, Some((5, 0)), None, at(100), at(100));
+        v.decoded(640, 360, Some((4, 0)), None, at(900), at(900));
+        v.decoded(640, 360, None, None, at(999), at(999));
+        // A freeze in second 1, frames again in second 2.
+        v.decoded(640, 360, Some((70, 0)), None, at(2_500), at(2_500));
+        assert_eq!(v.frames_per_second, vec![3, 0, 1]);
+        assert_eq!(v.max_code_per_second, vec![Some(5), None, Some(70)]);
+        // Without an origin there are no per-second figures.
+        let mut w = VideoMeasure::default();
+        w.decoded(640, 360, Some((1, 0)), None, t0, t0);
+        assert!(w.frames_per_second.is_empty());
     }
 
     #[test]

@@ -194,6 +194,19 @@ pub struct VideoReport {
     pub gap_runs: u64,
     /// Codes not larger than the one before.
     pub out_of_order: u64,
+    /// Decoded frames in each whole second since the watch started (a freeze shows as 0s).
+    pub frames_per_second: Vec<u64>,
+    /// Highest pattern code read in each of those seconds (the stream moving on).
+    pub max_code_per_second: Vec<Option<u32>>,
+}
+
+/// One loss of the connection to LiveKit, in ms since the watch started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutageReport {
+    pub lost_ms: u64,
+    /// Connected again (resumed or rejoined); `None` if it never came back.
+    pub recovered_ms: Option<u64>,
 }
 
 /// The audio part of a [`WatchReport`].
@@ -237,6 +250,8 @@ pub struct WatchReport {
     pub first_frame_ms: Option<u64>,
     /// Times the connection to LiveKit was lost and recovery began.
     pub reconnects: u32,
+    /// Each of those losses and when it recovered.
+    pub outages: Vec<OutageReport>,
     pub video: VideoReport,
     /// Capture (publisher) → decoded here; needs the publisher's clock epoch.
     pub latency: Option<LatencyStats>,
@@ -406,12 +421,13 @@ pub async fn watch(
         let handle = handle.clone();
         std::thread::Builder::new()
             .name("watch-decode".into())
-            .spawn(move || decode_loop(rx, shared, handle))
+            .spawn(move || decode_loop(rx, shared, handle, started))
             .map_err(|e| WatchError::Thread(e.to_string()))?
     };
 
     let mut connect_time = None;
     let mut reconnects = 0u32;
+    let mut outages: Vec<OutageReport> = Vec::new();
     let mut chat: Vec<WatchChat> = Vec::new();
     let mut names: HashMap<String, String> = HashMap::new();
     let mut codecs: Vec<String> = Vec::new();
@@ -455,11 +471,18 @@ pub async fn watch(
                 match ev {
                     lk::PublisherEvent::StateChanged(lk::ConnectionState::Connected) => {
                         connect_time.get_or_insert(started.elapsed());
+                        if let Some(o) = outages.last_mut().filter(|o| o.recovered_ms.is_none()) {
+                            o.recovered_ms = Some(started.elapsed().as_millis() as u64);
+                        }
                     }
                     lk::PublisherEvent::StateChanged(lk::ConnectionState::Reconnecting {
                         attempt: 1,
                         ..
-                    }) => reconnects += 1,
+                    }) => {
+                        reconnects += 1;
+                        let lost_ms = started.elapsed().as_millis() as u64;
+                        outages.push(OutageReport { lost_ms, recovered_ms: None });
+                    }
                     lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error: e }) => {
                         outcome = "failed";
                         error = Some(e);
@@ -574,6 +597,7 @@ pub async fn watch(
         connect_time_ms: connect_time.map(|d| d.as_millis() as u64),
         first_frame_ms: first_frame.map(|t| t.duration_since(started).as_millis() as u64),
         reconnects,
+        outages,
         latency: LatencyStats::of(&video.latencies_ms),
         network_latency: LatencyStats::of(&video.network_latencies_ms),
         clock_epoch_source: epoch.source.map(|s| s.name().to_string()),
@@ -595,6 +619,8 @@ pub async fn watch(
             gap_runs: video.codes.gap_runs(),
             out_of_order: video.codes.out_of_order,
             resolutions: video.resolutions,
+            frames_per_second: video.frames_per_second,
+            max_code_per_second: video.max_code_per_second,
         },
         audio: AudioReport {
             packets_received: audio.packets_received,
@@ -625,6 +651,7 @@ fn decode_loop(
     rx: std_mpsc::Receiver<Queued>,
     shared: Arc<Shared>,
     handle: lk::PublisherHandle,
+    started: Instant,
 ) -> (VideoMeasure, AudioMeasure) {
     // Instants → wall-clock times, read back to back once.
     let (anchor_instant, anchor_wall) = (Instant::now(), SystemTime::now());
@@ -632,7 +659,10 @@ fn decode_loop(
         Some(d) => anchor_wall + d,
         None => anchor_wall - anchor_instant.duration_since(t),
     };
-    let mut video = VideoMeasure::default();
+    let mut video = VideoMeasure {
+        origin: Some(wall(started)),
+        ..Default::default()
+    };
     let mut audio = AudioMeasure::default();
     let mut decoders: HashMap<lk::TrackSid, TrackDecoder> = HashMap::new();
     let mut opus: Option<OpusDecoder> = None;
