@@ -411,3 +411,69 @@ async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> 
     ensure!(report["audioPacketsSent"] == 0);
     Ok(())
 }
+
+/// `--ice-transport tcp`: the studio's media goes over ICE-TCP (LiveKit's
+/// `rtc.tcp_port`) and a viewer still decodes it; the report names the transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_over_ice_tcp_is_decoded_and_reported_as_tcp() -> Result<()> {
+    let stack = Stack::start()?;
+    let backend = &stack.backend;
+    let lk = &stack.livekit;
+    let user_id = stack.creator("qa_tcp", true).await?.user.id;
+    let child = studio()
+        .args([
+            "publish",
+            "--api",
+            backend.url(),
+            "--username",
+            "qa_tcp",
+            "--password",
+            TEST_PASSWORD,
+            "--ice-transport",
+            "tcp",
+            "--audio",
+            "none",
+            "--duration",
+            "8s",
+            "--json",
+        ])
+        .spawn()?;
+    let public = Client::new(backend.url());
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_tcp")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(8), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: user_id,
+            guest_name: None,
+        })
+        .await?;
+    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    opts.duration = Duration::from_secs(5);
+    opts.until_frames = Some(90);
+    let viewer = Viewer::run(opts).await?;
+    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lk.log_tail(20)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    println!(
+        "viewer frames {} (first at {:?} ms); publisher transport {}, sent {}",
+        viewer.video.frames, viewer.video.first_frame_ms, report["transport"], report["framesSent"]
+    );
+    ensure!(viewer.joined, "{:?}", viewer.error);
+    ensure!(viewer.video.frames >= 90, "frames {}", viewer.video.frames);
+    ensure!(report["transport"] == "tcp", "{report}");
+    Ok(())
+}

@@ -118,6 +118,15 @@ pub enum CodecArg {
     Vp8,
 }
 
+/// `publish --ice-transport`: which transports ICE may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IceTransportArg {
+    /// UDP, and TCP to the server's ICE-TCP port when UDP is blocked.
+    All,
+    Udp,
+    Tcp,
+}
+
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     #[command(flatten)]
@@ -133,6 +142,9 @@ pub struct PublishArgs {
     /// Publish three simulcast layers (q/h/f).
     #[arg(long)]
     pub simulcast: bool,
+    /// Media transport: `all` (UDP, TCP when UDP is blocked), `udp` or `tcp` (only).
+    #[arg(long, value_enum, default_value = "all")]
+    pub ice_transport: IceTransportArg,
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,

@@ -10,7 +10,9 @@ use streamit_session::{
 };
 
 use super::auth::{self, Auth};
-use super::{AuthArgs, CliError, CliResult, CodecArg, PublishArgs, SetupArgs, exit_code};
+use super::{
+    AuthArgs, CliError, CliResult, CodecArg, IceTransportArg, PublishArgs, SetupArgs, exit_code,
+};
 
 /// The JSON report of `publish --json`.
 #[derive(Debug, Serialize)]
@@ -35,6 +37,8 @@ pub struct PublishReport {
     pub last_bitrate_bps: u64,
     pub target_bitrate_bps: Option<u64>,
     pub rtt_ms: Option<f64>,
+    /// Media transport ICE selected at the end: "udp" or "tcp".
+    pub transport: Option<String>,
     pub reconnects: u32,
     pub keyframe_requests: u64,
     /// As the studio saw them (LiveKit participant updates).
@@ -107,6 +111,11 @@ pub async fn publish(a: PublishArgs) -> CliResult {
         CodecArg::Vp8 => Codec::Vp8,
     };
     config.simulcast = a.simulcast;
+    config.publish.ice_transport = match a.ice_transport {
+        IceTransportArg::All => streamit_session::IceTransport::All,
+        IceTransportArg::Udp => streamit_session::IceTransport::UdpOnly,
+        IceTransportArg::Tcp => streamit_session::IceTransport::TcpOnly,
+    };
     let session = authenticated(&a.auth, config).await?;
     // A title given, or no stream set up yet (a fresh QA account): set it up first.
     let title = match (&a.title, session.state().stream) {
@@ -285,6 +294,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         last_bitrate_bps: h.bitrate_bps,
         target_bitrate_bps: h.target_bitrate_bps,
         rtt_ms: h.rtt.map(|r| r.as_secs_f64() * 1000.0),
+        transport: h.transport.map(str::to_string),
         reconnects: h.reconnects,
         keyframe_requests: h.keyframe_requests,
         peak_viewers: s.peak_viewers,

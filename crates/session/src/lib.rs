@@ -50,5 +50,5 @@ pub use session::{SessionConfig, SessionHandle};
 pub use state::{
     Account, ChatEntry, Health, MediaSelection, SessionState, StreamInfo, StreamState, Summary,
 };
-pub use streamit_livekit_publish::PublishOptions;
+pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

@@ -1036,6 +1036,10 @@ impl Task {
                 lk::ConnectionQuality::Poor => "poor",
                 lk::ConnectionQuality::Lost => "lost",
             }),
+            transport: s.transport.map(|t| match t {
+                lk::TransportProtocol::Udp => "udp",
+                lk::TransportProtocol::Tcp => "tcp",
+            }),
         };
     }
 }

@@ -109,6 +109,9 @@ pub struct Health {
     pub reconnects: u32,
     /// The server's view of this connection: "excellent", "good", "poor", "lost".
     pub connection_quality: Option<&'static str>,
+    /// Transport of the media connection ICE selected: "udp", or "tcp" when UDP is
+    /// blocked (or `ice_transport` is TCP only); `None` before it is selected.
+    pub transport: Option<&'static str>,
 }
 
 /// The end-of-stream summary: the backend's record plus the studio's own counts.
