@@ -561,6 +561,10 @@ impl Participant {
             self.emit(PublisherEvent::Error("answer without an offer".into()));
             return;
         };
+        tracing::debug!(
+            "answer carries {} candidates",
+            sd.sdp.matches("a=candidate").count()
+        );
         let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -687,6 +691,11 @@ impl Participant {
         let Some(c) = parse_candidate_init(&t.candidate_init) else {
             return;
         };
+        tracing::debug!(
+            "trickled candidate (target {}): {}",
+            t.target,
+            c.to_sdp_string()
+        );
         if t.target == proto::SignalTarget::Subscriber as i32 {
             match self.subscriber.as_mut() {
                 Some(rtc) => rtc.add_remote_candidate(c),

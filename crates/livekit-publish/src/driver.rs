@@ -52,8 +52,9 @@ pub struct PublishOptions {
     /// Which transports ICE may use on both PCs: UDP and ICE-TCP to LiveKit's
     /// `rtc.tcp_port` by default (UDP preferred, TCP when UDP is blocked).
     pub ice_transport: IceTransport,
-    /// Test only: drop every outgoing UDP datagram, as a firewall blocking UDP
-    /// would (the ICE, the fallback to TCP and the stats are the real code path).
+    /// Test only: drop every UDP datagram, sent and received, as a firewall
+    /// blocking UDP would (the ICE, the fallback to TCP and the stats are the
+    /// real code path).
     #[doc(hidden)]
     pub simulate_udp_blocked: bool,
 }
@@ -192,6 +193,7 @@ enum Command {
     RequestKeyframe(TrackSid),
     SetVideoQuality(TrackSid, VideoQuality),
     Simulate(proto::simulate_scenario::Scenario),
+    ResetTcp,
 }
 
 /// Controls a running publisher. Cheap to clone.
@@ -319,6 +321,13 @@ impl PublisherHandle {
     #[doc(hidden)]
     pub fn simulate_network_outage(&self, on: bool) {
         self.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    /// Close every ICE-TCP connection as a network reset would (tests of the
+    /// transport-loss path over TCP).
+    #[doc(hidden)]
+    pub fn simulate_tcp_reset(&self) -> Result<(), Error> {
+        self.cmd.send(Command::ResetTcp).map_err(|_| Error::Closed)
     }
 
     /// Leave the room and stop the driver.
@@ -588,13 +597,13 @@ impl Driver {
                     }
                 }
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
+                    if let Ok((n, src)) = r && !self.udp_dropped() {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
+                    if let Ok((n, src)) = r && !self.udp_dropped() {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
@@ -800,13 +809,13 @@ impl Driver {
                     Some(SignalEvent::Close(_)) | None => self.signal_lost = true,
                 },
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
+                    if let Ok((n, src)) = r && !self.udp_dropped() {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.blackhole.load(Ordering::Relaxed) {
+                    if let Ok((n, src)) = r && !self.udp_dropped() {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
@@ -830,6 +839,12 @@ impl Driver {
                 },
             }
         }
+    }
+
+    /// Received datagrams are dropped: a simulated outage, or UDP blocked (both
+    /// ways, as a firewall would).
+    fn udp_dropped(&self) -> bool {
+        self.block_udp || self.blackhole.load(Ordering::Relaxed)
     }
 
     /// A frame or the end of an ICE-TCP connection (see [`crate::tcp`]).
@@ -930,6 +945,7 @@ impl Driver {
                         proto::SimulateScenario { scenario: Some(sc) },
                     ))
             }
+            Command::ResetTcp => self.tcp.reset_all(),
             Command::Leave(done) => {
                 self.core.leave(now);
                 self.flush().await;

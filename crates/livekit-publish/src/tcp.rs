@@ -250,6 +250,17 @@ impl TcpLinks {
         }
     }
 
+    /// Shuts every connection down as if the network had reset it: each reports
+    /// `Closed` as the current connection (tests of the transport-loss path).
+    pub fn reset_all(&mut self) {
+        for link in self.links.values_mut() {
+            if let Link::Open { tx, .. } = link {
+                // Replacing the sender ends the writer, which closes the socket.
+                *tx = mpsc::channel(1).0;
+            }
+        }
+    }
+
     /// Drops every connection (their tasks end once their queues close). An ICE
     /// restart gets fresh connections: LiveKit binds a connection to the ICE
     /// username of its first STUN request.

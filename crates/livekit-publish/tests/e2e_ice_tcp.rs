@@ -70,11 +70,19 @@ struct Outcome {
     report: Option<ViewerReport>,
     sent: u64,
     last_stats: Option<StatsSnapshot>,
+    /// Events while sending, with their time since the first frame.
+    events: Vec<(Duration, PublisherEvent)>,
 }
 
 /// Connects with `opts`, then (if `seconds > 0`) publishes H.264 to a Python SDK
 /// viewer for `seconds` and returns its report and the last stats.
-async fn run(server: &Server, opts: PublishOptions, seconds: u64) -> anyhow::Result<Outcome> {
+/// With `reset_at`, every ICE-TCP connection is reset that long after the first frame.
+async fn run(
+    server: &Server,
+    opts: PublishOptions,
+    seconds: u64,
+    reset_at: Option<Duration>,
+) -> anyhow::Result<Outcome> {
     let frames = gop()?;
     let token = server.token("creator", "room", true)?;
     let t0 = Instant::now();
@@ -87,6 +95,7 @@ async fn run(server: &Server, opts: PublishOptions, seconds: u64) -> anyhow::Res
     let mut last_stats = None;
     let mut report = None;
     let mut sent = 0u64;
+    let mut log = Vec::new();
     if seconds > 0 {
         let vt = server.token("viewer1", "room", false)?;
         let mut vo = viewer_options(&server.ws_url(), &vt, seconds as f64 + 6.0);
@@ -107,14 +116,20 @@ async fn run(server: &Server, opts: PublishOptions, seconds: u64) -> anyhow::Res
         let start = Instant::now();
         let mut pos = 0usize;
         let mut tick = tokio::time::interval(Duration::from_millis(5));
+        let mut reset_done = false;
         while start.elapsed() < Duration::from_secs(seconds) {
             tick.tick().await;
+            if !reset_done && reset_at.is_some_and(|at| start.elapsed() >= at) {
+                reset_done = true;
+                handle.simulate_tcp_reset()?;
+            }
             while let Ok(ev) = events.try_recv() {
-                match ev {
+                match &ev {
                     PublisherEvent::KeyframeRequested { .. } => pos = 0,
-                    PublisherEvent::Stats(s) => last_stats = Some(s),
+                    PublisherEvent::Stats(s) => last_stats = Some(s.clone()),
                     _ => {}
                 }
+                log.push((start.elapsed(), ev));
             }
             if Duration::from_micros(sent * 33_333) <= start.elapsed() {
                 let (data, keyframe) = &frames[pos];
@@ -151,6 +166,7 @@ async fn run(server: &Server, opts: PublishOptions, seconds: u64) -> anyhow::Res
         report,
         sent,
         last_stats,
+        events: log,
     })
 }
 
@@ -162,7 +178,7 @@ async fn tcp_only_publishes_h264_the_viewer_decodes_and_no_udp_is_sent() -> anyh
         ice_transport: IceTransport::TcpOnly,
         ..Default::default()
     };
-    let out = run(&server, opts, 10).await?;
+    let out = run(&server, opts, 10, None).await?;
     let report = out.report.ok_or_else(|| anyhow::anyhow!("no report"))?;
     let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
     let decoded = report.video.frames;
@@ -204,7 +220,7 @@ async fn blocked_udp_falls_back_to_tcp_within_seconds() -> anyhow::Result<()> {
         simulate_udp_blocked: true,
         ..Default::default()
     };
-    let out = run(&server, opts, 5).await?;
+    let out = run(&server, opts, 5, None).await?;
     let report = out.report.ok_or_else(|| anyhow::anyhow!("no report"))?;
     let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
     eprintln!(
@@ -239,7 +255,7 @@ async fn blocked_udp_falls_back_to_tcp_within_seconds() -> anyhow::Result<()> {
 async fn udp_is_preferred_when_it_works() -> anyhow::Result<()> {
     init_tracing();
     let server = Server::start()?;
-    let out = run(&server, PublishOptions::default(), 0).await?;
+    let out = run(&server, PublishOptions::default(), 0, None).await?;
     let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
     eprintln!(
         "All: connected in {:?}, transport {:?}/{:?}, udp {} tcp {}",
@@ -252,5 +268,75 @@ async fn udp_is_preferred_when_it_works() -> anyhow::Result<()> {
     assert_eq!(stats.transport, Some(TransportProtocol::Udp));
     assert_eq!(stats.subscriber_transport, Some(TransportProtocol::Udp));
     assert!(stats.udp_datagrams_sent > 0);
+    Ok(())
+}
+
+/// A reset of the ICE-TCP connections (both PCs) is a transport loss: the driver
+/// notices it at once (not after ~15 s of ICE consent), resumes the session over
+/// fresh TCP connections and the viewer decodes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_tcp_connection_is_resumed_over_tcp() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let opts = PublishOptions {
+        ice_transport: IceTransport::TcpOnly,
+        ..Default::default()
+    };
+    let reset_at = Duration::from_secs(3);
+    let out = run(&server, opts, 12, Some(reset_at)).await?;
+    let report = out.report.ok_or_else(|| anyhow::anyhow!("no report"))?;
+    let stats = out.last_stats.ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    let states: Vec<(Duration, &ConnectionState)> = out
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            PublisherEvent::StateChanged(s) => Some((*t, s)),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "TCP reset at {reset_at:?}: states {states:?}; resumes {} rejoins {}; transport {:?}/{:?}; viewer decoded {} of {} frames, per second {:?}",
+        stats.resumes,
+        stats.rejoins,
+        stats.transport,
+        stats.subscriber_transport,
+        report.video.frames,
+        out.sent,
+        report.video.frames_per_second
+    );
+    let lost = states
+        .iter()
+        .find(|(_, s)| matches!(s, ConnectionState::Reconnecting { .. }))
+        .map(|(t, _)| *t)
+        .ok_or_else(|| anyhow::anyhow!("no Reconnecting state: {states:?}"))?;
+    assert!(
+        lost >= reset_at && lost < reset_at + Duration::from_secs(1),
+        "loss noticed at {lost:?}"
+    );
+    let back = states
+        .iter()
+        .find(|(t, s)| *t > lost && matches!(s, ConnectionState::Connected))
+        .map(|(t, _)| *t)
+        .ok_or_else(|| anyhow::anyhow!("never connected again: {states:?}"))?;
+    assert!(back < lost + Duration::from_secs(8), "back at {back:?}");
+    assert_eq!(stats.resumes + stats.rejoins, 1);
+    assert_eq!(stats.transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.udp_datagrams_sent, 0);
+    // The viewer decodes again after the recovery: frames in its last 3 seconds.
+    let mut per_second: Vec<(u64, u64)> = report
+        .video
+        .frames_per_second
+        .iter()
+        .filter_map(|(s, n)| Some((s.parse().ok()?, *n)))
+        .collect();
+    per_second.sort();
+    let tail: u64 = per_second
+        .iter()
+        .rev()
+        .skip(1)
+        .take(3)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(tail >= 60, "frames per second {per_second:?}");
     Ok(())
 }
