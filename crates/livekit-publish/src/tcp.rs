@@ -5,8 +5,8 @@
 //! candidate), opened on the first packet to it, packets framed with RFC 4571
 //! (2-byte big-endian length), received frames fed back as `Receive { proto: Tcp }`.
 //!
-//! The sans-IO parts ([`FrameDecoder`], [`encode_frame`], [`local_candidates`])
-//! are unit-tested here; [`TcpLinks`] is the tokio side the driver uses.
+//! The sans-IO parts ([`FrameDecoder`], [`encode_frame`], `local_candidates`)
+//! are unit-tested here; `TcpLinks` is the tokio side the driver uses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
