@@ -2008,21 +2008,36 @@ mod tests {
         signals: Vec<Req>,
         events: Vec<PublisherEvent>,
         sfu_events: Vec<Event>,
+        /// Core transmits by protocol.
+        sent: HashMap<Protocol, u64>,
     }
 
     impl Harness {
         fn new() -> Self {
+            Self::with_transport(IceTransport::UdpOnly)
+        }
+
+        /// `TcpOnly`: the fake SFU has only a passive TCP candidate (like
+        /// LiveKit's `rtc.tcp_port`), packets move as framed TCP would carry them.
+        fn with_transport(ice_transport: IceTransport) -> Self {
             let now = Instant::now();
             let core = Participant::new(CoreConfig {
                 publisher_addr: addr("10.0.0.1:4000"),
                 subscriber_addr: addr("10.0.0.1:4001"),
                 initial_bitrate: Bitrate::from_kbps(1000),
-                ice_transport: IceTransport::UdpOnly,
+                ice_transport,
             });
             let mut sfu = Rtc::builder().enable_bwe(None).build(now);
-            sfu.add_local_candidate(
-                Candidate::host(addr("10.0.0.2:5000"), "udp").expect("candidate"),
-            );
+            let c = if ice_transport == IceTransport::TcpOnly {
+                Candidate::builder()
+                    .tcp()
+                    .host(addr("10.0.0.2:7881"))
+                    .tcptype(str0m::net::TcpType::Passive)
+                    .build()
+            } else {
+                Candidate::host(addr("10.0.0.2:5000"), "udp")
+            };
+            sfu.add_local_candidate(c.expect("candidate"));
             Self {
                 core,
                 sfu,
@@ -2030,6 +2045,7 @@ mod tests {
                 signals: Vec::new(),
                 events: Vec::new(),
                 sfu_events: Vec::new(),
+                sent: HashMap::new(),
             }
         }
 
@@ -2060,10 +2076,11 @@ mod tests {
                             }
                             CoreOutput::Signal(r) => self.signals.push(r),
                             CoreOutput::Transmit(PcKind::Publisher, t) => {
+                                *self.sent.entry(t.proto).or_default() += 1;
                                 let input = Input::Receive(
                                     self.now,
                                     Receive {
-                                        proto: Protocol::Udp,
+                                        proto: t.proto,
                                         source: t.source,
                                         destination: t.destination,
                                         contents: (&*t.contents).try_into().expect("datagram"),
@@ -2082,7 +2099,13 @@ mod tests {
                             Output::Timeout(_) => break,
                             Output::Transmit(t) => {
                                 moved = true;
-                                self.core.handle_receive(
+                                let receive = if t.proto == Protocol::Tcp {
+                                    Participant::handle_receive_tcp
+                                } else {
+                                    Participant::handle_receive
+                                };
+                                receive(
+                                    &mut self.core,
                                     PcKind::Publisher,
                                     t.source,
                                     t.destination,
@@ -2142,6 +2165,34 @@ mod tests {
             self.pump(500);
             cid
         }
+    }
+
+    #[test]
+    fn tcp_only_offers_an_active_tcp_candidate_connects_over_tcp_and_a_drop_is_a_loss() {
+        let mut h = Harness::with_transport(IceTransport::TcpOnly);
+        h.connected();
+        let offer = &h.offers()[0];
+        assert!(
+            offer.contains("tcp") && offer.contains("10.0.0.1 9 typ host tcptype active"),
+            "{offer}"
+        );
+        assert!(!offer.contains(" udp "), "no UDP candidate: {offer}");
+        assert_eq!(h.sent.get(&Protocol::Udp), None);
+        assert!(h.sent.get(&Protocol::Tcp).copied().unwrap_or(0) > 0);
+        // Stats name the selected pair's transport once str0m reported it.
+        h.pump(2500);
+        let transport = h.events.iter().rev().find_map(|e| match e {
+            PublisherEvent::Stats(s) => Some(s.transport),
+            _ => None,
+        });
+        assert_eq!(transport, Some(Some(TransportProtocol::Tcp)));
+        // Another connection ending is no loss; the selected one's is.
+        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.3:7881"));
+        assert_eq!(h.core.take_reconnect_request(), None);
+        h.core.tcp_closed(PcKind::Subscriber, addr("10.0.0.2:7881"));
+        assert_eq!(h.core.take_reconnect_request(), None, "no subscriber PC");
+        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.2:7881"));
+        assert!(h.core.take_reconnect_request().is_some());
     }
 
     #[test]
