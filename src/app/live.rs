@@ -322,6 +322,11 @@ impl LiveScreen {
                         ui.separator();
                         ui.label(format!("Reconnects {}", h.reconnects));
                     }
+                    // UDP is the norm; say so when the media goes over ICE-TCP.
+                    if h.transport == Some("tcp") {
+                        ui.separator();
+                        ui.label("Via TCP");
+                    }
                 });
             });
     }
