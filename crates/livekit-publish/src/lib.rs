@@ -114,7 +114,7 @@
 //!   a TCP host `tcptype active` on port 9 (RFC 6544 §4.5, never listened on);
 //!   str0m transmits from it as `source` and pairs it with the passive candidate,
 //!   received frames are fed with it as `destination`. On loopback `TcpOnly`
-//!   connects in ~45-65 ms (UDP ~25-45 ms) and the Python SDK viewer decoded 300/301
+//!   connects in 46-66 ms (UDP 22-95 ms: no difference on loopback) and the Python SDK viewer decoded 300/301
 //!   frames of 10 s 640x360@30 H.264 with not one UDP datagram sent; with UDP
 //!   dropped both ways `All` connects over TCP in ~100 ms; a reset TCP connection is
 //!   noticed at once and resumed (ICE restart over new connections) ~1 s later (the
