@@ -114,8 +114,9 @@
 //!   a TCP host `tcptype active` on port 9 (RFC 6544 §4.5, never listened on);
 //!   str0m transmits from it as `source` and pairs it with the passive candidate,
 //!   received frames are fed with it as `destination`. On loopback `TcpOnly`
-//!   connects in 46-66 ms (UDP 22-95 ms: no difference on loopback) and the Python SDK viewer decoded 300/301
-//!   frames of 10 s 640x360@30 H.264 with not one UDP datagram sent; with UDP
+//!   connects in 46-66 ms (UDP: 22-95 ms, no difference) and the Python SDK
+//!   viewer decoded 300/301 frames of 10 s 640x360@30 H.264 with not one UDP
+//!   datagram sent; with UDP
 //!   dropped both ways `All` connects over TCP in ~100 ms; a reset TCP connection is
 //!   noticed at once and resumed (ICE restart over new connections) ~1 s later (the
 //!   backoff). There is no TURN: str0m has no TURN client, so a network that also
