@@ -105,24 +105,24 @@
 //!   reaches the others as a `ParticipantUpdate`; the server keeps attributes in
 //!   the participant's claims and refreshes our token with them, so a full rejoin
 //!   (even after a server restart) comes back with them.
-//! - ICE-TCP: LiveKit trickles (not in its answer) one passive TCP host candidate
-//!   per PC on `rtc.tcp_port`, right after its UDP one, e.g.
+//! - ICE-TCP: LiveKit trickles (not in its answer) one passive TCP host
+//!   candidate per PC on `rtc.tcp_port`, right after its UDP one, e.g.
 //!   `candidate:… 1 tcp 1671430143 127.0.0.1 <tcp_port> typ host tcptype passive`
-//!   (type preference 99, below UDP host's 126, so ICE prefers UDP); both PCs share
-//!   the port: pion's TCP mux reads the first RFC 4571 frame, which must be a STUN
-//!   Binding request, and hands the connection to the ICE agent whose ufrag leads
-//!   its USERNAME (so after an ICE restart we open new connections). str0m 0.25
-//!   does ICE over TCP but no I/O: our local candidate is
-//!   a TCP host `tcptype active` on port 9 (RFC 6544 §4.5, never listened on);
-//!   str0m transmits from it as `source` and pairs it with the passive candidate,
-//!   received frames are fed with it as `destination`. On loopback `TcpOnly`
-//!   connects in 46-66 ms (UDP: 22-95 ms, no difference) and the Python SDK
-//!   viewer decoded 300/301 frames of 10 s 640x360@30 H.264 with not one UDP
-//!   datagram sent; with UDP dropped both ways `All` connects over TCP in
-//!   ~40-100 ms; a reset TCP connection is
-//!   noticed at once and resumed (ICE restart over new connections) ~1 s later (the
-//!   backoff). There is no TURN: str0m has no TURN client, so a network that also
-//!   blocks the server's TCP port cannot connect.
+//!   (type preference 99, below UDP host's 126, so ICE prefers UDP); both PCs
+//!   share the port: pion's TCP mux reads the first RFC 4571 frame, which must
+//!   be a STUN Binding request, and hands the connection to the ICE agent whose
+//!   ufrag leads its USERNAME (so after an ICE restart we open new
+//!   connections). str0m 0.25 does ICE over TCP but no I/O: our local candidate
+//!   is a TCP host `tcptype active` on port 9 (RFC 6544 §4.5, never listened
+//!   on); str0m transmits from it as `source` and pairs it with the passive
+//!   candidate, received frames are fed with it as `destination`. On loopback
+//!   `TcpOnly` connects in 46-66 ms (UDP: 22-95 ms, no difference) and the
+//!   Python SDK viewer decoded 300/301 frames of 10 s 640x360@30 H.264 with not
+//!   one UDP datagram sent; with UDP dropped both ways `All` connects over TCP
+//!   in ~40-100 ms; a reset TCP connection is noticed at once and resumed (ICE
+//!   restart over new connections) ~1 s later (the backoff). There is no TURN:
+//!   str0m has no TURN client, so a network that also blocks the server's TCP
+//!   port cannot connect.
 
 pub mod chat;
 pub mod core;
