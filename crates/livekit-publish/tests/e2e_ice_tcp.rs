@@ -340,3 +340,91 @@ async fn a_reset_tcp_connection_is_resumed_over_tcp() -> anyhow::Result<()> {
     assert!(tail >= 60, "frames per second {per_second:?}");
     Ok(())
 }
+
+/// The receive side over TCP: a Rust subscriber (`watch`'s engine) with
+/// `TcpOnly` gets the frames a UDP publisher sends through the SFU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_only_subscriber_receives_the_video() -> anyhow::Result<()> {
+    init_tracing();
+    let server = Server::start()?;
+    let frames = gop()?;
+    let sub_opts = PublishOptions {
+        subscribe: true,
+        ice_transport: IceTransport::TcpOnly,
+        ..Default::default()
+    };
+    let vt = server.token("watcher", "room", false)?;
+    let (sub, mut sub_events) = Publisher::connect(&server.ws_url(), &vt, sub_opts).await?;
+    let mut media = sub
+        .take_media()
+        .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
+    let counter = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Some(m) = media.recv().await {
+            if matches!(m, ReceivedMedia::Video(_)) {
+                n += 1;
+            }
+        }
+        n
+    });
+    let token = server.token("creator", "room", true)?;
+    let (handle, mut events) =
+        Publisher::connect(&server.ws_url(), &token, PublishOptions::default()).await?;
+    let video = handle
+        .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+        .await?;
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, PublisherEvent::KeyframeRequested { .. })
+    })
+    .await?;
+    wait_for(&mut sub_events, Duration::from_secs(10), |e| {
+        matches!(e, PublisherEvent::TrackSubscribed(_))
+    })
+    .await?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut pos = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while start.elapsed() < Duration::from_secs(6) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            if matches!(ev, PublisherEvent::KeyframeRequested { .. }) {
+                pos = 0;
+            }
+        }
+        if Duration::from_micros(sent * 33_333) <= start.elapsed() {
+            let (data, keyframe) = &frames[pos];
+            pos = (pos + 1) % frames.len();
+            video.send(EncodedVideo {
+                layer: None,
+                data: data.clone(),
+                keyframe: *keyframe,
+                timestamp: Duration::from_micros(sent * 33_333),
+            });
+            sent += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut stats = None;
+    while let Ok(ev) = sub_events.try_recv() {
+        if let PublisherEvent::Stats(s) = ev {
+            stats = Some(s);
+        }
+    }
+    let stats = stats.ok_or_else(|| anyhow::anyhow!("no subscriber stats"))?;
+    handle.leave().await?;
+    sub.leave().await?;
+    drop(sub);
+    let received = tokio::time::timeout(Duration::from_secs(5), counter).await??;
+    eprintln!(
+        "TCP-only subscriber: {received} of {sent} frames; transport {:?}/{:?}, udp {} tcp {}",
+        stats.transport,
+        stats.subscriber_transport,
+        stats.udp_datagrams_sent,
+        stats.tcp_frames_sent
+    );
+    assert_eq!(stats.subscriber_transport, Some(TransportProtocol::Tcp));
+    assert_eq!(stats.udp_datagrams_sent, 0);
+    assert!(received * 100 >= sent * 90, "{received} of {sent}");
+    Ok(())
+}
