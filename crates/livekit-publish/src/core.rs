@@ -240,6 +240,11 @@ pub struct Participant {
     frames_dropped: u64,
     /// Dropped video frames per (track, RID).
     dropped_by_layer: HashMap<(TrackCid, Option<String>), u64>,
+    /// Video layers that lost frames before the core saw them (queue overflow, or
+    /// no transport, e.g. during a resume's ICE restart): their next frames would
+    /// reference pictures receivers never got (with contiguous RTP, so receivers
+    /// cannot tell), so they wait for a key frame. Value: when one was last asked for.
+    awaiting_key: HashMap<(TrackCid, Option<VideoQuality>), Option<Instant>>,
     audio_sent: u64,
     cid_counter: u32,
     reconnect_requested: Option<String>,
@@ -294,6 +299,7 @@ impl Participant {
             frames_sent: 0,
             frames_dropped: 0,
             dropped_by_layer: HashMap::new(),
+            awaiting_key: HashMap::new(),
             audio_sent: 0,
             cid_counter: 0,
             reconnect_requested: None,
@@ -922,10 +928,35 @@ impl Participant {
 
     /// Write one encoded video frame. Returns whether it was handed to the transport.
     pub fn write_video(&mut self, cid: &TrackCid, frame: &EncodedVideo, now: Instant) -> bool {
+        let key = (cid.clone(), frame.layer);
+        if !frame.keyframe && self.awaiting_key.contains_key(&key) {
+            // Ask (again every 500 ms) only when the transport can carry the answer.
+            let due = self
+                .awaiting_key
+                .get(&key)
+                .copied()
+                .flatten()
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(500));
+            if due && self.is_connected() {
+                self.awaiting_key.insert(key, Some(now));
+                let layer = frame
+                    .layer
+                    .filter(|_| self.layer_rid(cid, frame.layer).is_some());
+                self.emit(PublisherEvent::KeyframeRequested {
+                    track: cid.clone(),
+                    layer,
+                });
+            }
+            self.count_dropped_frames(cid, frame.layer, 1);
+            return false;
+        }
         let rtp = MediaTime::from_90khz((frame.timestamp.as_micros() * 9 / 100) as u64);
         let sent = self.write_media(cid, frame.layer, rtp, &frame.data, now);
         if sent {
             self.frames_sent += 1;
+            if frame.keyframe {
+                self.awaiting_key.remove(&key);
+            }
         }
         sent
     }
@@ -945,7 +976,13 @@ impl Participant {
 
     /// Count frames of a track's layer that the driver dropped before they
     /// reached the core (queue overflow, or no transport).
+    /// The layer then waits for a key frame (see `awaiting_key`).
     pub fn count_dropped_frames(&mut self, cid: &TrackCid, layer: Option<VideoQuality>, n: u64) {
+        if n > 0 {
+            self.awaiting_key
+                .entry((cid.clone(), layer))
+                .or_insert(None);
+        }
         self.frames_dropped += n;
         let rid = self.layer_rid(cid, layer);
         *self.dropped_by_layer.entry((cid.clone(), rid)).or_default() += n;
@@ -2786,6 +2823,69 @@ mod tests {
             })
             .expect("stats");
         assert_eq!((stats.resumes, stats.rejoins), (1, 0));
+    }
+
+    #[test]
+    fn a_layer_that_lost_frames_before_the_core_waits_for_a_key_frame() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
+        let frame = |keyframe: bool| EncodedVideo {
+            layer: None,
+            data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88, 0x84, 0x21, 0xa0]),
+            keyframe,
+            timestamp: Duration::ZERO,
+        };
+        let key_requests = |h: &Harness| {
+            h.events
+                .iter()
+                .filter(|e| matches!(e, PublisherEvent::KeyframeRequested { track, layer: None } if track == &cid))
+                .count()
+        };
+        assert!(h.core.write_video(&cid, &frame(true), h.now));
+        assert!(h.core.write_video(&cid, &frame(false), h.now));
+
+        // A resume's ICE restart (once its answer is in) leaves no transport for a
+        // moment, so the driver drops the frames that come meanwhile.
+        h.core.set_reconnecting(1, 5);
+        h.core.resume(h.now);
+        h.core.count_dropped_frames(&cid, None, 3);
+        h.pump(2000);
+        h.core.resumed();
+        assert!(h.core.is_connected());
+        h.events.clear();
+
+        // The next delta frames would reference the lost ones: skipped, and a key
+        // frame asked for (once per 500 ms).
+        assert!(!h.core.write_video(&cid, &frame(false), h.now));
+        assert!(!h.core.write_video(&cid, &frame(false), h.now));
+        h.pump(100);
+        assert_eq!(key_requests(&h), 1);
+        assert!(!h.core.write_video(&cid, &frame(false), h.now));
+        h.pump(450);
+        assert!(!h.core.write_video(&cid, &frame(false), h.now));
+        h.pump(1);
+        assert_eq!(key_requests(&h), 2, "asked again after 500 ms");
+        // The key frame goes out, and the delta frames after it again.
+        assert!(h.core.write_video(&cid, &frame(true), h.now));
+        assert!(h.core.write_video(&cid, &frame(false), h.now));
+        h.core.emit_stats(h.now);
+        h.pump(10);
+        let stats = h
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PublisherEvent::Stats(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("stats");
+        assert_eq!(
+            stats.frames_dropped,
+            3 + 4,
+            "the skipped frames count as dropped"
+        );
+        assert_eq!(key_requests(&h), 2);
     }
 
     #[test]

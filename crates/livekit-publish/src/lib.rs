@@ -73,6 +73,14 @@
 //!   STUN check, so a dead path is noticed after ~13-15 s (STUN retransmits capped at
 //!   1 s); by then the server's side of the subscriber ICE has failed and only its
 //!   own ICE restart (a resume) revives it.
+//! - A resume's ICE restart leaves the publisher without a transport for a few
+//!   tens of ms (str0m drops its candidate pairs), so a frame or two is dropped.
+//!   Any video frame dropped before it reaches the core (that, or a full queue)
+//!   makes its layer skip delta frames and ask for a key frame
+//!   (`KeyframeRequested`, every 500 ms while waiting): receivers would otherwise
+//!   get frames referencing pictures they never saw, with contiguous RTP
+//!   sequence numbers, so they cannot tell (tests/e2e_subscribe_reconnect.rs
+//!   saw ~1 s of decode errors before this; now 2 frames lost, none broken).
 //! - After a server restart or a simulated node failure the server refuses a resume
 //!   with `LeaveRequest{StateMismatch, RECONNECT}`; the driver then rejoins in full
 //!   on the next attempt. [`StatsSnapshot`] counts resumes and rejoins.

@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::proxy::SignalProxy;
 use common::{Server, spawn_viewer};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
 use streamit_media::encode::{VideoEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
+use streamit_testkit::SignalProxy;
 use tokio::sync::mpsc::Receiver;
 
 /// The synthetic pattern encoded live as H.264 640×360 at 30 fps (30 cached pictures).

@@ -4,6 +4,7 @@
 //! - [`Backend`]: the `streamit-server` binary on a temporary SQLite file (or a given database).
 //! - [`viewer::Viewer`]: the official LiveKit Python SDK as an independent viewer.
 //! - [`Stack`]: LiveKit and the backend wired together (webhooks), with accounts on demand.
+//! - [`SignalProxy`]: cuts signal WebSockets on demand (a signal-only outage).
 //!
 //! Every process is stopped when its handle is dropped, also when the test panics, and is
 //! told by the kernel to die with the test process (Linux `PR_SET_PDEATHSIG`) if the test
@@ -16,6 +17,7 @@ mod paths;
 #[cfg(target_os = "linux")]
 pub mod postgres;
 mod process;
+mod proxy;
 mod stack;
 pub mod viewer;
 
@@ -23,5 +25,6 @@ pub use backend::{Backend, BackendOptions};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{livekit_server_bin, repo_root, viewer_python};
 pub use process::{free_tcp_port, free_udp_port, tie_to_test};
+pub use proxy::SignalProxy;
 pub use stack::{Account, Stack, TEST_PASSWORD};
 pub use viewer::{PatternReport, Viewer, ViewerOptions, ViewerReport};

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-pub mod proxy;
 pub mod subscriber;
 
 use anyhow::Result;

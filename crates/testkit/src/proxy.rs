@@ -1,12 +1,12 @@
-//! A TCP proxy in front of livekit-server's signal port, shared by the tests that
-//! cut a participant's signal WebSocket while the server and media stay up.
+//! A TCP proxy in front of livekit-server's signal port, for tests that cut a
+//! participant's signal WebSocket while the server and the media path stay up.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A TCP proxy in front of livekit-server's HTTP/WebSocket port, for the
-/// publisher's signal connection only (media goes to the server's UDP port
-/// directly). It can cut every open connection and refuse new ones meanwhile:
+/// signal connections of whoever is given its URL (media goes to the server's
+/// UDP port directly). It can cut every open connection and refuse new ones meanwhile:
 /// a signal outage while the server and the media path stay up.
 pub struct SignalProxy {
     addr: std::net::SocketAddr,
@@ -17,6 +17,7 @@ pub struct SignalProxy {
 }
 
 impl SignalProxy {
+    /// Listens on a free loopback port and forwards to `upstream_ws_url` (`ws://host:port`).
     pub async fn start(upstream_ws_url: &str) -> anyhow::Result<Self> {
         let upstream: std::net::SocketAddr = upstream_ws_url
             .trim_start_matches("ws://")
@@ -56,6 +57,7 @@ impl SignalProxy {
         })
     }
 
+    /// `ws://127.0.0.1:<port>`: hand this out instead of the server's URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.addr)
     }
@@ -70,10 +72,12 @@ impl SignalProxy {
         }
     }
 
+    /// Accepts connections again.
     pub fn reopen(&self) {
         self.refuse.store(false, Ordering::SeqCst);
     }
 
+    /// Connections accepted so far.
     pub fn accepted(&self) -> u32 {
         self.accepted.load(Ordering::SeqCst)
     }
