@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use streamit_api::client::Client;
 use streamit_api::{SetupStreamRequest, ViewerTokenRequest};
-use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
+use streamit_testkit::{
+    Backend, BackendOptions, LiveKit, LiveKitOptions, SignalProxy, Stack, TEST_PASSWORD, Viewer,
+    ViewerOptions,
+};
 
 /// The studio binary with a clean environment; `runtime` is its XDG_RUNTIME_DIR, where
 /// `publish` records its media clock epoch (the fallback `watch` reads on one machine).
@@ -473,6 +476,153 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     ensure!(
         code_after.is_some_and(|c| c > before_kill + 60),
         "codes {before_kill} before the kill, {code_after:?} after the restart"
+    );
+    ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
+
+    let out = tokio::time::timeout(Duration::from_secs(60), publish.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The signal WebSockets of `publish` and `watch` drop mid-watch (a proxy in front of
+/// LiveKit's signal port cuts them and refuses connections for 1.5 s; server and media
+/// path stay up): `watch` resumes the same session, reports the outage, and decodes
+/// frames in every second of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
+    // The Stack by hand: the backend hands out the proxy's URL instead of LiveKit's.
+    let port = streamit_testkit::free_tcp_port()?;
+    let livekit = LiveKit::start_with(LiveKitOptions {
+        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+        ..Default::default()
+    })?;
+    let proxy = SignalProxy::start(&livekit.ws_url()).await?;
+    let backend = Backend::start(BackendOptions {
+        livekit: Some(&livekit),
+        env: vec![
+            ("STREAMIT_BIND".into(), format!("127.0.0.1:{port}")),
+            ("LIVEKIT_WS_URL".into(), proxy.ws_url()),
+        ],
+        ..Default::default()
+    })?;
+    let stack = Stack { backend, livekit };
+    stack.creator("qa_resume_watched", true).await?;
+    let backend_url = stack.backend.url().to_string();
+    let runtime = tempfile::tempdir()?;
+    let watch_runtime = tempfile::tempdir()?;
+    let publish = studio(runtime.path())
+        .args(["publish", "--api", &backend_url])
+        .args([
+            "--username",
+            "qa_resume_watched",
+            "--password",
+            TEST_PASSWORD,
+        ])
+        .args([
+            "--source",
+            "synthetic",
+            "--audio",
+            "none",
+            "--codec",
+            "h264",
+        ])
+        .args(["--duration", "25s", "--json"])
+        .spawn()?;
+    let public = Client::new(&backend_url);
+    let started = Instant::now();
+    while !public
+        .stream_by_username("qa_resume_watched")
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let watch_spawned = Instant::now();
+    let watch = studio(watch_runtime.path())
+        .args(["watch", "qa_resume_watched", "--api", &backend_url])
+        .args(["--duration", "15s", "--json"])
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cut = watch_spawned.elapsed();
+    let accepted_before = proxy.accepted();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.reopen();
+
+    let out = tokio::time::timeout(Duration::from_secs(60), watch.wait_with_output())
+        .await
+        .context("watch did not finish")??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}; stderr {stderr}", out.status))?;
+    let v = &r["video"];
+    println!(
+        "cut at {cut:?} after watch started; proxy accepted {accepted_before} -> {}; outcome {}, \
+         reconnects {}, outages {}, frames/s {}, max code/s {}, decoded {}, skipped {}, decode errors {}, \
+         missing {}",
+        proxy.accepted(),
+        r["outcome"],
+        r["reconnects"],
+        r["outages"],
+        v["framesPerSecond"],
+        v["maxCodePerSecond"],
+        v["framesDecoded"],
+        v["framesSkipped"],
+        v["decodeErrors"],
+        v["missingFrames"],
+    );
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {stderr}",
+        out.status
+    );
+    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    ensure!(r["reconnects"] == 1, "reconnects {}", r["reconnects"]);
+    let outage = &r["outages"][0];
+    let recovered = outage["recoveredMs"]
+        .as_u64()
+        .context("the outage never recovered")?;
+    let lost = outage["lostMs"].as_u64().context("lostMs")?;
+    ensure!(
+        recovered - lost < 6000,
+        "resumed after {} ms",
+        recovered - lost
+    );
+    let log = stack.livekit.log_tail(400);
+    ensure!(
+        log.contains("resuming RTC session") && !log.contains("StateMismatch"),
+        "the server did not resume:\n{log}"
+    );
+    // Media never depended on the signal: no freeze, the codes keep moving every second.
+    let frames: Vec<u64> = v["framesPerSecond"]
+        .as_array()
+        .context("framesPerSecond")?
+        .iter()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .collect();
+    let whole = &frames[1..frames.len().saturating_sub(1)];
+    ensure!(
+        whole.len() >= 12 && whole.iter().all(|n| *n >= 15),
+        "frames/s {frames:?}"
+    );
+    // The publisher's ICE restart may cost a few frames (it then sends a key frame,
+    // never frames that reference lost ones): no broken frame reaches the decoder.
+    ensure!(
+        v["decodeErrors"] == 0,
+        "decode errors {}",
+        v["decodeErrors"]
+    );
+    ensure!(
+        v["missingFrames"].as_u64().is_some_and(|n| n <= 10),
+        "missing frames {}",
+        v["missingFrames"]
     );
     ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
 
