@@ -53,6 +53,45 @@ impl Feed {
     }
 }
 
+/// The Python viewer staying `seconds`, sending one chat message `chat_after`
+/// its start (to test the data path after a recovery).
+fn spawn_chatting_viewer(
+    server: &Server,
+    seconds: f64,
+    chat_after: Duration,
+) -> anyhow::Result<streamit_testkit::viewer::RunningViewer> {
+    let t = server.token("viewer1", "room", false)?;
+    let mut o = common::viewer_options(&server.ws_url(), &t, seconds);
+    o.send_chat = vec![VIEWER_CHAT.to_string()];
+    o.chat_delay = chat_after;
+    o.until_frames = Some(u32::MAX);
+    streamit_testkit::Viewer::spawn(o)
+}
+
+const VIEWER_CHAT: &str = "from the viewer, after the recovery";
+const PUBLISHER_CHAT: &str = "from the publisher, after the recovery";
+
+/// Chat went both ways after the recovery: the publisher's message reached the
+/// viewer (publisher PC's `_reliable`), the viewer's reached the publisher
+/// (server-opened channel on the subscriber PC).
+fn assert_chat_both_ways(report: &streamit_testkit::ViewerReport, chats: &[PublisherEvent]) {
+    assert!(
+        report
+            .chat_received
+            .iter()
+            .any(|c| c.from == "creator" && c.text == PUBLISHER_CHAT),
+        "viewer got {:?}",
+        report.chat_received
+    );
+    assert!(
+        chats.iter().any(
+            |c| matches!(c, PublisherEvent::ChatReceived { from_identity, text, .. }
+            if from_identity.as_str() == "viewer1" && text == VIEWER_CHAT)
+        ),
+        "publisher got {chats:?}"
+    );
+}
+
 async fn connect(server: &Server) -> anyhow::Result<(PublisherHandle, Receiver<PublisherEvent>)> {
     connect_via(server, &server.ws_url()).await
 }
@@ -297,8 +336,8 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
         .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
         .await?;
     let mut feed = Feed::new()?;
-    let t = server.token("viewer1", "room", false)?;
-    let viewer = spawn_viewer(&server.ws_url(), &t, 16.0)?;
+    // Cut at 5 s, resumed at ~8 s: the viewer chats at ~11 s.
+    let viewer = spawn_chatting_viewer(&server, 18.0, Duration::from_secs(11))?;
 
     let start = Instant::now();
     let mut states = Vec::new();
@@ -310,17 +349,27 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
     let mut resumed_after = None;
     let mut errors = Vec::new();
     let mut stats = StatsSnapshot::default();
+    let mut chats = Vec::new();
+    let mut chat_sent = false;
+    let mut recovered_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(33));
-    while start.elapsed() < Duration::from_secs(14) {
+    while start.elapsed() < Duration::from_secs(16) {
         tick.tick().await;
         while let Ok(ev) = events.try_recv() {
             match ev {
                 PublisherEvent::KeyframeRequested { .. } => force_key = true,
                 PublisherEvent::TrackPublished { .. } => published += 1,
                 PublisherEvent::Stats(s) => stats = s,
+                PublisherEvent::ChatReceived { .. } => chats.push(ev),
                 PublisherEvent::Error(e) => errors.push(e),
                 PublisherEvent::StateChanged(s) => {
                     println!("{:?}: {s:?}", start.elapsed());
+                    if s == ConnectionState::Connected
+                        && recovered_at.is_none()
+                        && !states.is_empty()
+                    {
+                        recovered_at = Some(Instant::now());
+                    }
                     if s == ConnectionState::Connected
                         && let Some(c) = cut_at
                         && resumed_after.is_none()
@@ -339,6 +388,10 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
         if !reopened && cut_at.is_some_and(|c| c.elapsed() > Duration::from_millis(1500)) {
             proxy.reopen();
             reopened = true;
+        }
+        if !chat_sent && recovered_at.is_some_and(|r| r.elapsed() > Duration::from_secs(1)) {
+            handle.send_chat(PUBLISHER_CHAT)?;
+            chat_sent = true;
         }
         feed.send(&video, frame_no, force_key)?;
         force_key = false;
@@ -418,6 +471,7 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
         whole.len() >= 10 && whole.iter().all(|(_, n)| *n >= 5),
         "frames/s: {per_s:?}"
     );
+    assert_chat_both_ways(&report, &chats);
     handle.leave().await?;
     Ok(())
 }
@@ -439,8 +493,8 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
         .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
         .await?;
     let mut feed = Feed::new()?;
-    let t = server.token("viewer1", "room", false)?;
-    let viewer = spawn_viewer(&server.ws_url(), &t, 40.0)?;
+    // Dark from 4 s to 22 s, resumed at ~25.5 s: the viewer chats at ~29 s.
+    let viewer = spawn_chatting_viewer(&server, 40.0, Duration::from_secs(29))?;
 
     let start = Instant::now();
     let mut states = Vec::new();
@@ -452,6 +506,9 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
     let mut noticed_after = None;
     let mut recovered_after = None;
     let mut stats = StatsSnapshot::default();
+    let mut chats = Vec::new();
+    let mut chat_sent = false;
+    let mut recovered_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(33));
     while start.elapsed() < Duration::from_secs(42) {
         tick.tick().await;
@@ -460,8 +517,15 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
                 PublisherEvent::KeyframeRequested { .. } => force_key = true,
                 PublisherEvent::TrackPublished { .. } => published += 1,
                 PublisherEvent::Stats(s) => stats = s,
+                PublisherEvent::ChatReceived { .. } => chats.push(ev),
                 PublisherEvent::StateChanged(s) => {
                     println!("{:?}: {s:?}", start.elapsed());
+                    if s == ConnectionState::Connected
+                        && recovered_at.is_none()
+                        && !states.is_empty()
+                    {
+                        recovered_at = Some(Instant::now());
+                    }
                     if let Some(d) = dark_at {
                         if matches!(s, ConnectionState::Reconnecting { .. })
                             && noticed_after.is_none()
@@ -485,12 +549,16 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
             handle.simulate_network_outage(false);
             lit_at = Some(Instant::now());
         }
+        if !chat_sent && recovered_at.is_some_and(|r| r.elapsed() > Duration::from_secs(1)) {
+            handle.send_chat(PUBLISHER_CHAT)?;
+            chat_sent = true;
+        }
         feed.send(&video, frame_no, force_key)?;
         force_key = false;
         frame_no += 1;
-        // Six more seconds of video once recovered.
+        // Nine more seconds of video (and the chat) once recovered.
         if let (Some(l), Some(r)) = (lit_at, recovered_after)
-            && l.elapsed() > r + Duration::from_secs(6)
+            && l.elapsed() > r + Duration::from_secs(9)
         {
             break;
         }
@@ -531,6 +599,7 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
     per_s.sort();
     let tail: u64 = per_s.iter().rev().skip(1).take(3).map(|(_, n)| n).sum();
     assert!(tail > 45, "frames/s at the end: {per_s:?}");
+    assert_chat_both_ways(&report, &chats);
     handle.leave().await?;
     Ok(())
 }
