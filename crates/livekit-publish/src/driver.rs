@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,10 @@ use str0m::net::Protocol;
 /// How long after losing the signal a resume is still worth trying: LiveKit
 /// keeps a participant whose signal dropped for about 20 s.
 const RESUME_WINDOW: Duration = Duration::from_secs(15);
+/// [`PublisherHandle::simulate_network_outage`] bits.
+const DARK_PUBLISHER: u8 = 1;
+const DARK_SUBSCRIBER: u8 = 2;
+
 /// How long a resumed session may take to get its publisher transport back (ICE
 /// restart) before the attempt counts as failed.
 const RESUME_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,7 +208,7 @@ pub struct PublisherHandle {
     opts: PublishOptions,
     identity: ParticipantIdentity,
     media: Arc<Mutex<Option<mpsc::Receiver<ReceivedMedia>>>>,
-    blackhole: Arc<AtomicBool>,
+    blackhole: Arc<AtomicU8>,
 }
 
 impl PublisherHandle {
@@ -315,12 +319,13 @@ impl PublisherHandle {
             .map_err(|_| Error::Closed)
     }
 
-    /// Drop every datagram of both peer connections, both ways, while `on` (a
-    /// media-path outage with the signal connection untouched; tests of the
-    /// transport-loss path).
+    /// Drop every datagram of the publisher and/or subscriber peer connection,
+    /// both ways (a media-path outage with the signal connection untouched; tests
+    /// of the transport-loss paths). `false, false` ends it.
     #[doc(hidden)]
-    pub fn simulate_network_outage(&self, on: bool) {
-        self.blackhole.store(on, Ordering::SeqCst);
+    pub fn simulate_network_outage(&self, publisher: bool, subscriber: bool) {
+        let mask = u8::from(publisher) * DARK_PUBLISHER + u8::from(subscriber) * DARK_SUBSCRIBER;
+        self.blackhole.store(mask, Ordering::SeqCst);
     }
 
     /// Close every ICE-TCP connection as a network reset would (tests of the
@@ -387,7 +392,7 @@ impl Publisher {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let notify = Arc::new(Notify::new());
         let (media_tx, media_rx) = mpsc::channel(opts.media_queue.max(1));
-        let blackhole = Arc::new(AtomicBool::new(false));
+        let blackhole = Arc::new(AtomicU8::new(0));
         let driver = Driver {
             subscribe: opts.subscribe,
             media_tx,
@@ -487,7 +492,7 @@ struct Driver {
     /// in order once it is released.
     held_signals: Vec<proto::signal_request::Message>,
     /// [`PublisherHandle::simulate_network_outage`]: datagrams are dropped.
-    blackhole: Arc<AtomicBool>,
+    blackhole: Arc<AtomicU8>,
     /// The signal connection closed while a resume waited for the transport.
     signal_lost: bool,
     /// Video queues, with the per-layer drop counts already told to the core.
@@ -509,6 +514,15 @@ fn now_ms() -> i64 {
 }
 
 impl Driver {
+    /// Whether [`PublisherHandle::simulate_network_outage`] drops `pc`'s datagrams.
+    fn dark(&self, pc: PcKind) -> bool {
+        let bit = match pc {
+            PcKind::Publisher => DARK_PUBLISHER,
+            PcKind::Subscriber => DARK_SUBSCRIBER,
+        };
+        self.blackhole.load(Ordering::Relaxed) & bit != 0
+    }
+
     async fn flush(&mut self) {
         for m in std::mem::take(&mut self.held_signals) {
             self.signal.send(m).await;
@@ -523,7 +537,7 @@ impl Driver {
             match o {
                 CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
-                CoreOutput::Transmit(_, _) if self.blackhole.load(Ordering::Relaxed) => {}
+                CoreOutput::Transmit(pc, _) if self.dark(pc) => {}
                 CoreOutput::Transmit(pc, t) if t.proto != Protocol::Udp => {
                     self.tcp.send(pc, t.destination, &t.contents);
                 }
@@ -597,13 +611,13 @@ impl Driver {
                     }
                 }
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped() {
+                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Publisher) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped() {
+                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Subscriber) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
@@ -809,13 +823,13 @@ impl Driver {
                     Some(SignalEvent::Close(_)) | None => self.signal_lost = true,
                 },
                 r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped() {
+                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Publisher) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
                     }
                 }
                 r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped() {
+                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Subscriber) {
                         let now = Instant::now().into_std();
                         self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
                     }
@@ -843,14 +857,14 @@ impl Driver {
 
     /// Received datagrams are dropped: a simulated outage, or UDP blocked (both
     /// ways, as a firewall would).
-    fn udp_dropped(&self) -> bool {
-        self.block_udp || self.blackhole.load(Ordering::Relaxed)
+    fn udp_dropped(&self, pc: PcKind) -> bool {
+        self.block_udp || self.dark(pc)
     }
 
     /// A frame or the end of an ICE-TCP connection (see [`crate::tcp`]).
     fn tcp_event(&mut self, ev: TcpEvent) {
         match ev {
-            TcpEvent::Frame { .. } if self.blackhole.load(Ordering::Relaxed) => {}
+            TcpEvent::Frame { pc, .. } if self.dark(pc) => {}
             TcpEvent::Frame { pc, remote, data } => {
                 let local = crate::tcp::active_addr(match pc {
                     PcKind::Publisher => self.pub_addr,

@@ -542,11 +542,11 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
             }
         }
         if dark_at.is_none() && start.elapsed() > Duration::from_secs(4) {
-            handle.simulate_network_outage(true);
+            handle.simulate_network_outage(true, true);
             dark_at = Some(Instant::now());
         }
         if lit_at.is_none() && dark_at.is_some_and(|d| d.elapsed() > Duration::from_secs(18)) {
-            handle.simulate_network_outage(false);
+            handle.simulate_network_outage(false, false);
             lit_at = Some(Instant::now());
         }
         if !chat_sent && recovered_at.is_some_and(|r| r.elapsed() > Duration::from_secs(1)) {
@@ -600,6 +600,105 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
     let tail: u64 = per_s.iter().rev().skip(1).take(3).map(|(_, n)| n).sum();
     assert!(tail > 45, "frames/s at the end: {per_s:?}");
     assert_chat_both_ways(&report, &chats);
+    handle.leave().await?;
+    Ok(())
+}
+
+/// Only the subscriber transport (the server-opened data channels that carry the
+/// viewers' chat) goes dark for 18 s: the publisher notices, resumes (the server
+/// ICE-restarts its subscriber PC) while video never stops, and a viewer's chat
+/// sent after the recovery arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_transport_loss_resumes_while_video_goes_on() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let server = Server::start()?;
+    let (handle, mut events) = connect(&server).await?;
+    let video = handle
+        .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
+        .await?;
+    let mut feed = Feed::new()?;
+    // Dark from 3 s to 21 s, noticed at ~16 s, resumed by ~24 s: the viewer chats at ~28 s.
+    let viewer = spawn_chatting_viewer(&server, 34.0, Duration::from_secs(28))?;
+
+    let start = Instant::now();
+    let mut states = Vec::new();
+    let mut published = 0;
+    let mut force_key = true;
+    let mut frame_no = 0u64;
+    let mut dark = false;
+    let mut lit = false;
+    let mut stats = StatsSnapshot::default();
+    let mut chats = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < Duration::from_secs(32) {
+        tick.tick().await;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                PublisherEvent::KeyframeRequested { .. } => force_key = true,
+                PublisherEvent::TrackPublished { .. } => published += 1,
+                PublisherEvent::Stats(s) => stats = s,
+                PublisherEvent::ChatReceived { .. } => chats.push(ev),
+                PublisherEvent::StateChanged(s) => {
+                    println!("{:?}: {s:?}", start.elapsed());
+                    states.push(s);
+                }
+                _ => {}
+            }
+        }
+        if !dark && start.elapsed() > Duration::from_secs(3) {
+            handle.simulate_network_outage(false, true);
+            dark = true;
+        }
+        if !lit && start.elapsed() > Duration::from_secs(21) {
+            handle.simulate_network_outage(false, false);
+            lit = true;
+        }
+        feed.send(&video, frame_no, force_key)?;
+        force_key = false;
+        frame_no += 1;
+    }
+    let report = viewer.report().await?;
+    let mut per_s: Vec<(u64, u64)> = report
+        .video
+        .frames_per_second
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+        .collect();
+    per_s.sort();
+    println!(
+        "states {states:?}; TrackPublished {published}x; resumes {} rejoins {}; frames/s {per_s:?}; chats {chats:?}",
+        stats.resumes, stats.rejoins
+    );
+    assert!(
+        states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
+        "the subscriber transport loss was noticed: {states:?}"
+    );
+    assert_eq!(
+        states.last(),
+        Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    assert_eq!(
+        (stats.resumes, stats.rejoins),
+        (1, 0),
+        "a resume, not a rejoin"
+    );
+    assert_eq!(published, 1, "the track is not announced again");
+    // Video never depended on the subscriber transport.
+    let whole = &per_s[1..per_s.len().saturating_sub(1)];
+    assert!(
+        whole.len() >= 20 && whole.iter().all(|(_, n)| *n >= 5),
+        "frames/s: {per_s:?}"
+    );
+    assert!(
+        chats.iter().any(
+            |c| matches!(c, PublisherEvent::ChatReceived { from_identity, text, .. }
+            if from_identity.as_str() == "viewer1" && text == VIEWER_CHAT)
+        ),
+        "publisher got {chats:?}"
+    );
     handle.leave().await?;
     Ok(())
 }
