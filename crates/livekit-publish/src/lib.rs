@@ -66,8 +66,9 @@
 //!   channels. The media path never stops meanwhile: the driver keeps serving the
 //!   sockets during backoff (tests/e2e_reconnect.rs: resumed ~3 s after a 1.5 s
 //!   refusal, the viewer decoded 30 fps throughout).
-//! - A media-path outage (signal up) is resumed too: the resume ICE-restarts the
-//!   publisher (our offer) and the server ICE-restarts the subscriber (its offer);
+//! - A media-path outage (signal up; either transport, the subscriber one carries
+//!   the viewers' chat) is resumed too: the resume ICE-restarts the publisher (our
+//!   offer) and the server ICE-restarts the subscriber (its offer);
 //!   the attempt only counts once both transports are connected again (else the
 //!   next attempt resumes again). str0m keeps a pair alive 15 s after the peer's last
 //!   STUN check, so a dead path is noticed after ~13-15 s (STUN retransmits capped at
