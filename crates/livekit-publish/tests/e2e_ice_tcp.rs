@@ -6,42 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, viewer_options};
+use common::subscriber::init_tracing;
+use common::{Server, viewer_options, wait_for};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
 use streamit_media::encode::{VideoCodec as MediaCodec, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use streamit_testkit::{Viewer, ViewerReport};
-use tokio::sync::mpsc::Receiver;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
-}
-
-async fn wait_for(
-    events: &mut Receiver<PublisherEvent>,
-    within: Duration,
-    f: impl Fn(&PublisherEvent) -> bool,
-) -> anyhow::Result<Vec<PublisherEvent>> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut seen = Vec::new();
-    loop {
-        let ev = tokio::time::timeout_at(deadline, events.recv())
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out; saw {seen:?}"))?
-            .ok_or_else(|| anyhow::anyhow!("events closed"))?;
-        if let PublisherEvent::StateChanged(ConnectionState::Failed { error }) = &ev {
-            anyhow::bail!("failed: {error}");
-        }
-        let hit = f(&ev);
-        seen.push(ev);
-        if hit {
-            return Ok(seen);
-        }
-    }
-}
 
 /// One 1 s GOP of the synthetic pattern (key frame first), looped by the sender
 /// so encoding does not compete with the stream on the loaded machine.
@@ -77,13 +48,52 @@ struct Outcome {
 /// Connects with `opts`, then (if `seconds > 0`) publishes H.264 to a Python SDK
 /// viewer for `seconds` and returns its report and the last stats.
 /// With `reset_at`, every ICE-TCP connection is reset that long after the first frame.
+/// The cached GOP sent at 30 fps on the test's clock, from its key frame again
+/// whenever one is asked for.
+struct PacedGop {
+    frames: Vec<(bytes::Bytes, bool)>,
+    pos: usize,
+    /// Frames sent so far.
+    sent: u64,
+}
+
+impl PacedGop {
+    fn new(frames: Vec<(bytes::Bytes, bool)>) -> Self {
+        PacedGop {
+            frames,
+            pos: 0,
+            sent: 0,
+        }
+    }
+
+    /// The next frame sent is the GOP's key frame.
+    fn restart_at_key(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Sends the next frame if it is due `elapsed` after the first one.
+    fn send_if_due(&mut self, video: &VideoTrackSender, elapsed: Duration) {
+        if Duration::from_micros(self.sent * 33_333) <= elapsed {
+            let (data, keyframe) = &self.frames[self.pos];
+            self.pos = (self.pos + 1) % self.frames.len();
+            video.send(EncodedVideo {
+                layer: None,
+                data: data.clone(),
+                keyframe: *keyframe,
+                timestamp: Duration::from_micros(self.sent * 33_333),
+            });
+            self.sent += 1;
+        }
+    }
+}
+
 async fn run(
     server: &Server,
     opts: PublishOptions,
     seconds: u64,
     reset_at: Option<Duration>,
 ) -> anyhow::Result<Outcome> {
-    let frames = gop()?;
+    let mut paced = PacedGop::new(gop()?);
     let token = server.token("creator", "room", true)?;
     let t0 = Instant::now();
     let (handle, mut events) = Publisher::connect(&server.ws_url(), &token, opts).await?;
@@ -94,7 +104,6 @@ async fn run(
     let connect_time = t0.elapsed();
     let mut last_stats = None;
     let mut report = None;
-    let mut sent = 0u64;
     let mut log = Vec::new();
     if seconds > 0 {
         let vt = server.token("viewer1", "room", false)?;
@@ -114,7 +123,6 @@ async fn run(
         .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let start = Instant::now();
-        let mut pos = 0usize;
         let mut tick = tokio::time::interval(Duration::from_millis(5));
         let mut reset_done = false;
         while start.elapsed() < Duration::from_secs(seconds) {
@@ -125,23 +133,13 @@ async fn run(
             }
             while let Ok(ev) = events.try_recv() {
                 match &ev {
-                    PublisherEvent::KeyframeRequested { .. } => pos = 0,
+                    PublisherEvent::KeyframeRequested { .. } => paced.restart_at_key(),
                     PublisherEvent::Stats(s) => last_stats = Some(s.clone()),
                     _ => {}
                 }
                 log.push((start.elapsed(), ev));
             }
-            if Duration::from_micros(sent * 33_333) <= start.elapsed() {
-                let (data, keyframe) = &frames[pos];
-                pos = (pos + 1) % frames.len();
-                video.send(EncodedVideo {
-                    layer: None,
-                    data: data.clone(),
-                    keyframe: *keyframe,
-                    timestamp: Duration::from_micros(sent * 33_333),
-                });
-                sent += 1;
-            }
+            paced.send_if_due(&video, start.elapsed());
         }
         report = Some(viewer.report().await?);
     }
@@ -164,7 +162,7 @@ async fn run(
     Ok(Outcome {
         connect_time,
         report,
-        sent,
+        sent: paced.sent,
         last_stats,
         events: log,
     })
@@ -347,7 +345,7 @@ async fn a_reset_tcp_connection_is_resumed_over_tcp() -> anyhow::Result<()> {
 async fn a_tcp_only_subscriber_receives_the_video() -> anyhow::Result<()> {
     init_tracing();
     let server = Server::start()?;
-    let frames = gop()?;
+    let mut paced = PacedGop::new(gop()?);
     let sub_opts = PublishOptions {
         subscribe: true,
         ice_transport: IceTransport::TcpOnly,
@@ -382,28 +380,17 @@ async fn a_tcp_only_subscriber_receives_the_video() -> anyhow::Result<()> {
     })
     .await?;
     let start = Instant::now();
-    let mut sent = 0u64;
-    let mut pos = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     while start.elapsed() < Duration::from_secs(6) {
         tick.tick().await;
         while let Ok(ev) = events.try_recv() {
             if matches!(ev, PublisherEvent::KeyframeRequested { .. }) {
-                pos = 0;
+                paced.restart_at_key();
             }
         }
-        if Duration::from_micros(sent * 33_333) <= start.elapsed() {
-            let (data, keyframe) = &frames[pos];
-            pos = (pos + 1) % frames.len();
-            video.send(EncodedVideo {
-                layer: None,
-                data: data.clone(),
-                keyframe: *keyframe,
-                timestamp: Duration::from_micros(sent * 33_333),
-            });
-            sent += 1;
-        }
+        paced.send_if_due(&video, start.elapsed());
     }
+    let sent = paced.sent;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut stats = None;
     while let Ok(ev) = sub_events.try_recv() {

@@ -7,50 +7,13 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, viewer_options};
+use common::subscriber::{init_tracing, media_codec};
+use common::{Server, viewer_options, wait_for};
 use streamit_livekit_publish::*;
 use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use streamit_media::{AudioFrame, AudioSamples, MediaTime};
 use streamit_testkit::{Viewer, ViewerReport};
-use tokio::sync::mpsc::Receiver;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
-}
-
-fn media_codec(c: VideoCodec) -> streamit_media::encode::VideoCodec {
-    match c {
-        VideoCodec::H264 => streamit_media::encode::VideoCodec::H264,
-        VideoCodec::Vp8 => streamit_media::encode::VideoCodec::Vp8,
-    }
-}
-
-/// Waits for an event matching `f`, returning the events seen on the way.
-async fn wait_for(
-    events: &mut Receiver<PublisherEvent>,
-    within: Duration,
-    f: impl Fn(&PublisherEvent) -> bool,
-) -> anyhow::Result<Vec<PublisherEvent>> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut seen = Vec::new();
-    loop {
-        let ev = tokio::time::timeout_at(deadline, events.recv())
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out; saw {seen:?}"))?
-            .ok_or_else(|| anyhow::anyhow!("events closed"))?;
-        if let PublisherEvent::StateChanged(ConnectionState::Failed { error }) = &ev {
-            anyhow::bail!("failed: {error}");
-        }
-        let hit = f(&ev);
-        seen.push(ev);
-        if hit {
-            return Ok(seen);
-        }
-    }
-}
 
 struct Run {
     codec: VideoCodec,

@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub mod subscriber;
 
 use anyhow::Result;
+use streamit_livekit_publish::{ConnectionState, PublisherEvent};
 use streamit_testkit::Grants;
+use tokio::sync::mpsc::Receiver;
 
 /// A real livekit-server from the workspace harness (`streamit-testkit`):
 /// free loopback ports, process group + PDEATHSIG, killed on drop.
@@ -69,4 +72,28 @@ pub fn spawn_viewer(
     seconds: f64,
 ) -> Result<streamit_testkit::viewer::RunningViewer> {
     streamit_testkit::Viewer::spawn(viewer_options(url, token, seconds))
+}
+
+/// Waits for an event matching `f`, returning the events seen on the way.
+pub async fn wait_for(
+    events: &mut Receiver<PublisherEvent>,
+    within: Duration,
+    f: impl Fn(&PublisherEvent) -> bool,
+) -> anyhow::Result<Vec<PublisherEvent>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out; saw {seen:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("events closed"))?;
+        if let PublisherEvent::StateChanged(ConnectionState::Failed { error }) = &ev {
+            anyhow::bail!("failed: {error}");
+        }
+        let hit = f(&ev);
+        seen.push(ev);
+        if hit {
+            return Ok(seen);
+        }
+    }
 }
