@@ -7,12 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::subscriber::{init_tracing, media_codec};
+use common::subscriber::{init_tracing, media_codec, tone_frame};
 use common::{Server, viewer_options, wait_for};
 use streamit_livekit_publish::*;
+use streamit_media::MediaTime;
 use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
-use streamit_media::{AudioFrame, AudioSamples, MediaTime};
 use streamit_testkit::{Viewer, ViewerReport};
 
 struct Run {
@@ -167,20 +167,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
         }
         // Audio: 20 ms Opus packets.
         while Duration::from_millis(audio_no * 20) <= el {
-            let pts = MediaTime::from_micros(audio_no * 20_000);
-            let samples: Vec<f32> = (0..960)
-                .map(|i| {
-                    let t = (audio_no * 960 + i) as f32 / 48_000.0;
-                    (t * 440.0 * std::f32::consts::TAU).sin() * 0.3
-                })
-                .collect();
-            let frame = AudioFrame {
-                sample_rate: 48_000,
-                channels: 1,
-                samples: AudioSamples::F32(samples),
-                pts,
-            };
-            for p in opus.push(&frame)? {
+            for p in opus.push(&tone_frame(audio_no))? {
                 audio.send(EncodedAudio {
                     data: p.data,
                     timestamp: p.pts.as_duration(),

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use common::Server;
 use common::subscriber::*;
 use streamit_livekit_publish::*;
+use streamit_media::MediaTime;
 use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
-use streamit_media::{AudioFrame, AudioSamples, MediaTime};
 use tokio::sync::mpsc::Receiver;
 
 struct Run {
@@ -46,29 +46,12 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
 
     // The publisher.
     let token = server.token("creator", "room", true)?;
-    let (publisher, pub_events) =
-        Publisher::connect(&url, &token, PublishOptions::default()).await?;
-    let pub_log = EventLog::spawn(pub_events);
-    pub_log
-        .wait(Duration::from_secs(10), "publisher connected", |e| {
-            matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
-        })
-        .await?;
+    let (publisher, pub_log) = connect_publisher(&url, &token).await?;
 
     // The viewer: a token that cannot publish, subscribe on.
     let viewer_token = server.token("viewer1", "room", false)?;
     let t_join = Instant::now();
-    let (viewer, viewer_events) = Publisher::connect(
-        &url,
-        &viewer_token,
-        PublishOptions {
-            subscribe: true,
-            media_queue: 256,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let view_log = EventLog::spawn(viewer_events);
+    let (viewer, view_log) = connect_subscriber(&url, &viewer_token, Some(256)).await?;
     let media = viewer
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
@@ -161,19 +144,7 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
         seen_events = events.len();
         let el = t0.elapsed();
         while Duration::from_millis(audio_no * 20) <= el {
-            let samples: Vec<f32> = (0..960)
-                .map(|i| {
-                    let t = (audio_no * 960 + i) as f32 / 48_000.0;
-                    (t * 440.0 * std::f32::consts::TAU).sin() * 0.3
-                })
-                .collect();
-            let frame = AudioFrame {
-                sample_rate: 48_000,
-                channels: 1,
-                samples: AudioSamples::F32(samples),
-                pts: MediaTime::from_micros(audio_no * 20_000),
-            };
-            for p in opus.push(&frame)? {
+            for p in opus.push(&tone_frame(audio_no))? {
                 audio.send(EncodedAudio {
                     data: p.data,
                     timestamp: p.pts.as_duration(),
@@ -450,25 +421,9 @@ async fn set_video_quality_switches_the_simulcast_layer_and_request_keyframe_sen
     let server = Server::start()?;
     let url = server.ws_url();
     let token = server.token("creator", "room", true)?;
-    let (publisher, pub_events) =
-        Publisher::connect(&url, &token, PublishOptions::default()).await?;
-    let pub_log = EventLog::spawn(pub_events);
-    pub_log
-        .wait(Duration::from_secs(10), "publisher connected", |e| {
-            matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
-        })
-        .await?;
+    let (publisher, pub_log) = connect_publisher(&url, &token).await?;
     let viewer_token = server.token("viewer1", "room", false)?;
-    let (viewer, viewer_events) = Publisher::connect(
-        &url,
-        &viewer_token,
-        PublishOptions {
-            subscribe: true,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let view_log = EventLog::spawn(viewer_events);
+    let (viewer, view_log) = connect_subscriber(&url, &viewer_token, None).await?;
     let media = viewer
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
@@ -595,38 +550,14 @@ impl Room {
         let server = Server::start()?;
         let url = server.ws_url();
         let token = server.token("creator", "room", true)?;
-        let (publisher, pub_events) =
-            Publisher::connect(&url, &token, PublishOptions::default()).await?;
-        let pub_log = EventLog::spawn(pub_events);
-        pub_log
-            .wait(Duration::from_secs(10), "publisher connected", |e| {
-                matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
-            })
-            .await?;
+        let (publisher, pub_log) = connect_publisher(&url, &token).await?;
         let viewer_token = server.token("viewer1", "room", false)?;
-        let (viewer, viewer_events) = Publisher::connect(
-            &url,
-            &viewer_token,
-            PublishOptions {
-                subscribe: true,
-                media_queue,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let view_log = EventLog::spawn(viewer_events);
+        let (viewer, view_log) = connect_subscriber(&url, &viewer_token, Some(media_queue)).await?;
         let media = viewer.take_media();
         let video = publisher
             .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
             .await?;
-        let layer = LayerSpec {
-            quality: VideoQuality::High,
-            width: 640,
-            height: 360,
-            bitrate: Bitrate::from_kbps(1000),
-        };
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sender = spawn_sender(video, vec![layer], pub_log.clone(), stop.clone());
+        let (stop, sender) = spawn_single_layer_sender(video, pub_log.clone());
         let sub = view_log
             .wait(
                 Duration::from_secs(10),

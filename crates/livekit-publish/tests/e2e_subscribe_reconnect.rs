@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use common::subscriber::{Decoded, EventLog, init_tracing, spawn_decoder, spawn_sender};
+use common::subscriber::{
+    Decoded, EventLog, connect_publisher, connect_subscriber, init_tracing, spawn_decoder,
+    spawn_single_layer_sender,
+};
 use streamit_livekit_publish::*;
 use streamit_testkit::SignalProxy;
 
@@ -107,32 +110,15 @@ async fn a_subscriber_resumes_a_signal_outage_and_rejoins_after_a_server_restart
     let mut server = Server::start()?;
     let proxy = SignalProxy::start(&server.ws_url()).await?;
     let token = server.token("creator", "room", true)?;
-    let (publisher, pub_events) =
-        Publisher::connect(&proxy.ws_url(), &token, PublishOptions::default()).await?;
-    let pub_log = EventLog::spawn(pub_events);
-    pub_log
-        .wait(Duration::from_secs(10), "publisher connected", connected)
-        .await?;
+    let (publisher, pub_log) = connect_publisher(&proxy.ws_url(), &token).await?;
     let video = publisher
         .publish_video(VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30))
         .await?;
-    let layer = LayerSpec {
-        quality: VideoQuality::High,
-        width: 640,
-        height: 360,
-        bitrate: Bitrate::from_kbps(1000),
-    };
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sender = spawn_sender(video, vec![layer], pub_log.clone(), stop.clone());
+    let (stop, sender) = spawn_single_layer_sender(video, pub_log.clone());
 
     // The subscriber signals through the proxy too; media goes to the server directly.
     let viewer_token = server.token("viewer1", "room", false)?;
-    let opts = PublishOptions {
-        subscribe: true,
-        ..Default::default()
-    };
-    let (viewer, view_events) = Publisher::connect(&proxy.ws_url(), &viewer_token, opts).await?;
-    let view_log = EventLog::spawn(view_events);
+    let (viewer, view_log) = connect_subscriber(&proxy.ws_url(), &viewer_token, None).await?;
     let media = viewer
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;

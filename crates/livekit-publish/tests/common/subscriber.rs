@@ -216,3 +216,71 @@ pub fn spawn_sender(
         Ok(n)
     })
 }
+
+/// Joins `ws_url` as a publisher (default options) and waits, 10 s at most,
+/// until it is connected; its events go to an `EventLog`.
+pub async fn connect_publisher(
+    ws_url: &str,
+    token: &str,
+) -> anyhow::Result<(PublisherHandle, EventLog)> {
+    let (publisher, events) = Publisher::connect(ws_url, token, PublishOptions::default()).await?;
+    let log = EventLog::spawn(events);
+    log.wait(Duration::from_secs(10), "publisher connected", |e| {
+        matches!(e, PublisherEvent::StateChanged(ConnectionState::Connected))
+    })
+    .await?;
+    Ok((publisher, log))
+}
+
+/// Joins `ws_url` with subscribe on (a viewer's token): `media_queue` is the
+/// media receiver's depth, `None` the default. Does not wait for Connected.
+pub async fn connect_subscriber(
+    ws_url: &str,
+    token: &str,
+    media_queue: Option<usize>,
+) -> anyhow::Result<(PublisherHandle, EventLog)> {
+    let mut opts = PublishOptions {
+        subscribe: true,
+        ..Default::default()
+    };
+    if let Some(q) = media_queue {
+        opts.media_queue = q;
+    }
+    let (viewer, events) = Publisher::connect(ws_url, token, opts).await?;
+    Ok((viewer, EventLog::spawn(events)))
+}
+
+/// `spawn_sender` of one 640×360 H.264 layer at 1 Mbit/s; set the flag to stop it.
+pub fn spawn_single_layer_sender(
+    video: VideoTrackSender,
+    pub_log: EventLog,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<anyhow::Result<u64>>,
+) {
+    let layer = LayerSpec {
+        quality: VideoQuality::High,
+        width: 640,
+        height: 360,
+        bitrate: Bitrate::from_kbps(1000),
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = spawn_sender(video, vec![layer], pub_log, stop.clone());
+    (stop, sender)
+}
+
+/// Audio frame `n` of a 440 Hz tone: 20 ms, mono 48 kHz, what the tests send as Opus.
+pub fn tone_frame(n: u64) -> streamit_media::AudioFrame {
+    let samples: Vec<f32> = (0..960)
+        .map(|i| {
+            let t = (n * 960 + i) as f32 / 48_000.0;
+            (t * 440.0 * std::f32::consts::TAU).sin() * 0.3
+        })
+        .collect();
+    streamit_media::AudioFrame {
+        sample_rate: 48_000,
+        channels: 1,
+        samples: streamit_media::AudioSamples::F32(samples),
+        pts: MediaTime::from_micros(n * 20_000),
+    }
+}
