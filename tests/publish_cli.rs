@@ -1,25 +1,15 @@
 //! End to end: `streamit-studio publish` against the real backend binary and a real LiveKit
 //! server (webhooks pointed at the backend), watched by the official Python SDK viewer.
 
-use std::process::Stdio;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use common::{guest_viewer, publish_succeeded, studio, wait_until_live};
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
-
-fn studio() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
-    cmd.env_remove("STREAMIT_TOKEN")
-        .env_remove("STREAMIT_API_URL")
-        .env_remove("STREAMIT_PASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend() -> Result<()> {
@@ -363,35 +353,18 @@ async fn vp8_simulcast_viewer_asking_low_gets_the_quarter_layer() -> Result<()> 
         ])
         .spawn()?;
     let public = Client::new(backend.url());
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_simulcast")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(8), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let grant = public
-        .viewer_token(&ViewerTokenRequest {
-            host_id: user_id,
-            guest_name: None,
-        })
-        .await?;
-    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    wait_until_live(&public, "qa_simulcast", Duration::from_secs(8)).await?;
+    let mut opts = guest_viewer(&public, user_id, None).await?;
     opts.duration = Duration::from_secs(5);
     opts.quality = Some("low".into());
     opts.until_frames = Some(45);
     let viewer = Viewer::run(opts).await?;
-    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        lk.log_tail(20)
-    );
+    let out = publish_succeeded(
+        child,
+        Duration::from_secs(40),
+        &format!("\n{}", lk.log_tail(20)),
+    )
+    .await?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     println!(
         "viewer resolutions {:?}, frames {}; publisher sent {} dropped {}",
@@ -439,34 +412,17 @@ async fn publish_over_ice_tcp_is_decoded_and_reported_as_tcp() -> Result<()> {
         ])
         .spawn()?;
     let public = Client::new(backend.url());
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_tcp")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(8), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let grant = public
-        .viewer_token(&ViewerTokenRequest {
-            host_id: user_id,
-            guest_name: None,
-        })
-        .await?;
-    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    wait_until_live(&public, "qa_tcp", Duration::from_secs(8)).await?;
+    let mut opts = guest_viewer(&public, user_id, None).await?;
     opts.duration = Duration::from_secs(5);
     opts.until_frames = Some(90);
     let viewer = Viewer::run(opts).await?;
-    let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        lk.log_tail(20)
-    );
+    let out = publish_succeeded(
+        child,
+        Duration::from_secs(40),
+        &format!("\n{}", lk.log_tail(20)),
+    )
+    .await?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     println!(
         "viewer frames {} (first at {:?} ms); publisher transport {}, sent {}",

@@ -1,0 +1,72 @@
+//! Helpers the CLI end-to-end tests (`publish_cli`, `watch_cli`) share: the studio
+//! binary, waiting for a stream to go live, a viewer's token and a publish's end.
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use streamit_api::ViewerTokenRequest;
+use streamit_api::client::Client;
+use streamit_testkit::ViewerOptions;
+
+/// The studio binary without the caller's credentials or backend in its environment.
+pub fn studio() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
+    cmd.env_remove("STREAMIT_TOKEN")
+        .env_remove("STREAMIT_API_URL")
+        .env_remove("STREAMIT_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Polls the backend until `username`'s stream is live, for at most `within`;
+/// returns when the wait began (tests time what follows from there).
+pub async fn wait_until_live(public: &Client, username: &str, within: Duration) -> Result<Instant> {
+    let started = Instant::now();
+    while !public
+        .stream_by_username(username)
+        .await
+        .is_ok_and(|s| s.is_live)
+    {
+        ensure!(started.elapsed() < within, "never live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(started)
+}
+
+/// Options for a Python viewer with a guest token for `host_id`'s room, from the
+/// backend's token endpoint (as a browser viewer gets one).
+pub async fn guest_viewer(
+    public: &Client,
+    host_id: String,
+    guest_name: Option<String>,
+) -> Result<ViewerOptions> {
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id,
+            guest_name,
+        })
+        .await?;
+    Ok(ViewerOptions::new(grant.ws_url, grant.token))
+}
+
+/// Waits at most `within` for a `publish` run to end and requires exit 0;
+/// `diagnostics` is added to the failure message.
+pub async fn publish_succeeded(
+    publish: tokio::process::Child,
+    within: Duration,
+    diagnostics: &str,
+) -> Result<Output> {
+    let out = tokio::time::timeout(within, publish.wait_with_output())
+        .await
+        .context("publish did not finish")??;
+    ensure!(
+        out.status.success(),
+        "publish failed: {}{diagnostics}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
