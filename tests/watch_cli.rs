@@ -2,32 +2,71 @@
 //! `streamit-studio publish` of the synthetic pattern, through the real backend and a real
 //! LiveKit server; a Python SDK viewer sends chat that `watch` must report.
 
+mod common;
+
 use std::path::Path;
-use std::process::Stdio;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use common::{guest_viewer, publish_succeeded, wait_until_live};
+use streamit_api::SetupStreamRequest;
 use streamit_api::client::Client;
-use streamit_api::{SetupStreamRequest, ViewerTokenRequest};
 use streamit_testkit::{
     Backend, BackendOptions, LiveKit, LiveKitOptions, SignalProxy, Stack, TEST_PASSWORD, Viewer,
-    ViewerOptions,
 };
 
 /// The studio binary with a clean environment; `runtime` is its XDG_RUNTIME_DIR, where
 /// `publish` records its media clock epoch (the fallback `watch` reads on one machine).
 fn studio(runtime: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
-    cmd.env_remove("STREAMIT_TOKEN")
-        .env_remove("STREAMIT_API_URL")
-        .env_remove("STREAMIT_PASSWORD")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env("XDG_RUNTIME_DIR", runtime)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = common::studio();
+    cmd.env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", runtime);
     cmd
+}
+
+/// `publish` of the synthetic pattern as H.264 without audio for `duration`, as
+/// `username`, with its JSON report.
+fn spawn_h264_publish(
+    runtime: &Path,
+    backend_url: &str,
+    username: &str,
+    duration: &str,
+) -> Result<tokio::process::Child> {
+    Ok(studio(runtime)
+        .args(["publish", "--api", backend_url])
+        .args(["--username", username, "--password", TEST_PASSWORD])
+        .args([
+            "--source",
+            "synthetic",
+            "--audio",
+            "none",
+            "--codec",
+            "h264",
+        ])
+        .args(["--duration", duration, "--json"])
+        .spawn()?)
+}
+
+/// `watch`'s JSON report from its stdout (exit status and stderr in the error).
+fn watch_report(out: &Output) -> Result<serde_json::Value> {
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "not JSON: {}; stderr {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The report's decoded frames in each second since `watch` started.
+fn frames_per_second(video: &serde_json::Value) -> Result<Vec<u64>> {
+    Ok(video["framesPerSecond"]
+        .as_array()
+        .context("framesPerSecond")?
+        .iter()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,15 +93,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         .args(["--codec", "h264", "--duration", "25s", "--json"])
         .spawn()?;
     let public = Client::new(backend.url());
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_watched")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_live(&public, "qa_watched", Duration::from_secs(10)).await?;
 
     let watch = studio(watch_runtime.path())
         .args(["watch", "qa_watched", "--api", backend.url()])
@@ -70,13 +101,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         .spawn()?;
     // Once `watch` is in the room, a Python viewer says something.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let grant = public
-        .viewer_token(&ViewerTokenRequest {
-            host_id: user_id.clone(),
-            guest_name: Some("Py chatter".into()),
-        })
-        .await?;
-    let mut opts = ViewerOptions::new(grant.ws_url, grant.token);
+    let mut opts = guest_viewer(&public, user_id.clone(), Some("Py chatter".into())).await?;
     opts.duration = Duration::from_secs(4);
     opts.send_chat = vec!["hello from python to watch".into()];
     opts.read_pattern = true;
@@ -174,14 +199,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         r["viewers"]
     );
 
-    let out = tokio::time::timeout(Duration::from_secs(40), publish.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = publish_succeeded(publish, Duration::from_secs(40), "").await?;
     // For comparison (not asserted: libwebrtc's jitter buffer adds its own delay), the
     // Python viewer's latency over its 4 s on the same stream and clock epoch.
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
@@ -290,15 +308,7 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
         ])
         .spawn()?;
     let public = Client::new(backend.url());
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_simul_watched")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let started = wait_until_live(&public, "qa_simul_watched", Duration::from_secs(10)).await?;
     // Longer than the stream lasts: watch must notice the creator leaving and stop.
     let out = studio(runtime.path())
         .args(["watch", "qa_simul_watched", "--api", backend.url()])
@@ -339,14 +349,7 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
         v["readableCodes"]
     );
     ensure!(r["audio"]["packetsReceived"] == 0, "audio {}", r["audio"]);
-    let out = tokio::time::timeout(Duration::from_secs(30), publish.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish_succeeded(publish, Duration::from_secs(30), "").await?;
     Ok(())
 }
 
@@ -360,34 +363,9 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     let backend_url = stack.backend.url().to_string();
     let runtime = tempfile::tempdir()?;
     let watch_runtime = tempfile::tempdir()?;
-    let publish = studio(runtime.path())
-        .args(["publish", "--api", &backend_url])
-        .args([
-            "--username",
-            "qa_restart_watched",
-            "--password",
-            TEST_PASSWORD,
-        ])
-        .args([
-            "--source",
-            "synthetic",
-            "--audio",
-            "none",
-            "--codec",
-            "h264",
-        ])
-        .args(["--duration", "30s", "--json"])
-        .spawn()?;
+    let publish = spawn_h264_publish(runtime.path(), &backend_url, "qa_restart_watched", "30s")?;
     let public = Client::new(&backend_url);
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_restart_watched")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_live(&public, "qa_restart_watched", Duration::from_secs(10)).await?;
     let watch_spawned = Instant::now();
     let watch = studio(watch_runtime.path())
         .args(["watch", "qa_restart_watched", "--api", &backend_url])
@@ -404,8 +382,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
         .await
         .context("watch did not finish")??;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("not JSON: {}; stderr {stderr}", out.status))?;
+    let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
         "killed at {killed:?}, restarted at {restarted:?} after watch started; outcome {}, \
@@ -448,12 +425,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     // Per-second figures since watch started (which is after it was spawned): every
     // second from `after` on is wholly after the restart.
     let after = restarted.as_secs() as usize + 1;
-    let frames: Vec<u64> = v["framesPerSecond"]
-        .as_array()
-        .context("framesPerSecond")?
-        .iter()
-        .map(|n| n.as_u64().unwrap_or(0))
-        .collect();
+    let frames = frames_per_second(v)?;
     let codes: Vec<Option<u64>> = v["maxCodePerSecond"]
         .as_array()
         .context("maxCodePerSecond")?
@@ -479,14 +451,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     );
     ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
 
-    let out = tokio::time::timeout(Duration::from_secs(60), publish.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish_succeeded(publish, Duration::from_secs(60), "").await?;
     Ok(())
 }
 
@@ -516,34 +481,9 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     let backend_url = stack.backend.url().to_string();
     let runtime = tempfile::tempdir()?;
     let watch_runtime = tempfile::tempdir()?;
-    let publish = studio(runtime.path())
-        .args(["publish", "--api", &backend_url])
-        .args([
-            "--username",
-            "qa_resume_watched",
-            "--password",
-            TEST_PASSWORD,
-        ])
-        .args([
-            "--source",
-            "synthetic",
-            "--audio",
-            "none",
-            "--codec",
-            "h264",
-        ])
-        .args(["--duration", "25s", "--json"])
-        .spawn()?;
+    let publish = spawn_h264_publish(runtime.path(), &backend_url, "qa_resume_watched", "25s")?;
     let public = Client::new(&backend_url);
-    let started = Instant::now();
-    while !public
-        .stream_by_username("qa_resume_watched")
-        .await
-        .is_ok_and(|s| s.is_live)
-    {
-        ensure!(started.elapsed() < Duration::from_secs(10), "never live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_live(&public, "qa_resume_watched", Duration::from_secs(10)).await?;
     let watch_spawned = Instant::now();
     let watch = studio(watch_runtime.path())
         .args(["watch", "qa_resume_watched", "--api", &backend_url])
@@ -560,8 +500,7 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
         .await
         .context("watch did not finish")??;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("not JSON: {}; stderr {stderr}", out.status))?;
+    let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
         "cut at {cut:?} after watch started; proxy accepted {accepted_before} -> {}; outcome {}, \
@@ -601,12 +540,7 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
         "the server did not resume:\n{log}"
     );
     // Media never depended on the signal: no freeze, the codes keep moving every second.
-    let frames: Vec<u64> = v["framesPerSecond"]
-        .as_array()
-        .context("framesPerSecond")?
-        .iter()
-        .map(|n| n.as_u64().unwrap_or(0))
-        .collect();
+    let frames = frames_per_second(v)?;
     let whole = &frames[1..frames.len().saturating_sub(1)];
     ensure!(
         whole.len() >= 12 && whole.iter().all(|n| *n >= 15),
@@ -626,13 +560,6 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     );
     ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
 
-    let out = tokio::time::timeout(Duration::from_secs(60), publish.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish_succeeded(publish, Duration::from_secs(60), "").await?;
     Ok(())
 }
