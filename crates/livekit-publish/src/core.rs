@@ -1975,6 +1975,7 @@ mod tests {
     //! The core driven with no sockets: a second str0m `Rtc` plays the SFU's
     //! publisher-side peer connection, and signal messages are fed by hand.
     use super::*;
+    use crate::test_support::{addr, last_stats, test_participant};
 
     const ME: &str = "creator";
     const MY_SID: &str = "PA_me";
@@ -1997,10 +1998,6 @@ mod tests {
             &vp8_payloads(&[1], 0xffff, 1000)[0][..4],
             &[0x90, 0x80, 0xff, 0xff]
         );
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("literal address")
     }
 
     fn participant(
@@ -2058,12 +2055,7 @@ mod tests {
         /// LiveKit's `rtc.tcp_port`), packets move as framed TCP would carry them.
         fn with_transport(ice_transport: IceTransport) -> Self {
             let now = Instant::now();
-            let core = Participant::new(CoreConfig {
-                publisher_addr: addr("10.0.0.1:4000"),
-                subscriber_addr: addr("10.0.0.1:4001"),
-                initial_bitrate: Bitrate::from_kbps(1000),
-                ice_transport,
-            });
+            let core = test_participant(ice_transport);
             let mut sfu = Rtc::builder().enable_bwe(None).build(now);
             let c = if ice_transport == IceTransport::TcpOnly {
                 Candidate::builder()
@@ -2813,15 +2805,7 @@ mod tests {
         assert_eq!(h.core.state(), &ConnectionState::Connected);
         h.core.emit_stats(h.now);
         h.pump(10);
-        let stats = h
-            .events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                PublisherEvent::Stats(s) => Some(s.clone()),
-                _ => None,
-            })
-            .expect("stats");
+        let stats = last_stats(&h.events);
         assert_eq!((stats.resumes, stats.rejoins), (1, 0));
     }
 
@@ -2871,15 +2855,7 @@ mod tests {
         assert!(h.core.write_video(&cid, &frame(false), h.now));
         h.core.emit_stats(h.now);
         h.pump(10);
-        let stats = h
-            .events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                PublisherEvent::Stats(s) => Some(s.clone()),
-                _ => None,
-            })
-            .expect("stats");
+        let stats = last_stats(&h.events);
         assert_eq!(
             stats.frames_dropped,
             3 + 4,
@@ -2904,15 +2880,7 @@ mod tests {
             .count_dropped_frames(&cid, Some(VideoQuality::High), 2);
         h.core.emit_stats(h.now);
         h.pump(10);
-        let stats = h
-            .events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                PublisherEvent::Stats(s) => Some(s.clone()),
-                _ => None,
-            })
-            .expect("stats");
+        let stats = last_stats(&h.events);
         let per_layer: Vec<_> = stats
             .layers
             .iter()
@@ -2929,12 +2897,7 @@ mod tests {
     #[test]
     fn chat_before_the_senders_participant_update_waits_for_the_name() {
         let mut now = Instant::now();
-        let mut core = Participant::new(CoreConfig {
-            publisher_addr: addr("10.0.0.1:4000"),
-            subscriber_addr: addr("10.0.0.1:4001"),
-            initial_bitrate: Bitrate::from_kbps(1000),
-            ice_transport: IceTransport::UdpOnly,
-        });
+        let mut core = test_participant(IceTransport::UdpOnly);
         let known = participant(
             "early",
             "PA_e",

@@ -139,6 +139,8 @@ mod driver;
 mod queue;
 pub mod subscribe;
 pub mod tcp;
+#[cfg(test)]
+mod test_support;
 pub mod types;
 
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};

@@ -918,8 +918,6 @@ a=recvonly\r\n";
 /// subscriber peer connection (it offers a send-only H.264 m-line and sends frames).
 #[cfg(test)]
 mod core_tests {
-    use std::net::SocketAddr;
-
     use proto::signal_request::Message as Req;
     use proto::signal_response::Message as Resp;
     use str0m::change::SdpAnswer;
@@ -928,11 +926,8 @@ mod core_tests {
     use str0m::{Candidate, Event, Input, Output, Rtc};
 
     use super::*;
-    use crate::core::{CoreConfig, CoreOutput, Participant};
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("literal address")
-    }
+    use crate::core::{CoreOutput, Participant};
+    use crate::test_support::{addr, last_stats, test_participant};
 
     struct Sfu {
         core: Participant,
@@ -946,12 +941,7 @@ mod core_tests {
     impl Sfu {
         fn new() -> Self {
             let now = Instant::now();
-            let core = Participant::new(CoreConfig {
-                publisher_addr: addr("10.0.0.1:4000"),
-                subscriber_addr: addr("10.0.0.1:4001"),
-                initial_bitrate: Bitrate::from_kbps(1000),
-                ice_transport: IceTransport::UdpOnly,
-            });
+            let core = test_participant(IceTransport::UdpOnly);
             // The same single H.264 flavour the core offers and accepts.
             let mut cfg = Rtc::builder().clear_codecs().enable_opus(true, false);
             cfg.codec_config()
@@ -1180,15 +1170,7 @@ mod core_tests {
 
         // Receive figures in the stats snapshot.
         h.pump(2100);
-        let stats = h
-            .events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                PublisherEvent::Stats(s) => Some(s.clone()),
-                _ => None,
-            })
-            .expect("stats");
+        let stats = last_stats(&h.events);
         assert_eq!((stats.frames_received, stats.frames_dropped_rx), (3, 3));
         let r = &stats.receive[0];
         assert_eq!((r.track.as_str(), r.kind), ("TR_v", TrackKind::Video));
