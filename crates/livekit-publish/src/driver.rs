@@ -610,18 +610,8 @@ impl Driver {
                         }
                     }
                 }
-                r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Publisher) {
-                        let now = Instant::now().into_std();
-                        self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
-                    }
-                }
-                r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Subscriber) {
-                        let now = Instant::now().into_std();
-                        self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
-                    }
-                }
+                r = self.pub_sock.recv_from(&mut pub_buf) => self.udp_received(PcKind::Publisher, r, &pub_buf),
+                r = self.sub_sock.recv_from(&mut sub_buf) => self.udp_received(PcKind::Subscriber, r, &sub_buf),
                 Some(ev) = self.tcp.recv() => self.tcp_event(ev),
                 cmd = self.cmd_rx.recv() => {
                     match cmd {
@@ -822,18 +812,8 @@ impl Driver {
                     }
                     Some(SignalEvent::Close(_)) | None => self.signal_lost = true,
                 },
-                r = self.pub_sock.recv_from(&mut pub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Publisher) {
-                        let now = Instant::now().into_std();
-                        self.core.handle_receive(PcKind::Publisher, src, self.pub_addr, &pub_buf[..n], now);
-                    }
-                }
-                r = self.sub_sock.recv_from(&mut sub_buf) => {
-                    if let Ok((n, src)) = r && !self.udp_dropped(PcKind::Subscriber) {
-                        let now = Instant::now().into_std();
-                        self.core.handle_receive(PcKind::Subscriber, src, self.sub_addr, &sub_buf[..n], now);
-                    }
-                }
+                r = self.pub_sock.recv_from(&mut pub_buf) => self.udp_received(PcKind::Publisher, r, &pub_buf),
+                r = self.sub_sock.recv_from(&mut sub_buf) => self.udp_received(PcKind::Subscriber, r, &sub_buf),
                 Some(ev) = self.tcp.recv() => self.tcp_event(ev),
                 _ = self.notify.notified() => self.pump_media(),
                 _ = tokio::time::sleep_until(deadline) => {
@@ -859,6 +839,21 @@ impl Driver {
     /// ways, as a firewall would).
     fn udp_dropped(&self, pc: PcKind) -> bool {
         self.block_udp || self.dark(pc)
+    }
+
+    /// A datagram read from `pc`'s UDP socket into `buf` goes to the core, unless
+    /// UDP is blocked or `pc` dark (tests); read errors are left to the next read.
+    fn udp_received(&mut self, pc: PcKind, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+        if let Ok((n, src)) = r
+            && !self.udp_dropped(pc)
+        {
+            let local = match pc {
+                PcKind::Publisher => self.pub_addr,
+                PcKind::Subscriber => self.sub_addr,
+            };
+            self.core
+                .handle_receive(pc, src, local, &buf[..n], Instant::now().into_std());
+        }
     }
 
     /// A frame or the end of an ICE-TCP connection (see [`crate::tcp`]).
