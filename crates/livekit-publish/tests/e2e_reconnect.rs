@@ -210,6 +210,22 @@ impl Seen {
     }
 }
 
+/// The session was resumed, once, not rejoined: connected again at the end and
+/// the track never announced a second time.
+fn assert_resumed_not_rejoined(states: &[ConnectionState], stats: &StatsSnapshot, published: u32) {
+    assert_eq!(
+        states.last(),
+        Some(&ConnectionState::Connected),
+        "{states:?}"
+    );
+    assert_eq!(
+        (stats.resumes, stats.rejoins),
+        (1, 0),
+        "a resume, not a rejoin"
+    );
+    assert_eq!(published, 1, "the track is not announced again");
+}
+
 /// The viewer's decoded frames per second of its run, in order of the second.
 fn frames_per_second(report: &streamit_testkit::ViewerReport) -> Vec<(u64, u64)> {
     let mut per_s: Vec<(u64, u64)> = report
@@ -482,20 +498,10 @@ async fn signal_loss_resumes_the_same_session() -> anyhow::Result<()> {
         states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
         "{states:?}"
     );
-    assert_eq!(
-        states.last(),
-        Some(&ConnectionState::Connected),
-        "{states:?}"
-    );
+    assert_resumed_not_rejoined(&states, &stats, published);
     let after = resumed_after.ok_or_else(|| anyhow::anyhow!("never resumed: {states:?}"))?;
     // Refused for 1.5 s; attempts at +1 s (refused) and +3 s.
     assert!(after < Duration::from_secs(6), "resumed after {after:?}");
-    assert_eq!(
-        (stats.resumes, stats.rejoins),
-        (1, 0),
-        "a resume, not a rejoin"
-    );
-    assert_eq!(published, 1, "the track is not announced again");
     assert!(proxy.accepted() >= 2, "the resume came through the proxy");
     assert!(
         log.contains("resuming RTC session")
@@ -602,18 +608,8 @@ async fn transport_loss_resumes_with_an_ice_restart() -> anyhow::Result<()> {
         noticed_after.is_some(),
         "transport loss noticed: {states:?}"
     );
-    assert_eq!(
-        states.last(),
-        Some(&ConnectionState::Connected),
-        "{states:?}"
-    );
+    assert_resumed_not_rejoined(&states, &stats, published);
     assert!(recovered_after.is_some(), "{states:?}");
-    assert_eq!(
-        (stats.resumes, stats.rejoins),
-        (1, 0),
-        "a resume, not a rejoin"
-    );
-    assert_eq!(published, 1, "the track is not announced again");
     assert_eq!(report.video.tracks.len(), 1, "{:?}", report.video.tracks);
     assert_decodes_at_the_end(&frames_per_second(&report));
     assert_chat_both_ways(&report, &chats);
@@ -669,17 +665,7 @@ async fn subscriber_transport_loss_resumes_while_video_goes_on() -> anyhow::Resu
         states.contains(&ConnectionState::Reconnecting { attempt: 1, max: 5 }),
         "the subscriber transport loss was noticed: {states:?}"
     );
-    assert_eq!(
-        states.last(),
-        Some(&ConnectionState::Connected),
-        "{states:?}"
-    );
-    assert_eq!(
-        (stats.resumes, stats.rejoins),
-        (1, 0),
-        "a resume, not a rejoin"
-    );
-    assert_eq!(published, 1, "the track is not announced again");
+    assert_resumed_not_rejoined(&states, &stats, published);
     // Video never depended on the subscriber transport.
     assert_no_second_without_frames(&per_s, 20);
     assert!(
