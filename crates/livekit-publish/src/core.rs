@@ -2154,6 +2154,14 @@ mod tests {
             }
         }
 
+        /// The first AddTrackRequest among the signals sent.
+        fn add_track_sent(&self) -> Option<proto::AddTrackRequest> {
+            self.signals.iter().find_map(|s| match s {
+                Req::AddTrack(a) => Some(a.clone()),
+                _ => None,
+            })
+        }
+
         fn offers(&self) -> Vec<String> {
             self.signals
                 .iter()
@@ -2276,11 +2284,7 @@ mod tests {
         let mut h = Harness::new();
         h.connected();
         let cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30));
-        let add = h.signals.iter().find_map(|s| match s {
-            Req::AddTrack(a) => Some(a.clone()),
-            _ => None,
-        });
-        let add = add.expect("AddTrackRequest sent");
+        let add = h.add_track_sent().expect("AddTrackRequest sent");
         assert_eq!(add.cid, cid.0);
         assert_eq!(add.r#type, proto::TrackType::Video as i32);
         assert_eq!((add.width, add.height), (640, 360));
@@ -2428,14 +2432,7 @@ mod tests {
         let opts = VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
             .with_default_simulcast(Bitrate::from_kbps(2000));
         let cid = h.publish(&opts);
-        let add = h
-            .signals
-            .iter()
-            .find_map(|s| match s {
-                Req::AddTrack(a) => Some(a.clone()),
-                _ => None,
-            })
-            .expect("AddTrackRequest");
+        let add = h.add_track_sent().expect("AddTrackRequest");
         let rids: Vec<_> = add
             .layers
             .iter()
@@ -3034,14 +3031,7 @@ mod tests {
         h.signals.clear();
         h.core.rejoin(&join_response(Vec::new()), h.now);
         h.pump(10);
-        let add = h
-            .signals
-            .iter()
-            .find_map(|s| match s {
-                Req::AddTrack(a) => Some(a.clone()),
-                _ => None,
-            })
-            .expect("AddTrackRequest again");
+        let add = h.add_track_sent().expect("AddTrackRequest again");
         assert_eq!(add.cid, cid.0);
         assert!(add.muted, "mute state survives the rejoin");
         assert!(!h.core.is_track_ready(&cid));
