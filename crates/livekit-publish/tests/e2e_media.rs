@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::subscriber::{init_tracing, media_codec, tone_frame};
+use common::subscriber::{ToneSender, init_tracing, media_codec};
 use common::{Server, viewer_options, wait_for};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
-use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
+use streamit_media::encode::{VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use streamit_testkit::{Viewer, ViewerReport};
 
@@ -105,7 +105,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
 
     let video = handle.publish_video(opts).await?;
     let audio = handle.publish_audio(AudioTrackOptions::default()).await?;
-    let mut opus = OpusEncoder::new(1, 32_000)?;
+    let mut tone = ToneSender::new()?;
     let mut wanted: Option<Vec<VideoQuality>> = None;
 
     // Wait for the track to be negotiated (first key frame request).
@@ -122,7 +122,6 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
     let mut force_key = true;
     let mut sent = 0u64;
     let mut frame_no = 0u32;
-    let mut audio_no = 0u64;
     let mut chats = Vec::new();
     let mut mute_schedule = r.mute_schedule.clone();
     let mut muted = false;
@@ -166,15 +165,7 @@ async fn run(server: &Server, r: Run) -> anyhow::Result<Outcome> {
             }
         }
         // Audio: 20 ms Opus packets.
-        while Duration::from_millis(audio_no * 20) <= el {
-            for p in opus.push(&tone_frame(audio_no))? {
-                audio.send(EncodedAudio {
-                    data: p.data,
-                    timestamp: p.pts.as_duration(),
-                })?;
-            }
-            audio_no += 1;
-        }
+        tone.send_due(&audio, el)?;
         // Video: 30 fps.
         if !unpublished && Duration::from_micros(frame_no as u64 * 33_333) <= el {
             let pts = MediaTime::from_micros(frame_no as u64 * 33_333);

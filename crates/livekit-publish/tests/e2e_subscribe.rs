@@ -13,7 +13,7 @@ use common::Server;
 use common::subscriber::*;
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
-use streamit_media::encode::{OpusEncoder, VideoEncoderConfig, new_video_encoder};
+use streamit_media::encode::{VideoEncoderConfig, new_video_encoder};
 use streamit_media::pattern::generate_pattern;
 use tokio::sync::mpsc::Receiver;
 
@@ -56,8 +56,7 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
     anyhow::ensure!(viewer.take_media().is_none(), "one media receiver only");
-    let decoded = Arc::new(Mutex::new(Decoded::default()));
-    let decoder = spawn_decoder(media, decoded.clone());
+    let (decoded, decoder) = spawn_decoding(media);
 
     let video = publisher
         .publish_video(VideoTrackOptions::new(r.codec, r.width, r.height, r.fps))
@@ -117,12 +116,11 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
         media_codec(r.codec),
         VideoEncoderConfig::new(r.width, r.height, r.fps as f32, r.bitrate),
     )?;
-    let mut opus = OpusEncoder::new(1, 32_000)?;
+    let mut tone = ToneSender::new()?;
 
     // Warm-up until the viewer decodes its first frame, then the measured window.
     let t0 = Instant::now();
     let mut frame_no = 0u64;
-    let mut audio_no = 0u64;
     let mut force_key = true;
     let mut seen_events = 0usize;
     let mut window: Option<(u64, Instant)> = None;
@@ -143,15 +141,7 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
         }
         seen_events = events.len();
         let el = t0.elapsed();
-        while Duration::from_millis(audio_no * 20) <= el {
-            for p in opus.push(&tone_frame(audio_no))? {
-                audio.send(EncodedAudio {
-                    data: p.data,
-                    timestamp: p.pts.as_duration(),
-                })?;
-            }
-            audio_no += 1;
-        }
+        tone.send_due(&audio, el)?;
         if window.is_none() && decoded.lock().is_ok_and(|d| !d.video.is_empty()) {
             first_frame_after = Some(t_join.elapsed());
             window = Some((frame_no, Instant::now()));
@@ -427,8 +417,7 @@ async fn set_video_quality_switches_the_simulcast_layer_and_request_keyframe_sen
     let media = viewer
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
-    let decoded = Arc::new(Mutex::new(Decoded::default()));
-    let decoder = spawn_decoder(media, decoded.clone());
+    let (decoded, decoder) = spawn_decoding(media);
 
     // 640x360 in three layers: 160x90, 320x180, 640x360.
     let opts = VideoTrackOptions::new(VideoCodec::H264, 640, 360, 30)
@@ -685,8 +674,7 @@ async fn the_subscriber_resubscribes_after_a_full_rejoin() -> anyhow::Result<()>
         .media
         .take()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
-    let decoded = Arc::new(Mutex::new(Decoded::default()));
-    let decoder = spawn_decoder(media, decoded.clone());
+    let (decoded, decoder) = spawn_decoding(media);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(decoded_since(&decoded, Instant::now() - Duration::from_secs(2)) > 30);
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use common::subscriber::{
-    Decoded, EventLog, connect_publisher, connect_subscriber, init_tracing, spawn_decoder,
+    Decoded, EventLog, connect_publisher, connect_subscriber, init_tracing, spawn_decoding,
     spawn_single_layer_sender,
 };
 use streamit_livekit_publish::*;
@@ -122,8 +122,7 @@ async fn a_subscriber_resumes_a_signal_outage_and_rejoins_after_a_server_restart
     let media = viewer
         .take_media()
         .ok_or_else(|| anyhow::anyhow!("no media receiver"))?;
-    let decoded = Arc::new(Mutex::new(Decoded::default()));
-    let decoder = spawn_decoder(media, decoded.clone());
+    let (decoded, decoder) = spawn_decoding(media);
     view_log
         .wait(Duration::from_secs(10), "video TrackSubscribed", subscribed)
         .await?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use streamit_livekit_publish::*;
 use streamit_media::MediaTime;
 use streamit_media::encode::{
-    OpusDecoder, VideoEncoderConfig, new_video_decoder, new_video_encoder,
+    OpusDecoder, OpusEncoder, VideoEncoderConfig, new_video_decoder, new_video_encoder,
 };
 use streamit_media::pattern::{generate_pattern, read_pattern_code};
 use tokio::sync::mpsc::Receiver;
@@ -157,6 +157,15 @@ pub fn spawn_decoder(
     })
 }
 
+/// `spawn_decoder` into a fresh `Decoded`, returned with the thread.
+pub fn spawn_decoding(
+    media: Receiver<ReceivedMedia>,
+) -> (Arc<Mutex<Decoded>>, std::thread::JoinHandle<()>) {
+    let decoded = Arc::new(Mutex::new(Decoded::default()));
+    let decoder = spawn_decoder(media, decoded.clone());
+    (decoded, decoder)
+}
+
 /// Sends H.264 (the layers the SFU wants; one layer for a single-stream track)
 /// from a plain thread until `stop`, at 30 fps on its own clock.
 pub fn spawn_sender(
@@ -269,8 +278,38 @@ pub fn spawn_single_layer_sender(
     (stop, sender)
 }
 
-/// Audio frame `n` of a 440 Hz tone: 20 ms, mono 48 kHz, what the tests send as Opus.
-pub fn tone_frame(n: u64) -> streamit_media::AudioFrame {
+/// A 440 Hz tone sent as Opus (mono, 32 kbit/s) in 20 ms frames on the test's clock.
+pub struct ToneSender {
+    opus: OpusEncoder,
+    /// The next frame's number.
+    next: u64,
+}
+
+impl ToneSender {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(ToneSender {
+            opus: OpusEncoder::new(1, 32_000)?,
+            next: 0,
+        })
+    }
+
+    /// Sends every frame due `elapsed` after the first.
+    pub fn send_due(&mut self, audio: &AudioTrackSender, elapsed: Duration) -> anyhow::Result<()> {
+        while Duration::from_millis(self.next * 20) <= elapsed {
+            for p in self.opus.push(&tone_frame(self.next))? {
+                audio.send(EncodedAudio {
+                    data: p.data,
+                    timestamp: p.pts.as_duration(),
+                })?;
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Audio frame `n` of a 440 Hz tone: 20 ms, mono 48 kHz.
+fn tone_frame(n: u64) -> streamit_media::AudioFrame {
     let samples: Vec<f32> = (0..960)
         .map(|i| {
             let t = (n * 960 + i) as f32 / 48_000.0;
