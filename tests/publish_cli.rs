@@ -6,7 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{guest_viewer, publish_succeeded, studio, wait_until_live};
+use common::{
+    closed_backend_url, ensure_exit_code, guest_viewer, publish_succeeded, studio, wait_until_live,
+};
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
@@ -295,14 +297,9 @@ async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() 
         ])
         .output()
         .await?;
-    ensure!(
-        out.status.code() == Some(3),
-        "wrong password: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure_exit_code(&out, 3, "wrong password")?;
 
-    let closed = format!("http://127.0.0.1:{}", streamit_testkit::free_tcp_port()?);
+    let closed = closed_backend_url()?;
     let out = studio()
         .args([
             "publish",
@@ -315,12 +312,7 @@ async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() 
         ])
         .output()
         .await?;
-    ensure!(
-        out.status.code() == Some(4),
-        "unreachable backend: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure_exit_code(&out, 4, "unreachable backend")?;
     Ok(())
 }
 

@@ -9,7 +9,9 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{guest_viewer, publish_succeeded, wait_until_live};
+use common::{
+    closed_backend_url, ensure_exit_code, guest_viewer, publish_succeeded, wait_until_live,
+};
 use streamit_api::SetupStreamRequest;
 use streamit_api::client::Client;
 use streamit_testkit::{
@@ -48,6 +50,14 @@ fn spawn_h264_publish(
         .spawn()?)
 }
 
+/// Waits at most `within` for a `watch` run to end (any exit status).
+async fn watch_finished(watch: tokio::process::Child, within: Duration) -> Result<Output> {
+    tokio::time::timeout(within, watch.wait_with_output())
+        .await
+        .context("watch did not finish")?
+        .map_err(Into::into)
+}
+
 /// `watch`'s JSON report from its stdout (exit status and stderr in the error).
 fn watch_report(out: &Output) -> Result<serde_json::Value> {
     serde_json::from_slice(&out.stdout).with_context(|| {
@@ -57,6 +67,18 @@ fn watch_report(out: &Output) -> Result<serde_json::Value> {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// `watch` exited 0 and ran its whole duration (outcome `completed`).
+fn ensure_completed(out: &Output, r: &serde_json::Value) -> Result<()> {
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    Ok(())
 }
 
 /// The report's decoded frames in each second since `watch` started.
@@ -112,9 +134,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         py.chat_sent
     );
 
-    let out = tokio::time::timeout(Duration::from_secs(40), watch.wait_with_output())
-        .await
-        .context("watch did not finish")??;
+    let out = watch_finished(watch, Duration::from_secs(40)).await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("watch stderr:\n{stderr}");
     ensure!(
@@ -269,17 +289,12 @@ async fn watching_an_offline_or_unknown_creator_exits_7_with_a_clear_message() -
         ensure!(out.stdout.is_empty(), "{user}: a report on stdout");
     }
     // And a backend that is not there is a network error, not "offline".
-    let closed = format!("http://127.0.0.1:{}", streamit_testkit::free_tcp_port()?);
+    let closed = closed_backend_url()?;
     let out = studio(runtime.path())
         .args(["watch", "qa_offline", "--api", &closed, "--duration", "2s"])
         .output()
         .await?;
-    ensure!(
-        out.status.code() == Some(4),
-        "unreachable backend: {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure_exit_code(&out, 4, "unreachable backend")?;
     Ok(())
 }
 
@@ -378,10 +393,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     stack.livekit.restart()?;
     let restarted = watch_spawned.elapsed();
 
-    let out = tokio::time::timeout(Duration::from_secs(60), watch.wait_with_output())
-        .await
-        .context("watch did not finish")??;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = watch_finished(watch, Duration::from_secs(60)).await?;
     let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
@@ -396,12 +408,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
         v["framesSkipped"],
         v["decodeErrors"],
     );
-    ensure!(
-        out.status.success(),
-        "watch failed ({}): {stderr}",
-        out.status
-    );
-    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    ensure_completed(&out, &r)?;
     ensure!(
         r["reconnects"].as_u64().is_some_and(|n| n >= 1),
         "reconnects {}",
@@ -496,10 +503,7 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.reopen();
 
-    let out = tokio::time::timeout(Duration::from_secs(60), watch.wait_with_output())
-        .await
-        .context("watch did not finish")??;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = watch_finished(watch, Duration::from_secs(60)).await?;
     let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
@@ -517,12 +521,7 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
         v["decodeErrors"],
         v["missingFrames"],
     );
-    ensure!(
-        out.status.success(),
-        "watch failed ({}): {stderr}",
-        out.status
-    );
-    ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
+    ensure_completed(&out, &r)?;
     ensure!(r["reconnects"] == 1, "reconnects {}", r["reconnects"]);
     let outage = &r["outages"][0];
     let recovered = outage["recoveredMs"]

@@ -1,5 +1,7 @@
 //! Helpers the CLI end-to-end tests (`publish_cli`, `watch_cli`) share: the studio
 //! binary, waiting for a stream to go live, a viewer's token and a publish's end.
+// Each test crate compiles this module on its own and may not use every helper.
+#![allow(dead_code)]
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -51,6 +53,25 @@ pub async fn guest_viewer(
         })
         .await?;
     Ok(ViewerOptions::new(grant.ws_url, grant.token))
+}
+
+/// A backend URL nothing listens on (a free port): the CLI's network-error case.
+pub fn closed_backend_url() -> Result<String> {
+    Ok(format!(
+        "http://127.0.0.1:{}",
+        streamit_testkit::free_tcp_port()?
+    ))
+}
+
+/// The CLI exited with `code`; `what` names the case in the failure message.
+pub fn ensure_exit_code(out: &Output, code: i32, what: &str) -> Result<()> {
+    ensure!(
+        out.status.code() == Some(code),
+        "{what}: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// Waits at most `within` for a `publish` run to end and requires exit 0;
