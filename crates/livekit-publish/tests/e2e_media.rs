@@ -34,6 +34,26 @@ struct Run {
     unpublish_at: Option<u64>,
 }
 
+impl Run {
+    /// `seconds` of one 640x360 layer of `codec`, no mute, chat, unpublish or
+    /// bitrate override: what each test changes is spelled out at its call.
+    fn plain(codec: VideoCodec, seconds: u64) -> Run {
+        Run {
+            codec,
+            width: 640,
+            height: 360,
+            simulcast: false,
+            seconds,
+            mute_schedule: Vec::new(),
+            quality: None,
+            viewer_chat: None,
+            chat_to_viewer: None,
+            initial_bitrate: None,
+            unpublish_at: None,
+        }
+    }
+}
+
 struct Outcome {
     report: ViewerReport,
     sent: u64,
@@ -258,19 +278,12 @@ async fn single_layer(codec: VideoCodec, min_percent: u64) -> anyhow::Result<()>
     let out = run(
         &server,
         Run {
-            codec,
-            width: 640,
-            height: 360,
-            simulcast: false,
-            seconds: 10,
-            mute_schedule: Vec::new(),
-            quality: None,
             viewer_chat: Some("hello from python"),
             chat_to_viewer: Some("hello from rust".into()),
             // Below what the track wants (640x360 ≈ 0.7 Mbit/s + audio), so str0m
             // probes and the estimate has to move up.
             initial_bitrate: Some(Bitrate::from_kbps(300)),
-            unpublish_at: None,
+            ..Run::plain(codec, 10)
         },
     )
     .await?;
@@ -372,17 +385,8 @@ async fn mute_is_seen_by_the_viewer_and_frames_resume() -> anyhow::Result<()> {
     let out = run(
         &server,
         Run {
-            codec: VideoCodec::H264,
-            width: 640,
-            height: 360,
-            simulcast: false,
-            seconds: 9,
             mute_schedule: vec![(3, true), (6, false)],
-            quality: None,
-            viewer_chat: None,
-            chat_to_viewer: None,
-            initial_bitrate: None,
-            unpublish_at: None,
+            ..Run::plain(VideoCodec::H264, 9)
         },
     )
     .await?;
@@ -424,17 +428,8 @@ async fn unpublished_video_leaves_the_viewer_while_audio_goes_on() -> anyhow::Re
     let out = run(
         &server,
         Run {
-            codec: VideoCodec::H264,
-            width: 640,
-            height: 360,
-            simulcast: false,
-            seconds: 9,
-            mute_schedule: Vec::new(),
-            quality: None,
-            viewer_chat: None,
-            chat_to_viewer: None,
-            initial_bitrate: None,
             unpublish_at: Some(4),
+            ..Run::plain(VideoCodec::H264, 9)
         },
     )
     .await?;
@@ -508,17 +503,11 @@ async fn simulcast_viewer_gets(
     let out = run(
         &server,
         Run {
-            codec,
             width: 1280,
             height: 720,
             simulcast: true,
-            seconds: 8,
-            mute_schedule: Vec::new(),
             quality: Some(quality),
-            viewer_chat: None,
-            chat_to_viewer: None,
-            initial_bitrate: None,
-            unpublish_at: None,
+            ..Run::plain(codec, 8)
         },
     )
     .await?;
