@@ -27,6 +27,41 @@ fn studio(runtime: &Path) -> tokio::process::Command {
     cmd
 }
 
+/// A `publish` and, once the stream is live, a `watch --json` of it.
+struct PublishAndWatch {
+    publish: tokio::process::Child,
+    watch: tokio::process::Child,
+    /// When `watch` was spawned (its report's seconds count from a little later).
+    watch_spawned: Instant,
+    /// The two runtime dirs (kept until the test ends).
+    _runtimes: [tempfile::TempDir; 2],
+}
+
+/// `spawn_h264_publish` as `username` for `publish_for`, then `watch` of it for
+/// `watch_for`, each with a runtime dir of its own (as on two machines).
+async fn publish_and_watch(
+    backend_url: &str,
+    username: &str,
+    publish_for: &str,
+    watch_for: &str,
+) -> Result<PublishAndWatch> {
+    let runtime = tempfile::tempdir()?;
+    let watch_runtime = tempfile::tempdir()?;
+    let publish = spawn_h264_publish(runtime.path(), backend_url, username, publish_for)?;
+    wait_until_live(&Client::new(backend_url), username, Duration::from_secs(10)).await?;
+    let watch_spawned = Instant::now();
+    let watch = studio(watch_runtime.path())
+        .args(["watch", username, "--api", backend_url])
+        .args(["--duration", watch_for, "--json"])
+        .spawn()?;
+    Ok(PublishAndWatch {
+        publish,
+        watch,
+        watch_spawned,
+        _runtimes: [runtime, watch_runtime],
+    })
+}
+
 /// `publish` of the synthetic pattern as H.264 without audio for `duration`, as
 /// `username`, with its JSON report.
 fn spawn_h264_publish(
@@ -375,17 +410,12 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
 async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     let mut stack = Stack::start()?;
     stack.creator("qa_restart_watched", true).await?;
-    let backend_url = stack.backend.url().to_string();
-    let runtime = tempfile::tempdir()?;
-    let watch_runtime = tempfile::tempdir()?;
-    let publish = spawn_h264_publish(runtime.path(), &backend_url, "qa_restart_watched", "30s")?;
-    let public = Client::new(&backend_url);
-    wait_until_live(&public, "qa_restart_watched", Duration::from_secs(10)).await?;
-    let watch_spawned = Instant::now();
-    let watch = studio(watch_runtime.path())
-        .args(["watch", "qa_restart_watched", "--api", &backend_url])
-        .args(["--duration", "20s", "--json"])
-        .spawn()?;
+    let PublishAndWatch {
+        publish,
+        watch,
+        watch_spawned,
+        _runtimes,
+    } = publish_and_watch(stack.backend.url(), "qa_restart_watched", "30s", "20s").await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let killed = watch_spawned.elapsed();
     stack.livekit.kill();
@@ -485,17 +515,12 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     })?;
     let stack = Stack { backend, livekit };
     stack.creator("qa_resume_watched", true).await?;
-    let backend_url = stack.backend.url().to_string();
-    let runtime = tempfile::tempdir()?;
-    let watch_runtime = tempfile::tempdir()?;
-    let publish = spawn_h264_publish(runtime.path(), &backend_url, "qa_resume_watched", "25s")?;
-    let public = Client::new(&backend_url);
-    wait_until_live(&public, "qa_resume_watched", Duration::from_secs(10)).await?;
-    let watch_spawned = Instant::now();
-    let watch = studio(watch_runtime.path())
-        .args(["watch", "qa_resume_watched", "--api", &backend_url])
-        .args(["--duration", "15s", "--json"])
-        .spawn()?;
+    let PublishAndWatch {
+        publish,
+        watch,
+        watch_spawned,
+        _runtimes,
+    } = publish_and_watch(stack.backend.url(), "qa_resume_watched", "25s", "15s").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let cut = watch_spawned.elapsed();
     let accepted_before = proxy.accepted();
