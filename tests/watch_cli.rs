@@ -104,6 +104,20 @@ fn watch_report(out: &Output) -> Result<serde_json::Value> {
     })
 }
 
+/// `watch` exited 0: its JSON report (printed).
+fn watch_succeeded(out: &Output) -> Result<serde_json::Value> {
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    println!("watch report: {r:#}");
+    Ok(r)
+}
+
 /// `watch` exited 0 and ran its whole duration (outcome `completed`).
 fn ensure_completed(out: &Output, r: &serde_json::Value) -> Result<()> {
     ensure!(
@@ -170,16 +184,8 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     );
 
     let out = watch_finished(watch, Duration::from_secs(40)).await?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("watch stderr:\n{stderr}");
-    ensure!(
-        out.status.success(),
-        "watch failed ({}): {stderr}",
-        out.status
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
-    println!("watch report: {r:#}");
+    println!("watch stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r = watch_succeeded(&out)?;
 
     ensure!(r["outcome"] == "completed", "outcome {}", r["outcome"]);
     ensure!(r["reconnects"] == 0, "reconnects {}", r["reconnects"]);
@@ -366,15 +372,7 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
         .output()
         .await?;
     let watched = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.success(),
-        "watch failed ({}): {stderr}",
-        out.status
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
-    println!("watch report: {r:#}");
+    let r = watch_succeeded(&out)?;
     ensure!(r["outcome"] == "stream-ended", "outcome {}", r["outcome"]);
     ensure!(
         watched < Duration::from_secs(25),
