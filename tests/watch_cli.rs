@@ -33,7 +33,7 @@ struct PublishAndWatch {
     watch: tokio::process::Child,
     /// When `watch` was spawned (its report's seconds count from a little later).
     watch_spawned: Instant,
-    /// The two runtime dirs (kept until the test ends).
+    /// The two runtime dirs, removed when the run is dropped at the test's end.
     _runtimes: [tempfile::TempDir; 2],
 }
 
@@ -408,20 +408,15 @@ async fn watch_low_of_vp8_simulcast_gets_the_quarter_layer_and_sees_the_stream_e
 async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     let mut stack = Stack::start()?;
     stack.creator("qa_restart_watched", true).await?;
-    let PublishAndWatch {
-        publish,
-        watch,
-        watch_spawned,
-        _runtimes,
-    } = publish_and_watch(stack.backend.url(), "qa_restart_watched", "30s", "20s").await?;
+    let run = publish_and_watch(stack.backend.url(), "qa_restart_watched", "30s", "20s").await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let killed = watch_spawned.elapsed();
+    let killed = run.watch_spawned.elapsed();
     stack.livekit.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stack.livekit.restart()?;
-    let restarted = watch_spawned.elapsed();
+    let restarted = run.watch_spawned.elapsed();
 
-    let out = watch_finished(watch, Duration::from_secs(60)).await?;
+    let out = watch_finished(run.watch, Duration::from_secs(60)).await?;
     let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
@@ -486,7 +481,7 @@ async fn watch_survives_a_livekit_restart_and_decodes_again() -> Result<()> {
     );
     ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
 
-    publish_succeeded(publish, Duration::from_secs(60), "").await?;
+    publish_succeeded(run.publish, Duration::from_secs(60), "").await?;
     Ok(())
 }
 
@@ -513,20 +508,15 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     })?;
     let stack = Stack { backend, livekit };
     stack.creator("qa_resume_watched", true).await?;
-    let PublishAndWatch {
-        publish,
-        watch,
-        watch_spawned,
-        _runtimes,
-    } = publish_and_watch(stack.backend.url(), "qa_resume_watched", "25s", "15s").await?;
+    let run = publish_and_watch(stack.backend.url(), "qa_resume_watched", "25s", "15s").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let cut = watch_spawned.elapsed();
+    let cut = run.watch_spawned.elapsed();
     let accepted_before = proxy.accepted();
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.reopen();
 
-    let out = watch_finished(watch, Duration::from_secs(60)).await?;
+    let out = watch_finished(run.watch, Duration::from_secs(60)).await?;
     let r = watch_report(&out)?;
     let v = &r["video"];
     println!(
@@ -582,6 +572,6 @@ async fn watch_resumes_a_signal_outage_without_a_freeze() -> Result<()> {
     );
     ensure!(v["outOfOrder"] == 0, "out of order {}", v["outOfOrder"]);
 
-    publish_succeeded(publish, Duration::from_secs(60), "").await?;
+    publish_succeeded(run.publish, Duration::from_secs(60), "").await?;
     Ok(())
 }
