@@ -118,13 +118,23 @@ pub enum CodecArg {
     Vp8,
 }
 
-/// `publish --ice-transport`: which transports ICE may use.
+/// `publish`/`watch --ice-transport`: which transports ICE may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IceTransportArg {
     /// UDP, and TCP to the server's ICE-TCP port when UDP is blocked.
     All,
     Udp,
     Tcp,
+}
+
+impl From<IceTransportArg> for streamit_session::IceTransport {
+    fn from(a: IceTransportArg) -> Self {
+        match a {
+            IceTransportArg::All => streamit_session::IceTransport::All,
+            IceTransportArg::Udp => streamit_session::IceTransport::UdpOnly,
+            IceTransportArg::Tcp => streamit_session::IceTransport::TcpOnly,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,7 @@ use streamit_session::{
 };
 
 use super::auth::{self, Auth};
-use super::{
-    AuthArgs, CliError, CliResult, CodecArg, IceTransportArg, PublishArgs, SetupArgs, exit_code,
-};
+use super::{AuthArgs, CliError, CliResult, CodecArg, PublishArgs, SetupArgs, exit_code};
 
 /// The JSON report of `publish --json`.
 #[derive(Debug, Serialize)]
@@ -111,11 +109,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
         CodecArg::Vp8 => Codec::Vp8,
     };
     config.simulcast = a.simulcast;
-    config.publish.ice_transport = match a.ice_transport {
-        IceTransportArg::All => streamit_session::IceTransport::All,
-        IceTransportArg::Udp => streamit_session::IceTransport::UdpOnly,
-        IceTransportArg::Tcp => streamit_session::IceTransport::TcpOnly,
-    };
+    config.publish.ice_transport = a.ice_transport.into();
     let session = authenticated(&a.auth, config).await?;
     // A title given, or no stream set up yet (a fresh QA account): set it up first.
     let title = match (&a.title, session.state().stream) {

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use streamit_session::watch::{self, WatchConfig, WatchProgress, WatchReport};
 
-use super::{CliError, CliResult, EXIT_OFFLINE, auth, exit_code, parse_duration};
+use super::{CliError, CliResult, EXIT_OFFLINE, IceTransportArg, auth, exit_code, parse_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QualityArg {
@@ -48,6 +48,9 @@ pub struct WatchArgs {
     /// attribute), else what a `publish` on this machine recorded.
     #[arg(long, value_name = "UNIX_US")]
     pub clock_epoch_us: Option<u64>,
+    /// Media transport: `all` (UDP, TCP when UDP is blocked), `udp` or `tcp` (only).
+    #[arg(long, value_enum, default_value = "all")]
+    pub ice_transport: IceTransportArg,
     /// Print one JSON report on stdout (and no status line).
     #[arg(long)]
     pub json: bool,
@@ -71,6 +74,7 @@ pub async fn run(a: WatchArgs) -> CliResult {
         QualityArg::Medium => streamit_session::watch::Quality::Medium,
         QualityArg::High => streamit_session::watch::Quality::High,
     });
+    cfg.ice_transport = a.ice_transport.into();
     cfg.clock_epoch = a
         .clock_epoch_us
         .map(|us| UNIX_EPOCH + Duration::from_micros(us));
@@ -167,11 +171,12 @@ fn print_human(r: &WatchReport) {
         r.username, r.title, r.identity
     );
     println!(
-        "watched:        {:.1} s; connect {}, first frame {}, {} reconnects",
+        "watched:        {:.1} s; connect {}, first frame {}, {} reconnects, via {}",
         r.duration_ms as f64 / 1000.0,
         ms(r.connect_time_ms),
         ms(r.first_frame_ms),
-        r.reconnects
+        r.reconnects,
+        r.transport.as_deref().unwrap_or("-")
     );
     for o in &r.outages {
         let lost = o.lost_ms as f64 / 1000.0;

@@ -71,6 +71,8 @@ pub struct WatchConfig {
     pub connect_timeout: Duration,
     /// Received frames waiting for the decoder; beyond it frames are dropped.
     pub decode_queue: usize,
+    /// Which transports ICE may use (TCP only: test a viewer behind a UDP-blocking firewall).
+    pub ice_transport: lk::IceTransport,
 }
 
 impl WatchConfig {
@@ -86,6 +88,7 @@ impl WatchConfig {
             connect_timeout: Duration::from_secs(15),
             // 2 s of 30 fps video plus its audio
             decode_queue: 160,
+            ice_transport: lk::IceTransport::All,
         }
     }
 }
@@ -257,6 +260,8 @@ pub struct WatchReport {
     pub latency: Option<LatencyStats>,
     /// Capture → first packet of the frame arrived here.
     pub network_latency: Option<LatencyStats>,
+    /// Transport ICE selected for the received media at the end: "udp" or "tcp".
+    pub transport: Option<String>,
     /// Where the publisher's clock epoch came from: `given` (the config), `attribute`
     /// (the creator's participant attribute), `publisher-file` (a `publish` on this
     /// machine), or `None`.
@@ -403,6 +408,7 @@ pub async fn watch(
     let started = Instant::now();
     let opts = lk::PublishOptions {
         subscribe: true,
+        ice_transport: cfg.ice_transport,
         ..Default::default()
     };
     let (handle, mut events) = tokio::time::timeout(
@@ -600,6 +606,13 @@ pub async fn watch(
         outages,
         latency: LatencyStats::of(&video.latencies_ms),
         network_latency: LatencyStats::of(&video.network_latencies_ms),
+        transport: last_stats
+            .as_ref()
+            .and_then(|s| s.subscriber_transport)
+            .map(|t| match t {
+                lk::TransportProtocol::Udp => "udp".to_string(),
+                lk::TransportProtocol::Tcp => "tcp".to_string(),
+            }),
         clock_epoch_source: epoch.source.map(|s| s.name().to_string()),
         clock_epoch_unix_us: Some(shared.epoch_us.load(Ordering::Acquire)).filter(|&us| us != 0),
         video: VideoReport {
