@@ -86,6 +86,13 @@ impl VideoCodec {
             VideoCodec::Vp8 => "video/vp8",
         }
     }
+    /// The short name reports and the CLI use (`h264`, `vp8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Vp8 => "vp8",
+        }
+    }
 }
 
 /// A simulcast layer. RIDs `q`/`h`/`f` are LOW/MEDIUM/HIGH.
@@ -386,6 +393,16 @@ pub enum TransportProtocol {
     Udp,
     /// ICE-TCP (RFC 6544, RFC 4571 framing) to the server's passive candidate.
     Tcp,
+}
+
+impl TransportProtocol {
+    /// The name reports and the health bar show (`udp`, `tcp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportProtocol::Udp => "udp",
+            TransportProtocol::Tcp => "tcp",
+        }
+    }
 }
 
 /// Per-track ingress figures of a subscribed track.

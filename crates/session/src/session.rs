@@ -1036,10 +1036,7 @@ impl Task {
                 lk::ConnectionQuality::Poor => "poor",
                 lk::ConnectionQuality::Lost => "lost",
             }),
-            transport: s.transport.map(|t| match t {
-                lk::TransportProtocol::Udp => "udp",
-                lk::TransportProtocol::Tcp => "tcp",
-            }),
+            transport: s.transport.map(lk::TransportProtocol::name),
         };
     }
 }

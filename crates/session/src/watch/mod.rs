@@ -520,7 +520,7 @@ pub async fn watch(
                         tracing::info!(track = %t.sid.0, kind = ?t.kind, mime = %t.mime, "subscribed");
                         if t.kind == lk::TrackKind::Video {
                             if let Some(c) = t.codec {
-                                let name = match c { lk::VideoCodec::H264 => "h264", lk::VideoCodec::Vp8 => "vp8" };
+                                let name = c.name();
                                 if !codecs.iter().any(|x| x == name) {
                                     codecs.push(name.to_string());
                                 }
@@ -609,10 +609,7 @@ pub async fn watch(
         transport: last_stats
             .as_ref()
             .and_then(|s| s.subscriber_transport)
-            .map(|t| match t {
-                lk::TransportProtocol::Udp => "udp".to_string(),
-                lk::TransportProtocol::Tcp => "tcp".to_string(),
-            }),
+            .map(|t| t.name().to_string()),
         clock_epoch_source: epoch.source.map(|s| s.name().to_string()),
         clock_epoch_unix_us: Some(shared.epoch_us.load(Ordering::Acquire)).filter(|&us| us != 0),
         video: VideoReport {
