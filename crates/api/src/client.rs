@@ -274,6 +274,32 @@ impl Client {
         .await
     }
 
+    // --- moderation -----------------------------------------------------
+
+    /// `POST /api/stream/moderation/ban`.
+    pub async fn ban(&self, req: &BanRequest) -> Result<ModerationEntry, ApiError> {
+        self.post("/api/stream/moderation/ban", req).await
+    }
+
+    /// `POST /api/stream/moderation/timeout`.
+    pub async fn timeout_viewer(&self, req: &TimeoutRequest) -> Result<ModerationEntry, ApiError> {
+        self.post("/api/stream/moderation/timeout", req).await
+    }
+
+    /// `DELETE /api/stream/moderation/{identity}`: lift a ban or timeout.
+    pub async fn lift_moderation(&self, identity: &str) -> Result<Message, ApiError> {
+        self.delete(&format!(
+            "/api/stream/moderation/{}",
+            encode_segment(identity)
+        ))
+        .await
+    }
+
+    /// `GET /api/stream/moderation`: bans and running timeouts, newest first.
+    pub async fn moderation(&self) -> Result<Vec<ModerationEntry>, ApiError> {
+        self.get("/api/stream/moderation").await
+    }
+
     // --- viewers --------------------------------------------------------
 
     /// `GET /api/viewer/stream/{username}`.

@@ -18,6 +18,30 @@ pub mod limits {
     pub const PASSWORD_MAX: usize = 256;
     /// Largest request body the server reads, in bytes.
     pub const BODY_MAX_BYTES: usize = 64 * 1024;
+    /// Slow mode (`isChatDelayed`): one chat message per viewer per this many seconds.
+    pub const SLOW_MODE_SECS: u64 = 10;
+    /// A chat message, in Unicode scalar values (the page and the studio cut at this).
+    pub const CHAT_MESSAGE_MAX: usize = 500;
+    /// A timeout from the studio: 1 second to 7 days.
+    pub const TIMEOUT_SECS_MAX: u64 = 7 * 24 * 3600;
+}
+
+/// What the backend puts into LiveKit tokens and rooms, and what every client
+/// (watch page, studio, Python test viewer) reads back. LiveKit stamps the
+/// sender of every data packet and viewers cannot change their own
+/// attributes (no `canUpdateOwnMetadata`), so these marks cannot be forged.
+pub mod room {
+    /// Participant attribute naming who a participant is: one of the `ROLE_*` values.
+    pub const ATTR_ROLE: &str = "streamit.role";
+    pub const ROLE_CREATOR: &str = "creator";
+    pub const ROLE_VIEWER: &str = "viewer";
+    pub const ROLE_GUEST: &str = "guest";
+    /// Chat: LiveKit text streams on this topic (what the JS and Python SDKs use).
+    pub const CHAT_TOPIC: &str = "lk.chat";
+    /// Moderation events from the creator: JSON [`super::ModerationEvent`] on the
+    /// reliable channel, sent by the studio; clients honour them only when the
+    /// sender's role attribute is `creator`.
+    pub const MODERATION_TOPIC: &str = "streamit.moderation";
 }
 
 /// What an account may do.
@@ -133,6 +157,9 @@ pub struct Stream {
     pub user: StreamUser,
     /// Viewers in the room now (from LiveKit webhooks; 0 when offline).
     pub viewer_count: i64,
+    /// Where viewers watch this stream: `{publicWebUrl}/{username}` (server config).
+    #[serde(default)]
+    pub watch_url: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -285,6 +312,100 @@ pub struct ViewerTokenResponse {
     /// The viewer's user id, or `guest-…` for guests.
     pub identity: String,
     pub name: String,
+    /// `viewer` or `guest` (the token's `streamit.role` attribute).
+    #[serde(default)]
+    pub role: String,
+    /// Whether this token may send chat now, and if not, why.
+    #[serde(default)]
+    pub chat: ChatAccess,
+}
+
+/// The chat rule in force for one viewer; the grant in the token says the same
+/// (`canPublishData`), this is what the page shows instead of a dead input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChatAccess {
+    pub can_send: bool,
+    /// Why not, in words for the viewer ("Chat is for followers only").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Slow mode: seconds between two messages of one viewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_mode_secs: Option<u64>,
+    /// Timed out: may send again from then (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out_until: Option<i64>,
+}
+
+/// The LiveKit room's metadata (JSON), set by the backend at go-live and on
+/// every title or chat-settings change, so pages update without a reload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMetadata {
+    pub title: String,
+    pub description: Option<String>,
+    pub is_chat_enabled: bool,
+    pub is_chat_delayed: bool,
+    pub is_chat_followers_only: bool,
+    /// Slow-mode interval when `isChatDelayed`.
+    pub slow_mode_secs: u64,
+}
+
+/// A moderation event the studio sends on [`room::MODERATION_TOPIC`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ModerationEvent {
+    /// Remove one chat message everywhere: `messageId` is the text stream's id.
+    #[serde(rename_all = "camelCase")]
+    DeleteMessage { message_id: String },
+    /// Remove every message of this participant (sent with a ban).
+    #[serde(rename_all = "camelCase")]
+    DeleteMessagesFrom { identity: String },
+}
+
+/// `POST /api/stream/moderation/ban`: refuse this viewer tokens to the
+/// creator's stream, revoke `canPublishData` and remove them from the room.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BanRequest {
+    /// The participant identity (a user id, or `guest-…`).
+    pub identity: String,
+    /// Optional note for the creator's list, at most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/stream/moderation/timeout`: revoke `canPublishData` for a while.
+/// Slow mode uses it too, for the rest of the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeoutRequest {
+    pub identity: String,
+    /// 1..=`limits::TIMEOUT_SECS_MAX`.
+    pub duration_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One ban or timeout on a creator's stream (`GET /api/stream/moderation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ModerationEntry {
+    pub identity: String,
+    /// `ban` or `timeout`.
+    pub kind: String,
+    /// The name the viewer had, when known.
+    pub name: Option<String>,
+    pub reason: Option<String>,
+    /// End of a timeout (epoch ms); `None` for a ban.
+    pub until: Option<i64>,
+    pub created_at: i64,
 }
 
 /// Answer of follow / unfollow.

@@ -138,6 +138,8 @@ fn stream_from_row(r: &AnyRow) -> DbResult<Stream> {
         },
         user_id,
         viewer_count: r.try_get("viewer_count")?,
+        // Filled in by the routes, which know the public web URL.
+        watch_url: String::new(),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })

@@ -542,6 +542,8 @@ pub async fn viewer_token(
             ws_url: state.config.livekit_ws_url.clone(),
             identity,
             name,
+            role: String::new(),
+            chat: Default::default(),
         },
     ))
 }
