@@ -13,6 +13,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 
 started=$(date +%s)
+export STREAMIT_TEST_RUN="$$-$started"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -31,12 +32,20 @@ if ! packaging/check.sh; then
 fi
 
 echo "== leftover processes"
-if pgrep -a livekit-server; then
-  echo "FAIL: a test left livekit-server running" >&2
-  status=1
-fi
-if pgrep -a streamit-server; then
-  echo "FAIL: a test left streamit-server running" >&2
+# Every process the suite starts inherits this marker, so the check finds exactly the
+# suite's own leftovers (servers, viewers, browsers), not a developer's `dev` stack.
+leftovers=""
+for env in /proc/[0-9]*/environ; do
+  pid=${env#/proc/}; pid=${pid%/environ}
+  [ "$pid" = "$$" ] && continue
+  if { tr '\0' '\n' <"$env"; } 2>/dev/null | grep -qx "STREAMIT_TEST_RUN=$STREAMIT_TEST_RUN"; then
+    cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null)
+    [ -n "$cmd" ] && leftovers+="$pid $cmd"$'\n'
+  fi
+done
+if [ -n "$leftovers" ]; then
+  printf '%s' "$leftovers"
+  echo "FAIL: the tests left these processes running" >&2
   status=1
 fi
 
