@@ -51,6 +51,7 @@ pub struct AuthArgs {
     #[arg(
         long,
         env = "STREAMIT_API_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080"
     )]
     pub api: String,
@@ -71,6 +72,7 @@ pub struct LoginArgs {
     #[arg(
         long,
         env = "STREAMIT_API_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080"
     )]
     pub api: String,

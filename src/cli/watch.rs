@@ -24,6 +24,7 @@ pub struct WatchArgs {
     #[arg(
         long,
         env = "STREAMIT_API_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080"
     )]
     pub api: String,

@@ -116,15 +116,17 @@ impl Client {
                         message: error,
                     });
                 }
-                if !(200..300).contains(&status) {
-                    let text = String::from_utf8_lossy(&bytes);
-                    let message: String = text.chars().take(200).collect();
-                    return Err(ApiError::Status { status, message });
-                }
-                Err(ApiError::Decode {
-                    status,
-                    detail: e.to_string(),
-                })
+                // Not our envelope: a proxy's error page, or another server on that
+                // address. Say so instead of passing on an empty "reason".
+                let text = String::from_utf8_lossy(&bytes);
+                let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                let snippet: String = flat.chars().take(120).collect();
+                let detail = match (snippet.is_empty(), (200..300).contains(&status)) {
+                    (true, _) => "an empty body, not the StreamIt API".to_string(),
+                    (false, true) => e.to_string(),
+                    (false, false) => format!("not the StreamIt API: {snippet}"),
+                };
+                Err(ApiError::Decode { status, detail })
             }
         }
     }
@@ -368,5 +370,54 @@ mod tests {
         let err = c.health().await.unwrap_err();
         assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
         assert_eq!(err.status(), None);
+    }
+
+    /// A real HTTP server on loopback that is not StreamIt: answers every request with
+    /// `status` and `body` once.
+    async fn foreign_server(status: &'static str, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_foreign_404_says_it_is_not_the_streamit_api() {
+        let c = Client::new(foreign_server("404 Not Found", "").await);
+        let err = c.health().await.unwrap_err();
+        match &err {
+            ApiError::Decode {
+                status: 404,
+                detail,
+            } => {
+                assert!(detail.contains("empty body"), "{detail}")
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        assert_eq!(err.status(), Some(404));
+
+        let c = Client::new(foreign_server("502 Bad Gateway", "<html>nginx</html>").await);
+        match c.health().await.unwrap_err() {
+            ApiError::Decode {
+                status: 502,
+                detail,
+            } => {
+                assert!(
+                    detail.contains("not the StreamIt API: <html>nginx"),
+                    "{detail}"
+                )
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
     }
 }

@@ -265,7 +265,9 @@ impl Task {
         reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
     ) {
         let r = r.map_err(|e| {
-            tracing::warn!(error = %e, "session command failed");
+            // The caller shows it (GUI error list, CLI `error:` line); a log line at warn
+            // would print the same failure twice on a terminal.
+            tracing::debug!(error = %e, "session command failed");
             let u = e.to_user();
             Arc::make_mut(&mut self.state.errors).push(u.clone());
             if u.kind == ErrorKind::Auth
