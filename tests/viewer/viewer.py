@@ -6,6 +6,12 @@ optionally sends chat or tries to publish, and prints ONE JSON report on stdout 
 Everything else goes to stderr. It is a measuring instrument: it never decides pass/fail.
 
 Stops after --duration seconds, or earlier once every --until-* condition holds.
+
+With --commands it is driven line by line: it reads JSON commands on stdin
+({"cmd": "send", "text": "…"} sends chat on lk.chat, {"cmd": "quit"} leaves; end of input
+leaves too) and prints JSON events on stdout as they happen, one per line, each with an
+"event" key: joined, sent (whether send_text returned or raised), chat (received),
+room_metadata, disconnected. The report is still the last line.
 """
 
 import argparse
@@ -13,6 +19,7 @@ import asyncio
 import json
 import math
 import sys
+import threading
 import time
 
 from livekit import rtc
@@ -60,6 +67,15 @@ def crc8(data):
         for _ in range(8):
             crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
     return crc
+
+
+EVENTS = False
+
+
+def emit(event, **fields):
+    """One event line on stdout (only with --commands)."""
+    if EVENTS:
+        print(json.dumps({"event": event, **fields}), flush=True)
 
 
 def log(*args):
@@ -298,6 +314,7 @@ async def run(args):
         async def read():
             text = await reader.read_all()
             report.chat_received.append({"from": identity, "text": text, "t_ms": report.ms()})
+            emit("chat", **{"from": identity, "text": text, "unix_ms": time.time_ns() // 1_000_000})
             log(f"chat from {identity}: {text!r}")
 
         tasks.append(asyncio.create_task(read()))
@@ -313,9 +330,14 @@ async def run(args):
             text = None
         report.data_received.append({"from": sender, "topic": packet.topic, "text": text, "t_ms": report.ms()})
 
+    @room.on("room_metadata_changed")
+    def _on_room_metadata(old, new):
+        emit("room_metadata", metadata=new)
+
     @room.on("disconnected")
     def _on_disconnected(reason):
         report.disconnect_reason = str(reason)
+        emit("disconnected", reason=str(reason))
         done.set()
 
     try:
@@ -329,6 +351,7 @@ async def run(args):
             note_participant(p.identity, "present")
             note_attributes(p)
         log(f"joined room as {report.identity} in {report.connect_ms} ms")
+        emit("joined", identity=report.identity, metadata=room.metadata)
     except Exception as exc:
         report.error = f"connect failed: {type(exc).__name__}: {exc}"
         log(report.error)
@@ -351,6 +374,42 @@ async def run(args):
             await asyncio.sleep(0.3)
 
     tasks.append(asyncio.create_task(send_chats()))
+
+    async def obey_commands():
+        """--commands: each stdin line is a JSON command; end of input means quit."""
+        loop = asyncio.get_running_loop()
+        lines = asyncio.Queue()
+
+        def read_stdin():  # a daemon thread: a blocked read never holds up the exit
+            for raw in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, raw)
+            loop.call_soon_threadsafe(lines.put_nowait, "")
+
+        threading.Thread(target=read_stdin, daemon=True).start()
+        while not done.is_set():
+            line = await lines.get()
+            if not line:
+                break
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                log("bad command:", line.strip())
+                continue
+            if cmd.get("cmd") == "quit":
+                break
+            if cmd.get("cmd") == "send":
+                text = cmd.get("text", "")
+                sent_ms = time.time_ns() // 1_000_000
+                try:
+                    await room.local_participant.send_text(text, topic="lk.chat")
+                    report.chat_sent += 1
+                    emit("sent", text=text, ok=True, error=None, unix_ms=sent_ms)
+                except Exception as exc:  # whatever the SDK raises, the test wants to know
+                    emit("sent", text=text, ok=False, error=f"{type(exc).__name__}: {exc}", unix_ms=sent_ms)
+        done.set()
+
+    if args.commands:
+        tasks.append(asyncio.create_task(obey_commands()))
 
     def conditions_met():
         wanted = []
@@ -398,7 +457,10 @@ def main():
     ap.add_argument("--until-frames", type=int, help="stop once this many video frames decoded")
     ap.add_argument("--until-audio-frames", type=int, help="stop once this many audio frames received")
     ap.add_argument("--until-chat", type=int, help="stop once this many chat messages received")
+    ap.add_argument("--commands", action="store_true", help="take commands on stdin, print events")
     args = ap.parse_args()
+    global EVENTS
+    EVENTS = args.commands
 
     report = asyncio.run(run(args))
     print(json.dumps(report.to_json()), flush=True)

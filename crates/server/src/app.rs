@@ -70,23 +70,28 @@ impl AppState {
         }
     }
 
-    /// A LiveKit access token for `room`. `publish` = creator grants.
+    /// A LiveKit access token for `room`. `role` is one of `api::room::ROLE_*`,
+    /// set as the participant attribute `streamit.role` (viewers cannot change
+    /// their attributes, so the mark cannot be forged); only the creator
+    /// publishes media. `can_publish_data` is the chat rule (see `chat_rules`).
     pub fn livekit_token(
         &self,
         room: &str,
         identity: &str,
         name: &str,
-        publish: bool,
+        role: &str,
+        can_publish_data: bool,
     ) -> AppResult<String> {
+        let creator = role == streamit_api::room::ROLE_CREATOR;
         let grants = VideoGrants {
             room_join: true,
             room: room.to_string(),
-            can_publish: Some(publish),
-            can_publish_data: Some(true),
+            can_publish: Some(creator),
+            can_publish_data: Some(creator || can_publish_data),
             can_subscribe: Some(true),
             // The studio announces its media clock epoch as a participant attribute
             // (viewers measure latency from it); viewers set nothing.
-            can_update_own_metadata: publish.then_some(true),
+            can_update_own_metadata: creator.then_some(true),
             ..Default::default()
         };
         AccessToken::with_api_key(
@@ -95,6 +100,7 @@ impl AppState {
         )
         .with_identity(identity)
         .with_name(name)
+        .with_attributes([(streamit_api::room::ATTR_ROLE, role)])
         .with_ttl(self.config.token_ttl)
         .with_grants(grants)
         .to_jwt()
@@ -104,27 +110,44 @@ impl AppState {
 }
 
 impl AppState {
-    /// Creates the creator's LiveKit room with an empty timeout, in the
-    /// background and best effort: if the studio never connects, LiveKit
-    /// closes the room and its `room_finished` webhook takes the stream
-    /// offline. (LiveKit would also create the room on the first join; a
-    /// failure here only loses that safety net, so it is logged, not returned.)
-    pub fn ensure_room(&self, room: &str) {
-        let Some(empty) = self.config.room_empty_timeout else {
-            return;
-        };
-        let rooms = self.rooms.clone();
-        let room = room.to_string();
+    /// Creates the creator's LiveKit room at go-live, with the stream's
+    /// [`streamit_api::RoomMetadata`] and the configured empty timeout (if the
+    /// studio never connects, LiveKit closes the room and its `room_finished`
+    /// webhook takes the stream offline), then sets the metadata again in case
+    /// the room existed already. In the background and best effort: LiveKit
+    /// also creates the room on the first join, and the periodic reconcile
+    /// and later edits set the metadata; a failure is logged, not returned.
+    pub fn ensure_room(&self, stream: &streamit_api::Stream) {
+        let state = self.clone();
+        let room = stream.user_id.clone();
+        let metadata = crate::chat_rules::room_metadata(stream);
         tokio::spawn(async move {
             let options = CreateRoomOptions {
-                empty_timeout: u32::try_from(empty.as_secs()).unwrap_or(u32::MAX),
+                empty_timeout: state
+                    .config
+                    .room_empty_timeout
+                    .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
+                metadata: metadata.clone(),
                 ..Default::default()
             };
-            match rooms.create_room(&room, options).await {
-                Ok(r) => tracing::debug!(room = %r.name, sid = %r.sid, "LiveKit room ready"),
-                Err(e) => {
-                    tracing::warn!(%room, error = %e, "could not create the LiveKit room (it is created on first join)")
+            let timeout = crate::chat_rules::ROOM_CALL_TIMEOUT;
+            match tokio::time::timeout(timeout, state.rooms.create_room(&room, options)).await {
+                Ok(Ok(r)) => tracing::debug!(room = %r.name, sid = %r.sid, "LiveKit room ready"),
+                Ok(Err(e)) => {
+                    tracing::warn!(%room, error = %e, "could not create the LiveKit room (it is created on first join)");
+                    return;
                 }
+                Err(_) => {
+                    tracing::warn!(%room, "LiveKit did not answer CreateRoom in time (the room is created on first join)");
+                    return;
+                }
+            }
+            if let Ok(Err(e)) =
+                tokio::time::timeout(timeout, state.rooms.update_room_metadata(&room, &metadata))
+                    .await
+            {
+                tracing::warn!(%room, error = %e, "could not set the LiveKit room metadata");
             }
         });
     }
@@ -155,6 +178,16 @@ pub fn router(state: AppState) -> Router {
         .route("/stream/sessions/latest", get(routes::latest_session))
         .route("/stream/sessions/{id}", get(routes::get_session))
         .route("/stream/sessions/{id}/stats", post(routes::report_stats))
+        .route("/stream/moderation", get(crate::moderation::list))
+        .route("/stream/moderation/ban", post(crate::moderation::ban))
+        .route(
+            "/stream/moderation/timeout",
+            post(crate::moderation::timeout),
+        )
+        .route(
+            "/stream/moderation/{identity}",
+            axum::routing::delete(crate::moderation::lift),
+        )
         .route("/viewer/stream/{username}", get(routes::stream_by_username))
         .route("/viewer/token", post(routes::viewer_token))
         .route("/viewer/live", get(routes::live))
@@ -304,8 +337,14 @@ pub fn valid_description(raw: &str) -> AppResult<Option<String>> {
 }
 
 /// A display / guest name: trimmed, 1..=64 characters, one line.
+/// Characters that display as nothing (zero-width, bidi controls; see
+/// [`crate::names::is_invisible`]) are removed first: a name must read as what it is.
 pub fn valid_name(field: &str, raw: &str) -> AppResult<String> {
-    let t = raw.trim();
+    let visible: String = raw
+        .chars()
+        .filter(|c| !crate::names::is_invisible(*c))
+        .collect();
+    let t = visible.trim();
     if t.is_empty() {
         return Err(AppError::unprocessable(format!(
             "{field} must not be empty"

@@ -48,7 +48,7 @@ pub struct Config {
     /// `STREAMIT_TOKEN_TTL`: lifetime of LiveKit tokens (default 24 h).
     pub token_ttl: Duration,
     /// `STREAMIT_ROOM_EMPTY_TIMEOUT`: go-live creates the LiveKit room with this empty
-    /// timeout (default 5m; `0` = don't create it), so a studio that never connects
+    /// timeout (default 5m; `0` = LiveKit's own default), so a studio that never connects
     /// still ends in LiveKit's `room_finished` and the stream goes offline.
     pub room_empty_timeout: Option<Duration>,
     /// `STREAMIT_SESSION_TTL`: lifetime of login sessions (default 30 days).
@@ -63,6 +63,10 @@ pub struct Config {
     /// `STREAMIT_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For`
     /// (only behind a proxy that sets it; default false).
     pub trust_forwarded_for: bool,
+    /// `STREAMIT_PUBLIC_WEB_URL`: where viewers open watch pages
+    /// (`{url}/{username}`); default: this server's own address, see
+    /// [`Config::public_web_url`].
+    pub public_web_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Config {
                 &self.login_failures_per_account,
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("public_web_url", &self.public_web_url())
             .finish()
     }
 }
@@ -105,6 +110,7 @@ struct FileConfig {
     login_failures_per_account: Option<u32>,
     register_ip_per_minute: Option<u32>,
     trust_forwarded_for: Option<bool>,
+    public_web_url: Option<String>,
 }
 
 impl Config {
@@ -219,7 +225,13 @@ impl Config {
             None => file.trust_forwarded_for.unwrap_or(false),
         };
 
+        let public_web_url = match pick("STREAMIT_PUBLIC_WEB_URL", file.public_web_url) {
+            Some(url) => Some(valid_web_url(&url)?),
+            None => None,
+        };
+
         Ok(Config {
+            public_web_url,
             bind,
             database_url,
             livekit_url,
@@ -235,6 +247,41 @@ impl Config {
             register_ip_per_minute,
             trust_forwarded_for,
         })
+    }
+}
+
+impl Config {
+    /// The base of watch URLs: `STREAMIT_PUBLIC_WEB_URL`, else
+    /// `http://<bind address>` with a loopback host for an unspecified bind
+    /// (0.0.0.0 / ::), since a link to 0.0.0.0 opens nothing. `serve` puts the
+    /// bound port into `bind` first, so port 0 gives the real port.
+    pub fn public_web_url(&self) -> String {
+        if let Some(url) = &self.public_web_url {
+            return url.clone();
+        }
+        let port = self.bind.port();
+        match self.bind.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => format!("http://127.0.0.1:{port}"),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => format!("http://[::1]:{port}"),
+            _ => format!("http://{}", self.bind),
+        }
+    }
+}
+
+/// An http(s) URL without a trailing slash.
+fn valid_web_url(raw: &str) -> Result<String, ConfigError> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(url.to_string())
+        }
+        _ => Err(ConfigError::Invalid {
+            name: "STREAMIT_PUBLIC_WEB_URL",
+            message: format!("{raw:?} is not an http:// or https:// URL"),
+        }),
     }
 }
 
@@ -378,6 +425,37 @@ mod tests {
         assert_eq!(c.bind.port(), 9999);
         assert_eq!(c.token_ttl, Duration::from_secs(7200));
         assert_eq!(c.database_url, "sqlite://f.db");
+    }
+
+    #[test]
+    fn public_web_url_defaults_to_the_bind_address() {
+        let c = cfg(&[("DATABASE_URL", "sqlite://x.db")]).unwrap();
+        assert_eq!(c.public_web_url(), "http://127.0.0.1:8080");
+        let c = cfg(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("STREAMIT_BIND", "0.0.0.0:9000"),
+        ])
+        .unwrap();
+        assert_eq!(c.public_web_url(), "http://127.0.0.1:9000");
+        let c = cfg(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("STREAMIT_BIND", "[::]:9000"),
+        ])
+        .unwrap();
+        assert_eq!(c.public_web_url(), "http://[::1]:9000");
+        let c = cfg(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("STREAMIT_PUBLIC_WEB_URL", "https://watch.example/ "),
+        ])
+        .unwrap();
+        assert_eq!(c.public_web_url(), "https://watch.example");
+        assert!(
+            cfg(&[
+                ("DATABASE_URL", "sqlite://x.db"),
+                ("STREAMIT_PUBLIC_WEB_URL", "watch.example")
+            ])
+            .is_err()
+        );
     }
 
     #[test]

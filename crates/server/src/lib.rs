@@ -4,9 +4,12 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod chat_rules;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod moderation;
+pub mod names;
 pub mod openapi;
 pub mod routes;
 pub mod webhook;
@@ -41,7 +44,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    // The bound port (not 0) for the default public web URL.
+    let mut config = config;
+    config.bind = addr;
     let state = app::AppState::new(db.clone(), config);
+    let background = chat_rules::spawn_background(state.clone());
     let router = app::router(state);
     {
         let mut out = std::io::stdout().lock();
@@ -55,6 +62,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    background.abort();
     db.close().await;
     tracing::info!("stopped");
     Ok(())

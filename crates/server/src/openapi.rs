@@ -37,6 +37,12 @@ Every response is {\"success\":true,\"data\":…} or {\"success\":false,\"error\
         streamit_api::FollowResponse,
         streamit_api::Health,
         streamit_api::Message,
+        streamit_api::ChatAccess,
+        streamit_api::RoomMetadata,
+        streamit_api::ModerationEvent,
+        streamit_api::BanRequest,
+        streamit_api::TimeoutRequest,
+        streamit_api::ModerationEntry,
     ))
 )]
 struct ApiDoc;
@@ -63,6 +69,15 @@ struct Endpoint {
     auth: Auth,
     body: Option<&'static str>,
     data: Data,
+    /// Error statuses worth naming (beyond the generic 4XX), with what they mean.
+    errors: &'static [(&'static str, &'static str)],
+}
+
+impl Endpoint {
+    fn errors(mut self, errors: &'static [(&'static str, &'static str)]) -> Self {
+        self.errors = errors;
+        self
+    }
 }
 
 const fn ep(
@@ -80,6 +95,7 @@ const fn ep(
         auth,
         body,
         data,
+        errors: &[],
     }
 }
 
@@ -243,11 +259,64 @@ fn endpoints() -> Vec<Endpoint> {
         ep(
             Post,
             "/api/viewer/token",
-            "Subscribe-only token (logged-in viewer, or guest `guest-…`)",
+            "Subscribe-only token (logged-in viewer, or guest `guest-…`) for a live stream. \
+             The token's participant attribute `streamit.role` is `viewer` or `guest`; its \
+             canPublishData follows the chat rules (chat off → none; followers-only → \
+             followers only; timed out → none until the end), and `chat` says the same in words",
             Optional,
             Some("ViewerTokenRequest"),
             One("ViewerTokenResponse"),
+        )
+        .errors(&[
+            ("401", "A bearer token was sent but is invalid"),
+            ("403", "Banned from this stream (the account, or guests from this address for 24 h)"),
+            ("404", "No stream for this hostId"),
+            ("409", "Stream is offline, or the creator asked for a viewer token to their own stream"),
+            ("422", "Invalid body, or a guestName that equals or imitates a registered user's name"),
+        ]),
+        ep(
+            Get,
+            "/api/stream/moderation",
+            "This creator's bans and running timeouts, newest first",
+            Creator,
+            Option::None,
+            List("ModerationEntry"),
         ),
+        ep(
+            Post,
+            "/api/stream/moderation/ban",
+            "Ban a participant: canPublishData revoked and removed from the room at once (RoomService), \
+             future tokens 403; for a guest also guest tokens from its address for 24 h",
+            Creator,
+            Some("BanRequest"),
+            One("ModerationEntry"),
+        )
+        .errors(&[
+            ("404", "No registered user with this identity"),
+            ("422", "Invalid identity or reason (≤ 200 characters), or the creator themself"),
+        ]),
+        ep(
+            Post,
+            "/api/stream/moderation/timeout",
+            "Time a participant out: canPublishData revoked at once, restored by the server when it ends",
+            Creator,
+            Some("TimeoutRequest"),
+            One("ModerationEntry"),
+        )
+        .errors(&[
+            ("404", "No registered user with this identity"),
+            ("409", "The participant is banned (lift the ban first)"),
+            ("422", "durationSecs outside 1..=604800, invalid identity or reason, or the creator themself"),
+        ]),
+        ep(
+            Delete,
+            "/api/stream/moderation/{identity}",
+            "Lift a ban or timeout",
+            Creator,
+            Option::None,
+            One("Message"),
+        )
+        .errors(&[("404", "No ban or timeout for this identity")]),
         ep(
             Get,
             "/api/viewer/live",
@@ -333,6 +402,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
                         ContentBuilder::new().schema(Some(error_envelope())).build(),
                     ),
             );
+        for (code, meaning) in e.errors {
+            op = op.response(
+                *code,
+                ResponseBuilder::new().description(*meaning).content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(error_envelope())).build(),
+                ),
+            );
+        }
         for segment in e.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 op = op.parameter(
@@ -392,10 +470,16 @@ mod tests {
     #[test]
     fn every_path_has_an_operation() {
         let doc = super::document();
-        assert_eq!(doc.paths.paths.len(), 21);
+        assert_eq!(doc.paths.paths.len(), 25);
         let json = serde_json::to_value(&doc).unwrap();
         assert!(json["paths"]["/api/stream/info"]["put"].is_object());
         assert!(json["paths"]["/api/stream/info"]["get"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
+        let token = &json["paths"]["/api/viewer/token"]["post"]["responses"];
+        for code in ["200", "403", "409", "422"] {
+            assert!(token[code].is_object(), "viewer token response {code}");
+        }
+        assert!(json["paths"]["/api/stream/moderation/{identity}"]["delete"].is_object());
+        assert!(json["components"]["schemas"]["ModerationEntry"].is_object());
     }
 }

@@ -10,6 +10,8 @@ use crate::app::{
     valid_username,
 };
 use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser};
+use crate::chat_rules::{self, ChatSettings, ViewerKind};
+use crate::db::Sanction;
 use crate::db::{DbError, StreamPatch, UserRow, new_id, now_ms};
 use crate::error::{AppError, AppResult, ok};
 
@@ -37,6 +39,13 @@ async fn issue_session(state: &AppState, user: &UserRow) -> AppResult<AuthRespon
         expires_at,
         user: user.to_api(),
     })
+}
+
+/// A stream as returned to clients: with its watch URL
+/// (`{public_web_url}/{username}`).
+pub fn with_watch_url(state: &AppState, mut stream: Stream) -> Stream {
+    stream.watch_url = format!("{}/{}", state.config.public_web_url(), stream.user.username);
+    stream
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
@@ -275,6 +284,9 @@ pub async fn setup_stream(
         )
     };
     let (stream, created) = state.db.upsert_stream(&user.id, &title, &patch).await?;
+    // While live: the room's metadata and the viewers' permissions follow.
+    chat_rules::apply_stream_change(&state, &stream).await;
+    let stream = with_watch_url(&state, stream);
     Ok(ok(
         if created {
             StatusCode::CREATED
@@ -287,21 +299,27 @@ pub async fn setup_stream(
 
 pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> AppResult<Response> {
     // Mint first: if that fails nothing is written.
-    let token = state.livekit_token(&user.id, &user.id, &user.display_name, true)?;
+    let token = state.livekit_token(
+        &user.id,
+        &user.id,
+        &user.display_name,
+        streamit_api::room::ROLE_CREATOR,
+        true,
+    )?;
     let (stream, session_id) = state
         .db
         .go_live(&user.id)
         .await?
         .ok_or_else(|| AppError::not_found("No stream set up; call /api/stream/setup first"))?;
     tracing::info!(user_id = %user.id, %session_id, "went live");
-    state.ensure_room(&user.id);
+    state.ensure_room(&stream);
     Ok(ok(
         StatusCode::OK,
         GoLiveResponse {
             token,
             ws_url: state.config.livekit_ws_url.clone(),
             room_id: user.id.clone(),
-            stream,
+            stream: with_watch_url(&state, stream),
             session_id,
         },
     ))
@@ -330,7 +348,7 @@ pub async fn get_info(
         .stream_by_user_id(&user.id)
         .await?
         .ok_or_else(|| AppError::not_found("No stream set up"))?;
-    Ok(ok(StatusCode::OK, stream))
+    Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
 pub async fn put_info(
@@ -357,7 +375,8 @@ pub async fn put_info(
         .patch_stream(&user.id, &patch)
         .await?
         .ok_or_else(|| AppError::not_found("No stream set up"))?;
-    Ok(ok(StatusCode::OK, stream))
+    chat_rules::apply_stream_change(&state, &stream).await;
+    Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
 pub async fn chat_settings(
@@ -375,7 +394,8 @@ pub async fn chat_settings(
         .patch_stream(&user.id, &patch)
         .await?
         .ok_or_else(|| AppError::not_found("No stream set up"))?;
-    Ok(ok(StatusCode::OK, stream))
+    chat_rules::apply_stream_change(&state, &stream).await;
+    Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
 async fn my_stream_id(state: &AppState, user: &UserRow) -> AppResult<String> {
@@ -497,44 +517,109 @@ pub async fn stream_by_username(
         .stream_by_username(&name)
         .await?
         .ok_or_else(|| AppError::not_found("Stream not found"))?;
-    Ok(ok(StatusCode::OK, stream))
+    Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
+/// A subscribe-only token for a live stream. The grant follows the chat
+/// rules (`chat_rules::chat_access`): chat off, followers-only for guests and
+/// non-followers, or a running timeout → no `canPublishData`; banned → 403.
+/// Guests: the name may not imitate a registered user's (422), and the
+/// (host, identity, client address) is recorded so that a ban of this guest
+/// can refuse that address guest tokens (see `moderation`).
 pub async fn viewer_token(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ViewerTokenRequest>,
 ) -> AppResult<Response> {
     let host_id = req.host_id.trim();
     if host_id.is_empty() || host_id.len() > 64 {
         return Err(AppError::unprocessable("hostId must be a user id"));
     }
-    let (identity, name) = match &user {
-        Some(u) => {
-            if req.guest_name.is_some() {
-                return Err(AppError::unprocessable("guestName is only for guests"));
-            }
+    let guest_name = match (&user, &req.guest_name) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::unprocessable("guestName is only for guests"));
+        }
+        (Some(u), None) if u.id == host_id => {
             // The creator's identity in the room is their user id; a viewer
             // token with the same identity would kick the broadcast.
-            if u.id == host_id {
-                return Err(AppError::Conflict(
-                    "You cannot watch your own stream with a viewer token".into(),
-                ));
-            }
-            (u.id.clone(), u.display_name.clone())
+            return Err(AppError::Conflict(
+                "You cannot watch your own stream with a viewer token".into(),
+            ));
+        }
+        (Some(_), None) => None,
+        (None, Some(n)) => Some(valid_name("guestName", n)?),
+        (None, None) => Some("Guest".to_string()),
+    };
+    let stream = state
+        .db
+        .stream_by_user_id(host_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Stream not found"))?;
+    if !stream.is_live {
+        return Err(AppError::Conflict("Stream is offline".into()));
+    }
+    let now = now_ms();
+    let settings = ChatSettings::from(&stream);
+    let (identity, name, role, access) = match &user {
+        Some(u) => {
+            let timed_out = match state.db.sanction(host_id, &u.id, now).await? {
+                Some(Sanction::Ban) => {
+                    return Err(AppError::forbidden("You are banned from this stream"));
+                }
+                Some(Sanction::Timeout(until)) => Some(until),
+                None => None,
+            };
+            let kind = if state.db.is_follower(&u.id, host_id).await? {
+                ViewerKind::Follower
+            } else {
+                ViewerKind::NonFollower
+            };
+            (
+                u.id.clone(),
+                u.display_name.clone(),
+                streamit_api::room::ROLE_VIEWER,
+                chat_rules::chat_access(settings, kind, timed_out),
+            )
         }
         None => {
-            let name = match &req.guest_name {
-                Some(n) => valid_name("guestName", n)?,
-                None => "Guest".to_string(),
-            };
-            (format!("guest-{}", new_id()), name)
+            let name = guest_name.unwrap_or_else(|| "Guest".to_string());
+            if state
+                .db
+                .guest_ip_banned(host_id, &ip.to_string(), now)
+                .await?
+            {
+                return Err(AppError::forbidden(
+                    "Guests from your address are banned from this stream",
+                ));
+            }
+            // "Guest" is the default name for everyone; others must not pass
+            // for a registered user.
+            if name != "Guest" {
+                let key = crate::names::name_key(&name).ok_or_else(|| {
+                    AppError::unprocessable("guestName must contain visible characters")
+                })?;
+                if state.db.name_key_taken(&key).await? {
+                    return Err(AppError::unprocessable(
+                        "This name belongs to a registered user (or looks like it); choose another guest name",
+                    ));
+                }
+            }
+            (
+                format!("guest-{}", new_id()),
+                name,
+                streamit_api::room::ROLE_GUEST,
+                chat_rules::chat_access(settings, ViewerKind::Guest, None),
+            )
         }
     };
-    if !state.db.stream_exists_for_host(host_id).await? {
-        return Err(AppError::not_found("Stream not found"));
+    let token = state.livekit_token(host_id, &identity, &name, role, access.can_send)?;
+    if role == streamit_api::room::ROLE_GUEST {
+        state
+            .db
+            .record_guest_token(&identity, host_id, &name, &ip.to_string(), now)
+            .await?;
     }
-    let token = state.livekit_token(host_id, &identity, &name, false)?;
     Ok(ok(
         StatusCode::OK,
         ViewerTokenResponse {
@@ -542,19 +627,30 @@ pub async fn viewer_token(
             ws_url: state.config.livekit_ws_url.clone(),
             identity,
             name,
-            role: String::new(),
-            chat: Default::default(),
+            role: role.to_string(),
+            chat: access,
         },
     ))
 }
 
 pub async fn live(State(state): State<AppState>) -> AppResult<Response> {
-    Ok(ok(StatusCode::OK, state.db.live_streams().await?))
+    let streams: Vec<Stream> = state
+        .db
+        .live_streams()
+        .await?
+        .into_iter()
+        .map(|s| with_watch_url(&state, s))
+        .collect();
+    Ok(ok(StatusCode::OK, streams))
 }
 
 pub async fn following(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
-    Ok(ok(
-        StatusCode::OK,
-        state.db.following_live(&auth.user.id).await?,
-    ))
+    let streams: Vec<Stream> = state
+        .db
+        .following_live(&auth.user.id)
+        .await?
+        .into_iter()
+        .map(|s| with_watch_url(&state, s))
+        .collect();
+    Ok(ok(StatusCode::OK, streams))
 }

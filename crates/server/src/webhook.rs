@@ -12,6 +12,10 @@
 //! counts; the creator's `participant_joined` records the LiveKit room sid;
 //! `room_finished` ends the session and marks the stream offline, so a
 //! studio that crashed without calling end-stream does not stay "live".
+//! A viewer's `participant_joined` is also checked against the chat rules
+//! (`chat_rules::check_joined`, in the background): a banned identity that
+//! rejoins with an older token is removed again, and a permission the token
+//! grants but the rules no longer allow (a timeout, chat turned off) is revoked.
 
 use axum::extract::State;
 use axum::extract::rejection::StringRejection;
@@ -79,6 +83,15 @@ pub async fn receive(
                     .viewer_presence(room_name, &p.sid, &p.identity, joined, at)
                     .await?;
                 tracing::debug!(room = %room_name, identity = %p.identity, joined, counted, "viewer presence");
+                if joined {
+                    let (state, room, p) = (state.clone(), room_name.to_string(), p.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::chat_rules::check_joined(&state, &room, &p).await {
+                            tracing::warn!(%room, identity = %p.identity, error = %e,
+                                "could not check a joining viewer against the chat rules");
+                        }
+                    });
+                }
             }
         }
         "room_finished" => {

@@ -573,7 +573,21 @@ async fn streams(db: Database) {
             c.video.can_subscribe,
             c.video.can_update_own_metadata
         ),
-        (Some(false), Some(true), Some(true), None)
+        // chat is off (set above): no viewer may publish data
+        (Some(false), Some(false), Some(true), None)
+    );
+    assert_eq!(
+        c.attributes.get(room::ATTR_ROLE).map(String::as_str),
+        Some("guest")
+    );
+    assert_eq!(g.role, "guest");
+    assert_eq!(
+        (
+            g.chat.can_send,
+            g.chat.reason.as_deref(),
+            g.chat.slow_mode_secs
+        ),
+        (false, Some("Chat is off"), Some(limits::SLOW_MODE_SECS))
     );
     let ttl = c.exp as i64 - now_secs();
     assert!((86_400 - 10..=86_400 + 5).contains(&ttl), "TTL {ttl}s");
@@ -607,8 +621,13 @@ async fn streams(db: Database) {
             c.video.can_subscribe,
             c.video.can_update_own_metadata
         ),
-        (Some(false), Some(true), Some(true), None)
+        (Some(false), Some(false), Some(true), None)
     );
+    assert_eq!(
+        c.attributes.get(room::ATTR_ROLE).map(String::as_str),
+        Some("viewer")
+    );
+    assert_eq!(v.role, "viewer");
     // failures
     assert_eq!(
         status(
@@ -990,9 +1009,23 @@ async fn openapi(db: Database) {
         "/api/viewer/live",
         "/api/livekit/webhook",
         "/api/auth/login",
+        "/api/stream/moderation",
+        "/api/stream/moderation/ban",
+        "/api/stream/moderation/timeout",
+        "/api/stream/moderation/{identity}",
     ] {
         assert!(paths.contains_key(p), "path {p} missing");
     }
+    for name in [
+        "ChatAccess",
+        "RoomMetadata",
+        "ModerationEntry",
+        "BanRequest",
+        "TimeoutRequest",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    assert!(v["paths"]["/api/viewer/token"]["post"]["responses"]["409"].is_object());
 }
 
 fn webhook_event(
@@ -1367,6 +1400,308 @@ async fn two_instances(db: Database) {
 
 // --- SQLite -------------------------------------------------------------------------
 
+/// Chat rules, moderation, guest names and watch URLs without LiveKit (the
+/// RoomService calls fail fast and must not fail a request): the tokens'
+/// grants, the status codes and the stored state.
+async fn chat_rules(db: Database) {
+    let srv = Server::start_with(db, &[("STREAMIT_PUBLIC_WEB_URL", "https://watch.test/")]);
+    let (alice, a_auth) = srv.account("alice", Role::Creator, true).await;
+    let (bob, b_auth) = srv.account("bob", Role::Viewer, false).await;
+    let (dora, d_auth) = srv.account("dora", Role::Viewer, false).await;
+    let public = srv.client();
+    let host = a_auth.user.id.clone();
+    let tok = |c: &streamit_api::client::Client, guest: Option<&str>| {
+        let c = c.clone();
+        let req = ViewerTokenRequest {
+            host_id: host.clone(),
+            guest_name: guest.map(str::to_string),
+        };
+        async move { c.viewer_token(&req).await }
+    };
+
+    // watch URLs everywhere a stream is returned
+    let s = alice
+        .setup_stream(&SetupStreamRequest {
+            title: "Rules".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.watch_url, "https://watch.test/alice");
+    assert_eq!(
+        alice.stream_info().await.unwrap().watch_url,
+        "https://watch.test/alice"
+    );
+    assert_eq!(
+        public.stream_by_username("alice").await.unwrap().watch_url,
+        "https://watch.test/alice"
+    );
+
+    // offline → 409 for guests and viewers alike
+    for r in [tok(&public, None).await, tok(&bob, None).await] {
+        match r {
+            Err(e) => {
+                assert_eq!(e.status(), Some(409), "{e}");
+                assert!(e.to_string().contains("Stream is offline"), "{e}");
+            }
+            Ok(t) => panic!("token for an offline stream: {t:?}"),
+        }
+    }
+    let live = alice.go_live().await.unwrap();
+    assert_eq!(live.stream.watch_url, "https://watch.test/alice");
+    assert_eq!(
+        public.live_streams().await.unwrap()[0].watch_url,
+        "https://watch.test/alice"
+    );
+    bob.follow("alice").await.unwrap();
+    assert_eq!(
+        bob.following_live().await.unwrap()[0].watch_url,
+        "https://watch.test/alice"
+    );
+    let put = alice
+        .update_stream_info(&UpdateStreamInfoRequest {
+            title: Some("Rules, live".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(put.watch_url, "https://watch.test/alice");
+    // the creator's token: role creator, publishes
+    let c = verify(&live.token);
+    assert_eq!(
+        c.attributes.get(room::ATTR_ROLE).map(String::as_str),
+        Some("creator")
+    );
+    assert_eq!(
+        (c.video.can_publish, c.video.can_publish_data),
+        (Some(true), Some(true))
+    );
+
+    // guest names that equal or imitate a registered user's name → 422
+    for name in [
+        "Alice",
+        "alice",
+        "ＡＬＩＣＥ",
+        "al\u{200b}ice",
+        "\u{202e}alice",
+        "alice display",
+        "ALICE\u{2066} DISPLAY",
+        "\u{0430}lice",
+        "Dora Display",
+        "BOB",
+    ] {
+        match tok(&public, Some(name)).await {
+            Err(e) => {
+                assert_eq!(e.status(), Some(422), "{name:?}: {e}");
+                assert!(e.to_string().contains("registered user"), "{name:?}: {e}");
+            }
+            Ok(t) => panic!("{name:?} was accepted as {:?}", t.name),
+        }
+    }
+    for name in ["\u{200b}\u{200d}", "\u{202e}\u{2069}", "  \u{feff} "] {
+        assert_eq!(status(tok(&public, Some(name)).await), 422, "{name:?}");
+    }
+    let zed = tok(&public, Some("Zed")).await.unwrap();
+    assert_eq!((zed.name.as_str(), zed.role.as_str()), ("Zed", "guest"));
+    // invisible characters are removed from the name handed out
+    assert_eq!(
+        tok(&public, Some("Gi\u{200b}na\u{202e}"))
+            .await
+            .unwrap()
+            .name,
+        "Gina"
+    );
+    assert_eq!(tok(&public, None).await.unwrap().name, "Guest");
+
+    // the keys of users stored before them are computed at start-up
+    {
+        use sqlx::any::AnyPoolOptions;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&srv.database_url)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE users SET username_key = NULL, display_name_key = NULL, name_key_version = 0",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    assert!(
+        tok(&public, Some("ALICE")).await.is_ok(),
+        "keys were cleared"
+    );
+    let srv2 = srv.another();
+    assert_eq!(status(tok(&srv2.client(), Some("ALICE")).await), 422);
+    drop(srv2);
+
+    // grants follow the chat settings: followers-only
+    alice
+        .update_chat_settings(&ChatSettingsRequest {
+            is_chat_followers_only: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let follower = tok(&bob, None).await.unwrap();
+    let other = tok(&dora, None).await.unwrap();
+    let guest = tok(&public, Some("Zed")).await.unwrap();
+    assert_eq!(verify(&follower.token).video.can_publish_data, Some(true));
+    assert_eq!(verify(&other.token).video.can_publish_data, Some(false));
+    assert_eq!(verify(&guest.token).video.can_publish_data, Some(false));
+    assert_eq!(
+        other.chat.reason.as_deref(),
+        Some("Chat is for followers only")
+    );
+    assert_eq!(
+        guest.chat.reason.as_deref(),
+        Some("Chat is for followers only")
+    );
+    alice
+        .update_chat_settings(&ChatSettingsRequest {
+            is_chat_followers_only: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // moderation: validation and permissions
+    let http = srv.http();
+    let url = |p: &str| format!("{}{p}", srv.url);
+    for (path, body) in [
+        ("/api/stream/moderation/ban", json!({"identity": ""})),
+        (
+            "/api/stream/moderation/ban",
+            json!({"identity": "x".repeat(65)}),
+        ),
+        ("/api/stream/moderation/ban", json!({"identity": "a b"})),
+        (
+            "/api/stream/moderation/ban",
+            json!({"identity": b_auth.user.id, "reason": "r".repeat(201)}),
+        ),
+        ("/api/stream/moderation/ban", json!({"identity": host})),
+        (
+            "/api/stream/moderation/timeout",
+            json!({"identity": b_auth.user.id, "durationSecs": 0}),
+        ),
+        (
+            "/api/stream/moderation/timeout",
+            json!({"identity": b_auth.user.id, "durationSecs": limits::TIMEOUT_SECS_MAX + 1}),
+        ),
+        (
+            "/api/stream/moderation/timeout",
+            json!({"identity": b_auth.user.id, "durationSecs": -1}),
+        ),
+        (
+            "/api/stream/moderation/timeout",
+            json!({"identity": host, "durationSecs": 60}),
+        ),
+        (
+            "/api/stream/moderation/ban",
+            json!({"identity": "x", "extra": 1}),
+        ),
+    ] {
+        let (st, v) = raw(
+            &http,
+            Method::POST,
+            &url(path),
+            Some(&a_auth.token),
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(st, 422, "{path} {body} → {v}");
+        error_message(&v);
+    }
+    let ban = |identity: &str| BanRequest {
+        identity: identity.into(),
+        reason: None,
+    };
+    assert_eq!(status(alice.ban(&ban("no-such-user")).await), 404);
+    assert_eq!(status(bob.ban(&ban(&d_auth.user.id)).await), 403);
+    assert_eq!(status(public.ban(&ban(&d_auth.user.id)).await), 401);
+    assert_eq!(status(public.moderation().await), 401);
+    assert_eq!(status(alice.lift_moderation(&d_auth.user.id).await), 404);
+
+    // ban: no token; a timeout cannot replace it; lift
+    let e = alice
+        .ban(&BanRequest {
+            identity: b_auth.user.id.clone(),
+            reason: Some("  spam  ".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            e.kind.as_str(),
+            e.name.as_deref(),
+            e.reason.as_deref(),
+            e.until
+        ),
+        ("ban", Some("bob display"), Some("spam"), None)
+    );
+    assert_eq!(status(tok(&bob, None).await), 403);
+    let timeout = |identity: &str, secs: u64| TimeoutRequest {
+        identity: identity.into(),
+        duration_secs: secs,
+        reason: None,
+    };
+    assert_eq!(
+        status(alice.timeout_viewer(&timeout(&b_auth.user.id, 60)).await),
+        409
+    );
+    assert_eq!(alice.moderation().await.unwrap().len(), 1);
+    alice.lift_moderation(&b_auth.user.id).await.unwrap();
+    assert!(tok(&bob, None).await.unwrap().chat.can_send);
+
+    // timeout: tokens meanwhile have no canPublishData
+    let before = now_secs() * 1000;
+    let e = alice
+        .timeout_viewer(&timeout(&d_auth.user.id, 600))
+        .await
+        .unwrap();
+    let until = e.until.unwrap();
+    assert!(
+        (before + 599_000..=before + 602_000).contains(&until),
+        "{until}"
+    );
+    let t = tok(&dora, None).await.unwrap();
+    assert_eq!(verify(&t.token).video.can_publish_data, Some(false));
+    assert_eq!(
+        (t.chat.can_send, t.chat.timed_out_until),
+        (false, Some(until))
+    );
+    assert!(
+        t.chat
+            .reason
+            .unwrap()
+            .starts_with("You are timed out until ")
+    );
+    let list = alice.moderation().await.unwrap();
+    assert_eq!(
+        (list.len(), list[0].kind.as_str(), list[0].until),
+        (1, "timeout", Some(until))
+    );
+    alice.lift_moderation(&d_auth.user.id).await.unwrap();
+    assert!(tok(&dora, None).await.unwrap().chat.can_send);
+
+    // a guest ban holds the guest's address (here loopback) for guest tokens only
+    let g = tok(&public, Some("Gina")).await.unwrap();
+    let e = alice.ban(&ban(&g.identity)).await.unwrap();
+    assert_eq!(e.name.as_deref(), Some("Gina"));
+    assert_eq!(status(tok(&public, Some("Other")).await), 403);
+    assert!(tok(&bob, None).await.is_ok());
+    alice.lift_moderation(&g.identity).await.unwrap();
+    assert!(tok(&public, Some("Other")).await.is_ok());
+
+    // offline again → 409
+    alice.end_stream().await.unwrap();
+    assert_eq!(status(tok(&public, None).await), 409);
+}
+
 #[tokio::test]
 async fn accounts_sqlite() {
     accounts(Database::sqlite()).await;
@@ -1400,6 +1735,11 @@ async fn login_rate_limits_sqlite() {
 #[tokio::test]
 async fn two_instances_sqlite() {
     two_instances(Database::sqlite()).await;
+}
+
+#[tokio::test]
+async fn chat_rules_sqlite() {
+    chat_rules(Database::sqlite()).await;
 }
 
 #[tokio::test]
@@ -1444,6 +1784,11 @@ async fn webhooks_postgres() {
 #[tokio::test]
 async fn two_instances_postgres() {
     two_instances(postgres()).await;
+}
+
+#[tokio::test]
+async fn chat_rules_postgres() {
+    chat_rules(postgres()).await;
 }
 
 #[tokio::test]

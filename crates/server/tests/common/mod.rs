@@ -2,6 +2,8 @@
 //! directory, on a fresh SQLite file or a fresh PostgreSQL database.
 #![allow(dead_code)]
 
+pub mod live_viewer;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
