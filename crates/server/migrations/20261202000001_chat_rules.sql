@@ -3,13 +3,14 @@
 -- Name keys (src/names.rs): NFKC, case-folded, invisible characters removed,
 -- confusable skeleton. Filled for new users at insert and for existing rows at
 -- start-up (name_key_version < the server's KEY_VERSION), so a guest name is
--- checked with two indexed lookups instead of a scan of all users.
+-- checked with two indexed lookups instead of a scan of all users. (Index names
+-- avoid `users_username_key`: PostgreSQL already gave that name to the UNIQUE constraint.)
 ALTER TABLE users ADD COLUMN username_key TEXT;
 ALTER TABLE users ADD COLUMN display_name_key TEXT;
 ALTER TABLE users ADD COLUMN name_key_version BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX users_username_key ON users (username_key);
-CREATE INDEX users_display_name_key ON users (display_name_key);
-CREATE INDEX users_name_key_version ON users (name_key_version);
+CREATE INDEX users_by_username_key ON users (username_key);
+CREATE INDEX users_by_display_name_key ON users (display_name_key);
+CREATE INDEX users_by_name_key_version ON users (name_key_version);
 
 -- Bans and timeouts per creator (host) and participant identity; one row each:
 -- a ban replaces a timeout. `until` is the end of a timeout (NULL for a ban).

@@ -175,6 +175,10 @@ async fn marker(creator: &mut LiveViewer, witness: &mut LiveViewer, marker: &str
     );
 }
 
+/// (label, isChatEnabled, isChatFollowersOnly, [guest, follower, non-follower] can send,
+/// the reason the refused ones are told)
+type MatrixRow = (&'static str, bool, bool, [bool; 3], Option<&'static str>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcement_matrix_grants_and_delivery() {
     let w = world().await;
@@ -183,7 +187,7 @@ async fn enforcement_matrix_grants_and_delivery() {
     let mut witness = w.join(&witness_token).await;
 
     // (setting, [guest, follower, non-follower] → can send, reason when not)
-    let rows: [(&str, bool, bool, [bool; 3], Option<&str>); 3] = [
+    let rows: [MatrixRow; 3] = [
         ("chat on", true, false, [true, true, true], None),
         (
             "chat off",
