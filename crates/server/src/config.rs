@@ -63,6 +63,10 @@ pub struct Config {
     /// `STREAMIT_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For`
     /// (only behind a proxy that sets it; default false).
     pub trust_forwarded_for: bool,
+    /// `STREAMIT_WEB_DIR`: the built watch pages (index.html + assets/). Default: this
+    /// crate's `web/dist` when built there (scripts/install.sh), else an installed
+    /// `share/streamit-server/web`; `None` serves a 503 page saying how to build them.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Config {
                 &self.login_failures_per_account,
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("web_dir", &self.web_dir)
             .finish()
     }
 }
@@ -105,6 +110,7 @@ struct FileConfig {
     login_failures_per_account: Option<u32>,
     register_ip_per_minute: Option<u32>,
     trust_forwarded_for: Option<bool>,
+    web_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -219,6 +225,11 @@ impl Config {
             None => file.trust_forwarded_for.unwrap_or(false),
         };
 
+        let web_dir = env("STREAMIT_WEB_DIR")
+            .map(PathBuf::from)
+            .or(file.web_dir)
+            .or_else(crate::web::default_dir);
+
         Ok(Config {
             bind,
             database_url,
@@ -234,6 +245,7 @@ impl Config {
             login_failures_per_account,
             register_ip_per_minute,
             trust_forwarded_for,
+            web_dir,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod web;
 pub mod webhook;
 
 use std::io::Write;
