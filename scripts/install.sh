@@ -20,6 +20,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
 # xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd) and imagemagick (convert).
 # Packaging (packaging/check.sh): desktop-file-utils (desktop-file-validate).
+# Watch pages: nodejs (with npm: builds them with esbuild), chromium (Debian's, the headless
+# browser the browser tests drive through playwright-core; never a Playwright browser download).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
@@ -28,6 +30,7 @@ apt_packages=(
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
   x11-apps imagemagick
   desktop-file-utils
+  nodejs chromium
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -87,7 +90,41 @@ else
   log "viewer venv present"
 fi
 
+# --- npm packages (pinned exactly, committed package-lock.json) --------------------------------
+# Installed with `npm ci` into the cache, one directory per lock-file hash (the stamp file
+# .complete says the install finished), like the venv: the watch pages' livekit-client and
+# esbuild (crates/server/web), and the browser tests' playwright-core (tests/browser).
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+command -v npm >/dev/null || { echo "error: npm is missing (it comes with Node.js 18 or newer)" >&2; exit 1; }
+npm_install() { # <package dir> <cache name>; prints the node_modules path
+  local pkg="$1" name="$2" hash dir
+  hash="$(sha256sum "$pkg/package-lock.json" | cut -c1-12)"
+  dir="$cache/$name-$hash"
+  if [ ! -f "$dir/.complete" ]; then
+    log "npm ci for $name into $dir (once per lock file)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$pkg/package.json" "$pkg/package-lock.json" "$dir/"
+    ( cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2 )
+    touch "$dir/.complete"
+  else
+    log "$name node modules present"
+  fi
+  printf '%s\n' "$dir/node_modules"
+}
+web_modules="$(npm_install "$root/crates/server/web" web-node)"
+browser_modules="$(npm_install "$root/tests/browser" browser-node)"
+
+# The watch pages: bundled into crates/server/web/dist (gitignored) in well under a second,
+# so on every run; streamit-server serves that directory.
+STREAMIT_WEB_NODE_MODULES="$web_modules" node "$root/crates/server/web/build.mjs" >&2
+
+chromium_bin="$(command -v chromium || true)"
+[ -n "$chromium_bin" ] || { echo "error: Debian's chromium is not installed" >&2; exit 1; }
+
 if [ "${1:-}" = "--print-env" ]; then
   echo "export STREAMIT_LIVEKIT_SERVER='$lk_bin'"
   echo "export STREAMIT_VIEWER_PYTHON='$venv/bin/python'"
+  echo "export STREAMIT_CHROMIUM='$chromium_bin'"
+  echo "export STREAMIT_WEB_NODE_MODULES='$web_modules'"
+  echo "export STREAMIT_BROWSER_NODE_MODULES='$browser_modules'"
 fi

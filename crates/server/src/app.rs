@@ -193,12 +193,15 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer/live", get(routes::live))
         .route("/viewer/following", get(routes::following))
         .route("/livekit/webhook", post(crate::webhook::receive))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found);
+    // Everything outside /api is the viewers' web app (crate::web).
+    let web = crate::web::router(state.config.web_dir.clone(), &state.config.livekit_ws_url);
     Router::new()
         .nest("/api", api)
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits::BODY_MAX_BYTES))
         .with_state(state)
+        .fallback_service(web)
 }
 
 async fn not_found() -> Response {

@@ -67,6 +67,10 @@ pub struct Config {
     /// (`{url}/{username}`); default: this server's own address, see
     /// [`Config::public_web_url`].
     pub public_web_url: Option<String>,
+    /// `STREAMIT_WEB_DIR`: the built watch pages (index.html + assets/). Default: this
+    /// crate's `web/dist` when built there (scripts/install.sh), else an installed
+    /// `share/streamit-server/web`; `None` serves a 503 page saying how to build them.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Config {
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("public_web_url", &self.public_web_url())
+            .field("web_dir", &self.web_dir)
             .finish()
     }
 }
@@ -111,6 +116,7 @@ struct FileConfig {
     register_ip_per_minute: Option<u32>,
     trust_forwarded_for: Option<bool>,
     public_web_url: Option<String>,
+    web_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -229,6 +235,10 @@ impl Config {
             Some(url) => Some(valid_web_url(&url)?),
             None => None,
         };
+        let web_dir = env("STREAMIT_WEB_DIR")
+            .map(PathBuf::from)
+            .or(file.web_dir)
+            .or_else(crate::web::default_dir);
 
         Ok(Config {
             public_web_url,
@@ -246,6 +256,7 @@ impl Config {
             login_failures_per_account,
             register_ip_per_minute,
             trust_forwarded_for,
+            web_dir,
         })
     }
 }

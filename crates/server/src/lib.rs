@@ -12,6 +12,7 @@ pub mod moderation;
 pub mod names;
 pub mod openapi;
 pub mod routes;
+pub mod web;
 pub mod webhook;
 
 use std::io::Write;

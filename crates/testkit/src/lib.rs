@@ -5,12 +5,14 @@
 //! - [`viewer::Viewer`]: the official LiveKit Python SDK as an independent viewer.
 //! - [`Stack`]: LiveKit and the backend wired together (webhooks), with accounts on demand.
 //! - [`SignalProxy`]: cuts signal WebSockets on demand (a signal-only outage).
+//! - [`Browser`]: headless Debian chromium (playwright-core) on the watch pages.
 //!
 //! Every process is stopped when its handle is dropped, also when the test panics, and is
 //! told by the kernel to die with the test process (Linux `PR_SET_PDEATHSIG`) if the test
 //! is killed outright. See tests/README.md.
 
 mod backend;
+pub mod browser;
 mod livekit;
 mod paths;
 /// Linux only: it runs Debian's PostgreSQL binaries under another uid with a parent-death signal.
@@ -22,8 +24,12 @@ mod stack;
 pub mod viewer;
 
 pub use backend::{Backend, BackendOptions};
+pub use browser::{Browser, Page, PageSample};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
-pub use paths::{livekit_server_bin, repo_root, viewer_python};
+pub use paths::{
+    browser_node_modules, chromium_bin, livekit_server_bin, repo_root, viewer_python,
+    web_node_modules,
+};
 pub use process::{free_tcp_port, free_udp_port, tie_to_test};
 pub use proxy::SignalProxy;
 pub use stack::{Account, Stack, TEST_PASSWORD};

@@ -69,3 +69,48 @@ pub fn viewer_python() -> Result<PathBuf> {
     existing(venv.join(".complete"), "the viewer venv")?;
     existing(venv.join("bin/python"), "the viewer venv's python")
 }
+
+/// Debian's chromium (what the browser tests drive): `$STREAMIT_CHROMIUM`, else
+/// `/usr/bin/chromium` (scripts/install.sh installs the `chromium` package).
+pub fn chromium_bin() -> Result<PathBuf> {
+    match std::env::var_os("STREAMIT_CHROMIUM") {
+        Some(p) => existing(PathBuf::from(p), "chromium ($STREAMIT_CHROMIUM)"),
+        None => existing(PathBuf::from("/usr/bin/chromium"), "chromium"),
+    }
+}
+
+/// The node_modules scripts/install.sh made with `npm ci` for the package in `dir` (relative
+/// to the repo root), kept in the cache under `<name>-<lock hash>`: `$<env>`, else there.
+fn npm_modules(env: &str, dir: &str, name: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        let p = PathBuf::from(p);
+        return if p.is_dir() {
+            Ok(p)
+        } else {
+            bail!("{} (${env}) is not a directory", p.display())
+        };
+    }
+    let lock = repo_root().join(dir).join("package-lock.json");
+    let bytes = std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?;
+    let hash = format!("{:x}", Sha256::digest(&bytes));
+    let root = cache_dir()?.join(format!("{name}-{}", &hash[..12]));
+    existing(
+        root.join(".complete"),
+        &format!("the npm packages of {dir}"),
+    )?;
+    Ok(root.join("node_modules"))
+}
+
+/// playwright-core for tests/browser/driver.mjs.
+pub fn browser_node_modules() -> Result<PathBuf> {
+    npm_modules(
+        "STREAMIT_BROWSER_NODE_MODULES",
+        "tests/browser",
+        "browser-node",
+    )
+}
+
+/// esbuild and livekit-client for the watch pages (crates/server/web).
+pub fn web_node_modules() -> Result<PathBuf> {
+    npm_modules("STREAMIT_WEB_NODE_MODULES", "crates/server/web", "web-node")
+}

@@ -1,0 +1,535 @@
+//! End to end in a real browser: the watch pages served by the real backend, headless
+//! Debian chromium (playwright-core, tests/browser/driver.mjs) with livekit-client, a real
+//! LiveKit server, and a real publisher: `streamit-studio publish` of the synthetic pattern,
+//! or the studio's session in this process where the test needs the studio to act (chat).
+//! One stack per test; each test covers several behaviours to keep the browser count low.
+//!
+//! `STREAMIT_UPDATE_SCREENSHOTS=1` also writes assets/screenshots/web-*.png.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use common::{studio, wait_until_live};
+use streamit_api::client::Client;
+use streamit_session::{Command, SessionConfig, SessionHandle, StreamSetup, StreamState};
+use streamit_testkit::browser::MediaSample;
+use streamit_testkit::{Browser, Stack, TEST_PASSWORD};
+
+fn update_screenshots() -> bool {
+    std::env::var_os("STREAMIT_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1")
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    streamit_testkit::repo_root()
+        .join("assets/screenshots")
+        .join(name)
+}
+
+/// `streamit-studio publish` of the synthetic 640x360@30 pattern and the tone.
+fn spawn_publish(
+    backend_url: &str,
+    username: &str,
+    codec: &str,
+    simulcast: bool,
+    duration: &str,
+) -> Result<tokio::process::Child> {
+    let mut cmd = studio();
+    cmd.args(["publish", "--api", backend_url])
+        .args(["--username", username, "--password", TEST_PASSWORD])
+        .args(["--title", "Building a synth in Rust, live"])
+        .args(["--source", "synthetic", "--audio", "tone", "--codec", codec])
+        .args(["--duration", duration, "--json"]);
+    if simulcast {
+        cmd.arg("--simulcast");
+    }
+    Ok(cmd.spawn()?)
+}
+
+/// Frames decoded per whole interval, and how many intervals saw none.
+fn rises(samples: &[MediaSample], f: impl Fn(&MediaSample) -> u64) -> (Vec<u64>, usize) {
+    let deltas: Vec<u64> = samples
+        .windows(2)
+        .map(|w| f(&w[1]).saturating_sub(f(&w[0])))
+        .collect();
+    let flat = deltas.iter().filter(|d| **d == 0).count();
+    (deltas, flat)
+}
+
+/// The page decodes `codec` with simulcast for 10 s at the published 640x360, audio flows,
+/// and the quality menu's Low gives the low layer (160x90).
+async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
+    let test_start = Instant::now();
+    let stack = Stack::start()?;
+    stack.creator(username, true).await?;
+    let public = Client::new(stack.backend.url());
+    let publish = spawn_publish(stack.backend.url(), username, codec, true, "60s")?;
+    wait_until_live(&public, username, Duration::from_secs(15)).await?;
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/{username}", stack.backend.url()))
+        .await?;
+    let first = page.first_frame(Duration::from_secs(20)).await?;
+    println!(
+        "{codec}: first frame {} ms after opening the page ({}x{}), chromium {}",
+        first.ms, first.width, first.height, browser.version
+    );
+    // Let the SFU settle on the layer the player asks for before the 10 s window.
+    page.wait_until("640x360", Duration::from_secs(15), |s| {
+        s.video.width == 640 && s.video.height == 360
+    })
+    .await?;
+    let samples = page
+        .record(Duration::from_secs(10), Duration::from_secs(1))
+        .await?;
+    let (frames, flat) = rises(&samples, |s| s.video.frames_decoded);
+    let (audio, audio_flat) = rises(&samples, |s| s.audio.samples);
+    let total: u64 = frames.iter().sum();
+    let at_full = samples
+        .iter()
+        .filter(|s| s.video.width == 640 && s.video.height == 360)
+        .count();
+    let codec_seen = samples.last().and_then(|s| s.video.codec.clone());
+    println!(
+        "{codec}: {total} frames decoded in {} s (per second {frames:?}), {at_full}/{} samples at 640x360, \
+         codec {codec_seen:?}, audio samples per second {audio:?}",
+        frames.len(),
+        samples.len()
+    );
+    ensure!(
+        codec_seen
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(&format!("video/{codec}"))),
+        "the page decoded {codec_seen:?}, not {codec}"
+    );
+    ensure!(
+        flat == 0,
+        "frames stopped rising in {flat} of the seconds: {frames:?}"
+    );
+    // A floor, not a frame-rate target: VP8 simulcast's frame rate on a loaded machine is
+    // issue 14's (the encoders); here the page must keep decoding at the published size.
+    ensure!(
+        total >= 60,
+        "only {total} frames in 10 s (30 fps published): {frames:?}"
+    );
+    ensure!(
+        at_full * 10 >= samples.len() * 9,
+        "only {at_full} of {} samples at the published 640x360: {:?}",
+        samples.len(),
+        samples
+            .iter()
+            .map(|s| (s.video.width, s.video.height))
+            .collect::<Vec<_>>()
+    );
+    ensure!(
+        audio_flat == 0 && audio.iter().all(|a| *a > 0),
+        "audio samples did not rise every second: {audio:?}"
+    );
+
+    let live = page.sample().await?;
+    ensure!(live.dom.state.as_deref() == Some("live"), "{:?}", live.dom);
+    ensure!(
+        live.dom.title.as_deref() == Some("Building a synth in Rust, live"),
+        "title {:?}",
+        live.dom.title
+    );
+
+    // The quality menu: Low → the low simulcast layer.
+    let asked = Instant::now();
+    page.choose_quality("low").await?;
+    let low = page
+        .wait_until("the low layer (160x90)", Duration::from_secs(10), |s| {
+            s.video.width == 160 && s.video.height == 90
+        })
+        .await?;
+    println!(
+        "{codec}: Low gave {}x{} after {} ms",
+        low.video.width,
+        low.video.height,
+        asked.elapsed().as_millis()
+    );
+    let before = low.video.frames_decoded;
+    let later = page
+        .wait_until("frames at the low layer", Duration::from_secs(5), |s| {
+            s.video.frames_decoded > before + 30
+        })
+        .await?;
+    ensure!(
+        later.video.width == 160,
+        "left the low layer: {:?}",
+        later.video
+    );
+    page.close().await?;
+    drop(publish);
+    println!(
+        "{codec}: test took {:.1} s",
+        test_start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_simulcast_plays_in_chromium_and_low_gives_the_low_layer() -> Result<()> {
+    decodes_in_chromium("h264", "web_h264").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_simulcast_plays_in_chromium_and_low_gives_the_low_layer() -> Result<()> {
+    decodes_in_chromium("vp8", "web_vp8").await
+}
+
+/// The studio's session in this process, logged in and live with the synthetic pattern.
+async fn live_session(stack: &Stack, username: &str, setup: StreamSetup) -> Result<SessionHandle> {
+    let session = SessionHandle::spawn(SessionConfig::new(stack.backend.url()));
+    session
+        .request(Command::Login {
+            username: username.into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await?;
+    session.request(Command::SetupStream(setup)).await?;
+    session.request(Command::GoLive).await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().stream_state != StreamState::Live {
+        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
+        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
+    }
+    Ok(session)
+}
+
+/// Waits until the studio's viewer count is `n`.
+async fn studio_viewers(session: &SessionHandle, n: u32) -> Result<()> {
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().viewers != n {
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "the studio counts {} viewers, not {n}",
+            state.borrow().viewers
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), state.changed()).await;
+    }
+    Ok(())
+}
+
+/// Waits until the backend (LiveKit webhooks) counts `n` viewers.
+async fn backend_viewers(public: &Client, username: &str, n: i64) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let s = public.stream_by_username(username).await?;
+        if s.viewer_count == n {
+            return Ok(());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "the backend counts {} viewers, not {n}",
+            s.viewer_count
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_goes_both_ways_and_viewer_counts_agree() -> Result<()> {
+    let test_start = Instant::now();
+    let stack = Stack::start()?;
+    stack.creator("maya", true).await?;
+    stack.viewer("bo_viewer").await?;
+    let public = Client::new(stack.backend.url());
+    let session = live_session(
+        &stack,
+        "maya",
+        StreamSetup {
+            title: "Building a synth in Rust, live".into(),
+            description: Some("Oscillators, filters and a tiny sequencer, from scratch.".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let url = format!("{}/maya", stack.backend.url());
+    let browser = Browser::launch().await?;
+
+    // A guest picks a name on the page (a new token, so the page rejoins).
+    let ana = browser.open(&url).await?;
+    ana.wait_until("live", Duration::from_secs(20), |s| {
+        s.dom.state.as_deref() == Some("live") && s.dom.chat_open
+    })
+    .await?;
+    ana.click("[data-testid=guest-name-change]").await?;
+    ana.fill("[data-testid=guest-name]", "Ana").await?;
+    ana.click(".guest-form button[type=submit]").await?;
+    ana.wait_for(
+        "[data-testid=guest-name-current]:text-is('Ana')",
+        Duration::from_secs(20),
+    )
+    .await?;
+    let first = ana.first_frame(Duration::from_secs(20)).await?;
+    println!(
+        "guest rejoin: first frame {} ms after choosing the name",
+        first.ms
+    );
+
+    // Page → studio, with the guest's name.
+    ana.send_chat("hi Maya, sound is great").await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    let entry = loop {
+        if let Some(e) = state
+            .borrow_and_update()
+            .chat
+            .iter()
+            .find(|c| c.text == "hi Maya, sound is great")
+        {
+            break e.clone();
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the studio never got the page's chat"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), state.changed()).await;
+    };
+    println!(
+        "studio got {:?} from {:?} ({})",
+        entry.text, entry.sender, entry.identity
+    );
+    ensure!(entry.sender == "Ana", "sender {:?}", entry.sender);
+    ensure!(
+        entry.identity.starts_with("guest-"),
+        "identity {:?}",
+        entry.identity
+    );
+
+    // Studio → page, marked as the creator's.
+    session
+        .request(Command::SendChat("welcome, glad you made it".into()))
+        .await?;
+    let shown = ana
+        .wait_until("the creator's message", Duration::from_secs(10), |s| {
+            s.dom
+                .chat
+                .iter()
+                .any(|c| c.text.as_deref() == Some("welcome, glad you made it"))
+        })
+        .await?;
+    let line = shown
+        .dom
+        .chat
+        .iter()
+        .find(|c| c.text.as_deref() == Some("welcome, glad you made it"))
+        .context("line")?;
+    println!("page shows {line:?}");
+    ensure!(line.badge.as_deref() == Some("Creator"), "{line:?}");
+    ensure!(line.name.as_deref() == Some("maya (test)"), "{line:?}");
+    let own = shown
+        .dom
+        .chat
+        .iter()
+        .find(|c| c.text.as_deref() == Some("hi Maya, sound is great"))
+        .context("own line")?;
+    ensure!(own.badge.as_deref() == Some("Guest"), "{own:?}");
+
+    // Viewer counts: page, studio and backend agree as a second browser joins and leaves.
+    ana.wait_until("1 viewer", Duration::from_secs(10), |s| {
+        s.dom.viewer_count == Some(1)
+    })
+    .await?;
+    studio_viewers(&session, 1).await?;
+    backend_viewers(&public, "maya", 1).await?;
+    let bo = browser
+        .open(&format!("{}/login?next=%2Fmaya", stack.backend.url()))
+        .await?;
+    bo.fill("#username", "bo_viewer").await?;
+    bo.fill("#password", TEST_PASSWORD).await?;
+    bo.click("form.auth-card button[type=submit]").await?;
+    let bo_live = bo
+        .wait_until("bo live", Duration::from_secs(20), |s| {
+            s.dom.state.as_deref() == Some("live") && s.dom.viewer_count == Some(2)
+        })
+        .await?;
+    ensure!(bo_live.dom.path == "/maya", "{:?}", bo_live.dom.path);
+    ana.wait_until("2 viewers", Duration::from_secs(10), |s| {
+        s.dom.viewer_count == Some(2)
+    })
+    .await?;
+    studio_viewers(&session, 2).await?;
+    backend_viewers(&public, "maya", 2).await?;
+    println!("2 viewers: both pages, the studio and the backend agree");
+    bo.send_chat("logged in and here").await?;
+    ana.wait_until("bo's message", Duration::from_secs(10), |s| {
+        s.dom.chat.iter().any(|c| {
+            c.text.as_deref() == Some("logged in and here")
+                && c.name.as_deref() == Some("bo_viewer (test)")
+                && c.badge.is_none()
+        })
+    })
+    .await?;
+
+    // Title edits while live reach the page without a reload.
+    session
+        .request(Command::EditTitle {
+            title: "Synth in Rust: filters".into(),
+            description: None,
+        })
+        .await?;
+    let edited = Instant::now();
+    ana.wait_until("the new title", Duration::from_secs(12), |s| {
+        s.dom.title.as_deref() == Some("Synth in Rust: filters")
+    })
+    .await?;
+    println!(
+        "title edit reached the page in {} ms",
+        edited.elapsed().as_millis()
+    );
+
+    if update_screenshots() {
+        ana.wait_until("decoded video", Duration::from_secs(10), |s| {
+            s.video.frames_decoded > 0
+        })
+        .await?;
+        ana.screenshot(&screenshot_path("web-live.png")).await?;
+    }
+
+    bo.close().await?;
+    ana.wait_until("1 viewer again", Duration::from_secs(15), |s| {
+        s.dom.viewer_count == Some(1)
+    })
+    .await?;
+    studio_viewers(&session, 1).await?;
+    backend_viewers(&public, "maya", 1).await?;
+    println!("back to 1 viewer everywhere");
+
+    session.request(Command::EndStream).await?;
+    ana.wait_until("offline after the end", Duration::from_secs(15), |s| {
+        s.dom.state.as_deref() == Some("offline")
+    })
+    .await?;
+    let _ = session.request(Command::Shutdown).await;
+    println!(
+        "chat/viewers test took {:.1} s",
+        test_start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_page_turns_live_by_itself_and_back() -> Result<()> {
+    let test_start = Instant::now();
+    let stack = Stack::start()?;
+    stack.creator("nightowl", true).await?;
+    // A stream exists (set up) but is not live.
+    let setup = studio()
+        .args(["setup", "--api", stack.backend.url()])
+        .args(["--username", "nightowl", "--password", TEST_PASSWORD])
+        .args(["--title", "Late-night modular jam"])
+        .output()
+        .await?;
+    ensure!(
+        setup.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/nightowl", stack.backend.url()))
+        .await?;
+    let offline = page
+        .wait_until("offline", Duration::from_secs(10), |s| {
+            s.dom.state.as_deref() == Some("offline")
+        })
+        .await?;
+    ensure!(
+        !offline.dom.chat_input_visible,
+        "chat input on an offline page"
+    );
+    if update_screenshots() {
+        page.screenshot(&screenshot_path("web-offline.png")).await?;
+    }
+
+    let public = Client::new(stack.backend.url());
+    let publish = spawn_publish(stack.backend.url(), "nightowl", "h264", false, "12s")?;
+    let go = Instant::now();
+    wait_until_live(&public, "nightowl", Duration::from_secs(15)).await?;
+    let live = page
+        .wait_until("live by itself", Duration::from_secs(15), |s| {
+            s.dom.state.as_deref() == Some("live") && s.video.frames_decoded > 0
+        })
+        .await?;
+    println!(
+        "offline page showed video {} ms after publish started (polls every 3 s), {}x{}",
+        go.elapsed().as_millis(),
+        live.video.width,
+        live.video.height
+    );
+
+    // The live list shows the stream.
+    let list = browser.open(stack.backend.url()).await?;
+    let listed = list
+        .wait_until("the stream card", Duration::from_secs(10), |s| {
+            s.dom.streams.iter().any(|u| u == "nightowl")
+        })
+        .await?;
+    println!("live list: {:?}", listed.dom.streams);
+    if update_screenshots() {
+        list.screenshot(&screenshot_path("web-list.png")).await?;
+    }
+    list.close().await?;
+
+    // The creator ends: the page goes back to offline by itself.
+    common::publish_succeeded(publish, Duration::from_secs(40), "").await?;
+    page.wait_until("offline again", Duration::from_secs(15), |s| {
+        s.dom.state.as_deref() == Some("offline")
+    })
+    .await?;
+    println!(
+        "offline/live test took {:.1} s",
+        test_start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the server branch's chat enforcement (followers-only grants, ChatAccess in the token answer)"]
+async fn followers_only_guest_page_shows_the_rule() -> Result<()> {
+    let stack = Stack::start()?;
+    stack.creator("fan_club", true).await?;
+    let session = live_session(
+        &stack,
+        "fan_club",
+        StreamSetup {
+            title: "Members hang-out".into(),
+            chat_followers_only: Some(true),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/fan_club", stack.backend.url()))
+        .await?;
+    let s = page
+        .wait_until("the followers-only rule", Duration::from_secs(20), |s| {
+            s.dom.state.as_deref() == Some("live") && s.dom.chat_rule.is_some()
+        })
+        .await?;
+    println!(
+        "guest page: rule {:?}, input visible {}",
+        s.dom.chat_rule, s.dom.chat_input_visible
+    );
+    ensure!(
+        s.dom
+            .chat_rule
+            .as_deref()
+            .is_some_and(|r| r.contains("followers only")),
+        "rule {:?}",
+        s.dom.chat_rule
+    );
+    ensure!(
+        !s.dom.chat_input_visible,
+        "a dead input is shown instead of the rule"
+    );
+    let _ = session.request(Command::Shutdown).await;
+    Ok(())
+}
