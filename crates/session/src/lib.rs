@@ -48,7 +48,8 @@ pub use error::{ErrorKind, SessionError, UserError};
 pub use media::{AudioSourceSpec, Codec, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle};
 pub use state::{
-    Account, ChatEntry, Health, MediaSelection, SessionState, StreamInfo, StreamState, Summary,
+    Account, ChatEntry, CpuLimited, Health, MediaSelection, SessionState, StreamInfo, StreamState,
+    Summary,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;
