@@ -212,6 +212,8 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         .map(|m| m.sender.clone())
         .unwrap_or_default();
     ensure!(has_label(&h, &from), "sender name {from:?} shown");
+    // The rule in force, as viewers see it, heads the chat panel.
+    ensure!(has_label(&h, "Chat is open to everyone"), "the chat rule");
     // The health bar shows the receivers' packet loss next to bitrate and RTT.
     wait_for(
         &mut h,
@@ -333,6 +335,31 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         epoch_us.is_some() && announced == epoch_us.as_ref(),
         "studio epoch {epoch_us:?}, viewer saw the creator's attributes {:?}",
         report.participant_attributes
+    );
+
+    // Remove the viewer's message from its menu: it leaves the studio's list (and every
+    // client is told; crates/session/tests/moderation.rs checks the viewer's side).
+    click(&mut h, &format!("Moderate {from}: hello from python"));
+    wait_for(&mut h, "the moderation menu", Duration::from_secs(5), |h| {
+        has_label(h, "Remove message") && has_label(h, &format!("Ban {from}"))
+    })?;
+    click(&mut h, "Remove message");
+    wait_for(&mut h, "the message removed", Duration::from_secs(5), |h| {
+        !has_label(h, "hello from python")
+            && has_label(h, &format!("Removed a message from {from}"))
+    })?;
+    ensure!(
+        !h.state()
+            .state()
+            .chat
+            .iter()
+            .any(|m| m.text == "hello from python"),
+        "still in the session's chat"
+    );
+    // Our own message has no menu.
+    ensure!(
+        !has_label_containing(&h, "Moderate You"),
+        "the creator's own message is moderatable"
     );
 
     // End, with confirmation.
@@ -469,6 +496,7 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
     log_in_and_go_live(&mut h, "gui_reconnect", "Reconnect drill", false)?;
     // Chat was turned off in setup: the live chat panel says so and takes no input.
     ensure!(has_label(&h, "Chat is turned off for this stream."));
+    ensure!(has_label(&h, "Chat is off"), "the chat rule");
     ensure!(
         h.state()
             .state()

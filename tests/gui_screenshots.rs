@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use streamit_api::client::Client;
+use streamit_api::room::{ATTR_ROLE, ROLE_GUEST, ROLE_VIEWER};
 use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
 use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
 
@@ -200,13 +201,16 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     rt.block_on(wait_live(&api, user, true, Duration::from_secs(40)))?;
     let viewers: Vec<_> = {
         let _g = rt.enter();
+        // A logged-in viewer and a guest (marked as such), with the roles the backend mints.
         [
-            ("viewer-ana", "Hi Maya! Sound is great"),
-            ("viewer-bo", "first time here, hello"),
+            ("viewer-ana", "Ana", ROLE_VIEWER, "Hi Maya! Sound is great"),
+            ("guest-bo", "Bo", ROLE_GUEST, "first time here, hello"),
         ]
         .into_iter()
-        .map(|(id, text)| -> Result<_> {
-            let mut o = ViewerOptions::new(lk.ws_url(), lk.token(id, &user_id, Grants::Viewer)?);
+        .map(|(id, name, role, text)| -> Result<_> {
+            let token =
+                lk.token_with_attributes(id, name, &user_id, Grants::Viewer, &[(ATTR_ROLE, role)])?;
+            let mut o = ViewerOptions::new(lk.ws_url(), token);
             o.send_chat = vec![text.into()];
             o.duration = Duration::from_secs(25);
             // Stay (and be counted) until the stream ends.

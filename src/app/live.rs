@@ -1,10 +1,10 @@
 //! Live: self-preview, viewers, chat, mute / camera / end (M, V, confirmation), health,
 //! reconnect banner, elapsed time and inline title edit.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use egui::{Color32, Key, RichText, Ui, Vec2};
-use streamit_session::{Command, SessionHandle, SessionState, StreamState};
+use streamit_session::{ChatEntry, ChatRole, Command, SessionHandle, SessionState, StreamState};
 
 use super::preview::{self, Preview};
 use super::theme;
@@ -15,6 +15,50 @@ pub struct LiveScreen {
     /// `Some(text)` while the title is being edited.
     editing_title: Option<String>,
     confirm_end: bool,
+    /// When the watch link was last copied.
+    copied_at: Option<Instant>,
+}
+
+/// How long a moderation notice stays under the chat.
+const NOTICE_FOR: Duration = Duration::from_secs(10);
+
+/// The timeouts the chat menu offers.
+const TIMEOUTS: [(Duration, &str); 3] = [
+    (Duration::from_secs(5 * 60), "Time out 5 min"),
+    (Duration::from_secs(10 * 60), "Time out 10 min"),
+    (Duration::from_secs(60 * 60), "Time out 1 h"),
+];
+
+/// The moderation actions on one chat message: remove it, time its sender out, ban them.
+fn moderation_menu(ui: &mut Ui, m: &ChatEntry, name: &str, session: &SessionHandle) {
+    let send = |c: Command| {
+        let _ = session.send(c);
+    };
+    if !m.id.is_empty() && ui.button("Remove message").clicked() {
+        send(Command::RemoveMessage {
+            message_id: m.id.clone(),
+        });
+        ui.close();
+    }
+    for (duration, label) in TIMEOUTS {
+        if ui.button(label).clicked() {
+            send(Command::TimeoutViewer {
+                identity: m.identity.clone(),
+                duration,
+            });
+            ui.close();
+        }
+    }
+    ui.separator();
+    if ui
+        .button(RichText::new(format!("Ban {name}")).color(theme::LIVE))
+        .clicked()
+    {
+        send(Command::BanViewer {
+            identity: m.identity.clone(),
+        });
+        ui.close();
+    }
 }
 
 pub fn elapsed(since: Option<SystemTime>) -> String {
@@ -200,6 +244,14 @@ impl LiveScreen {
                 .family(theme::bold()),
             );
             ui.label(RichText::new(format!("peak {}", state.peak_viewers)).color(theme::MUTED));
+            if let Some(s) = &state.stream {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    // right-to-left: the link's parts come out in reading order inside
+                    ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                        theme::share_link(ui, &s.watch_url, &mut self.copied_at);
+                    });
+                });
+            }
         });
 
         // Preview.
@@ -336,26 +388,60 @@ impl LiveScreen {
             });
     }
 
+    /// One message: the sender (marked as a guest, or "You" for the creator), the text, and
+    /// for viewers' messages the moderation menu (also on right click).
+    fn chat_line(&self, ui: &mut Ui, m: &ChatEntry, session: &SessionHandle, live: bool) {
+        let name = if m.own {
+            "You"
+        } else if m.sender.is_empty() {
+            m.identity.as_str()
+        } else {
+            m.sender.as_str()
+        };
+        let moderatable = live && !m.own && m.role != ChatRole::Creator;
+        let row = ui.horizontal_wrapped(|ui| {
+            ui.spacing_mut().item_spacing.x = 6.0;
+            let color = if m.own || m.role == ChatRole::Creator {
+                theme::ACCENT
+            } else {
+                sender_color(&m.identity)
+            };
+            ui.label(RichText::new(name).color(color).family(theme::bold()));
+            match m.role {
+                ChatRole::Guest => theme::badge(ui, "Guest", theme::BORDER),
+                ChatRole::Creator => theme::badge(ui, "Creator", theme::ACCENT_DARK),
+                ChatRole::Viewer => {}
+            }
+            ui.label(RichText::new(&m.text).color(theme::TEXT));
+            if moderatable {
+                let r = ui
+                    .menu_button(RichText::new("⋯").color(theme::MUTED), |ui| {
+                        moderation_menu(ui, m, name, session)
+                    })
+                    .response;
+                theme::name_widget(
+                    &r,
+                    egui::Role::Button,
+                    &format!("Moderate {name}: {}", m.text),
+                );
+            }
+        });
+        if moderatable {
+            row.response
+                .container_context_menu(|ui| moderation_menu(ui, m, name, session));
+        }
+    }
+
     fn chat(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle, live: bool) {
         theme::card()
             .inner_margin(egui::Margin::same(12))
             .show(ui, |ui| {
                 ui.set_height(ui.available_height());
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new("Chat").size(18.0).family(theme::bold()));
-                    if let Some(s) = &state.stream {
-                        if !s.chat_enabled {
-                            theme::pill(ui, "OFF", theme::BORDER);
-                        } else {
-                            if s.chat_delayed {
-                                theme::pill(ui, "SLOW MODE", theme::BORDER);
-                            }
-                            if s.chat_followers_only {
-                                theme::pill(ui, "FOLLOWERS", theme::BORDER);
-                            }
-                        }
-                    }
-                });
+                ui.label(RichText::new("Chat").size(18.0).family(theme::bold()));
+                // The rule in force, as viewers see it on the watch page.
+                if let Some(s) = &state.stream {
+                    ui.label(RichText::new(s.chat_rule()).color(theme::MUTED));
+                }
                 let chat_enabled = state.stream.as_ref().is_none_or(|s| s.chat_enabled);
                 let input_h = 90.0;
                 egui::ScrollArea::vertical()
@@ -375,23 +461,19 @@ impl LiveScreen {
                             );
                         }
                         for m in state.chat.iter() {
-                            let name = if m.sender.is_empty() {
-                                m.identity.as_str()
-                            } else {
-                                m.sender.as_str()
-                            };
-                            ui.horizontal_wrapped(|ui| {
-                                ui.spacing_mut().item_spacing.x = 6.0;
-                                let color = if m.own {
-                                    theme::ACCENT
-                                } else {
-                                    sender_color(&m.identity)
-                                };
-                                ui.label(RichText::new(name).color(color).family(theme::bold()));
-                                ui.label(RichText::new(&m.text).color(theme::TEXT));
-                            });
+                            self.chat_line(ui, m, session, live);
                         }
                     });
+                if let Some(n) = state.moderation.last().filter(|n| {
+                    SystemTime::now()
+                        .duration_since(n.at)
+                        .is_ok_and(|d| d < NOTICE_FOR)
+                }) {
+                    ui.horizontal_wrapped(|ui| {
+                        theme::dot(ui, if n.ok { theme::GOOD } else { theme::LIVE });
+                        ui.label(RichText::new(&n.message).color(theme::TEXT));
+                    });
+                }
                 ui.add_space(6.0);
                 let can_chat = live && chat_enabled;
                 ui.add_enabled_ui(can_chat, |ui| {

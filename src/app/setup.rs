@@ -2,7 +2,7 @@
 //! preview and a mic meter, codec and quality, and Go Live with the reason when it is not
 //! possible.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use egui::{RichText, Ui, Vec2};
 use streamit_session::{
@@ -74,6 +74,8 @@ pub struct SetupScreen {
     /// Go Live once the settings just sent are saved (when the click was; a newer error
     /// cancels).
     go_live_after_save: Option<SystemTime>,
+    /// When the watch link was last copied.
+    copied_at: Option<Instant>,
 }
 
 impl SetupScreen {
@@ -266,6 +268,9 @@ impl SetupScreen {
                     .size(19.0)
                     .family(theme::bold()),
             );
+            if let Some(s) = &state.stream {
+                theme::share_link(ui, &s.watch_url, &mut self.copied_at);
+            }
             if let StreamState::Failed { reason } = &state.stream_state {
                 theme::banner(ui, theme::ERROR_BG, theme::LIVE, |ui| {
                     ui.label(
@@ -294,6 +299,18 @@ impl SetupScreen {
             ui.add_enabled_ui(self.chat_enabled, |ui| {
                 ui.checkbox(&mut self.chat_delayed, "Slow mode (delayed chat)");
                 ui.checkbox(&mut self.chat_followers_only, "Followers only");
+            });
+            // The rule these settings put in force, in the watch page's words.
+            ui.horizontal(|ui| {
+                theme::dot(ui, theme::ACCENT);
+                ui.label(
+                    RichText::new(streamit_session::chat_rule(
+                        self.chat_enabled,
+                        self.chat_delayed,
+                        self.chat_followers_only,
+                    ))
+                    .color(theme::MUTED),
+                );
             });
             ui.add_space(6.0);
             // The backend's answer to the last save / go live, inline.

@@ -221,3 +221,48 @@ pub fn name_field(r: &egui::Response, name: &str, value: &str) {
 pub fn name_widget(r: &egui::Response, role: egui::Role, name: &str) {
     r.widget_info(|| egui::WidgetInfo::labeled(role, true, name));
 }
+
+/// "Share: <watch url>" with a Copy button (to the system clipboard); nothing when the
+/// backend gave no URL. `copied_at` remembers the last copy, for a short "Copied".
+pub fn share_link(ui: &mut Ui, url: &str, copied_at: &mut Option<std::time::Instant>) {
+    if url.is_empty() {
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 6.0;
+        ui.label(RichText::new("Share:").color(MUTED));
+        ui.label(
+            RichText::new(url)
+                .family(egui::FontFamily::Monospace)
+                .color(TEXT),
+        )
+        .on_hover_text("Where viewers watch your stream");
+        let copy = ui.small_button("Copy");
+        name_widget(&copy, egui::Role::Button, "Copy watch link");
+        if copy.clicked() {
+            ui.ctx().copy_text(url.to_string());
+            *copied_at = Some(std::time::Instant::now());
+        }
+        if copied_at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)) {
+            ui.label(RichText::new("Copied").color(GOOD));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(500));
+        }
+    });
+}
+
+/// A small inline mark next to a name ("Guest", "Creator").
+pub fn badge(ui: &mut Ui, text: &str, fill: Color32) {
+    Frame::new()
+        .fill(fill)
+        .corner_radius(CornerRadius::same(6))
+        .inner_margin(Margin::symmetric(6, 1))
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(text)
+                    .size(11.0)
+                    .family(bold())
+                    .color(Color32::WHITE),
+            );
+        });
+}

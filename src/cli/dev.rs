@@ -263,17 +263,22 @@ pub async fn run(a: DevArgs) -> CliResult {
         })
         .await?;
     let api = api.with_token(auth.token.clone());
-    if api.stream_info().await.is_err() {
-        api.setup_stream(&SetupStreamRequest {
-            title: "Local test stream".into(),
-            ..Default::default()
-        })
-        .await?;
-    }
+    let stream = match api.stream_info().await {
+        Ok(s) => s,
+        Err(_) => {
+            api.setup_stream(&SetupStreamRequest {
+                title: "Local test stream".into(),
+                ..Default::default()
+            })
+            .await?
+        }
+    };
+    let watch = super::watch_url(&stream.watch_url, &api_url, &stream.user.username);
 
     println!("StreamIt dev is running:");
     println!("  backend API     {api_url}  (SQLite: {})", db.display());
     println!("  LiveKit server  {lk_ws}");
+    println!("  watch page      {watch}  (share it once you are live)");
     let show = format!(
         "streamit-studio dev --show-password{}",
         a.data_dir
@@ -292,6 +297,7 @@ pub async fn run(a: DevArgs) -> CliResult {
         "  for the CLI     STREAMIT_API_URL={api_url} STREAMIT_TOKEN={}",
         auth.token
     );
+    println!("STREAMIT_DEV_WATCH_URL {watch}");
     println!("STREAMIT_DEV_READY {api_url}");
 
     let result = if a.headless {

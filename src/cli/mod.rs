@@ -309,6 +309,15 @@ impl From<streamit_api::client::ApiError> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
+/// Where viewers watch a creator's stream: the backend's `watchUrl` when it gives one, else
+/// the creator's page on the backend's own origin (it serves the watch pages there).
+pub fn watch_url(from_backend: &str, api_url: &str, username: &str) -> String {
+    if !from_backend.trim().is_empty() {
+        return from_backend.trim().to_string();
+    }
+    format!("{}/{username}", api_url.trim_end_matches('/'))
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -381,6 +390,22 @@ fn devices() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watch_url_is_the_backends_else_the_creators_page_on_the_api_origin() {
+        assert_eq!(
+            watch_url(
+                "https://watch.example/alice",
+                "http://127.0.0.1:8080",
+                "alice"
+            ),
+            "https://watch.example/alice"
+        );
+        assert_eq!(
+            watch_url("", "http://127.0.0.1:8080/", "alice"),
+            "http://127.0.0.1:8080/alice"
+        );
+    }
 
     #[test]
     fn durations_parse() {

@@ -53,6 +53,9 @@ pub struct PublishReport {
     /// Unix time (µs) of the media clock's zero: the synthetic pattern's timestamps plus this
     /// give the capture time, for latency measured by a viewer on the same machine.
     pub media_clock_epoch_unix_us: Option<u64>,
+    /// Where viewers watch this stream (the backend's `watchUrl`, else derived from the API
+    /// URL and the username).
+    pub watch_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +150,12 @@ pub async fn publish(a: PublishArgs) -> CliResult {
         tracing::warn!("media clock epoch not recorded for `watch`: {e}");
     }
     let go_live = session.request(Command::GoLive).await;
+    let watch_url = watch_url_of(&session.state(), &a.auth.api);
+    if go_live.is_ok()
+        && let Some(url) = &watch_url
+    {
+        eprintln!("live: viewers watch at {url}");
+    }
     if let Err(e) = go_live {
         if let Some(room) = &clock_room {
             streamit_session::watch::clock_file::remove(room);
@@ -208,13 +217,14 @@ pub async fn publish(a: PublishArgs) -> CliResult {
         streamit_session::watch::clock_file::remove(room);
     }
 
-    let report = build_report(
+    let mut report = build_report(
         &a,
         &state,
         failed
             .clone()
             .or(end.as_ref().err().map(|e| e.message.clone())),
     );
+    report.watch_url = watch_url;
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
@@ -236,6 +246,17 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     }
     end?;
     Ok(())
+}
+
+/// The stream's watch URL, once logged in.
+fn watch_url_of(s: &SessionState, api_url: &str) -> Option<String> {
+    let account = s.account.as_ref()?;
+    let from_backend = s
+        .stream
+        .as_ref()
+        .map(|i| i.watch_url.as_str())
+        .unwrap_or("");
+    Some(super::watch_url(from_backend, api_url, &account.username))
 }
 
 fn status_line(s: &SessionState, elapsed: Duration, total: Duration) -> String {
@@ -319,11 +340,15 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
             .media_clock_epoch
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_micros() as u64),
+        watch_url: None,
     }
 }
 
 fn print_human(r: &PublishReport) {
     println!("outcome:        {}", r.outcome);
+    if let Some(url) = &r.watch_url {
+        println!("watch url:      {url}");
+    }
     if let Some(e) = &r.error {
         println!("error:          {e}");
     }

@@ -111,6 +111,7 @@ class Report:
         self.unpublished = []
         self.max_remote_participants = 0
         self.chat_sent = 0
+        self.chat_sent_ids = []  # the text stream id of each message sent (what moderation names)
         self.publish = {"attempted": False, "ok": None, "error": None}
         self.disconnect_reason = None
         # Synthetic-pattern codes read from decoded frames: (frame_no, timestamp_us, recv_unix_us).
@@ -161,6 +162,7 @@ class Report:
             "chat_received": self.chat_received,
             "data_received": self.data_received,
             "chat_sent": self.chat_sent,
+            "chat_sent_ids": self.chat_sent_ids,
             "participants_seen": self.participants_seen,
             "participant_events": self.participant_events,
             "participant_attributes": self.participant_attributes,
@@ -368,8 +370,9 @@ async def run(args):
             await asyncio.sleep(0.1)
         await asyncio.sleep(args.chat_delay)
         for text in args.send_chat:
-            await room.local_participant.send_text(text, topic="lk.chat")
+            info = await room.local_participant.send_text(text, topic="lk.chat")
             report.chat_sent += 1
+            report.chat_sent_ids.append(info.stream_id)
             log(f"sent chat {text!r}")
             await asyncio.sleep(0.3)
 
@@ -419,6 +422,8 @@ async def run(args):
             wanted.append(report.audio_frames >= args.until_audio_frames)
         if args.until_chat is not None:
             wanted.append(len(report.chat_received) >= args.until_chat)
+        if args.until_data is not None:
+            wanted.append(len(report.data_received) >= args.until_data)
         if not wanted:
             return False  # no --until condition: stay the whole --duration
         # Never leave before our own chat went out.
@@ -458,6 +463,7 @@ def main():
     ap.add_argument("--until-audio-frames", type=int, help="stop once this many audio frames received")
     ap.add_argument("--until-chat", type=int, help="stop once this many chat messages received")
     ap.add_argument("--commands", action="store_true", help="take commands on stdin, print events")
+    ap.add_argument("--until-data", type=int, help="stop once this many data packets received (any topic)")
     args = ap.parse_args()
     global EVENTS
     EVENTS = args.commands

@@ -134,6 +134,8 @@ pub enum Incoming {
     Text {
         /// Sender identity.
         from: String,
+        /// The text stream's id (what a chat moderation event names).
+        stream_id: String,
         /// Stream topic.
         topic: String,
         /// Full text.
@@ -145,6 +147,8 @@ pub enum Incoming {
     LegacyChat {
         /// Sender identity.
         from: String,
+        /// The message id.
+        id: String,
         /// Text.
         text: String,
         /// Timestamp (ms).
@@ -163,6 +167,7 @@ pub enum Incoming {
 
 struct OpenStream {
     from: String,
+    stream_id: String,
     topic: String,
     timestamp: i64,
     chunks: Vec<(u64, Vec<u8>)>,
@@ -202,6 +207,7 @@ impl DataReceiver {
             }),
             proto::data_packet::Value::ChatMessage(c) => Some(Incoming::LegacyChat {
                 from,
+                id: c.id,
                 text: c.message,
                 timestamp: c.timestamp,
             }),
@@ -213,6 +219,7 @@ impl DataReceiver {
                 if let Some(inline) = h.inline_content.filter(|_| is_text) {
                     return Ok(Some(Incoming::Text {
                         from,
+                        stream_id: h.stream_id,
                         topic: h.topic,
                         text: String::from_utf8_lossy(&inline).into_owned(),
                         timestamp: h.timestamp,
@@ -222,9 +229,10 @@ impl DataReceiver {
                     self.open.clear();
                 }
                 self.open.insert(
-                    h.stream_id,
+                    h.stream_id.clone(),
                     OpenStream {
                         from,
+                        stream_id: h.stream_id,
                         topic: h.topic,
                         timestamp: h.timestamp,
                         chunks: Vec::new(),
@@ -250,6 +258,7 @@ impl DataReceiver {
                 let bytes: Vec<u8> = s.chunks.into_iter().flat_map(|(_, c)| c).collect();
                 Some(Incoming::Text {
                     from: s.from,
+                    stream_id: s.stream_id,
                     topic: s.topic,
                     text: String::from_utf8_lossy(&bytes).into_owned(),
                     timestamp: s.timestamp,
@@ -280,6 +289,7 @@ mod tests {
             got,
             Some(Incoming::Text {
                 from: "me".into(),
+                stream_id: "s1".into(),
                 topic: CHAT_TOPIC.into(),
                 text,
                 timestamp: 42
@@ -313,6 +323,7 @@ mod tests {
         let legacy = packet(
             "v1",
             proto::data_packet::Value::ChatMessage(proto::ChatMessage {
+                id: "m1".into(),
                 message: "yo".into(),
                 timestamp: 5,
                 ..Default::default()
@@ -323,6 +334,7 @@ mod tests {
             rx.receive(&legacy).expect("decodes"),
             Some(Incoming::LegacyChat {
                 from: "v1".into(),
+                id: "m1".into(),
                 text: "yo".into(),
                 timestamp: 5
             })
@@ -341,7 +353,7 @@ mod tests {
         )
         .encode_to_vec();
         assert!(
-            matches!(rx.receive(&inline), Ok(Some(Incoming::Text { text, .. })) if text == "inline")
+            matches!(rx.receive(&inline), Ok(Some(Incoming::Text { text, stream_id, .. })) if text == "inline" && stream_id == "x")
         );
         assert!(rx.receive(b"\xff\xff\xff").is_err());
     }

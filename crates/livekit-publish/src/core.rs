@@ -47,6 +47,7 @@ pub const CHAT_NAME_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct PendingChat {
     until: Instant,
+    id: String,
     from: String,
     text: String,
     timestamp: i64,
@@ -381,9 +382,18 @@ impl Participant {
             self.identity = p.identity.clone();
             self.sid = p.sid.clone();
         }
-        self.participants.clear();
+        // A full rejoin starts over: whoever is not in the room any more has left (an app
+        // that tracks participants would otherwise keep them forever).
+        let before: Vec<String> = self.participants.drain().map(|(k, _)| k).collect();
         for p in &join.other_participants {
             self.update_participant(p);
+        }
+        for identity in before {
+            if !self.participants.contains_key(&identity) {
+                self.emit(PublisherEvent::ParticipantLeft(ParticipantIdentity(
+                    identity,
+                )));
+            }
         }
         self.publish_viewer_count();
 
@@ -1701,15 +1711,19 @@ impl Participant {
         match incoming {
             Incoming::Text {
                 from,
+                stream_id,
                 topic,
                 text,
                 timestamp,
-            } if topic == chat::CHAT_TOPIC => self.receive_chat(from, text, timestamp, now),
+            } if topic == chat::CHAT_TOPIC => {
+                self.receive_chat(stream_id, from, text, timestamp, now)
+            }
             Incoming::LegacyChat {
                 from,
+                id,
                 text,
                 timestamp,
-            } => self.receive_chat(from, text, timestamp, now),
+            } => self.receive_chat(id, from, text, timestamp, now),
             Incoming::Text {
                 from, topic, text, ..
             } => self.emit(PublisherEvent::DataReceived {
@@ -1782,9 +1796,17 @@ impl Participant {
     /// deliver a new viewer's first message before the ParticipantUpdate that
     /// names them: such messages (and later ones from the same sender, to keep
     /// their order) wait for it, at most [`CHAT_NAME_WAIT`].
-    fn receive_chat(&mut self, from: String, text: String, timestamp: i64, now: Instant) {
+    fn receive_chat(
+        &mut self,
+        id: String,
+        from: String,
+        text: String,
+        timestamp: i64,
+        now: Instant,
+    ) {
         self.pending_chats.push_back(PendingChat {
             until: now + CHAT_NAME_WAIT,
+            id,
             from,
             text,
             timestamp,
@@ -1809,6 +1831,7 @@ impl Participant {
 
     fn emit_chat(&mut self, c: PendingChat, from_name: String) {
         self.emit(PublisherEvent::ChatReceived {
+            id: c.id,
             from_identity: ParticipantIdentity(c.from),
             from_name,
             text: c.text,
@@ -2579,6 +2602,26 @@ mod tests {
                     "v1".into()
                 )))
         );
+        // A full rejoin: who is not in the new room has left, who is joins again.
+        h.events.clear();
+        h.core.handle_join(
+            &join_response(vec![participant("v2", "PA_3", false, State::Active)]),
+            h.now,
+        );
+        h.pump(10);
+        assert!(
+            h.events
+                .contains(&PublisherEvent::ParticipantLeft(ParticipantIdentity(
+                    "v3".into()
+                )))
+        );
+        assert!(
+            !h.events
+                .contains(&PublisherEvent::ParticipantLeft(ParticipantIdentity(
+                    "v2".into()
+                )))
+        );
+        assert_eq!(h.core.viewer_count(), 1);
     }
 
     #[test]
@@ -2918,6 +2961,7 @@ mod tests {
         chats(&mut core);
         let text = |from: &str, text: &str| Incoming::Text {
             from: from.into(),
+            stream_id: format!("{from}-{text}"),
             topic: chat::CHAT_TOPIC.into(),
             text: text.into(),
             timestamp: 1,
@@ -2967,6 +3011,15 @@ mod tests {
             chats(&mut core),
             vec![("ghost".into(), String::new(), "boo".into())]
         );
+        // Every message carries its text stream's id (what moderation names).
+        core.handle_incoming(text("early", "again"), now);
+        let ids: Vec<String> = std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                CoreOutput::Event(PublisherEvent::ChatReceived { id, .. }) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec!["early-again".to_string()]);
     }
 
     #[test]

@@ -559,6 +559,9 @@ pub enum PublisherEvent {
     StateChanged(ConnectionState),
     /// A chat message arrived.
     ChatReceived {
+        /// The message's id: its text stream's id (a legacy `ChatMessage`'s id), what a
+        /// moderation event names to remove it.
+        id: String,
         /// Sender identity.
         from_identity: ParticipantIdentity,
         /// Sender display name (may be empty).

@@ -1,5 +1,7 @@
 //! What the GUI and the CLI ask the session to do.
 
+use std::time::Duration;
+
 use crate::media::{AudioSourceSpec, Codec, VideoSourceSpec};
 
 /// Stream settings for Setup (`POST /api/stream/setup`). Chat settings left `None` keep
@@ -37,6 +39,21 @@ pub enum Command {
     ToggleCamera,
     /// Send a chat message into the room (only while live).
     SendChat(String),
+    /// Remove a viewer's chat message for everyone (a `deleteMessage` moderation event on
+    /// `streamit.moderation`; clients honour it from the creator). `message_id` is the
+    /// [`crate::ChatEntry::id`]. Only while live.
+    RemoveMessage { message_id: String },
+    /// Time a viewer out of the chat (`POST /api/stream/moderation/timeout`: the backend
+    /// revokes their `canPublishData` for `duration`). Runs beside the live loop; the
+    /// outcome lands in [`crate::SessionState::moderation`].
+    TimeoutViewer {
+        identity: String,
+        duration: Duration,
+    },
+    /// Ban a viewer (`POST /api/stream/moderation/ban`: no more tokens, removed from the
+    /// room); their messages disappear everywhere at once (`deleteMessagesFrom`). Runs beside
+    /// the live loop; the outcome lands in [`crate::SessionState::moderation`].
+    BanViewer { identity: String },
     /// Edit the title (and optionally the description), also while live.
     EditTitle {
         title: String,

@@ -54,6 +54,8 @@ pub enum SessionError {
     Media(#[from] streamit_media::MediaError),
     #[error("{0}")]
     Invalid(String),
+    #[error("the StreamIt server did not answer within {0} s")]
+    BackendTimeout(u64),
     #[error("the session task has stopped")]
     Closed,
 }
@@ -78,7 +80,7 @@ impl SessionError {
                 }
             }
             SessionError::Publish(_) | SessionError::ConnectTimeout(_) => ErrorKind::Network,
-            SessionError::Transport(_) => ErrorKind::Network,
+            SessionError::Transport(_) | SessionError::BackendTimeout(_) => ErrorKind::Network,
             SessionError::Media(M::Device(_) | M::DeviceLost(_) | M::File { .. } | M::Io(_)) => {
                 ErrorKind::Device
             }

@@ -1,13 +1,14 @@
 //! The session task: owns the API client, the media pipeline and the LiveKit publisher.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use streamit_api::client::{ApiError, Client};
 use streamit_api::{
-    LoginRequest, Role, SessionStatsReport, SetupStreamRequest, StreamSession,
-    UpdateStreamInfoRequest, User,
+    BanRequest, LoginRequest, ModerationEvent, Role, SessionStatsReport, SetupStreamRequest,
+    StreamSession, TimeoutRequest, UpdateStreamInfoRequest, User, limits, room,
 };
 use streamit_livekit_publish as lk;
 use streamit_media::MediaClock;
@@ -19,9 +20,23 @@ use crate::media::{
     AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, VideoPipeline,
     VideoSourceSpec,
 };
+use crate::slow_mode::{Pace, SlowMode, timeout_secs};
 use crate::state::{
-    Account, ChatEntry, Health, MediaSelection, SessionState, StreamInfo, StreamState, Summary,
+    Account, ChatEntry, ChatRole, Health, MediaSelection, ModerationNotice, SessionState,
+    StreamInfo, StreamState, Summary,
 };
+
+/// How long a moderation call to the backend may take before the studio reports it failed.
+const BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A backend call that ran beside the live loop, done.
+struct Outcome {
+    /// The notice when it worked ("Banned Bob").
+    success: String,
+    /// What failed, for the notice and the error ("Ban of Bob failed").
+    failure: String,
+    result: Result<()>,
+}
 
 /// How a session starts.
 #[derive(Debug, Clone)]
@@ -83,6 +98,7 @@ impl SessionHandle {
         let (state_tx, state) = watch::channel(SessionState::default());
         let (token_tx, token) = watch::channel(config.token.clone());
         let (media_tx, media_rx) = mpsc::channel(64);
+        let (outcome_tx, outcome_rx) = mpsc::channel(64);
         let mut api = Client::new(config.api_url.clone());
         api.set_token(config.token.clone());
         let task = Task {
@@ -94,6 +110,9 @@ impl SessionHandle {
             rx,
             media_tx,
             media_rx,
+            outcome_tx,
+            outcome_rx,
+            slow_mode: SlowMode::new(Duration::from_secs(limits::SLOW_MODE_SECS)),
             clock: MediaClock::new(),
             counters: Arc::default(),
             video: None,
@@ -164,6 +183,8 @@ struct Live {
     live_at: Instant,
     connect_time: Duration,
     chat_messages: u64,
+    /// Remote participants as last announced (roles, names, the viewer count).
+    participants: HashMap<String, lk::RemoteParticipant>,
     last_stats: lk::StatsSnapshot,
     keyframe_requests: u64,
     reconnects: u32,
@@ -183,6 +204,10 @@ struct Task {
     rx: mpsc::Receiver<Request>,
     media_tx: mpsc::Sender<MediaEvent>,
     media_rx: mpsc::Receiver<MediaEvent>,
+    /// Backend calls spawned beside the loop report here.
+    outcome_tx: mpsc::Sender<Outcome>,
+    outcome_rx: mpsc::Receiver<Outcome>,
+    slow_mode: SlowMode,
     clock: MediaClock,
     counters: Arc<Counters>,
     video: Option<VideoPipeline>,
@@ -230,6 +255,10 @@ impl Task {
                     if let Some(ev) = ev {
                         self.on_media(ev).await;
                     }
+                }
+                Some(outcome) = self.outcome_rx.recv() => {
+                    self.on_outcome(outcome);
+                    self.publish();
                 }
                 ev = next_publisher_event(&mut self.live) => {
                     match ev {
@@ -374,14 +403,21 @@ impl Task {
                     None => (live.handle.identity().to_string(), String::new()),
                 };
                 self.push_chat(ChatEntry {
+                    id: String::new(),
                     sender: name,
                     identity,
+                    role: ChatRole::Creator,
                     text,
                     own: true,
                     at: SystemTime::now(),
                 });
                 Ok(())
             }
+            Command::RemoveMessage { message_id } => self.remove_message(&message_id),
+            Command::TimeoutViewer { identity, duration } => {
+                self.timeout_viewer(&identity, duration)
+            }
+            Command::BanViewer { identity } => self.ban_viewer(&identity),
             Command::EditTitle { title, description } => {
                 self.require_login()?;
                 let s = self
@@ -435,6 +471,7 @@ impl Task {
                 self.state.stream_state = StreamState::Idle;
                 self.state.summary = None;
                 self.state.chat = Arc::default();
+                self.state.moderation = Arc::default();
                 self.state.viewers = 0;
                 self.state.peak_viewers = 0;
                 self.state.health = Health::default();
@@ -556,6 +593,8 @@ impl Task {
         self.state.stream_state = StreamState::Connecting;
         self.state.summary = None;
         self.state.chat = Arc::default();
+        self.state.moderation = Arc::default();
+        self.slow_mode.clear();
         self.state.viewers = 0;
         self.state.peak_viewers = 0;
         self.state.health = Health::default();
@@ -714,6 +753,7 @@ impl Task {
             live_at: Instant::now(),
             connect_time,
             chat_messages: 0,
+            participants: HashMap::new(),
             last_stats: lk::StatsSnapshot::default(),
             keyframe_requests: 0,
             reconnects: 0,
@@ -917,28 +957,54 @@ impl Task {
             }
             E::StateChanged(_) => {}
             E::ChatReceived {
+                id,
                 from_identity,
                 from_name,
                 text,
                 ..
             } => {
-                live.chat_messages += 1;
+                let identity = from_identity.to_string();
+                let role = live
+                    .participants
+                    .get(&identity)
+                    .map(|p| ChatRole::from_attributes(&p.attributes))
+                    .unwrap_or_default();
                 let sender = if from_name.is_empty() {
-                    from_identity.to_string()
+                    identity.clone()
                 } else {
                     from_name
                 };
+                if role.is_audience()
+                    && self
+                        .state
+                        .stream
+                        .as_ref()
+                        .is_some_and(|s| s.chat_enabled && s.chat_delayed)
+                    && let Pace::TooEarly { remaining } =
+                        self.slow_mode.check(&identity, Instant::now())
+                {
+                    self.enforce_slow_mode(live, &id, &identity, &sender, remaining);
+                    return;
+                }
+                live.chat_messages += 1;
                 self.push_chat(ChatEntry {
+                    id,
                     sender,
-                    identity: from_identity.to_string(),
+                    identity,
+                    role,
                     text,
                     own: false,
                     at: SystemTime::now(),
                 });
             }
-            E::ViewerCount(n) => {
-                self.state.viewers = n;
-                self.state.peak_viewers = self.state.peak_viewers.max(n);
+            E::ViewerCount(_) => self.count_viewers(live),
+            E::ParticipantUpdated(p) => {
+                live.participants.insert(p.identity.to_string(), p);
+                self.count_viewers(live);
+            }
+            E::ParticipantLeft(who) => {
+                live.participants.remove(who.as_str());
+                self.count_viewers(live);
             }
             E::KeyframeRequested { layer, .. } => {
                 live.keyframe_requests += 1;
@@ -952,6 +1018,8 @@ impl Task {
             E::Stats(s) => live.last_stats = s,
             E::Error(m) => tracing::warn!("publisher: {m}"),
             E::ParticipantJoined(p) => {
+                live.participants.insert(p.identity.to_string(), p.clone());
+                self.count_viewers(live);
                 // LiveKit may announce a participant after its first chat message: name
                 // the entries that only carried the identity so far.
                 if !p.name.is_empty() {
@@ -979,8 +1047,6 @@ impl Task {
                 }
             }
             E::DataReceived { .. }
-            | E::ParticipantUpdated(_)
-            | E::ParticipantLeft(_)
             | E::TrackPublished { .. }
             | E::TrackSubscribed(_)
             | E::TrackUnsubscribed { .. }
@@ -996,6 +1062,263 @@ impl Task {
         if let Err(e) = handle.set_attributes(attributes) {
             tracing::warn!("media clock epoch not announced: {e}");
         }
+    }
+
+    /// The viewer count: remote participants that are viewers or guests (what the watch
+    /// page counts); one without a role attribute counts as a viewer, hidden ones do not.
+    fn count_viewers(&mut self, live: &Live) {
+        let n = live
+            .participants
+            .values()
+            .filter(|p| !p.hidden && ChatRole::from_attributes(&p.attributes).is_audience())
+            .count() as u32;
+        self.state.viewers = n;
+        self.state.peak_viewers = self.state.peak_viewers.max(n);
+    }
+
+    /// A slow-mode violation: the message is not shown or counted, every client removes it,
+    /// and the viewer is timed out for the rest of the interval (the backend revokes
+    /// `canPublishData`, so the SFU holds them to the pace).
+    fn enforce_slow_mode(
+        &mut self,
+        live: &Live,
+        message_id: &str,
+        identity: &str,
+        name: &str,
+        remaining: Duration,
+    ) {
+        tracing::info!(%identity, ?remaining, "slow mode: message hidden");
+        if !message_id.is_empty() {
+            self.send_moderation(
+                live,
+                &ModerationEvent::DeleteMessage {
+                    message_id: message_id.to_string(),
+                },
+            );
+        }
+        let secs = timeout_secs(remaining);
+        let req = TimeoutRequest {
+            identity: identity.to_string(),
+            duration_secs: secs,
+            reason: Some("slow mode".into()),
+        };
+        let api = self.api.clone();
+        self.spawn_backend(
+            format!("Slow mode: hid a message from {name}, who may chat again in {secs} s"),
+            format!("Slow mode: hid a message from {name}, but pausing their chat failed"),
+            async move { api.timeout_viewer(&req).await.map(drop) },
+        );
+    }
+
+    /// Sends a moderation event to every participant (reliable, on `streamit.moderation`).
+    fn send_moderation(&self, live: &Live, event: &ModerationEvent) {
+        let payload = match serde_json::to_vec(event) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("encoding a moderation event: {e}");
+                return;
+            }
+        };
+        if let Err(e) = live.handle.send_data(
+            payload,
+            lk::Reliability::Reliable,
+            Some(room::MODERATION_TOPIC.to_string()),
+        ) {
+            tracing::warn!("moderation event not sent: {e}");
+        }
+    }
+
+    /// Runs a backend call beside the live loop (bounded by [`BACKEND_CALL_TIMEOUT`]); its
+    /// outcome comes back to the loop as a notice (and an error when it failed).
+    fn spawn_backend<F>(&self, success: String, failure: String, call: F)
+    where
+        F: std::future::Future<Output = std::result::Result<(), ApiError>> + Send + 'static,
+    {
+        let tx = self.outcome_tx.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(BACKEND_CALL_TIMEOUT, call).await {
+                Ok(r) => r.map_err(SessionError::from),
+                Err(_) => Err(SessionError::BackendTimeout(BACKEND_CALL_TIMEOUT.as_secs())),
+            };
+            let _ = tx
+                .send(Outcome {
+                    success,
+                    failure,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn on_outcome(&mut self, o: Outcome) {
+        let notice = match o.result {
+            Ok(()) => ModerationNotice {
+                message: o.success,
+                ok: true,
+                at: SystemTime::now(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "{}", o.failure);
+                let message = format!("{}: {}", o.failure, e.user_message());
+                Arc::make_mut(&mut self.state.errors).push(UserError {
+                    kind: e.kind(),
+                    message: message.clone(),
+                    at: SystemTime::now(),
+                });
+                ModerationNotice {
+                    message,
+                    ok: false,
+                    at: SystemTime::now(),
+                }
+            }
+        };
+        self.push_notice(notice);
+    }
+
+    fn push_notice(&mut self, notice: ModerationNotice) {
+        let log = Arc::make_mut(&mut self.state.moderation);
+        log.push(notice);
+        if log.len() > 100 {
+            log.remove(0);
+        }
+    }
+
+    /// The name to show for a participant: its display name, else what its messages
+    /// carried, else the identity.
+    fn name_of(&self, identity: &str) -> String {
+        self.live
+            .as_ref()
+            .and_then(|l| l.participants.get(identity))
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                self.state
+                    .chat
+                    .iter()
+                    .rev()
+                    .find(|c| c.identity == identity && !c.sender.is_empty())
+                    .map(|c| c.sender.clone())
+            })
+            .unwrap_or_else(|| identity.to_string())
+    }
+
+    /// Refuses moderating the creator (this studio's own account, or anyone with the
+    /// creator's role).
+    fn moderatable(&self, identity: &str) -> Result<()> {
+        if identity.trim().is_empty() {
+            return Err(SessionError::Invalid("no viewer named".into()));
+        }
+        let own = self
+            .state
+            .account
+            .as_ref()
+            .is_some_and(|a| a.user_id == identity)
+            || self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.handle.identity().as_str() == identity);
+        let creator = self
+            .live
+            .as_ref()
+            .and_then(|l| l.participants.get(identity))
+            .is_some_and(|p| ChatRole::from_attributes(&p.attributes) == ChatRole::Creator);
+        if own || creator {
+            return Err(SessionError::Invalid(
+                "the creator's own messages cannot be moderated".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remove_message(&mut self, message_id: &str) -> Result<()> {
+        let Some(live) = self.live.as_ref() else {
+            return Err(SessionError::Invalid(
+                "messages can be removed while live".into(),
+            ));
+        };
+        let Some(entry) = self
+            .state
+            .chat
+            .iter()
+            .find(|c| !message_id.is_empty() && c.id == message_id)
+            .cloned()
+        else {
+            return Err(SessionError::Invalid(
+                "that message is not in the chat".into(),
+            ));
+        };
+        if entry.own {
+            return Err(SessionError::Invalid(
+                "the creator's own messages cannot be moderated".into(),
+            ));
+        }
+        self.moderatable(&entry.identity)?;
+        self.send_moderation(
+            live,
+            &ModerationEvent::DeleteMessage {
+                message_id: message_id.to_string(),
+            },
+        );
+        Arc::make_mut(&mut self.state.chat).retain(|c| c.id != message_id);
+        self.push_notice(ModerationNotice {
+            message: format!("Removed a message from {}", entry.sender),
+            ok: true,
+            at: SystemTime::now(),
+        });
+        Ok(())
+    }
+
+    fn timeout_viewer(&mut self, identity: &str, duration: Duration) -> Result<()> {
+        self.require_login()?;
+        self.moderatable(identity)?;
+        let secs = duration.as_secs();
+        if !(1..=limits::TIMEOUT_SECS_MAX).contains(&secs) {
+            return Err(SessionError::Invalid(format!(
+                "a timeout lasts 1 s to {} days",
+                limits::TIMEOUT_SECS_MAX / 86_400
+            )));
+        }
+        let name = self.name_of(identity);
+        let req = TimeoutRequest {
+            identity: identity.to_string(),
+            duration_secs: secs,
+            reason: None,
+        };
+        let api = self.api.clone();
+        let how_long = human_duration(secs);
+        self.spawn_backend(
+            format!("Timed out {name} for {how_long}"),
+            format!("Timing out {name} failed"),
+            async move { api.timeout_viewer(&req).await.map(drop) },
+        );
+        Ok(())
+    }
+
+    fn ban_viewer(&mut self, identity: &str) -> Result<()> {
+        self.require_login()?;
+        self.moderatable(identity)?;
+        let name = self.name_of(identity);
+        // Their messages go at once, everywhere; the ban itself is the backend's.
+        if let Some(live) = &self.live {
+            self.send_moderation(
+                live,
+                &ModerationEvent::DeleteMessagesFrom {
+                    identity: identity.to_string(),
+                },
+            );
+        }
+        Arc::make_mut(&mut self.state.chat).retain(|c| c.identity != identity);
+        let req = BanRequest {
+            identity: identity.to_string(),
+            reason: None,
+        };
+        let api = self.api.clone();
+        self.spawn_backend(
+            format!("Banned {name}"),
+            format!("Banning {name} failed"),
+            async move { api.ban(&req).await.map(drop) },
+        );
+        Ok(())
     }
 
     fn push_chat(&mut self, entry: ChatEntry) {
@@ -1096,6 +1419,17 @@ pub(crate) fn packet_loss(layers: &[lk::LayerStats]) -> Option<f32> {
     Some(loss.clamp(0.0, 1.0) as f32)
 }
 
+/// "5 min", "1 h", "90 s": how a timeout's length reads in a notice.
+pub(crate) fn human_duration(secs: u64) -> String {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
 /// The figures the studio reports to the backend at the end of a session.
 fn stats_report(studio: &Summary) -> SessionStatsReport {
     let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
@@ -1169,6 +1503,15 @@ mod tests {
         distribute_bitrate(&layers, 800_000);
         let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
         assert_eq!(got, vec![30_000, 30_000, 800_000]);
+    }
+
+    #[test]
+    fn timeouts_read_in_the_largest_whole_unit() {
+        assert_eq!(human_duration(300), "5 min");
+        assert_eq!(human_duration(600), "10 min");
+        assert_eq!(human_duration(3600), "1 h");
+        assert_eq!(human_duration(5400), "90 min");
+        assert_eq!(human_duration(7), "7 s");
     }
 
     #[test]

@@ -56,6 +56,38 @@ pub struct StreamInfo {
     pub chat_enabled: bool,
     pub chat_delayed: bool,
     pub chat_followers_only: bool,
+    /// Where viewers watch (`Stream.watch_url`); empty when the backend does not say.
+    pub watch_url: String,
+}
+
+impl StreamInfo {
+    /// The chat rule these settings put in force, in the words the watch page uses.
+    pub fn chat_rule(&self) -> String {
+        chat_rule(
+            self.chat_enabled,
+            self.chat_delayed,
+            self.chat_followers_only,
+        )
+    }
+}
+
+/// The chat rule for a set of chat settings, for people: "Chat is off", "Chat is for
+/// followers only", "Slow mode: one message per 10 s" (both restrictions joined by " · "),
+/// or "Chat is open to everyone".
+pub fn chat_rule(enabled: bool, delayed: bool, followers_only: bool) -> String {
+    if !enabled {
+        return "Chat is off".into();
+    }
+    let slow = format!(
+        "Slow mode: one message per {} s",
+        streamit_api::limits::SLOW_MODE_SECS
+    );
+    match (followers_only, delayed) {
+        (true, true) => format!("Chat is for followers only · {slow}"),
+        (true, false) => "Chat is for followers only".into(),
+        (false, true) => slow,
+        (false, false) => "Chat is open to everyone".into(),
+    }
 }
 
 impl From<&streamit_api::Stream> for StreamInfo {
@@ -66,21 +98,69 @@ impl From<&streamit_api::Stream> for StreamInfo {
             chat_enabled: s.is_chat_enabled,
             chat_delayed: s.is_chat_delayed,
             chat_followers_only: s.is_chat_followers_only,
+            watch_url: s.watch_url.clone(),
         }
+    }
+}
+
+/// Who sent a chat message, from the participant's `streamit.role` attribute, which only
+/// the backend sets (in the token), so it cannot be forged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChatRole {
+    /// The stream's creator (this studio's own messages).
+    Creator,
+    /// A logged-in viewer; also a participant without the attribute (a token not minted by
+    /// the StreamIt backend).
+    #[default]
+    Viewer,
+    /// A guest (not logged in, a name of their choosing).
+    Guest,
+}
+
+impl ChatRole {
+    /// The role a participant's attributes name.
+    pub fn from_attributes(attributes: &std::collections::HashMap<String, String>) -> ChatRole {
+        use streamit_api::room;
+        match attributes.get(room::ATTR_ROLE).map(String::as_str) {
+            Some(room::ROLE_CREATOR) => ChatRole::Creator,
+            Some(room::ROLE_GUEST) => ChatRole::Guest,
+            _ => ChatRole::Viewer,
+        }
+    }
+
+    /// Whether a participant with this role is counted as a viewer (what the watch page
+    /// counts: viewers and guests).
+    pub fn is_audience(self) -> bool {
+        matches!(self, ChatRole::Viewer | ChatRole::Guest)
     }
 }
 
 /// One line of the chat panel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatEntry {
+    /// The message id: the chat text stream's id (what a moderation event names); empty for
+    /// this studio's own messages.
+    pub id: String,
     /// Sender's display name (falls back to the identity).
     pub sender: String,
     /// Sender's identity in the room (a user id or `guest-…`).
     pub identity: String,
+    /// The sender's role in the room.
+    pub role: ChatRole,
     pub text: String,
     /// True for messages this studio sent.
     pub own: bool,
     /// When the studio saw it.
+    pub at: SystemTime,
+}
+
+/// The outcome of a moderation action (or of slow-mode enforcement), for the creator:
+/// "Banned Bob", "Timed out Bob for 5 min", or what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationNotice {
+    pub message: String,
+    /// False when the action failed (the message says why; it is in the errors too).
+    pub ok: bool,
     pub at: SystemTime,
 }
 
@@ -182,8 +262,11 @@ pub struct SessionState {
     pub live_since: Option<SystemTime>,
     pub viewers: u32,
     pub peak_viewers: u32,
-    /// Chat log, oldest first (shared; cloning the state does not copy it).
+    /// Chat log, oldest first (shared; cloning the state does not copy it). Removed and
+    /// slow-mode-hidden messages are not in it.
     pub chat: Arc<Vec<ChatEntry>>,
+    /// Moderation outcomes, newest last.
+    pub moderation: Arc<Vec<ModerationNotice>>,
     pub health: Health,
     /// The latest captured frame (pixels shared with the pipeline, no copy).
     pub preview: Option<VideoFrame>,

@@ -33,4 +33,4 @@ pub use paths::{
 pub use process::{free_tcp_port, free_udp_port, tie_to_test};
 pub use proxy::SignalProxy;
 pub use stack::{Account, Stack, TEST_PASSWORD};
-pub use viewer::{PatternReport, Viewer, ViewerOptions, ViewerReport};
+pub use viewer::{DataMessage, PatternReport, Viewer, ViewerOptions, ViewerReport};

@@ -31,6 +31,8 @@ pub struct ViewerOptions {
     pub until_frames: Option<u32>,
     pub until_audio_frames: Option<u32>,
     pub until_chat: Option<u32>,
+    /// Data packets (any topic, e.g. `streamit.moderation`) received.
+    pub until_data: Option<u32>,
 }
 
 impl ViewerOptions {
@@ -47,6 +49,7 @@ impl ViewerOptions {
             until_frames: None,
             until_audio_frames: None,
             until_chat: None,
+            until_data: None,
         }
     }
 }
@@ -79,6 +82,17 @@ pub struct AudioReport {
 pub struct ChatMessage {
     pub from: String,
     pub text: String,
+    pub t_ms: f64,
+}
+
+/// A data packet (not chat) the viewer received, e.g. a moderation event.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DataMessage {
+    /// Sender identity (None: the server).
+    pub from: Option<String>,
+    pub topic: Option<String>,
+    /// The payload as UTF-8, when it is.
+    pub text: Option<String>,
     pub t_ms: f64,
 }
 
@@ -138,6 +152,11 @@ pub struct ViewerReport {
     pub audio: AudioReport,
     pub chat_received: Vec<ChatMessage>,
     pub chat_sent: u32,
+    /// The text stream id of each chat message sent, in order.
+    #[serde(default)]
+    pub chat_sent_ids: Vec<String>,
+    #[serde(default)]
+    pub data_received: Vec<DataMessage>,
     pub participants_seen: Vec<String>,
     pub participant_events: Vec<serde_json::Value>,
     /// Identity → that participant's attributes as last seen (join or change).
@@ -199,6 +218,7 @@ impl Viewer {
             ("--until-frames", options.until_frames),
             ("--until-audio-frames", options.until_audio_frames),
             ("--until-chat", options.until_chat),
+            ("--until-data", options.until_data),
         ] {
             if let Some(v) = value {
                 cmd.args([flag, &v.to_string()]);
