@@ -491,7 +491,6 @@ async fn offline_page_turns_live_by_itself_and_back() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the server branch's chat enforcement (followers-only grants, ChatAccess in the token answer)"]
 async fn followers_only_guest_page_shows_the_rule() -> Result<()> {
     let stack = Stack::start()?;
     stack.creator("fan_club", true).await?;

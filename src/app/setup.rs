@@ -14,13 +14,12 @@ use super::devices::DeviceList;
 use super::preview::{self, Preview};
 use super::theme;
 
-/// The video sources: the test pattern in four sizes (720p first, the default), then the
-/// cameras found.
+/// The video sources: the test pattern in three sizes, then the cameras found.
 fn video_choices(
     current: &VideoSourceSpec,
     devices: Option<&DeviceList>,
 ) -> Vec<(VideoSourceSpec, String)> {
-    let mut v: Vec<(VideoSourceSpec, String)> = [(1280, 720), (1920, 1080), (640, 360), (320, 180)]
+    let mut v: Vec<(VideoSourceSpec, String)> = [(640, 360), (1280, 720), (320, 180)]
         .into_iter()
         .map(|(width, height)| {
             (
