@@ -964,15 +964,14 @@ impl Task {
                 ..
             } => {
                 let identity = from_identity.to_string();
-                let role = live
-                    .participants
-                    .get(&identity)
+                let known = live.participants.get(&identity);
+                let role = known
                     .map(|p| ChatRole::from_attributes(&p.attributes))
                     .unwrap_or_default();
-                let sender = if from_name.is_empty() {
-                    identity.clone()
-                } else {
-                    from_name
+                let sender = match known {
+                    _ if !from_name.is_empty() => from_name,
+                    Some(p) if !p.name.is_empty() => p.name.clone(),
+                    _ => identity.clone(),
                 };
                 if role.is_audience()
                     && self
@@ -999,6 +998,7 @@ impl Task {
             }
             E::ViewerCount(_) => self.count_viewers(live),
             E::ParticipantUpdated(p) => {
+                self.fill_in_sender(&p);
                 live.participants.insert(p.identity.to_string(), p);
                 self.count_viewers(live);
             }
@@ -1319,6 +1319,30 @@ impl Task {
             async move { api.ban(&req).await.map(drop) },
         );
         Ok(())
+    }
+
+    /// A message can overtake its sender's participant info (data channel vs. signalling,
+    /// and a guest who rejoins under a new name chats at once): name and role then arrive
+    /// with the participant, and the messages already shown get them too.
+    fn fill_in_sender(&mut self, p: &lk::RemoteParticipant) {
+        let identity = p.identity.as_str();
+        let role = ChatRole::from_attributes(&p.attributes);
+        let stale = |c: &ChatEntry| {
+            !c.own
+                && c.identity == identity
+                && (c.role != role || (c.sender == c.identity && !p.name.is_empty()))
+        };
+        if !self.state.chat.iter().any(stale) {
+            return;
+        }
+        for c in Arc::make_mut(&mut self.state.chat).iter_mut() {
+            if stale(c) {
+                c.role = role;
+                if c.sender == c.identity && !p.name.is_empty() {
+                    c.sender = p.name.clone();
+                }
+            }
+        }
     }
 
     fn push_chat(&mut self, entry: ChatEntry) {
