@@ -410,7 +410,7 @@ impl LiveScreen {
             ui.label(RichText::new(&m.text).color(theme::TEXT));
             if moderatable {
                 let r = ui
-                    .menu_button(RichText::new("⋯").color(theme::MUTED), |ui| {
+                    .menu_button(RichText::new("…").color(theme::MUTED), |ui| {
                         moderation_menu(ui, m, name, session)
                     })
                     .response;

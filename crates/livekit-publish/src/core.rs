@@ -40,8 +40,11 @@ const ICE_MAX_STUN_RTO: Duration = Duration::from_millis(1000);
 /// Data packets queued until the channels open, at most.
 const MAX_QUEUED_DATA: usize = 256;
 /// How long a chat message from a sender not known yet waits for the
-/// ParticipantUpdate that carries the sender's name.
-pub const CHAT_NAME_WAIT: Duration = Duration::from_secs(1);
+/// ParticipantUpdate that carries the sender's name and attributes. LiveKit
+/// forwards a new participant's data at once but may announce the participant
+/// itself more than 1 s later (a guest who chats right after joining was shown
+/// by identity and role-less with 1 s); the session also fills in late names.
+pub const CHAT_NAME_WAIT: Duration = Duration::from_secs(3);
 
 /// A received chat message waiting for its sender's name.
 #[derive(Debug)]

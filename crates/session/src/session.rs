@@ -997,11 +997,6 @@ impl Task {
                 });
             }
             E::ViewerCount(_) => self.count_viewers(live),
-            E::ParticipantUpdated(p) => {
-                self.fill_in_sender(&p);
-                live.participants.insert(p.identity.to_string(), p);
-                self.count_viewers(live);
-            }
             E::ParticipantLeft(who) => {
                 live.participants.remove(who.as_str());
                 self.count_viewers(live);
@@ -1017,26 +1012,10 @@ impl Task {
             E::TargetBitrate(b) => distribute_bitrate(&live.encoders, b.bps()),
             E::Stats(s) => live.last_stats = s,
             E::Error(m) => tracing::warn!("publisher: {m}"),
-            E::ParticipantJoined(p) => {
-                live.participants.insert(p.identity.to_string(), p.clone());
+            E::ParticipantJoined(p) | E::ParticipantUpdated(p) => {
+                self.fill_in_sender(&p);
+                live.participants.insert(p.identity.to_string(), p);
                 self.count_viewers(live);
-                // LiveKit may announce a participant after its first chat message: name
-                // the entries that only carried the identity so far.
-                if !p.name.is_empty() {
-                    let id = p.identity.as_str();
-                    if self
-                        .state
-                        .chat
-                        .iter()
-                        .any(|c| c.identity == id && c.sender == id)
-                    {
-                        for c in Arc::make_mut(&mut self.state.chat) {
-                            if c.identity == id && c.sender == id {
-                                c.sender = p.name.clone();
-                            }
-                        }
-                    }
-                }
             }
             E::LayersWanted { layers, .. } => {
                 // Dynacast: encode only the simulcast layers someone watches.
