@@ -2,15 +2,16 @@
 //! binary and a real LiveKit server, with the official Python SDK viewer chatting and
 //! recording the moderation events it receives.
 
+mod common;
+
+use common::wait_for;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use streamit_api::client::Client;
 use streamit_api::room::{ATTR_ROLE, MODERATION_TOPIC, ROLE_CREATOR, ROLE_GUEST};
 use streamit_api::{ModerationEvent, ViewerTokenRequest};
-use streamit_session::{
-    ChatRole, Command, ErrorKind, SessionConfig, SessionHandle, SessionState, StreamSetup,
-};
+use streamit_session::{ChatRole, Command, ErrorKind, SessionConfig, SessionHandle, StreamSetup};
 use streamit_testkit::{
     Backend, Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions, ViewerReport,
 };
@@ -38,41 +39,6 @@ async fn live_session(backend: &Backend, username: &str, slow_mode: bool) -> Res
         .await
         .map_err(|e| anyhow::anyhow!("go live: {e}"))?;
     Ok(s)
-}
-
-async fn wait_for(
-    s: &SessionHandle,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&SessionState) -> bool,
-) -> Result<SessionState> {
-    let mut rx = s.subscribe();
-    let r = tokio::time::timeout(timeout, async {
-        loop {
-            {
-                let st = rx.borrow_and_update();
-                if pred(&st) {
-                    return Ok(st.clone());
-                }
-            }
-            if rx.changed().await.is_err() {
-                anyhow::bail!("session stopped");
-            }
-        }
-    })
-    .await;
-    match r {
-        Ok(r) => r,
-        Err(_) => {
-            let st = s.state();
-            anyhow::bail!(
-                "timed out waiting for {what}: chat {:?}, moderation {:?}, errors {:?}",
-                st.chat,
-                st.moderation,
-                st.errors
-            )
-        }
-    }
 }
 
 /// The moderation events (parsed) the viewer received, with their sender.

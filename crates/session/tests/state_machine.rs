@@ -2,14 +2,16 @@
 //! the happy path with every transition, and the failure paths (backend refuses, LiveKit
 //! unreachable, media file missing, stale token, LiveKit dies mid-stream).
 
+mod common;
+
+use common::wait_for;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
 use streamit_session::{
-    Command, ErrorKind, SessionConfig, SessionHandle, SessionState, StreamSetup, StreamState,
-    VideoSourceSpec,
+    Command, ErrorKind, SessionConfig, SessionHandle, StreamSetup, StreamState, VideoSourceSpec,
 };
 use streamit_testkit::{Backend, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
@@ -32,33 +34,6 @@ async fn logged_in_session(backend: &Backend, username: &str) -> Result<SessionH
     .await
     .map_err(|e| anyhow::anyhow!("setup: {e}"))?;
     Ok(s)
-}
-
-async fn wait_for(
-    s: &SessionHandle,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&SessionState) -> bool,
-) -> Result<SessionState> {
-    let mut rx = s.subscribe();
-    let r = tokio::time::timeout(timeout, async {
-        loop {
-            {
-                let st = rx.borrow_and_update();
-                if pred(&st) {
-                    return Ok(st.clone());
-                }
-            }
-            if rx.changed().await.is_err() {
-                anyhow::bail!("session stopped");
-            }
-        }
-    })
-    .await;
-    match r {
-        Ok(r) => r,
-        Err(_) => anyhow::bail!("timed out waiting for {what}: {:?}", s.state().stream_state),
-    }
 }
 
 async fn is_live(backend: &Backend, username: &str) -> Result<bool> {
