@@ -531,7 +531,13 @@ pub async fn watch(
                             let _ = handle.request_keyframe(&t.sid);
                         }
                     }
-                    lk::PublisherEvent::ParticipantLeft(who) if who.0 == host_id => {
+                    // Our own full rejoin starts the participant list over and reports
+                    // everyone not (yet) back as gone, the creator too when the whole server
+                    // restarted: during our reconnect that says nothing about the stream.
+                    lk::PublisherEvent::ParticipantLeft(who)
+                        if who.0 == host_id
+                            && outages.last().is_none_or(|o| o.recovered_ms.is_some()) =>
+                    {
                         outcome = "stream-ended";
                         break;
                     }
