@@ -28,10 +28,14 @@ fn screenshot_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A quality switch in the menu shows on the page within this (issue 14: ≤ 1 s; the page
+/// is sampled every 200 ms; both took under 300 ms on a 2-core machine).
+const SWITCH_WITHIN: Duration = Duration::from_millis(1000);
+
 /// The decode tests run one at a time (see `decodes_in_chromium`).
 static DECODE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// `streamit-studio publish` of the synthetic 640x360@30 pattern and the tone.
+/// `streamit-studio publish` of the synthetic pattern (720p30 by default) and the tone.
 fn spawn_publish(
     backend_url: &str,
     username: &str,
@@ -61,8 +65,9 @@ fn rises(samples: &[MediaSample], f: impl Fn(&MediaSample) -> u64) -> (Vec<u64>,
     (deltas, flat)
 }
 
-/// The page decodes `codec` with simulcast for 10 s at the published 640x360, audio flows,
-/// and the quality menu's Low gives the low layer (160x90).
+/// The page, with High chosen, decodes `codec` simulcast for 15 s at the published 1280x720
+/// (≥ 90 % of the samples, median ≥ 27 fps), audio flows, and the quality menu's Low gives
+/// LiveKit's low layer for 720p (320x180).
 async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
     // Two decoding browsers plus two publishers at once overload a 2-core machine; the
     // figures should be the engine's, not the neighbour's.
@@ -85,24 +90,28 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
     // Let the SFU settle on the layer the player asks for before the 10 s window. LiveKit
     // marks a layer stopped after one thin 500 ms window and wants ~10 s of good ones to
     // take it back, so a start on a busy machine can sit on the low layer that long.
-    page.wait_until("640x360", Duration::from_secs(30), |s| {
-        s.video.width == 640 && s.video.height == 360
+    page.choose_quality("high").await?;
+    page.wait_until("1280x720", Duration::from_secs(30), |s| {
+        s.video.width == 1280 && s.video.height == 720
     })
     .await?;
     let samples = page
-        .record(Duration::from_secs(10), Duration::from_secs(1))
+        .record(Duration::from_secs(15), Duration::from_secs(1))
         .await?;
     let (frames, flat) = rises(&samples, |s| s.video.frames_decoded);
     let (audio, audio_flat) = rises(&samples, |s| s.audio.samples);
     let total: u64 = frames.iter().sum();
     let at_full = samples
         .iter()
-        .filter(|s| s.video.width == 640 && s.video.height == 360)
+        .filter(|s| s.video.width == 1280 && s.video.height == 720)
         .count();
+    let mut sorted = frames.clone();
+    sorted.sort();
+    let median_fps = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
     let codec_seen = samples.last().and_then(|s| s.video.codec.clone());
     println!(
-        "{codec}: {total} frames decoded in {} s (per second {frames:?}), {at_full}/{} samples at 640x360, \
-         codec {codec_seen:?}, audio samples per second {audio:?}",
+        "{codec}: {total} frames decoded in {} s (per second {frames:?}), {at_full}/{} samples at 1280x720, \
+         median {median_fps} fps, codec {codec_seen:?}, audio samples per second {audio:?}",
         frames.len(),
         samples.len()
     );
@@ -116,15 +125,13 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
         flat == 0,
         "frames stopped rising in {flat} of the seconds: {frames:?}"
     );
-    // A floor, not a frame-rate target: VP8 simulcast's frame rate on a loaded machine is
-    // issue 14's (the encoders); here the page must keep decoding at the published size.
     ensure!(
-        total >= 60,
-        "only {total} frames in 10 s (30 fps published): {frames:?}"
+        median_fps >= 27,
+        "median {median_fps} fps (30 published): {frames:?}"
     );
     ensure!(
         at_full * 10 >= samples.len() * 9,
-        "only {at_full} of {} samples at the published 640x360: {:?}",
+        "only {at_full} of {} samples at the published 1280x720: {:?}",
         samples.len(),
         samples
             .iter()
@@ -148,15 +155,16 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
     let asked = Instant::now();
     page.choose_quality("low").await?;
     let low = page
-        .wait_until("the low layer (160x90)", Duration::from_secs(10), |s| {
-            s.video.width == 160 && s.video.height == 90
+        .wait_until("the low layer (320x180)", Duration::from_secs(10), |s| {
+            s.video.width == 320 && s.video.height == 180
         })
         .await?;
+    let low_after = asked.elapsed();
     println!(
         "{codec}: Low gave {}x{} after {} ms",
         low.video.width,
         low.video.height,
-        asked.elapsed().as_millis()
+        low_after.as_millis()
     );
     let before = low.video.frames_decoded;
     let later = page
@@ -165,9 +173,30 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
         })
         .await?;
     ensure!(
-        later.video.width == 160,
+        later.video.width == 320,
         "left the low layer: {:?}",
         later.video
+    );
+    // And back up: High → the high layer again (LiveKit asks the publisher for a key frame).
+    let asked_high = Instant::now();
+    page.choose_quality("high").await?;
+    page.wait_until("the high layer again", Duration::from_secs(10), |s| {
+        s.video.width == 1280 && s.video.height == 720
+    })
+    .await?;
+    let up = asked_high.elapsed();
+    let down = low_after;
+    println!(
+        "{codec}: switching down took {} ms, up {} ms (200 ms sampling)",
+        down.as_millis(),
+        up.as_millis()
+    );
+    ensure!(
+        down <= SWITCH_WITHIN && up <= SWITCH_WITHIN,
+        "switching took {} ms down, {} ms up (at most {} ms)",
+        down.as_millis(),
+        up.as_millis(),
+        SWITCH_WITHIN.as_millis()
     );
     page.close().await?;
     drop(publish);

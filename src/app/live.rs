@@ -379,6 +379,11 @@ impl LiveScreen {
                         ui.separator();
                         ui.label("Via TCP");
                     }
+                    // The encoder sends less than the camera offers: say what goes out.
+                    if let Some(limit) = h.cpu_limited {
+                        ui.separator();
+                        ui.label(RichText::new(limit.to_string()).color(theme::WARN));
+                    }
                 });
             });
     }

@@ -14,21 +14,25 @@ use super::devices::DeviceList;
 use super::preview::{self, Preview};
 use super::theme;
 
-/// The video sources: the test pattern in three sizes, then the cameras found.
+/// The video sources: the test pattern at 720p, 1080p and 360p, at 30 and 60 fps (720p30
+/// first, the default), then the cameras found with the mode each was negotiated at.
 fn video_choices(
     current: &VideoSourceSpec,
     devices: Option<&DeviceList>,
 ) -> Vec<(VideoSourceSpec, String)> {
-    let mut v: Vec<(VideoSourceSpec, String)> = [(640, 360), (1280, 720), (320, 180)]
+    const PATTERN: [(u32, u32, u32); 5] = [
+        (1280, 720, 30),
+        (1280, 720, 60),
+        (1920, 1080, 30),
+        (1920, 1080, 60),
+        (640, 360, 30),
+    ];
+    let mut v: Vec<(VideoSourceSpec, String)> = PATTERN
         .into_iter()
-        .map(|(width, height)| {
+        .map(|(width, height, fps)| {
             (
-                VideoSourceSpec::Synthetic {
-                    width,
-                    height,
-                    fps: 30,
-                },
-                format!("Test pattern · {width}×{height} · 30 fps"),
+                VideoSourceSpec::Synthetic { width, height, fps },
+                format!("Test pattern · {width}×{height} · {fps} fps"),
             )
         })
         .collect();

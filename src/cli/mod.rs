@@ -351,7 +351,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn devices() {
     println!("video sources:");
     println!(
-        "  synthetic            moving test pattern with a frame-number/timestamp code (640x360@30)"
+        "  synthetic            moving test pattern with a frame-number/timestamp code (1280x720@30)"
     );
     println!("  synthetic:WxH@FPS    the same at another size");
     println!("  <file>.y4m           a YUV4MPEG2 4:2:0 file, looped");

@@ -39,6 +39,11 @@ pub struct PublishReport {
     pub transport: Option<String>,
     pub reconnects: u32,
     pub keyframe_requests: u64,
+    /// At the end: "CPU limited: sending 720p at 20 fps" while the encoder sent less than
+    /// the source offered because the CPU could not keep up; `null` otherwise.
+    pub cpu_limited: Option<String>,
+    /// How often the encoder stepped its frame rate or size down for the CPU.
+    pub cpu_adaptations: u32,
     /// As the studio saw them (LiveKit participant updates).
     pub peak_viewers: u32,
     pub chat_messages: u64,
@@ -273,7 +278,11 @@ fn status_line(s: &SessionState, elapsed: Duration, total: Duration) -> String {
             .map(|r| format!("{} ms", r.as_millis()))
             .unwrap_or_else(|| "–".into()),
         s.chat.len()
-    )
+    ) + &s
+        .health
+        .cpu_limited
+        .map(|l| format!(" | {l}"))
+        .unwrap_or_default()
 }
 
 fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> PublishReport {
@@ -312,6 +321,8 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         transport: h.transport.map(str::to_string),
         reconnects: h.reconnects,
         keyframe_requests: h.keyframe_requests,
+        cpu_limited: h.cpu_limited.map(|l| l.to_string()),
+        cpu_adaptations: h.cpu_adaptations,
         peak_viewers: s.peak_viewers,
         chat_messages: summary.as_ref().map(|s| s.chat_messages).unwrap_or(0),
         chat: s
@@ -365,6 +376,9 @@ fn print_human(r: &PublishReport) {
         println!("rtt:            {rtt:.1} ms");
     }
     println!("reconnects:     {}", r.reconnects);
+    if let Some(l) = &r.cpu_limited {
+        println!("encoder:        {l} ({} step downs)", r.cpu_adaptations);
+    }
     println!("chat:           {} messages", r.chat_messages);
     for c in &r.chat {
         println!("  {}: {}", c.from, c.text);

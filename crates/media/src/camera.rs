@@ -45,6 +45,74 @@ impl CameraPixelFormat {
     }
 }
 
+impl std::fmt::Display for CameraMode {
+    /// "MJPEG 1280x720@30"
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.format {
+            Some(CameraPixelFormat::Mjpeg) => "MJPEG",
+            Some(CameraPixelFormat::Yuyv) => "YUYV",
+            Some(CameraPixelFormat::Nv12) => "NV12",
+            Some(CameraPixelFormat::Rgb) => "RGB",
+            None => "other",
+        };
+        write!(f, "{name} {}x{}@{}", self.width, self.height, self.fps)
+    }
+}
+
+/// Picks the camera mode nearest to `width × height @ fps` among `modes`:
+/// 1. the size: the wanted one, else the smallest larger one (scaled down, never up),
+///    else the largest smaller one;
+/// 2. at that size the frame rate: the lowest one that reaches `fps`, else the highest;
+/// 3. at that size and rate YUYV before NV12 before MJPEG (raw costs no decoding) before
+///    RGB.
+///
+/// `None` when the camera offers no mode in a format the studio decodes.
+pub fn choose_camera_mode(
+    modes: &[CameraMode],
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> Option<CameraMode> {
+    let modes: Vec<CameraMode> = modes
+        .iter()
+        .filter(|m| m.format.is_some())
+        .cloned()
+        .collect();
+    let modes = modes.as_slice();
+    let area = |m: &CameraMode| m.width as u64 * m.height as u64;
+    let fits = |m: &CameraMode| m.width >= width && m.height >= height;
+    // 1. size
+    let size = modes
+        .iter()
+        .filter(|m| fits(m))
+        .min_by_key(|m| (area(m), m.width))
+        .or_else(|| modes.iter().max_by_key(|m| (area(m), m.width)))
+        .map(|m| (m.width, m.height))?;
+    let at_size: Vec<&CameraMode> = modes
+        .iter()
+        .filter(|m| (m.width, m.height) == size)
+        .collect();
+    // 2. rate
+    let rate = at_size
+        .iter()
+        .filter(|m| m.fps >= fps)
+        .map(|m| m.fps)
+        .min()
+        .or_else(|| at_size.iter().map(|m| m.fps).max())?;
+    // 3. format
+    let rank = |f: Option<CameraPixelFormat>| match f {
+        Some(CameraPixelFormat::Yuyv) => 0,
+        Some(CameraPixelFormat::Nv12) => 1,
+        Some(CameraPixelFormat::Mjpeg) => 2,
+        _ => 3,
+    };
+    at_size
+        .into_iter()
+        .filter(|m| m.fps == rate)
+        .min_by_key(|m| rank(m.format))
+        .cloned()
+}
+
 /// Decodes one captured camera frame to I420 stamped `pts`.
 pub fn decode_camera_frame(
     format: CameraPixelFormat,
@@ -242,6 +310,47 @@ impl VideoSource for CameraSource {
                     return;
                 }
             };
+            // Negotiate: the nearest mode the camera lists, in a format we decode.
+            let modes: Vec<CameraMode> = cam
+                .compatible_camera_formats()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| CameraMode {
+                    format: CameraPixelFormat::from_nokhwa(f.format()),
+                    width: f.width(),
+                    height: f.height(),
+                    fps: f.frame_rate(),
+                })
+                .collect();
+            if let Some(mode) = choose_camera_mode(&modes, s.width, s.height, s.fps) {
+                let format = match mode.format {
+                    Some(CameraPixelFormat::Yuyv) => FrameFormat::YUYV,
+                    Some(CameraPixelFormat::Nv12) => FrameFormat::NV12,
+                    Some(CameraPixelFormat::Rgb) => FrameFormat::RAWRGB,
+                    _ => FrameFormat::MJPEG,
+                };
+                let exact = CameraFormat::new(
+                    Resolution {
+                        width_x: mode.width,
+                        height_y: mode.height,
+                    },
+                    format,
+                    mode.fps,
+                );
+                match cam.set_camera_requset(RequestedFormat::new::<RgbFormat>(
+                    RequestedFormatType::Exact(exact),
+                )) {
+                    Ok(_) => tracing::info!(
+                        camera = s.index,
+                        wanted = %format!("{}x{}@{}", s.width, s.height, s.fps),
+                        chosen = %mode,
+                        "camera mode"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(camera = s.index, chosen = %mode, "camera mode not taken: {e}")
+                    }
+                }
+            }
             if let Err(e) = cam.open_stream() {
                 let _ = ready_tx.send(Err(MediaError::Device(format!(
                     "camera {} cannot stream: {e}",
@@ -285,5 +394,84 @@ impl VideoSource for CameraSource {
                 s.index
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(format: CameraPixelFormat, width: u32, height: u32, fps: u32) -> CameraMode {
+        CameraMode {
+            format: Some(format),
+            width,
+            height,
+            fps,
+        }
+    }
+
+    /// A typical UVC webcam: YUYV only fast at small sizes, MJPEG up to 1080p30.
+    fn webcam() -> Vec<CameraMode> {
+        use CameraPixelFormat::*;
+        vec![
+            m(Yuyv, 640, 480, 30),
+            m(Yuyv, 640, 360, 30),
+            m(Yuyv, 1280, 720, 10),
+            m(Yuyv, 1920, 1080, 5),
+            m(Mjpeg, 640, 360, 30),
+            m(Mjpeg, 1280, 720, 30),
+            m(Mjpeg, 1280, 720, 60),
+            m(Mjpeg, 1920, 1080, 30),
+        ]
+    }
+
+    #[test]
+    fn camera_mode_is_negotiated_to_the_nearest() {
+        use CameraPixelFormat::*;
+        let cam = webcam();
+        // 720p30: YUYV only does 10 fps there, so MJPEG
+        let c = choose_camera_mode(&cam, 1280, 720, 30).unwrap();
+        assert_eq!(c, m(Mjpeg, 1280, 720, 30));
+        assert_eq!(c.to_string(), "MJPEG 1280x720@30");
+        // 720p60 exists
+        assert_eq!(
+            choose_camera_mode(&cam, 1280, 720, 60),
+            Some(m(Mjpeg, 1280, 720, 60))
+        );
+        // 360p30: both formats reach it, raw YUYV needs no decoding
+        assert_eq!(
+            choose_camera_mode(&cam, 640, 360, 30),
+            Some(m(Yuyv, 640, 360, 30))
+        );
+        // 1080p60 is not offered: 1080p at the best rate it has
+        assert_eq!(
+            choose_camera_mode(&cam, 1920, 1080, 60),
+            Some(m(Mjpeg, 1920, 1080, 30))
+        );
+        // 960x540: the smallest larger size, scaled down later
+        assert_eq!(
+            choose_camera_mode(&cam, 960, 540, 30),
+            Some(m(Mjpeg, 1280, 720, 30))
+        );
+        // larger than anything: the largest
+        assert_eq!(
+            choose_camera_mode(&cam, 3840, 2160, 30),
+            Some(m(Mjpeg, 1920, 1080, 30))
+        );
+        // a camera that only does 640x480 YUYV: that, scaled
+        let small = [m(Yuyv, 640, 480, 30)];
+        assert_eq!(
+            choose_camera_mode(&small, 1280, 720, 30),
+            Some(small[0].clone())
+        );
+        // modes in formats the studio cannot decode are never chosen
+        let odd = [CameraMode {
+            format: None,
+            width: 1280,
+            height: 720,
+            fps: 30,
+        }];
+        assert_eq!(choose_camera_mode(&odd, 1280, 720, 30), None);
+        assert_eq!(choose_camera_mode(&[], 1280, 720, 30), None);
     }
 }

@@ -12,10 +12,16 @@
 //!   ([`AudioSamples`]), 10 ms or 20 ms, `pts` of its first sample.
 //! - Encoders: [`encode::VideoEncoder`] (`encode(&VideoFrame, force_keyframe) ->
 //!   Option<EncodedVideo>`, `set_bitrate(bps)`) with [`encode::H264Encoder`] (openh264,
-//!   constrained baseline, Annex-B) and [`encode::Vp8Encoder`] (libvpx); one encoder per
-//!   simulcast [`encode::Layer`] / [`encode::Quality`] (LOW ÷4, MEDIUM ÷2, HIGH full; rids
-//!   `q`/`h`/`f`). Encoders scale the input to their configured size. [`encode::OpusEncoder`]
-//!   makes 20 ms [`encode::EncodedAudio`] packets.
+//!   constrained baseline, Annex-B) and [`encode::Vp8Encoder`] (libvpx), one layer each.
+//!   [`encode::SimulcastEncoder`] encodes every simulcast [`encode::Layer`] of a frame in
+//!   one call from one downscale chain (VP8: libvpx's multi-resolution encoder
+//!   [`encode::Vp8Simulcast`], which shares motion analysis between layers; H.264: one
+//!   openh264 encoder per layer), so all layers carry the same frames and capture times.
+//!   [`encode::Layer::ladder`] is LiveKit's ladder and bitrates for a source size
+//!   (720p → 320×180, 640×360, 1280×720); rids `q`/`h`/`f` for LOW/MEDIUM/HIGH.
+//!   [`encode::OpusEncoder`] makes 20 ms [`encode::EncodedAudio`] packets.
+//! - CPU adaptation: [`adapt::CpuAdapter`] (frame rate first, down to 15 fps, then size)
+//!   and [`adapt::FrameRateGate`] (even decimation).
 //! - Decoders (tests, `watch`): [`encode::H264Decoder`], [`encode::Vp8Decoder`] to
 //!   [`VideoFrame`], [`encode::OpusDecoder`].
 //! - The synthetic pattern and its machine-readable code: [`pattern`] (layout documented
@@ -27,7 +33,8 @@
 //!   [`MediaError::DeviceLost`] —, `Ended`). Implementations: [`source::SyntheticVideo`],
 //!   [`source::SyntheticAudio`] (tone + beep aligned with the video flash),
 //!   [`source::Y4mSource`], [`source::WavSource`], [`camera::CameraSource`] (nokhwa;
-//!   [`camera::list_cameras`]), [`mic::MicSource`] (cpal; [`mic::list_microphones`]; RMS/peak
+//!   [`camera::list_cameras`]; the mode is negotiated with [`camera::choose_camera_mode`]),
+//!   [`mic::MicSource`] (cpal; [`mic::list_microphones`]; RMS/peak
 //!   via [`AudioFrame::level`]).
 //! - The bounded pipeline: [`pipeline::Pipeline::start`] (video + audio source → per-layer
 //!   encoders → `video: Receiver<LayerPacket>` / `audio: Receiver<EncodedAudio>`), a preview
@@ -36,6 +43,7 @@
 //!   Video is dropped oldest-first when the sink is behind (counted, then a key frame);
 //!   audio drops are counted and logged, never silent; capture never blocks.
 
+pub mod adapt;
 pub mod audio;
 pub mod camera;
 pub mod clock;

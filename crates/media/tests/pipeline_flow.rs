@@ -28,7 +28,11 @@ fn layers_flow_decode_and_obey_controls() {
         let mut video = SyntheticVideo::new(640, 360, 30);
         video.max_frames = Some(300);
         let cfg = PipelineConfig::new(codec, 640, 360, 30.0);
-        assert_eq!(cfg.layers.len(), 3, "160x90, 320x180, 640x360");
+        assert_eq!(
+            cfg.layers.len(),
+            2,
+            "320x180, 640x360 (LiveKit's ladder for 360p)"
+        );
         let p = Pipeline::start(
             Some(Box::new(video)),
             Some(Box::new(SyntheticAudio::default())),
@@ -39,12 +43,11 @@ fn layers_flow_decode_and_obey_controls() {
 
         let pkts = take(&p, 30);
         assert_eq!(pkts.len(), 30);
-        for q in [Quality::Low, Quality::Medium, Quality::High] {
+        for q in [Quality::Low, Quality::High] {
             let layer: Vec<_> = pkts.iter().filter(|x| x.quality == q).collect();
             assert!(layer.len() >= 8, "{codec:?} {q:?}: {}", layer.len());
             assert!(layer[0].video.keyframe);
-            if q != Quality::Low {
-                // at 160x90 the code's blocks are 4 px: too small to promise a read after coding
+            {
                 let mut dec = new_video_decoder(codec).unwrap();
                 for x in &layer {
                     let f = dec
@@ -65,7 +68,7 @@ fn layers_flow_decode_and_obey_controls() {
         // forced key frame arrives on every layer
         p.control(VideoControl::ForceKeyframe);
         let after = take(&p, 15);
-        for q in [Quality::Low, Quality::Medium, Quality::High] {
+        for q in [Quality::Low, Quality::High] {
             assert!(
                 after.iter().any(|x| x.quality == q && x.video.keyframe),
                 "{codec:?} {q:?}: no key frame"
@@ -73,7 +76,7 @@ fn layers_flow_decode_and_obey_controls() {
         }
         // switching HIGH off stops its packets
         p.control(VideoControl::SetLayerActive(Quality::High, false));
-        p.control(VideoControl::SetBitrate(Quality::Medium, 200_000));
+        p.control(VideoControl::SetBitrate(Quality::Low, 200_000));
         let _ = take(&p, 6);
         let later = take(&p, 12);
         assert!(

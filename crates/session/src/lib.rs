@@ -49,8 +49,8 @@ pub use error::{ErrorKind, SessionError, UserError};
 pub use media::{AudioSourceSpec, Codec, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle};
 pub use state::{
-    Account, ChatEntry, ChatRole, Health, MediaSelection, ModerationNotice, SessionState,
-    StreamInfo, StreamState, Summary, chat_rule,
+    Account, ChatEntry, ChatRole, CpuLimited, Health, MediaSelection, ModerationNotice,
+    SessionState, StreamInfo, StreamState, Summary, chat_rule,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

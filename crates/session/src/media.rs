@@ -1,8 +1,12 @@
-//! The session's media pipeline: a video source thread fanning frames out to one encoder
-//! thread per simulcast layer through bounded drop-oldest slots, and an audio thread that
-//! makes 20 ms frames, meters them and encodes Opus. Capture never blocks: when an encoder
-//! falls behind its oldest queued frame is dropped and counted; the transport's own queue
-//! does the same. All timestamps come from one [`MediaClock`].
+//! The session's media pipeline: a video source thread handing frames to one encoder
+//! thread through a bounded drop-oldest slot, and an audio thread that makes 20 ms frames,
+//! meters them and encodes Opus. The encoder thread encodes every simulcast layer of a
+//! frame in one call ([`SimulcastEncoder`]), so all layers carry the same frames with the
+//! same capture times. When the machine is short of CPU it lowers the frame rate of the
+//! whole ladder evenly, then the resolution ([`CpuAdapter`]), and says so in
+//! [`EncodeStatus`]. Capture never blocks: when the encoder falls behind the oldest queued
+//! frame is dropped and counted; the transport's own queue does the same. All timestamps
+//! come from one [`MediaClock`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -15,13 +19,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use streamit_livekit_publish as lk;
+use streamit_media::adapt::{CpuAdapter, FrameRateGate};
 use streamit_media::camera::CameraSource;
-use streamit_media::encode::{OpusEncoder, new_video_encoder};
+use streamit_media::encode::{OpusEncoder, SimulcastEncoder};
 use streamit_media::mic::{MicSource, list_microphones};
 use streamit_media::source::{AudioSource, SourceEvent, SourceHandle, VideoSource};
 use streamit_media::{
     AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, Layer, MediaClock, MediaError, MediaTime,
-    Quality, VideoCodec, VideoEncoderConfig, VideoFrame,
+    Quality, VideoCodec, VideoFrame,
 };
 use tokio::sync::mpsc;
 
@@ -42,11 +47,12 @@ pub enum VideoSourceSpec {
     },
 }
 
+/// 720p30: what creators expect from a webcam today, and what the test pattern uses.
 impl Default for VideoSourceSpec {
     fn default() -> Self {
         VideoSourceSpec::Synthetic {
-            width: 640,
-            height: 360,
+            width: 1280,
+            height: 720,
             fps: 30,
         }
     }
@@ -144,6 +150,8 @@ struct Slot {
     frames: Mutex<VecDeque<VideoFrame>>,
     ready: Condvar,
     cap: usize,
+    /// frames dropped since the consumer last asked ([`Slot::take_dropped`])
+    dropped: AtomicU64,
 }
 
 impl Slot {
@@ -152,6 +160,7 @@ impl Slot {
             frames: Mutex::new(VecDeque::with_capacity(cap)),
             ready: Condvar::new(),
             cap,
+            dropped: AtomicU64::new(0),
         })
     }
     /// Returns true when a frame had to be dropped.
@@ -165,7 +174,14 @@ impl Slot {
             q.push_back(f);
         }
         self.ready.notify_one();
+        if dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
         dropped
+    }
+    /// Frames dropped since the last call.
+    fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
     }
     fn pop(&self, wait: Duration) -> Option<VideoFrame> {
         let q = self.frames.lock().ok()?;
@@ -393,9 +409,65 @@ impl EncoderControl {
 }
 
 struct EncoderWorker {
-    control: Arc<EncoderControl>,
     slot: Arc<Slot>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What the encoder thread sends at, for the health bar: the top layer's size and the
+/// frame rate, and whether that is below the source because the CPU cannot keep up.
+#[derive(Debug, Default)]
+pub(crate) struct EncodeStatus {
+    /// frames per second encoded, ×100
+    fps_centi: AtomicU32,
+    width: AtomicU32,
+    height: AtomicU32,
+    limited: AtomicBool,
+    step_downs: AtomicU32,
+}
+
+/// A snapshot of [`EncodeStatus`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EncodeStep {
+    pub fps: f32,
+    pub width: u32,
+    pub height: u32,
+    pub limited: bool,
+    pub step_downs: u32,
+}
+
+impl EncodeStatus {
+    fn set(&self, fps: f32, width: u32, height: u32, limited: bool, step_downs: u32) {
+        self.fps_centi
+            .store((fps * 100.0).round() as u32, Ordering::Relaxed);
+        self.width.store(width, Ordering::Relaxed);
+        self.height.store(height, Ordering::Relaxed);
+        self.limited.store(limited, Ordering::Relaxed);
+        self.step_downs.store(step_downs, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> EncodeStep {
+        EncodeStep {
+            fps: self.fps_centi.load(Ordering::Relaxed) as f32 / 100.0,
+            width: self.width.load(Ordering::Relaxed),
+            height: self.height.load(Ordering::Relaxed),
+            limited: self.limited.load(Ordering::Relaxed),
+            step_downs: self.step_downs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// `layers` scaled by `scale` (even sizes, at least 16 pixels), bitrates kept.
+fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
+    if scale >= 0.999 {
+        return layers.to_vec();
+    }
+    layers
+        .iter()
+        .map(|l| Layer {
+            width: (((l.width as f32 * scale) as u32) & !1).max(16),
+            height: (((l.height as f32 * scale) as u32) & !1).max(16),
+            ..*l
+        })
+        .collect()
 }
 
 /// The running video side: a source thread, and while live one encoder per layer.
@@ -411,6 +483,8 @@ pub(crate) struct VideoPipeline {
     source: Option<JoinHandle<()>>,
     encoders: Vec<EncoderWorker>,
     pub counters: Arc<Counters>,
+    /// what the encoder sends at (CPU adaptation)
+    pub status: Arc<EncodeStatus>,
 }
 
 impl VideoPipeline {
@@ -509,6 +583,7 @@ impl VideoPipeline {
             source: Some(source),
             encoders: Vec::new(),
             counters,
+            status: Arc::default(),
         })
     }
 
@@ -525,7 +600,8 @@ impl VideoPipeline {
         }
     }
 
-    /// Starts one encoder thread per layer, feeding `sender`.
+    /// Starts the encoder thread for `layers` (low → high), feeding `sender`. Returns one
+    /// control per layer (same order).
     pub fn start_encoders(
         &mut self,
         codec: Codec,
@@ -536,74 +612,142 @@ impl VideoPipeline {
     ) -> Result<Vec<Arc<EncoderControl>>, MediaError> {
         self.stop_encoders();
         self.enc_stop = Arc::new(AtomicBool::new(false));
-        let mut controls = Vec::new();
-        for layer in layers {
-            let cfg = VideoEncoderConfig::new(
-                layer.width,
-                layer.height,
-                self.fps as f32,
-                layer.bitrate_bps,
-            );
-            let mut encoder = new_video_encoder(codec.media(), cfg)?;
-            let quality = simulcast.then(|| quality_of(layer.quality));
-            let control = Arc::new(EncoderControl::new(quality, layer.bitrate_bps));
-            let slot = Slot::new(2);
-            let (c, s, stop, counters, tx, ev) = (
-                control.clone(),
-                slot.clone(),
-                self.enc_stop.clone(),
-                self.counters.clone(),
-                sender.clone(),
-                events.clone(),
-            );
-            let thread = std::thread::Builder::new()
-                .name(format!("enc-{}", layer.quality.rid()))
-                .spawn(move || {
-                    let mut bitrate = c.nominal_bps;
-                    while !stop.load(Ordering::Acquire) {
-                        let Some(frame) = s.pop(Duration::from_millis(100)) else {
-                            continue;
-                        };
-                        if !c.is_wanted() {
-                            continue;
+        let fps = self.fps as f32;
+        let mut encoder = SimulcastEncoder::new(codec.media(), layers, fps)?;
+        let controls: Vec<Arc<EncoderControl>> = layers
+            .iter()
+            .map(|l| {
+                let quality = simulcast.then(|| quality_of(l.quality));
+                Arc::new(EncoderControl::new(quality, l.bitrate_bps))
+            })
+            .collect();
+        let top = layers.last().map_or((0, 0), |l| (l.width, l.height));
+        self.status.set(fps, top.0, top.1, false, 0);
+        let slot = Slot::new(2);
+        let layers = layers.to_vec();
+        let (c, s, stop, counters, tx, ev, status) = (
+            controls.clone(),
+            slot.clone(),
+            self.enc_stop.clone(),
+            self.counters.clone(),
+            sender,
+            events,
+            self.status.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("video-encode".into())
+            .spawn(move || {
+                let mut adapter = CpuAdapter::new(fps);
+                let mut gate = FrameRateGate::new(fps);
+                let mut bitrates: Vec<u32> = c.iter().map(|c| c.nominal_bps).collect();
+                let mut scale = 1.0f32;
+                let mut rebuild_keys = false;
+                while !stop.load(Ordering::Acquire) {
+                    let Some(frame) = s.pop(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    let behind = s.take_dropped();
+                    if behind > 0 {
+                        adapter.on_source_dropped(behind, now);
+                    }
+                    if let Some(step) = adapter.check(now) {
+                        tracing::info!(
+                            fps = step.fps,
+                            scale = step.scale,
+                            busy = adapter.last_share(),
+                            "video encoder adapts to the CPU"
+                        );
+                        if (step.scale - scale).abs() > 0.01 {
+                            // a new size: a new encoder (key frames on every layer)
+                            match SimulcastEncoder::new(
+                                encoder.codec(),
+                                &scaled_layers(&layers, step.scale),
+                                step.fps,
+                            ) {
+                                Ok(e) => {
+                                    encoder = e;
+                                    scale = step.scale;
+                                    bitrates.iter_mut().for_each(|b| *b = 0);
+                                    rebuild_keys = true;
+                                }
+                                Err(e) => tracing::warn!("resize encoder: {e}"),
+                            }
                         }
-                        let want = c.bitrate();
-                        if want != bitrate && want > 0 {
-                            bitrate = want;
-                            if let Err(e) = encoder.set_bitrate(want) {
+                        if let Err(e) = encoder.set_frame_rate(step.fps) {
+                            tracing::warn!("encoder frame rate {}: {e}", step.fps);
+                        }
+                        let top = encoder
+                            .layers()
+                            .last()
+                            .map_or((0, 0), |l| (l.width, l.height));
+                        status.set(
+                            step.fps,
+                            top.0,
+                            top.1,
+                            adapter.is_limited(),
+                            adapter.step_downs(),
+                        );
+                    }
+                    if !gate.admit(adapter.current().fps) {
+                        continue;
+                    }
+                    let mut keys = vec![false; c.len()];
+                    let mut any = false;
+                    for (i, ctl) in c.iter().enumerate() {
+                        let wanted = ctl.is_wanted();
+                        if wanted != encoder.is_active(i)
+                            && let Err(e) = encoder.set_active(i, wanted)
+                        {
+                            tracing::warn!("layer {i} on={wanted}: {e}");
+                        }
+                        let want = ctl.bitrate();
+                        if want > 0 && want != bitrates[i] {
+                            bitrates[i] = want;
+                            if let Err(e) = encoder.set_bitrate(i, want) {
                                 tracing::warn!("set_bitrate({want}): {e}");
                             }
                         }
-                        let force = c.take_keyframe();
-                        if force {
-                            counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
-                        }
-                        match encoder.encode(&frame, force) {
-                            Ok(Some(enc)) => {
+                        keys[i] = ctl.take_keyframe() && wanted;
+                        any |= wanted;
+                    }
+                    if !any {
+                        continue;
+                    }
+                    if std::mem::take(&mut rebuild_keys) {
+                        keys.iter_mut().for_each(|k| *k = true);
+                    }
+                    let forced = keys.iter().filter(|k| **k).count() as u64;
+                    counters
+                        .keyframes_forced
+                        .fetch_add(forced, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    let out = encoder.encode(&frame, &keys);
+                    adapter.on_encoded(t0.elapsed(), Instant::now());
+                    match out {
+                        Ok(out) => {
+                            for lf in out {
                                 counters.encoded.fetch_add(1, Ordering::Relaxed);
                                 tx.send(lk::EncodedVideo {
-                                    layer: c.quality,
-                                    data: enc.data,
-                                    keyframe: enc.keyframe,
-                                    timestamp: enc.pts.as_duration(),
+                                    layer: simulcast.then(|| quality_of(lf.quality)),
+                                    data: lf.video.data,
+                                    keyframe: lf.video.keyframe,
+                                    timestamp: lf.video.pts.as_duration(),
                                 });
                             }
-                            Ok(None) => {}
-                            Err(e) => {
-                                let _ = ev.try_send(MediaEvent::Failed(e));
-                                return;
-                            }
+                        }
+                        Err(e) => {
+                            let _ = ev.try_send(MediaEvent::Failed(e));
+                            return;
                         }
                     }
-                })
-                .map_err(MediaError::Io)?;
-            controls.push(control.clone());
-            self.encoders.push(EncoderWorker {
-                control,
-                slot,
-                thread: Some(thread),
-            });
-        }
+                }
+            })
+            .map_err(MediaError::Io)?;
+        self.encoders.push(EncoderWorker {
+            slot,
+            thread: Some(thread),
+        });
         if let Ok(mut sinks) = self.sinks.lock() {
             *sinks = self.encoders.iter().map(|e| e.slot.clone()).collect();
         }
@@ -620,7 +764,6 @@ impl VideoPipeline {
             if let Some(t) = e.thread.take() {
                 let _ = t.join();
             }
-            drop(e.control);
         }
     }
 

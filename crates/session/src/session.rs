@@ -1346,6 +1346,7 @@ impl Task {
         let s = &live.last_stats;
         let transport_dropped = live.video.as_ref().map(|v| v.dropped()).unwrap_or(0);
         let encoded = c.encoded.load(Ordering::Relaxed) - live.base_encoded;
+        let step = self.video.as_ref().map(|v| v.status.get());
         self.state.health = Health {
             frames_captured: c.captured.load(Ordering::Relaxed) - live.base_captured,
             frames_sent: encoded.saturating_sub(transport_dropped),
@@ -1365,19 +1366,32 @@ impl Task {
                 lk::ConnectionQuality::Lost => "lost",
             }),
             transport: s.transport.map(lk::TransportProtocol::name),
+            cpu_limited: step
+                .filter(|s| s.limited)
+                .map(|s| crate::state::CpuLimited {
+                    width: s.width,
+                    height: s.height,
+                    fps: s.fps,
+                }),
+            cpu_adaptations: step.map_or(0, |s| s.step_downs),
         };
     }
 }
 
-/// Splits the transport's target bitrate over the layers in proportion to their nominal
-/// rates, never above nominal and never below 30 kbit/s.
+/// Splits the transport's target bitrate over the layers someone watches (dynacast; the
+/// transport's target covers only those) in proportion to their nominal rates, never
+/// above nominal and never below 30 kbit/s. Paused layers keep their last rate.
 pub(crate) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u64) {
-    let nominal: u64 = encoders.iter().map(|e| e.nominal_bps as u64).sum();
+    let nominal: u64 = encoders
+        .iter()
+        .filter(|e| e.is_wanted())
+        .map(|e| e.nominal_bps as u64)
+        .sum();
     if nominal == 0 {
         return;
     }
     let factor = (target_bps as f64 / nominal as f64).min(1.0);
-    for e in encoders {
+    for e in encoders.iter().filter(|e| e.is_wanted()) {
         let bps = ((e.nominal_bps as f64 * factor) as u32).max(30_000);
         e.set_bitrate(bps);
     }
@@ -1486,6 +1500,12 @@ mod tests {
         assert_eq!(got, vec![100_000, 300_000, 1_000_000]);
         distribute_bitrate(&layers, 0);
         assert!(layers.iter().all(|l| l.bitrate() == 30_000));
+        // only the high layer is watched: it gets the whole target
+        layers[0].set_wanted(false);
+        layers[1].set_wanted(false);
+        distribute_bitrate(&layers, 800_000);
+        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
+        assert_eq!(got, vec![30_000, 30_000, 800_000]);
     }
 
     #[test]

@@ -192,6 +192,31 @@ pub struct Health {
     /// Transport of the media connection ICE selected: "udp", or "tcp" when UDP is
     /// blocked (or `ice_transport` is TCP only); `None` before it is selected.
     pub transport: Option<&'static str>,
+    /// Set while the encoder sends less than the source offers (lower frame rate, then
+    /// smaller) because the CPU cannot keep up; the health bar shows it.
+    pub cpu_limited: Option<CpuLimited>,
+    /// How often the encoder stepped down for the CPU during this stream.
+    pub cpu_adaptations: u32,
+}
+
+/// What a CPU-limited encoder still sends: its top layer's size and frame rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuLimited {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f32,
+}
+
+impl std::fmt::Display for CpuLimited {
+    /// "CPU limited: sending 720p at 20 fps"
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU limited: sending {}p at {} fps",
+            self.height.min(self.width),
+            self.fps.round() as u32
+        )
+    }
 }
 
 /// The end-of-stream summary: the backend's record plus the studio's own counts.

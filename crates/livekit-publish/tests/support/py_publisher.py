@@ -1,14 +1,18 @@
 """Anchor for the benchmark: the official LiveKit Python SDK (libwebrtc inside)
-publishing a synthetic 720p30 picture (30 precomputed moving-bar frames, like
-the Rust benchmark) as H.264 plus silent Opus. Prints one JSON line:
-process CPU seconds and peak RSS (this process; the SDK's native core runs in it).
+publishing video plus silent Opus. Prints one JSON line: frames captured, process CPU
+seconds and peak RSS (this process; the SDK's native core runs in it).
 
-Usage: py_publisher.py URL TOKEN SECONDS
+Video: by default a synthetic 720p30 picture (30 precomputed moving-bar frames, like the
+Rust benchmark) as H.264, one layer; `--y4m FILE` reads a YUV4MPEG2 4:2:0 file instead
+(looped, at its size, paced at 30 fps), `--codec vp8|h264` and `--simulcast` choose the
+codec and LiveKit's default simulcast ladder (the SDK's defaults, bitrates included).
+
+Usage: py_publisher.py URL TOKEN SECONDS [--y4m FILE] [--codec vp8|h264] [--simulcast]
 """
+import argparse
 import asyncio
 import json
 import resource
-import sys
 import time
 
 from livekit import rtc
@@ -16,7 +20,7 @@ from livekit import rtc
 W, H = 1280, 720
 
 
-def frames():
+def bars():
     out = []
     for n in range(30):
         shift = (n * 12) % W
@@ -24,33 +28,68 @@ def frames():
         y = row * H
         uv = bytes([128]) * ((W // 2) * (H // 2))
         out.append(y + uv + uv)
-    return out
+    return W, H, (lambda n: out[n % 30])
+
+
+def y4m(path):
+    """(width, height, frame(n)) reading the file's frames in a loop."""
+    f = open(path, "rb")
+    header = f.readline().decode().split()
+    if header[0] != "YUV4MPEG2":
+        raise SystemExit(f"{path}: not a YUV4MPEG2 file")
+    w = int(next(t[1:] for t in header if t.startswith("W")))
+    h = int(next(t[1:] for t in header if t.startswith("H")))
+    start = f.tell()
+    size = w * h * 3 // 2
+
+    def frame(_n):
+        line = f.readline()
+        if not line:
+            f.seek(start)
+            line = f.readline()
+        if not line.startswith(b"FRAME"):
+            raise SystemExit(f"{path}: expected FRAME")
+        return f.read(size)
+
+    return w, h, frame
 
 
 async def main():
-    url, token, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    pics = frames()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("token")
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--y4m")
+    ap.add_argument("--codec", choices=["h264", "vp8"], default="h264")
+    ap.add_argument("--simulcast", action="store_true")
+    args = ap.parse_args()
+    w, h, frame = y4m(args.y4m) if args.y4m else bars()
     room = rtc.Room()
     t0 = time.monotonic()
-    await room.connect(url, token)
-    src = rtc.VideoSource(W, H)
+    await room.connect(args.url, args.token)
+    src = rtc.VideoSource(w, h)
     track = rtc.LocalVideoTrack.create_video_track("camera", src)
-    opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.H264)
+    codec = rtc.VideoCodec.VP8 if args.codec == "vp8" else rtc.VideoCodec.H264
+    opts = rtc.TrackPublishOptions(
+        source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec, simulcast=args.simulcast
+    )
     await room.local_participant.publish_track(track, opts)
     asrc = rtc.AudioSource(48000, 1)
     atrack = rtc.LocalAudioTrack.create_audio_track("mic", asrc)
-    await room.local_participant.publish_track(atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    await room.local_participant.publish_track(
+        atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
     silence = rtc.AudioFrame(bytes(960 * 2), 48000, 1, 960)
     start = time.monotonic()
     n = 0
     a = 0
-    while time.monotonic() - start < seconds:
+    while time.monotonic() - start < args.seconds:
         el = time.monotonic() - start
         while a * 0.02 <= el:
             await asrc.capture_frame(silence)
             a += 1
         if n / 30.0 <= el:
-            f = rtc.VideoFrame(W, H, rtc.VideoBufferType.I420, pics[n % 30])
+            f = rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, frame(n))
             src.capture_frame(f, timestamp_us=int(n * 33333))
             n += 1
         await asyncio.sleep(0.003)

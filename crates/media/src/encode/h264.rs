@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use bytes::Bytes;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
@@ -19,6 +19,11 @@ use crate::frame::VideoFrame;
 /// H.264 encoder (openh264, constrained baseline profile, single slice per frame, Annex-B
 /// byte stream with SPS/PPS in front of every IDR — fit for RTP packetization-mode 1 with
 /// FU-A fragmentation).
+///
+/// Real-time settings: low complexity, no scene-change detection (a detected cut turns a
+/// frame into an IDR, a burst the rate control then pays for), threads by resolution and
+/// core count like the VP8 encoder ([`super::vp8::encoder_threads`]; one on a 2-core
+/// machine: with a single slice per frame more threads only add hand-offs).
 pub struct H264Encoder {
     enc: Encoder,
     cfg: VideoEncoderConfig,
@@ -37,6 +42,13 @@ impl H264Encoder {
             .rate_control_mode(RateControlMode::Bitrate)
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
+            .complexity(Complexity::Low)
+            .scene_change_detect(false)
+            .num_threads(super::vp8::encoder_threads(
+                cfg.width,
+                cfg.height,
+                super::vp8::available_cores(),
+            ) as u16)
             .skip_frames(true)
             .intra_frame_period(IntraFramePeriod::from_num_frames(cfg.keyframe_interval));
         let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
@@ -116,6 +128,26 @@ impl VideoEncoder for H264Encoder {
 
     fn config(&self) -> VideoEncoderConfig {
         self.cfg
+    }
+}
+
+impl H264Encoder {
+    /// Tells the rate control the frame rate it now gets (the session lowers it under CPU
+    /// load), so each frame gets its share of the bitrate.
+    pub fn set_frame_rate(&mut self, fps: f32) -> Result<()> {
+        let mut rate: f32 = fps.max(1.0);
+        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float living for the call.
+        let rc = unsafe {
+            self.enc.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                (&raw mut rate).cast::<c_void>(),
+            )
+        };
+        if rc != 0 {
+            return Err(enc_err("h264", format!("set frame rate {fps}: code {rc}")));
+        }
+        self.cfg.fps = fps;
+        Ok(())
     }
 }
 

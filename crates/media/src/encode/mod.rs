@@ -8,11 +8,13 @@ use crate::frame::VideoFrame;
 
 pub mod h264;
 pub mod opus;
+pub mod simulcast;
 pub mod vp8;
 
 pub use h264::{H264Decoder, H264Encoder};
 pub use opus::{OpusDecoder, OpusEncoder};
-pub use vp8::{Vp8Decoder, Vp8Encoder};
+pub use simulcast::{LayerFrame, SimulcastEncoder};
+pub use vp8::{Vp8Decoder, Vp8Encoder, Vp8Simulcast};
 
 /// One encoded video frame (access unit).
 #[derive(Clone, Debug)]
@@ -80,7 +82,8 @@ impl Quality {
             Quality::High => "f",
         }
     }
-    /// Downscale divisor against the source size.
+    /// Nominal downscale divisor against the source size (LOW ÷4, MEDIUM ÷2); the real
+    /// sizes come from [`Layer::ladder`].
     pub fn divisor(self) -> u32 {
         match self {
             Quality::Low => 4,
@@ -103,30 +106,118 @@ pub struct Layer {
     pub bitrate_bps: u32,
 }
 
+/// A LiveKit video preset: a size and the bitrate its publisher uses for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Preset {
+    width: u32,
+    height: u32,
+    bitrate_bps: u32,
+}
+
+const fn preset(width: u32, height: u32, bitrate_bps: u32) -> Preset {
+    Preset {
+        width,
+        height,
+        bitrate_bps,
+    }
+}
+
+/// LiveKit's 16:9 camera presets (client SDKs' `VideoPresets`): size → bitrate.
+const PRESETS_16_9: [Preset; 9] = [
+    preset(160, 90, 90_000),
+    preset(320, 180, 160_000),
+    preset(384, 216, 180_000),
+    preset(640, 360, 450_000),
+    preset(960, 540, 800_000),
+    preset(1280, 720, 1_700_000),
+    preset(1920, 1080, 3_000_000),
+    preset(2560, 1440, 5_000_000),
+    preset(3840, 2160, 8_000_000),
+];
+
+/// LiveKit's 4:3 camera presets (`VideoPresets43`).
+const PRESETS_4_3: [Preset; 7] = [
+    preset(120, 90, 70_000),
+    preset(240, 180, 125_000),
+    preset(320, 240, 140_000),
+    preset(480, 360, 330_000),
+    preset(720, 540, 600_000),
+    preset(960, 720, 1_300_000),
+    preset(1440, 1080, 2_300_000),
+];
+
+/// The preset table nearest to the source's aspect ratio.
+fn presets_for(width: u32, height: u32) -> &'static [Preset] {
+    let (long, short) = (width.max(height) as f64, width.min(height).max(1) as f64);
+    let aspect = long / short;
+    if (aspect - 16.0 / 9.0).abs() < (aspect - 4.0 / 3.0).abs() {
+        &PRESETS_16_9
+    } else {
+        &PRESETS_4_3
+    }
+}
+
+/// The bitrate LiveKit's publishers use for a `width × height` camera track: that of the
+/// smallest preset at least as wide as the source's long side (the largest preset beyond).
+pub fn preset_bitrate(width: u32, height: u32) -> u32 {
+    let presets = presets_for(width, height);
+    let long = width.max(height);
+    presets
+        .iter()
+        .find(|p| p.width >= long)
+        .or(presets.last())
+        .map_or(1_700_000, |p| p.bitrate_bps)
+}
+
 impl Layer {
-    /// The usual simulcast ladder for a source of `width × height`: LOW (÷4), MEDIUM (÷2),
-    /// HIGH (full), with bitrates scaled from 150 kbps / 500 kbps / 1.7 Mbps at 720p.
-    /// Layers that would be smaller than 160 pixels wide are left out.
+    /// The simulcast ladder LiveKit's publishers use for a camera source of
+    /// `width × height`, low → high:
+    /// - long side ≥ 960 (540p and up): the 180p and 360p presets under the full size
+    ///   (1280×720 → 320×180, 640×360, 1280×720; 1920×1080 → 320×180, 640×360, 1920×1080);
+    /// - long side ≥ 480: the 180p preset under the full size (640×360 → 320×180, 640×360);
+    /// - smaller: the full size alone.
+    ///
+    /// Bitrates are the presets' (the full size gets [`preset_bitrate`]). The full size is
+    /// always [`Quality::High`]; with two layers the small one is [`Quality::Low`].
+    /// Lower layers keep the source's aspect ratio (the preset's short side, even sizes).
     pub fn ladder(width: u32, height: u32) -> Vec<Layer> {
-        let pixels720 = 1280.0 * 720.0;
-        let scale = (width as f64 * height as f64) / pixels720;
-        [
-            (Quality::Low, 150_000.0),
-            (Quality::Medium, 500_000.0),
-            (Quality::High, 1_700_000.0),
-        ]
-        .into_iter()
-        .filter_map(|(q, br)| {
-            let d = q.divisor();
-            let (w, h) = ((width / d) & !1, (height / d) & !1);
-            (w >= 160 || q == Quality::High).then_some(Layer {
-                quality: q,
-                width: w,
-                height: h,
-                bitrate_bps: (br * scale).max(60_000.0) as u32,
+        let (width, height) = (width & !1, height & !1);
+        let presets = presets_for(width, height);
+        let long = width.max(height);
+        let short = width.min(height).max(2);
+        // presets[1] is 180p, presets[3] is 360p in both tables
+        let below: Vec<(Quality, Preset)> = if long >= 960 {
+            vec![(Quality::Low, presets[1]), (Quality::Medium, presets[3])]
+        } else if long >= 480 {
+            vec![(Quality::Low, presets[1])]
+        } else {
+            Vec::new()
+        };
+        let mut layers: Vec<Layer> = below
+            .into_iter()
+            .filter_map(|(quality, p)| {
+                let p_short = p.width.min(p.height);
+                if p_short >= short {
+                    return None;
+                }
+                // scale both sides by short/p_short, as a browser does with
+                // scaleResolutionDownBy
+                let scale = |v: u32| ((v as u64 * p_short as u64 / short as u64) as u32) & !1;
+                Some(Layer {
+                    quality,
+                    width: scale(width).max(2),
+                    height: scale(height).max(2),
+                    bitrate_bps: p.bitrate_bps,
+                })
             })
-        })
-        .collect()
+            .collect();
+        layers.push(Layer {
+            quality: Quality::High,
+            width,
+            height,
+            bitrate_bps: preset_bitrate(width, height),
+        });
+        layers
     }
 }
 
@@ -218,7 +309,52 @@ mod tests {
                 (Quality::High, 1280, 720)
             ]
         );
+        let rates: Vec<_> = l.iter().map(|l| l.bitrate_bps).collect();
+        assert_eq!(rates, vec![160_000, 450_000, 1_700_000]);
         assert_eq!(Layer::ladder(480, 270).len(), 2);
         assert_eq!(Quality::Medium.rid(), "h");
+    }
+
+    #[test]
+    fn ladder_for_1080p_360p_and_small_sources() {
+        let l = Layer::ladder(1920, 1080);
+        let sizes: Vec<_> = l
+            .iter()
+            .map(|l| (l.quality, l.width, l.height, l.bitrate_bps))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (Quality::Low, 320, 180, 160_000),
+                (Quality::Medium, 640, 360, 450_000),
+                (Quality::High, 1920, 1080, 3_000_000)
+            ]
+        );
+        let l = Layer::ladder(640, 360);
+        let sizes: Vec<_> = l.iter().map(|l| (l.quality, l.width, l.height)).collect();
+        assert_eq!(
+            sizes,
+            vec![(Quality::Low, 320, 180), (Quality::High, 640, 360)]
+        );
+        assert_eq!(l[1].bitrate_bps, 450_000);
+        let l = Layer::ladder(320, 180);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].bitrate_bps, 160_000);
+        // 4:3 uses LiveKit's 4:3 presets
+        let l = Layer::ladder(1280, 960);
+        let sizes: Vec<_> = l
+            .iter()
+            .map(|l| (l.width, l.height, l.bitrate_bps))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (240, 180, 125_000),
+                (480, 360, 330_000),
+                (1280, 960, 2_300_000)
+            ]
+        );
+        // beyond the largest preset: its bitrate
+        assert_eq!(preset_bitrate(4096, 2304), 8_000_000);
     }
 }

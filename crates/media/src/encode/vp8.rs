@@ -1,4 +1,9 @@
-//! VP8 via the system libvpx (`env-libvpx-sys`): real-time CBR encoder and a decoder.
+//! VP8 via the system libvpx (`env-libvpx-sys`): real-time CBR encoders (one layer, or every
+//! simulcast layer in one multi-resolution encoder) and a decoder.
+//!
+//! The real-time settings follow what libwebrtc does with the same library (speed by
+//! resolution, threads by resolution and core count, static threshold, denoiser on the
+//! top layers, one token partition, a cap on key-frame size); see [`Vp8Simulcast`].
 
 use std::ffi::{CStr, c_int, c_uint, c_ulong};
 use std::mem::MaybeUninit;
@@ -12,8 +17,50 @@ use crate::clock::MediaTime;
 use crate::error::{MediaError, Result, dec_err, enc_err};
 use crate::frame::VideoFrame;
 
-/// libvpx speed for VP8 real-time (`VP8E_SET_CPUUSED`; higher is faster, lower quality).
-pub const VP8_CPU_USED: c_int = 6;
+/// libvpx speed for VP8 real-time at CIF and above (`VP8E_SET_CPUUSED`). Negative: a fixed
+/// speed of 6 (libvpx would otherwise retune the speed from its own timing, which makes the
+/// cost jump around under load; frame rate is adapted above the encoder instead).
+pub const VP8_CPU_USED: c_int = -6;
+
+/// Speed for layers smaller than CIF (352×288): cheap enough to afford better quality.
+pub const VP8_CPU_USED_SMALL: c_int = -4;
+
+/// `VP8E_SET_NOISE_SENSITIVITY` 4: libvpx's adaptive temporal denoiser (YUV, stronger on
+/// noisy input), used on the top layers only, as libwebrtc does on x86.
+const VP8_DENOISER_ADAPTIVE: c_int = 4;
+
+/// The speed for one layer of `width × height`.
+pub fn vp8_cpu_used(width: u32, height: u32) -> c_int {
+    if (width as u64) * (height as u64) < 352 * 288 {
+        VP8_CPU_USED_SMALL
+    } else {
+        VP8_CPU_USED
+    }
+}
+
+/// Encoder threads for a (top) layer of `width × height` on a machine with `cores` cores:
+/// one up to VGA or below 3 cores (threads cost more than they bring on a busy 2-core
+/// machine), 2 for HD with 3+ cores, 3 above 1280×960 or with 6+ cores, 8 for 1080p on
+/// big machines. Lower simulcast layers always get one.
+pub fn encoder_threads(width: u32, height: u32, cores: usize) -> u32 {
+    let px = (width as u64) * (height as u64);
+    if px >= 1920 * 1080 && cores > 8 {
+        8
+    } else if px > 1280 * 960 && cores >= 6 {
+        3
+    } else if px > 640 * 480 && cores >= 3 {
+        if cores >= 6 { 3 } else { 2 }
+    } else {
+        1
+    }
+}
+
+/// Cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
 
 fn vpx_msg(ctx: *mut vpx::vpx_codec_ctx_t, err: vpx::vpx_codec_err_t) -> String {
     // SAFETY: vpx_codec_error returns a static or context-owned NUL-terminated string.
@@ -59,9 +106,7 @@ impl Vp8Encoder {
             enc_cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
             enc_cfg.g_lag_in_frames = 0;
             enc_cfg.g_error_resilient = 1;
-            enc_cfg.g_threads = std::thread::available_parallelism()
-                .map(|n| n.get().min(4))
-                .unwrap_or(1) as c_uint;
+            enc_cfg.g_threads = encoder_threads(cfg.width, cfg.height, available_cores());
             enc_cfg.rc_min_quantizer = 2;
             enc_cfg.rc_max_quantizer = 56;
             enc_cfg.rc_undershoot_pct = 100;
@@ -91,7 +136,7 @@ impl Vp8Encoder {
             let err = vpx::vpx_codec_control_(
                 &mut *enc.ctx,
                 vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int,
-                VP8_CPU_USED as c_int,
+                vp8_cpu_used(cfg.width, cfg.height),
             );
             if err != vpx::VPX_CODEC_OK {
                 return Err(enc_err("vp8", format!("cpu-used: {err:?}")));
@@ -208,6 +253,380 @@ impl VideoEncoder for Vp8Encoder {
 
     fn config(&self) -> VideoEncoderConfig {
         self.cfg
+    }
+}
+
+/// Greatest common divisor (for the down-sampling factors between layers).
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+/// A real-time CBR configuration of one layer, as libwebrtc sets libvpx up for camera
+/// video (no lag, one pass, rate control buffers of 0.5/0.6/1 s, undershoot allowed,
+/// 15 % overshoot, quantizer 2–56, no internal resizing). Frame dropping stays off so every
+/// layer carries every frame the session chose to encode (the SFU judges a layer by its
+/// packet flow); error resilience stays off as libwebrtc has it without temporal layers.
+///
+/// # Safety
+/// `cfg` must come from `vpx_codec_enc_config_default`.
+unsafe fn realtime_config(
+    cfg: &mut vpx::vpx_codec_enc_cfg_t,
+    width: u32,
+    height: u32,
+    bitrate_bps: u32,
+    keyframe_interval: u32,
+    threads: u32,
+) {
+    cfg.g_w = width;
+    cfg.g_h = height;
+    cfg.g_timebase.num = 1;
+    cfg.g_timebase.den = 1_000_000;
+    cfg.g_lag_in_frames = 0;
+    cfg.g_pass = vpx::vpx_enc_pass::VPX_RC_ONE_PASS;
+    cfg.g_error_resilient = 0;
+    cfg.g_threads = threads as c_uint;
+    cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
+    cfg.rc_target_bitrate = (bitrate_bps / 1000).max(1);
+    cfg.rc_resize_allowed = 0;
+    cfg.rc_dropframe_thresh = 0;
+    cfg.rc_min_quantizer = 2;
+    cfg.rc_max_quantizer = 56;
+    cfg.rc_undershoot_pct = 100;
+    cfg.rc_overshoot_pct = 15;
+    cfg.rc_buf_initial_sz = 500;
+    cfg.rc_buf_optimal_sz = 600;
+    cfg.rc_buf_sz = 1000;
+    if keyframe_interval > 0 {
+        cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
+        cfg.kf_max_dist = keyframe_interval;
+    } else {
+        cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_DISABLED;
+    }
+}
+
+/// Every simulcast layer of one source in one libvpx multi-resolution encoder
+/// (`vpx_codec_enc_init_multi`): one `vpx_codec_encode` call encodes all layers, the
+/// lowest first, and each higher layer starts its motion search from the lower layer's
+/// modes and motion vectors instead of from scratch (libvpx built with
+/// `--enable-multi-res-encoding`, as Debian's is; without it the layers are still encoded
+/// in one call, just without the shared analysis). With one layer it is a plain encoder.
+///
+/// Layers are given low → high; internally libvpx wants the highest first. A layer is
+/// paused by giving it a 0 target bitrate, which libvpx documents as "skip this stream".
+pub struct Vp8Simulcast {
+    /// highest resolution first; never moved after init (libvpx keeps pointers to `cfgs`)
+    ctxs: Box<[vpx::vpx_codec_ctx_t]>,
+    cfgs: Box<[vpx::vpx_codec_enc_cfg_t]>,
+    /// (width, height) per context, highest first
+    sizes: Vec<(u32, u32)>,
+    /// wanted bitrate in kbps per context (also while paused)
+    kbps: Vec<u32>,
+    active: Vec<bool>,
+    fps: f32,
+}
+
+// SAFETY: the contexts are only used through `&mut self`; libvpx contexts may move between
+// threads when not used concurrently.
+unsafe impl Send for Vp8Simulcast {}
+
+impl Vp8Simulcast {
+    /// Creates the encoder for `layers` (low → high: `(width, height, bitrate_bps)`), all
+    /// encoded from one source at about `fps`. Each layer must be at most as large as the
+    /// next one.
+    pub fn new(layers: &[(u32, u32, u32)], fps: f32, keyframe_interval: u32) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(enc_err("vp8", "no layers"));
+        }
+        let n = layers.len();
+        let high_first: Vec<(u32, u32, u32)> = layers.iter().rev().copied().collect();
+        for w in high_first.windows(2) {
+            if w[1].0 > w[0].0 || w[1].1 > w[0].1 || w[1].0 == 0 || w[1].1 == 0 {
+                return Err(enc_err(
+                    "vp8",
+                    format!("simulcast layers must shrink: {layers:?}"),
+                ));
+            }
+        }
+        let cores = available_cores();
+        // SAFETY: zeroed libvpx structs are their documented initial state; the contexts,
+        // configurations and factors are contiguous arrays of `n`, as init_multi wants.
+        unsafe {
+            let iface = vpx::vpx_codec_vp8_cx();
+            let mut cfgs: Box<[vpx::vpx_codec_enc_cfg_t]> = (0..n)
+                .map(|_| MaybeUninit::zeroed().assume_init())
+                .collect();
+            let mut ctxs: Box<[vpx::vpx_codec_ctx_t]> = (0..n)
+                .map(|_| MaybeUninit::zeroed().assume_init())
+                .collect();
+            let mut dsf: Vec<vpx::vpx_rational_t> = Vec::with_capacity(n);
+            for (i, &(w, h, bps)) in high_first.iter().enumerate() {
+                let err = vpx::vpx_codec_enc_config_default(iface, &mut cfgs[i], 0);
+                if err != vpx::VPX_CODEC_OK {
+                    return Err(enc_err("vp8", format!("config default: {err:?}")));
+                }
+                let threads = if i == 0 {
+                    encoder_threads(w, h, cores)
+                } else {
+                    1
+                };
+                realtime_config(&mut cfgs[i], w, h, bps, keyframe_interval, threads);
+                // factor between this layer and the next smaller one (1/1 for the last)
+                let next = high_first.get(i + 1).map_or(w, |l| l.0);
+                let g = gcd(w, next);
+                dsf.push(vpx::vpx_rational_t {
+                    num: (w / g) as c_int,
+                    den: (next / g) as c_int,
+                });
+            }
+            let err = if n == 1 {
+                vpx::vpx_codec_enc_init_ver(
+                    &mut ctxs[0],
+                    iface,
+                    &cfgs[0],
+                    0,
+                    vpx::VPX_ENCODER_ABI_VERSION as c_int,
+                )
+            } else {
+                vpx::vpx_codec_enc_init_multi_ver(
+                    ctxs.as_mut_ptr(),
+                    iface,
+                    cfgs.as_mut_ptr(),
+                    n as c_int,
+                    0,
+                    dsf.as_mut_ptr(),
+                    vpx::VPX_ENCODER_ABI_VERSION as c_int,
+                )
+            };
+            if err != vpx::VPX_CODEC_OK {
+                return Err(enc_err(
+                    "vp8",
+                    format!("init ({n} layers): {}", vpx_msg(&mut ctxs[0], err)),
+                ));
+            }
+            let mut enc = Vp8Simulcast {
+                ctxs,
+                sizes: high_first.iter().map(|l| (l.0, l.1)).collect(),
+                kbps: cfgs.iter().map(|c| c.rc_target_bitrate).collect(),
+                cfgs,
+                active: vec![true; n],
+                fps: fps.max(1.0),
+            };
+            let max_intra_pct = ((600.0 * 0.5 * enc.fps / 10.0) as c_int).max(300);
+            for i in 0..n {
+                let (w, h) = enc.sizes[i];
+                let denoise = if i == 0 || (i == 1 && n > 2) {
+                    VP8_DENOISER_ADAPTIVE
+                } else {
+                    0
+                };
+                use vpx::vp8e_enc_control_id as id;
+                for (ctl, value) in [
+                    (id::VP8E_SET_CPUUSED, vp8_cpu_used(w, h)),
+                    (id::VP8E_SET_NOISE_SENSITIVITY, denoise),
+                    (id::VP8E_SET_STATIC_THRESHOLD, 1),
+                    (
+                        id::VP8E_SET_TOKEN_PARTITIONS,
+                        vpx::vp8e_token_partitions::VP8_ONE_TOKENPARTITION as c_int,
+                    ),
+                    (id::VP8E_SET_MAX_INTRA_BITRATE_PCT, max_intra_pct),
+                ] {
+                    let err = vpx::vpx_codec_control_(&mut enc.ctxs[i], ctl as c_int, value);
+                    if err != vpx::VPX_CODEC_OK {
+                        return Err(enc_err("vp8", format!("control {ctl:?}={value}: {err:?}")));
+                    }
+                }
+            }
+            Ok(enc)
+        }
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.ctxs.len()
+    }
+
+    /// Always false (an encoder has at least one layer).
+    pub fn is_empty(&self) -> bool {
+        self.ctxs.is_empty()
+    }
+
+    /// Context index of layer `layer` (0 = lowest).
+    fn ctx_index(&self, layer: usize) -> Option<usize> {
+        (layer < self.len()).then(|| self.len() - 1 - layer)
+    }
+
+    fn apply_rate(&mut self, i: usize) -> Result<()> {
+        self.cfgs[i].rc_target_bitrate = if self.active[i] {
+            self.kbps[i].max(1)
+        } else {
+            0
+        };
+        // SAFETY: context initialised; the configuration lives in self.
+        let err = unsafe { vpx::vpx_codec_enc_config_set(&mut self.ctxs[i], &self.cfgs[i]) };
+        if err != vpx::VPX_CODEC_OK {
+            return Err(enc_err(
+                "vp8",
+                format!("set rate: {}", vpx_msg(&mut self.ctxs[i], err)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets the target bitrate of layer `layer` (0 = lowest); kept while it is paused.
+    pub fn set_bitrate(&mut self, layer: usize, bps: u32) -> Result<()> {
+        let Some(i) = self.ctx_index(layer) else {
+            return Err(enc_err("vp8", format!("no layer {layer}")));
+        };
+        let kbps = (bps / 1000).max(1);
+        if self.kbps[i] == kbps {
+            return Ok(());
+        }
+        self.kbps[i] = kbps;
+        self.apply_rate(i)
+    }
+
+    /// Pauses or resumes layer `layer` (0 = lowest). A paused layer costs nothing; the
+    /// caller asks for a key frame when it resumes.
+    pub fn set_active(&mut self, layer: usize, on: bool) -> Result<()> {
+        let Some(i) = self.ctx_index(layer) else {
+            return Err(enc_err("vp8", format!("no layer {layer}")));
+        };
+        if self.active[i] == on {
+            return Ok(());
+        }
+        self.active[i] = on;
+        self.apply_rate(i)
+    }
+
+    /// The frame rate the rate control plans for (the session lowers it under CPU load).
+    pub fn set_frame_rate(&mut self, fps: f32) {
+        self.fps = fps.max(1.0);
+    }
+
+    /// Encodes one picture per layer (`frames` low → high, each at its layer's size, all
+    /// with the same capture time). `keyframe[i]` forces a key frame on layer `i`. Returns
+    /// the compressed frame of every active layer that produced one, low → high.
+    pub fn encode(
+        &mut self,
+        frames: &[VideoFrame],
+        keyframe: &[bool],
+    ) -> Result<Vec<Option<EncodedVideo>>> {
+        let n = self.len();
+        if frames.len() != n {
+            return Err(enc_err(
+                "vp8",
+                format!("{} pictures for {n} layers", frames.len()),
+            ));
+        }
+        let pts = frames[0].pts;
+        // SAFETY: each image borrows its frame's planes for the duration of
+        // vpx_codec_encode, which copies what it needs (no lag); packets are copied out
+        // before the next call. The image array is contiguous, highest first, like the
+        // contexts.
+        unsafe {
+            let mut imgs: Vec<vpx::vpx_image_t> = Vec::with_capacity(n);
+            for i in 0..n {
+                let f = &frames[n - 1 - i];
+                if (f.width, f.height) != self.sizes[i] {
+                    return Err(enc_err(
+                        "vp8",
+                        format!(
+                            "layer picture {}x{} for a {}x{} layer",
+                            f.width, f.height, self.sizes[i].0, self.sizes[i].1
+                        ),
+                    ));
+                }
+                let mut img: vpx::vpx_image_t = MaybeUninit::zeroed().assume_init();
+                let wrapped = vpx::vpx_img_wrap(
+                    &mut img,
+                    vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
+                    f.width,
+                    f.height,
+                    1,
+                    f.data().as_ptr().cast_mut(),
+                );
+                if wrapped.is_null() {
+                    return Err(enc_err("vp8", "vpx_img_wrap failed"));
+                }
+                img.planes[0] = f.y().as_ptr().cast_mut();
+                img.planes[1] = f.u().as_ptr().cast_mut();
+                img.planes[2] = f.v().as_ptr().cast_mut();
+                img.stride[0] = f.y_stride() as c_int;
+                img.stride[1] = f.uv_stride() as c_int;
+                img.stride[2] = f.uv_stride() as c_int;
+                imgs.push(img);
+                let key = keyframe.get(n - 1 - i).copied().unwrap_or(false);
+                if key && self.active[i] {
+                    let err = vpx::vpx_codec_control_(
+                        &mut self.ctxs[i],
+                        vpx::vp8e_enc_control_id::VP8E_SET_FRAME_FLAGS as c_int,
+                        vpx::VPX_EFLAG_FORCE_KF as c_int,
+                    );
+                    if err != vpx::VPX_CODEC_OK {
+                        return Err(enc_err("vp8", format!("force key frame: {err:?}")));
+                    }
+                }
+            }
+            let duration = (1_000_000.0 / self.fps) as c_ulong;
+            let err = vpx::vpx_codec_encode(
+                self.ctxs.as_mut_ptr(),
+                imgs.as_ptr(),
+                pts.as_micros() as i64,
+                duration,
+                0,
+                vpx::VPX_DL_REALTIME as c_ulong,
+            );
+            if err != vpx::VPX_CODEC_OK {
+                return Err(enc_err("vp8", vpx_msg(self.ctxs.as_mut_ptr(), err)));
+            }
+            let mut out: Vec<Option<EncodedVideo>> = vec![None; n];
+            for i in 0..n {
+                let mut iter: vpx::vpx_codec_iter_t = ptr::null();
+                let mut data: Vec<u8> = Vec::new();
+                let mut key = false;
+                loop {
+                    let pkt = vpx::vpx_codec_get_cx_data(&mut self.ctxs[i], &mut iter);
+                    if pkt.is_null() {
+                        break;
+                    }
+                    if (*pkt).kind != vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
+                        continue;
+                    }
+                    let f = (*pkt).data.frame;
+                    data.extend_from_slice(std::slice::from_raw_parts(
+                        f.buf as *const u8,
+                        f.sz as usize,
+                    ));
+                    key |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
+                }
+                if !data.is_empty() && self.active[i] {
+                    let (w, h) = self.sizes[i];
+                    out[n - 1 - i] = Some(EncodedVideo {
+                        data: Bytes::from(data),
+                        keyframe: key,
+                        pts,
+                        width: w,
+                        height: h,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+impl Drop for Vp8Simulcast {
+    fn drop(&mut self) {
+        // SAFETY: every context was initialised in `new`; the lowest layer goes first and
+        // the top one (which owns the shared analysis memory) last.
+        unsafe {
+            for ctx in self.ctxs.iter_mut().rev() {
+                vpx::vpx_codec_destroy(ctx);
+            }
+        }
     }
 }
 
