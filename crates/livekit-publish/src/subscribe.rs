@@ -919,192 +919,15 @@ a=recvonly\r\n";
 #[cfg(test)]
 mod core_tests {
     use proto::signal_request::Message as Req;
-    use proto::signal_response::Message as Resp;
-    use str0m::change::SdpAnswer;
-    use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime};
-    use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output, Rtc};
+    use str0m::media::KeyframeRequestKind;
 
     use super::*;
-    use crate::core::{CoreOutput, Participant};
-    use crate::test_support::{addr, last_stats, test_participant};
-
-    struct Sfu {
-        core: Participant,
-        sfu: Rtc,
-        now: Instant,
-        events: Vec<PublisherEvent>,
-        media: Vec<ReceivedMedia>,
-        keyframe_requests: Vec<KeyframeRequestKind>,
-    }
-
-    impl Sfu {
-        fn new() -> Self {
-            let now = Instant::now();
-            let core = test_participant(IceTransport::UdpOnly);
-            // The same single H.264 flavour the core offers and accepts.
-            let mut cfg = Rtc::builder().clear_codecs().enable_opus(true, false);
-            cfg.codec_config()
-                .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
-            let mut sfu = cfg.build(now);
-            sfu.add_local_candidate(
-                Candidate::host(addr("10.0.0.2:5001"), "udp").expect("candidate"),
-            );
-            Sfu {
-                core,
-                sfu,
-                now,
-                events: Vec::new(),
-                media: Vec::new(),
-                keyframe_requests: Vec::new(),
-            }
-        }
-
-        /// Move datagrams both ways for `millis` of virtual time.
-        fn pump(&mut self, millis: u64) {
-            let end = self.now + Duration::from_millis(millis);
-            while self.now < end {
-                let mut moved = true;
-                while moved {
-                    moved = false;
-                    while let Some(o) = self.core.poll_output() {
-                        match o {
-                            CoreOutput::Transmit(crate::types::PcKind::Subscriber, t) => {
-                                moved = true;
-                                let input = Input::Receive(
-                                    self.now,
-                                    Receive {
-                                        proto: Protocol::Udp,
-                                        source: t.source,
-                                        destination: t.destination,
-                                        contents: (&*t.contents).try_into().expect("datagram"),
-                                    },
-                                );
-                                if self.sfu.accepts(&input) {
-                                    self.sfu.handle_input(input).expect("sfu input");
-                                }
-                            }
-                            CoreOutput::Event(e) => self.events.push(e),
-                            CoreOutput::Media(m) => self.media.push(m),
-                            // The publisher PC has no peer here.
-                            _ => {}
-                        }
-                    }
-                    loop {
-                        match self.sfu.poll_output().expect("sfu output") {
-                            Output::Timeout(_) => break,
-                            Output::Transmit(t) => {
-                                moved = true;
-                                self.core.handle_receive(
-                                    crate::types::PcKind::Subscriber,
-                                    t.source,
-                                    t.destination,
-                                    &t.contents,
-                                    self.now,
-                                );
-                            }
-                            Output::Event(Event::KeyframeRequest(k)) => {
-                                self.keyframe_requests.push(k.kind)
-                            }
-                            Output::Event(_) => {}
-                        }
-                    }
-                }
-                self.now += Duration::from_millis(5);
-                self.core.handle_timeout(self.now);
-                self.sfu
-                    .handle_input(Input::Timeout(self.now))
-                    .expect("sfu timeout");
-            }
-        }
-
-        /// Offer one H.264 down-track of `creator`, answer it, connect.
-        fn subscribe(&mut self) -> Mid {
-            let join = proto::JoinResponse {
-                participant: Some(proto::ParticipantInfo {
-                    identity: "viewer".into(),
-                    sid: "PA_me".into(),
-                    ..Default::default()
-                }),
-                other_participants: vec![proto::ParticipantInfo {
-                    identity: "creator".into(),
-                    sid: "PA_pub".into(),
-                    state: proto::participant_info::State::Active as i32,
-                    tracks: vec![proto::TrackInfo {
-                        sid: "TR_v".into(),
-                        name: "camera".into(),
-                        r#type: proto::TrackType::Video as i32,
-                        mime_type: "video/H264".into(),
-                        width: 640,
-                        height: 360,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            self.core.handle_join(&join, self.now);
-            let mut api = self.sfu.sdp_api();
-            let mid = api.add_media(
-                MediaKind::Video,
-                Direction::SendOnly,
-                Some("PA_pub|TR_v".into()),
-                Some("TR_v".into()),
-                None,
-            );
-            let (offer, pending) = api.apply().expect("an offer");
-            self.core.handle_signal(
-                Resp::Offer(proto::SessionDescription {
-                    r#type: "offer".into(),
-                    sdp: offer.to_sdp_string(),
-                    id: 1,
-                    mid_to_track_id: HashMap::new(),
-                }),
-                self.now,
-            );
-            let mut answer = None;
-            while let Some(o) = self.core.poll_output() {
-                match o {
-                    CoreOutput::Signal(Req::Answer(sd)) => answer = Some(sd),
-                    CoreOutput::Event(e) => self.events.push(e),
-                    _ => {}
-                }
-            }
-            let answer =
-                SdpAnswer::from_sdp_string(&answer.expect("answered").sdp).expect("answer parses");
-            self.sfu
-                .sdp_api()
-                .accept_answer(pending, answer)
-                .expect("sfu accepts");
-            self.pump(1500);
-            assert!(self.sfu.is_connected(), "subscriber PC connects");
-            mid
-        }
-
-        fn send(&mut self, mid: Mid, n: u64, keyframe: bool) {
-            let w = self.sfu.writer(mid).expect("writer");
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt())
-                .expect("h264 pt");
-            let nal: &[u8] = if keyframe {
-                &[
-                    0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0,
-                    0, 1, 0x65, 0x88, 0x84,
-                ]
-            } else {
-                &[0, 0, 0, 1, 0x41, 0x9a, 0x02]
-            };
-            w.write(pt, self.now, MediaTime::from_90khz(n * 3000), nal.to_vec())
-                .expect("write");
-            self.pump(34);
-        }
-    }
+    use crate::core::CoreOutput;
+    use crate::test_support::{Harness, last_stats};
 
     #[test]
     fn offered_track_is_announced_received_and_asked_for_a_key_frame() {
-        let mut h = Sfu::new();
+        let mut h = Harness::subscriber();
         let mid = h.subscribe();
         let sub = h
             .events
@@ -1121,7 +944,7 @@ mod core_tests {
 
         h.send(mid, 0, true);
         // A PLI on subscribe: once the receive stream exists (first packet).
-        assert_eq!(h.keyframe_requests, vec![KeyframeRequestKind::Pli]);
+        assert_eq!(h.keyframe_requests(), vec![KeyframeRequestKind::Pli]);
         h.send(mid, 1, false);
         let frames: Vec<&ReceivedVideo> = h
             .media
@@ -1154,7 +977,11 @@ mod core_tests {
         h.send(mid, 3, false);
         assert_eq!(h.media.len(), 1, "deltas after a drop are skipped");
         h.pump(600);
-        assert_eq!(h.keyframe_requests.len(), 2, "a second PLI after the drop");
+        assert_eq!(
+            h.keyframe_requests().len(),
+            2,
+            "a second PLI after the drop"
+        );
         h.send(mid, 4, true);
         h.send(mid, 5, false);
         assert_eq!(h.media.len(), 3);
@@ -1164,9 +991,19 @@ mod core_tests {
         h.pump(10);
         h.core.request_keyframe(&"TR_v".into(), h.now);
         h.pump(100);
-        assert_eq!(h.keyframe_requests.len(), 3, "{:?}", h.keyframe_requests);
+        assert_eq!(
+            h.keyframe_requests().len(),
+            3,
+            "{:?}",
+            h.keyframe_requests()
+        );
         h.pump(500);
-        assert_eq!(h.keyframe_requests.len(), 4, "{:?}", h.keyframe_requests);
+        assert_eq!(
+            h.keyframe_requests().len(),
+            4,
+            "{:?}",
+            h.keyframe_requests()
+        );
 
         // Receive figures in the stats snapshot.
         h.pump(2100);

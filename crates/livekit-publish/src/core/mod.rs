@@ -1517,7 +1517,6 @@ impl Participant {
         self.out.pop_front()
     }
 
-    /// Drain both peer connections until they only wait for time.
     /// What the negotiated, unmuted tracks would like to send: audio at
     /// [`AUDIO_DESIRED_BPS`], video at the nominal bitrate of each layer someone
     /// watches (single layers without one: [`nominal_video_bps`]).
@@ -1565,6 +1564,7 @@ impl Participant {
         self.bwe_desired = Some(desired);
     }
 
+    /// Drain both peer connections until they only wait for time.
     fn drive(&mut self, now: Instant) {
         self.apply_desired_bitrate();
         self.service_subscriptions(now);
@@ -1998,13 +1998,11 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
-    //! The core driven with no sockets: a second str0m `Rtc` plays the SFU's
-    //! publisher-side peer connection, and signal messages are fed by hand.
     use super::*;
-    use crate::test_support::{addr, last_stats, test_participant};
 
-    const ME: &str = "creator";
-    const MY_SID: &str = "PA_me";
+    use crate::test_support::{
+        Harness, ME, MY_SID, addr, join_response, last_stats, participant, test_participant,
+    };
 
     #[test]
     fn vp8_payloads_carry_a_15_bit_picture_id_and_start_bit_on_the_first_only() {
@@ -2024,210 +2022,6 @@ mod tests {
             &vp8_payloads(&[1], 0xffff, 1000)[0][..4],
             &[0x90, 0x80, 0xff, 0xff]
         );
-    }
-
-    fn participant(
-        identity: &str,
-        sid: &str,
-        hidden: bool,
-        state: proto::participant_info::State,
-    ) -> proto::ParticipantInfo {
-        proto::ParticipantInfo {
-            identity: identity.into(),
-            sid: sid.into(),
-            name: format!("{identity} name"),
-            state: state as i32,
-            permission: Some(proto::ParticipantPermission {
-                hidden,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn join_response(others: Vec<proto::ParticipantInfo>) -> proto::JoinResponse {
-        proto::JoinResponse {
-            participant: Some(participant(
-                ME,
-                MY_SID,
-                false,
-                proto::participant_info::State::Joined,
-            )),
-            other_participants: others,
-            ping_interval: 5,
-            ping_timeout: 15,
-            ..Default::default()
-        }
-    }
-
-    /// The core plus a fake SFU transport, on a virtual clock.
-    struct Harness {
-        core: Participant,
-        sfu: Rtc,
-        now: Instant,
-        signals: Vec<Req>,
-        events: Vec<PublisherEvent>,
-        sfu_events: Vec<Event>,
-        /// Core transmits by protocol.
-        sent: HashMap<Protocol, u64>,
-    }
-
-    impl Harness {
-        fn new() -> Self {
-            Self::with_transport(IceTransport::UdpOnly)
-        }
-
-        /// `TcpOnly`: the fake SFU has only a passive TCP candidate (like
-        /// LiveKit's `rtc.tcp_port`), packets move as framed TCP would carry them.
-        fn with_transport(ice_transport: IceTransport) -> Self {
-            let now = Instant::now();
-            let core = test_participant(ice_transport);
-            let mut sfu = Rtc::builder().enable_bwe(None).build(now);
-            let c = if ice_transport == IceTransport::TcpOnly {
-                Candidate::builder()
-                    .tcp()
-                    .host(addr("10.0.0.2:7881"))
-                    .tcptype(str0m::net::TcpType::Passive)
-                    .build()
-            } else {
-                Candidate::host(addr("10.0.0.2:5000"), "udp")
-            };
-            sfu.add_local_candidate(c.expect("candidate"));
-            Self {
-                core,
-                sfu,
-                now,
-                signals: Vec::new(),
-                events: Vec::new(),
-                sfu_events: Vec::new(),
-                sent: HashMap::new(),
-            }
-        }
-
-        /// Move outputs both ways until nothing moves, answering offers like the SFU.
-        fn pump(&mut self, millis: u64) {
-            let end = self.now + Duration::from_millis(millis);
-            while self.now < end {
-                let mut moved = true;
-                while moved {
-                    moved = false;
-                    while let Some(o) = self.core.poll_output() {
-                        moved = true;
-                        match o {
-                            CoreOutput::Signal(Req::Offer(sd)) => {
-                                let offer =
-                                    SdpOffer::from_sdp_string(&sd.sdp).expect("offer parses");
-                                let answer =
-                                    self.sfu.sdp_api().accept_offer(offer).expect("sfu accepts");
-                                self.signals.push(Req::Offer(sd));
-                                self.core.handle_signal(
-                                    Resp::Answer(proto::SessionDescription {
-                                        r#type: "answer".into(),
-                                        sdp: answer.to_sdp_string(),
-                                        ..Default::default()
-                                    }),
-                                    self.now,
-                                );
-                            }
-                            CoreOutput::Signal(r) => self.signals.push(r),
-                            CoreOutput::Transmit(PcKind::Publisher, t) => {
-                                *self.sent.entry(t.proto).or_default() += 1;
-                                let input = Input::Receive(
-                                    self.now,
-                                    Receive {
-                                        proto: t.proto,
-                                        source: t.source,
-                                        destination: t.destination,
-                                        contents: (&*t.contents).try_into().expect("datagram"),
-                                    },
-                                );
-                                if self.sfu.accepts(&input) {
-                                    self.sfu.handle_input(input).expect("sfu input");
-                                }
-                            }
-                            CoreOutput::Transmit(PcKind::Subscriber, _) | CoreOutput::Media(_) => {}
-                            CoreOutput::Event(e) => self.events.push(e),
-                        }
-                    }
-                    loop {
-                        match self.sfu.poll_output().expect("sfu output") {
-                            Output::Timeout(_) => break,
-                            Output::Transmit(t) => {
-                                moved = true;
-                                let receive = if t.proto == Protocol::Tcp {
-                                    Participant::handle_receive_tcp
-                                } else {
-                                    Participant::handle_receive
-                                };
-                                receive(
-                                    &mut self.core,
-                                    PcKind::Publisher,
-                                    t.source,
-                                    t.destination,
-                                    &t.contents,
-                                    self.now,
-                                );
-                            }
-                            Output::Event(e) => self.sfu_events.push(e),
-                        }
-                    }
-                }
-                self.now += Duration::from_millis(5);
-                self.core.handle_timeout(self.now);
-                self.sfu
-                    .handle_input(Input::Timeout(self.now))
-                    .expect("sfu timeout");
-            }
-        }
-
-        /// The first AddTrackRequest among the signals sent.
-        fn add_track_sent(&self) -> Option<proto::AddTrackRequest> {
-            self.signals.iter().find_map(|s| match s {
-                Req::AddTrack(a) => Some(a.clone()),
-                _ => None,
-            })
-        }
-
-        fn offers(&self) -> Vec<String> {
-            self.signals
-                .iter()
-                .filter_map(|s| match s {
-                    Req::Offer(sd) => Some(sd.sdp.clone()),
-                    _ => None,
-                })
-                .collect()
-        }
-
-        fn connected(&mut self) {
-            self.core.handle_join(&join_response(Vec::new()), self.now);
-            self.pump(1500);
-            assert!(
-                self.core.is_connected(),
-                "publisher connects to the fake SFU"
-            );
-        }
-
-        /// The server's TrackPublishedResponse for `cid`.
-        fn confirm_published(&mut self, cid: &TrackCid, sid: &str) {
-            self.core.handle_signal(
-                Resp::TrackPublished(proto::TrackPublishedResponse {
-                    cid: cid.0.clone(),
-                    track: Some(proto::TrackInfo {
-                        sid: sid.into(),
-                        ..Default::default()
-                    }),
-                }),
-                self.now,
-            );
-        }
-
-        fn publish(&mut self, opts: &VideoTrackOptions) -> TrackCid {
-            let cid = self.core.publish_video(opts, self.now);
-            self.pump(10);
-            self.confirm_published(&cid, "TR_1");
-            self.pump(500);
-            cid
-        }
     }
 
     #[test]
