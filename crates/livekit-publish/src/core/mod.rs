@@ -6,6 +6,15 @@
 //! commands (publish, write media, mute, chat, leave).
 //! Outputs: [`Participant::poll_output`] (signal requests, datagrams, app
 //! events) and [`Participant::poll_timeout`].
+//!
+//! The [`Participant`] is one state machine with one `impl` block per concern:
+//! `publisher` (its peer connection and negotiation), `subscriber` (the peer
+//! connection the server offers), `signal` (dispatch of server messages and
+//! remote participants), `tracks` (local tracks and simulcast layers, with
+//! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
+//! and stats) and `resume` (resume, rejoin and leaving). This file keeps the
+//! state itself, the entry points for datagrams and time, and the loop that
+//! drains both peer connections (`drive`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -14,11 +23,9 @@ use std::time::{Duration, Instant};
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, ChannelId, Reliability as ChanReliability};
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid};
-use str0m::media::{Simulcast, SimulcastLayer};
+use str0m::change::{SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::media::{KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -26,6 +33,8 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::chat::{self, DataReceiver, Incoming};
 use crate::subscribe::Subscriptions;
 use crate::types::*;
+
+mod publisher;
 
 /// Label of the ordered, reliable data channel.
 pub const RELIABLE_LABEL: &str = "_reliable";
@@ -378,137 +387,6 @@ impl Participant {
         self.out.push_back(CoreOutput::Event(e));
     }
 
-    /// Start the session from the server's JoinResponse: create the publisher
-    /// peer connection with both data channels and send the first offer.
-    pub fn handle_join(&mut self, join: &proto::JoinResponse, now: Instant) {
-        if let Some(p) = &join.participant {
-            self.identity = p.identity.clone();
-            self.sid = p.sid.clone();
-        }
-        // A full rejoin starts over: whoever is not in the room any more has left (an app
-        // that tracks participants would otherwise keep them forever).
-        let before: Vec<String> = self.participants.drain().map(|(k, _)| k).collect();
-        for p in &join.other_participants {
-            self.update_participant(p);
-        }
-        for identity in before {
-            if !self.participants.contains_key(&identity) {
-                self.emit(PublisherEvent::ParticipantLeft(ParticipantIdentity(
-                    identity,
-                )));
-            }
-        }
-        self.publish_viewer_count();
-
-        let mut rtc = self.new_rtc(now);
-        for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.publisher_addr) {
-            rtc.add_local_candidate(c);
-        }
-        let mut api = rtc.sdp_api();
-        let reliable = api.add_channel_with_config(ChannelConfig {
-            label: RELIABLE_LABEL.into(),
-            ordered: true,
-            reliability: ChanReliability::Reliable,
-            ..Default::default()
-        });
-        let lossy = api.add_channel_with_config(ChannelConfig {
-            label: LOSSY_LABEL.into(),
-            ordered: false,
-            reliability: ChanReliability::MaxRetransmits { retransmits: 0 },
-            ..Default::default()
-        });
-        let applied = api.apply();
-        self.reliable = Some(reliable);
-        self.lossy = Some(lossy);
-        self.reliable_open = false;
-        self.lossy_open = false;
-        self.publisher = Some(rtc);
-        self.bwe_desired = None;
-        self.pending_offer = None;
-        self.offer_in_flight = Default::default();
-        if let Some((offer, pending)) = applied {
-            self.send_offer(offer, pending);
-        }
-        self.next_stats = Some(now + STATS_INTERVAL);
-        self.drive(now);
-    }
-
-    fn send_offer(&mut self, offer: SdpOffer, pending: SdpPendingOffer) {
-        self.offer_id += 1;
-        let mut mid_to_track_id = HashMap::new();
-        for t in &self.tracks {
-            if let (Some(mid), Some(sid)) = (t.mid, &t.sid) {
-                mid_to_track_id.insert(mid.to_string(), sid.0.clone());
-            }
-        }
-        self.pending_offer = Some(pending);
-        self.out
-            .push_back(CoreOutput::Signal(Req::Offer(proto::SessionDescription {
-                r#type: "offer".into(),
-                sdp: offer.to_sdp_string(),
-                id: self.offer_id,
-                mid_to_track_id,
-            })));
-    }
-
-    /// Add m-lines for published tracks that have none yet and offer, unless
-    /// an offer is in flight (then it runs when the answer arrives).
-    fn negotiate(&mut self) {
-        self.offer_changes(false);
-    }
-
-    /// [`Self::negotiate`], optionally with an ICE restart (a resume). Remembers
-    /// what the offer changes: str0m forgets it if the offer is never answered.
-    fn offer_changes(&mut self, ice_restart: bool) {
-        if self.pending_offer.is_some() {
-            self.negotiation_needed = true;
-            return;
-        }
-        let Some(rtc) = self.publisher.as_mut() else {
-            return;
-        };
-        let mut api = rtc.sdp_api();
-        if ice_restart {
-            api.ice_restart(true);
-        }
-        let deactivated: Vec<Mid> = self.mids_to_deactivate.drain(..).collect();
-        for mid in &deactivated {
-            api.set_direction(*mid, Direction::Inactive);
-        }
-        let mut added = Vec::new();
-        for (i, t) in self.tracks.iter().enumerate() {
-            if t.sid.is_none() || t.mid.is_some() {
-                continue;
-            }
-            let simulcast = (t.layers.len() > 1).then(|| {
-                let mut s = Simulcast::new();
-                for l in &t.layers {
-                    s.add_send_layer(SimulcastLayer::new(l.quality.rid()));
-                }
-                s
-            });
-            let mid = api.add_media(
-                t.kind,
-                Direction::SendOnly,
-                Some(self.sid.clone()),
-                Some(t.cid.0.clone()),
-                simulcast,
-            );
-            added.push((i, mid));
-        }
-        let applied = api.apply();
-        let mut added_cids = Vec::new();
-        for (i, mid) in added {
-            self.tracks[i].mid = Some(mid);
-            added_cids.push(self.tracks[i].cid.clone());
-        }
-        self.negotiation_needed = false;
-        if let Some((offer, pending)) = applied {
-            self.offer_in_flight = (deactivated, added_cids);
-            self.send_offer(offer, pending);
-        }
-    }
-
     /// Feed a message from the signal connection.
     pub fn handle_signal(&mut self, msg: Resp, now: Instant) {
         match msg {
@@ -573,97 +451,6 @@ impl Participant {
             _ => {}
         }
         self.drive(now);
-    }
-
-    fn handle_answer(&mut self, sd: proto::SessionDescription) {
-        let Some(pending) = self.pending_offer.take() else {
-            self.emit(PublisherEvent::Error("answer without an offer".into()));
-            return;
-        };
-        tracing::debug!(
-            "answer carries {} candidates",
-            sd.sdp.matches("a=candidate").count()
-        );
-        let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
-            Ok(a) => a,
-            Err(e) => {
-                self.emit(PublisherEvent::Error(format!("bad answer sdp: {e}")));
-                return;
-            }
-        };
-        let Some(rtc) = self.publisher.as_mut() else {
-            return;
-        };
-        if let Err(e) = rtc.sdp_api().accept_answer(pending, answer) {
-            self.emit(PublisherEvent::Error(format!("answer rejected: {e}")));
-            return;
-        }
-        self.offer_in_flight = Default::default();
-        self.resolve_payload_types();
-        if self.negotiation_needed
-            || !self.mids_to_deactivate.is_empty()
-            || self
-                .tracks
-                .iter()
-                .any(|t| t.sid.is_some() && t.mid.is_none())
-        {
-            self.negotiate();
-        }
-    }
-
-    /// After an answer: pick the payload type each track will send with.
-    fn resolve_payload_types(&mut self) {
-        let Some(rtc) = self.publisher.as_mut() else {
-            return;
-        };
-        for t in self.tracks.iter_mut() {
-            let Some(mid) = t.mid else { continue };
-            let Some(w) = rtc.writer(mid) else { continue };
-            let mut best: Option<(u8, Pt)> = None;
-            for p in w.payload_params() {
-                let spec = p.spec();
-                let score = match (t.video_codec, spec.codec) {
-                    (None, Codec::Opus) => 3,
-                    (Some(VideoCodec::Vp8), Codec::Vp8) => 3,
-                    (Some(VideoCodec::H264), Codec::H264)
-                        if spec.format.packetization_mode == Some(1) =>
-                    {
-                        if spec.format.profile_level_id == Some(0x42e01f) {
-                            3
-                        } else {
-                            2
-                        }
-                    }
-                    _ => 0,
-                };
-                if score > 0 && best.is_none_or(|(s, _)| score > s) {
-                    best = Some((score, p.pt()));
-                }
-            }
-            let was_ready = t.pt.is_some();
-            t.pt = best.map(|(_, pt)| pt);
-            if !was_ready && t.pt.is_some() && t.kind.is_video() && rtc.is_connected() {
-                let track = t.cid.clone();
-                self.out
-                    .push_back(CoreOutput::Event(PublisherEvent::KeyframeRequested {
-                        track,
-                        layer: None,
-                    }));
-            }
-        }
-    }
-
-    /// The transport just came up: every negotiated video track starts with a key frame.
-    fn request_initial_keyframes(&mut self) {
-        let ready: Vec<TrackCid> = self
-            .tracks
-            .iter()
-            .filter(|t| t.pt.is_some() && t.kind.is_video())
-            .map(|t| t.cid.clone())
-            .collect();
-        for track in ready {
-            self.emit(PublisherEvent::KeyframeRequested { track, layer: None });
-        }
     }
 
     fn handle_subscriber_offer(&mut self, sd: proto::SessionDescription, now: Instant) {
@@ -2021,81 +1808,6 @@ mod tests {
         assert_eq!(
             &vp8_payloads(&[1], 0xffff, 1000)[0][..4],
             &[0x90, 0x80, 0xff, 0xff]
-        );
-    }
-
-    #[test]
-    fn tcp_only_offers_an_active_tcp_candidate_connects_over_tcp_and_a_drop_is_a_loss() {
-        let mut h = Harness::with_transport(IceTransport::TcpOnly);
-        h.connected();
-        let offer = &h.offers()[0];
-        assert!(
-            offer.contains("tcp") && offer.contains("10.0.0.1 9 typ host tcptype active"),
-            "{offer}"
-        );
-        assert!(!offer.contains(" udp "), "no UDP candidate: {offer}");
-        assert_eq!(h.sent.get(&Protocol::Udp), None);
-        assert!(h.sent.get(&Protocol::Tcp).copied().unwrap_or(0) > 0);
-        // Stats name the selected pair's transport once str0m reported it.
-        h.pump(2500);
-        let transport = h.events.iter().rev().find_map(|e| match e {
-            PublisherEvent::Stats(s) => Some(s.transport),
-            _ => None,
-        });
-        assert_eq!(transport, Some(Some(TransportProtocol::Tcp)));
-        // Another connection ending is no loss; the selected one's is.
-        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.3:7881"));
-        assert_eq!(h.core.take_reconnect_request(), None);
-        h.core.tcp_closed(PcKind::Subscriber, addr("10.0.0.2:7881"));
-        assert_eq!(h.core.take_reconnect_request(), None, "no subscriber PC");
-        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.2:7881"));
-        assert!(h.core.take_reconnect_request().is_some());
-    }
-
-    #[test]
-    fn first_offer_carries_reliable_and_lossy_channels_and_connects() {
-        let mut h = Harness::new();
-        h.connected();
-        let offers = h.offers();
-        assert_eq!(offers.len(), 1);
-        assert!(offers[0].contains("m=application"), "{}", offers[0]);
-        assert!(!offers[0].contains("m=video") && !offers[0].contains("m=audio"));
-        assert!(
-            offers[0].contains("10.0.0.1 4000 typ host"),
-            "own host candidate is in the offer"
-        );
-        assert!(
-            h.events
-                .contains(&PublisherEvent::StateChanged(ConnectionState::Connected))
-        );
-
-        let mut labels = HashMap::new();
-        for e in &h.sfu_events {
-            if let Event::ChannelOpen(id, label) = e {
-                labels.insert(label.clone(), *id);
-            }
-        }
-        let reliable = labels
-            .get(RELIABLE_LABEL)
-            .copied()
-            .expect("_reliable opened");
-        let lossy = labels.get(LOSSY_LABEL).copied().expect("_lossy opened");
-        let rc = h
-            .sfu
-            .channel(reliable)
-            .and_then(|c| c.config().cloned())
-            .expect("config");
-        assert!(rc.ordered);
-        assert_eq!(rc.reliability, ChanReliability::Reliable);
-        let lc = h
-            .sfu
-            .channel(lossy)
-            .and_then(|c| c.config().cloned())
-            .expect("config");
-        assert!(!lc.ordered);
-        assert_eq!(
-            lc.reliability,
-            ChanReliability::MaxRetransmits { retransmits: 0 }
         );
     }
 
