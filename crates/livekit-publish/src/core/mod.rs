@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
-use str0m::change::{SdpOffer, SdpPendingOffer};
+use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -35,6 +35,7 @@ use crate::subscribe::Subscriptions;
 use crate::types::*;
 
 mod publisher;
+mod subscriber;
 
 /// Label of the ordered, reliable data channel.
 pub const RELIABLE_LABEL: &str = "_reliable";
@@ -451,46 +452,6 @@ impl Participant {
             _ => {}
         }
         self.drive(now);
-    }
-
-    fn handle_subscriber_offer(&mut self, sd: proto::SessionDescription, now: Instant) {
-        let offer = match SdpOffer::from_sdp_string(&sd.sdp) {
-            Ok(o) => o,
-            Err(e) => {
-                self.emit(PublisherEvent::Error(format!("bad subscriber offer: {e}")));
-                return;
-            }
-        };
-        if self.subscriber.is_none() {
-            let mut rtc = self.new_rtc(now);
-            for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.subscriber_addr)
-            {
-                rtc.add_local_candidate(c);
-            }
-            for c in self.sub_candidates.drain(..) {
-                rtc.add_remote_candidate(c);
-            }
-            self.subscriber = Some(rtc);
-        }
-        self.subs.offer(&sd);
-        let Some(rtc) = self.subscriber.as_mut() else {
-            return;
-        };
-        match rtc.sdp_api().accept_offer(offer) {
-            Ok(answer) => {
-                let sd = proto::SessionDescription {
-                    r#type: "answer".into(),
-                    sdp: answer.to_sdp_string(),
-                    id: sd.id,
-                    mid_to_track_id: HashMap::new(),
-                };
-                self.last_sub_answer = Some(sd.clone());
-                self.out.push_back(CoreOutput::Signal(Req::Answer(sd)));
-            }
-            Err(e) => self.emit(PublisherEvent::Error(format!(
-                "subscriber offer rejected: {e}"
-            ))),
-        }
     }
 
     fn handle_trickle(&mut self, t: proto::TrickleRequest) {
@@ -1531,55 +1492,6 @@ impl Participant {
                 payload: payload.into(),
             }),
         }
-    }
-
-    /// Receive side: announce subscription changes, send due key frame requests.
-    fn service_subscriptions(&mut self, now: Instant) {
-        for e in self.subs.take_events() {
-            self.emit(e);
-        }
-        // A request before DTLS is up would be lost: it stays due until then.
-        let Some(rtc) = self.subscriber.as_mut().filter(|r| r.is_connected()) else {
-            return;
-        };
-        for (mid, rid) in self.subs.due_keyframe_requests(now) {
-            let Some(mut w) = rtc.writer(mid) else {
-                continue;
-            };
-            // No receive stream yet (nothing arrived): retry on the next packet.
-            if w.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok() {
-                self.subs.keyframe_requested(mid, now);
-            }
-        }
-    }
-
-    /// The driver's media channel was full and dropped `m`: counted, and the
-    /// track's video skips to a freshly requested key frame.
-    pub fn media_dropped(&mut self, m: &ReceivedMedia) {
-        self.subs.media_dropped(m);
-    }
-
-    /// Ask the publisher of a subscribed video track for a key frame (PLI, rate limited).
-    pub fn request_keyframe(&mut self, track: &TrackSid, now: Instant) {
-        if !self.subs.want_keyframe(track) {
-            self.emit(PublisherEvent::Error(format!(
-                "key frame request: track {track} is not subscribed"
-            )));
-        }
-        self.drive(now);
-    }
-
-    /// Select the simulcast layer the SFU forwards for a subscribed video track.
-    pub fn set_video_quality(&mut self, track: &TrackSid, quality: VideoQuality, now: Instant) {
-        match self.subs.track_settings(track, quality) {
-            Some(ts) => self
-                .out
-                .push_back(CoreOutput::Signal(Req::TrackSetting(ts))),
-            None => self.emit(PublisherEvent::Error(format!(
-                "video quality: track {track} is not subscribed"
-            ))),
-        }
-        self.drive(now);
     }
 
     /// A chat message is announced with its sender's display name. LiveKit may
