@@ -10,7 +10,8 @@ use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 use str0m::media::{MediaKind, MediaTime, Rid};
 
-use super::{CoreOutput, LocalTrack, Participant, Vp8Sender, write_vp8};
+use super::vp8::{Vp8Sender, write_vp8};
+use super::{CoreOutput, LocalTrack, Participant};
 use crate::chat;
 use crate::types::*;
 
