@@ -28,10 +28,11 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-use crate::chat::{self, DataReceiver, Incoming};
+use crate::chat::DataReceiver;
 use crate::subscribe::Subscriptions;
 use crate::types::*;
 
+mod data;
 mod publisher;
 mod signal;
 mod subscriber;
@@ -52,8 +53,7 @@ pub const TRACK_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest STUN retransmit interval (str0m's default is 3 s).
 const ICE_MAX_STUN_RTO: Duration = Duration::from_millis(1000);
-/// Data packets queued until the channels open, at most.
-const MAX_QUEUED_DATA: usize = 256;
+
 /// How long a chat message from a sender not known yet waits for the
 /// ParticipantUpdate that carries the sender's name and attributes. LiveKit
 /// forwards a new participant's data at once but may announce the participant
@@ -309,72 +309,6 @@ impl Participant {
 
     fn emit(&mut self, e: PublisherEvent) {
         self.out.push_back(CoreOutput::Event(e));
-    }
-
-    /// Send a chat message as an `lk.chat` text stream.
-    pub fn send_chat(&mut self, text: &str, timestamp_ms: i64, now: Instant) {
-        let id = chat::random_id("");
-        for p in
-            chat::text_stream_packets(&self.identity, chat::CHAT_TOPIC, text, &id, timestamp_ms)
-        {
-            self.send_data_packet(Reliability::Reliable, p);
-        }
-        self.drive(now);
-    }
-
-    /// Send a user data packet.
-    pub fn send_data(
-        &mut self,
-        payload: &[u8],
-        reliability: Reliability,
-        topic: Option<&str>,
-        now: Instant,
-    ) {
-        let p = chat::user_packet(
-            &self.identity,
-            payload,
-            topic,
-            reliability == Reliability::Lossy,
-        );
-        self.send_data_packet(reliability, p);
-        self.drive(now);
-    }
-
-    fn send_data_packet(&mut self, reliability: Reliability, p: proto::DataPacket) {
-        if self.data_queue.len() >= MAX_QUEUED_DATA {
-            self.data_queue.pop_front();
-        }
-        self.data_queue.push_back((reliability, p));
-        self.flush_data();
-    }
-
-    fn flush_data(&mut self) {
-        let Some(rtc) = self.publisher.as_mut() else {
-            return;
-        };
-        while let Some((rel, _)) = self.data_queue.front() {
-            let (id, open) = match rel {
-                Reliability::Reliable => (self.reliable, self.reliable_open),
-                Reliability::Lossy => (self.lossy, self.lossy_open),
-            };
-            let (Some(id), true) = (id, open) else { return };
-            let Some(mut ch) = rtc.channel(id) else {
-                return;
-            };
-            let Some((_, mut p)) = self.data_queue.pop_front() else {
-                return;
-            };
-            // Packets queued before the join carry no identity yet.
-            if p.participant_identity.is_empty() {
-                p.participant_identity = self.identity.clone();
-            }
-            if let Err(e) = ch.write(true, &prost::Message::encode_to_vec(&p)) {
-                self.out
-                    .push_back(CoreOutput::Event(PublisherEvent::Error(format!(
-                        "data send: {e}"
-                    ))));
-            }
-        }
     }
 
     /// Leave the room.
@@ -862,89 +796,6 @@ impl Participant {
         let _ = now;
     }
 
-    fn handle_incoming(&mut self, incoming: Incoming, now: Instant) {
-        match incoming {
-            Incoming::Text {
-                from,
-                stream_id,
-                topic,
-                text,
-                timestamp,
-            } if topic == chat::CHAT_TOPIC => {
-                self.receive_chat(stream_id, from, text, timestamp, now)
-            }
-            Incoming::LegacyChat {
-                from,
-                id,
-                text,
-                timestamp,
-            } => self.receive_chat(id, from, text, timestamp, now),
-            Incoming::Text {
-                from, topic, text, ..
-            } => self.emit(PublisherEvent::DataReceived {
-                from_identity: ParticipantIdentity(from),
-                topic: Some(topic),
-                payload: text.into_bytes().into(),
-            }),
-            Incoming::User {
-                from,
-                topic,
-                payload,
-            } => self.emit(PublisherEvent::DataReceived {
-                from_identity: ParticipantIdentity(from),
-                topic,
-                payload: payload.into(),
-            }),
-        }
-    }
-
-    /// A chat message is announced with its sender's display name. LiveKit may
-    /// deliver a new viewer's first message before the ParticipantUpdate that
-    /// names them: such messages (and later ones from the same sender, to keep
-    /// their order) wait for it, at most [`CHAT_NAME_WAIT`].
-    fn receive_chat(
-        &mut self,
-        id: String,
-        from: String,
-        text: String,
-        timestamp: i64,
-        now: Instant,
-    ) {
-        self.pending_chats.push_back(PendingChat {
-            until: now + CHAT_NAME_WAIT,
-            id,
-            from,
-            text,
-            timestamp,
-        });
-        self.release_chats(now);
-    }
-
-    /// Emits the waiting chat messages whose sender is known now or whose wait is over.
-    fn release_chats(&mut self, now: Instant) {
-        let mut waiting = VecDeque::new();
-        for c in std::mem::take(&mut self.pending_chats) {
-            let known = self.participants.get(&c.from).map(|p| p.name.clone());
-            let behind_earlier = waiting.iter().any(|w: &PendingChat| w.from == c.from);
-            match known {
-                Some(name) if !behind_earlier => self.emit_chat(c, name),
-                None if c.until <= now && !behind_earlier => self.emit_chat(c, String::new()),
-                _ => waiting.push_back(c),
-            }
-        }
-        self.pending_chats = waiting;
-    }
-
-    fn emit_chat(&mut self, c: PendingChat, from_name: String) {
-        self.emit(PublisherEvent::ChatReceived {
-            id: c.id,
-            from_identity: ParticipantIdentity(c.from),
-            from_name,
-            text: c.text,
-            timestamp: c.timestamp,
-        });
-    }
-
     fn emit_stats(&mut self, _now: Instant) {
         let mut layers = Vec::new();
         let mut total = 0;
@@ -1083,9 +934,7 @@ mod tests {
 
     use proto::signal_response::Message as Resp;
 
-    use crate::test_support::{
-        Harness, ME, MY_SID, addr, join_response, last_stats, participant, test_participant,
-    };
+    use crate::test_support::{Harness, MY_SID, addr, join_response, last_stats};
 
     #[test]
     fn target_bitrate_is_announced_first_then_on_5_percent_moves() {
@@ -1146,42 +995,6 @@ mod tests {
         assert_eq!(h.core.bwe_desired, Some(Bitrate(200_000)));
         // A single layer without a nominal bitrate: 0.1 bit/pixel at 30 fps.
         assert_eq!(nominal_video_bps(640, 360), 691_200);
-    }
-
-    #[test]
-    fn chat_goes_out_on_reliable_as_a_text_stream() {
-        let mut h = Harness::new();
-        h.core.send_chat("queued before join", 1, h.now); // queued until the channel opens
-        h.connected();
-        h.core.send_chat("hello", 2, h.now);
-        h.pump(200);
-        let reliable = h
-            .sfu_events
-            .iter()
-            .find_map(|e| match e {
-                Event::ChannelOpen(id, l) if l == RELIABLE_LABEL => Some(*id),
-                _ => None,
-            })
-            .expect("_reliable");
-        let mut rx = DataReceiver::default();
-        let mut texts = Vec::new();
-        for e in &h.sfu_events {
-            if let Event::ChannelData(d) = e {
-                assert_eq!(d.id, reliable);
-                if let Ok(Some(Incoming::Text {
-                    text, topic, from, ..
-                })) = rx.receive(&d.data)
-                {
-                    assert_eq!(topic, chat::CHAT_TOPIC);
-                    assert_eq!(from, ME);
-                    texts.push(text);
-                }
-            }
-        }
-        assert_eq!(
-            texts,
-            vec!["queued before join".to_string(), "hello".to_string()]
-        );
     }
 
     #[test]
@@ -1300,94 +1113,6 @@ mod tests {
             vec![(Some("f".to_string()), 7), (Some("q".to_string()), 1)]
         );
         assert_eq!(stats.frames_dropped, 8);
-    }
-
-    #[test]
-    fn chat_before_the_senders_participant_update_waits_for_the_name() {
-        let mut now = Instant::now();
-        let mut core = test_participant(IceTransport::UdpOnly);
-        let known = participant(
-            "early",
-            "PA_e",
-            false,
-            proto::participant_info::State::Active,
-        );
-        core.handle_join(&join_response(vec![known]), now);
-        let chats = |core: &mut Participant| -> Vec<(String, String, String)> {
-            std::iter::from_fn(|| core.poll_output())
-                .filter_map(|o| match o {
-                    CoreOutput::Event(PublisherEvent::ChatReceived {
-                        from_identity,
-                        from_name,
-                        text,
-                        ..
-                    }) => Some((from_identity.0, from_name, text)),
-                    _ => None,
-                })
-                .collect()
-        };
-        chats(&mut core);
-        let text = |from: &str, text: &str| Incoming::Text {
-            from: from.into(),
-            stream_id: format!("{from}-{text}"),
-            topic: chat::CHAT_TOPIC.into(),
-            text: text.into(),
-            timestamp: 1,
-        };
-        // A known sender's chat goes out at once, with the name.
-        core.handle_incoming(text("early", "hi"), now);
-        assert_eq!(
-            chats(&mut core),
-            vec![("early".into(), "early name".into(), "hi".into())]
-        );
-        // An unknown sender's two messages wait for the ParticipantUpdate …
-        core.handle_incoming(text("late", "one"), now);
-        core.handle_incoming(text("late", "two"), now);
-        assert!(
-            core.poll_timeout()
-                .is_some_and(|t| t <= now + CHAT_NAME_WAIT)
-        );
-        now += Duration::from_millis(300);
-        core.handle_timeout(now);
-        assert_eq!(chats(&mut core), Vec::new());
-        let late = participant(
-            "late",
-            "PA_l",
-            false,
-            proto::participant_info::State::Joined,
-        );
-        core.handle_signal(
-            Resp::Update(proto::ParticipantUpdate {
-                participants: vec![late],
-            }),
-            now,
-        );
-        // … and then carry the name, in order.
-        assert_eq!(
-            chats(&mut core),
-            vec![
-                ("late".into(), "late name".into(), "one".into()),
-                ("late".into(), "late name".into(), "two".into())
-            ]
-        );
-        // A sender that never shows up is announced without a name after the wait.
-        core.handle_incoming(text("ghost", "boo"), now);
-        core.handle_timeout(now + CHAT_NAME_WAIT - Duration::from_millis(1));
-        assert_eq!(chats(&mut core), Vec::new());
-        core.handle_timeout(now + CHAT_NAME_WAIT);
-        assert_eq!(
-            chats(&mut core),
-            vec![("ghost".into(), String::new(), "boo".into())]
-        );
-        // Every message carries its text stream's id (what moderation names).
-        core.handle_incoming(text("early", "again"), now);
-        let ids: Vec<String> = std::iter::from_fn(|| core.poll_output())
-            .filter_map(|o| match o {
-                CoreOutput::Event(PublisherEvent::ChatReceived { id, .. }) => Some(id),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(ids, vec!["early-again".to_string()]);
     }
 
     #[test]
