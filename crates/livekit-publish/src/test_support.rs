@@ -377,3 +377,30 @@ impl Harness {
             .collect()
     }
 }
+
+/// The shape of livekit-server 1.13.5's subscriber offer (see the e2e debug log):
+/// data channel first, then one `sendrecv` m-line per down-track whose msid is
+/// `PA_…|TR_… TR_…`.
+pub(crate) const SUBSCRIBER_OFFER: &str = "v=0\r\n\
+o=- 1 2 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+a=mid:0\r\n\
+a=sendrecv\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:1\r\n\
+a=msid:PA_pub|TR_video TR_video\r\n\
+a=sendrecv\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+a=mid:2\r\n\
+a=ssrc:1234 msid:PA_pub|TR_audio TR_audio\r\n\
+a=sendonly\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:3\r\n\
+a=msid:PA_gone|TR_old TR_old\r\n\
+a=sendrecv\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+a=mid:4\r\n\
+a=msid:- TR_recv\r\n\
+a=recvonly\r\n";
