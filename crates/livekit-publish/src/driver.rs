@@ -506,6 +506,35 @@ struct Driver {
     block_udp: bool,
 }
 
+/// How one turn of the driver loop ended (see [`Driver::turn`]).
+enum Turn<T> {
+    /// An input was handled (datagram, ICE-TCP, media, timer, signal message).
+    Served,
+    /// The future the loop serves until finished.
+    Done(T),
+    /// The signal connection closed or is gone (why).
+    SignalLost(String),
+    /// A command from a handle.
+    Command(Command),
+    /// Every handle was dropped.
+    HandlesGone,
+}
+
+/// Receive buffers of the two UDP sockets, one pair per loop.
+struct RecvBufs {
+    publisher: Vec<u8>,
+    subscriber: Vec<u8>,
+}
+
+impl RecvBufs {
+    fn new() -> Self {
+        Self {
+            publisher: vec![0u8; 2000],
+            subscriber: vec![0u8; 2000],
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -571,9 +600,12 @@ impl Driver {
         }
     }
 
+    /// The driver task: serves the core until it is disconnected or failed, the
+    /// app leaves, or reconnecting gives up.
     async fn run(mut self) {
-        let mut pub_buf = vec![0u8; 2000];
-        let mut sub_buf = vec![0u8; 2000];
+        let mut bufs = RecvBufs::new();
+        let never = std::future::pending::<()>();
+        tokio::pin!(never);
         loop {
             self.flush().await;
             if matches!(
@@ -583,57 +615,92 @@ impl Driver {
                 self.signal.close().await;
                 return;
             }
-            let deadline = self
-                .core
-                .poll_timeout()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let deadline = self.deadline();
             if let Some(why) = self.core.take_reconnect_request()
                 && !self.reconnect(why).await
             {
                 return;
             }
-            tokio::select! {
-                ev = self.signal_events.recv() => {
-                    let now = Instant::now().into_std();
-                    match ev {
-                        Some(SignalEvent::Message(m)) => self.core.handle_signal(*m, now),
-                        Some(SignalEvent::Close(reason)) => {
-                            if !self.reconnect(format!("signal connection lost: {reason}")).await {
-                                return;
-                            }
-                        }
-                        None => {
-                            if !self.reconnect("signal connection gone".into()).await {
-                                return;
-                            }
-                        }
+            match self.turn(never.as_mut(), true, deadline, &mut bufs).await {
+                Turn::Served | Turn::Done(()) => {}
+                Turn::SignalLost(why) => {
+                    if !self.reconnect(why).await {
+                        return;
                     }
                 }
-                r = self.pub_sock.recv_from(&mut pub_buf) => self.udp_received(PcKind::Publisher, r, &pub_buf),
-                r = self.sub_sock.recv_from(&mut sub_buf) => self.udp_received(PcKind::Subscriber, r, &sub_buf),
-                Some(ev) = self.tcp.recv() => self.tcp_event(ev),
-                cmd = self.cmd_rx.recv() => {
-                    match cmd {
-                        Some(cmd) => {
-                            if let Some(done) = self.command(cmd).await {
-                                let _ = done.send(());
-                                return;
-                            }
-                        }
-                        None => {
-                            // Every handle dropped: leave.
-                            self.core.leave(Instant::now().into_std());
-                            self.flush().await;
-                            self.signal.close().await;
-                            return;
-                        }
+                Turn::Command(cmd) => {
+                    if let Some(done) = self.command(cmd).await {
+                        let _ = done.send(());
+                        return;
                     }
                 }
-                _ = self.notify.notified() => self.pump_media(),
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.core.handle_timeout(Instant::now().into_std());
+                Turn::HandlesGone => {
+                    // Every handle dropped: leave.
+                    self.core.leave(Instant::now().into_std());
+                    self.flush().await;
+                    self.signal.close().await;
+                    return;
                 }
+            }
+        }
+    }
+
+    /// When the core wants [`crate::core::Participant::handle_timeout`] called
+    /// next (in a second at the latest).
+    fn deadline(&self) -> Instant {
+        self.core
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+    }
+
+    /// One turn of the driver loop, shared by [`Driver::run`] and
+    /// [`Driver::serve_until`]: waits for the first of `fut`, a signal message
+    /// (only with `listen_signal`), a datagram, an ICE-TCP event, a command,
+    /// queued media and the core's `deadline`. Datagrams, TCP, media and timers
+    /// are handled here; what the two callers handle differently comes back.
+    async fn turn<F: std::future::Future>(
+        &mut self,
+        fut: std::pin::Pin<&mut F>,
+        listen_signal: bool,
+        deadline: Instant,
+        bufs: &mut RecvBufs,
+    ) -> Turn<F::Output> {
+        tokio::select! {
+            r = fut => Turn::Done(r),
+            ev = self.signal_events.recv(), if listen_signal => match ev {
+                Some(SignalEvent::Message(m)) => {
+                    self.core.handle_signal(*m, Instant::now().into_std());
+                    Turn::Served
+                }
+                Some(SignalEvent::Close(reason)) => {
+                    Turn::SignalLost(format!("signal connection lost: {reason}"))
+                }
+                None => Turn::SignalLost("signal connection gone".into()),
+            },
+            r = self.pub_sock.recv_from(&mut bufs.publisher) => {
+                self.udp_received(PcKind::Publisher, r, &bufs.publisher);
+                Turn::Served
+            }
+            r = self.sub_sock.recv_from(&mut bufs.subscriber) => {
+                self.udp_received(PcKind::Subscriber, r, &bufs.subscriber);
+                Turn::Served
+            }
+            Some(ev) = self.tcp.recv() => {
+                self.tcp_event(ev);
+                Turn::Served
+            }
+            cmd = self.cmd_rx.recv() => match cmd {
+                Some(cmd) => Turn::Command(cmd),
+                None => Turn::HandlesGone,
+            },
+            _ = self.notify.notified() => {
+                self.pump_media();
+                Turn::Served
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                self.core.handle_timeout(Instant::now().into_std());
+                Turn::Served
             }
         }
     }
@@ -791,46 +858,32 @@ impl Driver {
         signal_live: bool,
     ) -> Option<T> {
         tokio::pin!(fut);
-        let mut pub_buf = vec![0u8; 2000];
-        let mut sub_buf = vec![0u8; 2000];
+        let mut bufs = RecvBufs::new();
         loop {
             if signal_live {
                 self.flush().await;
             } else {
                 self.flush_outputs(true).await;
             }
-            let deadline = self
-                .core
-                .poll_timeout()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-            tokio::select! {
-                r = &mut fut => return Some(r),
-                ev = self.signal_events.recv(), if signal_live && !self.signal_lost => match ev {
-                    Some(SignalEvent::Message(m)) => {
-                        self.core.handle_signal(*m, Instant::now().into_std());
-                    }
-                    Some(SignalEvent::Close(_)) | None => self.signal_lost = true,
-                },
-                r = self.pub_sock.recv_from(&mut pub_buf) => self.udp_received(PcKind::Publisher, r, &pub_buf),
-                r = self.sub_sock.recv_from(&mut sub_buf) => self.udp_received(PcKind::Subscriber, r, &sub_buf),
-                Some(ev) = self.tcp.recv() => self.tcp_event(ev),
-                _ = self.notify.notified() => self.pump_media(),
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.core.handle_timeout(Instant::now().into_std());
+            let deadline = self.deadline();
+            let listen_signal = signal_live && !self.signal_lost;
+            match self
+                .turn(fut.as_mut(), listen_signal, deadline, &mut bufs)
+                .await
+            {
+                Turn::Served => {}
+                Turn::Done(r) => return Some(r),
+                Turn::SignalLost(_) => self.signal_lost = true,
+                Turn::Command(Command::Leave(done)) => {
+                    self.core.leave(Instant::now().into_std());
+                    self.flush_outputs(true).await;
+                    let _ = done.send(());
+                    return None;
                 }
-                cmd = self.cmd_rx.recv() => match cmd {
-                    Some(Command::Leave(done)) => {
-                        self.core.leave(Instant::now().into_std());
-                        self.flush_outputs(true).await;
-                        let _ = done.send(());
-                        return None;
-                    }
-                    Some(cmd) => {
-                        let _ = self.command(cmd).await;
-                    }
-                    None => return None,
-                },
+                Turn::Command(cmd) => {
+                    let _ = self.command(cmd).await;
+                }
+                Turn::HandlesGone => return None,
             }
         }
     }
