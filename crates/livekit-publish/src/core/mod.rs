@@ -29,6 +29,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::chat::DataReceiver;
+use crate::rtp_counters::RtpCounters;
 use crate::subscribe::Subscriptions;
 use crate::types::*;
 
@@ -123,20 +124,6 @@ struct LocalTrack {
     vp8: HashMap<Option<Rid>, Vp8Sender>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct EgressAcc {
-    bytes: u64,
-    packets: u64,
-    nacks: u64,
-    plis: u64,
-    firs: u64,
-    loss: Option<f32>,
-    rtt: Option<Duration>,
-    prev_bytes: u64,
-    prev_at: Option<Instant>,
-    bitrate: Bitrate,
-}
-
 /// The LiveKit participant state machine.
 pub struct Participant {
     cfg: CoreConfig,
@@ -174,7 +161,7 @@ pub struct Participant {
     data_rx: DataReceiver,
     out: VecDeque<CoreOutput>,
     next_stats: Option<Instant>,
-    egress: HashMap<(Mid, Option<Rid>), EgressAcc>,
+    egress: HashMap<(Mid, Option<Rid>), RtpCounters>,
     bwe: Option<Bitrate>,
     /// Last estimate announced as [`PublisherEvent::TargetBitrate`].
     bwe_emitted: Option<Bitrate>,
@@ -563,24 +550,10 @@ impl Participant {
             }
             (PcKind::Subscriber, Event::PeerStats(s)) => self.sub_pair = selected_pair(&s),
             (PcKind::Publisher, Event::MediaEgressStats(s)) => {
-                let acc = self.egress.entry((s.mid, s.rid)).or_default();
-                acc.bytes = s.bytes;
-                acc.packets = s.packets;
-                acc.nacks = s.nacks;
-                acc.plis = s.plis;
-                acc.firs = s.firs;
-                acc.loss = s.loss;
-                acc.rtt = s.rtt;
-                if let Some(prev) = acc.prev_at {
-                    let dt = s.timestamp.saturating_duration_since(prev).as_secs_f64();
-                    if dt > 0.0 {
-                        acc.bitrate = Bitrate(
-                            (acc.bytes.saturating_sub(acc.prev_bytes) as f64 * 8.0 / dt) as u64,
-                        );
-                    }
-                }
-                acc.prev_at = Some(s.timestamp);
-                acc.prev_bytes = acc.bytes;
+                self.egress
+                    .entry((s.mid, s.rid))
+                    .or_default()
+                    .update_from_egress(&s);
             }
             _ => {}
         }

@@ -17,6 +17,7 @@ use str0m::format::{Codec, CodecExtra};
 use str0m::media::{MediaData, Mid, Rid};
 use str0m::stats::MediaIngressStats;
 
+use crate::rtp_counters::RtpCounters;
 use crate::types::*;
 
 mod sdp;
@@ -33,19 +34,6 @@ struct KnownTrack {
     info: proto::TrackInfo,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Ingress {
-    bytes: u64,
-    packets: u64,
-    nacks: u64,
-    plis: u64,
-    firs: u64,
-    loss: Option<f32>,
-    prev_bytes: u64,
-    prev_at: Option<Instant>,
-    bitrate: u64,
-}
-
 #[derive(Debug)]
 struct Sub {
     track: RemoteTrack,
@@ -58,7 +46,7 @@ struct Sub {
     dropped: u64,
     lost: u64,
     next_seq: HashMap<Option<Rid>, u64>,
-    ingress: HashMap<Option<Rid>, Ingress>,
+    ingress: HashMap<Option<Rid>, RtpCounters>,
 }
 
 /// Subscriber-side state of the core.
@@ -418,21 +406,7 @@ impl Subscriptions {
         let Some(s) = self.subs.get_mut(&st.mid.to_string()) else {
             return;
         };
-        let acc = s.ingress.entry(st.rid).or_default();
-        acc.bytes = st.bytes;
-        acc.packets = st.packets;
-        acc.nacks = st.nacks;
-        acc.plis = st.plis;
-        acc.firs = st.firs;
-        acc.loss = st.loss;
-        if let Some(prev) = acc.prev_at {
-            let dt = st.timestamp.saturating_duration_since(prev).as_secs_f64();
-            if dt > 0.0 {
-                acc.bitrate = (acc.bytes.saturating_sub(acc.prev_bytes) as f64 * 8.0 / dt) as u64;
-            }
-        }
-        acc.prev_at = Some(st.timestamp);
-        acc.prev_bytes = acc.bytes;
+        s.ingress.entry(st.rid).or_default().update_from_ingress(st);
     }
 
     /// Per-track receive figures, and totals (video frames received, dropped; audio packets).
@@ -453,7 +427,7 @@ impl Subscriptions {
                 for acc in s.ingress.values() {
                     r.bytes += acc.bytes;
                     r.packets += acc.packets;
-                    r.bitrate = Bitrate(r.bitrate.0 + acc.bitrate);
+                    r.bitrate = Bitrate(r.bitrate.0 + acc.bitrate.0);
                     r.nacks += acc.nacks;
                     r.plis += acc.plis;
                     r.firs += acc.firs;
