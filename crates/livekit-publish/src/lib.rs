@@ -137,6 +137,7 @@ pub mod chat;
 pub mod core;
 mod driver;
 mod queue;
+mod rtp_counters;
 pub mod subscribe;
 pub mod tcp;
 #[cfg(test)]

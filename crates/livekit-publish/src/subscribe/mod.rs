@@ -17,122 +17,21 @@ use str0m::format::{Codec, CodecExtra};
 use str0m::media::{MediaData, Mid, Rid};
 use str0m::stats::MediaIngressStats;
 
+use crate::rtp_counters::RtpCounters;
 use crate::types::*;
+
+mod sdp;
+
+pub use sdp::{SdpMedia, offered_tracks, parse_sdp_media};
 
 /// At most one key frame request per track in this interval.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
-
-/// One media section of an SDP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SdpMedia {
-    /// `audio`, `video` or `application`.
-    pub kind: String,
-    /// `a=mid`.
-    pub mid: String,
-    /// `sendonly`, `recvonly`, `sendrecv` or `inactive` (port 0 reads as inactive).
-    pub direction: String,
-    /// `a=msid` stream id (LiveKit: `PA_…|TR_…` or the participant sid).
-    pub stream_id: Option<String>,
-    /// `a=msid` track id (LiveKit: the track sid).
-    pub track_id: Option<String>,
-}
-
-/// Splits an SDP into its media sections (mid, direction, msid of each).
-pub fn parse_sdp_media(sdp: &str) -> Vec<SdpMedia> {
-    let mut out: Vec<SdpMedia> = Vec::new();
-    for line in sdp.lines().map(str::trim_end) {
-        if let Some(m) = line.strip_prefix("m=") {
-            let mut parts = m.split_whitespace();
-            let kind = parts.next().unwrap_or_default().to_string();
-            let port = parts.next().unwrap_or("0");
-            out.push(SdpMedia {
-                kind,
-                mid: String::new(),
-                // RFC 3264: a zero port rejects the section.
-                direction: if port == "0" { "inactive" } else { "sendrecv" }.into(),
-                stream_id: None,
-                track_id: None,
-            });
-            continue;
-        }
-        let Some(cur) = out.last_mut() else { continue };
-        let Some(attr) = line.strip_prefix("a=") else {
-            continue;
-        };
-        match attr {
-            "sendonly" | "recvonly" | "sendrecv" | "inactive" => {
-                if cur.direction != "inactive" || attr == "inactive" {
-                    cur.direction = attr.into();
-                }
-            }
-            _ => {
-                if let Some(mid) = attr.strip_prefix("mid:") {
-                    cur.mid = mid.trim().into();
-                } else if let Some(msid) = attr.strip_prefix("msid:") {
-                    set_msid(cur, msid);
-                } else if let Some(ssrc) = attr.strip_prefix("ssrc:")
-                    && cur.track_id.is_none()
-                    && let Some((_, msid)) = ssrc.split_once(" msid:")
-                {
-                    // Plan-B style `a=ssrc:<n> msid:<stream> <track>`.
-                    set_msid(cur, msid);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn set_msid(m: &mut SdpMedia, msid: &str) {
-    let mut p = msid.split_whitespace();
-    let stream = p.next().filter(|s| *s != "-");
-    let track = p.next();
-    m.stream_id = stream.map(str::to_string);
-    m.track_id = track.map(str::to_string);
-}
-
-/// The remote tracks the server offers on the subscriber PC, by mid:
-/// `mid_to_track_id` when present, else each m-line's msid track id. Only
-/// audio/video m-lines the server sends on.
-pub fn offered_tracks(
-    sdp: &str,
-    mid_to_track_id: &HashMap<String, String>,
-) -> Vec<(String, String)> {
-    parse_sdp_media(sdp)
-        .into_iter()
-        .filter(|m| {
-            (m.kind == "audio" || m.kind == "video")
-                && (m.direction == "sendonly" || m.direction == "sendrecv")
-        })
-        .filter_map(|m| {
-            let sid = mid_to_track_id
-                .get(&m.mid)
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .or(m.track_id)?;
-            Some((m.mid, sid))
-        })
-        .collect()
-}
 
 /// A remote publisher's track as the server describes it.
 #[derive(Debug, Clone)]
 struct KnownTrack {
     identity: String,
     info: proto::TrackInfo,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Ingress {
-    bytes: u64,
-    packets: u64,
-    nacks: u64,
-    plis: u64,
-    firs: u64,
-    loss: Option<f32>,
-    prev_bytes: u64,
-    prev_at: Option<Instant>,
-    bitrate: u64,
 }
 
 #[derive(Debug)]
@@ -147,7 +46,7 @@ struct Sub {
     dropped: u64,
     lost: u64,
     next_seq: HashMap<Option<Rid>, u64>,
-    ingress: HashMap<Option<Rid>, Ingress>,
+    ingress: HashMap<Option<Rid>, RtpCounters>,
 }
 
 /// Subscriber-side state of the core.
@@ -507,21 +406,7 @@ impl Subscriptions {
         let Some(s) = self.subs.get_mut(&st.mid.to_string()) else {
             return;
         };
-        let acc = s.ingress.entry(st.rid).or_default();
-        acc.bytes = st.bytes;
-        acc.packets = st.packets;
-        acc.nacks = st.nacks;
-        acc.plis = st.plis;
-        acc.firs = st.firs;
-        acc.loss = st.loss;
-        if let Some(prev) = acc.prev_at {
-            let dt = st.timestamp.saturating_duration_since(prev).as_secs_f64();
-            if dt > 0.0 {
-                acc.bitrate = (acc.bytes.saturating_sub(acc.prev_bytes) as f64 * 8.0 / dt) as u64;
-            }
-        }
-        acc.prev_at = Some(st.timestamp);
-        acc.prev_bytes = acc.bytes;
+        s.ingress.entry(st.rid).or_default().update_from_ingress(st);
     }
 
     /// Per-track receive figures, and totals (video frames received, dropped; audio packets).
@@ -542,7 +427,7 @@ impl Subscriptions {
                 for acc in s.ingress.values() {
                     r.bytes += acc.bytes;
                     r.packets += acc.packets;
-                    r.bitrate = Bitrate(r.bitrate.0 + acc.bitrate);
+                    r.bitrate = Bitrate(r.bitrate.0 + acc.bitrate.0);
                     r.nacks += acc.nacks;
                     r.plis += acc.plis;
                     r.firs += acc.firs;
@@ -564,73 +449,10 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::SUBSCRIBER_OFFER as OFFER;
     use str0m::format::{CodecSpec, FormatParams, PayloadParams};
     use str0m::media::{Frequency, MediaTime};
     use str0m::rtp::ExtensionValues;
-
-    /// The shape of livekit-server 1.13.5's subscriber offer (see the e2e debug log):
-    /// data channel first, then one `sendrecv` m-line per down-track whose msid is
-    /// `PA_…|TR_… TR_…`.
-    const OFFER: &str = "v=0\r\n\
-o=- 1 2 IN IP4 0.0.0.0\r\n\
-s=-\r\n\
-t=0 0\r\n\
-m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
-a=mid:0\r\n\
-a=sendrecv\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-a=mid:1\r\n\
-a=msid:PA_pub|TR_video TR_video\r\n\
-a=sendrecv\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-a=mid:2\r\n\
-a=ssrc:1234 msid:PA_pub|TR_audio TR_audio\r\n\
-a=sendonly\r\n\
-m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
-a=mid:3\r\n\
-a=msid:PA_gone|TR_old TR_old\r\n\
-a=sendrecv\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-a=mid:4\r\n\
-a=msid:- TR_recv\r\n\
-a=recvonly\r\n";
-
-    #[test]
-    fn sdp_media_sections_give_mid_direction_and_msid() {
-        let m = parse_sdp_media(OFFER);
-        assert_eq!(m.len(), 5);
-        assert_eq!(
-            (m[0].kind.as_str(), m[0].mid.as_str()),
-            ("application", "0")
-        );
-        assert_eq!(m[1].stream_id.as_deref(), Some("PA_pub|TR_video"));
-        assert_eq!(m[1].track_id.as_deref(), Some("TR_video"));
-        assert_eq!(m[1].direction, "sendrecv");
-        // Plan-B style ssrc msid when there is no a=msid.
-        assert_eq!(m[2].track_id.as_deref(), Some("TR_audio"));
-        assert_eq!(m[2].direction, "sendonly");
-        // Port 0: rejected, whatever the direction attribute says.
-        assert_eq!(m[3].direction, "inactive");
-        assert_eq!(m[4].stream_id, None);
-        assert_eq!(m[4].direction, "recvonly");
-    }
-
-    #[test]
-    fn offered_tracks_prefer_mid_to_track_id_and_skip_what_the_server_does_not_send() {
-        let by_msid = offered_tracks(OFFER, &HashMap::new());
-        assert_eq!(
-            by_msid,
-            vec![
-                ("1".to_string(), "TR_video".to_string()),
-                ("2".to_string(), "TR_audio".to_string())
-            ]
-        );
-        let map: HashMap<String, String> = [("1".to_string(), "TR_other".to_string())].into();
-        assert_eq!(
-            offered_tracks(OFFER, &map)[0],
-            ("1".into(), "TR_other".into())
-        );
-    }
 
     fn track(sid: &str, video: bool, muted: bool) -> proto::TrackInfo {
         proto::TrackInfo {
@@ -910,285 +732,6 @@ a=recvonly\r\n";
         assert!(
             s.track_settings(&"TR_nope".into(), VideoQuality::Low)
                 .is_none()
-        );
-    }
-}
-
-/// The core's receive side with no sockets: a second str0m `Rtc` plays the SFU's
-/// subscriber peer connection (it offers a send-only H.264 m-line and sends frames).
-#[cfg(test)]
-mod core_tests {
-    use proto::signal_request::Message as Req;
-    use proto::signal_response::Message as Resp;
-    use str0m::change::SdpAnswer;
-    use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime};
-    use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output, Rtc};
-
-    use super::*;
-    use crate::core::{CoreOutput, Participant};
-    use crate::test_support::{addr, last_stats, test_participant};
-
-    struct Sfu {
-        core: Participant,
-        sfu: Rtc,
-        now: Instant,
-        events: Vec<PublisherEvent>,
-        media: Vec<ReceivedMedia>,
-        keyframe_requests: Vec<KeyframeRequestKind>,
-    }
-
-    impl Sfu {
-        fn new() -> Self {
-            let now = Instant::now();
-            let core = test_participant(IceTransport::UdpOnly);
-            // The same single H.264 flavour the core offers and accepts.
-            let mut cfg = Rtc::builder().clear_codecs().enable_opus(true, false);
-            cfg.codec_config()
-                .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
-            let mut sfu = cfg.build(now);
-            sfu.add_local_candidate(
-                Candidate::host(addr("10.0.0.2:5001"), "udp").expect("candidate"),
-            );
-            Sfu {
-                core,
-                sfu,
-                now,
-                events: Vec::new(),
-                media: Vec::new(),
-                keyframe_requests: Vec::new(),
-            }
-        }
-
-        /// Move datagrams both ways for `millis` of virtual time.
-        fn pump(&mut self, millis: u64) {
-            let end = self.now + Duration::from_millis(millis);
-            while self.now < end {
-                let mut moved = true;
-                while moved {
-                    moved = false;
-                    while let Some(o) = self.core.poll_output() {
-                        match o {
-                            CoreOutput::Transmit(crate::types::PcKind::Subscriber, t) => {
-                                moved = true;
-                                let input = Input::Receive(
-                                    self.now,
-                                    Receive {
-                                        proto: Protocol::Udp,
-                                        source: t.source,
-                                        destination: t.destination,
-                                        contents: (&*t.contents).try_into().expect("datagram"),
-                                    },
-                                );
-                                if self.sfu.accepts(&input) {
-                                    self.sfu.handle_input(input).expect("sfu input");
-                                }
-                            }
-                            CoreOutput::Event(e) => self.events.push(e),
-                            CoreOutput::Media(m) => self.media.push(m),
-                            // The publisher PC has no peer here.
-                            _ => {}
-                        }
-                    }
-                    loop {
-                        match self.sfu.poll_output().expect("sfu output") {
-                            Output::Timeout(_) => break,
-                            Output::Transmit(t) => {
-                                moved = true;
-                                self.core.handle_receive(
-                                    crate::types::PcKind::Subscriber,
-                                    t.source,
-                                    t.destination,
-                                    &t.contents,
-                                    self.now,
-                                );
-                            }
-                            Output::Event(Event::KeyframeRequest(k)) => {
-                                self.keyframe_requests.push(k.kind)
-                            }
-                            Output::Event(_) => {}
-                        }
-                    }
-                }
-                self.now += Duration::from_millis(5);
-                self.core.handle_timeout(self.now);
-                self.sfu
-                    .handle_input(Input::Timeout(self.now))
-                    .expect("sfu timeout");
-            }
-        }
-
-        /// Offer one H.264 down-track of `creator`, answer it, connect.
-        fn subscribe(&mut self) -> Mid {
-            let join = proto::JoinResponse {
-                participant: Some(proto::ParticipantInfo {
-                    identity: "viewer".into(),
-                    sid: "PA_me".into(),
-                    ..Default::default()
-                }),
-                other_participants: vec![proto::ParticipantInfo {
-                    identity: "creator".into(),
-                    sid: "PA_pub".into(),
-                    state: proto::participant_info::State::Active as i32,
-                    tracks: vec![proto::TrackInfo {
-                        sid: "TR_v".into(),
-                        name: "camera".into(),
-                        r#type: proto::TrackType::Video as i32,
-                        mime_type: "video/H264".into(),
-                        width: 640,
-                        height: 360,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            self.core.handle_join(&join, self.now);
-            let mut api = self.sfu.sdp_api();
-            let mid = api.add_media(
-                MediaKind::Video,
-                Direction::SendOnly,
-                Some("PA_pub|TR_v".into()),
-                Some("TR_v".into()),
-                None,
-            );
-            let (offer, pending) = api.apply().expect("an offer");
-            self.core.handle_signal(
-                Resp::Offer(proto::SessionDescription {
-                    r#type: "offer".into(),
-                    sdp: offer.to_sdp_string(),
-                    id: 1,
-                    mid_to_track_id: HashMap::new(),
-                }),
-                self.now,
-            );
-            let mut answer = None;
-            while let Some(o) = self.core.poll_output() {
-                match o {
-                    CoreOutput::Signal(Req::Answer(sd)) => answer = Some(sd),
-                    CoreOutput::Event(e) => self.events.push(e),
-                    _ => {}
-                }
-            }
-            let answer =
-                SdpAnswer::from_sdp_string(&answer.expect("answered").sdp).expect("answer parses");
-            self.sfu
-                .sdp_api()
-                .accept_answer(pending, answer)
-                .expect("sfu accepts");
-            self.pump(1500);
-            assert!(self.sfu.is_connected(), "subscriber PC connects");
-            mid
-        }
-
-        fn send(&mut self, mid: Mid, n: u64, keyframe: bool) {
-            let w = self.sfu.writer(mid).expect("writer");
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt())
-                .expect("h264 pt");
-            let nal: &[u8] = if keyframe {
-                &[
-                    0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0,
-                    0, 1, 0x65, 0x88, 0x84,
-                ]
-            } else {
-                &[0, 0, 0, 1, 0x41, 0x9a, 0x02]
-            };
-            w.write(pt, self.now, MediaTime::from_90khz(n * 3000), nal.to_vec())
-                .expect("write");
-            self.pump(34);
-        }
-    }
-
-    #[test]
-    fn offered_track_is_announced_received_and_asked_for_a_key_frame() {
-        let mut h = Sfu::new();
-        let mid = h.subscribe();
-        let sub = h
-            .events
-            .iter()
-            .find_map(|e| match e {
-                PublisherEvent::TrackSubscribed(t) => Some(t.clone()),
-                _ => None,
-            })
-            .expect("TrackSubscribed");
-        assert_eq!(
-            (sub.participant.as_str(), sub.sid.as_str(), sub.codec),
-            ("creator", "TR_v", Some(VideoCodec::H264))
-        );
-
-        h.send(mid, 0, true);
-        // A PLI on subscribe: once the receive stream exists (first packet).
-        assert_eq!(h.keyframe_requests, vec![KeyframeRequestKind::Pli]);
-        h.send(mid, 1, false);
-        let frames: Vec<&ReceivedVideo> = h
-            .media
-            .iter()
-            .filter_map(|m| match m {
-                ReceivedMedia::Video(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(frames.len(), 2, "{:?}", h.media);
-        assert!(frames[0].keyframe && !frames[1].keyframe);
-        assert_eq!(
-            &frames[0].data[..5],
-            &[0, 0, 0, 1, 0x67],
-            "Annex-B with SPS first"
-        );
-        assert_eq!(frames[0].track.as_str(), "TR_v");
-        assert_eq!(
-            frames[1]
-                .rtp_timestamp
-                .wrapping_sub(frames[0].rtp_timestamp),
-            3000
-        );
-
-        // The driver's channel was full: deltas are held back until a key frame,
-        // and one is asked for once the 500 ms limit allows.
-        let dropped = h.media.pop().expect("frame");
-        h.core.media_dropped(&dropped);
-        h.send(mid, 2, false);
-        h.send(mid, 3, false);
-        assert_eq!(h.media.len(), 1, "deltas after a drop are skipped");
-        h.pump(600);
-        assert_eq!(h.keyframe_requests.len(), 2, "a second PLI after the drop");
-        h.send(mid, 4, true);
-        h.send(mid, 5, false);
-        assert_eq!(h.media.len(), 3);
-
-        // Explicit requests are rate limited too: the second waits for its slot.
-        h.core.request_keyframe(&"TR_v".into(), h.now);
-        h.pump(10);
-        h.core.request_keyframe(&"TR_v".into(), h.now);
-        h.pump(100);
-        assert_eq!(h.keyframe_requests.len(), 3, "{:?}", h.keyframe_requests);
-        h.pump(500);
-        assert_eq!(h.keyframe_requests.len(), 4, "{:?}", h.keyframe_requests);
-
-        // Receive figures in the stats snapshot.
-        h.pump(2100);
-        let stats = last_stats(&h.events);
-        assert_eq!((stats.frames_received, stats.frames_dropped_rx), (3, 3));
-        let r = &stats.receive[0];
-        assert_eq!((r.track.as_str(), r.kind), ("TR_v", TrackKind::Video));
-        assert!(r.packets >= 6 && r.plis == 4, "{r:?}");
-
-        // Quality selection goes out as UpdateTrackSettings.
-        h.core
-            .set_video_quality(&"TR_v".into(), VideoQuality::Low, h.now);
-        let mut settings = None;
-        while let Some(o) = h.core.poll_output() {
-            if let CoreOutput::Signal(Req::TrackSetting(ts)) = o {
-                settings = Some(ts);
-            }
-        }
-        let ts = settings.expect("UpdateTrackSettings");
-        assert_eq!(
-            (ts.track_sids, ts.quality),
-            (vec!["TR_v".to_string()], proto::VideoQuality::Low as i32)
         );
     }
 }

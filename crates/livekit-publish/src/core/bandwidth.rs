@@ -1,0 +1,264 @@
+//! Bandwidth and stats: what the tracks would like to send (handed to str0m's
+//! estimator so it probes for it), when a new estimate is worth announcing,
+//! and the periodic [`StatsSnapshot`].
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::net::Protocol;
+
+use super::Participant;
+use crate::types::*;
+
+impl Participant {
+    /// What the negotiated, unmuted tracks would like to send: audio at
+    /// [`AUDIO_DESIRED_BPS`], video at the nominal bitrate of each layer someone
+    /// watches (single layers without one: [`nominal_video_bps`]).
+    fn desired_bitrate(&self) -> Bitrate {
+        let mut sum = 0;
+        // Only tracks whose m-line is negotiated: str0m's allocation probe (on a
+        // raised desired bitrate) needs a sending m-line with TWCC to probe on.
+        for t in self
+            .tracks
+            .iter()
+            .filter(|t| t.sid.is_some() && t.pt.is_some() && !t.muted)
+        {
+            if t.video_codec.is_none() {
+                sum += AUDIO_DESIRED_BPS;
+                continue;
+            }
+            for l in &t.layers {
+                if let Some(w) = &t.wanted
+                    && t.layers.len() > 1
+                    && !w.contains(&l.quality)
+                {
+                    continue;
+                }
+                sum += if l.bitrate.0 > 0 {
+                    l.bitrate.0
+                } else {
+                    nominal_video_bps(l.width, l.height)
+                };
+            }
+        }
+        Bitrate(sum)
+    }
+
+    /// Tells str0m's BWE what we would like to send, so it probes for it.
+    pub(super) fn apply_desired_bitrate(&mut self) {
+        let desired = self.desired_bitrate();
+        if desired.0 == 0 || self.bwe_desired == Some(desired) || !self.is_connected() {
+            return;
+        }
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
+        rtc.bwe()
+            .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(desired));
+        self.bwe_desired = Some(desired);
+    }
+
+    pub(super) fn emit_stats(&mut self, _now: Instant) {
+        let mut layers = Vec::new();
+        let mut total = 0;
+        for ((mid, rid), acc) in &self.egress {
+            let Some(t) = self.tracks.iter().find(|t| t.mid == Some(*mid)) else {
+                continue;
+            };
+            total += acc.bitrate.0;
+            let rid = rid.map(|r| r.to_string());
+            let frames_dropped = self
+                .dropped_by_layer
+                .get(&(t.cid.clone(), rid.clone()))
+                .copied()
+                .unwrap_or(0);
+            layers.push(LayerStats {
+                track: t.cid.clone(),
+                rid,
+                frames_dropped,
+                bytes: acc.bytes,
+                packets: acc.packets,
+                bitrate: acc.bitrate,
+                nacks: acc.nacks,
+                plis: acc.plis,
+                firs: acc.firs,
+                loss: acc.loss,
+                rtt: acc.rtt,
+            });
+        }
+        // Layers that dropped frames before sending any still show their drops.
+        for ((track, rid), n) in &self.dropped_by_layer {
+            if !layers.iter().any(|l| &l.track == track && &l.rid == rid) {
+                layers.push(LayerStats {
+                    track: track.clone(),
+                    rid: rid.clone(),
+                    frames_dropped: *n,
+                    ..Default::default()
+                });
+            }
+        }
+        layers.sort_by(|a, b| (&a.track, &a.rid).cmp(&(&b.track, &b.rid)));
+        let (receive, frames_received, frames_dropped_rx, audio_packets_received) =
+            self.subs.stats();
+        let snap = StatsSnapshot {
+            receive,
+            frames_received,
+            frames_dropped_rx,
+            audio_packets_received,
+            rtt: self.peer_rtt.or_else(|| layers.iter().find_map(|l| l.rtt)),
+            layers,
+            egress_bitrate: Bitrate(total),
+            bandwidth_estimate: self.bwe,
+            frames_sent: self.frames_sent,
+            frames_dropped: self.frames_dropped,
+            audio_packets_sent: self.audio_sent,
+            connection_quality: self.quality,
+            resumes: self.resumes,
+            rejoins: self.rejoins,
+            transport: self.pub_pair.map(|p| p.0),
+            subscriber_transport: self.sub_pair.map(|p| p.0),
+            // Filled in by the driver, which owns the sockets.
+            udp_datagrams_sent: 0,
+            tcp_frames_sent: 0,
+        };
+        self.emit(PublisherEvent::Stats(snap));
+    }
+}
+
+/// What an Opus track asks of the bandwidth estimator.
+const AUDIO_DESIRED_BPS: u64 = 64_000;
+
+/// Nominal bitrate of a video layer announced without one: 0.1 bit per pixel at
+/// 30 fps (640×360 ≈ 0.7 Mbit/s, 1280×720 ≈ 2.8 Mbit/s).
+fn nominal_video_bps(width: u32, height: u32) -> u64 {
+    u64::from(width) * u64::from(height) * 3
+}
+
+/// Whether a new egress estimate is worth a [`PublisherEvent::TargetBitrate`]:
+/// the first one, or one that moved by at least 5 % from the last announced (the
+/// estimate wiggles on every TWCC feedback; encoders need no finer steps).
+pub(super) fn target_bitrate_moved(last: Option<Bitrate>, estimate: Bitrate) -> bool {
+    match last {
+        None => true,
+        Some(last) => estimate.0.abs_diff(last.0) * 20 >= last.0.max(1),
+    }
+}
+
+pub(super) fn to_str0m_bitrate(b: Bitrate) -> str0m::bwe::Bitrate {
+    str0m::bwe::Bitrate::bps(b.0)
+}
+
+/// Transport and remote address of the pair str0m selected, if any.
+pub(super) fn selected_pair(
+    s: &str0m::stats::PeerStats,
+) -> Option<(TransportProtocol, SocketAddr)> {
+    let p = s.selected_candidate_pair.as_ref()?;
+    let proto = match p.protocol {
+        Protocol::Udp => TransportProtocol::Udp,
+        _ => TransportProtocol::Tcp,
+    };
+    Some((proto, p.remote.addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use livekit_protocol as proto;
+    use proto::signal_response::Message as Resp;
+    use str0m::Event;
+
+    use crate::core::CoreOutput;
+    use crate::test_support::{Harness, last_stats};
+
+    #[test]
+    fn target_bitrate_is_announced_first_then_on_5_percent_moves() {
+        let mut h = Harness::new();
+        h.connected();
+        while h.core.poll_output().is_some() {}
+        let mut announced = Vec::new();
+        for kbps in [1000, 1020, 1049, 1100, 1060, 1000, 2500] {
+            h.core.handle_rtc_event(
+                PcKind::Publisher,
+                Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                    estimate: str0m::bwe::Bitrate::kbps(kbps),
+                    can_probe: true,
+                }),
+                h.now,
+            );
+            while let Some(o) = h.core.poll_output() {
+                if let CoreOutput::Event(PublisherEvent::TargetBitrate(b)) = o {
+                    announced.push(b.0 / 1000);
+                }
+            }
+            // Stats always carry the latest estimate.
+            assert_eq!(h.core.bwe, Some(Bitrate::from_kbps(kbps)));
+        }
+        assert_eq!(announced, vec![1000, 1100, 1000, 2500]);
+        assert!(!target_bitrate_moved(Some(Bitrate(0)), Bitrate(0)));
+        assert!(target_bitrate_moved(Some(Bitrate(0)), Bitrate(1)));
+    }
+
+    #[test]
+    fn desired_bitrate_is_the_watched_layers_plus_audio() {
+        let mut h = Harness::new();
+        h.connected();
+        let opts = VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
+            .with_default_simulcast(Bitrate::from_kbps(2000));
+        let _cid = h.publish(&opts);
+        h.pump(10);
+        assert_eq!(
+            h.core.desired_bitrate(),
+            Bitrate(200_000 + 666_666 + 2_000_000)
+        );
+        assert_eq!(h.core.bwe_desired, Some(h.core.desired_bitrate()));
+        h.core.handle_signal(
+            Resp::SubscribedQualityUpdate(proto::SubscribedQualityUpdate {
+                track_sid: "TR_1".into(),
+                subscribed_codecs: vec![proto::SubscribedCodec {
+                    codec: "vp8".into(),
+                    qualities: vec![proto::SubscribedQuality {
+                        quality: proto::VideoQuality::Low as i32,
+                        enabled: true,
+                    }],
+                }],
+                ..Default::default()
+            }),
+            h.now,
+        );
+        h.pump(10);
+        assert_eq!(h.core.bwe_desired, Some(Bitrate(200_000)));
+        // A single layer without a nominal bitrate: 0.1 bit/pixel at 30 fps.
+        assert_eq!(nominal_video_bps(640, 360), 691_200);
+    }
+
+    #[test]
+    fn dropped_frames_are_reported_per_layer_and_in_total() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.publish(
+            &VideoTrackOptions::new(VideoCodec::Vp8, 1280, 720, 30)
+                .with_default_simulcast(Bitrate::from_kbps(1500)),
+        );
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::High), 5);
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::Low), 1);
+        h.core
+            .count_dropped_frames(&cid, Some(VideoQuality::High), 2);
+        h.core.emit_stats(h.now);
+        h.pump(10);
+        let stats = last_stats(&h.events);
+        let per_layer: Vec<_> = stats
+            .layers
+            .iter()
+            .filter(|l| l.track == cid && l.frames_dropped > 0)
+            .map(|l| (l.rid.clone(), l.frames_dropped))
+            .collect();
+        assert_eq!(
+            per_layer,
+            vec![(Some("f".to_string()), 7), (Some("q".to_string()), 1)]
+        );
+        assert_eq!(stats.frames_dropped, 8);
+    }
+}

@@ -1,0 +1,63 @@
+//! Counters of one RTP stream (a layer we send, a (mid, rid) we receive) from
+//! str0m's periodic stats, with the bitrate between two reports. The publisher's
+//! egress and the subscriber's ingress stats keep the same figures, so they share
+//! this one accumulator.
+
+use std::time::{Duration, Instant};
+
+use str0m::stats::{MediaEgressStats, MediaIngressStats};
+
+use crate::types::Bitrate;
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RtpCounters {
+    pub(crate) bytes: u64,
+    pub(crate) packets: u64,
+    pub(crate) nacks: u64,
+    pub(crate) plis: u64,
+    pub(crate) firs: u64,
+    pub(crate) loss: Option<f32>,
+    pub(crate) rtt: Option<Duration>,
+    /// Between the last two reports.
+    pub(crate) bitrate: Bitrate,
+    prev_bytes: u64,
+    prev_at: Option<Instant>,
+}
+
+/// `RtpCounters::update_from_*`, one for each of str0m's report types: its
+/// `MediaEgressStats` and `MediaIngressStats` carry the same figures by the
+/// same names.
+macro_rules! update_from {
+    ($($name:ident: $stats:ty),*) => {
+        impl RtpCounters {$(
+            /// Takes one of str0m's periodic reports of the stream.
+            pub(crate) fn $name(&mut self, s: &$stats) {
+                self.bytes = s.bytes;
+                self.packets = s.packets;
+                self.nacks = s.nacks;
+                self.plis = s.plis;
+                self.firs = s.firs;
+                self.loss = s.loss;
+                self.rtt = s.rtt;
+                self.sample_bitrate(s.timestamp);
+            }
+        )*}
+    };
+}
+
+update_from!(update_from_egress: MediaEgressStats, update_from_ingress: MediaIngressStats);
+
+impl RtpCounters {
+    /// The bitrate since the previous report, made at `timestamp`.
+    fn sample_bitrate(&mut self, timestamp: Instant) {
+        if let Some(prev) = self.prev_at {
+            let dt = timestamp.saturating_duration_since(prev).as_secs_f64();
+            if dt > 0.0 {
+                self.bitrate =
+                    Bitrate((self.bytes.saturating_sub(self.prev_bytes) as f64 * 8.0 / dt) as u64);
+            }
+        }
+        self.prev_at = Some(timestamp);
+        self.prev_bytes = self.bytes;
+    }
+}
