@@ -1,8 +1,9 @@
 //! `dev`: the whole system on this machine — a LiveKit server from the install cache, the
-//! StreamIt backend (`streamit-server`, a child process found beside this binary, built by
-//! cargo in a source checkout, or on PATH) on SQLite in the data directory, an approved local
-//! creator (made by the server's own `user ensure-creator`) — then the studio, already logged
-//! in (or, with `--headless`, a wait for Ctrl-C). Both children stop when `dev` exits.
+//! StreamIt backend (`streamit-server`, a child process: `$STREAMIT_SERVER_BIN`, built by cargo
+//! in a source checkout, beside this binary, or on PATH) on SQLite in the data directory, an
+//! approved local creator (made by the server's own `user ensure-creator`) — then the studio,
+//! already logged in (or, with `--headless`, a wait for Ctrl-C). Both children stop when `dev`
+//! exits.
 
 use std::io::Read;
 use std::net::SocketAddr;
