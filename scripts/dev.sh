@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command: installs what is missing, builds, then `streamit-studio dev` runs the whole
-# system locally on embedded defaults — a LiveKit server on loopback, the StreamIt backend on
-# SQLite in your data directory, a local approved creator — and opens the studio logged in.
+# system locally on built-in defaults — a LiveKit server on loopback, the StreamIt backend
+# (the streamit-server binary built here, a child process) on SQLite in your data directory, a
+# local approved creator — and opens the studio logged in.
 # Without a display it runs headless and prints where everything listens. Ctrl-C stops it all.
 # Extra arguments go to `streamit-studio dev` (see `--help`).
 set -euo pipefail

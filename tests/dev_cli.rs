@@ -1,5 +1,6 @@
-//! `streamit-studio dev --headless`: starts LiveKit + the embedded backend + an approved
-//! creator, and leaves nothing listening after Ctrl-C.
+//! `streamit-studio dev --headless`: starts LiveKit + the backend (`streamit-server`, a child
+//! process that `dev` builds with cargo here, as it runs from the target directory) + an
+//! approved creator, and leaves nothing listening after Ctrl-C.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -44,7 +45,8 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
     let pid = child.id().context("dev pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let api_url = tokio::time::timeout(Duration::from_secs(60), async {
+    // Generous: `dev` first runs `cargo build -p streamit-server` (a no-op when it is fresh).
+    let api_url = tokio::time::timeout(Duration::from_secs(900), async {
         while let Ok(Some(line)) = lines.next_line().await {
             println!("dev: {line}");
             if let Ok(mut o) = output.lock() {
@@ -58,7 +60,7 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         None
     })
     .await
-    .context("dev did not get ready in 60 s")?
+    .context("dev did not get ready in 900 s")?
     .context("dev exited before it was ready")?;
     ensure!(
         api_url == format!("http://127.0.0.1:{api_port}"),

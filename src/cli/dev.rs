@@ -1,7 +1,9 @@
 //! `dev`: the whole system on this machine — a LiveKit server from the install cache, the
-//! StreamIt backend embedded in this process (`streamit_server::serve`) on SQLite in the data
-//! directory, an approved local creator — then the studio, already logged in (or, with
-//! `--headless`, a wait for Ctrl-C). The LiveKit child is stopped when `dev` exits.
+//! StreamIt backend (`streamit-server`, a child process: `$STREAMIT_SERVER_BIN`, built by cargo
+//! in a source checkout, beside this binary, or on PATH) on SQLite in the data directory, an
+//! approved local creator (made by the server's own `user ensure-creator`) — then the studio,
+//! already logged in (or, with `--headless`, a wait for Ctrl-C). Both children stop when `dev`
+//! exits.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use streamit_api::client::Client;
-use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
+use streamit_api::{LoginRequest, SetupStreamRequest};
 use tokio::process::{Child, Command};
 
 use super::{CliError, CliResult, EXIT_DEVICE, EXIT_NETWORK, EXIT_OTHER};
@@ -175,7 +177,6 @@ pub async fn run(a: DevArgs) -> CliResult {
         return Ok(());
     }
     let db = data_dir.join("streamit.sqlite");
-    let db_url = format!("sqlite://{}?mode=rwc", db.display());
     let key = format!("dev{}", random_hex(6)?);
     let secret = random_hex(32)?;
     let lk_http = format!("http://127.0.0.1:{}", a.livekit_port);
@@ -191,6 +192,8 @@ pub async fn run(a: DevArgs) -> CliResult {
         ("LIVEKIT_API_KEY", key.clone()),
         ("LIVEKIT_API_SECRET", secret.clone()),
     ];
+    // Found (or built) before anything starts, so that a missing backend fails fast.
+    let server_bin = server_bin().await?;
     let mut children = Children(Vec::new());
 
     // LiveKit, loopback only, webhooks to the backend.
@@ -215,47 +218,47 @@ pub async fn run(a: DevArgs) -> CliResult {
     wait_tcp(a.livekit_port, &mut lk, "livekit-server").await?;
     children.0.push(("livekit-server".into(), lk));
 
-    // The backend, in this process.
-    let config = streamit_server::Config::from_lookup(|k| {
-        env.iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| v.clone())
-    })
-    .map_err(|e| CliError::new(EXIT_OTHER, format!("backend configuration: {e}")))?;
-    let mut server = tokio::spawn(streamit_server::serve(config));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if tokio::net::TcpStream::connect(a.bind).await.is_ok() {
-            break;
-        }
-        if server.is_finished() || Instant::now() > deadline {
-            let why = match tokio::time::timeout(Duration::from_millis(100), &mut server).await {
-                Ok(Ok(Err(e))) => format!("{e:#}"),
-                Ok(Err(e)) => e.to_string(),
-                _ => "it did not listen within 30 s".into(),
-            };
-            children.stop().await;
-            return Err(CliError::new(
-                EXIT_NETWORK,
-                format!("the backend could not start on {}: {why}", a.bind),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The backend, a child process like LiveKit, ready when /api/health answers.
+    let backend_log = data_dir.join("backend.log");
+    let log = log_file(&data_dir, "backend.log")?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| CliError::new(EXIT_DEVICE, format!("{}: {e}", backend_log.display())))?;
+    let mut server = Command::new(&server_bin);
+    server_env(&mut server, &env)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .kill_on_drop(true);
+    let server = server.spawn().map_err(|e| {
+        CliError::new(
+            EXIT_DEVICE,
+            format!("starting {}: {e}", server_bin.display()),
+        )
+    })?;
+    children.0.push(("streamit-server".into(), server));
     let api_url = format!("http://{}", a.bind);
-
-    // The local creator: registered once, approved, with this data directory's password
-    // (an account from an older `dev` with another password gets this one), a stream set up.
     let api = Client::new(api_url.clone());
-    let _ = api
-        .register(&RegisterRequest {
-            username: a.username.clone(),
-            password: password.password.clone(),
-            display_name: None,
-            role: Some(Role::Creator),
-        })
-        .await;
-    prepare_creator(&db_url, &a.username, &password.password).await?;
+    let healthy = match children.0.last_mut() {
+        Some((_, server)) => wait_healthy(&api, server).await,
+        None => Err("not started".into()),
+    };
+    if let Err(why) = healthy {
+        children.stop().await;
+        return Err(CliError::new(
+            EXIT_NETWORK,
+            format!(
+                "the backend ({}) could not start on {}: {why}\n{}",
+                server_bin.display(),
+                a.bind,
+                log_tail(&backend_log, 15)
+            ),
+        ));
+    }
+
+    // The local creator: created once, approved, with this data directory's password (an
+    // account from an older `dev` with another password gets this one), a stream set up.
+    ensure_creator(&server_bin, &env, &a.username, &password.password).await?;
     let auth = api
         .login(&LoginRequest {
             username: a.username.clone(),
@@ -278,6 +281,10 @@ pub async fn run(a: DevArgs) -> CliResult {
     println!("StreamIt dev is running:");
     println!("  backend API     {api_url}  (SQLite: {})", db.display());
     println!("  LiveKit server  {lk_ws}");
+    println!(
+        "  logs            {} and livekit.log beside it",
+        backend_log.display()
+    );
     println!("  watch page      {watch}  (share it once you are live)");
     let show = format!(
         "streamit-studio dev --show-password{}",
@@ -307,44 +314,230 @@ pub async fn run(a: DevArgs) -> CliResult {
     } else {
         run_studio(&api_url, &auth.token).await
     };
-    // The backend stops on the same Ctrl-C (its own graceful shutdown); after the studio
-    // closed it is simply dropped with the runtime.
-    if a.headless {
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut server).await;
-    }
-    server.abort();
     children.stop().await;
     eprintln!("stopped the backend and livekit-server");
     result
 }
 
-/// Approves the creator and gives them `password` if their stored hash is for another one
-/// (which also ends their old login sessions).
-async fn prepare_creator(db_url: &str, username: &str, password: &str) -> CliResult {
-    let err = |e: String| CliError::new(EXIT_OTHER, format!("preparing {username}: {e}"));
-    let db = streamit_server::db::Db::connect(db_url)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let name = username.trim().to_ascii_lowercase();
-    let r = async {
-        let user = db
-            .set_role(&name, None, Some(true))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no such user".to_string())?;
-        if !streamit_server::auth::verify_password(password, &user.password_hash) {
-            let hash = streamit_server::auth::hash_password(password)
-                .map_err(|_| "password hashing failed".to_string())?;
-            db.set_password_hash(&name, &hash)
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!("{name}: password set to this data directory's");
+/// Where `dev` looks for `streamit-server` when `$STREAMIT_SERVER_BIN` is not set.
+const SERVER_BIN_ENV: &str = "STREAMIT_SERVER_BIN";
+
+/// `streamit-server`: `$STREAMIT_SERVER_BIN`; else, when this binary runs from a source
+/// checkout (cargo's target directory), built there by cargo with the same profile so that it
+/// matches these sources (a no-op when it is up to date; it lands beside this binary); else
+/// beside this executable; else on PATH. The error says what was tried and how to get one.
+async fn server_bin() -> CliResult<PathBuf> {
+    let name = format!("streamit-server{}", std::env::consts::EXE_SUFFIX);
+    if let Some(p) = std::env::var_os(SERVER_BIN_ENV) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
         }
-        Ok::<_, String>(())
+        return Err(CliError::new(
+            EXIT_DEVICE,
+            format!("{SERVER_BIN_ENV}={} is not a file", p.display()),
+        ));
     }
-    .await;
-    db.close().await;
-    r.map_err(err)
+    let mut tried = vec![format!("{SERVER_BIN_ENV} (not set)")];
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(EXIT_OTHER, format!("locating this binary: {e}")))?;
+    match SourceCheckout::of(&exe) {
+        Some(src) => {
+            let built = src.build_server().await?;
+            if built.is_file() {
+                return Ok(built);
+            }
+            tried.push(format!(
+                "cargo build (then {} was missing)",
+                built.display()
+            ));
+        }
+        None => tried.push("building it (this binary is not from a source checkout)".into()),
+    }
+    if let Some(dir) = exe.parent() {
+        let beside = dir.join(&name);
+        if beside.is_file() {
+            return Ok(beside);
+        }
+        tried.push(beside.display().to_string());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(p) = std::env::split_paths(&path)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+    {
+        return Ok(p);
+    }
+    tried.push(format!("PATH ({})", path.to_string_lossy()));
+    Err(CliError::new(
+        EXIT_DEVICE,
+        format!(
+            "streamit-server (the StreamIt backend `dev` runs locally) not found; tried {}.\n\
+             The studio package does not include it. Install the streamit-server package, or \
+             build it from the StreamIt Studio sources (`cargo build --release -p \
+             streamit-server`), then put it on PATH, beside streamit-studio, or name it in \
+             {SERVER_BIN_ENV}.",
+            tried.join(", ")
+        ),
+    ))
+}
+
+/// The workspace this binary was built from and the cargo target directory it runs from.
+struct SourceCheckout {
+    workspace: PathBuf,
+    target_dir: PathBuf,
+    /// `target/<dir>`: `debug` for the dev profile, else the profile's name.
+    profile_dir: PathBuf,
+}
+
+impl SourceCheckout {
+    /// `Some` when `exe` sits in `<target>/<profile>/` (cargo's CACHEDIR.TAG in `<target>`)
+    /// and the workspace it was compiled from still holds the server crate.
+    fn of(exe: &Path) -> Option<SourceCheckout> {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let profile_dir = exe.parent()?.to_path_buf();
+        let target_dir = profile_dir.parent()?.to_path_buf();
+        (workspace.join("crates/server/Cargo.toml").is_file()
+            && target_dir.join("CACHEDIR.TAG").is_file())
+        .then_some(SourceCheckout {
+            workspace,
+            target_dir,
+            profile_dir,
+        })
+    }
+
+    /// `cargo build -p streamit-server` into the same target directory and profile; returns
+    /// where the binary is then.
+    async fn build_server(&self) -> CliResult<PathBuf> {
+        let profile = match self.profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(other) => other.to_string(),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!(
+            "building streamit-server (cargo build -p streamit-server --profile {profile}) in {}",
+            self.workspace.display()
+        );
+        let status = Command::new(&cargo)
+            .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
+            .args(["--profile", &profile, "--target-dir"])
+            .arg(&self.target_dir)
+            .current_dir(&self.workspace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .map_err(|e| {
+                CliError::new(
+                    EXIT_OTHER,
+                    format!(
+                        "running {} build -p streamit-server: {e}",
+                        Path::new(&cargo).display()
+                    ),
+                )
+            })?;
+        if !status.success() {
+            return Err(CliError::new(
+                EXIT_OTHER,
+                format!("cargo build -p streamit-server failed ({status})"),
+            ));
+        }
+        Ok(self
+            .profile_dir
+            .join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX)))
+    }
+}
+
+/// Environment variables a `streamit-server` child must not inherit from `dev`: a config file
+/// (`dev` configures its backend completely) and the passwords and token `dev` may be given.
+const NOT_FOR_THE_SERVER: &[&str] = &[
+    "STREAMIT_CONFIG",
+    "STREAMIT_DEV_PASSWORD",
+    "STREAMIT_USER_PASSWORD",
+    "STREAMIT_PASSWORD",
+    "STREAMIT_TOKEN",
+];
+
+/// `cmd` with the backend's configuration (`env`, read by the server's `Config`).
+fn server_env<'c>(cmd: &'c mut Command, env: &[(&str, String)]) -> &'c mut Command {
+    for k in NOT_FOR_THE_SERVER {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+}
+
+/// Polls `GET /api/health` until it answers ok; fails when `server` exits first or after 30 s.
+async fn wait_healthy(api: &Client, server: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = server.try_wait() {
+            return Err(format!("it exited ({status}); is the address taken?"));
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(2), api.health()).await;
+        if let Ok(Ok(_)) = answer {
+            // Answered by our child, not by another server that holds the address.
+            return match server.try_wait() {
+                Ok(Some(status)) => Err(format!(
+                    "it exited ({status}) while another server answers there"
+                )),
+                _ => Ok(()),
+            };
+        }
+        if Instant::now() > deadline {
+            return Err("/api/health did not answer ok within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `streamit-server user ensure-creator <username>` on the backend's database, the password
+/// on its stdin (never in argv, an environment variable or a log).
+async fn ensure_creator(
+    server_bin: &Path,
+    env: &[(&str, String)],
+    username: &str,
+    password: &str,
+) -> CliResult {
+    use tokio::io::AsyncWriteExt;
+    let err =
+        |e: String| CliError::new(EXIT_OTHER, format!("preparing the creator {username}: {e}"));
+    let mut cmd = Command::new(server_bin);
+    server_env(&mut cmd, env)
+        .args(["user", "ensure-creator", username])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| err(format!("starting {}: {e}", server_bin.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(format!("{password}\n").as_bytes())
+            .await
+            .map_err(|e| err(format!("passing the password: {e}")))?;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .map_err(|_| err("streamit-server user ensure-creator took over 60 s".into()))?
+        .map_err(|e| err(e.to_string()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(err(format!(
+        "streamit-server user ensure-creator failed ({}): {}",
+        out.status,
+        stderr.trim()
+    )))
+}
+
+/// The last `lines` lines of a log file, for an error message.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    format!("last lines of {}:\n{tail}", path.display())
 }
 
 /// The local creator's password and where it is kept (`None`: given on the command line).

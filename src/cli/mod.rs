@@ -40,7 +40,7 @@ pub enum CliCommand {
     Watch(watch::WatchArgs),
     /// List the video and audio sources.
     Devices,
-    /// Run the whole system locally: embedded backend + LiveKit server + a local creator.
+    /// Run the whole system locally: the backend (streamit-server) + a LiveKit server + a local creator.
     Dev(dev::DevArgs),
 }
 

@@ -48,6 +48,15 @@ enum UserCommand {
     SetPassword { username: String },
     /// List users as JSON lines.
     List,
+    /// Make sure a creator can log in with a given password (for `streamit-studio dev`, at
+    /// every start): creates them (role creator) if missing, approves them (an existing
+    /// account keeps its role), and gives them the password read from STREAMIT_USER_PASSWORD
+    /// or the first line of stdin if their stored one differs, which logs them out everywhere.
+    EnsureCreator {
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,22 +124,93 @@ fn print_user(u: &db::UserRow) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The hash of a password from STREAMIT_USER_PASSWORD, else the first line of stdin
-/// (never an argument: those show up in `ps`).
-fn new_password_hash() -> anyhow::Result<String> {
+/// A valid password from STREAMIT_USER_PASSWORD, else the first line of stdin (never an
+/// argument: those show up in `ps`).
+fn new_password() -> anyhow::Result<String> {
     let password = match std::env::var("STREAMIT_USER_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
         _ => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
     if streamit_server::app::valid_password(&password).is_err() {
         bail!("password must be 8-256 characters");
     }
-    streamit_server::auth::hash_password(&password)
+    Ok(password)
+}
+
+fn hash_password(password: &str) -> anyhow::Result<String> {
+    streamit_server::auth::hash_password(password)
         .map_err(|_| anyhow::anyhow!("password hashing failed"))
+}
+
+/// The hash of [`new_password`].
+fn new_password_hash() -> anyhow::Result<String> {
+    hash_password(&new_password()?)
+}
+
+fn valid_username(raw: &str) -> anyhow::Result<String> {
+    streamit_server::app::valid_username(raw)
+        .map_err(|_| anyhow::anyhow!("username must be 3-32 characters of a-z, 0-9 and _"))
+}
+
+/// A new approved user row.
+fn new_user(
+    username: String,
+    display_name: Option<String>,
+    role: Role,
+    hash: String,
+) -> db::UserRow {
+    db::UserRow {
+        id: db::new_id(),
+        display_name: display_name.unwrap_or_else(|| username.clone()),
+        username,
+        password_hash: hash,
+        role,
+        is_approved: true,
+        created_at: db::now_ms(),
+    }
+}
+
+async fn insert_new_user(db: &db::Db, u: &db::UserRow) -> anyhow::Result<()> {
+    match db.insert_user(u).await {
+        Ok(()) => print_user(u),
+        Err(db::DbError::Conflict) => bail!("username {:?} is taken", u.username),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `user ensure-creator`: see [`UserCommand::EnsureCreator`].
+async fn ensure_creator(
+    db: &db::Db,
+    username: &str,
+    display_name: Option<String>,
+) -> anyhow::Result<()> {
+    let username = valid_username(username)?;
+    let password = new_password()?;
+    let Some(user) = db.set_role(&username, None, Some(true)).await? else {
+        let u = new_user(
+            username,
+            display_name,
+            Role::Creator,
+            hash_password(&password)?,
+        );
+        return insert_new_user(db, &u).await;
+    };
+    if streamit_server::auth::verify_password(&password, &user.password_hash) {
+        return print_user(&user);
+    }
+    let user = db
+        .set_password_hash(&username, &hash_password(&password)?)
+        .await?
+        .with_context(|| format!("no user {username:?}"))?;
+    tracing::info!(username = %user.username, "password replaced; old sessions ended");
+    print_user(&user)
 }
 
 async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
@@ -158,24 +238,12 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
             }
             UserCommand::Create { username, role, display_name } => {
                 let role = parse_role(&role)?;
-                let username = streamit_server::app::valid_username(&username).map_err(|_| {
-                    anyhow::anyhow!("username must be 3-32 characters of a-z, 0-9 and _")
-                })?;
-                let hash = new_password_hash()?;
-                let u = db::UserRow {
-                    id: db::new_id(),
-                    display_name: display_name.unwrap_or_else(|| username.clone()),
-                    username,
-                    password_hash: hash,
-                    role,
-                    is_approved: true,
-                    created_at: db::now_ms(),
-                };
-                match db.insert_user(&u).await {
-                    Ok(()) => print_user(&u),
-                    Err(db::DbError::Conflict) => bail!("username {:?} is taken", u.username),
-                    Err(e) => Err(e.into()),
-                }
+                let username = valid_username(&username)?;
+                let u = new_user(username, display_name, role, new_password_hash()?);
+                insert_new_user(&db, &u).await
+            }
+            UserCommand::EnsureCreator { username, display_name } => {
+                ensure_creator(&db, &username, display_name).await
             }
             UserCommand::SetPassword { username } => {
                 let name = username.trim().to_ascii_lowercase();

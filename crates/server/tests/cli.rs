@@ -235,21 +235,7 @@ fn set_password_replaces_the_hash_and_logs_the_user_out() {
             && !String::from_utf8_lossy(&out.stderr).contains("second-password"),
         "the password is echoed"
     );
-    let after = rt.block_on(db.user_by_username("dana")).unwrap().unwrap();
-    assert!(streamit_server::auth::verify_password(
-        "second-password",
-        &after.password_hash
-    ));
-    assert!(!streamit_server::auth::verify_password(
-        "first-password",
-        &after.password_hash
-    ));
-    assert!(
-        rt.block_on(db.user_by_session("tokenhash", now))
-            .unwrap()
-            .is_none(),
-        "the old session survived a password change"
-    );
+    assert_password_changed(&rt, &db, "dana", "second-password", "first-password", now);
     assert!(
         !run(&["user", "set-password", "dana"], "short")
             .status
@@ -261,4 +247,137 @@ fn set_password_replaces_the_hash_and_logs_the_user_out() {
             .success()
     );
     rt.block_on(db.close());
+}
+
+#[test]
+fn ensure_creator_creates_approves_and_sets_the_password_only_when_it_differs() {
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ensure.db", home.path().display());
+    // The password on stdin, as `streamit-studio dev` passes it.
+    let ensure = |username: &str, password: &str| {
+        use std::io::Write;
+        let mut child = cmd(home.path())
+            .env("DATABASE_URL", &url)
+            .args(["user", "ensure-creator", username])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{password}").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(text).contains(password),
+                "the password is echoed"
+            );
+        }
+        out
+    };
+    let user = |out: &std::process::Output| -> streamit_api::User {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Missing: created as an approved creator.
+    let first = user(&ensure("Local_Dev", "first-password"));
+    assert_eq!(
+        (first.username.as_str(), first.role, first.is_approved),
+        ("local_dev", streamit_api::Role::Creator, true)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(streamit_server::db::Db::connect(&url)).unwrap();
+    let row = rt
+        .block_on(db.user_by_username("local_dev"))
+        .unwrap()
+        .unwrap();
+    let now = streamit_server::db::now_ms();
+    rt.block_on(db.insert_auth_session("tokenhash", &row.id, now, now + 60_000))
+        .unwrap();
+
+    // Same password, approval withdrawn meanwhile: approved again, hash and sessions kept.
+    let out = cmd(home.path())
+        .env("DATABASE_URL", &url)
+        .args(["user", "revoke", "local_dev"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let again = user(&ensure("local_dev", "first-password"));
+    assert_eq!(
+        (again.id.as_str(), again.is_approved),
+        (first.id.as_str(), true)
+    );
+    let after = rt
+        .block_on(db.user_by_username("local_dev"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.password_hash, row.password_hash, "hash rewritten");
+    assert!(
+        rt.block_on(db.user_by_session("tokenhash", now))
+            .unwrap()
+            .is_some(),
+        "sessions ended although the password did not change"
+    );
+
+    // Another password: it replaces the old one and ends the sessions.
+    user(&ensure("local_dev", "second-password"));
+    assert_password_changed(
+        &rt,
+        &db,
+        "local_dev",
+        "second-password",
+        "first-password",
+        now,
+    );
+
+    // An existing viewer is approved but keeps their role.
+    let out = cmd(home.path())
+        .env("DATABASE_URL", &url)
+        .env("STREAMIT_USER_PASSWORD", "viewer-password")
+        .args(["user", "create", "vic"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vic = user(&ensure("vic", "viewer-password"));
+    assert_eq!(vic.role, streamit_api::Role::Viewer);
+
+    assert!(!ensure("local_dev", "short").status.success(), "short");
+    assert!(!ensure("x", "long-enough-pw").status.success(), "bad name");
+    rt.block_on(db.close());
+}
+
+/// `username`'s password is now `new`, no longer `old`, and the session `tokenhash` (valid at
+/// `now` before the change) ended with it.
+fn assert_password_changed(
+    rt: &tokio::runtime::Runtime,
+    db: &streamit_server::db::Db,
+    username: &str,
+    new: &str,
+    old: &str,
+    now: i64,
+) {
+    let after = rt.block_on(db.user_by_username(username)).unwrap().unwrap();
+    assert!(streamit_server::auth::verify_password(
+        new,
+        &after.password_hash
+    ));
+    assert!(!streamit_server::auth::verify_password(
+        old,
+        &after.password_hash
+    ));
+    assert!(
+        rt.block_on(db.user_by_session("tokenhash", now))
+            .unwrap()
+            .is_none(),
+        "the old session survived a password change"
+    );
 }
