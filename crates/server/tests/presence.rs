@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::eventually;
 use common::live_viewer::LiveViewer;
 use livekit_api::services::room::RoomClient;
 use streamit_api::client::Client;
@@ -99,14 +100,19 @@ impl World {
         p
     }
 
-    async fn guest(&self) -> LiveViewer {
-        let t = Client::new(self.backend.url())
+    /// A guest token for the creator's stream (which must be live).
+    async fn guest_token(&self) -> ViewerTokenResponse {
+        Client::new(self.backend.url())
             .viewer_token(&ViewerTokenRequest {
                 host_id: self.host_id.clone(),
                 guest_name: Some("Watcher".into()),
             })
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn guest(&self) -> LiveViewer {
+        let t = self.guest_token().await;
         LiveViewer::join_with(&t.ws_url, &t.token, &["--duration", "400"])
             .await
             .expect("the viewer joins")
@@ -132,22 +138,6 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -249,13 +239,7 @@ async fn a_viewer_who_joined_before_go_live_is_counted() {
     let w = world("early").await;
     // A token from a first live period; the stream is offline when the viewer joins.
     w.creator.go_live().await.unwrap();
-    let t = Client::new(w.backend.url())
-        .viewer_token(&ViewerTokenRequest {
-            host_id: w.host_id.clone(),
-            guest_name: Some("Visitor".into()),
-        })
-        .await
-        .unwrap();
+    let t = w.guest_token().await;
     w.creator.end_stream().await.unwrap();
     let viewer = LiveViewer::join(&t.ws_url, &t.token).await.unwrap();
     w.log_line(
