@@ -209,6 +209,15 @@ impl Client {
         .await
     }
 
+    /// Withdraws a creator's approval (admin); a live stream of theirs ends.
+    pub async fn revoke_user(&self, username: &str) -> Result<User, ApiError> {
+        self.post_empty(&format!(
+            "/api/admin/users/{}/revoke",
+            encode_segment(username)
+        ))
+        .await
+    }
+
     // --- creator: stream ------------------------------------------------
 
     /// `POST /api/stream/setup`.

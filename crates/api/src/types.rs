@@ -44,6 +44,19 @@ pub mod room {
     pub const MODERATION_TOPIC: &str = "streamit.moderation";
 }
 
+/// Why a stream session ended: the values of [`StreamSession::end_reason`].
+pub mod end_reason {
+    /// The creator called `POST /api/stream/end-stream`.
+    pub const END_STREAM: &str = "end-stream";
+    /// LiveKit closed the room (`room_finished` webhook).
+    pub const ROOM_FINISHED: &str = "room-finished";
+    /// The creator's participant left the room (or unpublished every track)
+    /// and did not come back within the backend's grace period.
+    pub const PUBLISHER_LOST: &str = "publisher_lost";
+    /// An admin withdrew the creator's approval while live.
+    pub const REVOKED: &str = "revoked";
+}
+
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -225,8 +238,9 @@ pub struct GoLiveResponse {
     pub session_id: String,
 }
 
-/// One broadcast: opened by go-live, closed by end-stream or by LiveKit's
-/// `room_finished` webhook.
+/// One broadcast: opened by go-live, closed by end-stream, by LiveKit's
+/// `room_finished` webhook, by the creator's participant staying away from
+/// the room longer than the grace period, or by an admin's revocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -260,7 +274,10 @@ pub struct StreamSession {
     /// `None` until it reports them.
     #[serde(default)]
     pub reconnects: Option<i64>,
-    /// Why it ended: `end-stream`, `room-finished`, or `None` while live.
+    /// Why it ended (see [`end_reason`]): `end-stream`, `room-finished`,
+    /// `publisher_lost` (the creator's participant left LiveKit and did not come
+    /// back within the grace period), `revoked` (an admin withdrew the creator's
+    /// approval), or `None` while live.
     pub end_reason: Option<String>,
 }
 

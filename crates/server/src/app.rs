@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use livekit_api::access_token::{AccessToken, VideoGrants};
@@ -15,23 +15,24 @@ use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_api::webhooks::WebhookReceiver;
 use serde::de::DeserializeOwned;
 use streamit_api::limits;
+use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::auth::RateLimiter;
+use crate::auth::{LoginThrottle, RateLimiter};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::routes;
 
 /// Shared by every request. Holds no per-user state: everything two
-/// instances must agree on is in the database. (The login rate limiter is
-/// per instance by design; see [`RateLimiter`].)
+/// instances must agree on is in the database. (The registration rate
+/// limiter is per instance by design; see [`RateLimiter`].)
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub webhooks: Arc<WebhookReceiver>,
-    pub login_ip_limiter: Arc<RateLimiter>,
-    pub login_account_limiter: Arc<RateLimiter>,
+    /// Login throttling, counted in the database (see [`LoginThrottle`]).
+    pub login_throttle: LoginThrottle,
     pub register_ip_limiter: Arc<RateLimiter>,
     /// LiveKit's room service (creating the room at go-live).
     pub rooms: Arc<RoomClient>,
@@ -45,14 +46,10 @@ impl AppState {
         );
         AppState {
             db,
-            login_ip_limiter: Arc::new(RateLimiter::new(
-                config.login_ip_per_minute,
-                Duration::from_secs(60),
-            )),
-            login_account_limiter: Arc::new(RateLimiter::new(
-                config.login_failures_per_account,
-                Duration::from_secs(15 * 60),
-            )),
+            login_throttle: LoginThrottle {
+                ip_per_minute: config.login_ip_per_minute,
+                free_failures: config.login_failures_per_account,
+            },
             register_ip_limiter: Arc::new(RateLimiter::new(
                 config.register_ip_per_minute,
                 Duration::from_secs(60),
@@ -169,6 +166,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/users/{username}/approve",
             post(routes::admin_approve),
         )
+        .route("/admin/users/{username}/revoke", post(routes::admin_revoke))
         .route("/stream/setup", post(routes::setup_stream))
         .route("/stream/go-live", post(routes::go_live))
         .route("/stream/end-stream", post(routes::end_stream))
@@ -197,6 +195,18 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found);
     // Everything outside /api is the viewers' web app (crate::web).
     let web = crate::web::router(state.config.web_dir.clone(), &state.config.livekit_ws_url);
+    // API responses carry session and LiveKit tokens (login, register, go-live,
+    // viewer token) and per-user data: never stored by a browser or proxy, never
+    // sniffed as anything but the JSON they are.
+    let api = api
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ));
     Router::new()
         .nest("/api", api)
         .layer(DefaultBodyLimit::max(limits::BODY_MAX_BYTES))
@@ -237,15 +247,54 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath {
 /// types / unknown or missing fields 422, too large 413, not JSON 415.
 pub struct ApiJson<T>(pub T);
 
+/// Every request body of the API is a JSON object. serde would also take a
+/// struct from a sequence of its fields in order (`[false,true,true]` for the
+/// chat settings), which no client means; such a body is a 422.
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json_content_type(req.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::BadRequest("Could not read the request body".into())
+                }
+            })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(AppError::unprocessable(
+                "Invalid request body: expected a JSON object, not an array",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters ignored
+/// (what `axum::Json` accepts).
+fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_rejection(r: JsonRejection) -> AppError {

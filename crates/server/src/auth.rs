@@ -16,7 +16,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::db::{UserRow, now_ms};
+use crate::db::{Db, UserRow, now_ms};
 use crate::error::AppError;
 
 /// argon2id with the crate's defaults (OWASP: m=19 MiB, t=2, p=1).
@@ -155,6 +155,27 @@ impl FromRequestParts<AppState> for Creator {
     }
 }
 
+/// A creator (or admin) acting on a stream they own, approved or not: ending
+/// it, reporting its figures and reading its sessions must keep working after
+/// an admin revoked the approval mid-stream. 401 / 403 (viewers) otherwise.
+pub struct Owner(pub UserRow);
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AuthUser { user, .. } = AuthUser::from_request_parts(parts, state).await?;
+        if user.role == streamit_api::Role::Viewer {
+            Err(AppError::forbidden("Only creators can do this"))
+        } else {
+            Ok(Owner(user))
+        }
+    }
+}
+
 /// The client's IP: the socket peer, or the first `X-Forwarded-For` entry
 /// when the config says a trusted proxy sets it.
 pub struct ClientIp(pub IpAddr);
@@ -185,7 +206,109 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// Fixed-window counters, per key. Kept in process memory: each instance
+/// Login protection that cannot be turned against the account's owner.
+///
+/// Policy (counters in the database table `login_throttle`, so every instance
+/// behind a load balancer enforces the same limits):
+/// - **Per client IP, all accounts**: at most `STREAMIT_LOGIN_IP_PER_MINUTE`
+///   (default 30) attempts per minute (a fixed one-minute window); beyond it
+///   429 with `Retry-After` until the window ends.
+/// - **Per (account, client IP)**: the first `STREAMIT_LOGIN_FAILURES_PER_ACCOUNT`
+///   (default 5) failed logins in a row cost nothing; every further failure
+///   blocks that account *from that address* for a growing delay, 1 s, 2 s,
+///   4 s, … doubling up to [`LoginThrottle::MAX_DELAY`] (15 min). While blocked,
+///   attempts from that address get 429 with `Retry-After` and no password
+///   check. A successful login clears the streak; a streak whose last failure
+///   is older than [`LoginThrottle::FORGET`] (1 h) starts over.
+/// - There is **no lock of the account itself**: someone guessing from one
+///   address slows down only there, and the owner logs in from their own
+///   address as usual. Unknown usernames are throttled the same way (no hint
+///   whether an account exists).
+///
+/// What it does not stop: guessing spread over many addresses (each gets its
+/// free failures and its own back-off); argon2id makes each guess cost the
+/// server ~20 ms of CPU and the per-IP limit bounds each address.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    pub ip_per_minute: u32,
+    pub free_failures: u32,
+}
+
+impl LoginThrottle {
+    /// The first back-off delay.
+    pub const BASE_DELAY: Duration = Duration::from_secs(1);
+    /// The longest back-off delay.
+    pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+    /// A streak of failures is forgotten this long after its last failure.
+    pub const FORGET: Duration = Duration::from_secs(3600);
+    const IP_WINDOW: Duration = Duration::from_secs(60);
+
+    fn ms(d: Duration) -> i64 {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    fn account_key(username: &str, ip: IpAddr) -> String {
+        format!("acct:{username}|{ip}")
+    }
+
+    /// The back-off after `failures` failed logins in a row.
+    pub fn delay(&self, failures: i64) -> Duration {
+        let over = failures - i64::from(self.free_failures);
+        if over <= 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32
+            .checked_shl(u32::try_from(over - 1).unwrap_or(31))
+            .unwrap_or(u32::MAX);
+        Self::BASE_DELAY.saturating_mul(factor).min(Self::MAX_DELAY)
+    }
+
+    fn too_many(retry_ms: i64) -> AppError {
+        AppError::TooManyRequests {
+            message: "Too many login attempts; try again later".into(),
+            retry_after_secs: u64::try_from(retry_ms.max(0)).unwrap_or(0).div_ceil(1000),
+        }
+    }
+
+    /// Before checking a password: counts the attempt for the address, and
+    /// refuses it (429) while the address is over its limit or this account is
+    /// in a back-off from this address.
+    pub async fn admit(&self, db: &Db, username: &str, ip: IpAddr) -> Result<(), AppError> {
+        let now = now_ms();
+        let window = Self::ms(Self::IP_WINDOW);
+        let (attempts, start) = db.count_in_window(&format!("ip:{ip}"), now, window).await?;
+        if attempts > i64::from(self.ip_per_minute) {
+            return Err(Self::too_many(start + window - now));
+        }
+        let until = db.blocked_until(&Self::account_key(username, ip)).await?;
+        if until > now {
+            return Err(Self::too_many(until - now));
+        }
+        Ok(())
+    }
+
+    /// A wrong password (or unknown user) from `ip`: one more failure in the streak.
+    pub async fn failed(&self, db: &Db, username: &str, ip: IpAddr) -> Result<(), AppError> {
+        let failures = db
+            .record_failure(
+                &Self::account_key(username, ip),
+                now_ms(),
+                Self::ms(Self::FORGET),
+                |n| Self::ms(self.delay(n)),
+            )
+            .await?;
+        tracing::info!(%ip, failures, delay_secs = self.delay(failures).as_secs(), "failed login");
+        Ok(())
+    }
+
+    /// A successful login from `ip` clears that address's streak for the account.
+    pub async fn succeeded(&self, db: &Db, username: &str, ip: IpAddr) -> Result<(), AppError> {
+        db.clear_throttle(&Self::account_key(username, ip)).await?;
+        Ok(())
+    }
+}
+
+/// Fixed-window counters, per key (registrations). Kept in process memory: each instance
 /// behind a load balancer limits on its own (N instances allow up to N times
 /// the configured rate). That is the documented trade-off: no shared store
 /// is needed, and brute force is still bounded.

@@ -111,11 +111,11 @@ pub enum RoomError {
     Db(#[from] crate::db::DbError),
 }
 
-fn is_not_found(e: &ServiceError) -> bool {
+pub(crate) fn is_not_found(e: &ServiceError) -> bool {
     matches!(e, ServiceError::Twirp(ServerError::Twirp(c)) if c.code == "not_found")
 }
 
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, ServiceError>>,
 ) -> Result<T, RoomError> {
     match tokio::time::timeout(ROOM_CALL_TIMEOUT, call).await {
@@ -245,17 +245,22 @@ async fn update_permission(
 /// Reconciles every participant of `host_id`'s room with the rules now in
 /// the database. A room that does not exist has nothing to fix.
 pub async fn sync_room(state: &AppState, host_id: &str) -> Result<usize, RoomError> {
-    let participants = match bounded(state.rooms.list_participants(host_id)).await {
-        Ok(p) => p,
-        Err(RoomError::Service(e)) if is_not_found(&e) => return Ok(0),
-        Err(e) => return Err(e),
-    };
+    let participants = crate::liveness::list(state, host_id).await?;
+    fix_room(state, host_id, &participants).await
+}
+
+/// Reconciles the listed participants of `host_id`'s room with the rules.
+async fn fix_room(
+    state: &AppState,
+    host_id: &str,
+    participants: &[ParticipantInfo],
+) -> Result<usize, RoomError> {
     let identities: Vec<String> = participants.iter().map(|p| p.identity.clone()).collect();
     let Some(rules) = RoomRules::load(state, host_id, &identities).await? else {
         return Ok(0);
     };
     let mut changed = 0;
-    for p in &participants {
+    for p in participants {
         if fix(state, &rules, p).await? != Fix::Unchanged {
             changed += 1;
         }
@@ -329,21 +334,26 @@ pub async fn apply_stream_change(state: &AppState, stream: &Stream) {
     }
 }
 
-/// The background work of every instance: restore expired timeouts (each
-/// claimed by one instance with a lease in the database), reconcile every
-/// live room now and then, and prune guest records past the token lifetime.
+/// The background work of every instance: restore expired timeouts and end
+/// sessions whose creator stayed away past the grace period (each claimed by
+/// one instance with a lease in the database), reconcile every room with
+/// LiveKit at start and now and then, and prune guest records past the token
+/// lifetime and webhook event ids past their accepted age.
 pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_reconcile = tokio::time::Instant::now();
+        let mut last_reconcile: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             if let Err(e) = sweep_timeouts(&state).await {
                 tracing::warn!(error = %e, "timeout sweep failed");
             }
-            if last_reconcile.elapsed() >= RECONCILE_EVERY {
-                last_reconcile = tokio::time::Instant::now();
+            if let Err(e) = crate::liveness::sweep_lost_publishers(&state).await {
+                tracing::warn!(error = %e, "lost-publisher sweep failed");
+            }
+            if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+                last_reconcile = Some(tokio::time::Instant::now());
                 reconcile_all(&state).await;
             }
         }
@@ -385,18 +395,52 @@ async fn reconcile_all(state: &AppState) {
     {
         tracing::warn!(error = %e, "pruning guest records failed");
     }
-    let hosts = match state.db.live_hosts().await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing live streams failed");
+    let max_age = crate::webhook::MAX_EVENT_AGE.as_millis();
+    let keep_ms = 2 * i64::try_from(max_age).unwrap_or(i64::MAX / 4);
+    if let Err(e) = state
+        .db
+        .prune_webhook_events(now.saturating_sub(keep_ms))
+        .await
+    {
+        tracing::warn!(error = %e, "pruning webhook event ids failed");
+    }
+    let day_ms = 24 * 3600 * 1000;
+    if let Err(e) = state.db.prune_throttle(now.saturating_sub(day_ms)).await {
+        tracing::warn!(error = %e, "pruning login throttle counters failed");
+    }
+    let (hosts, rooms) = match (
+        state.db.live_hosts().await,
+        state.db.rooms_to_reconcile().await,
+    ) {
+        (Ok(h), Ok(r)) => (h.into_iter().collect::<HashSet<_>>(), r),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "listing rooms to reconcile failed");
             return;
         }
     };
-    for host in hosts {
-        match sync_room(state, &host).await {
+    let rooms: HashSet<String> = rooms.into_iter().chain(hosts.iter().cloned()).collect();
+    for room in rooms {
+        // One ListParticipants per room serves presence, liveness and chat rules.
+        let listed_at = now_ms();
+        let participants = match crate::liveness::list(state, &room).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "reconcile: LiveKit did not list the room");
+                continue;
+            }
+        };
+        if let Err(e) =
+            crate::liveness::reconcile_room(state, &room, &participants, listed_at).await
+        {
+            tracing::warn!(%room, error = %e, "reconciling presence failed");
+        }
+        if !hosts.contains(&room) {
+            continue;
+        }
+        match fix_room(state, &room, &participants).await {
             Ok(0) => {}
-            Ok(changed) => tracing::info!(room = %host, changed, "reconcile fixed participants"),
-            Err(e) => tracing::warn!(room = %host, error = %e, "reconcile failed"),
+            Ok(changed) => tracing::info!(%room, changed, "reconcile fixed participants"),
+            Err(e) => tracing::warn!(%room, error = %e, "reconcile failed"),
         }
     }
 }

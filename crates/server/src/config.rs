@@ -53,9 +53,14 @@ pub struct Config {
     pub room_empty_timeout: Option<Duration>,
     /// `STREAMIT_SESSION_TTL`: lifetime of login sessions (default 30 days).
     pub session_ttl: Duration,
+    /// `STREAMIT_PUBLISHER_GRACE`: how long the creator's participant may be
+    /// gone from the room before the stream goes offline with `publisher_lost`
+    /// (default [`crate::liveness::PUBLISHER_GRACE`], 20 s; see there why).
+    pub publisher_grace: Duration,
     /// `STREAMIT_LOGIN_IP_PER_MINUTE`: login attempts per client IP per minute (default 30).
     pub login_ip_per_minute: u32,
-    /// `STREAMIT_LOGIN_FAILURES_PER_ACCOUNT`: failed logins per account per 15 min (default 10).
+    /// `STREAMIT_LOGIN_FAILURES_PER_ACCOUNT`: failed logins in a row for one account from one
+    /// address before the back-off starts (default 5; see `auth::LoginThrottle`).
     pub login_failures_per_account: u32,
     /// `STREAMIT_REGISTER_IP_PER_MINUTE`: registrations per client IP per minute (default 60;
     /// each one costs an argon2id hash).
@@ -86,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("token_ttl", &self.token_ttl)
             .field("session_ttl", &self.session_ttl)
             .field("room_empty_timeout", &self.room_empty_timeout)
+            .field("publisher_grace", &self.publisher_grace)
             .field("login_ip_per_minute", &self.login_ip_per_minute)
             .field(
                 "login_failures_per_account",
@@ -111,6 +117,7 @@ struct FileConfig {
     token_ttl: Option<String>,
     session_ttl: Option<String>,
     room_empty_timeout: Option<String>,
+    publisher_grace: Option<String>,
     login_ip_per_minute: Option<u32>,
     login_failures_per_account: Option<u32>,
     register_ip_per_minute: Option<u32>,
@@ -200,6 +207,13 @@ impl Config {
             })?),
             None => Some(Duration::from_secs(300)),
         };
+        let publisher_grace = match pick("STREAMIT_PUBLISHER_GRACE", file.publisher_grace) {
+            Some(t) => parse_duration(&t).map_err(|message| ConfigError::Invalid {
+                name: "STREAMIT_PUBLISHER_GRACE",
+                message,
+            })?,
+            None => crate::liveness::PUBLISHER_GRACE,
+        };
         let parse_u32 =
             |name: &'static str, v: Option<String>, file: Option<u32>, default: u32| match v {
                 Some(s) => s.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
@@ -218,7 +232,7 @@ impl Config {
             "STREAMIT_LOGIN_FAILURES_PER_ACCOUNT",
             env("STREAMIT_LOGIN_FAILURES_PER_ACCOUNT"),
             file.login_failures_per_account,
-            10,
+            5,
         )?;
         let register_ip_per_minute = parse_u32(
             "STREAMIT_REGISTER_IP_PER_MINUTE",
@@ -252,6 +266,7 @@ impl Config {
             token_ttl,
             session_ttl,
             room_empty_timeout,
+            publisher_grace,
             login_ip_per_minute,
             login_failures_per_account,
             register_ip_per_minute,

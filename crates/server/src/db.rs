@@ -15,6 +15,11 @@ use streamit_api::{
 
 use crate::names::{KEY_VERSION as NAME_KEY_VERSION, name_key};
 
+mod presence;
+mod throttle;
+
+pub use presence::end_reason;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -548,6 +553,8 @@ impl Db {
                 id
             }
         };
+        // Viewers already in the room (joined before go-live) count from now on.
+        Self::refresh_viewer_counts(&mut tx, user_id).await?;
         tx.commit().await?;
         let stream = self
             .stream_by_user_id(user_id)
@@ -560,21 +567,47 @@ impl Db {
     /// closed session, else the latest one; `None` if there is no stream.
     /// `Some(None)` if the stream never had a session.
     pub async fn end_stream(&self, user_id: &str) -> DbResult<Option<Option<StreamSession>>> {
-        let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let Some(stream_id) = set_live(&mut tx, user_id, false, now).await? else {
+        let Some(stream_id) = end_stream_in(&mut tx, user_id, end_reason::END_STREAM).await? else {
             return Ok(None);
         };
-        sqlx::query(
-            "UPDATE stream_sessions SET ended_at = $2, end_reason = 'end-stream', current_viewers = 0 \
-             WHERE stream_id = $1 AND ended_at IS NULL",
-        )
-        .bind(&stream_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(Some(self.latest_session(&stream_id).await?))
+    }
+
+    /// Withdraws `username`'s approval and, if they can no longer stream (a
+    /// creator, not an admin) and are live, ends the stream with end reason
+    /// `revoked`, in one transaction. `None` if the user is unknown; else the
+    /// user and whether a live stream was ended.
+    pub async fn revoke(&self, username: &str) -> DbResult<Option<(UserRow, bool)>> {
+        let mut tx = self.write_tx().await?;
+        let n =
+            sqlx::query("UPDATE users SET is_approved = 0, updated_at = $2 WHERE username = $1")
+                .bind(username)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE username = $1"));
+        let user = user_from_row(&sqlx::query(q).bind(username).fetch_one(&mut *tx).await?)?;
+        let mut ended = false;
+        if !user.may_stream() {
+            let live =
+                sqlx::query("SELECT 1 AS one FROM streams WHERE user_id = $1 AND is_live = 1")
+                    .bind(&user.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+            if live {
+                end_stream_in(&mut tx, &user.id, end_reason::REVOKED).await?;
+                ended = true;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some((user, ended)))
     }
 
     // --- sessions -------------------------------------------------------------
@@ -674,79 +707,6 @@ impl Db {
         })
     }
 
-    /// A viewer joined (`joined = true`) or left the room. Idempotent per
-    /// participant sid; returns false if the room has no open session.
-    pub async fn viewer_presence(
-        &self,
-        room: &str,
-        participant_sid: &str,
-        identity: &str,
-        joined: bool,
-        at: i64,
-    ) -> DbResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let Some(session_id) = Self::open_session_for_room(&mut tx, room).await? else {
-            return Ok(false);
-        };
-        // Lock the session row first (Postgres): the count below then sees
-        // every presence row committed by webhooks handled concurrently.
-        sqlx::query("UPDATE stream_sessions SET current_viewers = current_viewers WHERE id = $1")
-            .bind(&session_id)
-            .execute(&mut *tx)
-            .await?;
-        if joined {
-            sqlx::query(
-                "INSERT INTO session_viewers (session_id, participant_sid, identity, joined_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (session_id, participant_sid) DO NOTHING",
-            )
-        } else {
-            // A `left` that overtakes its `joined` leaves a row that the late
-            // `joined` will not reopen.
-            sqlx::query(
-                "INSERT INTO session_viewers (session_id, participant_sid, identity, left_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (session_id, participant_sid) DO UPDATE SET left_at = excluded.left_at",
-            )
-        }
-        .bind(&session_id)
-        .bind(participant_sid)
-        .bind(identity)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE stream_sessions SET \
-               current_viewers = (SELECT COUNT(*) FROM session_viewers v \
-                   WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL), \
-               peak_viewers = CASE \
-                   WHEN peak_viewers < (SELECT COUNT(*) FROM session_viewers v \
-                       WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL) \
-                   THEN (SELECT COUNT(*) FROM session_viewers v \
-                       WHERE v.session_id = $1 AND v.joined_at IS NOT NULL AND v.left_at IS NULL) \
-                   ELSE peak_viewers END \
-             WHERE id = $1",
-        )
-        .bind(&session_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// The creator joined a room: remember which LiveKit room (sid) this session is.
-    pub async fn creator_joined(&self, room: &str, room_sid: &str) -> DbResult<()> {
-        if room_sid.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE stream_sessions SET room_sid = $2 WHERE room_name = $1 AND ended_at IS NULL AND room_sid IS NULL",
-        )
-        .bind(room)
-        .bind(room_sid)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// LiveKit closed the room: end the open session that belongs to it and
     /// mark the stream offline. A `room_finished` of an older room (e.g. one
     /// that closes after the creator already went live again) is ignored:
@@ -778,6 +738,11 @@ impl Db {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+        }
+        // Nobody is left in the room LiveKit closed. (Not for an older room's
+        // late `room_finished`: the room of the open session is still there.)
+        if n > 0 || Self::open_session_for_room(&mut tx, room).await?.is_none() {
+            Self::close_room_presence(&mut tx, room, at).await?;
         }
         tx.commit().await?;
         Ok(n > 0)
@@ -858,6 +823,29 @@ fn sqlite_url(url: &str) -> DbResult<String> {
     } else {
         Ok(format!("{url}?mode=rwc"))
     }
+}
+
+/// Marks the user's stream offline and closes its open session with `reason`
+/// inside `tx`; the stream id, or `None` if the user has no stream.
+async fn end_stream_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    reason: &str,
+) -> DbResult<Option<String>> {
+    let now = now_ms();
+    let Some(stream_id) = set_live(tx, user_id, false, now).await? else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE stream_sessions SET ended_at = $2, end_reason = $3, current_viewers = 0 \
+         WHERE stream_id = $1 AND ended_at IS NULL",
+    )
+    .bind(&stream_id)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(stream_id))
 }
 
 /// Sets the user's stream live or offline inside `tx`; its id, or `None` if the user has no stream.

@@ -8,6 +8,7 @@ pub mod chat_rules;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod liveness;
 pub mod moderation;
 pub mod names;
 pub mod openapi;

@@ -31,7 +31,8 @@ enum Command {
 enum UserCommand {
     /// Approve a creator (lets them set up a stream and go live).
     Approve { username: String },
-    /// Withdraw a creator's approval.
+    /// Withdraw a creator's approval; a live stream of theirs ends (`revoked`)
+    /// and their participant is removed from the LiveKit room.
     Revoke { username: String },
     /// Set a user's role (viewer, creator, admin); this also approves them.
     SetRole { username: String, role: String },
@@ -227,7 +228,18 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
             }
             UserCommand::Revoke { username } => {
                 let name = username.trim().to_ascii_lowercase();
-                let u = db.set_role(&name, None, Some(false)).await?.with_context(|| format!("no user {name:?}"))?;
+                let (u, ended) = db.revoke(&name).await?.with_context(|| format!("no user {name:?}"))?;
+                if ended {
+                    tracing::info!(username = %u.username, "the creator was live: stream ended (revoked)");
+                }
+                if !u.may_stream() {
+                    // Their publish token outlives the approval: take them out of the room.
+                    let state = streamit_server::app::AppState::new(db.clone(), Config::from_env()?);
+                    if let Err(e) = streamit_server::liveness::remove_creator(&state, &u.id).await {
+                        tracing::warn!(error = %e, "could not remove the creator from the LiveKit room; \
+                            the server removes them when it next reconciles or they rejoin");
+                    }
+                }
                 print_user(&u)
             }
             UserCommand::SetRole { username, role } => {

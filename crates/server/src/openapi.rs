@@ -53,6 +53,8 @@ enum Auth {
     Optional,
     User,
     Creator,
+    /// A creator or admin acting on their own stream, approved or not.
+    Owner,
     Admin,
     LiveKitSignature,
 }
@@ -170,6 +172,16 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         ep(
             Post,
+            "/api/admin/users/{username}/revoke",
+            "Withdraw a creator's approval; a live stream of theirs ends at once (endReason `revoked`) \
+             and their participant is removed from the LiveKit room (also when it rejoins)",
+            Admin,
+            Option::None,
+            One("User"),
+        )
+        .errors(&[("404", "No such user")]),
+        ep(
+            Post,
             "/api/stream/setup",
             "Create or update the stream (201 on create)",
             Creator,
@@ -187,8 +199,8 @@ fn endpoints() -> Vec<Endpoint> {
         ep(
             Post,
             "/api/stream/end-stream",
-            "Sets isLive=false, closes the session, returns its summary",
-            Creator,
+            "Sets isLive=false, closes the session, returns its summary (also after the approval was revoked)",
+            Owner,
             Option::None,
             One("StreamSession"),
         ),
@@ -220,7 +232,7 @@ fn endpoints() -> Vec<Endpoint> {
             Get,
             "/api/stream/sessions",
             "This creator's sessions, newest first",
-            Creator,
+            Owner,
             Option::None,
             List("StreamSession"),
         ),
@@ -228,7 +240,7 @@ fn endpoints() -> Vec<Endpoint> {
             Get,
             "/api/stream/sessions/latest",
             "The summary shown after End Stream",
-            Creator,
+            Owner,
             Option::None,
             One("StreamSession"),
         ),
@@ -236,7 +248,7 @@ fn endpoints() -> Vec<Endpoint> {
             Get,
             "/api/stream/sessions/{id}",
             "One session",
-            Creator,
+            Owner,
             Option::None,
             One("StreamSession"),
         ),
@@ -244,7 +256,7 @@ fn endpoints() -> Vec<Endpoint> {
             Post,
             "/api/stream/sessions/{id}/stats",
             "The studio's figures: chat messages, frames sent/dropped, average bitrate, reconnects (each monotonic; media figures optional)",
-            Creator,
+            Owner,
             Some("SessionStatsReport"),
             One("StreamSession"),
         ),
@@ -436,7 +448,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             ));
         }
         match e.auth {
-            Auth::User | Auth::Creator | Auth::Admin => {
+            Auth::User | Auth::Creator | Auth::Owner | Auth::Admin => {
                 op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
             }
             Auth::Optional => {
@@ -448,6 +460,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         let note = match e.auth {
             Auth::Creator => Some("Requires an approved creator (or admin)."),
+            Auth::Owner => {
+                Some("Requires the stream's owner: a creator (approved or not) or admin.")
+            }
             Auth::Admin => Some("Requires an admin."),
             Auth::LiveKitSignature => Some(
                 "Authorization: the JWT LiveKit signs with the API key/secret; sha256 claim = body hash.",
@@ -470,7 +485,7 @@ mod tests {
     #[test]
     fn every_path_has_an_operation() {
         let doc = super::document();
-        assert_eq!(doc.paths.paths.len(), 25);
+        assert_eq!(doc.paths.paths.len(), 26);
         let json = serde_json::to_value(&doc).unwrap();
         assert!(json["paths"]["/api/stream/info"]["put"].is_object());
         assert!(json["paths"]["/api/stream/info"]["get"].is_object());

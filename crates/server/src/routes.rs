@@ -9,18 +9,11 @@ use crate::app::{
     ApiJson, ApiPath, AppState, valid_description, valid_name, valid_password, valid_title,
     valid_username,
 };
-use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser};
+use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser, Owner};
 use crate::chat_rules::{self, ChatSettings, ViewerKind};
 use crate::db::Sanction;
 use crate::db::{DbError, StreamPatch, UserRow, new_id, now_ms};
 use crate::error::{AppError, AppResult, ok};
-
-fn too_many(retry: std::time::Duration) -> AppError {
-    AppError::TooManyRequests {
-        message: "Too many login attempts; try again later".into(),
-        retry_after_secs: retry.as_secs(),
-    }
-}
 
 fn session_ttl_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
@@ -130,21 +123,15 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
-    // Per IP: every attempt counts. Per account: failures count.
-    state
-        .login_ip_limiter
-        .hit(&ip.to_string())
-        .map_err(too_many)?;
+    // Policy: `auth::LoginThrottle` (per IP, and per account *and* IP with back-off).
     let username = req.username.trim().to_ascii_lowercase();
     if username.len() > 256 || req.password.len() > 4096 {
         return Err(AppError::Unauthorized(
             "Invalid username or password".into(),
         ));
     }
-    state
-        .login_account_limiter
-        .over(&username)
-        .map_err(too_many)?;
+    let throttle = state.login_throttle;
+    throttle.admit(&state.db, &username, ip).await?;
     let user = state.db.user_by_username(&username).await?;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
@@ -154,12 +141,11 @@ pub async fn login(
     let good = blocking(move || auth::verify_password(&password, &hash)).await?;
     match user {
         Some(u) if good => {
-            state.login_account_limiter.reset(&username);
+            throttle.succeeded(&state.db, &username, ip).await?;
             Ok(ok(StatusCode::OK, issue_session(&state, &u).await?))
         }
         _ => {
-            let _ = state.login_account_limiter.hit(&username);
-            tracing::info!(%ip, "failed login");
+            throttle.failed(&state.db, &username, ip).await?;
             Err(AppError::Unauthorized(
                 "Invalid username or password".into(),
             ))
@@ -248,6 +234,35 @@ pub async fn admin_approve(
     Ok(ok(StatusCode::OK, user.to_api()))
 }
 
+/// Withdraws a creator's approval. If they are live, the stream ends at once
+/// (end reason `revoked`) and their participant is removed from the LiveKit
+/// room; a rejoin with the still-valid publish token is removed again
+/// (`liveness::enforce_creator_allowed`). A RoomService failure is logged, not
+/// returned: the database already says offline, and the reconcile retries.
+pub async fn admin_revoke(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(username): ApiPath,
+) -> AppResult<Response> {
+    if auth.user.role != Role::Admin {
+        return Err(AppError::forbidden("Only admins can revoke creators"));
+    }
+    let name = username.trim().to_ascii_lowercase();
+    let (user, ended) = state
+        .db
+        .revoke(&name)
+        .await?
+        .ok_or_else(|| AppError::not_found("User not found"))?;
+    tracing::info!(admin = %auth.user.username, revoked = %user.username, stream_ended = ended, "creator approval revoked");
+    if !user.may_stream()
+        && let Err(e) = crate::liveness::remove_creator(&state, &user.id).await
+    {
+        tracing::warn!(room = %user.id, error = %e,
+            "could not remove the revoked creator from the room now; the reconcile retries");
+    }
+    Ok(ok(StatusCode::OK, user.to_api()))
+}
+
 // --- creator: stream ------------------------------------------------------------
 
 fn chat_patch(
@@ -313,6 +328,8 @@ pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> A
         .ok_or_else(|| AppError::not_found("No stream set up; call /api/stream/setup first"))?;
     tracing::info!(user_id = %user.id, %session_id, "went live");
     state.ensure_room(&stream);
+    // Viewers already in the room count; a studio already there is noted.
+    crate::liveness::spawn_reconcile(&state, &user.id);
     Ok(ok(
         StatusCode::OK,
         GoLiveResponse {
@@ -325,10 +342,9 @@ pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> A
     ))
 }
 
-pub async fn end_stream(
-    State(state): State<AppState>,
-    Creator(user): Creator,
-) -> AppResult<Response> {
+/// Any owner may end their stream, approved or not: a creator whose approval
+/// was revoked while live must still be able to stop.
+pub async fn end_stream(State(state): State<AppState>, Owner(user): Owner) -> AppResult<Response> {
     match state.db.end_stream(&user.id).await? {
         None => Err(AppError::not_found("No stream set up")),
         Some(None) => Err(AppError::not_found("This stream was never live")),
@@ -409,7 +425,7 @@ async fn my_stream_id(state: &AppState, user: &UserRow) -> AppResult<String> {
 
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Creator(user): Creator,
+    Owner(user): Owner,
 ) -> AppResult<Response> {
     let stream_id = my_stream_id(&state, &user).await?;
     Ok(ok(
@@ -420,7 +436,7 @@ pub async fn list_sessions(
 
 pub async fn latest_session(
     State(state): State<AppState>,
-    Creator(user): Creator,
+    Owner(user): Owner,
 ) -> AppResult<Response> {
     let stream_id = my_stream_id(&state, &user).await?;
     let s = state
@@ -433,7 +449,7 @@ pub async fn latest_session(
 
 pub async fn get_session(
     State(state): State<AppState>,
-    Creator(user): Creator,
+    Owner(user): Owner,
     ApiPath(id): ApiPath,
 ) -> AppResult<Response> {
     let stream_id = my_stream_id(&state, &user).await?;
@@ -491,7 +507,7 @@ fn validate_stats(req: &SessionStatsReport) -> Result<(), AppError> {
 ///   (`Db::report_session_stats`).
 pub async fn report_stats(
     State(state): State<AppState>,
-    Creator(user): Creator,
+    Owner(user): Owner,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<SessionStatsReport>,
 ) -> AppResult<Response> {

@@ -6,27 +6,47 @@
 //! signed with another key, expired or with a tampered body is a 401 and
 //! changes nothing.
 //!
-//! What we use: `participant_joined` / `participant_left` /
-//! `participant_connection_aborted` of viewers (not the creator, whose
-//! identity is the room name) move the session's current and peak viewer
-//! counts; the creator's `participant_joined` records the LiveKit room sid;
-//! `room_finished` ends the session and marks the stream offline, so a
-//! studio that crashed without calling end-stream does not stay "live".
+//! Every event is handled once: its id is stored (`webhook_events`, unique),
+//! so a redelivered or replayed event changes nothing, and an event whose
+//! `createdAt` is older than [`MAX_EVENT_AGE`] (or more than
+//! [`MAX_EVENT_AHEAD`] in the future) is acknowledged and ignored. Both answer
+//! 200 so LiveKit does not retry; a failure while handling forgets the id and
+//! answers 500, so LiveKit's retry is handled.
+//!
+//! What we use:
+//! - viewers' `participant_joined` / `participant_left` /
+//!   `participant_connection_aborted` (not the creator, whose identity is the
+//!   room name) record presence per participant sid whether or not the
+//!   stream is live; the open session counts distinct identities present
+//!   (current and peak), so a viewer who joined before go-live counts and a
+//!   sid that vanished with a crashed LiveKit does not count its identity twice;
+//! - the creator's `participant_joined` and `track_published` say the
+//!   publisher is there (and which LiveKit room sid this session is); its
+//!   `participant_left` / `participant_connection_aborted`, and a
+//!   `track_unpublished` that leaves it without tracks, start the grace
+//!   period after which the stream goes offline (`liveness`);
+//! - `room_finished` ends the session and marks the stream offline, so a
+//!   studio that crashed without calling end-stream does not stay "live".
+//!
 //! A viewer's `participant_joined` is also checked against the chat rules
 //! (`chat_rules::check_joined`, in the background): a banned identity that
 //! rejoins with an older token is removed again, and a permission the token
 //! grants but the rules no longer allow (a timeout, chat turned off) is revoked.
+//! A joining creator whose approval was revoked is removed the same way.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::rejection::StringRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use livekit_protocol::{ParticipantInfo, participant_info};
+use livekit_protocol::{ParticipantInfo, WebhookEvent};
 use streamit_api::Message;
 
 use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ok};
+use crate::liveness::is_viewer;
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -55,34 +75,64 @@ pub async fn receive(
             return Err(AppError::Unauthorized("Invalid webhook signature".into()));
         }
     };
+    let now = now_ms();
+    let created_ms = event.created_at.saturating_mul(1000);
+    if created_ms < now.saturating_sub(ms(MAX_EVENT_AGE))
+        || created_ms > now.saturating_add(ms(MAX_EVENT_AHEAD))
+    {
+        tracing::warn!(event = %event.event, id = %event.id, created_at = event.created_at,
+            "ignored a webhook whose createdAt is not recent (replayed or delayed too long)");
+        return Ok(accepted());
+    }
+    if !event.id.is_empty() && !state.db.record_webhook_event(&event.id, now).await? {
+        tracing::info!(event = %event.event, id = %event.id, "ignored a webhook delivered before");
+        return Ok(accepted());
+    }
+    match handle(&state, &event, created_ms.min(now)).await {
+        Ok(()) => Ok(accepted()),
+        Err(e) => {
+            if !event.id.is_empty()
+                && let Err(forget) = state.db.forget_webhook_event(&event.id).await
+            {
+                tracing::warn!(id = %event.id, error = %forget, "could not forget a failed webhook event");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// How old (by its `createdAt`) a webhook event may be. LiveKit posts events
+/// as they happen and retries a failed delivery for seconds, not minutes.
+pub const MAX_EVENT_AGE: Duration = Duration::from_secs(5 * 60);
+/// How far ahead of our clock an event's `createdAt` may be (clock skew).
+pub const MAX_EVENT_AHEAD: Duration = Duration::from_secs(60);
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+async fn handle(state: &AppState, event: &WebhookEvent, at: i64) -> AppResult<()> {
     let room = event.room.as_ref();
     let room_name = room.map(|r| r.name.as_str()).unwrap_or("");
     let room_sid = room.map(|r| r.sid.as_str()).unwrap_or("");
     tracing::debug!(event = %event.event, room = %room_name, id = %event.id, "webhook");
     if room_name.is_empty() {
-        return Ok(accepted());
+        return Ok(());
     }
-    let at = if event.created_at > 0 {
-        event.created_at.saturating_mul(1000)
-    } else {
-        now_ms()
-    };
     match event.event.as_str() {
         "participant_joined" | "participant_left" | "participant_connection_aborted" => {
             let Some(p) = event.participant.as_ref() else {
-                return Ok(accepted());
+                return Ok(());
             };
             let joined = event.event == "participant_joined";
             if p.identity == room_name {
-                if joined {
-                    state.db.creator_joined(room_name, room_sid).await?;
-                }
-            } else if is_viewer(p) {
-                let counted = state
+                creator_presence(state, room_name, room_sid, p, joined, at).await?;
+            } else if is_viewer(room_name, p) {
+                let live = state
                     .db
                     .viewer_presence(room_name, &p.sid, &p.identity, joined, at)
                     .await?;
-                tracing::debug!(room = %room_name, identity = %p.identity, joined, counted, "viewer presence");
+                tracing::info!(room = %room_name, identity = %p.identity, sid = %p.sid, joined, live, "viewer presence");
                 if joined {
                     let (state, room, p) = (state.clone(), room_name.to_string(), p.clone());
                     tokio::spawn(async move {
@@ -92,6 +142,33 @@ pub async fn receive(
                         }
                     });
                 }
+            }
+        }
+        "track_published" | "track_unpublished" => {
+            let Some(p) = event
+                .participant
+                .as_ref()
+                .filter(|p| p.identity == room_name)
+            else {
+                return Ok(());
+            };
+            if event.event == "track_published" {
+                if state
+                    .db
+                    .publisher_present(room_name, &p.sid, room_sid)
+                    .await?
+                {
+                    tracing::debug!(room = %room_name, sid = %p.sid, "the creator published a track");
+                }
+            } else {
+                let (state, room, sid) = (state.clone(), room_name.to_string(), p.sid.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = crate::liveness::creator_unpublished(&state, &room, &sid).await
+                    {
+                        tracing::warn!(%room, error = %e,
+                            "could not check the creator's tracks after an unpublish; the reconcile retries");
+                    }
+                });
             }
         }
         "room_finished" => {
@@ -114,12 +191,35 @@ pub async fn receive(
         }
         _ => {}
     }
-    Ok(accepted())
+    Ok(())
 }
 
-/// Ordinary participants only: not egress recorders, ingress, SIP or agents.
-fn is_viewer(p: &ParticipantInfo) -> bool {
-    p.kind == participant_info::Kind::Standard as i32 && !p.sid.is_empty()
+/// The creator's participant joined (the publisher is back: a running grace
+/// is cancelled) or left (the grace starts). A creator who may no longer
+/// stream is removed again.
+async fn creator_presence(
+    state: &AppState,
+    room: &str,
+    room_sid: &str,
+    p: &ParticipantInfo,
+    joined: bool,
+    at: i64,
+) -> AppResult<()> {
+    if joined {
+        let open = state.db.publisher_present(room, &p.sid, room_sid).await?;
+        tracing::info!(%room, sid = %p.sid, session_open = open, "the creator joined the room");
+        let (state, room, p) = (state.clone(), room.to_string(), p.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::liveness::enforce_creator_allowed(&state, &room, &p).await {
+                tracing::warn!(%room, error = %e, "could not check a joining creator's approval");
+            }
+        });
+    } else {
+        let started = state.db.publisher_lost(room, Some(&p.sid), at).await?;
+        tracing::info!(%room, sid = %p.sid, grace_started = started,
+            grace_secs = state.config.publisher_grace.as_secs(), "the creator left the room");
+    }
+    Ok(())
 }
 
 fn accepted() -> Response {

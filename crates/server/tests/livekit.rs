@@ -3,10 +3,13 @@
 //! LiveKit, and LiveKit's own signed webhooks drive the live viewer count,
 //! the session's peak and the offline switch when the room closes.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::eventually;
 use streamit_api::client::Client;
 use streamit_api::*;
 use streamit_testkit::{
@@ -29,22 +32,6 @@ async fn account(backend: &Backend, username: &str, role: Role) -> (Client, Auth
         .await
         .expect("register");
     (api.with_token(auth.token.clone()), auth)
-}
-
-/// Polls `check` until it returns `Some`, or panics after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Flips `canPublish` to true in a token's payload and keeps the old signature.

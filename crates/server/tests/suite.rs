@@ -165,6 +165,55 @@ async fn accounts(db: Database) {
     .await;
     assert_eq!(st, 413, "{v}");
     error_message(&v);
+    let (st, v) = raw(
+        &http,
+        Method::POST,
+        &url("/api/auth/register"),
+        None,
+        Some("application/json"),
+        Some(br#"["arrayname","array-password"]"#.to_vec()),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(error_message(&v).contains("object"), "{v}");
+
+    // Token-bearing responses (and every API response) are never cached or sniffed.
+    for (path, body) in [
+        (
+            "/api/auth/login",
+            json!({"username": "vera_1", "password": "vera-password"}),
+        ),
+        (
+            "/api/auth/register",
+            json!({"username": "hdrs", "password": "hdrs-password"}),
+        ),
+        (
+            "/api/auth/login",
+            json!({"username": "nobody_here", "password": "wrong-password"}),
+        ),
+    ] {
+        let resp = http.post(url(path)).json(&body).send().await.unwrap();
+        let h = resp.headers();
+        assert_eq!(
+            h.get("cache-control").map(|v| v.as_bytes()),
+            Some(&b"no-store"[..]),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+        // Log these sessions out again (the stored-hash check below counts sessions).
+        let v: serde_json::Value = resp.json().await.unwrap();
+        if let Some(token) = v["data"]["token"].as_str() {
+            api.clone()
+                .with_token(token.to_string())
+                .logout()
+                .await
+                .unwrap();
+        }
+    }
 
     // login: good, wrong password and unknown user give the same 401
     let login = api
@@ -309,6 +358,19 @@ async fn roles_and_approval(db: Database) {
             .status
             .success()
     );
+    // HTTP revoke of a live creator: the stream ends (`revoked`), and the owner
+    // can still end it and read the summary; only admins may revoke.
+    assert!(creator.stream_info().await.unwrap().is_live);
+    assert_eq!(status(creator.revoke_user("creator1").await), 403);
+    assert_eq!(status(viewer.revoke_user("ghost").await), 404);
+    let revoked = viewer.revoke_user("creator1").await.unwrap();
+    assert!(!revoked.is_approved);
+    assert!(srv.client().live_streams().await.unwrap().is_empty());
+    let s = creator.latest_session().await.unwrap();
+    assert_eq!(s.end_reason.as_deref(), Some("revoked"), "{s:?}");
+    assert_eq!(creator.end_stream().await.unwrap().id, s.id);
+    assert_eq!(status(creator.go_live().await), 403);
+
     let list = srv.cli_ok(&["user", "list"]);
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(!list.contains("argon2"), "user list leaks hashes: {list}");
@@ -524,6 +586,28 @@ async fn streams(db: Database) {
     )
     .await;
     assert_eq!(st, 422);
+    // An array is not an object, even if serde could read the fields in order.
+    let (st, v) = raw(
+        &http,
+        Method::PUT,
+        &url("/api/stream/chat-settings"),
+        Some(&a_auth.token),
+        Some("application/json"),
+        Some(b" [true,false,false]".to_vec()),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(error_message(&v).contains("object"), "{v}");
+    let s = alice.stream_info().await.unwrap();
+    assert_eq!(
+        (
+            s.is_chat_enabled,
+            s.is_chat_delayed,
+            s.is_chat_followers_only
+        ),
+        (false, true, true),
+        "the array changed the settings"
+    );
 
     // viewer endpoints
     let public = srv.client();
@@ -1034,6 +1118,17 @@ fn webhook_event(
     room_sid: &str,
     participant: Option<(&str, &str)>,
 ) -> String {
+    webhook_event_at(event, room, room_sid, participant, now_secs())
+}
+
+/// A webhook event created at `created_at` (Unix seconds).
+fn webhook_event_at(
+    event: &str,
+    room: &str,
+    room_sid: &str,
+    participant: Option<(&str, &str)>,
+    created_at: i64,
+) -> String {
     use livekit_protocol as lk;
     let ev = lk::WebhookEvent {
         event: event.into(),
@@ -1049,7 +1144,7 @@ fn webhook_event(
             ..Default::default()
         }),
         id: format!("EV_{}", rand_suffix()),
-        created_at: now_secs(),
+        created_at,
         ..Default::default()
     };
     serde_json::to_string(&ev).unwrap()
@@ -1272,50 +1367,127 @@ async fn webhooks(db: Database) {
     );
     assert_eq!(post_webhook(&srv, &late, Some(&ok(&late))).await, 200);
     assert_eq!(alice.latest_session().await.unwrap(), s);
+
+    // Replays: the next session starts with viewer-4 in the room (joined while offline);
+    // an old event delivered again (same id) and a fresh-signed event created an hour
+    // ago change nothing.
+    let live2 = alice.go_live().await.unwrap();
+    assert_ne!(live2.session_id, live.session_id);
+    assert_eq!(
+        counts().await,
+        (1, 1),
+        "the viewer who joined while offline"
+    );
+    assert_eq!(post_webhook(&srv, &join1, Some(&ok(&join1))).await, 200);
+    assert_eq!(post_webhook(&srv, &join2, Some(&ok(&join2))).await, 200);
+    assert_eq!(counts().await, (1, 1), "a replayed webhook counted");
+    let stale = webhook_event_at(
+        "participant_joined",
+        &room,
+        "RM_2",
+        Some(("PA_5", "viewer-5")),
+        now_secs() - 3600,
+    );
+    assert_eq!(post_webhook(&srv, &stale, Some(&ok(&stale))).await, 200);
+    assert_eq!(counts().await, (1, 1), "an hour-old webhook counted");
+    // The same identity on a second participant sid (a rejoin whose old sid
+    // never left) is one viewer.
+    let again4 = webhook_event(
+        "participant_joined",
+        &room,
+        "RM_2",
+        Some(("PA_4b", "viewer-4")),
+    );
+    assert_eq!(post_webhook(&srv, &again4, Some(&ok(&again4))).await, 200);
+    assert_eq!(counts().await, (1, 1), "one identity counted twice");
+    alice.end_stream().await.unwrap();
     let log = srv.log();
     assert!(!log.contains(LK_SECRET), "the LiveKit secret is in the log");
 }
 
+/// A client whose requests come from `ip` (a loopback address: 127.0.0.x).
+fn http_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+async fn login_status(http: &reqwest::Client, srv: &Server, user: &str, pass: &str) -> (u16, bool) {
+    let resp = http
+        .post(format!("{}/api/auth/login", srv.url))
+        .json(&json!({"username": user, "password": pass}))
+        .send()
+        .await
+        .unwrap();
+    let st = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").is_some();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    if st != 200 {
+        error_message(&v);
+    }
+    (st, retry)
+}
+
+/// Login protection (`auth::LoginThrottle`): back-off per (account, address), a
+/// limit per address, counted in the database, never a lock of the account itself.
 async fn login_rate_limits(db: Database) {
     let srv = Server::start_with(
         db,
         &[
-            ("STREAMIT_LOGIN_FAILURES_PER_ACCOUNT", "3"),
-            ("STREAMIT_LOGIN_IP_PER_MINUTE", "12"),
+            ("STREAMIT_LOGIN_IP_PER_MINUTE", "25"),
             ("STREAMIT_REGISTER_IP_PER_MINUTE", "4"),
         ],
     );
     srv.account("alice", Role::Viewer, false).await;
-    let api = srv.client();
-    let login = |u: &str, p: &str| LoginRequest {
-        username: u.into(),
-        password: p.into(),
-    };
-    for _ in 0..3 {
-        assert_eq!(
-            status(api.login(&login("alice", "wrong-password")).await),
-            401
-        );
+    let (a, b) = (http_from([127, 0, 0, 1]), http_from([127, 0, 0, 2]));
+
+    // 20 wrong passwords from A: the first 5 are plain 401s, then back-off (429)
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let (st, retry) = login_status(&a, &srv, "alice", "wrong-password").await;
+        assert!(st == 401 || (st == 429 && retry), "{st}");
+        seen.push(st);
     }
-    // the account is locked for its window, even for the right password
-    let resp = srv
-        .http()
-        .post(format!("{}/api/auth/login", srv.url))
-        .json(&login("alice", "alice-password"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 429);
-    assert!(resp.headers().get("retry-after").is_some());
-    error_message(&resp.json().await.unwrap());
-    // other accounts are not
+    assert_eq!(&seen[..5], &[401; 5], "{seen:?}");
+    assert!(seen.contains(&429), "no back-off: {seen:?}");
+    // A is throttled even with the right password…
+    assert_eq!(
+        login_status(&a, &srv, "alice", "alice-password").await,
+        (429, true)
+    );
+    // …on every instance (the counters are in the database)…
+    let other = srv.another();
+    assert_eq!(
+        login_status(&a, &other, "alice", "alice-password").await,
+        (429, true)
+    );
+    // …while the owner logs in from B.
+    assert_eq!(
+        login_status(&b, &srv, "alice", "alice-password").await.0,
+        200
+    );
+    // Other accounts from A are not held back by alice's streak.
     srv.account("bob", Role::Viewer, false).await;
-    assert!(api.login(&login("bob", "bob-password")).await.is_ok());
-    // per IP: 12 attempts a minute in all (3 + 1 + 1 so far)
-    for _ in 0..7 {
-        assert!(api.login(&login("bob", "bob-password")).await.is_ok());
+    assert_eq!(login_status(&a, &srv, "bob", "bob-password").await.0, 200);
+
+    // Per address: 25 attempts a minute over all accounts (C has made none).
+    let c = http_from([127, 0, 0, 3]);
+    for i in 0..25 {
+        let (st, _) = login_status(&c, &other, &format!("nobody{i}"), "wrong-password").await;
+        assert_eq!(st, 401, "attempt {i}");
     }
-    assert_eq!(status(api.login(&login("bob", "bob-password")).await), 429);
+    assert_eq!(
+        login_status(&c, &srv, "bob", "bob-password").await,
+        (429, true)
+    );
+    assert_eq!(
+        login_status(&http_from([127, 0, 0, 4]), &srv, "bob", "bob-password")
+            .await
+            .0,
+        200
+    );
+
     // registrations per IP: 4 a minute here (2 so far)
     srv.account("carol", Role::Viewer, false).await;
     srv.account("dave", Role::Viewer, false).await;
@@ -1325,7 +1497,8 @@ async fn login_rate_limits(db: Database) {
         display_name: None,
         role: None,
     };
-    assert_eq!(status(api.register(&extra).await), 429);
+    assert_eq!(status(srv.client().register(&extra).await), 429);
+    drop(other);
 }
 
 /// Two instances on one database agree on everything: sessions, streams,
@@ -1779,6 +1952,11 @@ async fn follows_postgres() {
 #[tokio::test]
 async fn webhooks_postgres() {
     webhooks(postgres()).await;
+}
+
+#[tokio::test]
+async fn login_rate_limits_postgres() {
+    login_rate_limits(postgres()).await;
 }
 
 #[tokio::test]

@@ -38,6 +38,13 @@ pub struct Sent {
 impl LiveViewer {
     /// Joins `url` with `token` and waits (≤ 30 s) until it is in the room.
     pub async fn join(url: &str, token: &str) -> Result<LiveViewer> {
+        Self::join_with(url, token, &[]).await
+    }
+
+    /// [`LiveViewer::join`] with more `viewer.py` options, e.g. `--try-publish`
+    /// (a creator token then publishes a video track) or a longer `--duration`
+    /// (the last one given wins).
+    pub async fn join_with(url: &str, token: &str, extra: &[&str]) -> Result<LiveViewer> {
         let python = streamit_testkit::viewer_python()?;
         let script = streamit_testkit::repo_root().join("tests/viewer/viewer.py");
         let mut std_cmd = std::process::Command::new(python);
@@ -52,6 +59,7 @@ impl LiveViewer {
                 "120",
                 "--commands",
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -174,6 +182,12 @@ impl LiveViewer {
         self.wait_event("disconnected", limit, |_| true)
             .await
             .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Kills the process with SIGKILL, as a crash would: no goodbye to LiveKit.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 
     /// Leaves the room and returns the viewer's final report.

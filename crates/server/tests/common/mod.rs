@@ -254,3 +254,22 @@ pub fn error_message(v: &serde_json::Value) -> String {
     );
     v["error"].as_str().expect("error is a string").to_string()
 }
+
+/// Polls `check` until it returns `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
