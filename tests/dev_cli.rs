@@ -34,6 +34,9 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         .args(["--username", "localdev"])
         // No keyring service here (no D-Bus session); make that explicit either way, so
         // the password goes to the data directory's fallback file.
+        // The server the workspace build made: `dev`'s own `cargo build -p streamit-server`
+        // would resolve features for that package alone and rebuild its dependencies.
+        .env("STREAMIT_SERVER_BIN", streamit_testkit::server_bin()?)
         .env("STREAMIT_STUDIO_NO_KEYRING", "1")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env_remove("STREAMIT_DEV_PASSWORD")
@@ -45,8 +48,7 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
     let pid = child.id().context("dev pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    // Generous: `dev` first runs `cargo build -p streamit-server` (a no-op when it is fresh).
-    let api_url = tokio::time::timeout(Duration::from_secs(900), async {
+    let api_url = tokio::time::timeout(Duration::from_secs(120), async {
         while let Ok(Some(line)) = lines.next_line().await {
             println!("dev: {line}");
             if let Ok(mut o) = output.lock() {
@@ -60,7 +62,7 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         None
     })
     .await
-    .context("dev did not get ready in 900 s")?
+    .context("dev did not get ready in 120 s")?
     .context("dev exited before it was ready")?;
     ensure!(
         api_url == format!("http://127.0.0.1:{api_port}"),

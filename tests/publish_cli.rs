@@ -113,7 +113,7 @@ async fn publish_ten_seconds_is_seen_by_a_viewer_and_summarised_by_the_backend()
         viewer.video.frames
     );
     ensure!(
-        viewer.video.resolutions.contains_key("640x360"),
+        viewer.video.resolutions.contains_key("1280x720"),
         "resolutions {:?}",
         viewer.video.resolutions
     );

@@ -202,7 +202,7 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         v["codecs"]
     );
     ensure!(
-        v["resolutions"]["640x360"].as_u64().unwrap_or(0) > 200,
+        v["resolutions"]["1280x720"].as_u64().unwrap_or(0) > 200,
         "resolutions {}",
         v["resolutions"]
     );

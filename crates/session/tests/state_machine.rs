@@ -69,7 +69,8 @@ async fn go_live_chat_mute_edit_and_end_walk_every_state() -> Result<()> {
     })
     .await?;
     let preview = st.preview.context("preview")?;
-    ensure!((preview.width, preview.height) == (640, 360));
+    // the default source: the 720p30 test pattern
+    ensure!((preview.width, preview.height) == (1280, 720));
     ensure!(streamit_media::read_pattern_code(&preview).is_some());
 
     // Record every state the session passes through.

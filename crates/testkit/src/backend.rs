@@ -141,7 +141,7 @@ impl Backend {
 
 /// `$STREAMIT_SERVER_BIN`, else the binary next to the running test, built on demand: a test of
 /// one package does not make cargo build another package's binary.
-fn server_bin() -> Result<PathBuf> {
+pub fn server_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("STREAMIT_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }

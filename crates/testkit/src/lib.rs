@@ -23,7 +23,7 @@ mod proxy;
 mod stack;
 pub mod viewer;
 
-pub use backend::{Backend, BackendOptions};
+pub use backend::{Backend, BackendOptions, server_bin};
 pub use browser::{Browser, Page, PageSample};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{
