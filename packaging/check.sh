@@ -19,7 +19,7 @@ bin="$target/debug/streamit-studio"
 [ -x "$bin" ] || { echo "FAIL: $bin missing (cargo test builds it)" >&2; exit 1; }
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/streamit-packaging.XXXXXX")"
 server_pid=""
-trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null; rm -rf "$scratch"' EXIT
+trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. The .deb (cargo-deb warns that dev profiles are meant for testing only; that is the point).
