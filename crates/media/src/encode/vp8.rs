@@ -55,6 +55,35 @@ pub fn encoder_threads(width: u32, height: u32, cores: usize) -> u32 {
     }
 }
 
+/// A libvpx image that borrows `f`'s I420 planes (no copy).
+///
+/// # Safety
+/// The image points into `f`: it must not be used after `f` is dropped or moved.
+unsafe fn wrap_i420(f: &VideoFrame) -> Result<vpx::vpx_image_t> {
+    // SAFETY: vpx_image_t is a plain C struct, valid zeroed; vpx_img_wrap fills it in.
+    unsafe {
+        let mut img: vpx::vpx_image_t = MaybeUninit::zeroed().assume_init();
+        let wrapped = vpx::vpx_img_wrap(
+            &mut img,
+            vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
+            f.width,
+            f.height,
+            1,
+            f.data().as_ptr().cast_mut(),
+        );
+        if wrapped.is_null() {
+            return Err(enc_err("vp8", "vpx_img_wrap failed"));
+        }
+        img.planes[0] = f.y().as_ptr().cast_mut();
+        img.planes[1] = f.u().as_ptr().cast_mut();
+        img.planes[2] = f.v().as_ptr().cast_mut();
+        img.stride[0] = f.y_stride() as c_int;
+        img.stride[1] = f.uv_stride() as c_int;
+        img.stride[2] = f.uv_stride() as c_int;
+        Ok(img)
+    }
+}
+
 /// Cores this process may use.
 pub fn available_cores() -> usize {
     std::thread::available_parallelism()
@@ -166,24 +195,7 @@ impl VideoEncoder for Vp8Encoder {
         // which copies what it needs (lag_in_frames = 0); packets are copied out before the
         // next call on the context.
         unsafe {
-            let mut img: vpx::vpx_image_t = MaybeUninit::zeroed().assume_init();
-            let wrapped = vpx::vpx_img_wrap(
-                &mut img,
-                vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
-                input.width,
-                input.height,
-                1,
-                input.data().as_ptr().cast_mut(),
-            );
-            if wrapped.is_null() {
-                return Err(enc_err("vp8", "vpx_img_wrap failed"));
-            }
-            img.planes[0] = input.y().as_ptr().cast_mut();
-            img.planes[1] = input.u().as_ptr().cast_mut();
-            img.planes[2] = input.v().as_ptr().cast_mut();
-            img.stride[0] = input.y_stride() as c_int;
-            img.stride[1] = input.uv_stride() as c_int;
-            img.stride[2] = input.uv_stride() as c_int;
+            let img = wrap_i420(&input)?;
             let flags = if force_keyframe {
                 vpx::VPX_EFLAG_FORCE_KF as vpx::vpx_enc_frame_flags_t
             } else {
@@ -539,24 +551,7 @@ impl Vp8Simulcast {
                         ),
                     ));
                 }
-                let mut img: vpx::vpx_image_t = MaybeUninit::zeroed().assume_init();
-                let wrapped = vpx::vpx_img_wrap(
-                    &mut img,
-                    vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
-                    f.width,
-                    f.height,
-                    1,
-                    f.data().as_ptr().cast_mut(),
-                );
-                if wrapped.is_null() {
-                    return Err(enc_err("vp8", "vpx_img_wrap failed"));
-                }
-                img.planes[0] = f.y().as_ptr().cast_mut();
-                img.planes[1] = f.u().as_ptr().cast_mut();
-                img.planes[2] = f.v().as_ptr().cast_mut();
-                img.stride[0] = f.y_stride() as c_int;
-                img.stride[1] = f.uv_stride() as c_int;
-                img.stride[2] = f.uv_stride() as c_int;
+                let img = wrap_i420(f)?;
                 imgs.push(img);
                 let key = keyframe.get(n - 1 - i).copied().unwrap_or(false);
                 if key && self.active[i] {
