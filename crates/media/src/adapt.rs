@@ -6,8 +6,11 @@
 //!
 //! The measure is the encoder thread's busy share: wall time spent in `encode` over wall
 //! time elapsed. A thread that gets less CPU (other processes, other threads) takes longer
-//! per frame, so the share rises with contention as well as with content. Frames the
-//! source queue had to drop because the encoder was still busy count as overuse too.
+//! per frame, so the share rises with contention as well as with content. A busy share
+//! alone steps down only when it lasts (libwebrtc waits for two 5 s checks): a burst of
+//! contention from another program is not a machine that cannot keep up. Frames the
+//! source queue had to drop because the encoder was still busy are the encoder falling
+//! behind already, and count double.
 
 use std::time::{Duration, Instant};
 
@@ -22,9 +25,10 @@ pub const MIN_FPS: f32 = 15.0;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Consecutive underused checks before stepping up.
 const UNDERUSE_CHECKS: u32 = 3;
-/// Consecutive overused checks before stepping down: one busy second (a compile starting,
-/// a key frame burst, a descheduled thread) is not a machine that cannot keep up.
-const OVERUSE_CHECKS: u32 = 2;
+/// Overuse evidence before stepping down: a busy check counts one, a check with dropped
+/// source frames two. Four busy seconds in a row, or two seconds of drops: a compile
+/// starting, a key frame burst or a descheduled thread is not a machine that cannot keep up.
+const OVERUSE_CHECKS: u32 = 4;
 /// A step to a smaller size rebuilds the encoder and sends key frames on every layer, so it
 /// wants twice the evidence.
 const RESIZE_CHECKS: u32 = 2 * OVERUSE_CHECKS;
@@ -147,10 +151,16 @@ impl CpuAdapter {
         self.busy = Duration::ZERO;
         self.dropped = 0;
 
-        let overused = share > OVERUSE_SHARE || dropped > 0;
-        if overused {
+        let evidence = if dropped > 0 {
+            2
+        } else if share > OVERUSE_SHARE {
+            1
+        } else {
+            0
+        };
+        if evidence > 0 {
             self.underused = 0;
-            self.overused += 1;
+            self.overused += evidence;
             let resize = self
                 .steps
                 .get(self.level + 1)
@@ -289,14 +299,17 @@ mod tests {
         // idle machine: 10 ms per frame at 30 fps is 30 % busy — nothing happens
         assert!(run(&mut a, &mut t, 5, 10.0).is_empty());
         assert!(!a.is_limited());
+        // two busy seconds are not enough
+        assert!(run(&mut a, &mut t, 2, 40.0).is_empty());
+        assert!(run(&mut a, &mut t, 2, 10.0).is_empty());
         // contention: 40 ms per frame — 120 % at 30 fps, 96 % at 24, 80 % at 20: stop at 20
-        let changes = run(&mut a, &mut t, 10, 40.0);
+        let changes = run(&mut a, &mut t, 12, 40.0);
         let fps: Vec<f32> = changes.iter().map(|c| c.fps).collect();
         assert_eq!(fps, vec![24.0, 20.0], "{changes:?}");
         assert!(a.is_limited());
         assert_eq!(a.current().scale, 1.0, "frame rate goes first");
         // heavier: 70 ms — 15 fps is 105 %, so the size goes to ¾ (59 %)
-        let changes = run(&mut a, &mut t, 10, 70.0);
+        let changes = run(&mut a, &mut t, 20, 70.0);
         assert_eq!(
             changes.last().copied(),
             Some(Adaptation {
