@@ -1516,20 +1516,4 @@ mod tests {
         assert_eq!(human_duration(5400), "90 min");
         assert_eq!(human_duration(7), "7 s");
     }
-
-    #[test]
-    fn a_resumed_layer_starts_with_a_key_frame() {
-        let c = EncoderControl::new(Some(lk::VideoQuality::Low), 100_000);
-        assert!(c.take_keyframe(), "the first frame is a key frame");
-        assert!(!c.take_keyframe());
-        c.set_wanted(false);
-        assert!(!c.is_wanted() && !c.take_keyframe());
-        c.set_wanted(true);
-        assert!(c.is_wanted() && c.take_keyframe());
-        c.set_wanted(true);
-        assert!(
-            !c.take_keyframe(),
-            "no extra key frame while already wanted"
-        );
-    }
 }
