@@ -27,7 +27,7 @@ mod encode;
 mod video;
 
 pub(crate) use audio::AudioPipeline;
-pub(crate) use encode::EncoderControl;
+pub(crate) use encode::{EncoderControl, quality_of};
 pub(crate) use video::VideoPipeline;
 
 /// Where video comes from.
