@@ -11,13 +11,13 @@ use bytes::Bytes;
 use streamit_livekit_publish as lk;
 use streamit_media::encode::OpusEncoder;
 use streamit_media::mic::{MicSource, list_microphones};
-use streamit_media::source::{AudioSource, SourceEvent, SourceHandle};
+use streamit_media::source::{AudioSource, SourceHandle};
 use streamit_media::{
     AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, MediaClock, MediaError, MediaTime,
 };
 use tokio::sync::mpsc;
 
-use super::{AudioSourceSpec, Counters, MediaEvent};
+use super::{AudioSourceSpec, Counters, MediaEvent, drain_device};
 
 /// Samples of one 20 ms mono frame.
 const AUDIO_FRAME: usize = (AUDIO_RATE / 50) as usize;
@@ -214,28 +214,10 @@ impl AudioPipeline {
                     }
                 };
                 if let AudioReader::Device(handle) = &reader {
-                    while !t_stop.load(Ordering::Acquire) {
-                        match handle.events().recv_timeout(Duration::from_millis(100)) {
-                            Ok(SourceEvent::Frame(f)) => {
-                                let mono = mono_f32(&f);
-                                if !process(mono, f.pts) {
-                                    return;
-                                }
-                            }
-                            Ok(SourceEvent::Error(e)) => {
-                                let _ = events.try_send(MediaEvent::Failed(e));
-                                return;
-                            }
-                            Ok(SourceEvent::Ended) => {
-                                let _ = events.try_send(MediaEvent::Failed(
-                                    MediaError::DeviceLost("the microphone stopped".into()),
-                                ));
-                                return;
-                            }
-                            Err(e) if e.is_timeout() => {}
-                            Err(_) => return,
-                        }
-                    }
+                    drain_device(handle, &t_stop, &events, "the microphone stopped", |f| {
+                        let mono = mono_f32(&f);
+                        process(mono, f.pts)
+                    });
                     return;
                 }
                 let period = Duration::from_millis(20);

@@ -17,10 +17,13 @@
 //! [`MediaClock`]: streamit_media::MediaClock
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use streamit_livekit_publish as lk;
+use streamit_media::source::{SourceEvent, SourceHandle};
 use streamit_media::{MediaError, VideoCodec, VideoFrame};
+use tokio::sync::mpsc;
 
 mod audio;
 mod encode;
@@ -143,4 +146,35 @@ pub(crate) struct Counters {
     pub audio_packets: AtomicU64,
     pub audio_dropped: AtomicU64,
     pub keyframes_forced: AtomicU64,
+}
+
+/// The loop of a media thread over a self-paced device (camera, microphone) until `stop`:
+/// each frame goes to `on_frame` (false: stop); the device failing or ending (`lost` says
+/// which) is reported as [`MediaEvent::Failed`] and ends the loop.
+fn drain_device<T>(
+    handle: &SourceHandle<T>,
+    stop: &AtomicBool,
+    events: &mpsc::Sender<MediaEvent>,
+    lost: &str,
+    mut on_frame: impl FnMut(T) -> bool,
+) {
+    while !stop.load(Ordering::Acquire) {
+        match handle.events().recv_timeout(Duration::from_millis(100)) {
+            Ok(SourceEvent::Frame(frame)) => {
+                if !on_frame(frame) {
+                    return;
+                }
+            }
+            Ok(SourceEvent::Error(e)) => {
+                let _ = events.try_send(MediaEvent::Failed(e));
+                return;
+            }
+            Ok(SourceEvent::Ended) => {
+                let _ = events.try_send(MediaEvent::Failed(MediaError::DeviceLost(lost.into())));
+                return;
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -11,12 +11,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use streamit_media::camera::CameraSource;
-use streamit_media::source::{SourceEvent, SourceHandle, VideoSource};
+use streamit_media::source::{SourceHandle, VideoSource};
 use streamit_media::{Layer, MediaClock, MediaError, MediaTime, Quality, VideoFrame};
 use tokio::sync::mpsc;
 
 use super::encode::{EncodeStatus, EncoderWorker, Slot};
-use super::{Counters, MediaEvent, VideoSourceSpec};
+use super::{Counters, MediaEvent, VideoSourceSpec, drain_device};
 
 /// Video frames from a source, paced on the media clock.
 enum VideoReader {
@@ -241,27 +241,12 @@ impl VideoPipeline {
                     }
                 };
                 if let VideoReader::Device(handle) = &reader {
-                    while !t_stop.load(Ordering::Acquire) {
-                        match handle.events().recv_timeout(Duration::from_millis(100)) {
-                            Ok(SourceEvent::Frame(frame)) => {
-                                if !t_off.load(Ordering::Acquire) {
-                                    fan_out(frame, &mut last_preview);
-                                }
-                            }
-                            Ok(SourceEvent::Error(e)) => {
-                                let _ = events.try_send(MediaEvent::Failed(e));
-                                return;
-                            }
-                            Ok(SourceEvent::Ended) => {
-                                let _ = events.try_send(MediaEvent::Failed(
-                                    MediaError::DeviceLost("the camera stopped".into()),
-                                ));
-                                return;
-                            }
-                            Err(e) if e.is_timeout() => {}
-                            Err(_) => return,
+                    drain_device(handle, &t_stop, &events, "the camera stopped", |frame| {
+                        if !t_off.load(Ordering::Acquire) {
+                            fan_out(frame, &mut last_preview);
                         }
-                    }
+                        true
+                    });
                     return;
                 }
                 let period = Duration::from_micros(1_000_000 / fps as u64);
