@@ -1,0 +1,258 @@
+//! The audio side: one thread makes 20 ms mono frames from the tone, a WAV file or a
+//! microphone, meters them for the level bar and, while live and not muted, encodes Opus.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use streamit_livekit_publish as lk;
+use streamit_media::encode::OpusEncoder;
+use streamit_media::mic::{MicSource, list_microphones};
+use streamit_media::source::{AudioSource, SourceHandle};
+use streamit_media::{
+    AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, MediaClock, MediaError, MediaTime,
+};
+use tokio::sync::mpsc;
+
+use super::{AudioSourceSpec, Counters, MediaEvent, drain_device};
+
+/// Samples of one 20 ms mono frame.
+const AUDIO_FRAME: usize = (AUDIO_RATE / 50) as usize;
+
+enum AudioReader {
+    Tone {
+        phase: f64,
+    },
+    Pcm {
+        samples: Vec<f32>,
+        pos: usize,
+    },
+    /// A self-paced device source (microphone).
+    Device(SourceHandle<AudioFrame>),
+}
+
+/// Interleaved samples of any channel count, mixed to mono.
+fn mono_f32(f: &AudioFrame) -> Vec<f32> {
+    let all = f.samples.to_f32();
+    let ch = f.channels.max(1) as usize;
+    if ch == 1 {
+        return all;
+    }
+    all.chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / ch as f32)
+        .collect()
+}
+
+impl AudioReader {
+    fn open(spec: &AudioSourceSpec, clock: &MediaClock) -> Result<Option<Self>, MediaError> {
+        match spec {
+            AudioSourceSpec::None => Ok(None),
+            AudioSourceSpec::Mic(index) => {
+                let device = match index {
+                    None => None,
+                    Some(n) => {
+                        let mics = list_microphones()?;
+                        let Some(m) = mics.get(*n) else {
+                            return Err(MediaError::Device(format!(
+                                "no microphone {n} ({} found)",
+                                mics.len()
+                            )));
+                        };
+                        Some(m.id.clone())
+                    }
+                };
+                let src: Box<dyn AudioSource> = Box::new(MicSource {
+                    device,
+                    ..MicSource::default()
+                });
+                Ok(Some(AudioReader::Device(src.start(clock.clone())?)))
+            }
+            AudioSourceSpec::Tone => Ok(Some(AudioReader::Tone { phase: 0.0 })),
+            AudioSourceSpec::Wav(path) => Ok(Some(AudioReader::Pcm {
+                samples: read_wav_mono_48k(path)?,
+                pos: 0,
+            })),
+        }
+    }
+
+    fn next(&mut self, pts: MediaTime) -> Vec<f32> {
+        match self {
+            AudioReader::Device(_) => vec![0.0; AUDIO_FRAME],
+            AudioReader::Tone { phase } => {
+                let beep = streamit_media::pattern::flash_on(pts);
+                let (freq, amp) = if beep { (1000.0, 0.5) } else { (440.0, 0.1) };
+                let step = std::f64::consts::TAU * freq / AUDIO_RATE as f64;
+                (0..AUDIO_FRAME)
+                    .map(|_| {
+                        *phase = (*phase + step) % std::f64::consts::TAU;
+                        (phase.sin() * amp) as f32
+                    })
+                    .collect()
+            }
+            AudioReader::Pcm { samples, pos } => {
+                let mut out = Vec::with_capacity(AUDIO_FRAME);
+                while out.len() < AUDIO_FRAME {
+                    if samples.is_empty() {
+                        out.resize(AUDIO_FRAME, 0.0);
+                        break;
+                    }
+                    out.push(samples[*pos]);
+                    *pos = (*pos + 1) % samples.len();
+                }
+                out
+            }
+        }
+    }
+}
+
+fn read_wav_mono_48k(path: &Path) -> Result<Vec<f32>, MediaError> {
+    let err = |m: String| MediaError::File {
+        path: path.display().to_string(),
+        message: m,
+    };
+    let mut r = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
+    let spec = r.spec();
+    if spec.sample_rate != AUDIO_RATE {
+        return Err(err(format!(
+            "sample rate {} Hz: only 48000 Hz WAV files are supported",
+            spec.sample_rate
+        )));
+    }
+    let ch = spec.channels.max(1) as usize;
+    let raw: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r
+            .samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(e.to_string()))?,
+        hound::SampleFormat::Int => {
+            let scale = (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+            r.samples::<i32>()
+                .map(|s| s.map(|s| s as f32 / scale))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.to_string()))?
+        }
+    };
+    Ok(raw
+        .chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / ch as f32)
+        .collect())
+}
+
+/// The running audio side: source, meter and (while live) Opus encoding on one thread.
+pub(crate) struct AudioPipeline {
+    stop: Arc<AtomicBool>,
+    pub muted: Arc<AtomicBool>,
+    sender: Arc<Mutex<Option<lk::AudioTrackSender>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AudioPipeline {
+    pub fn start(
+        spec: &AudioSourceSpec,
+        clock: MediaClock,
+        counters: Arc<Counters>,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Result<Option<Self>, MediaError> {
+        let Some(mut reader) = AudioReader::open(spec, &clock)? else {
+            return Ok(None);
+        };
+        let mut opus = OpusEncoder::new(1, 48_000)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let muted = Arc::new(AtomicBool::new(false));
+        let sender: Arc<Mutex<Option<lk::AudioTrackSender>>> = Arc::default();
+        let (t_stop, t_muted, t_sender) = (stop.clone(), muted.clone(), sender.clone());
+        let thread = std::thread::Builder::new()
+            .name("audio-source".into())
+            .spawn(move || {
+                let mut last_level = Instant::now();
+                let mut level = AudioLevel::default();
+                // Meter, then (while live and not muted) Opus → transport. False: stop.
+                let mut process = |samples: Vec<f32>, pts: MediaTime| -> bool {
+                    let muted = t_muted.load(Ordering::Acquire);
+                    let l = AudioLevel::measure(&samples);
+                    level.rms = level.rms.max(l.rms);
+                    if last_level.elapsed() >= Duration::from_millis(50) {
+                        last_level = Instant::now();
+                        let shown = if muted { 0.0 } else { level.rms };
+                        let _ = events.try_send(MediaEvent::MicLevel(shown));
+                        level = AudioLevel::default();
+                    }
+                    let Some(tx) = t_sender.lock().ok().and_then(|s| s.clone()) else {
+                        return true;
+                    };
+                    if muted {
+                        return true;
+                    }
+                    let frame = AudioFrame {
+                        sample_rate: AUDIO_RATE,
+                        channels: 1,
+                        samples: AudioSamples::F32(samples),
+                        pts,
+                    };
+                    match opus.push(&frame) {
+                        Ok(packets) => {
+                            for p in packets {
+                                let packet = lk::EncodedAudio {
+                                    data: Bytes::clone(&p.data),
+                                    timestamp: p.pts.as_duration(),
+                                };
+                                if tx.send(packet).is_ok() {
+                                    counters.audio_packets.fetch_add(1, Ordering::Relaxed);
+                                } else {
+                                    counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            true
+                        }
+                        Err(e) => {
+                            let _ = events.try_send(MediaEvent::Failed(e));
+                            false
+                        }
+                    }
+                };
+                if let AudioReader::Device(handle) = &reader {
+                    drain_device(handle, &t_stop, &events, "the microphone stopped", |f| {
+                        let mono = mono_f32(&f);
+                        process(mono, f.pts)
+                    });
+                    return;
+                }
+                let period = Duration::from_millis(20);
+                let mut next = clock.now();
+                while !t_stop.load(Ordering::Acquire) {
+                    clock.sleep_until(next);
+                    let pts = next;
+                    next = next.plus(period);
+                    let samples = reader.next(pts);
+                    if !process(samples, pts) {
+                        return;
+                    }
+                }
+            })
+            .map_err(MediaError::Io)?;
+        Ok(Some(AudioPipeline {
+            stop,
+            muted,
+            sender,
+            thread: Some(thread),
+        }))
+    }
+
+    pub fn attach(&self, tx: Option<lk::AudioTrackSender>) {
+        if let Ok(mut s) = self.sender.lock() {
+            *s = tx;
+        }
+    }
+}
+
+impl Drop for AudioPipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The encoders: one thread encodes every layer of a frame in one call, fed through a
+//! bounded drop-oldest [`Slot`], steered by per-layer [`EncoderControl`]s (key frames,
+//! bitrate, dynacast) and stepped down by the [`CpuAdapter`] when the CPU falls behind.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use streamit_livekit_publish as lk;
+use streamit_media::adapt::{CpuAdapter, FrameRateGate};
+use streamit_media::encode::SimulcastEncoder;
+use streamit_media::{Layer, MediaError, Quality, VideoFrame};
+use tokio::sync::mpsc;
+
+use super::video::VideoPipeline;
+use super::{Codec, MediaEvent};
+
+/// A bounded queue of frames that drops the oldest when full.
+pub(super) struct Slot {
+    frames: Mutex<VecDeque<VideoFrame>>,
+    ready: Condvar,
+    cap: usize,
+    /// frames dropped since the consumer last asked ([`Slot::take_dropped`])
+    dropped: AtomicU64,
+}
+
+impl Slot {
+    fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Slot {
+            frames: Mutex::new(VecDeque::with_capacity(cap)),
+            ready: Condvar::new(),
+            cap,
+            dropped: AtomicU64::new(0),
+        })
+    }
+    /// Returns true when a frame had to be dropped.
+    pub(super) fn push(&self, f: VideoFrame) -> bool {
+        let mut dropped = false;
+        if let Ok(mut q) = self.frames.lock() {
+            if q.len() >= self.cap {
+                q.pop_front();
+                dropped = true;
+            }
+            q.push_back(f);
+        }
+        self.ready.notify_one();
+        if dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        dropped
+    }
+    /// Frames dropped since the last call.
+    fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+    fn pop(&self, wait: Duration) -> Option<VideoFrame> {
+        let q = self.frames.lock().ok()?;
+        let (mut q, _) = self
+            .ready
+            .wait_timeout_while(q, wait, |q| q.is_empty())
+            .ok()?;
+        q.pop_front()
+    }
+}
+
+/// Per-encoder controls the session sets from publisher events.
+#[derive(Debug)]
+pub(crate) struct EncoderControl {
+    pub quality: Option<lk::VideoQuality>,
+    pub nominal_bps: u32,
+    keyframe: AtomicBool,
+    bitrate_bps: AtomicU32,
+    /// False while no viewer wants this simulcast layer (dynacast): frames are skipped.
+    wanted: AtomicBool,
+}
+
+impl EncoderControl {
+    pub fn new(quality: Option<lk::VideoQuality>, nominal_bps: u32) -> Self {
+        EncoderControl {
+            quality,
+            nominal_bps,
+            keyframe: AtomicBool::new(true),
+            bitrate_bps: AtomicU32::new(nominal_bps),
+            wanted: AtomicBool::new(true),
+        }
+    }
+    /// Takes a pending key frame request.
+    pub fn take_keyframe(&self) -> bool {
+        self.keyframe.swap(false, Ordering::AcqRel)
+    }
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate_bps.load(Ordering::Acquire)
+    }
+    /// Pause or resume this layer; resuming starts with a key frame.
+    pub fn set_wanted(&self, wanted: bool) {
+        if wanted && !self.wanted.swap(true, Ordering::AcqRel) {
+            self.request_keyframe();
+        } else if !wanted {
+            self.wanted.store(false, Ordering::Release);
+        }
+    }
+    pub fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Acquire)
+    }
+    pub fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Release);
+    }
+    pub fn set_bitrate(&self, bps: u32) {
+        self.bitrate_bps.store(bps, Ordering::Release);
+    }
+}
+
+pub(super) struct EncoderWorker {
+    slot: Arc<Slot>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the encoder thread sends at, for the health bar: the top layer's size and the
+/// frame rate, and whether that is below the source because the CPU cannot keep up.
+#[derive(Debug, Default)]
+pub(crate) struct EncodeStatus {
+    /// frames per second encoded, ×100
+    fps_centi: AtomicU32,
+    width: AtomicU32,
+    height: AtomicU32,
+    limited: AtomicBool,
+    step_downs: AtomicU32,
+}
+
+/// A snapshot of [`EncodeStatus`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EncodeStep {
+    pub fps: f32,
+    pub width: u32,
+    pub height: u32,
+    pub limited: bool,
+    pub step_downs: u32,
+}
+
+impl EncodeStatus {
+    fn set(&self, fps: f32, width: u32, height: u32, limited: bool, step_downs: u32) {
+        self.fps_centi
+            .store((fps * 100.0).round() as u32, Ordering::Relaxed);
+        self.width.store(width, Ordering::Relaxed);
+        self.height.store(height, Ordering::Relaxed);
+        self.limited.store(limited, Ordering::Relaxed);
+        self.step_downs.store(step_downs, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> EncodeStep {
+        EncodeStep {
+            fps: self.fps_centi.load(Ordering::Relaxed) as f32 / 100.0,
+            width: self.width.load(Ordering::Relaxed),
+            height: self.height.load(Ordering::Relaxed),
+            limited: self.limited.load(Ordering::Relaxed),
+            step_downs: self.step_downs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// `layers` scaled by `scale` (even sizes, at least 16 pixels), bitrates kept.
+fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
+    if scale >= 0.999 {
+        return layers.to_vec();
+    }
+    layers
+        .iter()
+        .map(|l| Layer {
+            width: (((l.width as f32 * scale) as u32) & !1).max(16),
+            height: (((l.height as f32 * scale) as u32) & !1).max(16),
+            ..*l
+        })
+        .collect()
+}
+
+impl VideoPipeline {
+    /// Starts the encoder thread for `layers` (low → high), feeding `sender`. Returns one
+    /// control per layer (same order).
+    pub fn start_encoders(
+        &mut self,
+        codec: Codec,
+        layers: &[Layer],
+        simulcast: bool,
+        sender: lk::VideoTrackSender,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Result<Vec<Arc<EncoderControl>>, MediaError> {
+        self.stop_encoders();
+        self.enc_stop = Arc::new(AtomicBool::new(false));
+        let fps = self.fps as f32;
+        let mut encoder = SimulcastEncoder::new(codec.media(), layers, fps)?;
+        let controls: Vec<Arc<EncoderControl>> = layers
+            .iter()
+            .map(|l| {
+                let quality = simulcast.then(|| quality_of(l.quality));
+                Arc::new(EncoderControl::new(quality, l.bitrate_bps))
+            })
+            .collect();
+        let top = layers.last().map_or((0, 0), |l| (l.width, l.height));
+        self.status.set(fps, top.0, top.1, false, 0);
+        let slot = Slot::new(2);
+        let layers = layers.to_vec();
+        let (c, s, stop, counters, tx, ev, status) = (
+            controls.clone(),
+            slot.clone(),
+            self.enc_stop.clone(),
+            self.counters.clone(),
+            sender,
+            events,
+            self.status.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("video-encode".into())
+            .spawn(move || {
+                let mut adapter = CpuAdapter::new(fps);
+                let mut gate = FrameRateGate::new(fps);
+                let mut bitrates: Vec<u32> = c.iter().map(|c| c.nominal_bps).collect();
+                let mut scale = 1.0f32;
+                let mut rebuild_keys = false;
+                while !stop.load(Ordering::Acquire) {
+                    let Some(frame) = s.pop(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    let behind = s.take_dropped();
+                    if behind > 0 {
+                        adapter.on_source_dropped(behind, now);
+                    }
+                    if let Some(step) = adapter.check(now) {
+                        tracing::info!(
+                            fps = step.fps,
+                            scale = step.scale,
+                            busy = adapter.last_share(),
+                            "video encoder adapts to the CPU"
+                        );
+                        if (step.scale - scale).abs() > 0.01 {
+                            // a new size: a new encoder (key frames on every layer)
+                            match SimulcastEncoder::new(
+                                encoder.codec(),
+                                &scaled_layers(&layers, step.scale),
+                                step.fps,
+                            ) {
+                                Ok(e) => {
+                                    encoder = e;
+                                    scale = step.scale;
+                                    bitrates.iter_mut().for_each(|b| *b = 0);
+                                    rebuild_keys = true;
+                                }
+                                Err(e) => tracing::warn!("resize encoder: {e}"),
+                            }
+                        }
+                        if let Err(e) = encoder.set_frame_rate(step.fps) {
+                            tracing::warn!("encoder frame rate {}: {e}", step.fps);
+                        }
+                        let top = encoder
+                            .layers()
+                            .last()
+                            .map_or((0, 0), |l| (l.width, l.height));
+                        status.set(
+                            step.fps,
+                            top.0,
+                            top.1,
+                            adapter.is_limited(),
+                            adapter.step_downs(),
+                        );
+                    }
+                    if !gate.admit(adapter.current().fps) {
+                        continue;
+                    }
+                    let mut keys = vec![false; c.len()];
+                    let mut any = false;
+                    for (i, ctl) in c.iter().enumerate() {
+                        let wanted = ctl.is_wanted();
+                        if wanted != encoder.is_active(i)
+                            && let Err(e) = encoder.set_active(i, wanted)
+                        {
+                            tracing::warn!("layer {i} on={wanted}: {e}");
+                        }
+                        let want = ctl.bitrate();
+                        if want > 0 && want != bitrates[i] {
+                            bitrates[i] = want;
+                            if let Err(e) = encoder.set_bitrate(i, want) {
+                                tracing::warn!("set_bitrate({want}): {e}");
+                            }
+                        }
+                        keys[i] = ctl.take_keyframe() && wanted;
+                        any |= wanted;
+                    }
+                    if !any {
+                        continue;
+                    }
+                    if std::mem::take(&mut rebuild_keys) {
+                        keys.iter_mut().for_each(|k| *k = true);
+                    }
+                    let forced = keys.iter().filter(|k| **k).count() as u64;
+                    counters
+                        .keyframes_forced
+                        .fetch_add(forced, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    let out = encoder.encode(&frame, &keys);
+                    adapter.on_encoded(t0.elapsed(), Instant::now());
+                    match out {
+                        Ok(out) => {
+                            for lf in out {
+                                counters.encoded.fetch_add(1, Ordering::Relaxed);
+                                tx.send(lk::EncodedVideo {
+                                    layer: simulcast.then(|| quality_of(lf.quality)),
+                                    data: lf.video.data,
+                                    keyframe: lf.video.keyframe,
+                                    timestamp: lf.video.pts.as_duration(),
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ev.try_send(MediaEvent::Failed(e));
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(MediaError::Io)?;
+        self.encoders.push(EncoderWorker {
+            slot,
+            thread: Some(thread),
+        });
+        if let Ok(mut sinks) = self.sinks.lock() {
+            *sinks = self.encoders.iter().map(|e| e.slot.clone()).collect();
+        }
+        Ok(controls)
+    }
+
+    pub fn stop_encoders(&mut self) {
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.clear();
+        }
+        self.enc_stop.store(true, Ordering::Release);
+        for mut e in self.encoders.drain(..) {
+            e.slot.ready.notify_all();
+            if let Some(t) = e.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+pub(crate) fn quality_of(q: Quality) -> lk::VideoQuality {
+    match q {
+        Quality::Low => lk::VideoQuality::Low,
+        Quality::Medium => lk::VideoQuality::Medium,
+        Quality::High => lk::VideoQuality::High,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamit_media::MediaTime;
+
+    #[test]
+    fn slot_drops_oldest() {
+        let s = Slot::new(2);
+        let f = |n| VideoFrame::solid(16, 16, 16, 128, 128, MediaTime(n)).unwrap();
+        assert!(!s.push(f(1)));
+        assert!(!s.push(f(2)));
+        assert!(s.push(f(3)));
+        assert_eq!(s.pop(Duration::ZERO).map(|f| f.pts), Some(MediaTime(2)));
+    }
+
+    #[test]
+    fn a_resumed_layer_starts_with_a_key_frame() {
+        let c = EncoderControl::new(Some(lk::VideoQuality::Low), 100_000);
+        assert!(c.take_keyframe(), "the first frame is a key frame");
+        assert!(!c.take_keyframe());
+        c.set_wanted(false);
+        assert!(!c.is_wanted() && !c.take_keyframe());
+        c.set_wanted(true);
+        assert!(c.is_wanted() && c.take_keyframe());
+        c.set_wanted(true);
+        assert!(
+            !c.take_keyframe(),
+            "no extra key frame while already wanted"
+        );
+    }
+}

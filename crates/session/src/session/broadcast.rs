@@ -1,0 +1,329 @@
+//! One broadcast from start to end: go live (devices, the backend's grant, joining the
+//! room, publishing), end stream (unpublish, leave, end-stream and the stats report, the
+//! summary), and the failure path when the transport or a device is lost while on air.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use streamit_api::client::ApiError;
+use streamit_api::{SessionStatsReport, StreamSession};
+use streamit_livekit_publish as lk;
+
+use super::{Live, Task};
+use crate::error::{ErrorKind, Result, SessionError, UserError};
+use crate::media::quality_of;
+use crate::state::{Health, StreamInfo, StreamState, Summary};
+
+impl Task {
+    pub(super) async fn go_live(&mut self) -> Result<()> {
+        self.require_login()?;
+        if self.live.is_some() || self.state.stream_state.is_on_air() {
+            return Err(SessionError::Invalid("already live".into()));
+        }
+        // Devices first: a missing camera should not leave the backend showing "live".
+        self.ensure_sources()?;
+        let go_live_at = Instant::now();
+        self.state.stream_state = StreamState::Connecting;
+        self.state.summary = None;
+        self.state.chat = Arc::default();
+        self.state.moderation = Arc::default();
+        self.slow_mode.clear();
+        self.state.viewers = 0;
+        self.state.peak_viewers = 0;
+        self.state.health = Health::default();
+        self.publish();
+
+        let grant = match self.api.go_live().await {
+            Ok(g) => g,
+            Err(e) => {
+                let e = SessionError::from(e);
+                self.state.stream_state = StreamState::Failed {
+                    reason: e.user_message(),
+                };
+                return Err(e);
+            }
+        };
+        self.state.session_id = Some(grant.session_id.clone());
+        self.state.stream = Some(StreamInfo::from(&grant.stream));
+        self.publish();
+
+        match self.connect_and_publish(&grant, go_live_at).await {
+            Ok(live) => {
+                self.state.stream_state = StreamState::Live;
+                self.state.live_since = Some(SystemTime::now());
+                self.live = Some(live);
+                self.refresh_health();
+                Ok(())
+            }
+            Err(e) => {
+                // Take the backend out of "live" again; keep the original error.
+                if let Some(v) = &mut self.video {
+                    v.stop_encoders();
+                }
+                if let Some(a) = &self.audio {
+                    a.attach(None);
+                }
+                if let Err(end) = self.api.end_stream().await {
+                    tracing::warn!("end-stream after failed connect: {end}");
+                }
+                self.state.stream_state = StreamState::Failed {
+                    reason: e.user_message(),
+                };
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect_and_publish(
+        &mut self,
+        grant: &streamit_api::GoLiveResponse,
+        go_live_at: Instant,
+    ) -> Result<Live> {
+        let timeout = self.config.connect_timeout;
+        let secs = timeout.as_secs();
+        // The transport queues video per track, all simulcast layers together: give each
+        // layer the configured depth.
+        let mut publish = self.config.publish.clone();
+        let n_layers = self
+            .video
+            .as_ref()
+            .map(|v| v.layers(self.config.simulcast).len())
+            .unwrap_or(1);
+        publish.video_queue = publish.video_queue.max(1) * n_layers.max(1);
+        let (handle, mut events) = tokio::time::timeout(
+            timeout,
+            lk::Publisher::connect(&grant.ws_url, &grant.token, publish),
+        )
+        .await
+        .map_err(|_| SessionError::ConnectTimeout(secs))??;
+        // Wait for the publisher transport; keep other early events for the live loop.
+        let deadline = go_live_at + timeout;
+        let mut early = Vec::new();
+        loop {
+            let ev = tokio::time::timeout_at(deadline.into(), events.recv())
+                .await
+                .map_err(|_| SessionError::ConnectTimeout(secs))?;
+            match ev {
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Connected)) => break,
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error })) => {
+                    return Err(SessionError::Transport(error));
+                }
+                Some(lk::PublisherEvent::StateChanged(lk::ConnectionState::Disconnected {
+                    reason,
+                })) => return Err(SessionError::Transport(reason)),
+                Some(other) => early.push(other),
+                None => return Err(SessionError::Transport("connection closed".into())),
+            }
+        }
+        let connect_time = go_live_at.elapsed();
+        self.announce_media_clock(&handle);
+
+        let Some(video) = self.video.as_mut() else {
+            return Err(SessionError::Invalid("no video source".into()));
+        };
+        let layers = video.layers(self.config.simulcast);
+        let simulcast = layers.len() > 1;
+        let mut opts = lk::VideoTrackOptions::new(
+            self.config.codec.publish(),
+            video.width,
+            video.height,
+            video.fps,
+        );
+        if simulcast {
+            opts.simulcast = layers
+                .iter()
+                .map(|l| lk::LayerSpec {
+                    quality: quality_of(l.quality),
+                    width: l.width,
+                    height: l.height,
+                    bitrate: lk::Bitrate(l.bitrate_bps as u64),
+                })
+                .collect();
+        }
+        let publish_timeout = tokio::time::timeout_at(deadline.into(), handle.publish_video(opts));
+        let video_tx = publish_timeout
+            .await
+            .map_err(|_| SessionError::ConnectTimeout(secs))??;
+        let encoders = video.start_encoders(
+            self.config.codec,
+            &layers,
+            simulcast,
+            video_tx.clone(),
+            self.media_tx.clone(),
+        )?;
+        if self.camera_off {
+            handle.set_muted(video_tx.cid(), true)?;
+        }
+        let audio_tx = match &self.audio {
+            Some(a) => {
+                let t = tokio::time::timeout_at(
+                    deadline.into(),
+                    handle.publish_audio(lk::AudioTrackOptions::default()),
+                )
+                .await
+                .map_err(|_| SessionError::ConnectTimeout(secs))??;
+                if self.mic_muted {
+                    handle.set_muted(t.cid(), true)?;
+                }
+                a.attach(Some(t.clone()));
+                Some(t)
+            }
+            None => None,
+        };
+        let c = &self.counters;
+        let mut live = Live {
+            handle,
+            events,
+            video: Some(video_tx),
+            audio: audio_tx,
+            encoders,
+            session_id: grant.session_id.clone(),
+            go_live_at,
+            live_at: Instant::now(),
+            connect_time,
+            chat_messages: 0,
+            participants: HashMap::new(),
+            last_stats: lk::StatsSnapshot::default(),
+            keyframe_requests: 0,
+            reconnects: 0,
+            base_encoded: c.encoded.load(Ordering::Relaxed),
+            base_dropped: c.encoder_dropped.load(Ordering::Relaxed),
+            base_audio: c.audio_packets.load(Ordering::Relaxed),
+            base_captured: c.captured.load(Ordering::Relaxed),
+        };
+        for ev in early {
+            self.apply_live_event(&mut live, ev);
+        }
+        tracing::info!(?connect_time, session = %grant.session_id, "live");
+        Ok(live)
+    }
+
+    pub(super) async fn end_stream(&mut self) -> Result<()> {
+        let Some(live) = self.live.take() else {
+            return Err(SessionError::Invalid("not live".into()));
+        };
+        self.refresh_health_from(&live);
+        if let Some(v) = &mut self.video {
+            v.stop_encoders();
+        }
+        if let Some(a) = &self.audio {
+            a.attach(None);
+        }
+        for cid in [
+            live.video.as_ref().map(|t| t.cid().clone()),
+            live.audio.as_ref().map(|t| t.cid().clone()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Err(e) = live.handle.unpublish(&cid) {
+                tracing::debug!("unpublish {cid}: {e}");
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), live.handle.leave()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("leave: {e}"),
+            Err(_) => tracing::warn!("leave timed out"),
+        }
+        let mut summary = self.studio_summary(&live);
+        let backend = self.close_backend_session(&live, &summary).await;
+        summary.backend = backend.as_ref().ok().cloned();
+        self.state.summary = Some(summary);
+        self.state.stream_state = StreamState::Ended;
+        self.state.viewers = 0;
+        tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
+        match backend {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The studio's own figures for the summary of `live` (no backend record yet).
+    fn studio_summary(&self, live: &Live) -> Summary {
+        let duration = live.live_at.elapsed();
+        let health = &self.state.health;
+        let total_bytes: u64 = live.last_stats.layers.iter().map(|l| l.bytes).sum();
+        Summary {
+            backend: None,
+            duration,
+            connect_time: Some(live.connect_time),
+            peak_viewers: self.state.peak_viewers,
+            chat_messages: live.chat_messages,
+            frames_sent: health.frames_sent,
+            frames_dropped: health.frames_dropped,
+            average_bitrate_bps: (total_bytes as f64 * 8.0 / duration.as_secs_f64().max(0.001))
+                as u64,
+            reconnects: live.reconnects,
+            rtt: health.rtt,
+        }
+    }
+
+    /// End-stream, then the studio's figures (chat count, frames sent and
+    /// dropped, average bitrate, reconnects); the summary is the backend's
+    /// latest record. Viewer counts are the backend's own (LiveKit webhooks)
+    /// and are not reported.
+    async fn close_backend_session(
+        &mut self,
+        live: &Live,
+        studio: &Summary,
+    ) -> std::result::Result<StreamSession, ApiError> {
+        let ended = self.api.end_stream().await?;
+        match self
+            .api
+            .report_session_stats(&live.session_id, &stats_report(studio))
+            .await
+        {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                tracing::warn!("reporting session stats: {e}");
+                Ok(ended)
+            }
+        }
+    }
+
+    /// The transport died for good (or a device was lost): tidy up and fail.
+    pub(super) async fn on_transport_lost(&mut self, reason: String, kind: ErrorKind) {
+        let Some(live) = self.live.take() else { return };
+        tracing::warn!(%reason, "stream failed");
+        if let Some(v) = &mut self.video {
+            v.stop_encoders();
+        }
+        if let Some(a) = &self.audio {
+            a.attach(None);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
+        let mut summary = self.studio_summary(&live);
+        summary.backend = match self.close_backend_session(&live, &summary).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("end-stream after failure: {e}");
+                None
+            }
+        };
+        self.state.summary = Some(summary);
+        self.state.stream_state = StreamState::Failed {
+            reason: reason.clone(),
+        };
+        self.state.viewers = 0;
+        Arc::make_mut(&mut self.state.errors).push(UserError {
+            kind,
+            message: reason,
+            at: SystemTime::now(),
+        });
+        self.publish();
+    }
+}
+
+/// The figures the studio reports to the backend at the end of a session.
+fn stats_report(studio: &Summary) -> SessionStatsReport {
+    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+    SessionStatsReport {
+        chat_messages: clamp(studio.chat_messages),
+        frames_sent: Some(clamp(studio.frames_sent)),
+        frames_dropped: Some(clamp(studio.frames_dropped)),
+        average_bitrate_bps: Some(clamp(studio.average_bitrate_bps)),
+        reconnects: Some(i64::from(studio.reconnects)),
+    }
+}

@@ -1,0 +1,120 @@
+//! What the publisher reports while on air: connection state (reconnects), participants
+//! and the viewer count, key frame and layer requests, the target bitrate and stats.
+//! Chat messages it hands to `chat`.
+
+use streamit_livekit_publish as lk;
+
+use super::health::distribute_bitrate;
+use super::{Live, Task};
+use crate::error::ErrorKind;
+use crate::state::{ChatRole, StreamState};
+
+impl Task {
+    pub(super) async fn on_publisher(&mut self, ev: lk::PublisherEvent) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        let fatal = match &ev {
+            lk::PublisherEvent::StateChanged(lk::ConnectionState::Failed { error }) => {
+                Some(format!("LiveKit connection failed: {error}"))
+            }
+            lk::PublisherEvent::StateChanged(lk::ConnectionState::Disconnected { reason }) => {
+                Some(format!("disconnected by the LiveKit server: {reason}"))
+            }
+            _ => None,
+        };
+        self.apply_live_event(&mut live, ev);
+        self.live = Some(live);
+        if let Some(reason) = fatal {
+            self.on_transport_lost(reason, ErrorKind::Network).await;
+        } else {
+            self.publish();
+        }
+    }
+
+    pub(super) fn apply_live_event(&mut self, live: &mut Live, ev: lk::PublisherEvent) {
+        use lk::PublisherEvent as E;
+        if !matches!(ev, E::Stats(_)) {
+            tracing::debug!(?ev, "publisher event");
+        }
+        match ev {
+            E::StateChanged(lk::ConnectionState::Reconnecting { attempt, max }) => {
+                if !matches!(self.state.stream_state, StreamState::Reconnecting { .. }) {
+                    live.reconnects += 1;
+                }
+                self.state.stream_state = StreamState::Reconnecting { attempt, max };
+            }
+            E::StateChanged(lk::ConnectionState::Connected) => {
+                self.state.stream_state = StreamState::Live;
+                live.encoders.iter().for_each(|e| e.request_keyframe());
+                // A rejoin keeps attributes only if the server's refreshed token (which
+                // carries them) arrived before the failure; the same value again is harmless.
+                self.announce_media_clock(&live.handle);
+            }
+            E::StateChanged(_) => {}
+            E::ChatReceived {
+                id,
+                from_identity,
+                from_name,
+                text,
+                ..
+            } => self.on_chat(live, id, from_identity.to_string(), from_name, text),
+            E::ViewerCount(_) => self.count_viewers(live),
+            E::ParticipantLeft(who) => {
+                live.participants.remove(who.as_str());
+                self.count_viewers(live);
+            }
+            E::KeyframeRequested { layer, .. } => {
+                live.keyframe_requests += 1;
+                for e in &live.encoders {
+                    if layer.is_none() || e.quality.is_none() || e.quality == layer {
+                        e.request_keyframe();
+                    }
+                }
+            }
+            E::TargetBitrate(b) => distribute_bitrate(&live.encoders, b.bps()),
+            E::Stats(s) => live.last_stats = s,
+            E::Error(m) => tracing::warn!("publisher: {m}"),
+            E::ParticipantJoined(p) | E::ParticipantUpdated(p) => {
+                self.fill_in_sender(&p);
+                live.participants.insert(p.identity.to_string(), p);
+                self.count_viewers(live);
+            }
+            E::LayersWanted { layers, .. } => {
+                // Dynacast: encode only the simulcast layers someone watches.
+                for e in &live.encoders {
+                    if let Some(q) = e.quality {
+                        e.set_wanted(layers.contains(&q));
+                    }
+                }
+            }
+            E::DataReceived { .. }
+            | E::TrackPublished { .. }
+            | E::TrackSubscribed(_)
+            | E::TrackUnsubscribed { .. }
+            | E::TrackMuted { .. } => {}
+        }
+    }
+
+    /// Tells every participant the media clock's epoch (a participant attribute), so a
+    /// viewer anywhere — `watch`, with a synced clock — can turn the pattern's capture
+    /// times into wall-clock times.
+    pub(super) fn announce_media_clock(&self, handle: &lk::PublisherHandle) {
+        let attributes = crate::watch::clock_epoch_attributes(self.clock.epoch());
+        if let Err(e) = handle.set_attributes(attributes) {
+            tracing::warn!("media clock epoch not announced: {e}");
+        }
+    }
+
+    /// The viewer count: remote participants that are viewers or guests (what the watch
+    /// page counts); one without a role attribute counts as a viewer, hidden ones do not.
+    fn count_viewers(&mut self, live: &Live) {
+        let n = live
+            .participants
+            .values()
+            .filter(|p| !p.hidden && ChatRole::from_attributes(&p.attributes).is_audience())
+            .count() as u32;
+        self.state.viewers = n;
+        self.state.peak_viewers = self.state.peak_viewers.max(n);
+    }
+}

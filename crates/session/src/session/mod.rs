@@ -1,0 +1,362 @@
+//! The session task: owns the API client, the media pipeline and the LiveKit publisher.
+//! [`SessionHandle`] is the one entry point; the task behind it is one loop over commands,
+//! media events, backend outcomes, publisher events and a 1 s tick.
+//!
+//! The [`Task`] is one state machine with one `impl` block per concern: `account` (login,
+//! logout, the stream's setup and title), `sources` (devices, preview, mute and camera),
+//! `broadcast` (go live, connect, end stream, transport lost and the summary),
+//! `live_events` (what the publisher reports while on air: participants, viewers,
+//! reconnects), `chat` (sending, receiving, slow mode), `moderation` (remove, timeout and
+//! ban, and the backend calls that run beside the loop) and `health` (the health bar and
+//! the bitrate split). This file keeps the public handle, the state and the loop that
+//! routes commands to those parts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use streamit_api::client::Client;
+use streamit_api::limits;
+use streamit_livekit_publish as lk;
+use streamit_media::MediaClock;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::command::Command;
+use crate::error::{ErrorKind, Result, SessionError, UserError};
+use crate::media::{
+    AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, VideoPipeline,
+    VideoSourceSpec,
+};
+use crate::slow_mode::SlowMode;
+use crate::state::{Health, SessionState, StreamState};
+
+mod account;
+mod broadcast;
+mod chat;
+mod health;
+mod live_events;
+mod moderation;
+mod sources;
+
+use moderation::Outcome;
+
+/// How a session starts.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The StreamIt backend root, e.g. `http://127.0.0.1:8080`.
+    pub api_url: String,
+    /// A stored session token to start logged in with (validated at start).
+    pub token: Option<String>,
+    pub video: VideoSourceSpec,
+    pub audio: AudioSourceSpec,
+    pub codec: Codec,
+    pub simulcast: bool,
+    /// How long joining the LiveKit room (signal + transport) may take.
+    pub connect_timeout: Duration,
+    /// Transport options (queue sizes, initial bandwidth estimate, local IP).
+    pub publish: lk::PublishOptions,
+    /// Most chat entries kept in the state.
+    pub chat_history: usize,
+}
+
+impl SessionConfig {
+    pub fn new(api_url: impl Into<String>) -> Self {
+        SessionConfig {
+            api_url: api_url.into(),
+            token: None,
+            video: VideoSourceSpec::default(),
+            audio: AudioSourceSpec::default(),
+            codec: Codec::default(),
+            simulcast: false,
+            connect_timeout: Duration::from_secs(15),
+            publish: lk::PublishOptions::default(),
+            chat_history: 500,
+        }
+    }
+}
+
+struct Request {
+    command: Command,
+    reply: Option<oneshot::Sender<Result<(), UserError>>>,
+}
+
+/// The GUI's / CLI's end of a session: send commands, watch state.
+#[derive(Clone)]
+pub struct SessionHandle {
+    tx: mpsc::Sender<Request>,
+    state: watch::Receiver<SessionState>,
+    token: watch::Receiver<Option<String>>,
+}
+
+impl SessionHandle {
+    /// Starts the session task on the current tokio runtime.
+    pub fn spawn(config: SessionConfig) -> SessionHandle {
+        Self::spawn_on(&tokio::runtime::Handle::current(), config)
+    }
+
+    /// Starts the session task on `rt` (for a GUI that owns a runtime on other threads).
+    pub fn spawn_on(rt: &tokio::runtime::Handle, config: SessionConfig) -> SessionHandle {
+        let (tx, rx) = mpsc::channel(64);
+        let (state_tx, state) = watch::channel(SessionState::default());
+        let (token_tx, token) = watch::channel(config.token.clone());
+        let (media_tx, media_rx) = mpsc::channel(64);
+        let (outcome_tx, outcome_rx) = mpsc::channel(64);
+        let mut api = Client::new(config.api_url.clone());
+        api.set_token(config.token.clone());
+        let task = Task {
+            api,
+            config,
+            state: SessionState::default(),
+            state_tx,
+            token_tx,
+            rx,
+            media_tx,
+            media_rx,
+            outcome_tx,
+            outcome_rx,
+            slow_mode: SlowMode::new(Duration::from_secs(limits::SLOW_MODE_SECS)),
+            clock: MediaClock::new(),
+            counters: Arc::default(),
+            video: None,
+            audio: None,
+            live: None,
+            mic_muted: false,
+            camera_off: false,
+            last_preview_sent: Instant::now(),
+        };
+        rt.spawn(task.run());
+        SessionHandle { tx, state, token }
+    }
+
+    /// Queues a command without waiting (what the GUI does). Fails only when the queue
+    /// is full or the task has stopped.
+    pub fn send(&self, command: Command) -> Result<(), SessionError> {
+        self.tx
+            .try_send(Request {
+                command,
+                reply: None,
+            })
+            .map_err(|_| SessionError::Closed)
+    }
+
+    /// Sends a command and waits until it was carried out.
+    pub async fn request(&self, command: Command) -> Result<(), UserError> {
+        let (reply, rx) = oneshot::channel();
+        let closed = || UserError {
+            kind: ErrorKind::Invalid,
+            message: "the session has stopped".into(),
+            at: SystemTime::now(),
+        };
+        self.tx
+            .send(Request {
+                command,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// The latest snapshot.
+    pub fn state(&self) -> SessionState {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<SessionState> {
+        self.state.clone()
+    }
+
+    /// The current backend session token (after Login), to store in a keyring.
+    pub fn token(&self) -> Option<String> {
+        self.token.borrow().clone()
+    }
+}
+
+/// What exists only while on air.
+struct Live {
+    handle: lk::PublisherHandle,
+    events: mpsc::Receiver<lk::PublisherEvent>,
+    video: Option<lk::VideoTrackSender>,
+    audio: Option<lk::AudioTrackSender>,
+    encoders: Vec<Arc<EncoderControl>>,
+    session_id: String,
+    go_live_at: Instant,
+    live_at: Instant,
+    connect_time: Duration,
+    chat_messages: u64,
+    /// Remote participants as last announced (roles, names, the viewer count).
+    participants: HashMap<String, lk::RemoteParticipant>,
+    last_stats: lk::StatsSnapshot,
+    keyframe_requests: u64,
+    reconnects: u32,
+    /// Counter values when this broadcast started.
+    base_encoded: u64,
+    base_dropped: u64,
+    base_audio: u64,
+    base_captured: u64,
+}
+
+struct Task {
+    api: Client,
+    config: SessionConfig,
+    state: SessionState,
+    state_tx: watch::Sender<SessionState>,
+    token_tx: watch::Sender<Option<String>>,
+    rx: mpsc::Receiver<Request>,
+    media_tx: mpsc::Sender<MediaEvent>,
+    media_rx: mpsc::Receiver<MediaEvent>,
+    /// Backend calls spawned beside the loop report here.
+    outcome_tx: mpsc::Sender<Outcome>,
+    outcome_rx: mpsc::Receiver<Outcome>,
+    slow_mode: SlowMode,
+    clock: MediaClock,
+    counters: Arc<Counters>,
+    video: Option<VideoPipeline>,
+    audio: Option<AudioPipeline>,
+    live: Option<Live>,
+    mic_muted: bool,
+    camera_off: bool,
+    last_preview_sent: Instant,
+}
+
+async fn next_publisher_event(live: &mut Option<Live>) -> Option<lk::PublisherEvent> {
+    match live {
+        Some(l) => l.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    async fn run(mut self) {
+        self.state.media = Some(self.selection());
+        self.state.media_clock_epoch = Some(self.clock.epoch());
+        if let Some(token) = self.config.token.clone() {
+            let r = self.use_token(token).await;
+            self.finish(r, None);
+        } else {
+            self.publish();
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                req = self.rx.recv() => {
+                    let Some(Request { command, reply }) = req else { break };
+                    let shutdown = command == Command::Shutdown;
+                    self.state.busy = true;
+                    self.publish();
+                    let r = self.handle(command).await;
+                    self.state.busy = false;
+                    self.finish(r, reply);
+                    if shutdown {
+                        break;
+                    }
+                }
+                ev = self.media_rx.recv() => {
+                    if let Some(ev) = ev {
+                        self.on_media(ev).await;
+                    }
+                }
+                Some(outcome) = self.outcome_rx.recv() => {
+                    self.on_outcome(outcome);
+                    self.publish();
+                }
+                ev = next_publisher_event(&mut self.live) => {
+                    match ev {
+                        Some(ev) => self.on_publisher(ev).await,
+                        None => self.on_transport_lost("the LiveKit connection closed".into(), ErrorKind::Network).await,
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.live.is_some() {
+                        self.refresh_health();
+                        self.publish();
+                    }
+                }
+            }
+        }
+        if self.live.is_some() {
+            let _ = self.end_stream().await;
+        }
+        self.video = None;
+        self.audio = None;
+        self.state.shut_down = true;
+        self.state.preview = None;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.state_tx.send_replace(self.state.clone());
+    }
+
+    fn finish(
+        &mut self,
+        r: Result<()>,
+        reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
+    ) {
+        let r = r.map_err(|e| {
+            // The caller shows it (GUI error list, CLI `error:` line); a log line at warn
+            // would print the same failure twice on a terminal.
+            tracing::debug!(error = %e, "session command failed");
+            let u = e.to_user();
+            Arc::make_mut(&mut self.state.errors).push(u.clone());
+            if u.kind == ErrorKind::Auth
+                && matches!(&e, SessionError::Api(a) if a.status() == Some(401))
+            {
+                self.set_logged_out();
+            }
+            u
+        });
+        self.publish();
+        if let Some(reply) = reply {
+            let _ = reply.send(r);
+        }
+    }
+
+    /// Routes a command to the part that carries it out.
+    async fn handle(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::Login { username, password } => self.login(username, password).await,
+            Command::UseToken(token) => self.use_token(token).await,
+            Command::Logout => self.logout().await,
+            Command::SetupStream(setup) => self.setup(setup).await,
+            Command::GoLive => self.go_live().await,
+            Command::EndStream => self.end_stream().await,
+            Command::ToggleMic => self.toggle_mic(),
+            Command::ToggleCamera => self.toggle_camera(),
+            Command::SendChat(text) => self.send_chat(text),
+            Command::RemoveMessage { message_id } => self.remove_message(&message_id),
+            Command::TimeoutViewer { identity, duration } => {
+                self.timeout_viewer(&identity, duration)
+            }
+            Command::BanViewer { identity } => self.ban_viewer(&identity),
+            Command::EditTitle { title, description } => self.edit_title(title, description).await,
+            Command::SelectVideoSource(spec) => self.select_video_source(spec),
+            Command::SelectAudioSource(spec) => self.select_audio_source(spec),
+            Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),
+            Command::StartPreview => self.ensure_sources(),
+            Command::DismissErrors => {
+                self.state.errors = Arc::default();
+                Ok(())
+            }
+            Command::Reset => {
+                self.not_on_air("reset")?;
+                self.state.stream_state = StreamState::Idle;
+                self.state.summary = None;
+                self.state.chat = Arc::default();
+                self.state.moderation = Arc::default();
+                self.state.viewers = 0;
+                self.state.peak_viewers = 0;
+                self.state.health = Health::default();
+                Ok(())
+            }
+            Command::Shutdown => {
+                if self.live.is_some() {
+                    self.end_stream().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The devices before and while on air: starting the sources (preview and mic meter),
+//! choosing source and codec while off air, mute and camera, and what the media threads
+//! report (preview frames, the mic level, a failed device).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::Task;
+use crate::error::{Result, SessionError};
+use crate::media::{
+    AudioPipeline, AudioSourceSpec, Codec, MediaEvent, VideoPipeline, VideoSourceSpec,
+};
+use crate::state::MediaSelection;
+
+impl Task {
+    pub(super) fn selection(&self) -> MediaSelection {
+        MediaSelection {
+            video: self.config.video.clone(),
+            audio: self.config.audio.clone(),
+            codec: self.config.codec,
+            simulcast: self.config.simulcast,
+            mic_muted: self.mic_muted,
+            camera_off: self.camera_off,
+        }
+    }
+
+    pub(super) fn not_on_air(&self, what: &str) -> Result<()> {
+        if self.live.is_some() || self.state.stream_state.is_on_air() {
+            return Err(SessionError::Invalid(format!(
+                "cannot {what} while on air; end the stream first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts the sources (preview, meter) if they are not running.
+    pub(super) fn ensure_sources(&mut self) -> Result<()> {
+        if self.video.is_none() {
+            let v = VideoPipeline::start(
+                &self.config.video,
+                self.clock.clone(),
+                self.counters.clone(),
+                self.media_tx.clone(),
+            )?;
+            v.set_camera_off(self.camera_off);
+            self.video = Some(v);
+        }
+        if self.audio.is_none() {
+            self.audio = AudioPipeline::start(
+                &self.config.audio,
+                self.clock.clone(),
+                self.counters.clone(),
+                self.media_tx.clone(),
+            )?;
+            if let Some(a) = &self.audio {
+                a.muted.store(self.mic_muted, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn select_video_source(&mut self, spec: VideoSourceSpec) -> Result<()> {
+        self.not_on_air("change the video source")?;
+        let previewing = self.video.is_some();
+        self.video = None;
+        self.state.preview = None;
+        self.config.video = spec;
+        self.state.media = Some(self.selection());
+        if previewing {
+            self.ensure_sources()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn select_audio_source(&mut self, spec: AudioSourceSpec) -> Result<()> {
+        self.not_on_air("change the audio source")?;
+        let previewing = self.video.is_some() || self.audio.is_some();
+        self.audio = None;
+        self.state.mic_level = 0.0;
+        self.config.audio = spec;
+        self.state.media = Some(self.selection());
+        if previewing {
+            self.ensure_sources()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn select_codec(&mut self, codec: Codec, simulcast: bool) -> Result<()> {
+        self.not_on_air("change the codec")?;
+        self.config.codec = codec;
+        self.config.simulcast = simulcast;
+        self.state.media = Some(self.selection());
+        Ok(())
+    }
+
+    pub(super) fn toggle_mic(&mut self) -> Result<()> {
+        self.mic_muted = !self.mic_muted;
+        if let Some(a) = &self.audio {
+            a.muted.store(self.mic_muted, Ordering::Release);
+        }
+        if let Some(live) = &self.live
+            && let Some(t) = &live.audio
+        {
+            live.handle.set_muted(t.cid(), self.mic_muted)?;
+        }
+        self.state.media = Some(self.selection());
+        Ok(())
+    }
+
+    pub(super) fn toggle_camera(&mut self) -> Result<()> {
+        self.camera_off = !self.camera_off;
+        if let Some(v) = &self.video {
+            v.set_camera_off(self.camera_off);
+        }
+        if self.camera_off {
+            self.state.preview = None;
+        }
+        if let Some(live) = &self.live {
+            if let Some(t) = &live.video {
+                live.handle.set_muted(t.cid(), self.camera_off)?;
+            }
+            if !self.camera_off {
+                live.encoders.iter().for_each(|e| e.request_keyframe());
+            }
+        }
+        self.state.media = Some(self.selection());
+        Ok(())
+    }
+
+    pub(super) async fn on_media(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Preview(f) => {
+                if !self.camera_off {
+                    self.state.preview = Some(f);
+                    // the preview alone does not need more than ~15 snapshots a second
+                    if self.last_preview_sent.elapsed() >= Duration::from_millis(60) {
+                        self.last_preview_sent = Instant::now();
+                        self.publish();
+                    }
+                }
+            }
+            MediaEvent::MicLevel(l) => {
+                self.state.mic_level = l;
+            }
+            MediaEvent::Failed(e) => {
+                let err = SessionError::from(e);
+                if self.live.is_some() {
+                    self.on_transport_lost(format!("media failed: {err}"), err.kind())
+                        .await;
+                } else {
+                    Arc::make_mut(&mut self.state.errors).push(err.to_user());
+                }
+                self.video = None;
+                self.state.preview = None;
+                self.publish();
+            }
+        }
+    }
+}
