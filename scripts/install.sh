@@ -75,19 +75,20 @@ else
   log "livekit-server $LIVEKIT_SERVER_VERSION present"
 fi
 
-# --- Python test viewer (official LiveKit Python SDK) ----------------------------------------
+# --- Python test tools: the viewer (official LiveKit Python SDK) and schemathesis -----------
 req="$root/tests/viewer/requirements.txt"
 req_hash="$(sha256sum "$req" | cut -c1-12)"
 venv="$cache/viewer-venv-$req_hash"
 if [ ! -f "$venv/.complete" ]; then
-  log "creating the viewer venv at $venv (once)"
+  log "creating the test venv at $venv (once)"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   "$venv/bin/python" -c "import livekit.rtc, livekit.api" # the native core must load
+  "$venv/bin/schemathesis" --version >/dev/null
   touch "$venv/.complete"
 else
-  log "viewer venv present"
+  log "test venv present"
 fi
 
 # --- npm packages (pinned exactly, committed package-lock.json) --------------------------------

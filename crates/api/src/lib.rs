@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod limits;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod types;
 
 pub use types::*;

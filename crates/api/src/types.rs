@@ -7,25 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Limits the server enforces (in Unicode scalar values, after trimming).
-pub mod limits {
-    pub const TITLE_MAX: usize = 140;
-    pub const DESCRIPTION_MAX: usize = 5_000;
-    pub const NAME_MAX: usize = 64;
-    pub const USERNAME_MIN: usize = 3;
-    pub const USERNAME_MAX: usize = 32;
-    pub const PASSWORD_MIN: usize = 8;
-    pub const PASSWORD_MAX: usize = 256;
-    /// Largest request body the server reads, in bytes.
-    pub const BODY_MAX_BYTES: usize = 64 * 1024;
-    /// Slow mode (`isChatDelayed`): one chat message per viewer per this many seconds.
-    pub const SLOW_MODE_SECS: u64 = 10;
-    /// A chat message, in Unicode scalar values (the page and the studio cut at this).
-    pub const CHAT_MESSAGE_MAX: usize = 500;
-    /// A timeout from the studio: 1 second to 7 days.
-    pub const TIMEOUT_SECS_MAX: u64 = 7 * 24 * 3600;
-}
-
 /// What the backend puts into LiveKit tokens and rooms, and what every client
 /// (watch page, studio, Python test viewer) reads back. LiveKit stamps the
 /// sender of every data packet and viewers cannot change their own
@@ -97,11 +78,14 @@ impl std::fmt::Display for Role {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 3–32 characters of `a-z`, `0-9`, `_`; stored lower-case.
+    /// 3–32 characters of `a-z`, `A-Z`, `0-9`, `_`; stored lower-case.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::username))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::password))]
     pub password: String,
     /// Shown to viewers; defaults to the username. At most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::display_name))]
     pub display_name: Option<String>,
     /// `viewer` (default) or `creator`. Creators must be approved by an admin
     /// before they can set up a stream or go live. `admin` is refused.
@@ -114,7 +98,9 @@ pub struct RegisterRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::login_username))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::login_password))]
     pub password: String,
 }
 
@@ -185,9 +171,14 @@ pub struct Stream {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupStreamRequest {
     /// 1–140 characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::title))]
     pub title: String,
     /// At most 5,000 characters; empty clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::limits::schema::description_nullable)
+    )]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_chat_enabled: Option<bool>,
@@ -198,15 +189,111 @@ pub struct SetupStreamRequest {
 }
 
 /// `PUT /api/stream/info`: edit title and/or description (also while live).
+/// At least one of them; a field left out keeps its value (`null` is not a
+/// value here).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(min_properties = 1))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateStreamInfoRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::title))]
     pub title: Option<String>,
     /// Empty clears it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::description))]
     pub description: Option<String>,
+}
+
+/// Integer fields of request bodies. JSON has one kind of number, and JSON
+/// Schema's `integer` is any number without a fractional part: `5.0` is the
+/// integer 5, as a client that writes every number as a double sends it. A
+/// fraction or a value out of the type's range is refused.
+mod integer {
+    use serde::Deserializer;
+    use serde::de::{Error, Unexpected, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    struct Integer<T>(PhantomData<T>);
+
+    impl<'de, T: TryFrom<i128>> Visitor<'de> for Integer<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer")
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<T, E> {
+            T::try_from(i128::from(v))
+                .map_err(|_| E::invalid_value(Unexpected::Signed(v), &"an integer in range"))
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(i128::from(v))
+                .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"an integer in range"))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<T, E> {
+            // Integral and far beyond every target type's range at most, so
+            // the cast is exact; the target type decides the range.
+            if v.fract() == 0.0
+                && v.abs() < 1.0e30
+                && let Ok(t) = T::try_from(v as i128)
+            {
+                return Ok(t);
+            }
+            Err(E::invalid_value(
+                Unexpected::Float(v),
+                &"an integer in range",
+            ))
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        d.deserialize_any(Integer(PhantomData))
+    }
+
+    /// `null` is `None` (as when left out).
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        struct Optional<T>(PhantomData<T>);
+        impl<'de, T: TryFrom<i128>> Visitor<'de> for Optional<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer or null")
+            }
+            fn visit_none<E: Error>(self) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+                required(d).map(Some)
+            }
+        }
+        d.deserialize_option(Optional(PhantomData))
+    }
+}
+
+/// An optional field that, when present, must be a value: `null` is refused
+/// (a field left out is `None` through `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `PUT /api/stream/chat-settings`: fields left out keep their value.
@@ -292,18 +379,46 @@ pub struct StreamSession {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionStatsReport {
     /// Chat messages the studio saw in this session (0..=1e9).
+    #[serde(deserialize_with = "integer::required")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::chat_messages))]
     pub chat_messages: i64,
     /// Video frames sent, all layers (0..=1e12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer::optional"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::frames_sent))]
     pub frames_sent: Option<i64>,
     /// Video frames dropped before sending (0..=1e12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer::optional"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::limits::schema::frames_dropped)
+    )]
     pub frames_dropped: Option<i64>,
     /// Average bitrate over the session, bits per second (0..=1e10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer::optional"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::limits::schema::average_bitrate_bps)
+    )]
     pub average_bitrate_bps: Option<i64>,
     /// Reconnects to LiveKit (0..=1e6).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer::optional"
+    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::reconnects))]
     pub reconnects: Option<i64>,
 }
 
@@ -313,9 +428,11 @@ pub struct SessionStatsReport {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ViewerTokenRequest {
     /// The creator's user id (= room name).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::host_id))]
     pub host_id: String,
     /// Guests only: shown name, at most 64 characters (default "Guest").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::guest_name))]
     pub guest_name: Option<String>,
 }
 
@@ -390,9 +507,11 @@ pub enum ModerationEvent {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BanRequest {
     /// The participant identity (a user id, or `guest-…`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::identity))]
     pub identity: String,
     /// Optional note for the creator's list, at most 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::reason))]
     pub reason: Option<String>,
 }
 
@@ -402,10 +521,14 @@ pub struct BanRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimeoutRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::identity))]
     pub identity: String,
-    /// 1..=`limits::TIMEOUT_SECS_MAX`.
+    /// `limits::TIMEOUT_SECS_MIN..=limits::TIMEOUT_SECS_MAX`.
+    #[serde(deserialize_with = "integer::required")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::duration_secs))]
     pub duration_secs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::limits::schema::reason))]
     pub reason: Option<String>,
 }
 
@@ -446,4 +569,49 @@ pub struct Health {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{from_value, json};
+
+    #[test]
+    fn integers_may_be_written_as_integral_numbers() {
+        let r: SessionStatsReport =
+            from_value(json!({"chatMessages": 5.0, "framesSent": 1e12, "reconnects": null}))
+                .unwrap();
+        assert_eq!(r.chat_messages, 5);
+        assert_eq!(r.frames_sent, Some(1_000_000_000_000));
+        assert_eq!(r.reconnects, None);
+        for bad in [
+            json!({"chatMessages": 5.5}),
+            json!({"chatMessages": 1e19}),
+            json!({"chatMessages": "5"}),
+            json!({"chatMessages": null}),
+            json!({"chatMessages": 1, "framesSent": -0.5}),
+        ] {
+            assert!(
+                from_value::<SessionStatsReport>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let t: TimeoutRequest = from_value(json!({"identity": "x", "durationSecs": 60.0})).unwrap();
+        assert_eq!(t.duration_secs, 60);
+        assert!(
+            from_value::<TimeoutRequest>(json!({"identity": "x", "durationSecs": -1})).is_err()
+        );
+    }
+
+    #[test]
+    fn stream_info_fields_are_left_out_not_null() {
+        let r: UpdateStreamInfoRequest = from_value(json!({"title": "t"})).unwrap();
+        assert_eq!(r.title.as_deref(), Some("t"));
+        assert_eq!(r.description, None);
+        assert!(from_value::<UpdateStreamInfoRequest>(json!({"title": null})).is_err());
+        assert_eq!(
+            serde_json::to_value(UpdateStreamInfoRequest::default()).unwrap(),
+            json!({})
+        );
+    }
 }

@@ -9,13 +9,15 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_api::webhooks::WebhookReceiver;
 use serde::de::DeserializeOwned;
 use streamit_api::limits;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{LoginThrottle, RateLimiter};
 use crate::config::Config;
@@ -150,47 +152,45 @@ impl AppState {
     }
 }
 
+/// Every API operation, with its OpenAPI description (the `#[utoipa::path]`
+/// on each handler): the one table both the router and `/api/openapi.json`
+/// are made from. Paths are relative to `/api`.
+pub fn api_table() -> OpenApiRouter<AppState> {
+    use crate::{moderation, webhook};
+    OpenApiRouter::new()
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::register))
+        .routes(routes!(routes::login))
+        .routes(routes!(routes::logout))
+        .routes(routes!(routes::me))
+        .routes(routes!(routes::follow, routes::unfollow))
+        .routes(routes!(routes::admin_approve))
+        .routes(routes!(routes::admin_revoke))
+        .routes(routes!(routes::setup_stream))
+        .routes(routes!(routes::go_live))
+        .routes(routes!(routes::end_stream))
+        .routes(routes!(routes::get_info, routes::put_info))
+        .routes(routes!(routes::chat_settings))
+        .routes(routes!(routes::list_sessions))
+        .routes(routes!(routes::latest_session))
+        .routes(routes!(routes::get_session))
+        .routes(routes!(routes::report_stats))
+        .routes(routes!(moderation::list))
+        .routes(routes!(moderation::ban))
+        .routes(routes!(moderation::timeout))
+        .routes(routes!(moderation::lift))
+        .routes(routes!(routes::stream_by_username))
+        .routes(routes!(routes::viewer_token))
+        .routes(routes!(routes::live))
+        .routes(routes!(routes::following))
+        .routes(routes!(webhook::receive))
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/health", get(routes::health))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .route("/auth/register", post(routes::register))
-        .route("/auth/login", post(routes::login))
-        .route("/auth/logout", post(routes::logout))
-        .route("/auth/me", get(routes::me))
-        .route(
-            "/users/{username}/follow",
-            post(routes::follow).delete(routes::unfollow),
-        )
-        .route(
-            "/admin/users/{username}/approve",
-            post(routes::admin_approve),
-        )
-        .route("/admin/users/{username}/revoke", post(routes::admin_revoke))
-        .route("/stream/setup", post(routes::setup_stream))
-        .route("/stream/go-live", post(routes::go_live))
-        .route("/stream/end-stream", post(routes::end_stream))
-        .route("/stream/info", get(routes::get_info).put(routes::put_info))
-        .route("/stream/chat-settings", put(routes::chat_settings))
-        .route("/stream/sessions", get(routes::list_sessions))
-        .route("/stream/sessions/latest", get(routes::latest_session))
-        .route("/stream/sessions/{id}", get(routes::get_session))
-        .route("/stream/sessions/{id}/stats", post(routes::report_stats))
-        .route("/stream/moderation", get(crate::moderation::list))
-        .route("/stream/moderation/ban", post(crate::moderation::ban))
-        .route(
-            "/stream/moderation/timeout",
-            post(crate::moderation::timeout),
-        )
-        .route(
-            "/stream/moderation/{identity}",
-            axum::routing::delete(crate::moderation::lift),
-        )
-        .route("/viewer/stream/{username}", get(routes::stream_by_username))
-        .route("/viewer/token", post(routes::viewer_token))
-        .route("/viewer/live", get(routes::live))
-        .route("/viewer/following", get(routes::following))
-        .route("/livekit/webhook", post(crate::webhook::receive))
+    let (api, table) = api_table().split_for_parts();
+    let doc = crate::openapi::document_for(table);
+    let api = api
+        .route("/openapi.json", get(crate::openapi::serve(&doc)))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found);
     // Everything outside /api is the viewers' web app (crate::web).
@@ -341,109 +341,56 @@ pub fn redact_serde(msg: &str) -> String {
 }
 
 // --- validation ---------------------------------------------------------------
+//
+// The checks, their limits and patterns are `streamit_api::limits`, which the
+// OpenAPI document states too; a failed check is a 422.
 
-fn has_control(s: &str, allow_newlines: bool) -> bool {
-    s.chars()
-        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
+fn unprocessable<T>(r: Result<T, String>) -> AppResult<T> {
+    r.map_err(AppError::Unprocessable)
 }
 
-/// A title: trimmed, 1..=140 characters, one line.
+/// A title, trimmed (see [`limits::check_title`]).
 pub fn valid_title(raw: &str) -> AppResult<String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err(AppError::unprocessable("title must not be empty"));
-    }
-    if t.chars().count() > limits::TITLE_MAX {
-        return Err(AppError::unprocessable(format!(
-            "title must be at most {} characters",
-            limits::TITLE_MAX
-        )));
-    }
-    if has_control(t, false) {
-        return Err(AppError::unprocessable(
-            "title must not contain control characters",
-        ));
-    }
-    Ok(t.to_string())
+    unprocessable(limits::check_title(raw))
 }
 
-/// A description: trimmed, at most 5,000 characters; empty means none.
+/// A description, trimmed; empty means none.
 pub fn valid_description(raw: &str) -> AppResult<Option<String>> {
-    let t = raw.trim();
-    if t.chars().count() > limits::DESCRIPTION_MAX {
-        return Err(AppError::unprocessable(format!(
-            "description must be at most {} characters",
-            limits::DESCRIPTION_MAX
-        )));
-    }
-    if has_control(t, true) {
-        return Err(AppError::unprocessable(
-            "description must not contain control characters",
-        ));
-    }
-    Ok(if t.is_empty() {
-        None
-    } else {
-        Some(t.to_string())
-    })
+    unprocessable(limits::check_description(raw))
 }
 
-/// A display / guest name: trimmed, 1..=64 characters, one line.
-/// Characters that display as nothing (zero-width, bidi controls; see
-/// [`crate::names::is_invisible`]) are removed first: a name must read as what it is.
+/// A display / guest name, invisible characters removed and trimmed.
 pub fn valid_name(field: &str, raw: &str) -> AppResult<String> {
-    let visible: String = raw
-        .chars()
-        .filter(|c| !crate::names::is_invisible(*c))
-        .collect();
-    let t = visible.trim();
-    if t.is_empty() {
-        return Err(AppError::unprocessable(format!(
-            "{field} must not be empty"
-        )));
-    }
-    if t.chars().count() > limits::NAME_MAX {
-        return Err(AppError::unprocessable(format!(
-            "{field} must be at most {} characters",
-            limits::NAME_MAX
-        )));
-    }
-    if has_control(t, false) {
-        return Err(AppError::unprocessable(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(t.to_string())
+    unprocessable(limits::check_name(field, raw))
 }
 
-/// A username: 3..=32 of `a-z 0-9 _`, compared and stored lower-case.
+/// A username, trimmed and lower-cased.
 pub fn valid_username(raw: &str) -> AppResult<String> {
-    let u = raw.trim().to_ascii_lowercase();
-    let n = u.chars().count();
-    if !(limits::USERNAME_MIN..=limits::USERNAME_MAX).contains(&n)
-        || !u
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(AppError::unprocessable(format!(
-            "username must be {}-{} characters of a-z, 0-9 and _",
-            limits::USERNAME_MIN,
-            limits::USERNAME_MAX
-        )));
-    }
-    Ok(u)
+    unprocessable(limits::check_username(raw))
 }
 
 pub fn valid_password(p: &str) -> AppResult<()> {
-    let n = p.chars().count();
-    if !(limits::PASSWORD_MIN..=limits::PASSWORD_MAX).contains(&n) {
-        return Err(AppError::unprocessable(format!(
-            "password must be {}-{} characters",
-            limits::PASSWORD_MIN,
-            limits::PASSWORD_MAX
-        )));
-    }
-    Ok(())
+    unprocessable(limits::check_password(p))
+}
+
+/// A participant identity or a hostId.
+pub fn valid_identity<'a>(field: &str, raw: &'a str) -> AppResult<&'a str> {
+    unprocessable(limits::check_identity(field, raw))
+}
+
+/// A moderation note, trimmed; empty means none.
+pub fn valid_reason(raw: Option<&str>) -> AppResult<Option<String>> {
+    unprocessable(limits::check_reason(raw))
+}
+
+/// `value` within `min..=max`.
+pub fn valid_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> AppResult<()> {
+    unprocessable(limits::check_range(field, value, min, max))
 }
 
 #[cfg(test)]
@@ -468,14 +415,11 @@ mod tests {
     #[test]
     fn validation_limits() {
         assert!(valid_title(&"x".repeat(140)).is_ok());
-        assert!(valid_title(&"é".repeat(141)).is_err());
-        assert!(valid_title("  ").is_err());
-        assert_eq!(valid_description("").unwrap(), None);
-        assert!(valid_description(&"d".repeat(5001)).is_err());
-        assert!(valid_name("displayName", &"n".repeat(65)).is_err());
+        assert!(matches!(
+            valid_title(&"é".repeat(141)),
+            Err(AppError::Unprocessable(_))
+        ));
         assert_eq!(valid_username("Alice_1").unwrap(), "alice_1");
-        assert!(valid_username("al").is_err());
-        assert!(valid_username("al ice").is_err());
         assert!(valid_password("short").is_err());
     }
 }

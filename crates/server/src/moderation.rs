@@ -27,48 +27,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use streamit_api::{BanRequest, Message, TimeoutRequest, limits};
 
-use crate::app::{ApiJson, ApiPath, AppState};
+use crate::app::{ApiJson, ApiPath, AppState, valid_identity, valid_range, valid_reason};
 use crate::auth::Creator;
 use crate::chat_rules;
 use crate::db::{TimeoutOutcome, UserRow, now_ms};
 use crate::error::{AppError, AppResult, ok};
-
-/// A moderation note, at most this many characters.
-pub const REASON_MAX: usize = 200;
-/// Participant identities are user ids (32 hex) or `guest-` + 32 hex.
-const IDENTITY_MAX: usize = 64;
-
-fn valid_identity(raw: &str) -> AppResult<String> {
-    let id = raw.trim();
-    if id.is_empty() || id.chars().count() > IDENTITY_MAX {
-        return Err(AppError::unprocessable(format!(
-            "identity must be 1 to {IDENTITY_MAX} characters"
-        )));
-    }
-    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(AppError::unprocessable(
-            "identity must not contain spaces or control characters",
-        ));
-    }
-    Ok(id.to_string())
-}
-
-fn valid_reason(raw: Option<&str>) -> AppResult<Option<String>> {
-    let Some(r) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    if r.chars().count() > REASON_MAX {
-        return Err(AppError::unprocessable(format!(
-            "reason must be at most {REASON_MAX} characters"
-        )));
-    }
-    if r.chars().any(char::is_control) {
-        return Err(AppError::unprocessable(
-            "reason must not contain control characters",
-        ));
-    }
-    Ok(Some(r.to_string()))
-}
+use crate::openapi::IdentityPath;
+use streamit_api::ModerationEntry;
+use streamit_api::openapi::{Failure, Success};
 
 /// The name to show in the list, and for a guest the address its token was
 /// asked from. A user identity must be a registered user (404 otherwise); a
@@ -80,8 +46,8 @@ async fn target(
     identity: &str,
 ) -> AppResult<(Option<String>, Option<String>)> {
     if identity == creator.id {
-        return Err(AppError::unprocessable(
-            "You cannot ban or time out yourself",
+        return Err(AppError::Conflict(
+            "You cannot ban or time out yourself".into(),
         ));
     }
     if identity.starts_with("guest-") {
@@ -99,20 +65,39 @@ async fn target(
     }
 }
 
+#[utoipa::path(post, path = "/stream/moderation/ban", tag = "moderation",
+    summary = "Ban a participant from this creator's stream",
+    description = "canPublishData revoked and the participant removed from the room at once \
+(RoomService); their viewer tokens are refused (403); for a guest also guest tokens from the \
+address its token was asked from, for 24 h.",
+    request_body = BanRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ban", body = Success<ModerationEntry>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No registered user with this identity", body = Failure),
+        (status = 409, description = "The identity is the creator's own", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn ban(
     State(state): State<AppState>,
     Creator(creator): Creator,
     ApiJson(req): ApiJson<BanRequest>,
 ) -> AppResult<Response> {
-    let identity = valid_identity(&req.identity)?;
+    let identity = valid_identity("identity", &req.identity)?;
     let reason = valid_reason(req.reason.as_deref())?;
-    let (name, guest_ip) = target(&state, &creator, &identity).await?;
+    let (name, guest_ip) = target(&state, &creator, identity).await?;
     let ip_ban_ms = i64::try_from(chat_rules::GUEST_IP_BAN.as_millis()).unwrap_or(i64::MAX / 2);
     let entry = state
         .db
         .ban(
             &creator.id,
-            &identity,
+            identity,
             name.as_deref(),
             reason.as_deref(),
             guest_ip.as_deref(),
@@ -120,24 +105,41 @@ pub async fn ban(
         )
         .await?;
     tracing::info!(host = %creator.id, %identity, guest_address_banned = guest_ip.is_some(), "banned");
-    chat_rules::enforce_now(&state, &creator.id, &identity).await;
+    chat_rules::enforce_now(&state, &creator.id, identity).await;
     Ok(ok(StatusCode::OK, entry))
 }
 
+#[utoipa::path(post, path = "/stream/moderation/timeout", tag = "moderation",
+    summary = "Time a participant out",
+    description = "canPublishData revoked at once, restored by the server when the timeout ends.",
+    request_body = TimeoutRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The timeout", body = Success<ModerationEntry>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No registered user with this identity", body = Failure),
+        (status = 409, description = "The participant is banned (lift the ban first), or the identity is the creator's own", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn timeout(
     State(state): State<AppState>,
     Creator(creator): Creator,
     ApiJson(req): ApiJson<TimeoutRequest>,
 ) -> AppResult<Response> {
-    let identity = valid_identity(&req.identity)?;
+    let identity = valid_identity("identity", &req.identity)?;
     let reason = valid_reason(req.reason.as_deref())?;
-    if !(1..=limits::TIMEOUT_SECS_MAX).contains(&req.duration_secs) {
-        return Err(AppError::unprocessable(format!(
-            "durationSecs must be between 1 and {}",
-            limits::TIMEOUT_SECS_MAX
-        )));
-    }
-    let (name, _) = target(&state, &creator, &identity).await?;
+    valid_range(
+        "durationSecs",
+        req.duration_secs,
+        limits::TIMEOUT_SECS_MIN,
+        limits::TIMEOUT_SECS_MAX,
+    )?;
+    let (name, _) = target(&state, &creator, identity).await?;
     let duration_ms = i64::try_from(req.duration_secs)
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
@@ -146,7 +148,7 @@ pub async fn timeout(
         .db
         .timeout(
             &creator.id,
-            &identity,
+            identity,
             name.as_deref(),
             reason.as_deref(),
             until,
@@ -161,22 +163,35 @@ pub async fn timeout(
         }
     };
     tracing::info!(host = %creator.id, %identity, secs = req.duration_secs, "timed out");
-    chat_rules::enforce_now(&state, &creator.id, &identity).await;
+    chat_rules::enforce_now(&state, &creator.id, identity).await;
     Ok(ok(StatusCode::OK, entry))
 }
 
+#[utoipa::path(delete, path = "/stream/moderation/{identity}", tag = "moderation",
+    summary = "Lift a ban or timeout",
+    params(IdentityPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Lifted", body = Success<Message>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No ban or timeout for this identity", body = Failure),
+        (status = 422, description = "The identity breaks its schema", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn lift(
     State(state): State<AppState>,
     Creator(creator): Creator,
     ApiPath(identity): ApiPath,
 ) -> AppResult<Response> {
-    let identity = valid_identity(&identity)?;
-    if !state.db.lift(&creator.id, &identity).await? {
+    let identity = valid_identity("identity", &identity)?;
+    if !state.db.lift(&creator.id, identity).await? {
         return Err(AppError::not_found("No ban or timeout for this identity"));
     }
     tracing::info!(host = %creator.id, %identity, "ban or timeout lifted");
     // A timed-out viewer still in the room may chat again (per the chat rules).
-    chat_rules::enforce_now(&state, &creator.id, &identity).await;
+    chat_rules::enforce_now(&state, &creator.id, identity).await;
     Ok(ok(
         StatusCode::OK,
         Message {
@@ -185,6 +200,15 @@ pub async fn lift(
     ))
 }
 
+#[utoipa::path(get, path = "/stream/moderation", tag = "moderation",
+    summary = "This creator's bans and running timeouts, newest first",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The bans and timeouts", body = Success<Vec<ModerationEntry>>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn list(State(state): State<AppState>, Creator(creator): Creator) -> AppResult<Response> {
     Ok(ok(
         StatusCode::OK,

@@ -4,10 +4,12 @@
 //! "al\u{200b}ice" or "\u{202e}alice" cannot pass for the creator `alice`.
 //!
 //! The key, in order:
-//! 1. invisible characters removed: zero-width (U+200B–U+200D, U+2060,
-//!    U+FEFF, U+00AD), bidi controls (U+202A–U+202E, U+2066–U+2069, U+200E,
-//!    U+200F, U+061C) and a few more that render as nothing (other U+2061–U+2064
-//!    invisible operators, U+034F, U+180E, variation selectors, tag characters);
+//! 1. invisible characters removed (`streamit_api::limits::is_invisible`,
+//!    Unicode's `Default_Ignorable_Code_Point`): zero-width (U+200B–U+200D,
+//!    U+2060, U+FEFF, U+00AD), bidi controls (U+202A–U+202E, U+2066–U+2069,
+//!    U+200E, U+200F, U+061C) and more that render as nothing (invisible
+//!    operators, U+034F, Hangul fillers, Mongolian and other variation
+//!    selectors, tag characters);
 //! 2. NFKC (`unicode-normalization`): full-width, ligatures, super/subscripts
 //!    fold into their plain letters;
 //! 3. full Unicode case folding (`caseless`, `ß` → `ss`), then NFKC again
@@ -24,26 +26,13 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// Bump whenever [`name_key`] changes its output for any input.
-pub const KEY_VERSION: i64 = 1;
+/// 2: invisible means every `Default_Ignorable_Code_Point` (Hangul fillers,
+/// U+2065–U+206F, … were dropped later in the key before, now up front).
+pub const KEY_VERSION: i64 = 2;
 
-/// Characters that display as nothing (or only reorder text) and so let two
-/// different strings look the same.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'                      // soft hyphen
-        | '\u{034F}'                    // combining grapheme joiner
-        | '\u{061C}'                    // Arabic letter mark
-        | '\u{180E}'                    // Mongolian vowel separator
-        | '\u{200B}'..='\u{200F}'       // zero-width space/non-joiner/joiner, LRM, RLM
-        | '\u{202A}'..='\u{202E}'       // bidi embeddings and overrides
-        | '\u{2060}'..='\u{2064}'       // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}'       // bidi isolates
-        | '\u{FE00}'..='\u{FE0F}'       // variation selectors
-        | '\u{FEFF}'                    // zero-width no-break space / BOM
-        | '\u{E0000}'..='\u{E007F}' // tag characters
-    )
-}
+/// Characters that display as nothing (or only reorder text): the contract's
+/// definition, which the name pattern in the OpenAPI document uses too.
+pub use streamit_api::limits::is_invisible;
 
 /// The comparison key of a display name, guest name or username; `None` when
 /// nothing visible is left (such a name is refused).
@@ -131,5 +120,19 @@ mod tests {
         ] {
             assert_eq!(name_key(empty), None, "{empty:?}");
         }
+    }
+
+    /// A name the contract accepts (`limits::check_name`: something neither
+    /// white space nor invisible in it) always has a key, so the server never
+    /// refuses a schema-valid guest name for having none.
+    #[test]
+    fn every_visible_character_has_a_key() {
+        let keyless: Vec<String> = (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .map(|c| c.to_string())
+            .filter(|s| streamit_api::limits::check_name("n", s).is_ok() && name_key(s).is_none())
+            .map(|s| format!("U+{:04X}", s.chars().next().unwrap() as u32))
+            .collect();
+        assert!(keyless.is_empty(), "{keyless:?}");
     }
 }

@@ -1,500 +1,206 @@
-//! `GET /api/openapi.json`: schemas generated from the contract types in
-//! `streamit-api` (utoipa derives), paths from the route table below, which
-//! mirrors `app::router` (a test checks every contract path is listed).
+//! `GET /api/openapi.json`, generated: the paths from the `#[utoipa::path]`
+//! attribute on each handler, collected by the same `routes!` table that
+//! routes the requests (`app::api_table`), so an operation cannot be served
+//! without being described or described without being served; the schemas
+//! from the contract types in `streamit-api`, whose limits (lengths,
+//! patterns, ranges) are the constants and patterns of
+//! `streamit_api::limits` that the handlers check with.
+//!
+//! Every response is the envelope: `Success<T>` (`{"success":true,"data":…}`)
+//! or `Failure` (`{"success":false,"error":"…"}`); each operation lists every
+//! status it can answer with.
 
-use axum::Json;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::OpenApi;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "StreamIt API",
         description = "Accounts, streams, LiveKit tokens, webhooks and stream statistics. \
-Every response is {\"success\":true,\"data\":…} or {\"success\":false,\"error\":\"…\"}; errors use 400/401/403/404/409/413/415/422/429."
+Every response is {\"success\":true,\"data\":…} or {\"success\":false,\"error\":\"…\"}; each \
+operation lists the statuses it answers with. A body that breaks its schema (types, unknown or \
+missing fields, the lengths, patterns and ranges stated there, a JSON array for an object) is \
+refused with 422; malformed JSON with 400; a body over 64 KiB with 413; a body that is not \
+application/json with 415. Lengths count Unicode scalar values of the string as sent."
     ),
+    // Types the paths do not name (what the backend and the studio put into
+    // LiveKit rooms), so clients find them here too.
     components(schemas(
-        streamit_api::Role,
-        streamit_api::RegisterRequest,
-        streamit_api::LoginRequest,
-        streamit_api::User,
-        streamit_api::AuthResponse,
-        streamit_api::StreamUser,
-        streamit_api::Stream,
-        streamit_api::SetupStreamRequest,
-        streamit_api::UpdateStreamInfoRequest,
-        streamit_api::ChatSettingsRequest,
-        streamit_api::GoLiveResponse,
-        streamit_api::StreamSession,
-        streamit_api::SessionStatsReport,
-        streamit_api::ViewerTokenRequest,
-        streamit_api::ViewerTokenResponse,
-        streamit_api::FollowResponse,
-        streamit_api::Health,
-        streamit_api::Message,
-        streamit_api::ChatAccess,
         streamit_api::RoomMetadata,
         streamit_api::ModerationEvent,
-        streamit_api::BanRequest,
-        streamit_api::TimeoutRequest,
-        streamit_api::ModerationEntry,
-    ))
+        streamit_api::ChatAccess,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health"),
+        (name = "accounts", description = "Register, log in, follow"),
+        (name = "admin", description = "Creator approval (admins)"),
+        (name = "stream", description = "The creator's stream and its sessions"),
+        (name = "moderation", description = "The creator's bans and timeouts"),
+        (name = "viewer", description = "Watching: streams and viewer tokens"),
+        (name = "livekit", description = "LiveKit's webhooks"),
+    )
 )]
 struct ApiDoc;
 
-#[derive(Clone, Copy, PartialEq)]
-enum Auth {
-    None,
-    Optional,
-    User,
-    Creator,
-    /// A creator or admin acting on their own stream, approved or not.
-    Owner,
-    Admin,
-    LiveKitSignature,
-}
+struct SecuritySchemes;
 
-enum Data {
-    One(&'static str),
-    List(&'static str),
-}
-
-struct Endpoint {
-    method: HttpMethod,
-    path: &'static str,
-    summary: &'static str,
-    auth: Auth,
-    body: Option<&'static str>,
-    data: Data,
-    /// Error statuses worth naming (beyond the generic 4XX), with what they mean.
-    errors: &'static [(&'static str, &'static str)],
-}
-
-impl Endpoint {
-    fn errors(mut self, errors: &'static [(&'static str, &'static str)]) -> Self {
-        self.errors = errors;
-        self
-    }
-}
-
-const fn ep(
-    method: HttpMethod,
-    path: &'static str,
-    summary: &'static str,
-    auth: Auth,
-    body: Option<&'static str>,
-    data: Data,
-) -> Endpoint {
-    Endpoint {
-        method,
-        path,
-        summary,
-        auth,
-        body,
-        data,
-        errors: &[],
-    }
-}
-
-fn endpoints() -> Vec<Endpoint> {
-    use Auth::*;
-    use Data::*;
-    use HttpMethod::{Delete, Get, Post, Put};
-    vec![
-        ep(
-            Get,
-            "/api/health",
-            "Liveness and database check",
-            None,
-            Option::None,
-            One("Health"),
-        ),
-        ep(
-            Post,
-            "/api/auth/register",
-            "Create an account (viewer or creator) and log in",
-            None,
-            Some("RegisterRequest"),
-            One("AuthResponse"),
-        ),
-        ep(
-            Post,
-            "/api/auth/login",
-            "Log in (rate-limited per IP and per account)",
-            None,
-            Some("LoginRequest"),
-            One("AuthResponse"),
-        ),
-        ep(
-            Post,
-            "/api/auth/logout",
-            "Revoke this session token",
-            User,
-            Option::None,
-            One("Message"),
-        ),
-        ep(
-            Get,
-            "/api/auth/me",
-            "The logged-in account",
-            User,
-            Option::None,
-            One("User"),
-        ),
-        ep(
-            Post,
-            "/api/users/{username}/follow",
-            "Follow a creator",
-            User,
-            Option::None,
-            One("FollowResponse"),
-        ),
-        ep(
-            Delete,
-            "/api/users/{username}/follow",
-            "Unfollow a creator",
-            User,
-            Option::None,
-            One("FollowResponse"),
-        ),
-        ep(
-            Post,
-            "/api/admin/users/{username}/approve",
-            "Approve a creator",
-            Admin,
-            Option::None,
-            One("User"),
-        ),
-        ep(
-            Post,
-            "/api/admin/users/{username}/revoke",
-            "Withdraw a creator's approval; a live stream of theirs ends at once (endReason `revoked`) \
-             and their participant is removed from the LiveKit room (also when it rejoins)",
-            Admin,
-            Option::None,
-            One("User"),
-        )
-        .errors(&[("404", "No such user")]),
-        ep(
-            Post,
-            "/api/stream/setup",
-            "Create or update the stream (201 on create)",
-            Creator,
-            Some("SetupStreamRequest"),
-            One("Stream"),
-        ),
-        ep(
-            Post,
-            "/api/stream/go-live",
-            "Publish token, wsUrl, roomId; sets isLive and opens a session",
-            Creator,
-            Option::None,
-            One("GoLiveResponse"),
-        ),
-        ep(
-            Post,
-            "/api/stream/end-stream",
-            "Sets isLive=false, closes the session, returns its summary (also after the approval was revoked)",
-            Owner,
-            Option::None,
-            One("StreamSession"),
-        ),
-        ep(
-            Get,
-            "/api/stream/info",
-            "The creator's stream",
-            Creator,
-            Option::None,
-            One("Stream"),
-        ),
-        ep(
-            Put,
-            "/api/stream/info",
-            "Edit title and/or description (also while live)",
-            Creator,
-            Some("UpdateStreamInfoRequest"),
-            One("Stream"),
-        ),
-        ep(
-            Put,
-            "/api/stream/chat-settings",
-            "isChatEnabled, isChatDelayed, isChatFollowersOnly",
-            Creator,
-            Some("ChatSettingsRequest"),
-            One("Stream"),
-        ),
-        ep(
-            Get,
-            "/api/stream/sessions",
-            "This creator's sessions, newest first",
-            Owner,
-            Option::None,
-            List("StreamSession"),
-        ),
-        ep(
-            Get,
-            "/api/stream/sessions/latest",
-            "The summary shown after End Stream",
-            Owner,
-            Option::None,
-            One("StreamSession"),
-        ),
-        ep(
-            Get,
-            "/api/stream/sessions/{id}",
-            "One session",
-            Owner,
-            Option::None,
-            One("StreamSession"),
-        ),
-        ep(
-            Post,
-            "/api/stream/sessions/{id}/stats",
-            "The studio's figures: chat messages, frames sent/dropped, average bitrate, reconnects (each monotonic; media figures optional)",
-            Owner,
-            Some("SessionStatsReport"),
-            One("StreamSession"),
-        ),
-        ep(
-            Get,
-            "/api/viewer/stream/{username}",
-            "Stream by username",
-            None,
-            Option::None,
-            One("Stream"),
-        ),
-        ep(
-            Post,
-            "/api/viewer/token",
-            "Subscribe-only token (logged-in viewer, or guest `guest-…`) for a live stream. \
-             The token's participant attribute `streamit.role` is `viewer` or `guest`; its \
-             canPublishData follows the chat rules (chat off → none; followers-only → \
-             followers only; timed out → none until the end), and `chat` says the same in words",
-            Optional,
-            Some("ViewerTokenRequest"),
-            One("ViewerTokenResponse"),
-        )
-        .errors(&[
-            ("401", "A bearer token was sent but is invalid"),
-            ("403", "Banned from this stream (the account, or guests from this address for 24 h)"),
-            ("404", "No stream for this hostId"),
-            ("409", "Stream is offline, or the creator asked for a viewer token to their own stream"),
-            ("422", "Invalid body, or a guestName that equals or imitates a registered user's name"),
-        ]),
-        ep(
-            Get,
-            "/api/stream/moderation",
-            "This creator's bans and running timeouts, newest first",
-            Creator,
-            Option::None,
-            List("ModerationEntry"),
-        ),
-        ep(
-            Post,
-            "/api/stream/moderation/ban",
-            "Ban a participant: canPublishData revoked and removed from the room at once (RoomService), \
-             future tokens 403; for a guest also guest tokens from its address for 24 h",
-            Creator,
-            Some("BanRequest"),
-            One("ModerationEntry"),
-        )
-        .errors(&[
-            ("404", "No registered user with this identity"),
-            ("422", "Invalid identity or reason (≤ 200 characters), or the creator themself"),
-        ]),
-        ep(
-            Post,
-            "/api/stream/moderation/timeout",
-            "Time a participant out: canPublishData revoked at once, restored by the server when it ends",
-            Creator,
-            Some("TimeoutRequest"),
-            One("ModerationEntry"),
-        )
-        .errors(&[
-            ("404", "No registered user with this identity"),
-            ("409", "The participant is banned (lift the ban first)"),
-            ("422", "durationSecs outside 1..=604800, invalid identity or reason, or the creator themself"),
-        ]),
-        ep(
-            Delete,
-            "/api/stream/moderation/{identity}",
-            "Lift a ban or timeout",
-            Creator,
-            Option::None,
-            One("Message"),
-        )
-        .errors(&[("404", "No ban or timeout for this identity")]),
-        ep(
-            Get,
-            "/api/viewer/live",
-            "All live streams",
-            None,
-            Option::None,
-            List("Stream"),
-        ),
-        ep(
-            Get,
-            "/api/viewer/following",
-            "Live streams of followed creators",
-            User,
-            Option::None,
-            List("Stream"),
-        ),
-        ep(
-            Post,
-            "/api/livekit/webhook",
-            "LiveKit webhook receiver (signed JWT in Authorization)",
-            LiveKitSignature,
-            Option::None,
-            One("Message"),
-        ),
-    ]
-}
-
-fn envelope(data: &Data) -> RefOr<Schema> {
-    let data_schema: RefOr<Schema> = match data {
-        Data::One(name) => Ref::from_schema_name(*name).into(),
-        Data::List(name) => ArrayBuilder::new()
-            .items(Ref::from_schema_name(*name))
-            .build()
-            .into(),
-    };
-    ObjectBuilder::new()
-        .property("success", ObjectBuilder::new().schema_type(Type::Boolean))
-        .property("data", data_schema)
-        .required("success")
-        .required("data")
-        .build()
-        .into()
-}
-
-fn error_envelope() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .property("success", ObjectBuilder::new().schema_type(Type::Boolean))
-        .property("error", ObjectBuilder::new().schema_type(Type::String))
-        .required("success")
-        .required("error")
-        .build()
-        .into()
-}
-
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    if let Some(components) = doc.components.as_mut() {
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The session token from register or login (`Authorization: Bearer …`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "livekitWebhook",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The JWT LiveKit signs each delivery with (HS256, the API key and secret); its \
+                 `sha256` claim is the hash of the body.",
+            ))),
         );
     }
-    for e in endpoints() {
-        let mut op = OperationBuilder::new()
-            .summary(Some(e.summary))
-            .tag(e.path.split('/').nth(2).unwrap_or("api"))
-            .response(
-                "200",
-                ResponseBuilder::new().description("Success").content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(envelope(&e.data)))
-                        .build(),
-                ),
-            )
-            .response(
-                "4XX",
-                ResponseBuilder::new()
-                    .description("Error envelope")
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(error_envelope())).build(),
-                    ),
-            );
-        for (code, meaning) in e.errors {
-            op = op.response(
-                *code,
-                ResponseBuilder::new().description(*meaning).content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(error_envelope())).build(),
-                ),
-            );
-        }
-        for segment in e.path.split('/') {
-            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                op = op.parameter(
-                    ParameterBuilder::new()
-                        .name(name)
-                        .parameter_in(ParameterIn::Path)
-                        .required(Required::True)
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-                );
-            }
-        }
-        if let Some(body) = e.body {
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name(body)))
-                            .build(),
-                    )
-                    .build(),
-            ));
-        }
-        match e.auth {
-            Auth::User | Auth::Creator | Auth::Owner | Auth::Admin => {
-                op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
-            }
-            Auth::Optional => {
-                op = op
-                    .security(SecurityRequirement::default())
-                    .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
-            }
-            Auth::None | Auth::LiveKitSignature => {}
-        }
-        let note = match e.auth {
-            Auth::Creator => Some("Requires an approved creator (or admin)."),
-            Auth::Owner => {
-                Some("Requires the stream's owner: a creator (approved or not) or admin.")
-            }
-            Auth::Admin => Some("Requires an admin."),
-            Auth::LiveKitSignature => Some(
-                "Authorization: the JWT LiveKit signs with the API key/secret; sha256 claim = body hash.",
-            ),
-            _ => Option::None,
-        };
-        op = op.description(note);
-        doc.paths
-            .add_path_operation(e.path, vec![e.method], op.build());
-    }
-    doc
 }
 
-pub async fn serve() -> Response {
-    Json(document()).into_response()
+/// `{username}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct UsernamePath {
+    /// A username (case and white space around it do not matter).
+    username: String,
+}
+
+/// `{id}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct SessionIdPath {
+    /// A stream session id.
+    id: String,
+}
+
+/// `{identity}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct IdentityPath {
+    #[param(schema_with = streamit_api::limits::schema::identity, required = true)]
+    identity: String,
+}
+
+/// The document for the operations of `table` (paths relative to `/api`).
+pub fn document_for(table: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi().nest("/api", table)
+}
+
+/// The whole document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    document_for(crate::app::api_table().into_openapi())
+}
+
+/// The handler of `GET /api/openapi.json`: the document, serialised once.
+pub fn serve(
+    doc: &utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + use<> {
+    let json: Arc<str> = serde_json::to_string(doc)
+        .expect("the OpenAPI document serialises")
+        .into();
+    move || {
+        let mut resp = json.to_string().into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        std::future::ready(resp)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::to_value(super::document()).unwrap()
+    }
+
     #[test]
-    fn every_path_has_an_operation() {
-        let doc = super::document();
-        assert_eq!(doc.paths.paths.len(), 26);
-        let json = serde_json::to_value(&doc).unwrap();
+    fn every_operation_is_described() {
+        let json = doc();
+        let paths = json["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
+        let operations: usize = paths
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(operations, 28);
         assert!(json["paths"]["/api/stream/info"]["put"].is_object());
         assert!(json["paths"]["/api/stream/info"]["get"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
         let token = &json["paths"]["/api/viewer/token"]["post"]["responses"];
-        for code in ["200", "403", "409", "422"] {
+        for code in ["200", "401", "403", "404", "409", "413", "415", "422"] {
             assert!(token[code].is_object(), "viewer token response {code}");
         }
         assert!(json["paths"]["/api/stream/moderation/{identity}"]["delete"].is_object());
         assert!(json["components"]["schemas"]["ModerationEntry"].is_object());
+        // Every operation answers with the envelope, and names no generic 4XX.
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().all(|k| k.parse::<u16>().is_ok()),
+                    "{method} {path}: {:?}",
+                    responses.keys()
+                );
+                for (code, r) in responses {
+                    assert!(
+                        r["content"]["application/json"]["schema"].is_object(),
+                        "{method} {path} {code} has no JSON body"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_constants() {
+        use streamit_api::limits::*;
+        let json = doc();
+        let s = &json["components"]["schemas"];
+        let title = &s["SetupStreamRequest"]["properties"]["title"];
+        assert_eq!(title["maxLength"], TITLE_MAX);
+        assert_eq!(title["minLength"], 1);
+        assert_eq!(title["pattern"], pattern::line());
+        let reg = &s["RegisterRequest"]["properties"];
+        assert_eq!(reg["username"]["pattern"], pattern::username());
+        assert_eq!(reg["password"]["minLength"], PASSWORD_MIN);
+        assert_eq!(reg["password"]["maxLength"], PASSWORD_MAX);
+        assert_eq!(reg["displayName"]["maxLength"], NAME_MAX);
+        assert_eq!(
+            s["RegisterRequest"]["additionalProperties"], false,
+            "unknown fields are refused"
+        );
+        let t = &s["TimeoutRequest"]["properties"]["durationSecs"];
+        assert_eq!(t["minimum"], TIMEOUT_SECS_MIN);
+        assert_eq!(t["maximum"], TIMEOUT_SECS_MAX);
+        let st = &s["SessionStatsReport"]["properties"];
+        assert_eq!(st["framesSent"]["maximum"], FRAMES_MAX);
+        assert_eq!(st["chatMessages"]["maximum"], CHAT_MESSAGES_MAX);
+        assert_eq!(s["UpdateStreamInfoRequest"]["minProperties"], 1);
+        let lift = &json["paths"]["/api/stream/moderation/{identity}"]["delete"]["parameters"][0];
+        assert_eq!(lift["schema"]["maxLength"], IDENTITY_MAX);
     }
 }

@@ -6,14 +6,16 @@ use axum::response::Response;
 use streamit_api::*;
 
 use crate::app::{
-    ApiJson, ApiPath, AppState, valid_description, valid_name, valid_password, valid_title,
-    valid_username,
+    ApiJson, ApiPath, AppState, valid_description, valid_identity, valid_name, valid_password,
+    valid_range, valid_title, valid_username,
 };
 use crate::auth::{self, AuthUser, ClientIp, Creator, MaybeUser, Owner};
 use crate::chat_rules::{self, ChatSettings, ViewerKind};
 use crate::db::Sanction;
 use crate::db::{DbError, StreamPatch, UserRow, new_id, now_ms};
 use crate::error::{AppError, AppResult, ok};
+use crate::openapi::{SessionIdPath, UsernamePath};
+use streamit_api::openapi::{Failure, Success};
 
 fn session_ttl_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX / 2)
@@ -47,6 +49,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))
 }
 
+#[utoipa::path(get, path = "/health", tag = "health",
+    summary = "Liveness and database check",
+    responses(
+        (status = 200, description = "Up, and the database answers", body = Success<Health>),
+        (status = 500, description = "The database does not answer", body = Failure),
+    ))]
 pub async fn health(State(state): State<AppState>) -> AppResult<Response> {
     state.db.ping().await?;
     Ok(ok(
@@ -59,6 +67,21 @@ pub async fn health(State(state): State<AppState>) -> AppResult<Response> {
 
 // --- accounts -------------------------------------------------------------------
 
+#[utoipa::path(post, path = "/auth/register", tag = "accounts",
+    summary = "Create an account (viewer or creator) and log in",
+    description = "Creators wait for an admin's approval before they can set up a stream or go live.",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created; the session token", body = Success<AuthResponse>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 403, description = "role `admin`: admins are made with the server's CLI", body = Failure),
+        (status = 409, description = "The username is taken (case-insensitive)", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 429, description = "Too many registrations from this address (Retry-After)", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -118,18 +141,27 @@ pub async fn register(
     Ok(ok(StatusCode::CREATED, resp))
 }
 
+#[utoipa::path(post, path = "/auth/login", tag = "accounts",
+    summary = "Log in (throttled per address, and per account and address)",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "The session token", body = Success<AuthResponse>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "Invalid username or password", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 429, description = "Too many attempts from this address, or this account is in a back-off from it (Retry-After)", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
     // Policy: `auth::LoginThrottle` (per IP, and per account *and* IP with back-off).
+    limits::check_login(&req.username, &req.password).map_err(AppError::Unprocessable)?;
     let username = req.username.trim().to_ascii_lowercase();
-    if username.len() > 256 || req.password.len() > 4096 {
-        return Err(AppError::Unauthorized(
-            "Invalid username or password".into(),
-        ));
-    }
     let throttle = state.login_throttle;
     throttle.admit(&state.db, &username, ip).await?;
     let user = state.db.user_by_username(&username).await?;
@@ -153,6 +185,14 @@ pub async fn login(
     }
 }
 
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts",
+    summary = "Revoke this session token",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = Success<Message>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
     state.db.delete_auth_session(&auth.token_hash).await?;
     Ok(ok(
@@ -163,6 +203,14 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<
     ))
 }
 
+#[utoipa::path(get, path = "/auth/me", tag = "accounts",
+    summary = "The logged-in account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = Success<User>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn me(auth: AuthUser) -> AppResult<Response> {
     Ok(ok(StatusCode::OK, auth.user.to_api()))
 }
@@ -171,11 +219,23 @@ async fn followee(state: &AppState, username: &str) -> AppResult<UserRow> {
     let name = username.trim().to_ascii_lowercase();
     match state.db.user_by_username(&name).await? {
         Some(u) if u.role != Role::Viewer => Ok(u),
-        Some(_) => Err(AppError::unprocessable("Only creators can be followed")),
+        Some(_) => Err(AppError::Conflict("Only creators can be followed".into())),
         None => Err(AppError::not_found("User not found")),
     }
 }
 
+#[utoipa::path(post, path = "/users/{username}/follow", tag = "accounts",
+    summary = "Follow a creator",
+    params(UsernamePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Following (also when already)", body = Success<FollowResponse>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 404, description = "No such user", body = Failure),
+        (status = 409, description = "The user is not a creator, or is you", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn follow(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -183,7 +243,7 @@ pub async fn follow(
 ) -> AppResult<Response> {
     let target = followee(&state, &username).await?;
     if target.id == auth.user.id {
-        return Err(AppError::unprocessable("You cannot follow yourself"));
+        return Err(AppError::Conflict("You cannot follow yourself".into()));
     }
     state.db.follow(&auth.user.id, &target.id).await?;
     Ok(ok(
@@ -195,6 +255,17 @@ pub async fn follow(
     ))
 }
 
+#[utoipa::path(delete, path = "/users/{username}/follow", tag = "accounts",
+    summary = "Unfollow a creator",
+    params(UsernamePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Not following (also when not before)", body = Success<FollowResponse>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 404, description = "No such user", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn unfollow(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -216,6 +287,18 @@ pub async fn unfollow(
     ))
 }
 
+#[utoipa::path(post, path = "/admin/users/{username}/approve", tag = "admin",
+    summary = "Approve a creator",
+    params(UsernamePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account, approved", body = Success<User>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an admin", body = Failure),
+        (status = 404, description = "No such user", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn admin_approve(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -239,6 +322,20 @@ pub async fn admin_approve(
 /// room; a rejoin with the still-valid publish token is removed again
 /// (`liveness::enforce_creator_allowed`). A RoomService failure is logged, not
 /// returned: the database already says offline, and the reconcile retries.
+#[utoipa::path(post, path = "/admin/users/{username}/revoke", tag = "admin",
+    summary = "Withdraw a creator's approval",
+    description = "A live stream of theirs ends at once (endReason `revoked`) and their participant \
+is removed from the LiveKit room (also when it rejoins).",
+    params(UsernamePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account, no longer approved", body = Success<User>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an admin", body = Failure),
+        (status = 404, description = "No such user", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn admin_revoke(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -278,6 +375,23 @@ fn chat_patch(
     }
 }
 
+#[utoipa::path(post, path = "/stream/setup", tag = "stream",
+    summary = "Create or update the stream",
+    description = "Chat settings left out keep their value (defaults on create: enabled, not delayed, \
+not followers-only). While live, the room's metadata and the viewers' permissions follow.",
+    request_body = SetupStreamRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = Success<Stream>),
+        (status = 201, description = "Created", body = Success<Stream>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn setup_stream(
     State(state): State<AppState>,
     Creator(user): Creator,
@@ -312,6 +426,17 @@ pub async fn setup_stream(
     ))
 }
 
+#[utoipa::path(post, path = "/stream/go-live", tag = "stream",
+    summary = "Go live: a publish token, wsUrl and roomId",
+    description = "Sets isLive and opens a stream session (or hands back the one still open).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live", body = Success<GoLiveResponse>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> AppResult<Response> {
     // Mint first: if that fails nothing is written.
     let token = state.livekit_token(
@@ -344,6 +469,17 @@ pub async fn go_live(State(state): State<AppState>, Creator(user): Creator) -> A
 
 /// Any owner may end their stream, approved or not: a creator whose approval
 /// was revoked while live must still be able to stop.
+#[utoipa::path(post, path = "/stream/end-stream", tag = "stream",
+    summary = "End the stream: isLive=false, the session closed, its summary",
+    description = "Also after an admin revoked the approval.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session's summary", body = Success<StreamSession>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not a creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up, or it was never live", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn end_stream(State(state): State<AppState>, Owner(user): Owner) -> AppResult<Response> {
     match state.db.end_stream(&user.id).await? {
         None => Err(AppError::not_found("No stream set up")),
@@ -355,6 +491,16 @@ pub async fn end_stream(State(state): State<AppState>, Owner(user): Owner) -> Ap
     }
 }
 
+#[utoipa::path(get, path = "/stream/info", tag = "stream",
+    summary = "The creator's stream",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream", body = Success<Stream>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn get_info(
     State(state): State<AppState>,
     Creator(user): Creator,
@@ -367,6 +513,21 @@ pub async fn get_info(
     Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
+#[utoipa::path(put, path = "/stream/info", tag = "stream",
+    summary = "Edit title and/or description (also while live)",
+    request_body = UpdateStreamInfoRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream", body = Success<Stream>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema (also: neither field)", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn put_info(
     State(state): State<AppState>,
     Creator(user): Creator,
@@ -395,6 +556,23 @@ pub async fn put_info(
     Ok(ok(StatusCode::OK, with_watch_url(&state, stream)))
 }
 
+#[utoipa::path(put, path = "/stream/chat-settings", tag = "stream",
+    summary = "isChatEnabled, isChatDelayed, isChatFollowersOnly",
+    description = "Fields left out keep their value. While live, the room's metadata and the viewers' \
+permissions follow at once.",
+    request_body = ChatSettingsRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream", body = Success<Stream>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not an approved creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn chat_settings(
     State(state): State<AppState>,
     Creator(user): Creator,
@@ -423,6 +601,16 @@ async fn my_stream_id(state: &AppState, user: &UserRow) -> AppResult<String> {
         .id)
 }
 
+#[utoipa::path(get, path = "/stream/sessions", tag = "stream",
+    summary = "This creator's stream sessions, newest first (at most 100)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = Success<Vec<StreamSession>>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not a creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Owner(user): Owner,
@@ -434,6 +622,16 @@ pub async fn list_sessions(
     ))
 }
 
+#[utoipa::path(get, path = "/stream/sessions/latest", tag = "stream",
+    summary = "The latest session: the summary shown after End Stream",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session", body = Success<StreamSession>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not a creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up, or no session yet", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn latest_session(
     State(state): State<AppState>,
     Owner(user): Owner,
@@ -447,6 +645,18 @@ pub async fn latest_session(
     Ok(ok(StatusCode::OK, s))
 }
 
+#[utoipa::path(get, path = "/stream/sessions/{id}", tag = "stream",
+    summary = "One session of this creator's stream",
+    params(SessionIdPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session", body = Success<StreamSession>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not a creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up, or no such session of it", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn get_session(
     State(state): State<AppState>,
     Owner(user): Owner,
@@ -461,35 +671,28 @@ pub async fn get_session(
     Ok(ok(StatusCode::OK, s))
 }
 
-/// Upper bounds of the studio's figures: far above any real session (a
-/// year at 60 fps on three layers is ~6e9 frames), low enough that a
-/// garbage value is refused instead of stored.
-const MAX_CHAT_MESSAGES: i64 = 1_000_000_000;
-const MAX_FRAMES: i64 = 1_000_000_000_000;
-const MAX_BITRATE_BPS: i64 = 10_000_000_000;
-const MAX_RECONNECTS: i64 = 1_000_000;
-
-/// Checks every figure of a stats report; the first one out of range is the
-/// error (422), and nothing is written.
+/// Checks every figure of a stats report against `limits`; the first one out
+/// of range is the error (422), and nothing is written.
 fn validate_stats(req: &SessionStatsReport) -> Result<(), AppError> {
+    valid_range(
+        "chatMessages",
+        req.chat_messages,
+        0,
+        limits::CHAT_MESSAGES_MAX,
+    )?;
     let figures = [
-        ("chatMessages", Some(req.chat_messages), MAX_CHAT_MESSAGES),
-        ("framesSent", req.frames_sent, MAX_FRAMES),
-        ("framesDropped", req.frames_dropped, MAX_FRAMES),
+        ("framesSent", req.frames_sent, limits::FRAMES_MAX),
+        ("framesDropped", req.frames_dropped, limits::FRAMES_MAX),
         (
             "averageBitrateBps",
             req.average_bitrate_bps,
-            MAX_BITRATE_BPS,
+            limits::BITRATE_BPS_MAX,
         ),
-        ("reconnects", req.reconnects, MAX_RECONNECTS),
+        ("reconnects", req.reconnects, limits::RECONNECTS_MAX),
     ];
     for (name, value, max) in figures {
-        if let Some(v) = value
-            && !(0..=max).contains(&v)
-        {
-            return Err(AppError::unprocessable(format!(
-                "{name} must be between 0 and {max}"
-            )));
+        if let Some(v) = value {
+            valid_range(name, v, 0, max)?;
         }
     }
     Ok(())
@@ -505,6 +708,25 @@ fn validate_stats(req: &SessionStatsReport) -> Result<(), AppError> {
 ///   the room for the whole session. They never decrease: a repeated or
 ///   stale report with smaller values leaves the stored ones alone
 ///   (`Db::report_session_stats`).
+#[utoipa::path(post, path = "/stream/sessions/{id}/stats", tag = "stream",
+    summary = "The studio's figures for a session",
+    description = "Chat messages, frames sent and dropped, average bitrate, reconnects: running \
+totals, each kept only when it does not decrease; media figures left out keep their value. \
+Viewer counts come from LiveKit's webhooks only.",
+    params(SessionIdPath),
+    request_body = SessionStatsReport,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session", body = Success<StreamSession>),
+        (status = 400, description = "Malformed JSON, or a path parameter that is not valid percent-encoded UTF-8", body = Failure),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 403, description = "Not a creator (or admin)", body = Failure),
+        (status = 404, description = "No stream set up, or no such session of it", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema (nothing is written)", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn report_stats(
     State(state): State<AppState>,
     Owner(user): Owner,
@@ -523,6 +745,15 @@ pub async fn report_stats(
 
 // --- viewers --------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/viewer/stream/{username}", tag = "viewer",
+    summary = "A stream by its creator's username",
+    params(UsernamePath),
+    responses(
+        (status = 200, description = "The stream", body = Success<Stream>),
+        (status = 400, description = "The path parameter is not valid percent-encoded UTF-8", body = Failure),
+        (status = 404, description = "No such creator, or no stream set up", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn stream_by_username(
     State(state): State<AppState>,
     ApiPath(username): ApiPath,
@@ -542,19 +773,38 @@ pub async fn stream_by_username(
 /// Guests: the name may not imitate a registered user's (422), and the
 /// (host, identity, client address) is recorded so that a ban of this guest
 /// can refuse that address guest tokens (see `moderation`).
+#[utoipa::path(post, path = "/viewer/token", tag = "viewer",
+    summary = "A subscribe-only LiveKit token for a live stream",
+    description = "For a logged-in viewer, or a guest (`guest-…`) without a bearer token. The \
+token's participant attribute `streamit.role` is `viewer` or `guest`; its canPublishData follows \
+the chat rules (chat off → none; followers-only → followers only; timed out → none until the \
+end), and `chat` says the same in words.",
+    request_body = ViewerTokenRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The token", body = Success<ViewerTokenResponse>),
+        (status = 400, description = "Malformed JSON", body = Failure),
+        (status = 401, description = "A bearer token was sent but is not valid", body = Failure),
+        (status = 403, description = "Banned from this stream (the account, or guests from this address for 24 h)", body = Failure),
+        (status = 404, description = "No stream for this hostId", body = Failure),
+        (status = 409, description = "The stream is offline; a creator asked for a viewer token to their own stream; a guestName with a bearer token", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 415, description = "Not a JSON body", body = Failure),
+        (status = 422, description = "The body breaks the schema, or the guestName equals or imitates a registered user's name", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn viewer_token(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ViewerTokenRequest>,
 ) -> AppResult<Response> {
-    let host_id = req.host_id.trim();
-    if host_id.is_empty() || host_id.len() > 64 {
-        return Err(AppError::unprocessable("hostId must be a user id"));
-    }
+    let host_id = valid_identity("hostId", &req.host_id)?;
     let guest_name = match (&user, &req.guest_name) {
         (Some(_), Some(_)) => {
-            return Err(AppError::unprocessable("guestName is only for guests"));
+            return Err(AppError::Conflict(
+                "guestName is only for guests: you are logged in".into(),
+            ));
         }
         (Some(u), None) if u.id == host_id => {
             // The creator's identity in the room is their user id; a viewer
@@ -615,6 +865,7 @@ pub async fn viewer_token(
                 let key = crate::names::name_key(&name).ok_or_else(|| {
                     AppError::unprocessable("guestName must contain visible characters")
                 })?;
+                // 422, not 409: pages read 409 here as "the stream is offline".
                 if state.db.name_key_taken(&key).await? {
                     return Err(AppError::unprocessable(
                         "This name belongs to a registered user (or looks like it); choose another guest name",
@@ -649,6 +900,12 @@ pub async fn viewer_token(
     ))
 }
 
+#[utoipa::path(get, path = "/viewer/live", tag = "viewer",
+    summary = "All live streams",
+    responses(
+        (status = 200, description = "The live streams", body = Success<Vec<Stream>>),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn live(State(state): State<AppState>) -> AppResult<Response> {
     let streams: Vec<Stream> = state
         .db
@@ -660,6 +917,14 @@ pub async fn live(State(state): State<AppState>) -> AppResult<Response> {
     Ok(ok(StatusCode::OK, streams))
 }
 
+#[utoipa::path(get, path = "/viewer/following", tag = "viewer",
+    summary = "Live streams of the creators this account follows",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The live streams", body = Success<Vec<Stream>>),
+        (status = 401, description = "No valid session token", body = Failure),
+        (status = 500, description = "Internal error", body = Failure),
+    ))]
 pub async fn following(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
     let streams: Vec<Stream> = state
         .db

@@ -42,12 +42,28 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use livekit_protocol::{ParticipantInfo, WebhookEvent};
 use streamit_api::Message;
+use streamit_api::openapi::{Failure, Success};
 
 use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult, ok};
 use crate::liveness::is_viewer;
 
+#[utoipa::path(post, path = "/livekit/webhook", tag = "livekit",
+    summary = "LiveKit's webhook receiver",
+    description = "The body is LiveKit's WebhookEvent (protobuf JSON, `application/webhook+json`). \
+Unsigned, wrongly signed, expired or tampered deliveries change nothing. An event delivered \
+before, or whose createdAt is not recent, is acknowledged and ignored.",
+    request_body(content = Object, content_type = "application/webhook+json",
+        description = "LiveKit's WebhookEvent"),
+    security(("livekitWebhook" = [])),
+    responses(
+        (status = 200, description = "Handled, or acknowledged and ignored", body = Success<Message>),
+        (status = 400, description = "The body could not be read as UTF-8", body = Failure),
+        (status = 401, description = "No signature, or an invalid one", body = Failure),
+        (status = 413, description = "Body over 64 KiB", body = Failure),
+        (status = 500, description = "Handling failed; LiveKit retries the delivery", body = Failure),
+    ))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -712,7 +712,7 @@ async fn streams(db: Database) {
         Some("viewer")
     );
     assert_eq!(v.role, "viewer");
-    // failures
+    // failures (a guestName with a session token conflicts with who is asking: 409)
     assert_eq!(
         status(
             bob.viewer_token(&ViewerTokenRequest {
@@ -721,7 +721,7 @@ async fn streams(db: Database) {
             })
             .await
         ),
-        422
+        409
     );
     assert_eq!(
         status(
@@ -1017,12 +1017,14 @@ async fn follows(db: Database) {
     assert_eq!(status(srv.client().follow("alice").await), 401);
     assert_eq!(status(srv.client().following_live().await), 401);
     assert_eq!(status(bob.follow("ghost").await), 404);
+    // Well-formed, but refused for who the user is: 409 (422 is for bodies
+    // and parameters that break the documented schema).
     assert_eq!(
         status(alice.follow("bob").await),
-        422,
+        409,
         "viewers cannot be followed"
     );
-    assert_eq!(status(alice.follow("alice").await), 422);
+    assert_eq!(status(alice.follow("alice").await), 409);
 
     let f = bob.follow("Alice").await.unwrap();
     assert_eq!((f.username.as_str(), f.following), ("alice", true));
@@ -1110,6 +1112,25 @@ async fn openapi(db: Database) {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
     assert!(v["paths"]["/api/viewer/token"]["post"]["responses"]["409"].is_object());
+    // The limits the server enforces are in the document (the same constants).
+    let title = &schemas["SetupStreamRequest"]["properties"]["title"];
+    assert_eq!(title["maxLength"], limits::TITLE_MAX, "{title}");
+    assert_eq!(title["pattern"], limits::pattern::line(), "{title}");
+    assert_eq!(
+        schemas["TimeoutRequest"]["properties"]["durationSecs"]["maximum"],
+        limits::TIMEOUT_SECS_MAX
+    );
+    // Served as JSON, like every API response.
+    let resp = srv
+        .http()
+        .get(format!("{}/api/openapi.json", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
 }
 
 fn webhook_event(
@@ -1755,7 +1776,6 @@ async fn chat_rules(db: Database) {
             "/api/stream/moderation/ban",
             json!({"identity": b_auth.user.id, "reason": "r".repeat(201)}),
         ),
-        ("/api/stream/moderation/ban", json!({"identity": host})),
         (
             "/api/stream/moderation/timeout",
             json!({"identity": b_auth.user.id, "durationSecs": 0}),
@@ -1767,10 +1787,6 @@ async fn chat_rules(db: Database) {
         (
             "/api/stream/moderation/timeout",
             json!({"identity": b_auth.user.id, "durationSecs": -1}),
-        ),
-        (
-            "/api/stream/moderation/timeout",
-            json!({"identity": host, "durationSecs": 60}),
         ),
         (
             "/api/stream/moderation/ban",
@@ -1794,6 +1810,20 @@ async fn chat_rules(db: Database) {
         reason: None,
     };
     assert_eq!(status(alice.ban(&ban("no-such-user")).await), 404);
+    // The creator themself: well-formed, refused for who it is (409).
+    assert_eq!(status(alice.ban(&ban(&host)).await), 409);
+    assert_eq!(
+        status(
+            alice
+                .timeout_viewer(&TimeoutRequest {
+                    identity: host.clone(),
+                    duration_secs: 60,
+                    reason: None
+                })
+                .await
+        ),
+        409
+    );
     assert_eq!(status(bob.ban(&ban(&d_auth.user.id)).await), 403);
     assert_eq!(status(public.ban(&ban(&d_auth.user.id)).await), 401);
     assert_eq!(status(public.moderation().await), 401);

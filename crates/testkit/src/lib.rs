@@ -27,8 +27,8 @@ pub use backend::{Backend, BackendOptions, server_bin};
 pub use browser::{Browser, Page, PageSample};
 pub use livekit::{Grants, LiveKit, LiveKitOptions};
 pub use paths::{
-    browser_node_modules, chromium_bin, livekit_server_bin, repo_root, viewer_python,
-    web_node_modules,
+    browser_node_modules, chromium_bin, livekit_server_bin, repo_root, schemathesis_bin,
+    viewer_python, web_node_modules,
 };
 pub use process::{free_tcp_port, free_udp_port, tie_to_test};
 pub use proxy::SignalProxy;

@@ -70,6 +70,20 @@ pub fn viewer_python() -> Result<PathBuf> {
     existing(venv.join("bin/python"), "the viewer venv's python")
 }
 
+/// schemathesis (the contract test), in the same venv as the viewer's Python:
+/// `$STREAMIT_SCHEMATHESIS`, else beside [`viewer_python`].
+pub fn schemathesis_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMIT_SCHEMATHESIS") {
+        return existing(PathBuf::from(p), "schemathesis ($STREAMIT_SCHEMATHESIS)");
+    }
+    let python = viewer_python()?;
+    let bin = python
+        .parent()
+        .context("the venv's python has no directory")?
+        .join(format!("schemathesis{}", std::env::consts::EXE_SUFFIX));
+    existing(bin, "schemathesis (in the test venv)")
+}
+
 /// Debian's chromium (what the browser tests drive): `$STREAMIT_CHROMIUM`, else
 /// `/usr/bin/chromium` (scripts/install.sh installs the `chromium` package).
 pub fn chromium_bin() -> Result<PathBuf> {
