@@ -65,37 +65,7 @@ impl Backend {
         env.extend(options.env);
 
         let log = dir.path().join("backend.log");
-        let log_file = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(&bin);
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file.try_clone()?);
-        tie_to_test(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stdout = child.stdout.take().context("backend stdout")?;
-        let process = Guarded { child, log };
-
-        // Read stdout on a thread: the ready line goes to us, everything goes to the log.
-        let (tx, rx) = mpsc::channel();
-        let mut log_out = log_file;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    let _ = tx.send(url.trim().to_string());
-                }
-                let _ = writeln!(log_out, "{line}");
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => bail!(
-                "streamit-server did not report ready within 30 s:\n{}",
-                process.log_tail(40)
-            ),
-        };
+        let (process, url) = spawn(&bin, &env, &log, false)?;
         Ok(Backend {
             process,
             url,
@@ -103,6 +73,40 @@ impl Backend {
             env,
             _dir: dir,
         })
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL), keeping its database: the backend is gone
+    /// for the clients until [`Backend::restart`].
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts the server again on the same address and database (its log goes on in the
+    /// same file). The address must have been a fixed port (as [`crate::Stack`] gives it).
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.stop();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| k != "STREAMIT_BIND");
+        env.push(("STREAMIT_BIND".into(), addr));
+        let log = self.process.log.clone();
+        // the old socket may linger a moment after the process ended
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (process, url) = loop {
+            match spawn(&self.bin, &env, &log, true) {
+                Ok(started) => break started,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("streamit-server restart retry: {e:#}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if url != self.url {
+            bail!("the restarted backend listens on {url}, not {}", self.url);
+        }
+        self.process = process;
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -136,6 +140,54 @@ impl Backend {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+}
+
+/// Starts `bin` with `env`, logging to `log`; waits for its ready line.
+fn spawn(
+    bin: &std::path::Path,
+    env: &[(String, String)],
+    log: &std::path::Path,
+    append: bool,
+) -> Result<(Guarded, String)> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(log)?;
+    let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file.try_clone()?);
+    tie_to_test(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("backend stdout")?;
+    let process = Guarded {
+        child,
+        log: log.to_path_buf(),
+    };
+
+    // Read stdout on a thread: the ready line goes to us, everything goes to the log.
+    let (tx, rx) = mpsc::channel();
+    let mut log_out = log_file;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix(READY_PREFIX) {
+                let _ = tx.send(url.trim().to_string());
+            }
+            let _ = writeln!(log_out, "{line}");
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => Ok((process, url)),
+        Err(_) => bail!(
+            "streamit-server did not report ready within 30 s:\n{}",
+            process.log_tail(40)
+        ),
     }
 }
 
