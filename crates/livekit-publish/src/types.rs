@@ -335,6 +335,9 @@ pub struct StatsSnapshot {
     pub layers: Vec<LayerStats>,
     /// Total egress bitrate (all layers).
     pub egress_bitrate: Bitrate,
+    /// Media payload bytes sent over every transport of this session: a rejoin starts
+    /// new peer connections whose counters (`layers`) start at zero, this does not.
+    pub bytes_sent_total: u64,
     /// Transport bandwidth estimate (target bitrate for encoders).
     pub bandwidth_estimate: Option<Bitrate>,
     /// Round trip time (best known).

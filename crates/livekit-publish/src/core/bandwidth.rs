@@ -108,6 +108,8 @@ impl Participant {
             rtt: self.peer_rtt.or_else(|| layers.iter().find_map(|l| l.rtt)),
             layers,
             egress_bitrate: Bitrate(total),
+            bytes_sent_total: self.bytes_before_rejoin
+                + self.egress.values().map(|c| c.bytes).sum::<u64>(),
             bandwidth_estimate: self.bwe,
             frames_sent: self.frames_sent,
             frames_dropped: self.frames_dropped,

@@ -186,6 +186,8 @@ pub struct Participant {
     subs: Subscriptions,
     resumes: u32,
     rejoins: u32,
+    /// Egress bytes of the transports before the last rejoin.
+    bytes_before_rejoin: u64,
     /// Selected ICE pair per PC (transport, remote address), from str0m's stats.
     pub_pair: Option<(TransportProtocol, SocketAddr)>,
     sub_pair: Option<(TransportProtocol, SocketAddr)>,
@@ -240,6 +242,7 @@ impl Participant {
             subs: Subscriptions::default(),
             resumes: 0,
             rejoins: 0,
+            bytes_before_rejoin: 0,
             pub_pair: None,
             sub_pair: None,
         }

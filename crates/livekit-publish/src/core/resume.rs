@@ -161,6 +161,7 @@ impl Participant {
         self.sub_candidates.clear();
         self.subs.reset();
         self.sub_channels.clear();
+        self.bytes_before_rejoin += self.egress.values().map(|c| c.bytes).sum::<u64>();
         self.egress.clear();
         self.data_rx = DataReceiver::default();
         self.reconnect_requested = None;
