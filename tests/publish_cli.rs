@@ -11,6 +11,7 @@ use common::{
 };
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
+use streamit_session::{Command, SessionConfig, SessionHandle};
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,5 +424,136 @@ async fn publish_over_ice_tcp_is_decoded_and_reported_as_tcp() -> Result<()> {
     ensure!(viewer.joined, "{:?}", viewer.error);
     ensure!(viewer.video.frames >= 90, "frames {}", viewer.video.frames);
     ensure!(report["transport"] == "tcp", "{report}");
+    Ok(())
+}
+
+/// Issue 16: the backend is stopped while the studio is live, so end-stream and the stats
+/// report fail. `publish` retries them, then spools the figures and says so; after the
+/// backend is back, the next login (the session library the GUI uses) delivers them, and
+/// the backend's session has the studio's real frames and bitrate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_the_backend_missed_is_spooled_and_delivered_after_the_next_login() -> Result<()>
+{
+    // a short publisher grace: the restarted backend finds the creator gone from the room
+    let mut stack = Stack::start_with(vec![(
+        "STREAMIT_PUBLISHER_GRACE".to_string(),
+        "3s".to_string(),
+    )])?;
+    let account = stack.creator("qa_spool", true).await?;
+    let spool = tempfile::tempdir()?;
+    let public = Client::new(stack.backend.url());
+    let child = studio()
+        .env("STREAMIT_SPOOL_DIR", spool.path())
+        .args([
+            "publish",
+            "--api",
+            stack.backend.url(),
+            "--username",
+            "qa_spool",
+        ])
+        .args([
+            "--password",
+            TEST_PASSWORD,
+            "--source",
+            "synthetic:640x360@30",
+        ])
+        .args(["--audio", "tone", "--duration", "8s", "--json"])
+        .spawn()?;
+    wait_until_live(&public, "qa_spool", Duration::from_secs(20)).await?;
+    stack.backend.stop();
+    let stopped = Instant::now();
+
+    // the stream ends while the backend is gone: retried for 15 s, then spooled
+    let out = publish_succeeded(child, Duration::from_secs(60), "").await?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    println!(
+        "publish ended {:.1} s after the backend stopped: summaryDelivered {}, spooled {}, frames sent {}, average {} bit/s",
+        stopped.elapsed().as_secs_f64(),
+        report["summaryDelivered"],
+        report["spooled"],
+        report["framesSent"],
+        report["averageBitrateBps"]
+    );
+    ensure!(report["outcome"] == "ended", "{report}");
+    ensure!(report["summaryDelivered"] == false, "{report}");
+    let path = report["spooled"]
+        .as_str()
+        .context("the report names no spool file")?;
+    ensure!(
+        std::path::Path::new(path).starts_with(spool.path()),
+        "spooled outside the spool dir: {path}"
+    );
+    let spooled: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let session_id = spooled["sessionId"]
+        .as_str()
+        .context("no sessionId")?
+        .to_string();
+    let frames = spooled["report"]["framesSent"].as_i64().unwrap_or(0);
+    let bitrate = spooled["report"]["averageBitrateBps"].as_i64().unwrap_or(0);
+    ensure!(
+        frames > 100 && frames as u64 == report["framesSent"].as_u64().unwrap_or(0),
+        "spooled {frames} frames, the report says {}",
+        report["framesSent"]
+    );
+    ensure!(bitrate > 50_000, "spooled average bitrate {bitrate}");
+
+    // back up: nothing of the studio's figures is there yet
+    stack.backend.restart()?;
+    let before = account.client.session(&session_id).await?;
+    ensure!(before.frames_sent.is_none(), "{before:?}");
+
+    // the next login delivers the spooled figures
+    let mut config = SessionConfig::new(stack.backend.url());
+    config.spool_dir = Some(spool.path().to_path_buf());
+    let session = SessionHandle::spawn(config);
+    session
+        .request(Command::Login {
+            username: "qa_spool".into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("login: {}", e.message))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let s = account.client.session(&session_id).await?;
+        if s.frames_sent.is_some() {
+            break s;
+        }
+        ensure!(Instant::now() < deadline, "not delivered: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("delivered after the next login: {delivered:?}");
+    ensure!(delivered.frames_sent == Some(frames), "{delivered:?}");
+    ensure!(
+        delivered.average_bitrate_bps == Some(bitrate),
+        "{delivered:?}"
+    );
+    // the file goes once the backend has the figures
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(path).exists() {
+        ensure!(Instant::now() < deadline, "{path} still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = session.request(Command::Shutdown).await;
+
+    // and the platform's state is true again: the end-stream that never arrived is made
+    // up for by LiveKit's presence (the restarted backend reconciles with the room)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let s = account.client.session(&session_id).await?;
+        if s.ended_at.is_some() {
+            break s;
+        }
+        ensure!(Instant::now() < deadline, "never ended: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(
+        ended.end_reason.as_deref() == Some("publisher_lost"),
+        "{ended:?}"
+    );
+    ensure!(
+        !public.stream_by_username("qa_spool").await?.is_live,
+        "still listed live"
+    );
     Ok(())
 }

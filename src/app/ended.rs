@@ -1,7 +1,7 @@
 //! Ended: the backend's summary of the broadcast and Start New Stream.
 
 use egui::{RichText, Ui, Vec2};
-use streamit_session::{Command, SessionHandle, SessionState};
+use streamit_session::{Command, SessionHandle, SessionState, SummaryDelivery};
 
 use super::live::bitrate;
 use super::theme;
@@ -76,12 +76,23 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
                                 ui.end_row();
                             }
                         });
-                    if b.is_none() {
-                        ui.label(
-                            RichText::new("The server's record was not available; these are the studio's own counts.")
-                                .size(12.0)
-                                .color(theme::WARN),
-                        );
+                    let note = match &s.delivery {
+                        SummaryDelivery::Delivered if b.is_none() => Some(
+                            "The server's record was not available; these are the studio's own counts."
+                                .to_string(),
+                        ),
+                        SummaryDelivery::Delivered => None,
+                        SummaryDelivery::Spooled { path, .. } => Some(format!(
+                            "The server could not be reached; these are the studio's own counts. \
+                             They are saved ({}) and sent when you next log in.",
+                            path.display()
+                        )),
+                        SummaryDelivery::Lost { error } => Some(format!(
+                            "The server did not take these figures ({error}); they were not saved."
+                        )),
+                    };
+                    if let Some(note) = note {
+                        ui.label(RichText::new(note).size(12.0).color(theme::WARN));
                     }
                     ui.add_space(14.0);
                     if ui

@@ -7,6 +7,7 @@ use serde::Serialize;
 use streamit_api::StreamSession;
 use streamit_session::{
     Codec, Command, SessionConfig, SessionHandle, SessionState, StreamSetup, StreamState,
+    SummaryDelivery,
 };
 
 use super::auth::{self, Auth};
@@ -50,6 +51,12 @@ pub struct PublishReport {
     pub chat: Vec<ChatLine>,
     /// The backend's record of the session (duration, peak viewers from webhooks, chat count).
     pub summary: Option<StreamSession>,
+    /// Whether the backend took the studio's figures (frames, bitrate, chat count) when
+    /// the stream ended.
+    pub summary_delivered: bool,
+    /// Where the figures wait when the backend could not take them: delivered after the
+    /// next login to the same backend.
+    pub spooled: Option<String>,
     /// Unix time (µs) of the media clock's zero: the synthetic pattern's timestamps plus this
     /// give the capture time, for latency measured by a viewer on the same machine.
     pub media_clock_epoch_unix_us: Option<u64>,
@@ -118,6 +125,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     };
     config.simulcast = a.simulcast;
     config.publish.ice_transport = a.ice_transport.into();
+    config.spool_dir = streamit_session::spool::default_dir();
     let session = authenticated(&a.auth, config).await?;
     // A title given, or no stream set up yet (a fresh QA account): set it up first.
     let title = match (&a.title, session.state().stream) {
@@ -335,6 +343,13 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
                 own: c.own,
             })
             .collect(),
+        summary_delivered: summary
+            .as_ref()
+            .is_some_and(|s| s.delivery == SummaryDelivery::Delivered),
+        spooled: summary.as_ref().and_then(|s| match &s.delivery {
+            SummaryDelivery::Spooled { path, .. } => Some(path.display().to_string()),
+            _ => None,
+        }),
         summary: summary.and_then(|s| s.backend),
         media_clock_epoch_unix_us: s
             .media_clock_epoch
@@ -387,6 +402,11 @@ fn print_human(r: &PublishReport) {
         for line in backend_lines(s) {
             println!("{line}");
         }
+    }
+    if let Some(path) = &r.spooled {
+        println!(
+            "summary:        the backend did not take it; spooled at {path}, delivered after the next login"
+        );
     }
 }
 

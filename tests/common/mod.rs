@@ -17,6 +17,12 @@ pub fn studio() -> tokio::process::Command {
     cmd.env_remove("STREAMIT_TOKEN")
         .env_remove("STREAMIT_API_URL")
         .env_remove("STREAMIT_PASSWORD")
+        // summaries a test's backend could not take stay in the build's scratch space,
+        // never in the user's data directory
+        .env(
+            "STREAMIT_SPOOL_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("spool"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -37,6 +37,15 @@ impl ApiError {
             ApiError::Transport(e) => e.status().map(|s| s.as_u16()),
         }
     }
+
+    /// Whether the same request may succeed later: the server was unreachable, overloaded
+    /// or failed (no answer, 5xx, 429). A 4xx answer is final.
+    pub fn is_transient(&self) -> bool {
+        match self.status() {
+            None => true,
+            Some(s) => s >= 500 || s == 429 || s == 408,
+        }
+    }
 }
 
 /// A StreamIt API client. Cheap to clone (the connection pool is shared).

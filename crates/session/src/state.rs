@@ -235,6 +235,25 @@ pub struct Summary {
     pub average_bitrate_bps: u64,
     pub reconnects: u32,
     pub rtt: Option<Duration>,
+    /// Whether the backend has the studio's figures for this session.
+    pub delivery: SummaryDelivery,
+}
+
+/// Where the studio's figures for an ended session went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SummaryDelivery {
+    /// The backend has them.
+    #[default]
+    Delivered,
+    /// The backend could not be reached in time; they wait in this spool file and are
+    /// delivered after the next login to the same backend.
+    Spooled {
+        path: std::path::PathBuf,
+        error: String,
+    },
+    /// The backend could not be reached and no spool was configured (or writing it
+    /// failed): the figures are only on this screen.
+    Lost { error: String },
 }
 
 /// Which sources are selected (what the setup screen shows).

@@ -42,6 +42,7 @@ impl Task {
             approved: user.is_approved || user.role == Role::Admin,
             is_creator: matches!(user.role, Role::Creator | Role::Admin),
         });
+        self.deliver_spooled();
         self.state.stream = match self.api.stream_info().await {
             Ok(s) => Some(StreamInfo::from(&s)),
             Err(e) => {

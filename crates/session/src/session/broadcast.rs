@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use streamit_api::client::ApiError;
-use streamit_api::{SessionStatsReport, StreamSession};
 use streamit_livekit_publish as lk;
 
 use super::{Live, Task};
 use crate::error::{ErrorKind, Result, SessionError, UserError};
 use crate::media::quality_of;
-use crate::state::{Health, StreamInfo, StreamState, Summary};
+use crate::state::{Health, StreamInfo, StreamState, Summary, SummaryDelivery};
 
 impl Task {
     pub(super) async fn go_live(&mut self) -> Result<()> {
@@ -228,15 +226,16 @@ impl Task {
             Err(_) => tracing::warn!("leave timed out"),
         }
         let mut summary = self.studio_summary(&live);
-        let backend = self.close_backend_session(&live, &summary).await;
-        summary.backend = backend.as_ref().ok().cloned();
+        let closed = self.close_backend_session(&live, &summary).await;
+        summary.backend = closed.session;
+        summary.delivery = closed.delivery;
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Ended;
         self.state.viewers = 0;
         tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
-        match backend {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
+        match closed.error {
+            None => Ok(()),
+            Some(e) => Err(e.into()),
         }
     }
 
@@ -244,7 +243,8 @@ impl Task {
     fn studio_summary(&self, live: &Live) -> Summary {
         let duration = live.live_at.elapsed();
         let health = &self.state.health;
-        let total_bytes: u64 = live.last_stats.layers.iter().map(|l| l.bytes).sum();
+        // every transport's bytes: a rejoin's new transport counts from zero
+        let total_bytes = live.last_stats.bytes_sent_total;
         Summary {
             backend: None,
             duration,
@@ -257,29 +257,7 @@ impl Task {
                 as u64,
             reconnects: live.reconnects,
             rtt: health.rtt,
-        }
-    }
-
-    /// End-stream, then the studio's figures (chat count, frames sent and
-    /// dropped, average bitrate, reconnects); the summary is the backend's
-    /// latest record. Viewer counts are the backend's own (LiveKit webhooks)
-    /// and are not reported.
-    async fn close_backend_session(
-        &mut self,
-        live: &Live,
-        studio: &Summary,
-    ) -> std::result::Result<StreamSession, ApiError> {
-        let ended = self.api.end_stream().await?;
-        match self
-            .api
-            .report_session_stats(&live.session_id, &stats_report(studio))
-            .await
-        {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                tracing::warn!("reporting session stats: {e}");
-                Ok(ended)
-            }
+            delivery: SummaryDelivery::Delivered,
         }
     }
 
@@ -295,13 +273,12 @@ impl Task {
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
         let mut summary = self.studio_summary(&live);
-        summary.backend = match self.close_backend_session(&live, &summary).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("end-stream after failure: {e}");
-                None
-            }
-        };
+        let closed = self.close_backend_session(&live, &summary).await;
+        if let Some(e) = &closed.error {
+            tracing::warn!("end-stream after failure: {e}");
+        }
+        summary.backend = closed.session;
+        summary.delivery = closed.delivery;
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Failed {
             reason: reason.clone(),
@@ -313,17 +290,5 @@ impl Task {
             at: SystemTime::now(),
         });
         self.publish();
-    }
-}
-
-/// The figures the studio reports to the backend at the end of a session.
-fn stats_report(studio: &Summary) -> SessionStatsReport {
-    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
-    SessionStatsReport {
-        chat_messages: clamp(studio.chat_messages),
-        frames_sent: Some(clamp(studio.frames_sent)),
-        frames_dropped: Some(clamp(studio.frames_dropped)),
-        average_bitrate_bps: Some(clamp(studio.average_bitrate_bps)),
-        reconnects: Some(i64::from(studio.reconnects)),
     }
 }

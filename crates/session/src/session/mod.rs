@@ -37,6 +37,7 @@ mod health;
 mod live_events;
 mod moderation;
 mod sources;
+mod summary;
 
 use moderation::Outcome;
 
@@ -57,6 +58,13 @@ pub struct SessionConfig {
     pub publish: lk::PublishOptions,
     /// Most chat entries kept in the state.
     pub chat_history: usize,
+    /// Where the figures of an ended session wait when the backend cannot take them
+    /// (`None`: nowhere; they are shown, then lost). Pending files are delivered after
+    /// each login.
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// How long end-stream and the stats report are retried before the figures are
+    /// spooled.
+    pub summary_retry: Duration,
 }
 
 impl SessionConfig {
@@ -71,6 +79,8 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(15),
             publish: lk::PublishOptions::default(),
             chat_history: 500,
+            spool_dir: None,
+            summary_retry: Duration::from_secs(15),
         }
     }
 }
