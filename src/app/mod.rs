@@ -440,6 +440,7 @@ pub fn main(rt: &tokio::runtime::Runtime) -> std::process::ExitCode {
         std::env::var("STREAMIT_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let options = Options::from_env(api_url.clone());
     let mut config = SessionConfig::new(api_url.clone());
+    config.spool_dir = streamit_session::spool::default_dir();
     config.token = std::env::var("STREAMIT_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
