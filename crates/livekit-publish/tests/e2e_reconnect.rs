@@ -267,6 +267,7 @@ async fn publisher_recovers_after_the_server_restarts() -> anyhow::Result<()> {
     let mut restarted = false;
     let mut reconnected_after = None;
     let mut viewer = None;
+    let mut before_kill = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(33));
     while start.elapsed() < Duration::from_secs(40) {
         tick.tick().await;
@@ -282,6 +283,7 @@ async fn publisher_recovers_after_the_server_restarts() -> anyhow::Result<()> {
             }
         }
         if killed_at.is_none() && start.elapsed() > Duration::from_secs(3) {
+            before_kill = seen.stats.bytes_sent_total;
             server.kill();
             killed_at = Some(Instant::now());
         }
@@ -316,6 +318,20 @@ async fn publisher_recovers_after_the_server_restarts() -> anyhow::Result<()> {
         .await?;
     println!("viewer after reconnect: {:?}", report.video);
     assert!(report.video.frames > 60, "{:?}", report.video);
+    // The session's byte count goes on across the rejoin: the old transport's bytes plus
+    // the new one's (whose own counters started at zero).
+    let st = &seen.stats;
+    let new_transport: u64 = st.layers.iter().map(|l| l.bytes).sum();
+    println!(
+        "bytes: {before_kill} before the kill, {new_transport} on the new transport, {} in all",
+        st.bytes_sent_total
+    );
+    assert!(before_kill > 10_000, "{before_kill} bytes before the kill");
+    assert!(
+        st.bytes_sent_total >= before_kill + new_transport && new_transport > 10_000,
+        "{} in all, {before_kill} before the kill, {new_transport} after",
+        st.bytes_sent_total
+    );
     handle.leave().await?;
     Ok(())
 }
