@@ -68,6 +68,19 @@ fn share_at(r: &ViewerReport, size: &str) -> f64 {
     at as f64 / r.video.frames.max(1) as f64
 }
 
+/// The high 720p layer is the one forwarded for ≥ 90 % of the frames: 1280x720, or ¾ of
+/// it (960x540) if the CPU adapter had to lower the size after the frame rate.
+fn ensure_high_layer(r: &ViewerReport) -> Result<()> {
+    let high = share_at(r, "1280x720") + share_at(r, "960x540");
+    ensure!(
+        high >= 0.9,
+        "the high layer for {:.0} % of the frames: {:?}",
+        high * 100.0,
+        r.video.resolutions
+    );
+    Ok(())
+}
+
 /// Busy-looping processes, ended (by their own ids) when dropped.
 struct Burners(Vec<Child>);
 
@@ -200,13 +213,7 @@ async fn vp8_simulcast_720p_viewer_asking_high_keeps_1280x720() -> Result<()> {
             "the machine was busy: the publisher says {}",
             report["cpuLimited"]
         );
-        let high = share_at(&r, "1280x720") + share_at(&r, "960x540");
-        ensure!(
-            high >= 0.9,
-            "the high layer for {:.0} % of the frames: {:?}",
-            high * 100.0,
-            r.video.resolutions
-        );
+        ensure_high_layer(&r)?;
         ensure!(median(&fps) >= 15, "median {} fps: {fps:?}", median(&fps));
     }
     Ok(())
@@ -217,13 +224,7 @@ async fn vp8_simulcast_720p_under_cpu_load_holds_the_high_layer_at_a_steady_rate
     let (r, report) = simulcast_run("qa_simul_load", "synthetic", "high", 24, 18, 2).await?;
     // The high layer is the one forwarded: 1280x720, or ¾ of it (960x540) if the adapter
     // had to lower the size after the frame rate, never a lower layer.
-    let high = share_at(&r, "1280x720") + share_at(&r, "960x540");
-    ensure!(
-        high >= 0.9,
-        "the high layer for {:.0} % of the frames: {:?}",
-        high * 100.0,
-        r.video.resolutions
-    );
+    ensure_high_layer(&r)?;
     // after the adaptation settled: 15 fps or more on average, and steady: at most one
     // second below 12 (a 15 fps stream counted in whole seconds shows 14 or 16 now and
     // then, and on a shared machine the viewer's own decoder gets descheduled too)
