@@ -57,12 +57,7 @@ impl Task {
             }
             Err(e) => {
                 // Take the backend out of "live" again; keep the original error.
-                if let Some(v) = &mut self.video {
-                    v.stop_encoders();
-                }
-                if let Some(a) = &self.audio {
-                    a.attach(None);
-                }
+                self.stop_sending_media();
                 if let Err(end) = self.api.end_stream().await {
                     tracing::warn!("end-stream after failed connect: {end}");
                 }
@@ -203,12 +198,7 @@ impl Task {
             return Err(SessionError::Invalid("not live".into()));
         };
         self.refresh_health_from(&live);
-        if let Some(v) = &mut self.video {
-            v.stop_encoders();
-        }
-        if let Some(a) = &self.audio {
-            a.attach(None);
-        }
+        self.stop_sending_media();
         for cid in [
             live.video.as_ref().map(|t| t.cid().clone()),
             live.audio.as_ref().map(|t| t.cid().clone()),
@@ -225,22 +215,31 @@ impl Task {
             Ok(Err(e)) => tracing::debug!("leave: {e}"),
             Err(_) => tracing::warn!("leave timed out"),
         }
-        let mut summary = self.studio_summary(&live);
-        let closed = self.close_backend_session(&live, &summary).await;
-        summary.backend = closed.session;
-        summary.delivery = closed.delivery;
+        let (summary, error) = self.summarise(&live).await;
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Ended;
         self.state.viewers = 0;
         tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
-        match closed.error {
+        match error {
             None => Ok(()),
             Some(e) => Err(e.into()),
         }
     }
 
-    /// The studio's own figures for the summary of `live` (no backend record yet).
-    fn studio_summary(&self, live: &Live) -> Summary {
+    /// Stops the encoders and detaches the microphone from its track; the sources and the
+    /// preview go on.
+    fn stop_sending_media(&mut self) {
+        if let Some(v) = &mut self.video {
+            v.stop_encoders();
+        }
+        if let Some(a) = &self.audio {
+            a.attach(None);
+        }
+    }
+
+    /// The studio's own figures for the summary of `live` (no backend record yet; delivery
+    /// is filled in by `summarise`).
+    pub(super) fn studio_summary(&self, live: &Live) -> Summary {
         let duration = live.live_at.elapsed();
         let health = &self.state.health;
         // every transport's bytes: a rejoin's new transport counts from zero
@@ -265,20 +264,12 @@ impl Task {
     pub(super) async fn on_transport_lost(&mut self, reason: String, kind: ErrorKind) {
         let Some(live) = self.live.take() else { return };
         tracing::warn!(%reason, "stream failed");
-        if let Some(v) = &mut self.video {
-            v.stop_encoders();
-        }
-        if let Some(a) = &self.audio {
-            a.attach(None);
-        }
+        self.stop_sending_media();
         let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
-        let mut summary = self.studio_summary(&live);
-        let closed = self.close_backend_session(&live, &summary).await;
-        if let Some(e) = &closed.error {
+        let (summary, error) = self.summarise(&live).await;
+        if let Some(e) = &error {
             tracing::warn!("end-stream after failure: {e}");
         }
-        summary.backend = closed.session;
-        summary.delivery = closed.delivery;
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Failed {
             reason: reason.clone(),

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use streamit_api::SessionStatsReport;
 use streamit_api::client::{ApiError, Client};
-use streamit_api::{SessionStatsReport, StreamSession};
 use tokio::time::Instant;
 
 use super::{Live, Task};
@@ -19,22 +19,19 @@ use crate::state::{Summary, SummaryDelivery};
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
-/// What the backend made of the end of a session.
-pub(super) struct Closed {
-    /// The backend's latest record of the session, if it answered.
-    pub session: Option<StreamSession>,
-    pub delivery: SummaryDelivery,
-    /// A refusal the user must see (end-stream or the report answered 4xx), or the
-    /// outage when the figures could not be kept either.
-    pub error: Option<ApiError>,
-}
-
 impl Task {
-    /// End-stream, then the studio's figures; the summary is the backend's latest record.
-    /// Viewer counts are the backend's own (LiveKit webhooks) and are not reported.
-    pub(super) async fn close_backend_session(&mut self, live: &Live, studio: &Summary) -> Closed {
-        let report = stats_report(studio);
-        let spooled = self.spool_before_delivery(&live.session_id, &report);
+    /// The summary of `live`: the studio's own figures, end-stream and the stats report
+    /// (retried, spooled when the backend stays away), and the backend's latest record.
+    /// Viewer counts are the backend's own (LiveKit webhooks) and are not reported. The
+    /// error is a refusal the user must see (a 4xx), or the outage when the figures could
+    /// not be kept either.
+    pub(super) async fn summarise(&mut self, live: &Live) -> (Summary, Option<ApiError>) {
+        let mut summary = self.studio_summary(live);
+        let report = stats_report(&summary);
+        let spool = self.spool();
+        let spooled = spool
+            .as_ref()
+            .and_then(|spool| self.spool_before_delivery(spool, &live.session_id, &report));
         let deadline = Instant::now() + self.config.summary_retry;
         let api = self.api.clone();
         let ended = retrying(deadline, "end-stream", || api.end_stream()).await;
@@ -45,78 +42,64 @@ impl Task {
             api.report_session_stats(&id, &report)
         })
         .await;
+        let spooled_at = spooled.as_ref().and_then(|r| r.as_ref().ok()).cloned();
         let (ended, ended_err) = match ended {
             Ok(s) => (Some(s), None),
             Err(e) if e.is_transient() => (None, None),
             Err(e) => (None, Some(e)),
         };
-        match stats {
-            Ok(session) => {
-                if let Some(Ok(path)) = &spooled {
-                    forget(path);
-                }
-                Closed {
-                    session: Some(session),
-                    delivery: SummaryDelivery::Delivered,
-                    error: ended_err,
-                }
+        let (backend, delivery, error) = match (stats, spooled) {
+            (Ok(session), _) => (Some(session), SummaryDelivery::Delivered, ended_err),
+            (Err(e), Some(Ok(path))) if e.is_transient() => {
+                tracing::warn!(path = %path.display(), "the backend did not take the summary ({e}); it is spooled");
+                let error = e.to_string();
+                (ended, SummaryDelivery::Spooled { path, error }, None)
             }
-            Err(e) if e.is_transient() => {
-                let session = ended;
-                match spooled {
-                    Some(Ok(path)) => {
-                        tracing::warn!(path = %path.display(), "the backend did not take the summary ({e}); it is spooled");
-                        Closed {
-                            session,
-                            delivery: SummaryDelivery::Spooled {
-                                path,
-                                error: e.to_string(),
-                            },
-                            error: None,
-                        }
-                    }
-                    Some(Err(spool_err)) => Closed {
-                        session,
-                        delivery: SummaryDelivery::Lost {
-                            error: format!("{e}; {spool_err}"),
-                        },
-                        error: Some(e),
-                    },
-                    None => Closed {
-                        session,
-                        delivery: SummaryDelivery::Lost {
-                            error: e.to_string(),
-                        },
-                        error: Some(e),
-                    },
-                }
+            (Err(e), Some(Err(spool_err))) if e.is_transient() => {
+                let error = format!("{e}; {spool_err}");
+                (ended, SummaryDelivery::Lost { error }, Some(e))
             }
-            Err(e) => {
-                // refused (the session is gone, the token revoked): a retry would be too
-                if let Some(Ok(path)) = &spooled {
-                    forget(path);
-                }
-                Closed {
-                    session: ended,
-                    delivery: SummaryDelivery::Lost {
-                        error: e.to_string(),
-                    },
-                    error: ended_err.or(Some(e)),
-                }
+            (Err(e), _) if e.is_transient() => {
+                let error = e.to_string();
+                (ended, SummaryDelivery::Lost { error }, Some(e))
             }
+            // refused (the session is gone, the token revoked): a retry would be too
+            (Err(e), _) => {
+                let error = e.to_string();
+                (
+                    ended,
+                    SummaryDelivery::Lost { error },
+                    ended_err.or(Some(e)),
+                )
+            }
+        };
+        // the spool keeps only what still waits for the backend
+        if let (Some(spool), Some(path)) = (&spool, &spooled_at)
+            && !matches!(delivery, SummaryDelivery::Spooled { .. })
+            && let Err(e) = spool.remove(path)
+        {
+            tracing::warn!("{e}");
         }
+        summary.backend = backend;
+        summary.delivery = delivery;
+        (summary, error)
     }
 
-    /// Writes the figures to the spool before the first attempt (`None`: no spool).
+    /// The configured spool, if any.
+    fn spool(&self) -> Option<Spool> {
+        self.config.spool_dir.as_ref().map(Spool::new)
+    }
+
+    /// Writes the figures to the spool before the first attempt (`None`: not logged in).
     fn spool_before_delivery(
         &self,
+        spool: &Spool,
         session_id: &str,
         report: &SessionStatsReport,
     ) -> Option<Result<PathBuf, crate::spool::SpoolError>> {
-        let dir = self.config.spool_dir.as_ref()?;
-        let user_id = self.state.account.as_ref()?.user_id.clone();
-        let s = SpooledSummary::new(&self.config.api_url, &user_id, session_id, report.clone());
-        let r = Spool::new(dir).put(&s);
+        let user_id = &self.state.account.as_ref()?.user_id;
+        let s = SpooledSummary::new(&self.config.api_url, user_id, session_id, report.clone());
+        let r = spool.put(&s);
         if let Err(e) = &r {
             tracing::warn!("{e}");
         }
@@ -126,10 +109,9 @@ impl Task {
     /// After a login: delivers the figures of earlier sessions that wait in the spool,
     /// beside the loop (the backend may be slow; the studio is usable meanwhile).
     pub(super) fn deliver_spooled(&self) {
-        let (Some(dir), Some(account)) = (&self.config.spool_dir, &self.state.account) else {
+        let (Some(spool), Some(account)) = (self.spool(), &self.state.account) else {
             return;
         };
-        let spool = Spool::new(dir);
         let api = self.api.clone();
         let api_url = self.config.api_url.clone();
         let user_id = account.user_id.clone();
@@ -164,12 +146,6 @@ async fn deliver_one(api: &Client, spool: &Spool, path: PathBuf, s: SpooledSumma
                 tracing::warn!("{e}");
             }
         }
-    }
-}
-
-fn forget(path: &std::path::Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(path = %path.display(), "removing a delivered summary: {e}");
     }
 }
 
