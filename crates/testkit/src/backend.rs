@@ -1,7 +1,7 @@
 //! The StreamIt backend binary (`streamit-server`) on loopback with its own database.
 
 use crate::livekit::LiveKit;
-use crate::process::{Guarded, tie_to_test};
+use crate::process::{Guarded, restart_retrying, tie_to_test};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -90,18 +90,8 @@ impl Backend {
         env.retain(|(k, _)| k != "STREAMIT_BIND");
         env.push(("STREAMIT_BIND".into(), addr));
         let log = self.process.log.clone();
-        // the old socket may linger a moment after the process ended
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let (process, url) = loop {
-            match spawn(&self.bin, &env, &log, true) {
-                Ok(started) => break started,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    eprintln!("streamit-server restart retry: {e:#}");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (process, url) =
+            restart_retrying("streamit-server", || spawn(&self.bin, &env, &log, true))?;
         if url != self.url {
             bail!("the restarted backend listens on {url}, not {}", self.url);
         }

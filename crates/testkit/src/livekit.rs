@@ -1,7 +1,7 @@
 //! A real livekit-server on free loopback ports.
 
 use crate::paths::livekit_server_bin;
-use crate::process::{Guarded, free_tcp_port, free_udp_port};
+use crate::process::{Guarded, free_tcp_port, free_udp_port, restart_retrying};
 use anyhow::{Context, Result, bail};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use rand::distr::{Alphanumeric, SampleString};
@@ -274,18 +274,7 @@ impl LiveKit {
     /// Starts the server again on the same ports and keys, after [`LiveKit::kill`].
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn() {
-                Ok(()) => return Ok(()),
-                // The old sockets may linger for a moment.
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("livekit-server restart retry: {e:#}");
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        restart_retrying("livekit-server", || self.spawn())
     }
 
     /// Is the server up and answering its health check?

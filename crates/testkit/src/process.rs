@@ -120,3 +120,22 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Restarts `what` with `start` until it comes up or 10 s pass: a server restarted on the
+/// same ports may find its old sockets still lingering for a moment.
+pub(crate) fn restart_retrying<T>(
+    what: &str,
+    mut start: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match start() {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{what} restart retry: {e:#}");
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
