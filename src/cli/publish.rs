@@ -185,10 +185,14 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     let mut watch = session.subscribe();
     let end_at = tokio::time::Instant::now() + a.duration;
     let mut failed: Option<String> = None;
+    // One listener for the whole broadcast: a `ctrl_c()` made anew on each turn of the loop
+    // misses a signal that arrives while the loop handles a state change.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end_at) => break,
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupted => {
                 eprintln!("interrupted: ending the stream");
                 break;
             }
