@@ -40,6 +40,10 @@ pub struct PublishReport {
     pub transport: Option<String>,
     pub reconnects: u32,
     pub keyframe_requests: u64,
+    /// NACKs from the SFU (lost packets it asked for again) on the last connection.
+    pub nacks_received: u64,
+    /// Share of packets the SFU reported lost (RTCP receiver reports), 0..1.
+    pub packet_loss: Option<f32>,
     /// At the end: "CPU limited: sending 720p at 20 fps" while the encoder sent less than
     /// the source offered because the CPU could not keep up; `null` otherwise.
     pub cpu_limited: Option<String>,
@@ -333,6 +337,8 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         transport: h.transport.map(str::to_string),
         reconnects: h.reconnects,
         keyframe_requests: h.keyframe_requests,
+        nacks_received: h.nacks_received,
+        packet_loss: h.packet_loss,
         cpu_limited: h.cpu_limited.map(|l| l.to_string()),
         cpu_adaptations: h.cpu_adaptations,
         peak_viewers: s.peak_viewers,

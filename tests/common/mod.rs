@@ -13,7 +13,17 @@ use streamit_testkit::ViewerOptions;
 
 /// The studio binary without the caller's credentials or backend in its environment.
 pub fn studio() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamit-studio"));
+    clean_studio(tokio::process::Command::new(env!(
+        "CARGO_BIN_EXE_streamit-studio"
+    )))
+}
+
+/// [`studio`] run on the far side of an impaired link (in its network namespace).
+pub fn studio_behind(link: &streamit_testkit::netem::ImpairedLink) -> tokio::process::Command {
+    clean_studio(link.command(env!("CARGO_BIN_EXE_streamit-studio")).into())
+}
+
+fn clean_studio(mut cmd: tokio::process::Command) -> tokio::process::Command {
     cmd.env_remove("STREAMIT_TOKEN")
         .env_remove("STREAMIT_API_URL")
         .env_remove("STREAMIT_PASSWORD")

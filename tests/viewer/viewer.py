@@ -23,6 +23,7 @@ import threading
 import time
 
 from livekit import rtc
+from google.protobuf.json_format import MessageToDict
 
 QUALITIES = {
     "low": rtc.VideoQuality.VIDEO_QUALITY_LOW,
@@ -97,6 +98,7 @@ class Report:
         self.first_frame_ms = None
         self.last_frame_ms = None
         self.video_tracks = []
+        self.video_inbound = []
         self.audio_frames = 0
         self.audio_samples = 0
         self.audio_peak_rms = 0.0
@@ -123,6 +125,9 @@ class Report:
         numbers = [s[0] for s in samples]
         out_of_order = sum(1 for a, b in zip(numbers, numbers[1:]) if b <= a)
         span = (max(numbers) - min(numbers) + 1) if numbers else 0
+        # Gaps between frames on the glass: what a person sees as a stall.
+        arrivals = [s[2] for s in samples]
+        gaps_ms = [(b - a) / 1000.0 for a, b in zip(arrivals, arrivals[1:])]
         return {
             "read": len(samples),
             "unreadable": self.pattern_unreadable,
@@ -131,6 +136,9 @@ class Report:
             "distinct": len(set(numbers)),
             "missing_in_span": span - len(set(numbers)),
             "out_of_order": out_of_order,
+            "max_gap_ms": round(max(gaps_ms), 1) if gaps_ms else None,
+            # Stalls longer than 250 ms (a 30 fps picture standing for 7+ frames).
+            "freezes_ms": [round(g, 1) for g in gaps_ms if g > 250.0],
             # Capped so the report stays small; the Rust side computes latency from these.
             "samples": samples[:: max(1, len(samples) // 600)],
         }
@@ -150,6 +158,7 @@ class Report:
                 "first_frame_ms": self.first_frame_ms,
                 "last_frame_ms": self.last_frame_ms,
                 "tracks": self.video_tracks,
+                "inbound": self.video_inbound,
                 "frames_per_second": self.frames_per_second,
             },
             "audio": {
@@ -237,6 +246,7 @@ async def run(args):
     report = Report()
     room = rtc.Room()
     tasks = []
+    video_tracks = []
     done = asyncio.Event()
 
     def remote_count():
@@ -285,6 +295,7 @@ async def run(args):
                     "muted": publication.muted,
                 }
             )
+            video_tracks.append(track)
             tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
             tasks.append(asyncio.create_task(consume_audio(track, report)))
@@ -436,6 +447,16 @@ async def run(args):
             log("all --until conditions met")
             break
         await asyncio.sleep(0.05)
+
+    # The receiver's own view (libwebrtc's inbound-rtp): decoded vs dropped frames, NACKs
+    # sent, freezes; tells a frame lost on the way from one the receiver gave up on.
+    for track in video_tracks:
+        try:
+            for st in await asyncio.wait_for(track.get_stats(), 3):
+                if st.HasField("inbound_rtp"):
+                    report.video_inbound.append(MessageToDict(st.inbound_rtp))
+        except Exception as exc:
+            log("stats:", exc)
 
     for t in tasks:
         t.cancel()

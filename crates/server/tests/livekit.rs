@@ -59,6 +59,7 @@ async fn livekit_honours_backend_tokens_and_its_webhooks_drive_the_stats() {
         webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
         // Close empty rooms quickly so room_finished arrives within the test.
         extra_config: Some("room:\n  empty_timeout: 2\n  departure_timeout: 2".into()),
+        ..Default::default()
     })
     .unwrap();
     let backend = Backend::start(BackendOptions {

@@ -186,6 +186,8 @@ pub struct Health {
     pub packet_loss: Option<f32>,
     /// Key frame requests (PLI/FIR) served.
     pub keyframe_requests: u64,
+    /// NACKs the SFU sent for lost packets (answered with RTX from the send history).
+    pub nacks_received: u64,
     pub reconnects: u32,
     /// The server's view of this connection: "excellent", "good", "poor", "lost".
     pub connection_quality: Option<&'static str>,

@@ -58,7 +58,7 @@ impl Backend {
         ];
         if let Some(lk) = options.livekit {
             env.push(("LIVEKIT_URL".into(), lk.http_url()));
-            env.push(("LIVEKIT_WS_URL".into(), lk.ws_url()));
+            env.push(("LIVEKIT_WS_URL".into(), lk.public_ws_url()));
             env.push(("LIVEKIT_API_KEY".into(), lk.api_key().into()));
             env.push(("LIVEKIT_API_SECRET".into(), lk.api_secret().into()));
         }

@@ -33,4 +33,7 @@ pub use paths::{
 pub use process::{free_tcp_port, free_udp_port, tie_to_test};
 pub use proxy::SignalProxy;
 pub use stack::{Account, Stack, TEST_PASSWORD};
+/// Bad networks on demand: [`netem::ImpairedLink`] (Linux, root) puts a process behind a
+/// seeded model of delay, loss and a rate cap; see [`Stack::start_reachable_at`].
+pub use streamit_netem as netem;
 pub use viewer::{DataMessage, PatternReport, Viewer, ViewerOptions, ViewerReport};

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use rand::distr::{Alphanumeric, SampleString};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,6 +18,9 @@ pub struct LiveKitOptions {
     pub webhook_urls: Vec<String>,
     /// Extra top-level YAML appended to the generated config.
     pub extra_config: Option<String>,
+    /// A second address to listen on and to advertise in ICE candidates, for clients that
+    /// cannot reach the host's loopback (the far end of a `streamit_netem::ImpairedLink`).
+    pub host: Option<Ipv4Addr>,
 }
 
 /// Token grants the tests use most; `Grants::Custom` for anything else.
@@ -68,6 +71,7 @@ pub struct LiveKit {
     api_key: String,
     api_secret: String,
     starts: u32,
+    host: Option<Ipv4Addr>,
 }
 
 impl LiveKit {
@@ -96,13 +100,30 @@ impl LiveKit {
         let api_secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
         let (http_port, rtc_tcp_port, rtc_udp_port) =
             (free_tcp_port()?, free_tcp_port()?, free_udp_port()?);
+        // With a second address, media goes only there: LiveKit maps every host candidate to
+        // `node_ip`, so a loopback socket behind the same advertised address would take the
+        // far side's packets and answer from 127.0.0.1, which never leaves the host.
+        let (binds, node_ip, includes, loopback) = match options.host {
+            Some(host) => (
+                format!("\"127.0.0.1\", \"{host}\""),
+                host.to_string(),
+                format!("\"{host}/32\""),
+                false,
+            ),
+            None => (
+                "\"127.0.0.1\"".to_string(),
+                "127.0.0.1".to_string(),
+                "\"127.0.0.1/32\"".to_string(),
+                true,
+            ),
+        };
         let mut yaml = format!(
             "port: {http_port}\n\
-             bind_addresses: [\"127.0.0.1\"]\n\
+             bind_addresses: [{binds}]\n\
              keys:\n  {api_key}: {api_secret}\n\
              logging:\n  level: info\n\
              rtc:\n  tcp_port: {rtc_tcp_port}\n  udp_port: {rtc_udp_port}\n  use_external_ip: false\n  \
-             enable_loopback_candidate: true\n  node_ip: 127.0.0.1\n  ips:\n    includes: [\"127.0.0.1/32\"]\n"
+             enable_loopback_candidate: {loopback}\n  node_ip: {node_ip}\n  ips:\n    includes: [{includes}]\n"
         );
         if !options.webhook_urls.is_empty() {
             yaml.push_str(&format!("webhook:\n  api_key: {api_key}\n  urls:\n"));
@@ -126,6 +147,7 @@ impl LiveKit {
             api_key,
             api_secret,
             starts: 0,
+            host: options.host,
         };
         lk.spawn()?;
         Ok(lk)
@@ -134,12 +156,18 @@ impl LiveKit {
     fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
         let mut cmd = Command::new(livekit_server_bin()?);
-        cmd.arg("--config").arg(&self.config).args([
-            "--bind",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-        ]);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["--bind", "127.0.0.1"]);
+        match self.host {
+            Some(host) => {
+                let host = host.to_string();
+                cmd.args(["--bind", &host, "--node-ip", &host]);
+            }
+            None => {
+                cmd.args(["--node-ip", "127.0.0.1"]);
+            }
+        }
         let log = self.dir.path().join(format!("livekit-{}.log", self.starts));
         let mut process = Guarded::spawn("livekit-server", cmd, log)?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -163,6 +191,15 @@ impl LiveKit {
         }
         self.process = Some(process);
         Ok(())
+    }
+
+    /// What a client on the far side of [`LiveKitOptions::host`] connects to (else
+    /// [`Self::ws_url`]).
+    pub fn public_ws_url(&self) -> String {
+        match self.host {
+            Some(host) => format!("ws://{host}:{}", self.http_port),
+            None => self.ws_url(),
+        }
     }
 
     /// `ws://127.0.0.1:<port>`: what clients connect to.

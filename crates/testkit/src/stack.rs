@@ -5,6 +5,7 @@ use crate::backend::{Backend, BackendOptions};
 use crate::livekit::{LiveKit, LiveKitOptions};
 use crate::process::free_tcp_port;
 use anyhow::{Context, Result};
+use std::net::Ipv4Addr;
 use streamit_api::client::Client;
 use streamit_api::{RegisterRequest, Role, User};
 
@@ -34,13 +35,25 @@ impl Stack {
 
     /// With extra environment for the backend.
     pub fn start_with(backend_env: Vec<(String, String)>) -> Result<Self> {
+        Self::start_at(Ipv4Addr::LOCALHOST, backend_env)
+    }
+
+    /// Both servers reachable at `host` too (LiveKit advertises it in its candidates, the
+    /// backend listens there and hands out LiveKit's URL there): for a client on the far
+    /// side of a `streamit_netem::ImpairedLink`, whose loopback is its own.
+    pub fn start_reachable_at(host: Ipv4Addr) -> Result<Self> {
+        Self::start_at(host, Vec::new())
+    }
+
+    fn start_at(host: Ipv4Addr, backend_env: Vec<(String, String)>) -> Result<Self> {
         // The backend's address must be in LiveKit's config, so it is chosen first.
         let port = free_tcp_port()?;
         let livekit = LiveKit::start_with(LiveKitOptions {
-            webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+            webhook_urls: vec![format!("http://{host}:{port}/api/livekit/webhook")],
+            host: (!host.is_loopback()).then_some(host),
             ..Default::default()
         })?;
-        let mut env = vec![("STREAMIT_BIND".to_string(), format!("127.0.0.1:{port}"))];
+        let mut env = vec![("STREAMIT_BIND".to_string(), format!("{host}:{port}"))];
         env.extend(backend_env);
         let backend = Backend::start(BackendOptions {
             livekit: Some(&livekit),

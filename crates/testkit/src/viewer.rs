@@ -61,6 +61,10 @@ pub struct VideoReport {
     pub first_frame_ms: Option<f64>,
     pub last_frame_ms: Option<f64>,
     pub tracks: Vec<serde_json::Value>,
+    /// libwebrtc's inbound-rtp stats per video track at the end (framesDecoded,
+    /// framesDropped, nackCount, packetsLost, freezeCount, ...), as the SDK names them.
+    #[serde(default)]
+    pub inbound: Vec<serde_json::Value>,
     /// Frames decoded in each whole second since the viewer started ("0", "1", …).
     pub frames_per_second: BTreeMap<String, u64>,
 }
@@ -125,12 +129,28 @@ pub struct PatternReport {
     pub missing_in_span: u64,
     /// Codes that were not larger than the one before.
     pub out_of_order: u64,
+    /// The longest time between two decoded frames (ms).
+    #[serde(default)]
+    pub max_gap_ms: Option<f64>,
+    /// Every gap over 250 ms between two decoded frames (ms): the stalls a person sees.
+    #[serde(default)]
+    pub freezes_ms: Vec<f64>,
     /// `(frame_no, capture timestamp µs on the publisher's media clock, arrival unix time µs)`,
     /// at most ~600 evenly spaced.
     pub samples: Vec<(u32, u64, u64)>,
 }
 
 impl PatternReport {
+    /// Share of the frames between the first and the last one seen that were decoded.
+    pub fn decoded_share(&self) -> f64 {
+        let span = self.distinct + self.missing_in_span;
+        if span == 0 {
+            0.0
+        } else {
+            self.distinct as f64 / span as f64
+        }
+    }
+
     /// Glass-to-glass latencies (ms), given the wall-clock time of the publisher's media-clock
     /// zero in unix µs. Same machine, so the clocks agree.
     pub fn latencies_ms(&self, clock_epoch_unix_us: u64) -> Vec<f64> {

@@ -155,8 +155,9 @@ impl Participant {
             return;
         };
         tracing::debug!(
-            "answer carries {} candidates",
-            sd.sdp.matches("a=candidate").count()
+            "answer carries {} candidates, {} RTX payload types",
+            sd.sdp.matches("a=candidate").count(),
+            sd.sdp.matches(" rtx/90000").count()
         );
         let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
             Ok(a) => a,

@@ -35,6 +35,7 @@ impl Task {
             rtt: s.rtt,
             packet_loss: packet_loss(&s.layers),
             keyframe_requests: live.keyframe_requests,
+            nacks_received: s.layers.iter().map(|l| l.nacks).sum(),
             reconnects: live.reconnects,
             connection_quality: s.connection_quality.map(|q| match q {
                 lk::ConnectionQuality::Excellent => "excellent",

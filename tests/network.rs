@@ -1,0 +1,165 @@
+//! Going live on a bad uplink: `streamit-studio publish` runs in a network namespace whose
+//! only way out is `streamit_netem::ImpairedLink` (delay, loss, a rate cap on every packet,
+//! UDP and TCP), against the real backend and LiveKit on the host. The official Python SDK
+//! viewer watches from the host side with no impairment and reads the pattern's frame code.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{guest_viewer, studio_behind, wait_until_live};
+use streamit_api::client::Client;
+use streamit_testkit::netem::{Direction, ImpairedLink};
+use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerReport};
+
+/// A creator on the far side of `link`, publishing the synthetic pattern for `secs`.
+struct Broadcast {
+    stack: Stack,
+    publish: tokio::process::Child,
+    report_dir: tempfile::TempDir,
+    host_id: String,
+}
+
+async fn go_live_behind(link: &ImpairedLink, codec: &str, secs: u64) -> Result<Broadcast> {
+    let stack = Stack::start_reachable_at(link.host_addr())?;
+    let host_id = stack.creator("net_creator", true).await?.user.id;
+    let report_dir = tempfile::tempdir()?;
+    let publish = studio_behind(link)
+        .args([
+            "publish",
+            "--api",
+            stack.backend.url(),
+            "--username",
+            "net_creator",
+            "--password",
+            TEST_PASSWORD,
+            "--title",
+            "Bad network",
+            "--source",
+            "synthetic",
+            "--codec",
+            codec,
+            "--duration",
+            &format!("{secs}s"),
+            "--report-json",
+        ])
+        .arg(report_dir.path().join("report.json"))
+        .spawn()?;
+    let public = Client::new(stack.backend.url());
+    wait_until_live(&public, "net_creator", Duration::from_secs(30)).await?;
+    Ok(Broadcast {
+        stack,
+        publish,
+        report_dir,
+        host_id,
+    })
+}
+
+impl Broadcast {
+    async fn watch(&self, secs: u64) -> Result<ViewerReport> {
+        let public = Client::new(self.stack.backend.url());
+        let mut opts = guest_viewer(&public, self.host_id.clone(), None).await?;
+        opts.duration = Duration::from_secs(secs);
+        opts.read_pattern = true;
+        let report = Viewer::run(opts).await?;
+        ensure!(report.joined, "viewer did not join: {:?}", report.error);
+        Ok(report)
+    }
+
+    /// Waits for the publisher's end; its JSON report.
+    async fn finish(self) -> Result<serde_json::Value> {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.publish.wait_with_output())
+            .await
+            .context("publish did not finish")??;
+        ensure!(
+            out.status.success(),
+            "publish failed ({}): {}\nlivekit log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.stack.livekit.log_tail(20)
+        );
+        if std::env::var_os("RUST_LOG").is_some() {
+            println!("publish log:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let json = std::fs::read(self.report_dir.path().join("report.json"))?;
+        Ok(serde_json::from_slice(&json)?)
+    }
+}
+
+/// What the viewer saw. The share decoded is libwebrtc's own `framesDecoded` over the
+/// frames the publisher captured while the viewer watched (the pattern's frame numbers):
+/// frames the receiver decoded but its renderer then dropped as late do not count against
+/// the publisher. The longest gap between frames the app got is printed alongside.
+fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
+    let p = &report.pattern;
+    let span = p.distinct + p.missing_in_span;
+    let decoded = report
+        .video
+        .inbound
+        .iter()
+        .filter_map(|i| i["inbound"]["framesDecoded"].as_u64())
+        .sum::<u64>();
+    ensure!(span > 0, "the viewer read no pattern frames");
+    let share = (decoded as f64 / span as f64).min(1.0);
+    // Runs of frame numbers the app never got: single frames or whole stalls.
+    let mut runs = std::collections::BTreeMap::<u32, u32>::new();
+    for w in p.samples.windows(2) {
+        let skipped = w[1].0.saturating_sub(w[0].0 + 1);
+        if skipped > 0 {
+            *runs.entry(skipped).or_default() += 1;
+        }
+    }
+    println!(
+        "{what}: receiver decoded {decoded} of {span} frames ({:.1} %); the app got {} \
+         (longest gap {:?} ms, gaps > 250 ms {:?}, missing runs {runs:?}); resolutions {:?}",
+        share * 100.0,
+        p.distinct,
+        p.max_gap_ms,
+        p.freezes_ms,
+        report.video.resolutions,
+    );
+    for inbound in &report.video.inbound {
+        println!("{what}: receiver inbound-rtp {inbound}");
+    }
+    Ok(share)
+}
+
+/// 150 ms RTT with 5 % random loss each way: NACK/RTX recovers the video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_loss_at_150ms_rtt_is_recovered() -> Result<()> {
+    let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
+    let broadcast = go_live_behind(&link, "h264", 40).await?;
+    link.set_both("delay=75ms,loss=5%,seed=11".parse()?);
+    let report = broadcast.watch(30).await?;
+    let up = link.stats(Direction::Up);
+    println!("uplink: {up:?}");
+    let share = summary("150 ms RTT, 5 % loss", &report)?;
+    let publish = broadcast.finish().await?;
+    println!("publish report: {publish:#}");
+    ensure!(
+        up.dropped > 100,
+        "the link dropped only {} packets",
+        up.dropped
+    );
+    ensure!(
+        publish["nacksReceived"].as_u64() > Some(0),
+        "no NACK reached the publisher"
+    );
+    ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
+    Ok(())
+}
+
+/// 2 % loss in bursts of 4 packets on average (Gilbert–Elliott), 150 ms RTT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursty_loss_at_150ms_rtt_is_recovered() -> Result<()> {
+    let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
+    let broadcast = go_live_behind(&link, "h264", 40).await?;
+    link.set_both("delay=75ms,loss=2%,burst=4,seed=12".parse()?);
+    let report = broadcast.watch(30).await?;
+    let share = summary("150 ms RTT, 2 % bursty loss", &report)?;
+    broadcast.finish().await?;
+    ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
+    Ok(())
+}
