@@ -140,6 +140,10 @@ struct Seen {
     force_key: bool,
     /// The first `Connected` after another state: the recovery.
     recovered_at: Option<Instant>,
+    /// Every state change, when it arrived.
+    timeline: Vec<(Instant, ConnectionState)>,
+    /// The engine's account of each recovery (started, ended).
+    recoveries: Vec<Recovery>,
 }
 
 impl Seen {
@@ -152,6 +156,8 @@ impl Seen {
             errors: Vec::new(),
             force_key: true,
             recovered_at: None,
+            timeline: Vec::new(),
+            recoveries: Vec::new(),
         }
     }
 
@@ -170,6 +176,7 @@ impl Seen {
                 PublisherEvent::Stats(s) => self.stats = s,
                 PublisherEvent::ChatReceived { .. } => self.chats.push(ev),
                 PublisherEvent::Error(e) => self.errors.push(e),
+                PublisherEvent::Recovery(r) => self.recoveries.push(r),
                 PublisherEvent::StateChanged(s) => {
                     println!("{:?}: {s:?}", start.elapsed());
                     if s == ConnectionState::Connected
@@ -179,6 +186,7 @@ impl Seen {
                         self.recovered_at = Some(Instant::now());
                     }
                     self.states.push(s.clone());
+                    self.timeline.push((Instant::now(), s.clone()));
                     new_states.push(s);
                 }
                 _ => {}
@@ -690,6 +698,203 @@ async fn subscriber_transport_loss_resumes_while_video_goes_on() -> anyhow::Resu
             if from_identity.as_str() == "viewer1" && text == VIEWER_CHAT)
         ),
         "publisher got {chats:?}"
+    );
+    handle.leave().await?;
+    Ok(())
+}
+
+/// The longest gap between two decoded frames the viewer read the pattern of
+/// (arrival times of its pattern samples, ≤ ~70 ms apart while video flows),
+/// and how many seconds after the first sample it began. `None` without two samples.
+fn longest_freeze(report: &streamit_testkit::ViewerReport) -> Option<(Duration, f64)> {
+    let s = &report.pattern.samples;
+    let first = s.first()?.2;
+    s.windows(2)
+        .map(|w| {
+            (
+                Duration::from_micros(w[1].2.saturating_sub(w[0].2)),
+                (w[0].2 - first) as f64 / 1e6,
+            )
+        })
+        .max_by_key(|(gap, _)| *gap)
+}
+
+/// A viewer reading the pattern for `seconds`.
+fn spawn_pattern_viewer(
+    server: &Server,
+    seconds: f64,
+) -> anyhow::Result<streamit_testkit::viewer::RunningViewer> {
+    let t = server.token("viewer1", "room", false)?;
+    let mut o = common::viewer_options(&server.ws_url(), &t, seconds);
+    o.read_pattern = true;
+    o.until_frames = Some(u32::MAX);
+    streamit_testkit::Viewer::spawn(o)
+}
+
+/// What an outage test saw, printed and checked by both outage tests.
+struct Outage {
+    /// When the server went away (killed or stopped) and came back.
+    gone: Instant,
+    back: Instant,
+}
+
+impl Outage {
+    /// Prints the publisher's detection and rejoin timing and the viewer's
+    /// longest freeze; returns the freeze.
+    fn measure(
+        &self,
+        what: &str,
+        seen: &Seen,
+        report: &streamit_testkit::ViewerReport,
+    ) -> anyhow::Result<Duration> {
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+        let noticed = seen
+            .timeline
+            .iter()
+            .find(|(at, s)| *at >= self.gone && matches!(s, ConnectionState::Reconnecting { .. }))
+            .map(|(at, _)| at.duration_since(self.gone));
+        let connected = seen
+            .timeline
+            .iter()
+            .find(|(at, s)| *at >= self.back && *s == ConnectionState::Connected)
+            .map(|(at, _)| *at);
+        let (freeze, freeze_at) = longest_freeze(report)
+            .ok_or_else(|| anyhow::anyhow!("the viewer read no pattern: {:?}", report.video))?;
+        println!(
+            "{what}: server away {}; publisher noticed after {}, connected again {} after the \
+             server's return; viewer's longest freeze {} (from {freeze_at:.1} s into its run), \
+             {} frames, {} pattern samples, disconnect {:?}",
+            secs(self.back.duration_since(self.gone)),
+            noticed.map_or("never".into(), secs),
+            connected.map_or("never".into(), |c| secs(c.duration_since(self.back))),
+            secs(freeze),
+            report.video.frames,
+            report.pattern.samples.len(),
+            report.disconnect_reason,
+        );
+        for r in &seen.recoveries {
+            println!(
+                "  recovery: {:?} ({}) silent_for {:?} attempts {} server_back_after {:?} {:?} took {:?}",
+                r.cause, r.detail, r.silent_for, r.attempts, r.server_back_after, r.outcome, r.took
+            );
+        }
+        anyhow::ensure!(
+            connected.is_some(),
+            "the publisher never reconnected: {:?}",
+            seen.states
+        );
+        // Frames again after the outage (the freeze is not the end of the run).
+        let last = report.pattern.samples.last().map(|s| s.2).unwrap_or(0);
+        let first = report.pattern.samples.first().map(|s| s.2).unwrap_or(0);
+        anyhow::ensure!(
+            last.saturating_sub(first)
+                > (freeze_at * 1e6) as u64 + freeze.as_micros() as u64 + 2_000_000,
+            "the viewer got no video after the freeze"
+        );
+        Ok(freeze)
+    }
+}
+
+/// LiveKit is killed for 10 s and comes back on the same ports: the publisher
+/// probes it every 500 ms, rejoins at once when its resume is refused, and the
+/// viewer (which reconnects by itself) is frozen at most 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Result<()> {
+    common::subscriber::init_tracing();
+    let mut server = Server::start()?;
+    let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
+    let mut feed = Feed::new()?;
+    let viewer = spawn_pattern_viewer(&server, 34.0)?;
+    let start = Instant::now();
+    let mut seen = Seen::new();
+    let mut gone = None;
+    let mut back = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < Duration::from_secs(33) {
+        tick.tick().await;
+        seen.drain(&mut events, start);
+        if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
+            server.kill();
+            gone = Some(Instant::now());
+        }
+        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(10)) {
+            server.restart()?;
+            back = Some(Instant::now());
+        }
+        feed.send(&video, seen.take_force_key())?;
+    }
+    let report = viewer.report().await?;
+    seen.drain(&mut events, start);
+    let outage = Outage {
+        gone: gone.ok_or_else(|| anyhow::anyhow!("never killed"))?,
+        back: back.ok_or_else(|| anyhow::anyhow!("never restarted"))?,
+    };
+    let freeze = outage.measure("server killed", &seen, &report)?;
+    assert!(
+        freeze <= Duration::from_secs(12),
+        "the viewer froze {freeze:?}"
+    );
+    assert!(
+        seen.recoveries
+            .iter()
+            .any(|r| r.server_back_after.is_some()
+                && matches!(r.outcome, RecoveryOutcome::Rejoined(_))),
+        "{:?}",
+        seen.recoveries
+    );
+    handle.leave().await?;
+    Ok(())
+}
+
+/// LiveKit is frozen (SIGSTOP) for 20 s, then continued: the publisher notices
+/// the silent media plane within ~2-3 s, probes the server, recovers as soon as
+/// it runs again, and the viewer is frozen at most 22 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_freeze_after_a_20_s_server_stop_is_at_most_22_s() -> anyhow::Result<()> {
+    common::subscriber::init_tracing();
+    let server = Server::start()?;
+    let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
+    let mut feed = Feed::new()?;
+    let viewer = spawn_pattern_viewer(&server, 44.0)?;
+    let start = Instant::now();
+    let mut seen = Seen::new();
+    let mut gone = None;
+    let mut back = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < Duration::from_secs(43) {
+        tick.tick().await;
+        seen.drain(&mut events, start);
+        if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
+            anyhow::ensure!(server.pause(), "nothing to pause");
+            gone = Some(Instant::now());
+        }
+        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(20)) {
+            anyhow::ensure!(server.resume(), "nothing to resume");
+            back = Some(Instant::now());
+        }
+        feed.send(&video, seen.take_force_key())?;
+    }
+    let report = viewer.report().await?;
+    seen.drain(&mut events, start);
+    let outage = Outage {
+        gone: gone.ok_or_else(|| anyhow::anyhow!("never paused"))?,
+        back: back.ok_or_else(|| anyhow::anyhow!("never resumed"))?,
+    };
+    let freeze = outage.measure("server stopped", &seen, &report)?;
+    let silent = seen
+        .recoveries
+        .iter()
+        .find(|r| r.cause == LossCause::ServerSilent)
+        .ok_or_else(|| anyhow::anyhow!("not noticed as a silent server: {:?}", seen.recoveries))?;
+    assert!(
+        silent
+            .silent_for
+            .is_some_and(|s| s < Duration::from_secs(4)),
+        "{silent:?}"
+    );
+    assert!(
+        freeze <= Duration::from_secs(22),
+        "the viewer froze {freeze:?}"
     );
     handle.leave().await?;
     Ok(())
