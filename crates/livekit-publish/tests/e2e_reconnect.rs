@@ -380,8 +380,8 @@ async fn publisher_gives_up_after_five_attempts_when_the_server_is_gone() -> any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The server forgets the session (simulated node failure): the resume attempt is
-/// refused (LeaveRequest StateMismatch / action RECONNECT), the next attempt is a
-/// full rejoin that republishes, and the viewer gets video again.
+/// refused (LeaveRequest StateMismatch / action RECONNECT), the same attempt goes
+/// on at once with a full rejoin that republishes, and the viewer gets video again.
 async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     common::subscriber::init_tracing();
     let server = Server::start()?;
@@ -409,10 +409,12 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         states,
         published,
         stats,
+        recoveries,
         ..
     } = seen;
     println!(
-        "states {states:?}, TrackPublished {published}x, viewer {:?}",
+        "states {states:?}, TrackPublished {published}x, recovery {:?}, viewer {:?}",
+        recoveries.last(),
         report.video
     );
     assert!(
@@ -425,13 +427,23 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         "{states:?}"
     );
     assert!(
-        states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
-        "{states:?}"
+        !states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
+        "the refusal is followed by the rejoin at once: {states:?}"
     );
     assert_eq!(
         (stats.resumes, stats.rejoins),
         (0, 1),
         "a rejoin, no resume"
+    );
+    let r = recoveries.last().expect("a recovery report");
+    assert_eq!(
+        (r.attempts, r.outcome),
+        (1, RecoveryOutcome::Rejoined(RejoinReason::ResumeRefused)),
+        "{r:?}"
+    );
+    assert_eq!(
+        stats.last_recovery.as_ref().map(|l| l.outcome),
+        Some(r.outcome)
     );
     assert_eq!(
         published, 2,
