@@ -12,7 +12,8 @@
 //! connection the server offers), `signal` (dispatch of server messages and
 //! remote participants), `tracks` (local tracks and simulcast layers, with
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
-//! and stats) and `resume` (resume, rejoin and leaving). This file keeps the
+//! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
+//! media-feedback watchdog the core consults on each timeout. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
