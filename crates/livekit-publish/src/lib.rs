@@ -84,7 +84,21 @@
 //!   saw ~1 s of decode errors before this; now 2 frames lost, none broken).
 //! - After a server restart or a simulated node failure the server refuses a resume
 //!   with `LeaveRequest{StateMismatch, RECONNECT}`; the driver then rejoins in full
-//!   on the next attempt. [`StatsSnapshot`] counts resumes and rejoins.
+//!   at once, in the same attempt (as the SDKs' first retry does; so quick a rejoin
+//!   takes the old participant's place: other participants see no leave/join).
+//!   [`StatsSnapshot`] counts resumes and rejoins.
+//! - While the server is unreachable (refused connections, or a probe unanswered
+//!   for 500 ms) the driver probes it every 500 ms (`GET /` over TCP; a stopped
+//!   process still accepts connections) and makes the next attempt as soon as it
+//!   answers; each backoff slot that passes without an answer counts as an attempt,
+//!   so the budget (5 attempts, ~30 s) is unchanged (tests/e2e_reconnect.rs: a 10 s
+//!   crash rejoined 0.55 s after the restart; a 20 s SIGSTOP 0.17 s after SIGCONT).
+//! - A frozen server is noticed from the media plane (core `liveness`): nothing
+//!   from the SFU on the publisher transport for 1 s while sending makes the core
+//!   ping over the signal connection; 2 s of silence with that ping unanswered is a
+//!   loss ([`LossCause::ServerSilent`], ~2 s instead of ~9.5 s by ICE). Each
+//!   recovery is reported as [`PublisherEvent::Recovery`] and in
+//!   [`StatsSnapshot::last_recovery`].
 //! - str0m 0.25's VP8 packetizer sends no PictureID (the switch is private), and
 //!   libwebrtc's receiver (the Python SDK viewer) then decoded only 69-87 % of
 //!   640x360@30 frames (11-24 fps in the first seconds). The core therefore writes

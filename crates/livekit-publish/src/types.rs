@@ -300,6 +300,72 @@ pub enum ConnectionState {
     },
 }
 
+/// Why the engine began to recover (see [`Recovery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossCause {
+    /// The signal connection closed, failed or stopped answering its pings.
+    SignalLost,
+    /// The server went silent: no media feedback (RTCP, TWCC, STUN) on the
+    /// publisher transport for ~2 s while media went out, and no answer to a
+    /// ping on the signal connection either (a frozen or vanished server).
+    ServerSilent,
+    /// A peer connection's transport was lost (ICE disconnected, or its ICE-TCP
+    /// connection closed) while the signal connection was fine.
+    TransportLost(PcKind),
+    /// The server asked for it (a `LeaveRequest` with a resume/reconnect action).
+    ServerRequest,
+}
+
+/// Why a recovery joined again in full instead of resuming the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejoinReason {
+    /// The server refused the resume: it no longer has the session (it
+    /// restarted, or a node failed). The rejoin follows at once.
+    ResumeRefused,
+    /// Too long since the loss for the server to still hold the session.
+    ResumeWindowPassed,
+}
+
+/// Where a recovery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryOutcome {
+    /// Still trying.
+    InProgress,
+    /// The same session again (same participant, tracks kept).
+    Resumed,
+    /// A new session, every track published again.
+    Rejoined(RejoinReason),
+    /// Out of attempts ([`ConnectionState::Failed`]).
+    GaveUp,
+}
+
+/// One recovery, as a health display shows it: what was noticed and when, how
+/// long the server was away, how it ended. Sent as [`PublisherEvent::Recovery`]
+/// when it starts and when it ends; the last one is in [`StatsSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// What was noticed.
+    pub cause: LossCause,
+    /// The same in words (e.g. the signal client's close reason).
+    pub detail: String,
+    /// Wall-clock time the loss was noticed.
+    pub detected_at: std::time::SystemTime,
+    /// [`LossCause::ServerSilent`]: how long the publisher transport had been
+    /// silent when the loss was declared (the detection delay).
+    pub silent_for: Option<Duration>,
+    /// Attempts made so far (each backoff slot counts one, also when the server
+    /// was still unreachable then).
+    pub attempts: u32,
+    /// Since the loss: when the server answered again after it had been found
+    /// unreachable (refused connections, or no answer to a probe). `None` if it
+    /// never was unreachable, or has not answered yet.
+    pub server_back_after: Option<Duration>,
+    /// How it ended so far.
+    pub outcome: RecoveryOutcome,
+    /// From the loss to connected again (or to giving up).
+    pub took: Option<Duration>,
+}
+
 /// Per-layer egress figures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LayerStats {
@@ -373,6 +439,8 @@ pub struct StatsSnapshot {
     pub udp_datagrams_sent: u64,
     /// RFC 4571 frames the driver sent over ICE-TCP connections (both PCs).
     pub tcp_frames_sent: u64,
+    /// The last recovery (resume or rejoin), under way or done.
+    pub last_recovery: Option<Recovery>,
 }
 
 /// Which transports ICE may use ([`PublishOptions::ice_transport`](crate::PublishOptions)).
@@ -637,6 +705,8 @@ pub enum PublisherEvent {
     },
     /// A health snapshot.
     Stats(StatsSnapshot),
+    /// A recovery started, or ended (resumed, rejoined, gave up).
+    Recovery(Recovery),
     /// A non-fatal error worth showing.
     Error(String),
 }

@@ -259,34 +259,43 @@ async fn attributes_survive_a_full_rejoin_and_a_server_restart() -> anyhow::Resu
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Simulated node failure: the server refuses a resume and the creator rejoins in
-    // full (the observer sees it leave and join again) — with its attributes.
+    // full at once — with its attributes. (A rejoin that quick takes the old
+    // participant's place in the room: the observer sees no leave and no join, so
+    // a participant who joins afterwards checks what the new session carries.)
     let t = Instant::now();
     creator.simulate(livekit_protocol::simulate_scenario::Scenario::NodeFailure(
         true,
     ))?;
     let back = reconnected(&creator_log, t).await?;
-    let left = observer_log
-        .wait(
-            t,
-            "the creator leaving",
-            |e| matches!(e, PublisherEvent::ParticipantLeft(p) if p.as_str() == "creator"),
-        )
-        .await?;
-    let rejoined = observer_log
-        .wait(left, "the creator joining again", |e| {
-            matches!(e, PublisherEvent::ParticipantJoined(p) if p.identity.as_str() == "creator")
+    let rejoined = creator_log
+        .wait(t, "the rejoin's recovery report", |e| {
+            matches!(
+                e,
+                PublisherEvent::Recovery(r)
+                    if r.outcome == RecoveryOutcome::Rejoined(RejoinReason::ResumeRefused)
+            )
         })
         .await?;
+    let (newcomer, newcomer_log) = join(&server, "newcomer", false).await?;
+    newcomer_log
+        .wait(
+            t,
+            "the creator with its attribute",
+            announces("creator", KEY, Some("42")),
+        )
+        .await?;
     println!(
-        "node failure: creator Connected after {:?}, observer saw it rejoin after {:?} with {:?}",
+        "node failure: creator Connected after {:?} (rejoin reported after {:?}), a newcomer sees {:?}",
         back - t,
         rejoined - t,
-        observer_log.attributes_of("creator")
+        newcomer_log.attributes_of("creator")
     );
     assert_eq!(
         observer_log.attributes_of("creator"),
-        Some(attrs(&[(KEY, "42")]))
+        Some(attrs(&[(KEY, "42")])),
+        "the observer never saw the attribute go"
     );
+    newcomer.leave().await?;
 
     // A server restart forgets every room; both rejoin a fresh one, the creator's
     // attributes come back with its refreshed token.

@@ -140,6 +140,10 @@ struct Seen {
     force_key: bool,
     /// The first `Connected` after another state: the recovery.
     recovered_at: Option<Instant>,
+    /// Every state change, when it arrived.
+    timeline: Vec<(Instant, ConnectionState)>,
+    /// The engine's account of each recovery (started, ended).
+    recoveries: Vec<Recovery>,
 }
 
 impl Seen {
@@ -152,6 +156,8 @@ impl Seen {
             errors: Vec::new(),
             force_key: true,
             recovered_at: None,
+            timeline: Vec::new(),
+            recoveries: Vec::new(),
         }
     }
 
@@ -170,6 +176,7 @@ impl Seen {
                 PublisherEvent::Stats(s) => self.stats = s,
                 PublisherEvent::ChatReceived { .. } => self.chats.push(ev),
                 PublisherEvent::Error(e) => self.errors.push(e),
+                PublisherEvent::Recovery(r) => self.recoveries.push(r),
                 PublisherEvent::StateChanged(s) => {
                     println!("{:?}: {s:?}", start.elapsed());
                     if s == ConnectionState::Connected
@@ -179,6 +186,7 @@ impl Seen {
                         self.recovered_at = Some(Instant::now());
                     }
                     self.states.push(s.clone());
+                    self.timeline.push((Instant::now(), s.clone()));
                     new_states.push(s);
                 }
                 _ => {}
@@ -372,8 +380,8 @@ async fn publisher_gives_up_after_five_attempts_when_the_server_is_gone() -> any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The server forgets the session (simulated node failure): the resume attempt is
-/// refused (LeaveRequest StateMismatch / action RECONNECT), the next attempt is a
-/// full rejoin that republishes, and the viewer gets video again.
+/// refused (LeaveRequest StateMismatch / action RECONNECT), the same attempt goes
+/// on at once with a full rejoin that republishes, and the viewer gets video again.
 async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
     common::subscriber::init_tracing();
     let server = Server::start()?;
@@ -401,10 +409,12 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         states,
         published,
         stats,
+        recoveries,
         ..
     } = seen;
     println!(
-        "states {states:?}, TrackPublished {published}x, viewer {:?}",
+        "states {states:?}, TrackPublished {published}x, recovery {:?}, viewer {:?}",
+        recoveries.last(),
         report.video
     );
     assert!(
@@ -417,13 +427,23 @@ async fn refused_resume_falls_back_to_a_full_rejoin() -> anyhow::Result<()> {
         "{states:?}"
     );
     assert!(
-        states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
-        "{states:?}"
+        !states.contains(&ConnectionState::Reconnecting { attempt: 2, max: 5 }),
+        "the refusal is followed by the rejoin at once: {states:?}"
     );
     assert_eq!(
         (stats.resumes, stats.rejoins),
         (0, 1),
         "a rejoin, no resume"
+    );
+    let r = recoveries.last().expect("a recovery report");
+    assert_eq!(
+        (r.attempts, r.outcome),
+        (1, RecoveryOutcome::Rejoined(RejoinReason::ResumeRefused)),
+        "{r:?}"
+    );
+    assert_eq!(
+        stats.last_recovery.as_ref().map(|l| l.outcome),
+        Some(r.outcome)
     );
     assert_eq!(
         published, 2,
@@ -690,6 +710,255 @@ async fn subscriber_transport_loss_resumes_while_video_goes_on() -> anyhow::Resu
             if from_identity.as_str() == "viewer1" && text == VIEWER_CHAT)
         ),
         "publisher got {chats:?}"
+    );
+    handle.leave().await?;
+    Ok(())
+}
+
+/// Arrival times (unix µs) of the decoded frames whose pattern the viewers read,
+/// all viewers together, in order.
+fn arrivals(reports: &[&streamit_testkit::ViewerReport]) -> Vec<u64> {
+    let mut t: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| r.pattern.samples.iter().map(|s| s.2))
+        .collect();
+    t.sort_unstable();
+    t
+}
+
+/// The longest gap between two decoded frames in `arrivals` (pattern samples are
+/// one per frame in these runs, ≤ ~70 ms apart while video flows) and when it
+/// began (unix µs). `None` without two frames.
+fn longest_freeze(arrivals: &[u64]) -> Option<(Duration, u64)> {
+    arrivals
+        .windows(2)
+        .map(|w| (Duration::from_micros(w[1] - w[0]), w[0]))
+        .max_by_key(|(gap, _)| *gap)
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A viewer reading the pattern for `seconds` (as `identity`).
+fn spawn_pattern_viewer(
+    server: &Server,
+    identity: &str,
+    seconds: f64,
+) -> anyhow::Result<streamit_testkit::viewer::RunningViewer> {
+    let t = server.token(identity, "room", false)?;
+    let mut o = common::viewer_options(&server.ws_url(), &t, seconds);
+    o.read_pattern = true;
+    o.until_frames = Some(u32::MAX);
+    streamit_testkit::Viewer::spawn(o)
+}
+
+/// One outage of the server while the publisher streams to a viewer that stays
+/// from the start (and reconnects by itself) and a second viewer that joins the
+/// moment the server is back (a page retrying), in case the first one's SDK gave
+/// up reconnecting during the outage.
+struct Outage {
+    /// When the server went away (killed or stopped) and came back.
+    gone: Instant,
+    back: Instant,
+    back_unix_us: u64,
+}
+
+impl Outage {
+    /// Prints the publisher's detection and rejoin timing and the viewers'
+    /// freeze; returns the freeze the audience saw: the longest gap between
+    /// decoded frames of either viewer.
+    fn measure(
+        &self,
+        what: &str,
+        seen: &Seen,
+        staying: &streamit_testkit::ViewerReport,
+        joining: &streamit_testkit::ViewerReport,
+    ) -> anyhow::Result<Duration> {
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+        let noticed = seen
+            .timeline
+            .iter()
+            .find(|(at, s)| *at >= self.gone && matches!(s, ConnectionState::Reconnecting { .. }))
+            .map(|(at, _)| at.duration_since(self.gone));
+        let connected = seen
+            .timeline
+            .iter()
+            .find(|(at, s)| *at >= self.back && *s == ConnectionState::Connected)
+            .map(|(at, _)| *at);
+        let all = arrivals(&[staying, joining]);
+        let (freeze, _) = longest_freeze(&all)
+            .ok_or_else(|| anyhow::anyhow!("the viewers read no pattern: {:?}", staying.video))?;
+        let own = arrivals(&[staying]);
+        let staying_back = own.iter().any(|&t| t > self.back_unix_us);
+        let own_freeze = longest_freeze(&own).map(|(f, _)| f);
+        let joining_first = joining
+            .pattern
+            .samples
+            .first()
+            .map(|s| Duration::from_micros(s.2.saturating_sub(self.back_unix_us)));
+        println!(
+            "{what}: server away {}; publisher noticed after {}, connected again {} after the \
+             server's return; audience's longest freeze {}; the staying viewer {} (its own \
+             longest gap {:?}, disconnect {:?}), the viewer joining at the return decoded its \
+             first frame {:?} after it",
+            secs(self.back.duration_since(self.gone)),
+            noticed.map_or("never".into(), secs),
+            connected.map_or("never".into(), |c| secs(c.duration_since(self.back))),
+            secs(freeze),
+            if staying_back {
+                "got video again"
+            } else {
+                "gave up reconnecting (its SDK's budget)"
+            },
+            own_freeze,
+            staying.disconnect_reason,
+            joining_first,
+        );
+        for r in &seen.recoveries {
+            println!(
+                "  recovery: {:?} ({}) silent_for {:?} attempts {} server_back_after {:?} {:?} took {:?}",
+                r.cause, r.detail, r.silent_for, r.attempts, r.server_back_after, r.outcome, r.took
+            );
+        }
+        anyhow::ensure!(
+            connected.is_some(),
+            "the publisher never reconnected: {:?}",
+            seen.states
+        );
+        // Video flows again well after the return (the freeze is not the end of the run).
+        anyhow::ensure!(
+            all.last()
+                .is_some_and(|&t| t > self.back_unix_us + 3_000_000),
+            "no video 3 s after the server's return"
+        );
+        Ok(freeze)
+    }
+}
+
+/// LiveKit is killed for 10 s and comes back on the same ports: the publisher
+/// probes it every 500 ms, rejoins at once when its resume is refused, and the
+/// audience is frozen at most 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Result<()> {
+    common::subscriber::init_tracing();
+    let mut server = Server::start()?;
+    let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
+    let mut feed = Feed::new()?;
+    let run_for = Duration::from_secs(33);
+    let staying = spawn_pattern_viewer(&server, "viewer1", run_for.as_secs_f64() + 1.0)?;
+    let mut joining = None;
+    let start = Instant::now();
+    let mut seen = Seen::new();
+    let mut gone = None;
+    let mut back = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < run_for {
+        tick.tick().await;
+        seen.drain(&mut events, start);
+        if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
+            server.kill();
+            gone = Some(Instant::now());
+        }
+        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(10)) {
+            server.restart()?;
+            back = Some((Instant::now(), unix_us()));
+            let left = run_for.saturating_sub(start.elapsed()).as_secs_f64();
+            joining = Some(spawn_pattern_viewer(&server, "viewer2", left)?);
+        }
+        feed.send(&video, seen.take_force_key())?;
+    }
+    let staying = staying.report().await?;
+    let joining = joining
+        .ok_or_else(|| anyhow::anyhow!("never restarted"))?
+        .report()
+        .await?;
+    seen.drain(&mut events, start);
+    let (back, back_unix_us) = back.ok_or_else(|| anyhow::anyhow!("never restarted"))?;
+    let outage = Outage {
+        gone: gone.ok_or_else(|| anyhow::anyhow!("never killed"))?,
+        back,
+        back_unix_us,
+    };
+    let freeze = outage.measure("server killed", &seen, &staying, &joining)?;
+    assert!(
+        freeze <= Duration::from_secs(12),
+        "the audience froze {freeze:?}"
+    );
+    assert!(
+        seen.recoveries
+            .iter()
+            .any(|r| r.server_back_after.is_some()
+                && matches!(r.outcome, RecoveryOutcome::Rejoined(_))),
+        "{:?}",
+        seen.recoveries
+    );
+    handle.leave().await?;
+    Ok(())
+}
+
+/// LiveKit is frozen (SIGSTOP) for 20 s, then continued: the publisher notices
+/// the silent media plane within ~2-3 s, probes the server, recovers as soon as
+/// it runs again, and the audience is frozen at most 22 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_freeze_after_a_20_s_server_stop_is_at_most_22_s() -> anyhow::Result<()> {
+    common::subscriber::init_tracing();
+    let server = Server::start()?;
+    let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
+    let mut feed = Feed::new()?;
+    let run_for = Duration::from_secs(43);
+    let staying = spawn_pattern_viewer(&server, "viewer1", run_for.as_secs_f64() + 1.0)?;
+    let mut joining = None;
+    let start = Instant::now();
+    let mut seen = Seen::new();
+    let mut gone = None;
+    let mut back = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < run_for {
+        tick.tick().await;
+        seen.drain(&mut events, start);
+        if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
+            anyhow::ensure!(server.pause(), "nothing to pause");
+            gone = Some(Instant::now());
+        }
+        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(20)) {
+            anyhow::ensure!(server.resume(), "nothing to resume");
+            back = Some((Instant::now(), unix_us()));
+            let left = run_for.saturating_sub(start.elapsed()).as_secs_f64();
+            joining = Some(spawn_pattern_viewer(&server, "viewer2", left)?);
+        }
+        feed.send(&video, seen.take_force_key())?;
+    }
+    let staying = staying.report().await?;
+    let joining = joining
+        .ok_or_else(|| anyhow::anyhow!("never resumed"))?
+        .report()
+        .await?;
+    seen.drain(&mut events, start);
+    let (back, back_unix_us) = back.ok_or_else(|| anyhow::anyhow!("never resumed"))?;
+    let outage = Outage {
+        gone: gone.ok_or_else(|| anyhow::anyhow!("never paused"))?,
+        back,
+        back_unix_us,
+    };
+    let freeze = outage.measure("server stopped", &seen, &staying, &joining)?;
+    let silent = seen
+        .recoveries
+        .iter()
+        .find(|r| r.cause == LossCause::ServerSilent)
+        .ok_or_else(|| anyhow::anyhow!("not noticed as a silent server: {:?}", seen.recoveries))?;
+    assert!(
+        silent
+            .silent_for
+            .is_some_and(|s| s < Duration::from_secs(4)),
+        "{silent:?}"
+    );
+    assert!(
+        freeze <= Duration::from_secs(22),
+        "the audience froze {freeze:?}"
     );
     handle.leave().await?;
     Ok(())

@@ -308,6 +308,31 @@ impl LiveKit {
         }
     }
 
+    /// Freezes the server (SIGSTOP to its process group): its sockets stay open
+    /// and the kernel still completes TCP handshakes, but nothing is answered
+    /// and no datagram is sent until [`LiveKit::resume`] (a hung server, or a
+    /// VM paused). Returns whether there was a server to freeze.
+    pub fn pause(&self) -> bool {
+        self.signal_group(libc::SIGSTOP)
+    }
+
+    /// Lets a [`LiveKit::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) -> bool {
+        self.signal_group(libc::SIGCONT)
+    }
+
+    fn signal_group(&self, sig: libc::c_int) -> bool {
+        let Some(p) = self.process.as_ref() else {
+            return false;
+        };
+        let Ok(pid) = libc::pid_t::try_from(p.child.id()) else {
+            return false;
+        };
+        // The child leads its own process group (see `tie_to_test`).
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+        unsafe { libc::kill(-pid, sig) == 0 }
+    }
+
     /// Starts the server again on the same ports and keys, after [`LiveKit::kill`].
     pub fn restart(&mut self) -> Result<()> {
         self.kill();

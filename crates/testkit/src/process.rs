@@ -106,6 +106,8 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
         let pgid = child.id() as libc::pid_t;
         // SAFETY: plain syscall; the group was created for this child by `tie_to_test`.
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        // A stopped child (LiveKit::pause) only acts on the SIGTERM once continued.
+        unsafe { libc::kill(-pgid, libc::SIGCONT) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if child.try_wait().ok().flatten().is_some() {

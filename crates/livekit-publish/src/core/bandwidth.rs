@@ -122,6 +122,7 @@ impl Participant {
             // Filled in by the driver, which owns the sockets.
             udp_datagrams_sent: 0,
             tcp_frames_sent: 0,
+            last_recovery: self.last_recovery.clone(),
         };
         self.emit(PublisherEvent::Stats(snap));
     }

@@ -12,7 +12,8 @@
 //! connection the server offers), `signal` (dispatch of server messages and
 //! remote participants), `tracks` (local tracks and simulcast layers, with
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
-//! and stats) and `resume` (resume, rejoin and leaving). This file keeps the
+//! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
+//! media-feedback watchdog the core consults on each timeout. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
@@ -35,6 +36,7 @@ use crate::types::*;
 
 mod bandwidth;
 mod data;
+mod liveness;
 mod publisher;
 mod resume;
 mod signal;
@@ -42,6 +44,7 @@ mod subscriber;
 mod tracks;
 mod vp8;
 
+pub use liveness::{FEEDBACK_SILENCE, PING_AFTER};
 pub use resume::Backoff;
 pub use signal::{candidate_init_json, parse_candidate_init};
 
@@ -90,6 +93,32 @@ pub enum CoreOutput {
     Media(ReceivedMedia),
 }
 
+/// Why the core wants the driver to recover ([`Participant::take_reconnect_request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossNotice {
+    /// What was noticed.
+    pub cause: LossCause,
+    /// In words.
+    pub detail: String,
+    /// [`LossCause::ServerSilent`]: how long the publisher transport had been silent.
+    pub silent_for: Option<Duration>,
+}
+
+impl LossNotice {
+    /// A notice without a silence figure.
+    pub fn new(cause: LossCause, detail: impl Into<String>) -> Self {
+        Self {
+            cause,
+            detail: detail.into(),
+            silent_for: None,
+        }
+    }
+}
+
+/// How long after a resume the subscriber transport's ICE restart (the server
+/// offers it) may take before its `Disconnected` counts again.
+pub const SUBSCRIBER_RESTART_GRACE: Duration = Duration::from_secs(10);
+
 /// Static settings of the core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -122,6 +151,15 @@ struct LocalTrack {
     last_timestamp: Option<Duration>,
     /// VP8 only: our own RTP packetization state per layer (see [`Vp8Sender`]).
     vp8: HashMap<Option<Rid>, Vp8Sender>,
+}
+
+/// A resume's wait for the server's ICE restart of the subscriber transport.
+#[derive(Debug, Clone, Copy)]
+struct SubscriberRestart {
+    /// Grace ends (the restart did not come or did not complete).
+    until: Instant,
+    /// The server's restart offer (new ICE credentials) was accepted.
+    offered: bool,
 }
 
 /// The LiveKit participant state machine.
@@ -180,7 +218,19 @@ pub struct Participant {
     awaiting_key: HashMap<(TrackCid, Option<VideoQuality>), Option<Instant>>,
     audio_sent: u64,
     cid_counter: u32,
-    reconnect_requested: Option<String>,
+    reconnect_requested: Option<LossNotice>,
+    /// The media-feedback watchdog (see `liveness`).
+    watch: liveness::FeedbackWatch,
+    /// After a resume, until the server's ICE restart of the subscriber transport
+    /// completed: its `Disconnected` (the old ICE session dying) is no loss.
+    /// `until`: when that grace ends.
+    sub_restart: Option<SubscriberRestart>,
+    /// ICE credentials of the server's last subscriber offer.
+    sub_remote_ufrag: Option<String>,
+    /// The subscriber transport's last ICE state.
+    sub_ice: Option<IceConnectionState>,
+    /// The last recovery the driver reported.
+    last_recovery: Option<Recovery>,
     last_sub_answer: Option<proto::SessionDescription>,
     /// Receive side: remote tracks on the subscriber PC.
     subs: Subscriptions,
@@ -238,6 +288,11 @@ impl Participant {
             audio_sent: 0,
             cid_counter: 0,
             reconnect_requested: None,
+            watch: Default::default(),
+            sub_restart: None,
+            sub_remote_ufrag: None,
+            sub_ice: None,
+            last_recovery: None,
             last_sub_answer: None,
             subs: Subscriptions::default(),
             resumes: 0,
@@ -294,6 +349,13 @@ impl Participant {
     }
 
     fn set_state(&mut self, s: ConnectionState) {
+        if matches!(s, ConnectionState::Connected) {
+            if !matches!(self.state, ConnectionState::Connected) {
+                self.watch.arm();
+            }
+        } else {
+            self.watch.disarm();
+        }
         if self.state != s {
             self.state = s.clone();
             self.out
@@ -341,7 +403,10 @@ impl Participant {
         if pair == Some((TransportProtocol::Tcp, remote))
             && matches!(self.state, ConnectionState::Connected)
         {
-            self.reconnect_requested = Some(format!("{pc:?} ICE-TCP connection closed"));
+            self.reconnect_requested = Some(LossNotice::new(
+                LossCause::TransportLost(pc),
+                format!("{pc:?} ICE-TCP connection closed"),
+            ));
         }
     }
 
@@ -372,9 +437,13 @@ impl Participant {
         };
         if let Some(rtc) = rtc
             && rtc.accepts(&input)
-            && let Err(e) = rtc.handle_input(input)
         {
-            self.emit(PublisherEvent::Error(format!("{pc:?} input: {e}")));
+            if pc == PcKind::Publisher {
+                self.watch.feedback(now);
+            }
+            if let Err(e) = rtc.handle_input(input) {
+                self.emit(PublisherEvent::Error(format!("{pc:?} input: {e}")));
+            }
         }
         self.drive(now);
     }
@@ -408,7 +477,46 @@ impl Participant {
                 "track {cid} not published by the server within 10 s"
             )));
         }
+        self.check_liveness(now);
         self.drive(now);
+    }
+
+    /// The media-feedback watchdog's verdict (see `liveness`), and the end of a
+    /// resume's grace for the subscriber transport.
+    fn check_liveness(&mut self, now: Instant) {
+        match self.watch.poll(now) {
+            liveness::Verdict::Fine => {}
+            liveness::Verdict::Ping => {
+                // The driver stamps it with the wall clock.
+                self.out
+                    .push_back(CoreOutput::Signal(Req::PingReq(proto::Ping::default())));
+            }
+            liveness::Verdict::Lost { silent_for } => {
+                if matches!(self.state, ConnectionState::Connected) {
+                    self.reconnect_requested = Some(LossNotice {
+                        cause: LossCause::ServerSilent,
+                        detail: format!(
+                            "no media feedback for {} ms while sending, no answer on the signal connection",
+                            silent_for.as_millis()
+                        ),
+                        silent_for: Some(silent_for),
+                    });
+                }
+            }
+        }
+        if let Some(r) = self.sub_restart
+            && now >= r.until
+        {
+            self.sub_restart = None;
+            if self.sub_ice == Some(IceConnectionState::Disconnected)
+                && matches!(self.state, ConnectionState::Connected)
+            {
+                self.reconnect_requested = Some(LossNotice::new(
+                    LossCause::TransportLost(PcKind::Subscriber),
+                    "subscriber transport disconnected (no ICE restart from the server)",
+                ));
+            }
+        }
     }
 
     /// When [`Participant::handle_timeout`] must be called next.
@@ -420,6 +528,8 @@ impl Participant {
             self.next_stats,
             self.subs.next_keyframe_request(),
             chat,
+            self.watch.next_check(),
+            self.sub_restart.map(|r| r.until),
         ]
         .into_iter()
         .flatten()
@@ -490,17 +600,37 @@ impl Participant {
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected),
             ) => {
                 if matches!(self.state, ConnectionState::Connected) {
-                    self.reconnect_requested = Some("publisher transport disconnected".into());
+                    self.reconnect_requested = Some(LossNotice::new(
+                        LossCause::TransportLost(PcKind::Publisher),
+                        "publisher transport disconnected",
+                    ));
                 }
             }
             // Chat and data from viewers arrive on the subscriber transport; only a
-            // resume makes the server (its offerer) restart its ICE.
-            (
-                PcKind::Subscriber,
-                Event::IceConnectionStateChange(IceConnectionState::Disconnected),
-            ) => {
-                if matches!(self.state, ConnectionState::Connected) {
-                    self.reconnect_requested = Some("subscriber transport disconnected".into());
+            // resume makes the server (its offerer) restart its ICE. Right after a
+            // resume its old ICE session may still die before the server's
+            // restart offer arrives: that is no new loss (see `sub_restart`).
+            (PcKind::Subscriber, Event::IceConnectionStateChange(state)) => {
+                self.sub_ice = Some(state);
+                match state {
+                    IceConnectionState::Disconnected => {
+                        if self.sub_restart.is_some_and(|r| now < r.until) {
+                            tracing::debug!(
+                                "subscriber ICE disconnected while its restart is pending: ignored"
+                            );
+                        } else if matches!(self.state, ConnectionState::Connected) {
+                            self.reconnect_requested = Some(LossNotice::new(
+                                LossCause::TransportLost(PcKind::Subscriber),
+                                "subscriber transport disconnected",
+                            ));
+                        }
+                    }
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                        if self.sub_restart.is_some_and(|r| r.offered) =>
+                    {
+                        self.sub_restart = None;
+                    }
+                    _ => {}
                 }
             }
             (PcKind::Publisher, Event::ChannelOpen(id, _label)) => {
@@ -560,6 +690,5 @@ impl Participant {
             }
             _ => {}
         }
-        let _ = now;
     }
 }

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 
-use super::{CoreOutput, LOSSY_LABEL, Participant, RELIABLE_LABEL};
+use super::{
+    CoreOutput, LOSSY_LABEL, LossNotice, Participant, RELIABLE_LABEL, SUBSCRIBER_RESTART_GRACE,
+    SubscriberRestart,
+};
 use crate::chat::DataReceiver;
 use crate::types::*;
 
@@ -33,10 +36,17 @@ impl Participant {
         self.drive(now);
     }
 
-    /// Why the core wants the driver to reconnect (transport lost, or the
-    /// server's LeaveRequest asked for it), once.
-    pub fn take_reconnect_request(&mut self) -> Option<String> {
+    /// Why the core wants the driver to reconnect (transport lost, the server
+    /// went silent, or its LeaveRequest asked for it), once.
+    pub fn take_reconnect_request(&mut self) -> Option<LossNotice> {
         self.reconnect_requested.take()
+    }
+
+    /// The driver's account of a recovery (started, or ended): told to the app
+    /// and kept for the stats.
+    pub fn report_recovery(&mut self, r: Recovery) {
+        self.last_recovery = Some(r.clone());
+        self.emit(PublisherEvent::Recovery(r));
     }
 
     /// Show a reconnect attempt to the app.
@@ -56,6 +66,14 @@ impl Participant {
         self.reconnect_requested = None;
         if self.publisher.is_none() {
             return;
+        }
+        // The server ICE-restarts the subscriber transport in answer to the
+        // resume; until that completed, its old ICE session dying is no loss.
+        if self.subscriber.is_some() {
+            self.sub_restart = Some(SubscriberRestart {
+                until: now + SUBSCRIBER_RESTART_GRACE,
+                offered: false,
+            });
         }
         // An offer in flight when the signal dropped will never be answered, and
         // str0m drops its changes with it: this offer makes them again.
@@ -159,6 +177,9 @@ impl Participant {
         self.mids_to_deactivate.clear();
         self.offer_in_flight = Default::default();
         self.sub_candidates.clear();
+        self.sub_restart = None;
+        self.sub_remote_ufrag = None;
+        self.sub_ice = None;
         self.subs.reset();
         self.sub_channels.clear();
         self.bytes_before_rejoin += self.egress.values().map(|c| c.bytes).sum::<u64>();
@@ -420,5 +441,95 @@ mod tests {
             h.core.state(),
             ConnectionState::Disconnected { .. }
         ));
+    }
+
+    /// A resume's subscriber transport: the server's ICE-restart offer comes
+    /// after the publisher is back; the old ICE session dying meanwhile is no
+    /// second loss (seen in e2e_ice_tcp: Connected, then Reconnecting 5 ms later).
+    #[test]
+    fn subscriber_disconnected_is_no_loss_until_its_ice_restart_completed() {
+        use str0m::{Event, IceConnectionState};
+        let mut h = Harness::new();
+        h.connected();
+        // The server's subscriber PC (data channels only).
+        let mut server_sub = Rtc::builder().build(h.now);
+        server_sub
+            .add_local_candidate(Candidate::host(addr("10.0.0.2:5001"), "udp").expect("candidate"));
+        let offer_from = |rtc: &mut Rtc, restart: bool| {
+            let mut api = rtc.sdp_api();
+            if restart {
+                api.ice_restart(true);
+            } else {
+                api.add_channel("_reliable".into());
+            }
+            let (offer, pending) = api.apply().expect("an offer");
+            (
+                Resp::Offer(proto::SessionDescription {
+                    r#type: "offer".into(),
+                    sdp: offer.to_sdp_string(),
+                    ..Default::default()
+                }),
+                pending,
+            )
+        };
+        let (offer, first) = offer_from(&mut server_sub, false);
+        h.core.handle_signal(offer, h.now);
+        let answer = std::iter::from_fn(|| h.core.poll_output())
+            .find_map(|o| match o {
+                CoreOutput::Signal(Req::Answer(sd)) => Some(sd.sdp),
+                _ => None,
+            })
+            .expect("the core answers");
+        server_sub
+            .sdp_api()
+            .accept_answer(
+                first,
+                str0m::change::SdpAnswer::from_sdp_string(&answer).expect("answer"),
+            )
+            .expect("accepted");
+        let disconnected = || Event::IceConnectionStateChange(IceConnectionState::Disconnected);
+        let connected = || Event::IceConnectionStateChange(IceConnectionState::Connected);
+
+        h.core.set_reconnecting(1, 5);
+        h.core.resume(h.now);
+        h.core.resumed();
+        assert_eq!(h.core.state(), &ConnectionState::Connected);
+        // The old ICE session dies before the restart offer: ignored.
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, disconnected(), h.now);
+        assert_eq!(h.core.take_reconnect_request(), None);
+        // A Connected of the old session does not end the wait either.
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, connected(), h.now);
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, disconnected(), h.now);
+        assert_eq!(h.core.take_reconnect_request(), None);
+        // The restart offer (new credentials), then its ICE connects: done.
+        let (offer, _restart) = offer_from(&mut server_sub, true);
+        h.core.handle_signal(offer, h.now);
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, connected(), h.now);
+        // From now on a Disconnected is a loss again.
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, disconnected(), h.now);
+        let loss = h.core.take_reconnect_request().expect("a loss");
+        assert_eq!(loss.cause, LossCause::TransportLost(PcKind::Subscriber));
+
+        // No restart offer at all: once the grace is over a transport that is
+        // still disconnected counts.
+        h.core.resume(h.now);
+        h.core.resumed();
+        h.core
+            .handle_rtc_event(PcKind::Subscriber, disconnected(), h.now);
+        h.core
+            .check_liveness(h.now + super::SUBSCRIBER_RESTART_GRACE / 2);
+        assert_eq!(h.core.take_reconnect_request(), None);
+        h.core
+            .check_liveness(h.now + super::SUBSCRIBER_RESTART_GRACE);
+        let loss = h
+            .core
+            .take_reconnect_request()
+            .expect("a loss after the grace");
+        assert_eq!(loss.cause, LossCause::TransportLost(PcKind::Subscriber));
     }
 }

@@ -17,6 +17,7 @@ use crate::types::*;
 impl Participant {
     /// Feed a message from the signal connection.
     pub fn handle_signal(&mut self, msg: Resp, now: Instant) {
+        self.watch.signal(now);
         match msg {
             Resp::Join(j) => self.handle_join(&j, now),
             Resp::Answer(sd) => self.handle_answer(sd),
@@ -53,8 +54,10 @@ impl Participant {
                 match proto::leave_request::Action::try_from(l.action) {
                     Ok(proto::leave_request::Action::Resume)
                     | Ok(proto::leave_request::Action::Reconnect) => {
-                        self.reconnect_requested =
-                            Some(format!("server asked to reconnect ({reason})"));
+                        self.reconnect_requested = Some(super::LossNotice::new(
+                            LossCause::ServerRequest,
+                            format!("server asked to reconnect ({reason})"),
+                        ));
                     }
                     _ => self.set_state(ConnectionState::Disconnected {
                         reason: format!("server: {reason}"),

@@ -35,6 +35,20 @@ impl Participant {
             self.subscriber = Some(rtc);
         }
         self.subs.offer(&sd);
+        // New ICE credentials: the server's ICE restart of this transport.
+        let ufrag = sd
+            .sdp
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_string);
+        if ufrag.is_some() && ufrag != self.sub_remote_ufrag {
+            if self.sub_remote_ufrag.is_some()
+                && let Some(r) = self.sub_restart.as_mut()
+            {
+                r.offered = true;
+            }
+            self.sub_remote_ufrag = ufrag;
+        }
         let Some(rtc) = self.subscriber.as_mut() else {
             return;
         };

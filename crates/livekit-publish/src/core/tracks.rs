@@ -216,6 +216,7 @@ impl Participant {
         let rtp = MediaTime::from_90khz((frame.timestamp.as_micros() * 9 / 100) as u64);
         let sent = self.write_media(cid, frame.layer, rtp, &frame.data, now);
         if sent {
+            self.watch.media_sent(now);
             self.frames_sent += 1;
             if frame.keyframe {
                 self.awaiting_key.remove(&key);
@@ -232,6 +233,7 @@ impl Participant {
         );
         let sent = self.write_media(cid, None, rtp, &packet.data, now);
         if sent {
+            self.watch.media_sent(now);
             self.audio_sent += 1;
         }
         sent

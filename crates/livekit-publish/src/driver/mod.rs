@@ -22,6 +22,7 @@ use crate::queue::LayerQueues;
 use crate::tcp::TcpLinks;
 use crate::types::*;
 
+mod probe;
 mod reconnect;
 mod run;
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Command, DARK_PUBLISHER, DARK_SUBSCRIBER, Driver};
-use crate::core::CoreOutput;
+use crate::core::{CoreOutput, LossNotice};
 use crate::tcp::TcpEvent;
 use crate::types::*;
 
@@ -76,6 +76,15 @@ impl Driver {
     pub(super) async fn flush_outputs(&mut self, hold_signals: bool) {
         while let Some(o) = self.core.poll_output() {
             match o {
+                // The watchdog's ping (see core `liveness`) needs the wall clock,
+                // and means nothing once held for later.
+                CoreOutput::Signal(proto::signal_request::Message::PingReq(_)) if hold_signals => {}
+                CoreOutput::Signal(proto::signal_request::Message::PingReq(mut p)) => {
+                    p.timestamp = now_ms();
+                    self.signal
+                        .send(proto::signal_request::Message::PingReq(p))
+                        .await;
+                }
                 CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
                 CoreOutput::Transmit(pc, _) if self.dark(pc) => {}
@@ -136,7 +145,8 @@ impl Driver {
             match self.turn(never.as_mut(), true, deadline, &mut bufs).await {
                 Turn::Served | Turn::Done(()) => {}
                 Turn::SignalLost(why) => {
-                    if !self.reconnect(why).await {
+                    let loss = LossNotice::new(LossCause::SignalLost, why);
+                    if !self.reconnect(loss).await {
                         return;
                     }
                 }

@@ -34,6 +34,16 @@ impl Server {
         self.lk.kill();
     }
 
+    /// Freeze the server (SIGSTOP) until [`Server::resume`].
+    pub fn pause(&self) -> bool {
+        self.lk.pause()
+    }
+
+    /// Let a paused server run again (SIGCONT).
+    pub fn resume(&self) -> bool {
+        self.lk.resume()
+    }
+
     /// Start it again on the same ports.
     pub fn restart(&mut self) -> Result<()> {
         self.lk.restart()

@@ -75,6 +75,15 @@ impl Task {
             E::TargetBitrate(b) => distribute_bitrate(&live.encoders, b.bps()),
             E::Stats(s) => live.last_stats = s,
             E::Error(m) => tracing::warn!("publisher: {m}"),
+            // Also in the stats (`last_recovery`), where the health bar will read it.
+            E::Recovery(r) => tracing::info!(
+                cause = ?r.cause,
+                outcome = ?r.outcome,
+                attempts = r.attempts,
+                took = ?r.took,
+                "publisher recovery: {}",
+                r.detail
+            ),
             E::ParticipantJoined(p) | E::ParticipantUpdated(p) => {
                 self.fill_in_sender(&p);
                 live.participants.insert(p.identity.to_string(), p);
