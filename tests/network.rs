@@ -163,3 +163,95 @@ async fn bursty_loss_at_150ms_rtt_is_recovered() -> Result<()> {
     ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
     Ok(())
 }
+
+/// `streamit-studio netem` for QA: the command runs behind the link (its round trip to the
+/// host takes the delay both ways), learns the host's address from the environment, and
+/// its exit code comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_netem_command_runs_a_command_behind_a_slow_link() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An echo on every address of the host: the link's host side is one of them.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf).await {
+                    let _ = s.write_all(&buf[..n]).await;
+                }
+            });
+        }
+    });
+    let script = format!(
+        "t0=$(date +%s%N); exec 3<>/dev/tcp/$STREAMIT_NETEM_HOST/{port}; echo ping >&3; \
+         read -r reply <&3; t1=$(date +%s%N); echo \"reply=$reply ms=$(( (t1 - t0) / 1000000 ))\"; exit 3"
+    );
+    let out = common::studio()
+        .args(["netem", "--both", "delay=60ms", "--", "bash", "-c", &script])
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("stdout: {stdout}\nstderr: {stderr}");
+    ensure!(out.status.code() == Some(3), "exit code {:?}", out.status.code());
+    ensure!(stderr.contains("the host is 10.222."), "{stderr}");
+    let ms: u64 = stdout
+        .split("ms=")
+        .nth(1)
+        .and_then(|v| v.trim().parse().ok())
+        .context("no timing from the command")?;
+    ensure!(stdout.contains("reply=ping"), "{stdout}");
+    // The TCP handshake and the echo: two round trips of 120 ms each.
+    ensure!(ms >= 240, "two round trips took {ms} ms, want >= 240");
+    Ok(())
+}
+
+/// A 300 kbit/s uplink for 20 s, then no cap: what the viewer gets while the cap holds and
+/// how fast the picture comes back. Prints per-second frames and sizes and glass-to-glass
+/// latency; asserts the picture never stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> Result<()> {
+    use streamit_testkit::netem::Impairment;
+    let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
+    let broadcast = go_live_behind(&link, "h264", 55).await?;
+    let public = Client::new(broadcast.stack.backend.url());
+    let mut opts = guest_viewer(&public, broadcast.host_id.clone(), None).await?;
+    opts.duration = Duration::from_secs(45);
+    opts.read_pattern = true;
+    let viewer = Viewer::spawn(opts)?;
+    // 5 s clean, 20 s capped, 20 s free.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let capped_at = std::time::Instant::now();
+    link.set(
+        Direction::Up,
+        Impairment {
+            rate_bps: Some(300_000),
+            ..Impairment::none()
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    link.set(Direction::Up, Impairment::none());
+    let lifted_after = capped_at.elapsed();
+    let report = viewer.report().await?;
+    ensure!(report.joined, "viewer did not join: {:?}", report.error);
+    let publish = broadcast.finish().await?;
+    let epoch = publish["mediaClockEpochUnixUs"].as_u64().unwrap_or(0);
+    let latencies = report.pattern.latencies_ms(epoch);
+    println!("cap lifted after {lifted_after:?}");
+    println!("frames per second at the viewer: {:?}", report.video.frames_per_second);
+    println!("resolutions: {:?}", report.video.resolutions);
+    let mut sorted = latencies.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    if !sorted.is_empty() {
+        println!(
+            "glass-to-glass p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() * 95 / 100],
+            sorted[sorted.len() - 1]
+        );
+    }
+    println!("publish report: {publish:#}");
+    summary("300 kbit/s cap", &report)?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod dev;
+pub mod netem;
 pub mod publish;
 pub mod watch;
 
@@ -42,6 +43,8 @@ pub enum CliCommand {
     Devices,
     /// Run the whole system locally: the backend (streamit-server) + a LiveKit server + a local creator.
     Dev(dev::DevArgs),
+    /// Run a command (e.g. publish) behind a bad network: delay, loss, a rate cap (Linux, root).
+    Netem(netem::NetemArgs),
 }
 
 /// Where the backend is and how to authenticate.
@@ -338,6 +341,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Some(CliCommand::Dev(a)) => dev::run(a).await,
+        Some(CliCommand::Netem(a)) => netem::run(a).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
