@@ -527,10 +527,20 @@ fn text_fields_stop_at_the_backend_limits_and_typing_never_triggers_a_shortcut()
     rt.block_on(stack.creator("gui_limits", true))?;
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
     let mut h = harness(&session, &rt, stack.backend.url());
+    let megabyte = "0123456789abcdef".repeat(65_536);
+    // The login form takes no more than a login can be.
+    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    paste_into(&mut h, "Username", &megabyte);
+    ensure!(field_chars(&h, "Username") == streamit_api::limits::LOGIN_USERNAME_MAX);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.key_press(Key::Delete);
+    h.step();
     log_in(&mut h, "gui_limits")?;
 
     // 1 MB pasted into the title: cut at the backend's limit in the frame that takes it.
-    let megabyte = "0123456789abcdef".repeat(65_536);
     h.run_steps(3);
     let rss_before = rss_kib();
     let took = paste_into(&mut h, "Title", &megabyte);
@@ -555,7 +565,7 @@ fn text_fields_stop_at_the_backend_limits_and_typing_never_triggers_a_shortcut()
         has_label(&h, &format!("{TITLE_MAX} / {TITLE_MAX}")),
         "the counter"
     );
-    // The description and, on the login screen's model, every field: the same.
+    // The description: the same at its own limit.
     paste_into(&mut h, "Description", &megabyte);
     ensure!(field_chars(&h, "Description") == DESCRIPTION_MAX);
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
