@@ -21,6 +21,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(!no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // ALSA's device probing prints expected failures to stderr: into the log instead.
+    streamit_media::alsa_log::route_alsa_errors();
     let cli = cli::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
