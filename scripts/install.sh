@@ -2,7 +2,20 @@
 # Installs what StreamIt Studio needs to build, run and test, skipping what is already there.
 # Safe to run any number of times. Prints `export` lines for the paths it settled on when
 # called with --print-env (scripts/test.sh and scripts/dev.sh use that).
+# --run: only what building and running needs (scripts/dev.sh): the build and GUI packages,
+# Node.js for the watch pages and the LiveKit server; not PostgreSQL, the test viewer's venv,
+# Chromium, cargo-deb or the other test tools.
 set -euo pipefail
+
+mode=test
+print_env=0
+for arg in "$@"; do
+  case "$arg" in
+    --run) mode=run ;;
+    --print-env) print_env=1 ;;
+    *) echo "usage: scripts/install.sh [--run] [--print-env]" >&2; exit 2 ;;
+  esac
+done
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -25,13 +38,16 @@ log() { printf '[install] %s\n' "$*" >&2; }
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
-  postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
-  xvfb xauth procps ca-certificates curl git
+  ca-certificates curl git
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
-  x11-apps imagemagick
-  desktop-file-utils
-  nodejs chromium
+  nodejs
 )
+if [ "$mode" = test ]; then
+  apt_packages+=(
+    postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
+    xvfb xauth procps x11-apps imagemagick desktop-file-utils chromium
+  )
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,7 +68,9 @@ for tool in cargo rustfmt cargo-clippy; do
 done
 
 # --- cargo-deb (builds the .deb in packaging/check.sh; pinned) --------------------------------
-if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+if [ "$mode" = run ]; then
+  : # packaging is the test command's job
+elif [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
   log "installing cargo-deb $CARGO_DEB_VERSION (once)"
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --quiet
 else
@@ -79,7 +97,9 @@ fi
 req="$root/tests/viewer/requirements.txt"
 req_hash="$(sha256sum "$req" | cut -c1-12)"
 venv="$cache/viewer-venv-$req_hash"
-if [ ! -f "$venv/.complete" ]; then
+if [ "$mode" = run ]; then
+  : # the test viewer and schemathesis are for the tests only
+elif [ ! -f "$venv/.complete" ]; then
   log "creating the test venv at $venv (once)"
   rm -rf "$venv"
   python3 -m venv "$venv"
@@ -113,19 +133,25 @@ npm_install() { # <package dir> <cache name>; prints the node_modules path
   printf '%s\n' "$dir/node_modules"
 }
 web_modules="$(npm_install "$root/crates/server/web" web-node)"
-browser_modules="$(npm_install "$root/tests/browser" browser-node)"
+if [ "$mode" = test ]; then
+  browser_modules="$(npm_install "$root/tests/browser" browser-node)"
+fi
 
 # The watch pages: bundled into crates/server/web/dist (gitignored) in well under a second,
 # so on every run; streamit-server serves that directory.
 STREAMIT_WEB_NODE_MODULES="$web_modules" node "$root/crates/server/web/build.mjs" >&2
 
-chromium_bin="$(command -v chromium || true)"
-[ -n "$chromium_bin" ] || { echo "error: Debian's chromium is not installed" >&2; exit 1; }
+if [ "$mode" = test ]; then
+  chromium_bin="$(command -v chromium || true)"
+  [ -n "$chromium_bin" ] || { echo "error: Debian's chromium is not installed" >&2; exit 1; }
+fi
 
-if [ "${1:-}" = "--print-env" ]; then
+if [ "$print_env" = 1 ]; then
   echo "export STREAMIT_LIVEKIT_SERVER='$lk_bin'"
-  echo "export STREAMIT_VIEWER_PYTHON='$venv/bin/python'"
-  echo "export STREAMIT_CHROMIUM='$chromium_bin'"
   echo "export STREAMIT_WEB_NODE_MODULES='$web_modules'"
-  echo "export STREAMIT_BROWSER_NODE_MODULES='$browser_modules'"
+  if [ "$mode" = test ]; then
+    echo "export STREAMIT_VIEWER_PYTHON='$venv/bin/python'"
+    echo "export STREAMIT_CHROMIUM='$chromium_bin'"
+    echo "export STREAMIT_BROWSER_NODE_MODULES='$browser_modules'"
+  fi
 fi

@@ -213,6 +213,17 @@ async fn dev_starts_everything_and_stops_cleanly() -> Result<()> {
         printed.contains("--show-password"),
         "dev did not say how to get the password:\n{printed}"
     );
+    // Nor a session token: it says how to log in instead.
+    ensure!(
+        !printed.contains("STREAMIT_TOKEN"),
+        "dev printed a token:\n{printed}"
+    );
+    ensure!(
+        printed.contains(&format!(
+            "streamit-studio login --api {api_url} --username localdev"
+        )),
+        "dev did not say how to log in:\n{printed}"
+    );
     Ok(())
 }
 

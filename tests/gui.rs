@@ -16,6 +16,7 @@ use streamit_testkit::{Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 use streamit_studio::app::{self, App, Screen};
 
 const PASSWORD: &str = TEST_PASSWORD;
+const TITLE_MAX: usize = streamit_api::limits::TITLE_MAX;
 
 fn harness<'a>(
     session: &SessionHandle,
@@ -83,6 +84,13 @@ fn type_into(h: &mut Harness<'_, App>, field: &str, text: &str) {
     h.step();
 }
 
+/// The characters in the text field named `field` (0 when there is none).
+fn field_chars(h: &Harness<'_, App>, field: &str) -> usize {
+    h.query_by_role_and_label(Role::TextInput, field)
+        .and_then(|n| n.value())
+        .map_or(0, |v| v.chars().count())
+}
+
 fn click(h: &mut Harness<'_, App>, label: &str) {
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();
@@ -145,15 +153,18 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         |h| h.state().preview_uploads() > 2 && h.state().state().mic_level > 0.0,
     )?;
     h.check_accessibility();
-    // The backend's validation, inline: a title over 140 characters.
-    type_into(&mut h, "Title", &"x".repeat(141));
-    click(&mut h, "Save settings");
-    wait_for(
-        &mut h,
-        "the backend's title error inline",
-        Duration::from_secs(10),
-        |h| has_label_containing(h, "title must be at most 140 characters"),
-    )?;
+    // The backend's limit, while typing: a 141st character is not taken, and the counter
+    // says so.
+    type_into(&mut h, "Title", &"x".repeat(TITLE_MAX + 1));
+    ensure!(
+        field_chars(&h, "Title") == TITLE_MAX,
+        "title of {} characters",
+        field_chars(&h, "Title")
+    );
+    ensure!(
+        has_label(&h, &format!("{TITLE_MAX} / {TITLE_MAX}")),
+        "the counter"
+    );
     ensure!(h.state().state().stream.is_none(), "nothing saved");
     h.get_by_role_and_label(Role::TextInput, "Title").focus();
     h.step();
@@ -480,6 +491,186 @@ fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: b
     wait_for(h, "live", Duration::from_secs(40), |h| {
         h.state().state().stream_state == StreamState::Live
     })
+}
+
+/// Resident memory of this process in KiB (the App runs in it), from /proc.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Pastes `text` into the text field named `field` and steps one frame; returns how long
+/// that frame took.
+fn paste_into(h: &mut Harness<'_, App>, field: &str, text: &str) -> Duration {
+    h.get_by_role_and_label(Role::TextInput, field).focus();
+    h.step();
+    h.event(egui::Event::Paste(text.to_string()));
+    let started = Instant::now();
+    h.step();
+    started.elapsed()
+}
+
+#[test]
+fn text_fields_stop_at_the_backend_limits_and_typing_never_triggers_a_shortcut() -> Result<()> {
+    use streamit_api::limits::{CHAT_MESSAGE_MAX, DESCRIPTION_MAX};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stack = Stack::start()?;
+    rt.block_on(stack.creator("gui_limits", true))?;
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
+    let mut h = harness(&session, &rt, stack.backend.url());
+    let megabyte = "0123456789abcdef".repeat(65_536);
+    // The login form takes no more than a login can be.
+    wait_for(&mut h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    paste_into(&mut h, "Username", &megabyte);
+    ensure!(field_chars(&h, "Username") == streamit_api::limits::LOGIN_USERNAME_MAX);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.key_press(Key::Delete);
+    h.step();
+    log_in(&mut h, "gui_limits")?;
+
+    // 1 MB pasted into the title: cut at the backend's limit in the frame that takes it.
+    h.run_steps(3);
+    let rss_before = rss_kib();
+    let took = paste_into(&mut h, "Title", &megabyte);
+    ensure!(
+        field_chars(&h, "Title") == TITLE_MAX,
+        "title of {} characters after the paste",
+        field_chars(&h, "Title")
+    );
+    h.run_steps(20);
+    ensure!(field_chars(&h, "Title") == TITLE_MAX, "the title grew");
+    let rss_after = rss_kib();
+    println!("1 MB paste into the title: frame {took:?}, RSS {rss_before} KiB -> {rss_after} KiB");
+    ensure!(
+        took < Duration::from_secs(1),
+        "the paste frame took {took:?}"
+    );
+    ensure!(
+        rss_after < rss_before + 64 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    ensure!(
+        has_label(&h, &format!("{TITLE_MAX} / {TITLE_MAX}")),
+        "the counter"
+    );
+    // The description: the same at its own limit.
+    paste_into(&mut h, "Description", &megabyte);
+    ensure!(field_chars(&h, "Description") == DESCRIPTION_MAX);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.key_press(Key::Delete);
+    h.step();
+    ensure!(field_chars(&h, "Description") == 0, "description cleared");
+    // A short title: no counter.
+    h.get_by_role_and_label(Role::TextInput, "Title").focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, "Title")
+        .type_text("Limits");
+    h.step();
+    ensure!(
+        !has_label_containing(&h, &format!("/ {TITLE_MAX}")),
+        "a counter for 6 characters"
+    );
+
+    wait_for(&mut h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    click(&mut h, "Go Live");
+    wait_for(&mut h, "live", Duration::from_secs(40), |h| {
+        h.state().state().stream_state == StreamState::Live
+    })?;
+
+    // The chat input stops at a chat message's limit.
+    paste_into(&mut h, "Chat message", &megabyte);
+    ensure!(field_chars(&h, "Chat message") == CHAT_MESSAGE_MAX);
+    ensure!(has_label(
+        &h,
+        &format!("{CHAT_MESSAGE_MAX} / {CHAT_MESSAGE_MAX}")
+    ));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::A);
+    h.step();
+    h.key_press(Key::Delete);
+    h.step();
+
+    // "Edit title" opens an editor with the keyboard: a "v" typed goes into the title and
+    // leaves the camera alone.
+    h.key_press(Key::Escape);
+    h.step();
+    click(&mut h, "Edit title");
+    ensure!(
+        h.get_by_role_and_label(Role::TextInput, "Stream title")
+            .is_focused(),
+        "the title editor opened without focus"
+    );
+    h.key_press(Key::End);
+    h.step();
+    h.key_press(Key::V);
+    h.event(egui::Event::Text("v".into()));
+    h.run_steps(5);
+    let camera_off = |h: &Harness<'_, App>| {
+        h.state()
+            .state()
+            .media
+            .as_ref()
+            .is_some_and(|m| m.camera_off)
+    };
+    ensure!(
+        !camera_off(&h),
+        "typing v into the title turned the camera off"
+    );
+    let value = h
+        .get_by_role_and_label(Role::TextInput, "Stream title")
+        .value()
+        .unwrap_or_default();
+    ensure!(value == "Limitsv", "the editor holds {value:?}");
+    // M / V are shortcuts again once the editor is closed.
+    h.key_press(Key::Escape);
+    h.step();
+    h.step();
+    ensure!(
+        h.query_by_role_and_label(Role::TextInput, "Stream title")
+            .is_none(),
+        "editor still open"
+    );
+    ensure!(!camera_off(&h), "Escape turned the camera off");
+
+    // The end confirmation, with nobody watching.
+    click(&mut h, "End stream");
+    wait_for(&mut h, "the confirmation", Duration::from_secs(5), |h| {
+        has_label(h, "End the stream?")
+    })?;
+    ensure!(
+        has_label(&h, &app::end_notice(0)),
+        "the wording for 0 viewers"
+    );
+    ensure!(app::end_notice(0) == "No one is watching right now.");
+    ensure!(app::end_notice(1) == "Your 1 viewer will see the stream end.");
+    ensure!(app::end_notice(7) == "All 7 viewers will see the stream end.");
+    click(&mut h, "End stream now");
+    wait_for(&mut h, "the summary", Duration::from_secs(30), |h| {
+        h.state().screen() == Screen::Ended
+    })?;
+
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(h);
+    drop(stack);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
 }
 
 #[test]

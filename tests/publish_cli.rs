@@ -279,6 +279,57 @@ async fn an_unapproved_creator_is_refused_with_the_auth_exit_code() -> Result<()
     Ok(())
 }
 
+/// A real HTTP server on loopback that is not StreamIt (a web server on the wrong port):
+/// answers every request `404 Not Found` in plain text. Returns its root URL.
+fn foreign_http_server() -> Result<String> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = sock.read(&mut buf);
+            let body = "404 page not found\n";
+            let _ = write!(
+                sock,
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_server_s_404_is_one_plain_error_line_naming_the_status_and_the_url() -> Result<()>
+{
+    let foreign = foreign_http_server()?;
+    let out = studio()
+        .args([
+            "setup", "--api", &foreign, "--token", "whatever", "--title", "t",
+        ])
+        // The defaults a user has: no log filter of their own, stderr a pipe.
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .await?;
+    ensure_exit_code(&out, 6, "a foreign 404")?;
+    let stderr = String::from_utf8(out.stderr)?;
+    ensure!(!stderr.contains('\x1b'), "ANSI codes on a pipe: {stderr:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    ensure!(
+        lines.len() == 1 && lines[0].starts_with("error: "),
+        "not one error line: {stderr:?}"
+    );
+    ensure!(
+        lines[0].contains("HTTP 404") && lines[0].contains(&format!("{foreign}/api/")),
+        "the status and the URL: {stderr:?}"
+    );
+    ensure!(!lines[0].contains(":  "), "an empty reason: {stderr:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_and_an_unreachable_backend_have_distinct_exit_codes() -> Result<()> {
     let stack = Stack::start()?;

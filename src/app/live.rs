@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use egui::{Color32, Key, RichText, Ui, Vec2};
+use streamit_api::limits;
 use streamit_session::{ChatEntry, ChatRole, Command, SessionHandle, SessionState, StreamState};
 
 use super::preview::{self, Preview};
@@ -14,6 +15,8 @@ pub struct LiveScreen {
     chat_input: String,
     /// `Some(text)` while the title is being edited.
     editing_title: Option<String>,
+    /// The title editor takes the keyboard in the frame it first shows.
+    focus_title: bool,
     confirm_end: bool,
     /// When the watch link was last copied.
     copied_at: Option<Instant>,
@@ -58,6 +61,15 @@ fn moderation_menu(ui: &mut Ui, m: &ChatEntry, name: &str, session: &SessionHand
             identity: m.identity.clone(),
         });
         ui.close();
+    }
+}
+
+/// What ending does to the audience, for the confirmation.
+pub fn end_notice(viewers: u32) -> String {
+    match viewers {
+        0 => "No one is watching right now.".to_string(),
+        1 => "Your 1 viewer will see the stream end.".to_string(),
+        n => format!("All {n} viewers will see the stream end."),
     }
 }
 
@@ -115,6 +127,7 @@ impl LiveScreen {
     pub fn on_enter(&mut self) {
         self.confirm_end = false;
         self.editing_title = None;
+        self.focus_title = false;
     }
 
     pub fn show(
@@ -132,8 +145,12 @@ impl LiveScreen {
         let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
         let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
 
-        // Shortcuts, unless a text field has the keyboard.
-        if !ui.ctx().egui_wants_keyboard_input() && !self.confirm_end {
+        // Shortcuts, unless a text field has the keyboard or the title editor is open (a
+        // "v" meant for the title must never turn the camera on mid-show).
+        if !ui.ctx().egui_wants_keyboard_input()
+            && !self.confirm_end
+            && self.editing_title.is_none()
+        {
             let (m, v) = ui.input(|i| (i.key_pressed(Key::M), i.key_pressed(Key::V)));
             if m {
                 send(Command::ToggleMic);
@@ -192,10 +209,15 @@ impl LiveScreen {
                 Some(text) => {
                     let r = ui.add(
                         egui::TextEdit::singleline(text)
-                            .desired_width((ui.available_width() - 200.0).max(200.0))
+                            .char_limit(limits::TITLE_MAX)
+                            .desired_width((ui.available_width() - 260.0).max(200.0))
                             .font(egui::TextStyle::Heading),
                     );
                     theme::name_field(&r, "Stream title", text);
+                    if std::mem::take(&mut self.focus_title) {
+                        r.request_focus();
+                    }
+                    theme::limit_counter(ui, text, limits::TITLE_MAX);
                     let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
                     let save = ui.add_enabled(!text.trim().is_empty(), theme::primary("Save"));
                     let cancel = ui.button("Cancel");
@@ -217,6 +239,7 @@ impl LiveScreen {
                         .clicked()
                     {
                         self.editing_title = Some(title);
+                        self.focus_title = true;
                     }
                 }
             }
@@ -315,14 +338,7 @@ impl LiveScreen {
                         .size(19.0)
                         .family(theme::bold()),
                 );
-                ui.label(
-                    RichText::new(format!(
-                        "{} viewer{} will see the stream end.",
-                        state.viewers,
-                        if state.viewers == 1 { "" } else { "s" }
-                    ))
-                    .color(theme::MUTED),
-                );
+                ui.label(RichText::new(end_notice(state.viewers)).color(theme::MUTED));
                 ui.add_space(8.0);
                 ui.horizontal(|ui| {
                     if ui.add(theme::danger("End stream now")).clicked() {
@@ -480,6 +496,7 @@ impl LiveScreen {
                     ui.horizontal(|ui| {
                         let r = ui.add(
                             egui::TextEdit::singleline(&mut self.chat_input)
+                                .char_limit(limits::CHAT_MESSAGE_MAX)
                                 .hint_text(if chat_enabled {
                                     "Send a message"
                                 } else {
@@ -488,6 +505,7 @@ impl LiveScreen {
                                 .desired_width((ui.available_width() - 90.0).max(80.0)),
                         );
                         theme::name_field(&r, "Chat message", &self.chat_input);
+                        theme::limit_counter(ui, &self.chat_input, limits::CHAT_MESSAGE_MAX);
                         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
                         let send = ui.add_enabled(
                             !self.chat_input.trim().is_empty(),

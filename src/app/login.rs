@@ -1,6 +1,7 @@
 //! Login: username, password, "remember me", errors inline.
 
 use egui::{Key, RichText, Ui, Vec2};
+use streamit_api::limits;
 use streamit_session::{Command, ErrorKind, SessionHandle, SessionState};
 
 use super::theme;
@@ -52,6 +53,7 @@ impl LoginScreen {
                         let user = ui.add(
                             egui::TextEdit::singleline(&mut self.username)
                                 .hint_text("your StreamIt username")
+                                .char_limit(limits::LOGIN_USERNAME_MAX)
                                 .desired_width(width),
                         );
                         theme::name_field(&user, "Username", &self.username);
@@ -64,10 +66,11 @@ impl LoginScreen {
                             egui::TextEdit::singleline(&mut self.password)
                                 .password(true)
                                 .hint_text("your password")
+                                .char_limit(limits::PASSWORD_MAX)
                                 .desired_width(width),
                         );
                         theme::name_field(&pass, "Password", "");
-                        ui.checkbox(&mut self.remember, "Remember me on this computer");
+                        theme::checkbox(ui, &mut self.remember, "Remember me on this computer");
                         let ready = !self.username.trim().is_empty()
                             && !self.password.is_empty()
                             && !state.busy;

@@ -12,9 +12,9 @@ pub mod preview;
 mod setup;
 pub mod theme;
 
-/// How the live and ended screens write a bitrate and the packet loss (tests read labels
-/// with them).
-pub use live::{bitrate, packet_loss};
+/// How the live and ended screens write a bitrate, the packet loss and the end confirmation's
+/// audience (tests read labels with them).
+pub use live::{bitrate, end_notice, packet_loss};
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -5,6 +5,7 @@
 use std::time::{Instant, SystemTime};
 
 use egui::{RichText, Ui, Vec2};
+use streamit_api::limits;
 use streamit_session::{
     AudioSourceSpec, Codec, Command, ErrorKind, SessionHandle, SessionState, StreamSetup,
     StreamState, VideoSourceSpec,
@@ -285,23 +286,27 @@ impl SetupScreen {
             let t = ui.add(
                 egui::TextEdit::singleline(&mut self.title)
                     .hint_text("What are you streaming today?")
+                    .char_limit(limits::TITLE_MAX)
                     .desired_width(w),
             );
             theme::name_field(&t, "Title", &self.title);
+            theme::limit_counter(ui, &self.title, limits::TITLE_MAX);
             theme::caption(ui, "Description");
             let d = ui.add(
                 egui::TextEdit::multiline(&mut self.description)
                     .hint_text("Optional: tell viewers what to expect")
                     .desired_rows(3)
+                    .char_limit(limits::DESCRIPTION_MAX)
                     .desired_width(w),
             );
             theme::name_field(&d, "Description", &self.description);
+            theme::limit_counter(ui, &self.description, limits::DESCRIPTION_MAX);
             ui.add_space(4.0);
             theme::caption(ui, "Chat");
-            ui.checkbox(&mut self.chat_enabled, "Chat enabled");
+            theme::checkbox(ui, &mut self.chat_enabled, "Chat enabled");
             ui.add_enabled_ui(self.chat_enabled, |ui| {
-                ui.checkbox(&mut self.chat_delayed, "Slow mode (delayed chat)");
-                ui.checkbox(&mut self.chat_followers_only, "Followers only");
+                theme::checkbox(ui, &mut self.chat_delayed, "Slow mode (delayed chat)");
+                theme::checkbox(ui, &mut self.chat_followers_only, "Followers only");
             });
             // The rule these settings put in force, in the watch page's words.
             ui.horizontal(|ui| {

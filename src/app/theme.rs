@@ -18,6 +18,8 @@ pub const PANEL: Color32 = Color32::from_rgb(0x16, 0x19, 0x21);
 pub const CARD: Color32 = Color32::from_rgb(0x1d, 0x21, 0x2b);
 pub const FIELD: Color32 = Color32::from_rgb(0x11, 0x13, 0x19);
 pub const BORDER: Color32 = Color32::from_rgb(0x2c, 0x31, 0x3d);
+/// An unchecked checkbox's border: light enough to read on a card.
+pub const CHECK_BORDER: Color32 = Color32::from_rgb(0x6b, 0x73, 0x87);
 pub const TEXT: Color32 = Color32::from_rgb(0xe6, 0xe8, 0xee);
 pub const MUTED: Color32 = Color32::from_rgb(0x8b, 0x93, 0xa7);
 pub const ACCENT: Color32 = Color32::from_rgb(0x8b, 0x5c, 0xf6);
@@ -265,4 +267,49 @@ pub fn badge(ui: &mut Ui, text: &str, fill: Color32) {
                     .color(Color32::WHITE),
             );
         });
+}
+
+/// Whether a text of `len` characters is near its limit `max`: the point from which the
+/// field shows a counter (the last fifth).
+pub fn near_limit(len: usize, max: usize) -> bool {
+    len.saturating_mul(5) >= max.saturating_mul(4)
+}
+
+/// "n / max" once `text` is near `max` (nothing before): the fields stop at the backend's
+/// limits (`streamit_api::limits`) as one types, and this says why the typing stopped.
+pub fn limit_counter(ui: &mut Ui, text: &str, max: usize) {
+    let len = text.chars().count();
+    if !near_limit(len, max) {
+        return;
+    }
+    let color = if len >= max { WARN } else { MUTED };
+    ui.label(
+        RichText::new(format!("{len} / {max}"))
+            .size(12.0)
+            .color(color),
+    )
+    .on_hover_text(format!("At most {max} characters"));
+}
+
+/// A checkbox readable in every state on the dark cards: egui's stock box fills with the
+/// widget-state colour only, so unchecked it vanished into the card and focused (the
+/// "active" fill) it looked checked. Here the fill says checked or not, the border says
+/// hovered or focused.
+pub fn checkbox(ui: &mut Ui, checked: &mut bool, text: &str) -> egui::Response {
+    ui.scope(|ui| {
+        let on = *checked;
+        let fill = if on { ACCENT_DARK } else { FIELD };
+        let w = &mut ui.visuals_mut().widgets;
+        w.inactive.bg_fill = fill;
+        w.inactive.bg_stroke = Stroke::new(1.5, if on { ACCENT } else { CHECK_BORDER });
+        w.hovered.bg_fill = fill;
+        w.hovered.bg_stroke = Stroke::new(2.0, ACCENT);
+        w.active.bg_fill = fill;
+        w.active.bg_stroke = Stroke::new(2.0, Color32::WHITE);
+        for s in [&mut w.inactive, &mut w.hovered, &mut w.active] {
+            s.fg_stroke = Stroke::new(2.0, Color32::WHITE);
+        }
+        ui.checkbox(checked, text)
+    })
+    .inner
 }

@@ -282,7 +282,7 @@ pub async fn run(a: DevArgs) -> CliResult {
     println!("  backend API     {api_url}  (SQLite: {})", db.display());
     println!("  LiveKit server  {lk_ws}");
     println!(
-        "  logs            {} and livekit.log beside it",
+        "  logs            {}, livekit.log and studio.log beside it",
         backend_log.display()
     );
     println!("  watch page      {watch}  (share it once you are live)");
@@ -300,9 +300,11 @@ pub async fn run(a: DevArgs) -> CliResult {
         ),
         None => println!("  creator         {} (the password you gave)", a.username),
     }
+    // How to log in, never a token: a session token on a terminal ends up in scrollback,
+    // screen shares and pasted logs.
     println!(
-        "  for the CLI     STREAMIT_API_URL={api_url} STREAMIT_TOKEN={}",
-        auth.token
+        "  for the CLI     streamit-studio login --api {api_url} --username {}",
+        a.username
     );
     println!("STREAMIT_DEV_WATCH_URL {watch}");
     println!("STREAMIT_DEV_READY {api_url}");
@@ -312,7 +314,7 @@ pub async fn run(a: DevArgs) -> CliResult {
         wait_for_signal().await;
         Ok(())
     } else {
-        run_studio(&api_url, &auth.token).await
+        run_studio(&api_url, &auth.token, &data_dir).await
     };
     children.stop().await;
     eprintln!("stopped the backend and livekit-server");
@@ -645,20 +647,26 @@ async fn wait_for_signal() {
     }
 }
 
-/// Opens the studio (this binary without a subcommand) logged in as the local creator.
-async fn run_studio(api_url: &str, token: &str) -> CliResult {
+/// Opens the studio (this binary without a subcommand) logged in as the local creator. Its
+/// stderr goes to `studio.log` in the data directory, like the other children's: what the
+/// C audio and graphics libraries print while probing devices (ALSA, JACK, Vulkan) is not
+/// for this terminal; the window shows the studio's own errors.
+async fn run_studio(api_url: &str, token: &str, data_dir: &Path) -> CliResult {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::new(EXIT_OTHER, format!("locating this binary: {e}")))?;
+    let log = data_dir.join("studio.log");
     let mut studio = Command::new(exe)
         .env("STREAMIT_API_URL", api_url)
         .env("STREAMIT_TOKEN", token)
+        .stdin(Stdio::null())
+        .stderr(log_file(data_dir, "studio.log")?)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| CliError::new(EXIT_OTHER, format!("opening the studio: {e}")))?;
     tokio::select! {
         status = studio.wait() => {
             if let Ok(s) = status && !s.success() {
-                eprintln!("the studio exited with {s}");
+                eprintln!("the studio exited with {s}\n{}", log_tail(&log, 15));
             }
         }
         _ = wait_for_signal() => {

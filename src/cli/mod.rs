@@ -449,6 +449,26 @@ mod tests {
         assert!(parse_audio_source("x.mp3").is_err());
     }
 
+    /// `--help` never shows an environment variable's value: an unset one read
+    /// `[env: STREAMIT_API_URL=]`, a set one would print a token or a password.
+    #[test]
+    fn help_shows_no_environment_values() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut commands = vec![&cli];
+        commands.extend(cli.get_subcommands());
+        for cmd in commands {
+            for arg in cmd.get_arguments().filter(|a| a.get_env().is_some()) {
+                assert!(
+                    arg.is_hide_env_values_set(),
+                    "{} --{}: env value shown in --help",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+
     #[test]
     fn command_line_is_consistent() {
         use clap::CommandFactory;

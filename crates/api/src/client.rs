@@ -24,9 +24,15 @@ pub enum ApiError {
     /// The request did not complete (connection refused, timeout, …).
     #[error("request failed: {0}")]
     Transport(#[from] reqwest::Error),
-    /// The server answered something that is not the contract's envelope.
-    #[error("unexpected response (HTTP {status}): {detail}")]
-    Decode { status: u16, detail: String },
+    /// The server answered something that is not the contract's envelope (another server
+    /// on that address, a proxy's error page). `url` is the request's, so the message
+    /// says where the answer came from.
+    #[error("unexpected response from {url} (HTTP {status}): {detail}")]
+    Decode {
+        status: u16,
+        url: String,
+        detail: String,
+    },
 }
 
 impl ApiError {
@@ -104,11 +110,13 @@ impl Client {
         };
         let resp = req.send().await?;
         let status = resp.status().as_u16();
+        let url = resp.url().to_string();
         let bytes = resp.bytes().await?;
         match serde_json::from_slice::<Envelope<T>>(&bytes) {
             Ok(Envelope::Ok { data, .. }) if (200..300).contains(&status) => Ok(data),
             Ok(Envelope::Ok { .. }) => Err(ApiError::Decode {
                 status,
+                url,
                 detail: "success envelope with an error status".into(),
             }),
             Ok(Envelope::Err { error, .. }) => Err(ApiError::Status {
@@ -133,9 +141,15 @@ impl Client {
                 let detail = match (snippet.is_empty(), (200..300).contains(&status)) {
                     (true, _) => "an empty body, not the StreamIt API".to_string(),
                     (false, true) => e.to_string(),
-                    (false, false) => format!("not the StreamIt API: {snippet}"),
+                    (false, false) => {
+                        format!("an answer that is not the StreamIt API's: {snippet}")
+                    }
                 };
-                Err(ApiError::Decode { status, detail })
+                Err(ApiError::Decode {
+                    status,
+                    url,
+                    detail,
+                })
             }
         }
     }
@@ -411,14 +425,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_foreign_404_says_it_is_not_the_streamit_api() {
-        let c = Client::new(foreign_server("404 Not Found", "").await);
+        let base = foreign_server("404 Not Found", "").await;
+        let c = Client::new(base.clone());
         let err = c.health().await.unwrap_err();
         match &err {
             ApiError::Decode {
                 status: 404,
+                url,
                 detail,
             } => {
-                assert!(detail.contains("empty body"), "{detail}")
+                assert!(detail.contains("empty body"), "{detail}");
+                assert_eq!(url, &format!("{base}/api/health"));
             }
             other => panic!("expected a decode error, got {other:?}"),
         }
@@ -429,9 +446,10 @@ mod tests {
             ApiError::Decode {
                 status: 502,
                 detail,
+                ..
             } => {
                 assert!(
-                    detail.contains("not the StreamIt API: <html>nginx"),
+                    detail.contains("not the StreamIt API's: <html>nginx"),
                     "{detail}"
                 )
             }

@@ -44,6 +44,7 @@
 //!   audio drops are counted and logged, never silent; capture never blocks.
 
 pub mod adapt;
+pub mod alsa_log;
 pub mod audio;
 pub mod camera;
 pub mod clock;

@@ -102,8 +102,12 @@ impl SessionError {
             SessionError::Api(ApiError::Transport(e)) => {
                 format!("Cannot reach the StreamIt server: {e}.")
             }
-            SessionError::Api(ApiError::Decode { status, detail }) => format!(
-                "The server at this address answered HTTP {status} with {detail}; \
+            SessionError::Api(ApiError::Decode {
+                status,
+                url,
+                detail,
+            }) => format!(
+                "{url} answered HTTP {status} with {detail}; \
                  is the StreamIt server URL (--api / STREAMIT_API_URL) right?"
             ),
             other => other.to_string(),
