@@ -52,15 +52,22 @@ impl std::fmt::Debug for SimulcastEncoder {
     }
 }
 
+/// Seconds between key frames nobody asked for. The SFU asks (PLI) whenever a viewer joins,
+/// switches layer or loses the picture, so periodic key frames are only a safety net; at
+/// 720p one is 20–40 KB, and every 2 s (the old period) that alone is ~100 kbit/s, which on a
+/// 300 kbit/s uplink overflows the bottleneck queue and stalls the picture. libwebrtc sends
+/// none at all.
+pub const KEYFRAME_PERIOD_SECS: f32 = 10.0;
+
 impl SimulcastEncoder {
     /// Creates encoders for `layers` (low → high, each no larger than the next) at about
-    /// `fps`, with a key frame at least every 2 s.
+    /// `fps`, with a key frame at least every [`KEYFRAME_PERIOD_SECS`].
     pub fn new(codec: VideoCodec, layers: &[Layer], fps: f32) -> Result<Self> {
         if layers.is_empty() {
             return Err(enc_err(codec_name(codec), "no layers to encode"));
         }
         let fps = fps.max(1.0);
-        let keyframe_interval = (fps * 2.0).round() as u32;
+        let keyframe_interval = (fps * KEYFRAME_PERIOD_SECS).round() as u32;
         let backend = match codec {
             VideoCodec::Vp8 => {
                 let spec: Vec<(u32, u32, u32)> = layers
