@@ -395,6 +395,11 @@ impl LiveScreen {
                         ui.separator();
                         ui.label("Via TCP");
                     }
+                    // The uplink carries less than viewers asked for: say so, and what goes.
+                    if let Some(limit) = h.network_limited {
+                        ui.separator();
+                        ui.label(RichText::new(limit.to_string()).color(theme::WARN));
+                    }
                     // The encoder sends less than the camera offers: say what goes out.
                     if let Some(limit) = h.cpu_limited {
                         ui.separator();

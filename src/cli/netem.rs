@@ -79,7 +79,10 @@ pub async fn run(a: NetemArgs) -> CliResult {
             u8::try_from(code).unwrap_or(EXIT_OTHER),
             format!("the command exited with {code}"),
         )),
-        None => Err(CliError::new(EXIT_OTHER, format!("the command ended by {status}"))),
+        None => Err(CliError::new(
+            EXIT_OTHER,
+            format!("the command ended by {status}"),
+        )),
     }
 }
 

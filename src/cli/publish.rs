@@ -49,6 +49,9 @@ pub struct PublishReport {
     pub cpu_limited: Option<String>,
     /// How often the encoder stepped its frame rate or size down for the CPU.
     pub cpu_adaptations: u32,
+    /// At the end: "Network limited: 120 kbit/s, sending low quality" while the uplink's
+    /// estimate kept video below what viewers asked for; `null` otherwise.
+    pub network_limited: Option<String>,
     /// As the studio saw them (LiveKit participant updates).
     pub peak_viewers: u32,
     pub chat_messages: u64,
@@ -341,6 +344,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         packet_loss: h.packet_loss,
         cpu_limited: h.cpu_limited.map(|l| l.to_string()),
         cpu_adaptations: h.cpu_adaptations,
+        network_limited: h.network_limited.map(|l| l.to_string()),
         peak_viewers: s.peak_viewers,
         chat_messages: summary.as_ref().map(|s| s.chat_messages).unwrap_or(0),
         chat: s

@@ -51,7 +51,7 @@ pub use media::{AudioSourceSpec, Codec, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle};
 pub use state::{
     Account, ChatEntry, ChatRole, CpuLimited, Health, MediaSelection, ModerationNotice,
-    SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule,
+    NetworkLimited, SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

@@ -199,6 +199,34 @@ pub struct Health {
     pub cpu_limited: Option<CpuLimited>,
     /// How often the encoder stepped down for the CPU during this stream.
     pub cpu_adaptations: u32,
+    /// Set while the uplink's estimate keeps video below what viewers asked for.
+    pub network_limited: Option<NetworkLimited>,
+}
+
+/// What the uplink carries when it cannot carry everything: the estimate, and how many
+/// simulcast layers are paused for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkLimited {
+    pub estimate_bps: u64,
+    pub paused_layers: usize,
+    /// Layers someone watches, paused ones included.
+    pub watched_layers: usize,
+}
+
+impl std::fmt::Display for NetworkLimited {
+    /// "Network limited: 120 kbit/s, sending low quality"
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quality = match (self.watched_layers, self.paused_layers) {
+            (n, p) if n > 1 && p + 1 >= n => "sending low quality",
+            (_, p) if p > 0 => "sending reduced quality",
+            _ => "sending at a lower bitrate",
+        };
+        write!(
+            f,
+            "Network limited: {} kbit/s, {quality}",
+            self.estimate_bps / 1000
+        )
+    }
 }
 
 /// What a CPU-limited encoder still sends: its top layer's size and frame rate.

@@ -74,6 +74,9 @@ pub(crate) struct EncoderControl {
     bitrate_bps: AtomicU32,
     /// False while no viewer wants this simulcast layer (dynacast): frames are skipped.
     wanted: AtomicBool,
+    /// False while the uplink's estimate cannot carry this layer on top of the ones below
+    /// it: frames are skipped, the SFU moves its viewers to a lower layer.
+    fits: AtomicBool,
 }
 
 impl EncoderControl {
@@ -84,6 +87,7 @@ impl EncoderControl {
             keyframe: AtomicBool::new(true),
             bitrate_bps: AtomicU32::new(nominal_bps),
             wanted: AtomicBool::new(true),
+            fits: AtomicBool::new(true),
         }
     }
     /// Takes a pending key frame request.
@@ -103,6 +107,22 @@ impl EncoderControl {
     }
     pub fn is_wanted(&self) -> bool {
         self.wanted.load(Ordering::Acquire)
+    }
+    /// Pause or resume this layer for the uplink's capacity; resuming starts with a key
+    /// frame.
+    pub fn set_fits(&self, fits: bool) {
+        if fits && !self.fits.swap(true, Ordering::AcqRel) {
+            self.request_keyframe();
+        } else if !fits {
+            self.fits.store(false, Ordering::Release);
+        }
+    }
+    pub fn fits(&self) -> bool {
+        self.fits.load(Ordering::Acquire)
+    }
+    /// Encoded and sent: someone watches it and the uplink carries it.
+    pub fn is_active(&self) -> bool {
+        self.is_wanted() && self.fits()
     }
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Release);
@@ -270,7 +290,7 @@ impl VideoPipeline {
                     let mut keys = vec![false; c.len()];
                     let mut any = false;
                     for (i, ctl) in c.iter().enumerate() {
-                        let wanted = ctl.is_wanted();
+                        let wanted = ctl.is_active();
                         if wanted != encoder.is_active(i)
                             && let Err(e) = encoder.set_active(i, wanted)
                         {

@@ -180,6 +180,7 @@ impl Task {
             participants: HashMap::new(),
             last_stats: lk::StatsSnapshot::default(),
             keyframe_requests: 0,
+            allocation: None,
             reconnects: 0,
             base_encoded: c.encoded.load(Ordering::Relaxed),
             base_dropped: c.encoder_dropped.load(Ordering::Relaxed),

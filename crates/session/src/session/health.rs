@@ -8,7 +8,7 @@ use streamit_livekit_publish as lk;
 
 use super::{Live, Task};
 use crate::media::EncoderControl;
-use crate::state::{CpuLimited, Health};
+use crate::state::{CpuLimited, Health, NetworkLimited};
 
 impl Task {
     pub(super) fn refresh_health(&mut self) {
@@ -50,26 +50,95 @@ impl Task {
                 fps: s.fps,
             }),
             cpu_adaptations: step.map_or(0, |s| s.step_downs),
+            network_limited: live
+                .allocation
+                .filter(|(_, a)| a.limited)
+                .map(|(estimate_bps, a)| NetworkLimited {
+                    estimate_bps,
+                    paused_layers: a.paused,
+                    watched_layers: live.encoders.iter().filter(|e| e.is_wanted()).count(),
+                }),
         };
     }
 }
 
-/// Splits the transport's target bitrate over the layers someone watches (dynacast; the
-/// transport's target covers only those) in proportion to their nominal rates, never
-/// above nominal and never below 30 kbit/s. Paused layers keep their last rate.
-pub(super) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u64) {
-    let nominal: u64 = encoders
-        .iter()
-        .filter(|e| e.is_wanted())
-        .map(|e| e.nominal_bps as u64)
-        .sum();
-    if nominal == 0 {
-        return;
+/// What the uplink's estimate leaves for video: audio, packet headers and retransmissions
+/// ride on the same link, and an encoder overshoots its target on busy scenes; sending
+/// at the estimate itself fills the bottleneck's queue until the picture lags by seconds.
+const VIDEO_SHARE: f64 = 0.85;
+/// Opus at speech quality with its headers.
+const AUDIO_RESERVE_BPS: f64 = 40_000.0;
+/// A layer below this share of its nominal rate looks worse than the layer below it at
+/// full rate: it is paused instead.
+const MIN_LAYER_SHARE: f64 = 0.4;
+/// No layer is encoded below this.
+const FLOOR_BPS: u32 = 30_000;
+
+/// How the estimate was spent, for the health bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Allocation {
+    /// The bitrate given to video, all layers.
+    pub video_bps: u64,
+    /// Layers someone watches that the uplink cannot carry now (paused from the top).
+    pub paused: usize,
+    /// Whether video gets less than the watched layers' nominal rates.
+    pub limited: bool,
+}
+
+/// Spends the transport's estimate on the layers someone watches (dynacast), from the
+/// lowest up, as libwebrtc does: each layer first gets [`MIN_LAYER_SHARE`] of its nominal
+/// rate, and a layer that cannot get that is paused with every layer above it; what is
+/// left is shared in proportion to nominal rates, never above nominal. The lowest watched
+/// layer is always sent, at [`FLOOR_BPS`] at least.
+pub(super) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u64) -> Allocation {
+    let mut watched: Vec<&Arc<EncoderControl>> =
+        encoders.iter().filter(|e| e.is_wanted()).collect();
+    if watched.is_empty() {
+        return Allocation::default();
     }
-    let factor = (target_bps as f64 / nominal as f64).min(1.0);
-    for e in encoders.iter().filter(|e| e.is_wanted()) {
-        let bps = ((e.nominal_bps as f64 * factor) as u32).max(30_000);
-        e.set_bitrate(bps);
+    // Low → high, whatever order the encoders came in.
+    watched.sort_by_key(|e| e.nominal_bps);
+    let budget = (target_bps as f64 * VIDEO_SHARE - AUDIO_RESERVE_BPS).max(0.0);
+    let mut fitting = 0;
+    let mut committed = 0.0;
+    for (i, e) in watched.iter().enumerate() {
+        let min = e.nominal_bps as f64 * MIN_LAYER_SHARE;
+        if i > 0 && committed + min > budget {
+            break;
+        }
+        committed += min;
+        fitting = i + 1;
+    }
+    let nominal: f64 = watched[..fitting]
+        .iter()
+        .map(|e| e.nominal_bps as f64)
+        .sum();
+    let factor = if nominal > 0.0 {
+        (budget / nominal).clamp(MIN_LAYER_SHARE, 1.0)
+    } else {
+        1.0
+    };
+    let mut video_bps = 0;
+    for (i, e) in watched.iter().enumerate() {
+        if i < fitting {
+            let bps = ((e.nominal_bps as f64 * factor) as u32)
+                .min(budget.max(FLOOR_BPS as f64) as u32)
+                .max(FLOOR_BPS);
+            e.set_bitrate(bps);
+            e.set_fits(true);
+            video_bps += bps as u64;
+        } else {
+            e.set_fits(false);
+        }
+    }
+    // Layers nobody watches keep their rate and stay ready to resume.
+    for e in encoders.iter().filter(|e| !e.is_wanted()) {
+        e.set_fits(true);
+    }
+    Allocation {
+        video_bps,
+        paused: watched.len() - fitting,
+        limited: factor < 0.95 || fitting < watched.len(),
     }
 }
 
@@ -138,26 +207,87 @@ mod tests {
         assert_eq!(packet_loss(&[layer("f", 1000, Some(f32::NAN))]), None);
     }
 
+    fn ladder() -> [Arc<EncoderControl>; 3] {
+        [
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Low), 150_000)),
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Medium), 500_000)),
+            Arc::new(EncoderControl::new(Some(lk::VideoQuality::High), 1_700_000)),
+        ]
+    }
+
+    fn rates(layers: &[Arc<EncoderControl>]) -> Vec<(u32, bool)> {
+        layers.iter().map(|l| (l.bitrate(), l.fits())).collect()
+    }
+
     #[test]
-    fn target_bitrate_is_split_in_proportion_and_capped_at_nominal() {
-        let layers = [
-            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Low), 100_000)),
-            Arc::new(EncoderControl::new(Some(lk::VideoQuality::Medium), 300_000)),
-            Arc::new(EncoderControl::new(Some(lk::VideoQuality::High), 1_000_000)),
-        ];
-        distribute_bitrate(&layers, 700_000);
-        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
-        assert_eq!(got, vec![50_000, 150_000, 500_000]);
+    fn a_generous_estimate_sends_every_layer_at_nominal() {
+        let layers = ladder();
+        let a = distribute_bitrate(&layers, 10_000_000);
+        assert_eq!(
+            rates(&layers),
+            vec![(150_000, true), (500_000, true), (1_700_000, true)]
+        );
+        assert_eq!((a.paused, a.limited, a.video_bps), (0, false, 2_350_000));
+    }
+
+    #[test]
+    fn a_falling_estimate_shrinks_then_pauses_layers_from_the_top() {
+        let layers = ladder();
+        // 2 Mbit/s: 1.66 M for video, all three at 70 % of nominal.
+        let a = distribute_bitrate(&layers, 2_000_000);
+        assert_eq!(a.paused, 0);
+        assert!(a.limited);
+        assert!(a.video_bps <= 1_660_000, "{a:?}");
+        assert!(layers.iter().all(|l| l.fits()));
+        // 700 kbit/s: 555 k for video; the high layer's 40 % (680 k) does not fit.
+        let a = distribute_bitrate(&layers, 700_000);
+        assert_eq!(a.paused, 1);
+        assert!(!layers[2].fits());
+        assert!(layers[0].fits() && layers[1].fits());
+        assert!(a.video_bps <= 555_000, "{a:?}");
+        // 300 kbit/s: 215 k for video: only the low layer, at nominal at most.
+        let a = distribute_bitrate(&layers, 300_000);
+        assert_eq!(a.paused, 2);
+        assert_eq!(rates(&layers)[0], (150_000, true));
+        // Nothing at all: the low layer still goes, at the floor.
+        let a = distribute_bitrate(&layers, 0);
+        assert_eq!(rates(&layers)[0], (30_000, true));
+        assert_eq!(a.video_bps, 30_000);
+    }
+
+    #[test]
+    fn a_resumed_layer_starts_with_a_key_frame() {
+        let layers = ladder();
+        for l in &layers {
+            l.take_keyframe();
+        }
+        distribute_bitrate(&layers, 300_000);
+        assert!(!layers[2].fits() && !layers[2].take_keyframe());
         distribute_bitrate(&layers, 10_000_000);
-        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
-        assert_eq!(got, vec![100_000, 300_000, 1_000_000]);
-        distribute_bitrate(&layers, 0);
-        assert!(layers.iter().all(|l| l.bitrate() == 30_000));
-        // only the high layer is watched: it gets the whole target
+        assert!(layers[2].fits() && layers[2].take_keyframe());
+        // Already sending: no extra key frame.
+        distribute_bitrate(&layers, 10_000_000);
+        assert!(!layers[2].take_keyframe());
+    }
+
+    #[test]
+    fn only_watched_layers_share_the_estimate() {
+        let layers = ladder();
         layers[0].set_wanted(false);
         layers[1].set_wanted(false);
-        distribute_bitrate(&layers, 800_000);
-        let got: Vec<u32> = layers.iter().map(|l| l.bitrate()).collect();
-        assert_eq!(got, vec![30_000, 30_000, 800_000]);
+        let a = distribute_bitrate(&layers, 1_000_000);
+        // 810 k for video, all to the high layer (above its 40 %), nothing paused.
+        assert_eq!(a.paused, 0);
+        assert_eq!(layers[2].bitrate(), 810_000);
+        assert!(layers.iter().all(|l| l.fits()));
+    }
+
+    #[test]
+    fn a_single_layer_is_never_paused() {
+        let one = [Arc::new(EncoderControl::new(None, 1_700_000))];
+        let a = distribute_bitrate(&one, 100_000);
+        assert!(one[0].fits());
+        assert_eq!(one[0].bitrate(), 45_000);
+        assert!(a.limited);
     }
 }

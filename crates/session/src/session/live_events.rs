@@ -72,7 +72,9 @@ impl Task {
                     }
                 }
             }
-            E::TargetBitrate(b) => distribute_bitrate(&live.encoders, b.bps()),
+            E::TargetBitrate(b) => {
+                live.allocation = Some((b.bps(), distribute_bitrate(&live.encoders, b.bps())));
+            }
             E::Stats(s) => live.last_stats = s,
             E::Error(m) => tracing::warn!("publisher: {m}"),
             // Also in the stats (`last_recovery`), where the health bar will read it.

@@ -199,6 +199,8 @@ struct Live {
     participants: HashMap<String, lk::RemoteParticipant>,
     last_stats: lk::StatsSnapshot,
     keyframe_requests: u64,
+    /// How the last estimate was spent over the layers (the health bar's "Network limited").
+    allocation: Option<(u64, health::Allocation)>,
     reconnects: u32,
     /// Counter values when this broadcast started.
     base_encoded: u64,
