@@ -45,7 +45,7 @@ apt_packages=(
 if [ "$mode" = test ]; then
   apt_packages+=(
     postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
-    xvfb xauth procps x11-apps imagemagick desktop-file-utils chromium
+    xvfb xauth procps x11-apps imagemagick desktop-file-utils chromium iproute2
   )
 fi
 missing=()
