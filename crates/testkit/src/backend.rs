@@ -56,6 +56,15 @@ impl Backend {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             ),
         ];
+        // The watch pages of this checkout: the binary's built-in default is the checkout
+        // it was compiled in, which a shared build cache may have taken from another path.
+        env.push((
+            "STREAMIT_WEB_DIR".into(),
+            crate::paths::repo_root()
+                .join("crates/server/web/dist")
+                .display()
+                .to_string(),
+        ));
         if let Some(lk) = options.livekit {
             env.push(("LIVEKIT_URL".into(), lk.http_url()));
             env.push(("LIVEKIT_WS_URL".into(), lk.public_ws_url()));
