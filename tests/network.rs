@@ -132,20 +132,20 @@ fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
     Ok(share)
 }
 
-/// 150 ms RTT with 5 % random loss each way: NACK/RTX recovers the video.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_loss_at_150ms_rtt_is_recovered() -> Result<()> {
+/// 30 s watched through `spec` both ways: the link really lost packets, NACKs reached the
+/// publisher and its RTX filled the gaps, so the receiver decoded >= 97 % of the frames.
+async fn loss_is_recovered(spec: &str, what: &str) -> Result<()> {
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
     let broadcast = go_live_behind(&link, "h264", 40, &[]).await?;
-    link.set_both("delay=75ms,loss=5%,seed=11".parse()?);
+    link.set_both(spec.parse()?);
     let report = broadcast.watch(30).await?;
     let up = link.stats(Direction::Up);
-    println!("uplink: {up:?}");
-    let share = summary("150 ms RTT, 5 % loss", &report)?;
+    println!("{what}: uplink {up:?}");
+    let share = summary(what, &report)?;
     let publish = broadcast.finish().await?;
     println!("publish report: {publish:#}");
     ensure!(
-        up.dropped > 100,
+        up.dropped > 20,
         "the link dropped only {} packets",
         up.dropped
     );
@@ -157,17 +157,20 @@ async fn random_loss_at_150ms_rtt_is_recovered() -> Result<()> {
     Ok(())
 }
 
+/// 150 ms RTT with 5 % random loss each way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_loss_at_150ms_rtt_is_recovered() -> Result<()> {
+    loss_is_recovered("delay=75ms,loss=5%,seed=11", "150 ms RTT, 5 % loss").await
+}
+
 /// 2 % loss in bursts of 4 packets on average (Gilbert–Elliott), 150 ms RTT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursty_loss_at_150ms_rtt_is_recovered() -> Result<()> {
-    let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
-    let broadcast = go_live_behind(&link, "h264", 40, &[]).await?;
-    link.set_both("delay=75ms,loss=2%,burst=4,seed=12".parse()?);
-    let report = broadcast.watch(30).await?;
-    let share = summary("150 ms RTT, 2 % bursty loss", &report)?;
-    broadcast.finish().await?;
-    ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
-    Ok(())
+    loss_is_recovered(
+        "delay=75ms,loss=2%,burst=4,seed=12",
+        "150 ms RTT, 2 % bursty loss",
+    )
+    .await
 }
 
 /// `streamit-studio netem` for QA: the command runs behind the link (its round trip to the

@@ -839,16 +839,26 @@ impl Outage {
     }
 }
 
-/// LiveKit is killed for 10 s and comes back on the same ports: the publisher
-/// probes it every 500 ms, rejoins at once when its resume is refused, and the
-/// audience is frozen at most 12 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Result<()> {
+/// How a server outage is made and ended.
+enum Fault {
+    /// Killed, then started again on the same ports.
+    Crash,
+    /// SIGSTOP, then SIGCONT.
+    Stop,
+}
+
+/// Publishes the pattern for `run_for` with a viewer staying throughout; 5 s in, the
+/// server goes away for `outage` (`fault`), and a second viewer joins when it is back.
+/// Returns the audience's freeze and what the publisher reported.
+async fn freeze_through_outage(
+    fault: Fault,
+    outage: Duration,
+    run_for: Duration,
+) -> anyhow::Result<(Duration, Seen, PublisherHandle)> {
     common::subscriber::init_tracing();
     let mut server = Server::start()?;
     let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
     let mut feed = Feed::new()?;
-    let run_for = Duration::from_secs(33);
     let staying = spawn_pattern_viewer(&server, "viewer1", run_for.as_secs_f64() + 1.0)?;
     let mut joining = None;
     let start = Instant::now();
@@ -860,11 +870,17 @@ async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Re
         tick.tick().await;
         seen.drain(&mut events, start);
         if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
-            server.kill();
+            match fault {
+                Fault::Crash => server.kill(),
+                Fault::Stop => anyhow::ensure!(server.pause(), "nothing to pause"),
+            }
             gone = Some(Instant::now());
         }
-        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(10)) {
-            server.restart()?;
+        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= outage) {
+            match fault {
+                Fault::Crash => server.restart()?,
+                Fault::Stop => anyhow::ensure!(server.resume(), "nothing to resume"),
+            }
             back = Some((Instant::now(), unix_us()));
             let left = run_for.saturating_sub(start.elapsed()).as_secs_f64();
             joining = Some(spawn_pattern_viewer(&server, "viewer2", left)?);
@@ -873,17 +889,35 @@ async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Re
     }
     let staying = staying.report().await?;
     let joining = joining
-        .ok_or_else(|| anyhow::anyhow!("never restarted"))?
+        .ok_or_else(|| anyhow::anyhow!("the server never came back"))?
         .report()
         .await?;
     seen.drain(&mut events, start);
-    let (back, back_unix_us) = back.ok_or_else(|| anyhow::anyhow!("never restarted"))?;
+    let (back, back_unix_us) = back.ok_or_else(|| anyhow::anyhow!("never came back"))?;
     let outage = Outage {
-        gone: gone.ok_or_else(|| anyhow::anyhow!("never killed"))?,
+        gone: gone.ok_or_else(|| anyhow::anyhow!("never went away"))?,
         back,
         back_unix_us,
     };
-    let freeze = outage.measure("server killed", &seen, &staying, &joining)?;
+    let what = match fault {
+        Fault::Crash => "server killed",
+        Fault::Stop => "server stopped",
+    };
+    let freeze = outage.measure(what, &seen, &staying, &joining)?;
+    Ok((freeze, seen, handle))
+}
+
+/// LiveKit is killed for 10 s and comes back on the same ports: the publisher
+/// probes it every 500 ms, rejoins at once when its resume is refused, and the
+/// audience is frozen at most 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Result<()> {
+    let (freeze, seen, handle) = freeze_through_outage(
+        Fault::Crash,
+        Duration::from_secs(10),
+        Duration::from_secs(33),
+    )
+    .await?;
     assert!(
         freeze <= Duration::from_secs(12),
         "the audience froze {freeze:?}"
@@ -905,46 +939,12 @@ async fn viewer_freeze_after_a_10_s_server_crash_is_at_most_12_s() -> anyhow::Re
 /// it runs again, and the audience is frozen at most 22 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_freeze_after_a_20_s_server_stop_is_at_most_22_s() -> anyhow::Result<()> {
-    common::subscriber::init_tracing();
-    let server = Server::start()?;
-    let (handle, mut events, video) = connect_and_publish(&server, &server.ws_url()).await?;
-    let mut feed = Feed::new()?;
-    let run_for = Duration::from_secs(43);
-    let staying = spawn_pattern_viewer(&server, "viewer1", run_for.as_secs_f64() + 1.0)?;
-    let mut joining = None;
-    let start = Instant::now();
-    let mut seen = Seen::new();
-    let mut gone = None;
-    let mut back = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(33));
-    while start.elapsed() < run_for {
-        tick.tick().await;
-        seen.drain(&mut events, start);
-        if gone.is_none() && start.elapsed() > Duration::from_secs(5) {
-            anyhow::ensure!(server.pause(), "nothing to pause");
-            gone = Some(Instant::now());
-        }
-        if back.is_none() && gone.is_some_and(|g| g.elapsed() >= Duration::from_secs(20)) {
-            anyhow::ensure!(server.resume(), "nothing to resume");
-            back = Some((Instant::now(), unix_us()));
-            let left = run_for.saturating_sub(start.elapsed()).as_secs_f64();
-            joining = Some(spawn_pattern_viewer(&server, "viewer2", left)?);
-        }
-        feed.send(&video, seen.take_force_key())?;
-    }
-    let staying = staying.report().await?;
-    let joining = joining
-        .ok_or_else(|| anyhow::anyhow!("never resumed"))?
-        .report()
-        .await?;
-    seen.drain(&mut events, start);
-    let (back, back_unix_us) = back.ok_or_else(|| anyhow::anyhow!("never resumed"))?;
-    let outage = Outage {
-        gone: gone.ok_or_else(|| anyhow::anyhow!("never paused"))?,
-        back,
-        back_unix_us,
-    };
-    let freeze = outage.measure("server stopped", &seen, &staying, &joining)?;
+    let (freeze, seen, handle) = freeze_through_outage(
+        Fault::Stop,
+        Duration::from_secs(20),
+        Duration::from_secs(43),
+    )
+    .await?;
     let silent = seen
         .recoveries
         .iter()
