@@ -8,7 +8,7 @@ use streamit_livekit_publish as lk;
 
 use super::{Live, Task};
 use crate::media::EncoderControl;
-use crate::state::{CpuLimited, Health, NetworkLimited};
+use crate::state::{CpuLimited, Health, NetworkLimited, StreamState};
 
 impl Task {
     pub(super) fn refresh_health(&mut self) {
@@ -37,12 +37,7 @@ impl Task {
             keyframe_requests: live.keyframe_requests,
             nacks_received: s.layers.iter().map(|l| l.nacks).sum(),
             reconnects: live.reconnects,
-            connection_quality: s.connection_quality.map(|q| match q {
-                lk::ConnectionQuality::Excellent => "excellent",
-                lk::ConnectionQuality::Good => "good",
-                lk::ConnectionQuality::Poor => "poor",
-                lk::ConnectionQuality::Lost => "lost",
-            }),
+            connection_quality: quality_now(&self.state.stream_state, s.connection_quality),
             transport: s.transport.map(lk::TransportProtocol::name),
             cpu_limited: step.filter(|s| s.limited).map(|s| CpuLimited {
                 width: s.width,
@@ -62,15 +57,35 @@ impl Task {
     }
 }
 
+/// The connection's quality as the health bar shows it: LiveKit's last word, except while
+/// the transport is lost and being recovered, when that word is stale (it said "excellent"
+/// through a whole outage) and the truth is "lost".
+fn quality_now(
+    stream: &StreamState,
+    livekit: Option<lk::ConnectionQuality>,
+) -> Option<&'static str> {
+    if matches!(stream, StreamState::Reconnecting { .. }) {
+        return Some("lost");
+    }
+    livekit.map(|q| match q {
+        lk::ConnectionQuality::Excellent => "excellent",
+        lk::ConnectionQuality::Good => "good",
+        lk::ConnectionQuality::Poor => "poor",
+        lk::ConnectionQuality::Lost => "lost",
+    })
+}
+
 /// What the uplink's estimate leaves for video: audio, packet headers and retransmissions
 /// ride on the same link, and an encoder overshoots its target on busy scenes; sending
 /// at the estimate itself fills the bottleneck's queue until the picture lags by seconds.
 const VIDEO_SHARE: f64 = 0.85;
 /// Opus at speech quality with its headers.
 const AUDIO_RESERVE_BPS: f64 = 40_000.0;
-/// A layer below this share of its nominal rate looks worse than the layer below it at
-/// full rate: it is paused instead.
-const MIN_LAYER_SHARE: f64 = 0.4;
+/// A layer below this share of its nominal rate is paused instead. Low on purpose: on a
+/// busy machine the estimate dips on loopback too, and a paused layer comes back only as
+/// fast as the estimate climbs (str0m probes slowly), while the SFU moves viewers down at
+/// once.
+const MIN_LAYER_SHARE: f64 = 0.15;
 /// No layer is encoded below this.
 const FLOOR_BPS: u32 = 30_000;
 
@@ -239,16 +254,17 @@ mod tests {
         assert!(a.limited);
         assert!(a.video_bps <= 1_660_000, "{a:?}");
         assert!(layers.iter().all(|l| l.fits()));
-        // 700 kbit/s: 555 k for video; the high layer's 40 % (680 k) does not fit.
-        let a = distribute_bitrate(&layers, 700_000);
+        // 400 kbit/s: 300 k for video; the high layer's 15 % (255 k) does not fit on top of
+        // the two below (97.5 k).
+        let a = distribute_bitrate(&layers, 400_000);
         assert_eq!(a.paused, 1);
         assert!(!layers[2].fits());
         assert!(layers[0].fits() && layers[1].fits());
-        assert!(a.video_bps <= 555_000, "{a:?}");
-        // 300 kbit/s: 215 k for video: only the low layer, at nominal at most.
-        let a = distribute_bitrate(&layers, 300_000);
+        assert!(a.video_bps <= 300_000, "{a:?}");
+        // 150 kbit/s: 87.5 k for video: only the low layer.
+        let a = distribute_bitrate(&layers, 150_000);
         assert_eq!(a.paused, 2);
-        assert_eq!(rates(&layers)[0], (150_000, true));
+        assert_eq!(rates(&layers)[0], (87_500, true));
         // Nothing at all: the low layer still goes, at the floor.
         let a = distribute_bitrate(&layers, 0);
         assert_eq!(rates(&layers)[0], (30_000, true));
@@ -261,7 +277,7 @@ mod tests {
         for l in &layers {
             l.take_keyframe();
         }
-        distribute_bitrate(&layers, 300_000);
+        distribute_bitrate(&layers, 150_000);
         assert!(!layers[2].fits() && !layers[2].take_keyframe());
         distribute_bitrate(&layers, 10_000_000);
         assert!(layers[2].fits() && layers[2].take_keyframe());
@@ -276,7 +292,7 @@ mod tests {
         layers[0].set_wanted(false);
         layers[1].set_wanted(false);
         let a = distribute_bitrate(&layers, 1_000_000);
-        // 810 k for video, all to the high layer (above its 40 %), nothing paused.
+        // 810 k for video, all to the high layer (above its 15 %), nothing paused.
         assert_eq!(a.paused, 0);
         assert_eq!(layers[2].bitrate(), 810_000);
         assert!(layers.iter().all(|l| l.fits()));
@@ -289,5 +305,23 @@ mod tests {
         assert!(one[0].fits());
         assert_eq!(one[0].bitrate(), 45_000);
         assert!(a.limited);
+    }
+
+    #[test]
+    fn quality_is_lost_while_reconnecting_whatever_livekit_said_last() {
+        let excellent = Some(lk::ConnectionQuality::Excellent);
+        assert_eq!(
+            quality_now(&StreamState::Live, excellent),
+            Some("excellent")
+        );
+        assert_eq!(
+            quality_now(&StreamState::Reconnecting { attempt: 2, max: 5 }, excellent),
+            Some("lost")
+        );
+        assert_eq!(
+            quality_now(&StreamState::Live, Some(lk::ConnectionQuality::Poor)),
+            Some("poor")
+        );
+        assert_eq!(quality_now(&StreamState::Live, None), None);
     }
 }
