@@ -42,7 +42,7 @@ pub async fn run(a: NetemArgs) -> CliResult {
     let link = ImpairedLink::new().map_err(|e| CliError::new(EXIT_OTHER, e.to_string()))?;
     let both = a.both.unwrap_or_default();
     let up = a.up.unwrap_or(both);
-    let down = a.down.unwrap_or(both.with_seed(both.seed.wrapping_add(1)));
+    let down = a.down.unwrap_or(both.other_direction());
     link.set(Direction::Up, up);
     link.set(Direction::Down, down);
     eprintln!(

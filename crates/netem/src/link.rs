@@ -143,10 +143,7 @@ impl ImpairedLink {
     /// Both directions alike, each with its own random sequence.
     pub fn set_both(&self, impairment: Impairment) {
         self.set(Direction::Up, impairment);
-        self.set(
-            Direction::Down,
-            impairment.with_seed(impairment.seed.wrapping_add(1)),
-        );
+        self.set(Direction::Down, impairment.other_direction());
     }
 
     pub fn stats(&self, direction: Direction) -> LinkStats {

@@ -52,10 +52,15 @@ impl Impairment {
             }
     }
 
-    /// The same link, another random sequence (the two directions of a link want two).
+    /// The same link, another random sequence.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// The same settings for the other direction of a link, with its own random sequence.
+    pub fn other_direction(self) -> Self {
+        self.with_seed(self.seed.wrapping_add(1))
     }
 
     /// The model `str0m-netem` runs.

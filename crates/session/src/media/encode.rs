@@ -99,10 +99,14 @@ impl EncoderControl {
     }
     /// Pause or resume this layer; resuming starts with a key frame.
     pub fn set_wanted(&self, wanted: bool) {
-        if wanted && !self.wanted.swap(true, Ordering::AcqRel) {
+        self.switch(&self.wanted, wanted);
+    }
+    /// Sets one of the layer's two pause flags; a flag turning on asks for a key frame.
+    fn switch(&self, flag: &AtomicBool, on: bool) {
+        if on && !flag.swap(true, Ordering::AcqRel) {
             self.request_keyframe();
-        } else if !wanted {
-            self.wanted.store(false, Ordering::Release);
+        } else if !on {
+            flag.store(false, Ordering::Release);
         }
     }
     pub fn is_wanted(&self) -> bool {
@@ -111,11 +115,7 @@ impl EncoderControl {
     /// Pause or resume this layer for the uplink's capacity; resuming starts with a key
     /// frame.
     pub fn set_fits(&self, fits: bool) {
-        if fits && !self.fits.swap(true, Ordering::AcqRel) {
-            self.request_keyframe();
-        } else if !fits {
-            self.fits.store(false, Ordering::Release);
-        }
+        self.switch(&self.fits, fits);
     }
     pub fn fits(&self) -> bool {
         self.fits.load(Ordering::Acquire)
