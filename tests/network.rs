@@ -126,7 +126,7 @@ fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
         p.freezes_ms,
         report.video.resolutions,
     );
-    for inbound in &report.video.inbound {
+    for inbound in report.video.inbound.iter().chain(&report.audio.inbound) {
         println!("{what}: receiver inbound-rtp {inbound}");
     }
     Ok(share)
@@ -154,6 +154,20 @@ async fn loss_is_recovered(spec: &str, what: &str) -> Result<()> {
         "no NACK reached the publisher"
     );
     ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
+    // Opus carried in-band FEC (libopus codes it for the active frames, here the pattern's
+    // beeps, once the publisher told it to expect loss).
+    let fec: u64 = report
+        .audio
+        .inbound
+        .iter()
+        .filter_map(|i| {
+            i["inbound"]["fecPacketsReceived"]
+                .as_str()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    ensure!(fec > 0, "no Opus packet carried in-band FEC");
     Ok(())
 }
 

@@ -100,6 +100,7 @@ class Report:
         self.video_tracks = []
         self.video_inbound = []
         self.audio_frames = 0
+        self.audio_inbound = []
         self.audio_samples = 0
         self.audio_peak_rms = 0.0
         self.audio_rms_per_second = {}  # whole seconds since start → loudest 10 ms frame (RMS, 0..1)
@@ -167,6 +168,7 @@ class Report:
                 "peak_rms": round(self.audio_peak_rms, 6),
                 "first_frame_ms": self.first_audio_ms,
                 "rms_per_second": self.audio_rms_per_second,
+                "inbound": self.audio_inbound,
             },
             "chat_received": self.chat_received,
             "data_received": self.data_received,
@@ -247,6 +249,7 @@ async def run(args):
     room = rtc.Room()
     tasks = []
     video_tracks = []
+    audio_tracks = []
     done = asyncio.Event()
 
     def remote_count():
@@ -298,6 +301,7 @@ async def run(args):
             video_tracks.append(track)
             tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
+            audio_tracks.append(track)
             tasks.append(asyncio.create_task(consume_audio(track, report)))
 
     def on_mute(muted):
@@ -450,13 +454,15 @@ async def run(args):
 
     # The receiver's own view (libwebrtc's inbound-rtp): decoded vs dropped frames, NACKs
     # sent, freezes; tells a frame lost on the way from one the receiver gave up on.
-    for track in video_tracks:
-        try:
-            for st in await asyncio.wait_for(track.get_stats(), 3):
-                if st.HasField("inbound_rtp"):
-                    report.video_inbound.append(MessageToDict(st.inbound_rtp))
-        except Exception as exc:
-            log("stats:", exc)
+    # For audio: packets lost, concealed samples and Opus FEC packets (NetEq's view).
+    for tracks, into in ((video_tracks, report.video_inbound), (audio_tracks, report.audio_inbound)):
+        for track in tracks:
+            try:
+                for st in await asyncio.wait_for(track.get_stats(), 3):
+                    if st.HasField("inbound_rtp"):
+                        into.append(MessageToDict(st.inbound_rtp))
+            except Exception as exc:
+                log("stats:", exc)
 
     for t in tasks:
         t.cancel()

@@ -80,6 +80,10 @@ pub struct AudioReport {
     /// when sound actually flowed.
     #[serde(default)]
     pub rms_per_second: BTreeMap<String, f64>,
+    /// libwebrtc's inbound-rtp stats per audio track at the end (packetsLost,
+    /// concealedSamples, totalSamplesReceived, fecPacketsReceived, ...).
+    #[serde(default)]
+    pub inbound: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

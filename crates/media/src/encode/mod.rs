@@ -12,7 +12,7 @@ pub mod simulcast;
 pub mod vp8;
 
 pub use h264::{H264Decoder, H264Encoder};
-pub use opus::{OpusDecoder, OpusEncoder};
+pub use opus::{ExpectedLoss, OpusDecoder, OpusEncoder};
 pub use simulcast::{LayerFrame, SimulcastEncoder};
 pub use vp8::{Vp8Decoder, Vp8Encoder, Vp8Simulcast};
 

@@ -54,6 +54,27 @@ impl OpusEncoder {
         self.channels
     }
 
+    /// Tells the encoder how much loss to expect (0–100 %). libopus adds in-band FEC (a
+    /// low-rate copy of the previous frame) only when this is above zero, so a receiver that
+    /// lost a packet decodes it from the next one instead of concealing 20 ms.
+    ///
+    /// libopus protects only its SILK layer, and keeps music-like sound (a tone, a
+    /// guitar) in CELT, which has no FEC. So while loss is expected the signal is declared
+    /// voice, which keeps SILK in every packet (hybrid, still full band at 48 kbit/s); with
+    /// no loss the encoder chooses freely again.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<()> {
+        let percent = percent.min(100);
+        let signal = if percent > 0 {
+            opus::Signal::Voice
+        } else {
+            opus::Signal::Auto
+        };
+        self.enc
+            .set_signal(signal)
+            .and_then(|()| self.enc.set_packet_loss_perc(i32::from(percent)))
+            .map_err(|e| enc_err("opus", e))
+    }
+
     /// Changes the bitrate at runtime.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<()> {
         self.enc
@@ -103,6 +124,65 @@ impl OpusEncoder {
     }
 }
 
+/// Turns the receivers' reported loss into Opus's expected-loss setting.
+///
+/// Receiver reports are noisy (one lost packet in a 5 s report is 1 %), and every change
+/// re-tunes the encoder, so the measured fraction is smoothed and mapped onto a few levels,
+/// with a margin before leaving one: the same shape as libwebrtc's Opus wrapper.
+#[derive(Debug, Default, Clone)]
+pub struct ExpectedLoss {
+    smoothed: Option<f32>,
+    level: u8,
+}
+
+impl ExpectedLoss {
+    /// The levels (percent) the encoder is told, lowest first.
+    const LEVELS: [u8; 5] = [0, 1, 5, 10, 20];
+    /// Weight of a new report in the smoothed fraction.
+    const ALPHA: f32 = 0.3;
+    /// How far (as a fraction of the level) the loss must go past a level to change it.
+    const MARGIN: f32 = 0.2;
+
+    /// The current level, percent.
+    pub fn percent(&self) -> u8 {
+        self.level
+    }
+
+    /// Takes a reported loss fraction (0..1); the new level when it changes.
+    pub fn update(&mut self, fraction: f32) -> Option<u8> {
+        if !fraction.is_finite() {
+            return None;
+        }
+        let f = fraction.clamp(0.0, 1.0);
+        let s = match self.smoothed {
+            None => f,
+            Some(s) => s + Self::ALPHA * (f - s),
+        };
+        self.smoothed = Some(s);
+        let pct = s * 100.0;
+        // Highest level whose threshold the loss clears; going up needs the level plus a
+        // margin, staying needs the level minus one.
+        let level = Self::LEVELS
+            .iter()
+            .copied()
+            .filter(|&l| {
+                let l = f32::from(l);
+                let margin = l * Self::MARGIN;
+                if l <= f32::from(self.level) {
+                    pct >= l - margin
+                } else {
+                    pct >= l + margin
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        (level != self.level).then(|| {
+            self.level = level;
+            level
+        })
+    }
+}
+
 /// Opus decoder to interleaved i16 at 48 kHz.
 pub struct OpusDecoder {
     dec: opus::Decoder,
@@ -134,5 +214,35 @@ impl OpusDecoder {
             samples: AudioSamples::I16(buf),
             pts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExpectedLoss;
+
+    #[test]
+    fn expected_loss_steps_through_levels_with_a_margin() {
+        let mut e = ExpectedLoss::default();
+        assert_eq!(e.update(0.0), None);
+        assert_eq!(e.update(f32::NAN), None);
+        // 1 % is not past the 1 % level's margin; 5 % at once is.
+        assert_eq!(e.update(0.011), None);
+        let mut e = ExpectedLoss::default();
+        assert_eq!(e.update(0.05), Some(1), "5 % is not past 5 % + margin");
+        assert_eq!(e.update(0.10), Some(5), "smoothed 6.5 %");
+        // A report of 4.5 % keeps 5 % (margin below), a long run of 1 % leaves it.
+        let mut e = ExpectedLoss::default();
+        e.update(0.07);
+        assert_eq!(e.percent(), 5);
+        assert_eq!(e.update(0.045), None);
+        let mut steps = Vec::new();
+        for _ in 0..20 {
+            steps.extend(e.update(0.0));
+        }
+        assert_eq!(steps, vec![1, 0], "down one level at a time, to 0");
+        // Out-of-range reports are clamped.
+        let mut e = ExpectedLoss::default();
+        assert_eq!(e.update(3.0), Some(20));
     }
 }

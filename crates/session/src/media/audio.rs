@@ -2,14 +2,14 @@
 //! microphone, meters them for the level bar and, while live and not muted, encodes Opus.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use streamit_livekit_publish as lk;
-use streamit_media::encode::OpusEncoder;
+use streamit_media::encode::{ExpectedLoss, OpusEncoder};
 use streamit_media::mic::{MicSource, list_microphones};
 use streamit_media::source::{AudioSource, SourceHandle};
 use streamit_media::{
@@ -146,6 +146,9 @@ pub(crate) struct AudioPipeline {
     stop: Arc<AtomicBool>,
     pub muted: Arc<AtomicBool>,
     sender: Arc<Mutex<Option<lk::AudioTrackSender>>>,
+    /// Opus's expected loss (percent), from the receivers' reports.
+    expected_loss: Arc<AtomicU8>,
+    loss_policy: Mutex<ExpectedLoss>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -163,7 +166,10 @@ impl AudioPipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
         let sender: Arc<Mutex<Option<lk::AudioTrackSender>>> = Arc::default();
+        let expected_loss = Arc::new(AtomicU8::new(0));
         let (t_stop, t_muted, t_sender) = (stop.clone(), muted.clone(), sender.clone());
+        let t_loss = expected_loss.clone();
+        let mut loss_applied = 0u8;
         let thread = std::thread::Builder::new()
             .name("audio-source".into())
             .spawn(move || {
@@ -185,6 +191,13 @@ impl AudioPipeline {
                     };
                     if muted {
                         return true;
+                    }
+                    let loss = t_loss.load(Ordering::Relaxed);
+                    if loss != loss_applied {
+                        loss_applied = loss;
+                        if let Err(e) = opus.set_expected_loss(loss) {
+                            tracing::warn!("Opus expected loss not set: {e}");
+                        }
                     }
                     let frame = AudioFrame {
                         sample_rate: AUDIO_RATE,
@@ -237,6 +250,8 @@ impl AudioPipeline {
             stop,
             muted,
             sender,
+            expected_loss,
+            loss_policy: Mutex::default(),
             thread: Some(thread),
         }))
     }
@@ -244,6 +259,22 @@ impl AudioPipeline {
     pub fn attach(&self, tx: Option<lk::AudioTrackSender>) {
         if let Ok(mut s) = self.sender.lock() {
             *s = tx;
+        }
+    }
+}
+
+impl AudioPipeline {
+    /// Feeds the audio track's reported loss fraction to Opus's in-band FEC.
+    pub fn report_loss(&self, fraction: f32) {
+        let Ok(mut policy) = self.loss_policy.lock() else {
+            return;
+        };
+        if let Some(level) = policy.update(fraction) {
+            tracing::info!(
+                "Opus expects {level} % loss (in-band FEC {})",
+                if level > 0 { "on" } else { "off" }
+            );
+            self.expected_loss.store(level, Ordering::Relaxed);
         }
     }
 }

@@ -75,7 +75,19 @@ impl Task {
             E::TargetBitrate(b) => {
                 live.allocation = Some((b.bps(), distribute_bitrate(&live.encoders, b.bps())));
             }
-            E::Stats(s) => live.last_stats = s,
+            E::Stats(s) => {
+                // The audio track's own receiver reports (the last one, each stats tick).
+                let audio_loss = live.audio.as_ref().and_then(|a| {
+                    s.layers
+                        .iter()
+                        .find(|l| &l.track == a.cid())
+                        .and_then(|l| l.loss)
+                });
+                if let (Some(loss), Some(audio)) = (audio_loss, &self.audio) {
+                    audio.report_loss(loss);
+                }
+                live.last_stats = s;
+            }
             E::Error(m) => tracing::warn!("publisher: {m}"),
             // Also in the stats (`last_recovery`), where the health bar will read it.
             E::Recovery(r) => tracing::info!(
