@@ -301,8 +301,12 @@ fn losing_both_servers_ends_with_an_honest_interrupted_summary() -> Result<()> {
     })?;
     // One message for the creator; the raw error sits behind "Details", folded.
     ensure!(
-        !has_label_containing(h, "os error"),
+        !has_label_containing(h, "os error") && !has_label_containing(h, "gave up after"),
         "a raw error shown outside Details"
+    );
+    ensure!(
+        h.query_by_role_and_label(Role::Button, "Dismiss").is_none(),
+        "a second message (the error bar) under the ending"
     );
     ensure!(
         !has_label_containing(h, "Going live failed"),

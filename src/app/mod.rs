@@ -311,6 +311,17 @@ impl App {
         let Some(err) = self.state.last_error().cloned() else {
             return;
         };
+        // An interrupted stream's ending says it once, in words; the raw error is its
+        // "Details", not a second message under it.
+        let told = self
+            .state
+            .summary
+            .as_ref()
+            .and_then(|s| s.interruption.as_ref())
+            .is_some_and(|i| i.detail == err.message);
+        if screen == Screen::Ended && told {
+            return;
+        }
         egui::Panel::bottom("error-bar")
             .frame(egui::Frame::new().inner_margin(egui::Margin::symmetric(16, 8)))
             .show(ui, |ui| {
