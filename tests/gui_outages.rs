@@ -230,7 +230,7 @@ fn a_hung_backend_leaves_the_studio_running_and_a_title_waits_as_pending() -> Re
 }
 
 #[test]
-fn health_reads_lost_within_two_seconds_of_livekit_freezing() -> Result<()> {
+fn health_reads_poor_or_lost_within_two_seconds_of_livekit_freezing() -> Result<()> {
     let mut t = Studio::live("gui_freeze", "Freeze drill")?;
     let h = &mut t.h;
     // LiveKit scores the connection a few seconds in.
@@ -246,7 +246,7 @@ fn health_reads_lost_within_two_seconds_of_livekit_freezing() -> Result<()> {
         lost.as_millis()
     );
     ensure!(
-        lost <= Duration::from_millis(2500),
+        lost <= Duration::from_secs(2),
         "health took {} ms to notice",
         lost.as_millis()
     );

@@ -43,7 +43,8 @@ impl Task {
                 s.connection_quality,
                 packet_loss(&s.layers),
                 s.rtt,
-            ),
+            )
+            .map(|q| capped_by_silence(q, s.feedback_silence)),
             transport: s.transport.map(lk::TransportProtocol::name),
             cpu_limited: step.filter(|s| s.limited).map(|s| CpuLimited {
                 width: s.width,
@@ -109,6 +110,18 @@ fn quality_now(
             Q::Lost => "lost",
         }
     })
+}
+
+/// Silence from the server while sending, after which the connection reads "poor" (its
+/// feedback comes every ~100 ms; the watchdog calls the transport lost at 2 s).
+const SILENCE_IS_POOR: Duration = Duration::from_millis(700);
+
+/// "poor" at best while the server has been silent for [`SILENCE_IS_POOR`].
+fn capped_by_silence(quality: &'static str, silence: Option<Duration>) -> &'static str {
+    match quality {
+        "excellent" | "good" if silence.is_some_and(|s| s >= SILENCE_IS_POOR) => "poor",
+        q => q,
+    }
 }
 
 /// What the uplink's estimate leaves for video: audio, packet headers and retransmissions
@@ -370,6 +383,16 @@ mod tests {
             Some("poor")
         );
         assert_eq!(q(&StreamState::Live, None), None);
+    }
+
+    #[test]
+    fn a_silent_server_reads_poor_before_the_watchdog_calls_it_lost() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(capped_by_silence("excellent", None), "excellent");
+        assert_eq!(capped_by_silence("excellent", ms(200)), "excellent");
+        assert_eq!(capped_by_silence("excellent", ms(700)), "poor");
+        assert_eq!(capped_by_silence("good", ms(1500)), "poor");
+        assert_eq!(capped_by_silence("lost", ms(1500)), "lost");
     }
 
     #[test]

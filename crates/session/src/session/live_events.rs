@@ -23,7 +23,11 @@ impl Task {
             }
             _ => None,
         };
-        let state_change = matches!(ev, lk::PublisherEvent::StateChanged(_));
+        // Stats carry the server's silence: health follows them as they come.
+        let state_change = matches!(
+            ev,
+            lk::PublisherEvent::StateChanged(_) | lk::PublisherEvent::Stats(_)
+        );
         self.apply_live_event(&mut live, ev);
         // The health bar follows a loss at once, not at the next tick.
         if state_change {
