@@ -706,17 +706,14 @@ fn studio_gui_shows_the_reconnect_banner_when_livekit_restarts() -> Result<()> {
             matches!(
                 h.state().state().stream_state,
                 StreamState::Reconnecting { .. }
-            ) && has_label_containing(h, "reconnecting ")
+            ) && has_label_containing(h, "— reconnecting (attempt ")
         },
     )?;
     let StreamState::Reconnecting { attempt, max } = h.state().state().stream_state.clone() else {
         bail!("not reconnecting");
     };
     ensure!(
-        has_label(
-            &h,
-            &format!("Connection lost — reconnecting {attempt}/{max}…")
-        ),
+        has_label_containing(&h, &format!("reconnecting (attempt {attempt} of {max})")),
         "banner text"
     );
     ensure!(

@@ -131,7 +131,7 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let stack = Stack::start()?;
+    let mut stack = Stack::start()?;
     let (lk, backend) = (&stack.livekit, &stack.backend);
     let user = "maya";
     let api = Client::new(backend.url());
@@ -187,11 +187,11 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     }
 
     // 2–4. Setup → live (a viewer joins and chats) → ended.
-    let _app = studio(
+    let app = studio(
         &display,
         backend.url(),
         &[
-            ("STREAMIT_TOKEN", studio_token),
+            ("STREAMIT_TOKEN", studio_token.clone()),
             ("STREAMIT_STUDIO_AUTO_GO_LIVE", "8".into()),
             ("STREAMIT_STUDIO_AUTO_END_SECS", "22".into()),
         ],
@@ -221,12 +221,36 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     };
     std::thread::sleep(Duration::from_secs(12));
     shoot(&display, &dir, "3-live", &mut shots)?;
+    // The backend hangs for a moment: the live screen says so (the probe notices in ~2 s).
+    ensure!(backend.pause(), "the backend did not stop");
+    std::thread::sleep(Duration::from_secs(3));
+    let shot = shoot(&display, &dir, "3b-backend-down", &mut shots);
+    backend.resume();
+    shot?;
     rt.block_on(wait_live(&api, user, false, Duration::from_secs(40)))?;
     std::thread::sleep(Duration::from_secs(4));
     shoot(&display, &dir, "4-ended", &mut shots)?;
     for v in viewers {
         let _ = rt.block_on(v.report());
     }
+    drop(app);
+
+    // 5. Both servers go while live: the interrupted ending (LiveKit's reconnects give up
+    // after about 30 s).
+    let _app = studio(
+        &display,
+        stack.backend.url(),
+        &[
+            ("STREAMIT_TOKEN", studio_token),
+            ("STREAMIT_STUDIO_AUTO_GO_LIVE", "5".into()),
+        ],
+    )?;
+    rt.block_on(wait_live(&api, user, true, Duration::from_secs(40)))?;
+    std::thread::sleep(Duration::from_secs(3));
+    stack.backend.stop();
+    stack.livekit.kill();
+    std::thread::sleep(Duration::from_secs(40));
+    shoot(&display, &dir, "5-interrupted", &mut shots)?;
 
     if std::env::var("STREAMIT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/screenshots");

@@ -1,9 +1,12 @@
-//! Ended: the backend's summary of the broadcast and Start New Stream.
+//! Ended: the summary of the broadcast and Start New Stream. A stream that stopped without
+//! being asked to says so in one sentence ("Stream interrupted after 0:29 — server
+//! unreachable"), with the studio's own figures marked as not yet saved on the server and
+//! the technical detail behind "Details".
 
 use egui::{RichText, Ui, Vec2};
 use streamit_session::{Command, SessionHandle, SessionState, SummaryDelivery};
 
-use super::live::bitrate;
+use super::live::{bitrate, clock};
 use super::theme;
 
 fn duration(secs: u64) -> String {
@@ -13,6 +16,9 @@ fn duration(secs: u64) -> String {
         format!("{}m {:02}s", secs / 60, secs % 60)
     }
 }
+
+/// Under an interrupted stream's figures while the server does not have them.
+pub const NOT_SAVED: &str = "Not yet saved on the server: these are the studio's own counts.";
 
 pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
     let Some(s) = &state.summary else {
@@ -53,7 +59,16 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
             theme::card().show(ui, |ui| {
                 ui.set_width(480.0);
                 ui.vertical(|ui| {
-                    ui.label(RichText::new("Stream ended").size(26.0).family(theme::bold()));
+                    let heading = match &s.interruption {
+                        Some(i) => format!(
+                            "Stream interrupted after {} — {}",
+                            clock(s.duration.as_secs()),
+                            i.cause.words()
+                        ),
+                        None => "Stream ended".to_string(),
+                    };
+                    let size = if s.interruption.is_some() { 20.0 } else { 26.0 };
+                    ui.label(RichText::new(heading).size(size).family(theme::bold()));
                     let title = state
                         .stream
                         .as_ref()
@@ -77,6 +92,10 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
                             }
                         });
                     let note = match &s.delivery {
+                        _ if s.interruption.is_some() && s.delivery != SummaryDelivery::Delivered => {
+                            Some(NOT_SAVED.to_string())
+                        }
+                        SummaryDelivery::Pending => Some("Saving these figures on the server…".to_string()),
                         SummaryDelivery::Delivered if b.is_none() => Some(
                             "The server's record was not available; these are the studio's own counts."
                                 .to_string(),
@@ -94,11 +113,29 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
                     if let Some(note) = note {
                         ui.label(RichText::new(note).size(12.0).color(theme::WARN));
                     }
+                    if let Some(i) = &s.interruption {
+                        egui::CollapsingHeader::new("Details")
+                            .default_open(false)
+                            .show(ui, |ui| {
+                                ui.label(RichText::new(&i.detail).size(12.0).color(theme::MUTED));
+                                let saved = match &s.delivery {
+                                    SummaryDelivery::Delivered => "The server has these figures.".to_string(),
+                                    SummaryDelivery::Pending => "Still trying to reach the server.".to_string(),
+                                    SummaryDelivery::Spooled { path, error } => {
+                                        format!("{error}; kept in {}", path.display())
+                                    }
+                                    SummaryDelivery::Lost { error } => error.clone(),
+                                };
+                                ui.label(RichText::new(saved).size(12.0).color(theme::MUTED));
+                            });
+                    }
                     ui.add_space(14.0);
                     if ui
                         .add(theme::primary("Start New Stream").min_size(Vec2::new(480.0, 42.0)))
                         .clicked()
                     {
+                        // the interruption was told here once; the setup screen starts clean
+                        let _ = session.send(Command::DismissErrors);
                         let _ = session.send(Command::Reset);
                     }
                 });

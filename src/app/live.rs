@@ -73,6 +73,37 @@ pub fn end_notice(viewers: u32) -> String {
     }
 }
 
+/// The banner while the StreamIt backend does not answer.
+pub const BACKEND_DOWN: &str = "StreamIt server not responding — retrying";
+/// Beside it, while a title waits for the backend.
+pub const TITLE_WAITS: &str = "Title will be saved when the server is back";
+
+/// "Connection lost for 0:07 — reconnecting (attempt 2 of 5)".
+pub fn reconnect_banner(attempt: u32, max: u32, since: Option<SystemTime>) -> String {
+    let secs = since.map(since_secs).unwrap_or(0);
+    format!(
+        "Connection lost for {} — reconnecting (attempt {attempt} of {max})",
+        clock(secs)
+    )
+}
+
+/// Whole seconds since `t` (0 when the clock went back).
+pub fn since_secs(t: SystemTime) -> u64 {
+    SystemTime::now()
+        .duration_since(t)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A short length of time as people read it: "0:07", "12:30", "1:02:03".
+pub fn clock(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
 pub fn elapsed(since: Option<SystemTime>) -> String {
     let secs = since
         .and_then(|t| SystemTime::now().duration_since(t).ok())
@@ -162,16 +193,11 @@ impl LiveScreen {
 
         match &state.stream_state {
             StreamState::Reconnecting { attempt, max } => {
+                let text = reconnect_banner(*attempt, *max, state.reconnecting_since);
                 theme::banner(ui, theme::WARN_BG, theme::WARN, |ui| {
                     ui.horizontal(|ui| {
                         ui.add(egui::Spinner::new().size(14.0));
-                        ui.label(
-                            RichText::new(format!(
-                                "Connection lost — reconnecting {attempt}/{max}…"
-                            ))
-                            .color(theme::TEXT)
-                            .family(theme::bold()),
-                        );
+                        ui.label(RichText::new(text).color(theme::TEXT).family(theme::bold()));
                     });
                 });
             }
@@ -184,6 +210,25 @@ impl LiveScreen {
                 });
             }
             _ => {}
+        }
+        if let Some(since) = state.backend.unreachable_since {
+            theme::banner(ui, theme::WARN_BG, theme::WARN, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.add(egui::Spinner::new().size(14.0));
+                    ui.label(
+                        RichText::new(BACKEND_DOWN)
+                            .color(theme::TEXT)
+                            .family(theme::bold()),
+                    );
+                    ui.label(
+                        RichText::new(format!("for {}", clock(since_secs(since))))
+                            .color(theme::MUTED),
+                    );
+                    if state.backend.pending_title.is_some() {
+                        ui.label(RichText::new(TITLE_WAITS).color(theme::TEXT));
+                    }
+                });
+            });
         }
 
         let chat_w = 340.0_f32.min(ui.available_width() * 0.35);
@@ -200,10 +245,11 @@ impl LiveScreen {
         // Title row.
         let mut close_editor = false;
         ui.horizontal(|ui| {
-            let title = state
-                .stream
-                .as_ref()
-                .map(|s| s.title.clone())
+            // A title the server does not have yet is shown as what it will be.
+            let pending = state.backend.pending_title.clone();
+            let title = pending
+                .clone()
+                .or_else(|| state.stream.as_ref().map(|s| s.title.clone()))
                 .unwrap_or_default();
             match &mut self.editing_title {
                 Some(text) => {
@@ -233,6 +279,14 @@ impl LiveScreen {
                 }
                 None => {
                     ui.label(RichText::new(&title).size(22.0).family(theme::bold()));
+                    if pending.is_some() {
+                        let note = if state.backend.unreachable_since.is_some() {
+                            "Not saved yet"
+                        } else {
+                            "Saving…"
+                        };
+                        ui.label(RichText::new(note).color(theme::WARN));
+                    }
                     if ui
                         .button("Edit title")
                         .on_hover_text("Change the title while live")
@@ -524,5 +578,23 @@ impl LiveScreen {
                     });
                 });
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_of_time_read_like_a_clock() {
+        assert_eq!(clock(7), "0:07");
+        assert_eq!(clock(29), "0:29");
+        assert_eq!(clock(750), "12:30");
+        assert_eq!(clock(3723), "1:02:03");
+        let t = SystemTime::now() - std::time::Duration::from_secs(7);
+        assert_eq!(
+            reconnect_banner(2, 5, Some(t)),
+            "Connection lost for 0:07 — reconnecting (attempt 2 of 5)"
+        );
     }
 }

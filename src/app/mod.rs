@@ -78,6 +78,13 @@ impl Screen {
                 Screen::Live
             }
             StreamState::Ended if s.summary.is_some() => Screen::Ended,
+            // A stream that was live and stopped without being asked to: its ending, not
+            // the setup screen's "Going live failed".
+            StreamState::Failed { .. }
+                if s.summary.as_ref().is_some_and(|s| s.interruption.is_some()) =>
+            {
+                Screen::Ended
+            }
             _ => Screen::Setup,
         }
     }
@@ -176,6 +183,9 @@ impl App {
         let s = &self.state;
         let what = match Screen::of(s) {
             Screen::Login => "Sign in".to_string(),
+            Screen::Ended if matches!(s.stream_state, StreamState::Failed { .. }) => {
+                "Stream interrupted".to_string()
+            }
             Screen::Ended => "Stream ended".to_string(),
             Screen::Setup => match &s.stream_state {
                 StreamState::Failed { .. } => "Go live failed".to_string(),
@@ -301,6 +311,17 @@ impl App {
         let Some(err) = self.state.last_error().cloned() else {
             return;
         };
+        // An interrupted stream's ending says it once, in words; the raw error is its
+        // "Details", not a second message under it.
+        let told = self
+            .state
+            .summary
+            .as_ref()
+            .and_then(|s| s.interruption.as_ref())
+            .is_some_and(|i| i.detail == err.message);
+        if screen == Screen::Ended && told {
+            return;
+        }
         egui::Panel::bottom("error-bar")
             .frame(egui::Frame::new().inner_margin(egui::Margin::symmetric(16, 8)))
             .show(ui, |ui| {

@@ -225,6 +225,15 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     let end = if failed.is_none() {
         session.request(Command::EndStream).await
     } else {
+        // A stream that stopped by itself has its figures delivered beside the session
+        // (retried, then spooled): wait for that before shutting the session down.
+        let mut rx = session.subscribe();
+        let delivered = rx.wait_for(|s| {
+            s.summary
+                .as_ref()
+                .is_none_or(|s| s.delivery != SummaryDelivery::Pending)
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), delivered).await;
         Ok(())
     };
     if let Some(pb) = &status {

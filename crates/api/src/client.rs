@@ -63,9 +63,31 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base_url` is the server root, e.g. `http://127.0.0.1:8080` (no `/api`).
+    /// `base_url` is the server root, e.g. `http://127.0.0.1:8080` (no `/api`). A request
+    /// gives up after [`Client::DEFAULT_TIMEOUT`]: a hung server must not hang the caller.
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self::with_http(reqwest::Client::new(), base_url)
+        Self::with_timeouts(base_url, Self::CONNECT_TIMEOUT, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// How long connecting may take by default.
+    pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    /// How long a whole request may take by default.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A client whose requests give up after `connect` to connect and `total` in all
+    /// (a timeout is a transient [`ApiError::Transport`]).
+    pub fn with_timeouts(
+        base_url: impl Into<String>,
+        connect: std::time::Duration,
+        total: std::time::Duration,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(total)
+            .build()
+            // only without a TLS backend, which the crate's features always bring
+            .unwrap_or_default();
+        Self::with_http(http, base_url)
     }
 
     /// Use a preconfigured reqwest client (timeouts, proxies, …).

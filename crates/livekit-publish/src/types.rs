@@ -441,6 +441,11 @@ pub struct StatsSnapshot {
     pub tcp_frames_sent: u64,
     /// The last recovery (resume or rejoin), under way or done.
     pub last_recovery: Option<Recovery>,
+    /// How long the server has sent nothing back on the publisher transport while we
+    /// kept sending media (`None`: not sending, or not connected). TWCC feedback comes
+    /// every ~100 ms, so a second of silence is a connection going bad, before the
+    /// liveness watchdog calls it lost.
+    pub feedback_silence: Option<std::time::Duration>,
 }
 
 /// Which transports ICE may use ([`PublishOptions::ice_transport`](crate::PublishOptions)).

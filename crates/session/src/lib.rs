@@ -50,8 +50,9 @@ pub use error::{ErrorKind, SessionError, UserError};
 pub use media::{AudioSourceSpec, Codec, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle};
 pub use state::{
-    Account, ChatEntry, ChatRole, CpuLimited, Health, MediaSelection, ModerationNotice,
-    NetworkLimited, SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule,
+    Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,
+    MediaSelection, ModerationNotice, NetworkLimited, SessionState, StreamInfo, StreamState,
+    Summary, SummaryDelivery, chat_rule,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

@@ -267,6 +267,36 @@ pub struct Summary {
     pub rtt: Option<Duration>,
     /// Whether the backend has the studio's figures for this session.
     pub delivery: SummaryDelivery,
+    /// Set when the stream did not end on request: why, for the ending screen.
+    pub interruption: Option<Interruption>,
+}
+
+/// Why a stream ended without the creator asking: one sentence for people, the
+/// technical detail for "Details".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub cause: InterruptCause,
+    /// What the transport or the device said ("LiveKit connection failed: …").
+    pub detail: String,
+}
+
+/// What stopped the stream, as a creator would name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptCause {
+    /// The streaming servers stopped answering (LiveKit, and perhaps the backend too).
+    ServerUnreachable,
+    /// The camera or microphone stopped delivering.
+    DeviceFailed,
+}
+
+impl InterruptCause {
+    /// "server unreachable": what follows "Stream interrupted after 0:29 — ".
+    pub fn words(self) -> &'static str {
+        match self {
+            InterruptCause::ServerUnreachable => "server unreachable",
+            InterruptCause::DeviceFailed => "camera or microphone stopped",
+        }
+    }
 }
 
 /// Where the studio's figures for an ended session went.
@@ -275,6 +305,9 @@ pub enum SummaryDelivery {
     /// The backend has them.
     #[default]
     Delivered,
+    /// Being delivered beside the session loop (retried with backoff); not on the server
+    /// yet.
+    Pending,
     /// The backend could not be reached in time; they wait in this spool file and are
     /// delivered after the next login to the same backend.
     Spooled {
@@ -297,6 +330,17 @@ pub struct MediaSelection {
     pub camera_off: bool,
 }
 
+/// How the studio sees the StreamIt backend now, and what waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackendStatus {
+    /// Set while calls to the backend time out or fail to connect: since the first
+    /// failure in a row. The GUI shows "StreamIt server not responding — retrying".
+    pub unreachable_since: Option<SystemTime>,
+    /// A title the creator saved that the backend does not have yet (retried until it
+    /// does, or refuses it). Screens show it instead of the old one.
+    pub pending_title: Option<String>,
+}
+
 /// One snapshot of everything a screen needs. Sent on a `tokio::sync::watch`.
 #[derive(Debug, Clone, Default)]
 pub struct SessionState {
@@ -305,6 +349,10 @@ pub struct SessionState {
     /// The backend's stream settings, once known.
     pub stream: Option<StreamInfo>,
     pub stream_state: StreamState,
+    /// When the LiveKit connection was lost (set while [`StreamState::Reconnecting`]).
+    pub reconnecting_since: Option<SystemTime>,
+    /// Whether the backend answers, and the changes waiting for it.
+    pub backend: BackendStatus,
     /// Backend session id of the current/last broadcast.
     pub session_id: Option<String>,
     /// When the stream went live (for the timer on the live screen).

@@ -303,6 +303,13 @@ async fn livekit_dying_mid_stream_leaves_live_and_the_backend_is_told() -> Resul
     })
     .await?;
     ensure!(st.summary.is_some(), "no summary after a failure");
+    // The figures go to the backend beside the loop; then the backend has it ended.
+    wait_for(&s, "the summary delivered", Duration::from_secs(20), |st| {
+        st.summary
+            .as_ref()
+            .is_some_and(|s| s.delivery != streamit_session::SummaryDelivery::Pending)
+    })
+    .await?;
     ensure!(!is_live(backend, "sm_crash").await?);
     s.request(Command::Shutdown).await?;
     Ok(())
@@ -349,6 +356,13 @@ async fn a_source_lost_mid_stream_fails_as_a_device_error_and_ends_the_stream() 
     let err = st.last_error().context("no error shown")?;
     ensure!(err.kind == ErrorKind::Device, "{err:?}");
     ensure!(st.summary.is_some());
+    // The figures go to the backend beside the loop; then the backend has it ended.
+    wait_for(&s, "the summary delivered", Duration::from_secs(20), |st| {
+        st.summary
+            .as_ref()
+            .is_some_and(|s| s.delivery != streamit_session::SummaryDelivery::Pending)
+    })
+    .await?;
     ensure!(!is_live(backend, "sm_device").await?);
     s.request(Command::Shutdown).await?;
     Ok(())

@@ -90,6 +90,17 @@ impl Backend {
         self.process.stop();
     }
 
+    /// Freezes the server (SIGSTOP): connections are still accepted by the kernel, but
+    /// nothing is answered until [`Backend::resume`] (a hung backend).
+    pub fn pause(&self) -> bool {
+        self.process.signal_group(libc::SIGSTOP)
+    }
+
+    /// Lets a [`Backend::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) -> bool {
+        self.process.signal_group(libc::SIGCONT)
+    }
+
     /// Starts the server again on the same address and database (its log goes on in the
     /// same file). The address must have been a fixed port (as [`crate::Stack`] gives it).
     pub fn restart(&mut self) -> Result<()> {

@@ -88,6 +88,16 @@ impl Guarded {
     pub fn stop(&mut self) {
         terminate(&mut self.child, Duration::from_secs(5));
     }
+
+    /// Sends `sig` to the child's process group (it leads one, see [`tie_to_test`]).
+    /// Returns whether it was delivered.
+    pub fn signal_group(&self, sig: libc::c_int) -> bool {
+        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else {
+            return false;
+        };
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+        unsafe { libc::kill(-pid, sig) == 0 }
+    }
 }
 
 impl Drop for Guarded {

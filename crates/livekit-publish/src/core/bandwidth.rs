@@ -58,7 +58,7 @@ impl Participant {
         self.bwe_desired = Some(desired);
     }
 
-    pub(super) fn emit_stats(&mut self, _now: Instant) {
+    pub(super) fn emit_stats(&mut self, now: Instant) {
         let mut layers = Vec::new();
         let mut total = 0;
         for ((mid, rid), acc) in &self.egress {
@@ -123,6 +123,7 @@ impl Participant {
             udp_datagrams_sent: 0,
             tcp_frames_sent: 0,
             last_recovery: self.last_recovery.clone(),
+            feedback_silence: self.watch.silent_for(now),
         };
         self.emit(PublisherEvent::Stats(snap));
     }

@@ -131,6 +131,21 @@ impl FeedbackWatch {
         }
     }
 
+    /// How long the SFU has been silent while we kept sending (`None`: not armed, or
+    /// not sending, so silence means nothing). A health display reads it before the
+    /// verdict: a second of silence is already a bad connection.
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        if !self.armed {
+            return None;
+        }
+        let (since, last_media) = (self.sending_since?, self.last_media?);
+        if now.saturating_duration_since(last_media) > SENDING_RECENTLY {
+            return None;
+        }
+        let quiet_from = self.last_feedback.map_or(since, |f| f.max(since));
+        Some(now.saturating_duration_since(quiet_from))
+    }
+
     /// When [`FeedbackWatch::poll`] should run next (none: nothing is pending).
     pub fn next_check(&self) -> Option<Instant> {
         if !self.armed {
@@ -169,6 +184,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn silence_is_measured_only_while_sending() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = FeedbackWatch::default();
+        assert_eq!(w.silent_for(t0), None);
+        w.arm();
+        assert_eq!(w.silent_for(t0), None, "nothing sent yet");
+        w.media_sent(t0);
+        w.feedback(t0 + ms(100));
+        // silent from the first packet sent after the last feedback
+        w.media_sent(t0 + ms(200));
+        w.media_sent(t0 + ms(900));
+        assert_eq!(w.silent_for(t0 + ms(900)), Some(ms(700)));
+        // media stopped (muted): silence means nothing
+        assert_eq!(w.silent_for(t0 + ms(2000)), None);
+        w.disarm();
+        assert_eq!(w.silent_for(t0 + ms(900)), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The account and the stream's settings on the backend: login, a stored token, logout,
 //! and the stream's setup and title — the calls made before and between broadcasts.
 
-use streamit_api::{LoginRequest, Role, SetupStreamRequest, UpdateStreamInfoRequest, User};
+use streamit_api::{LoginRequest, Role, SetupStreamRequest, User};
 
 use super::Task;
 use crate::command::StreamSetup;
@@ -67,6 +67,7 @@ impl Task {
     }
 
     pub(super) fn set_logged_out(&mut self) {
+        self.drop_pending_title();
         self.api.set_token(None);
         self.token_tx.send_replace(None);
         self.state.account = None;
@@ -97,23 +98,6 @@ impl Task {
             })
             .await?;
         self.state.stream = Some(StreamInfo::from(&stream));
-        Ok(())
-    }
-
-    pub(super) async fn edit_title(
-        &mut self,
-        title: String,
-        description: Option<String>,
-    ) -> Result<()> {
-        self.require_login()?;
-        let s = self
-            .api
-            .update_stream_info(&UpdateStreamInfoRequest {
-                title: Some(title),
-                description,
-            })
-            .await?;
-        self.state.stream = Some(StreamInfo::from(&s));
         Ok(())
     }
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use streamit_livekit_publish as lk;
 
-use super::{Live, Task};
+use super::{BackendEvent, Live, Task};
 use crate::error::{ErrorKind, Result, SessionError, UserError};
 use crate::media::quality_of;
-use crate::state::{Health, StreamInfo, StreamState, Summary, SummaryDelivery};
+use crate::state::{
+    Health, InterruptCause, Interruption, StreamInfo, StreamState, Summary, SummaryDelivery,
+};
 
 impl Task {
     pub(super) async fn go_live(&mut self) -> Result<()> {
@@ -219,6 +221,7 @@ impl Task {
         let (summary, error) = self.summarise(&live).await;
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Ended;
+        self.state.reconnecting_since = None;
         self.state.viewers = 0;
         tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
         match error {
@@ -258,23 +261,50 @@ impl Task {
             reconnects: live.reconnects,
             rtt: health.rtt,
             delivery: SummaryDelivery::Delivered,
+            interruption: None,
         }
     }
 
-    /// The transport died for good (or a device was lost): tidy up and fail.
-    pub(super) async fn on_transport_lost(&mut self, reason: String, kind: ErrorKind) {
+    /// The transport died for good (or a device was lost): the stream is over. The ending
+    /// shows the studio's figures at once; leaving the room and delivering them run beside
+    /// the loop (the servers may be gone), and the summary says "not yet saved" meanwhile.
+    pub(super) fn on_transport_lost(&mut self, reason: String, kind: ErrorKind) {
         let Some(live) = self.live.take() else { return };
         tracing::warn!(%reason, "stream failed");
+        self.refresh_health_from(&live);
         self.stop_sending_media();
-        let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
-        let (summary, error) = self.summarise(&live).await;
-        if let Some(e) = &error {
-            tracing::warn!("end-stream after failure: {e}");
-        }
+        let mut summary = self.studio_summary(&live);
+        let delivery = self.delivery(&live, &summary);
+        summary.delivery = SummaryDelivery::Pending;
+        summary.interruption = Some(Interruption {
+            cause: match kind {
+                ErrorKind::Device | ErrorKind::Media => InterruptCause::DeviceFailed,
+                _ => InterruptCause::ServerUnreachable,
+            },
+            detail: reason.clone(),
+        });
+        let tx = self.outcome_tx.clone();
+        let session_id = live.session_id.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
+            drop(live);
+            let (backend, delivery, error) = delivery.run().await;
+            if let Some(e) = &error {
+                tracing::warn!("end-stream after failure: {e}");
+            }
+            let _ = tx
+                .send(BackendEvent::SummaryDone {
+                    session_id,
+                    backend,
+                    delivery,
+                })
+                .await;
+        });
         self.state.summary = Some(summary);
         self.state.stream_state = StreamState::Failed {
             reason: reason.clone(),
         };
+        self.state.reconnecting_since = None;
         self.state.viewers = 0;
         Arc::make_mut(&mut self.state.errors).push(UserError {
             kind,

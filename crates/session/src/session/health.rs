@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use streamit_livekit_publish as lk;
 
@@ -37,7 +38,13 @@ impl Task {
             keyframe_requests: live.keyframe_requests,
             nacks_received: s.layers.iter().map(|l| l.nacks).sum(),
             reconnects: live.reconnects,
-            connection_quality: quality_now(&self.state.stream_state, s.connection_quality),
+            connection_quality: quality_now(
+                &self.state.stream_state,
+                s.connection_quality,
+                packet_loss(&s.layers),
+                s.rtt,
+            )
+            .map(|q| capped_by_silence(q, s.feedback_silence)),
             transport: s.transport.map(lk::TransportProtocol::name),
             cpu_limited: step.filter(|s| s.limited).map(|s| CpuLimited {
                 width: s.width,
@@ -57,22 +64,64 @@ impl Task {
     }
 }
 
-/// The connection's quality as the health bar shows it: LiveKit's last word, except while
-/// the transport is lost and being recovered, when that word is stale (it said "excellent"
-/// through a whole outage) and the truth is "lost".
+/// Loss or RTT above these cannot read "excellent" (a call with 5 % loss or 400 ms of
+/// RTT is noticeably worse, whatever LiveKit last scored).
+const GOOD_AT_MOST_LOSS: f32 = 0.05;
+const GOOD_AT_MOST_RTT: Duration = Duration::from_millis(400);
+/// Loss or RTT above these read "poor" at best.
+const POOR_AT_MOST_LOSS: f32 = 0.15;
+const POOR_AT_MOST_RTT: Duration = Duration::from_millis(1000);
+
+/// The connection's quality as the health bar shows it, from what is happening now:
+/// "lost" while the transport is being recovered (LiveKit's last word is stale then: it
+/// said "excellent" through a whole outage); otherwise LiveKit's score, capped by the
+/// loss and RTT the receivers report.
 fn quality_now(
     stream: &StreamState,
     livekit: Option<lk::ConnectionQuality>,
+    loss: Option<f32>,
+    rtt: Option<Duration>,
 ) -> Option<&'static str> {
+    use lk::ConnectionQuality as Q;
     if matches!(stream, StreamState::Reconnecting { .. }) {
         return Some("lost");
     }
-    livekit.map(|q| match q {
-        lk::ConnectionQuality::Excellent => "excellent",
-        lk::ConnectionQuality::Good => "good",
-        lk::ConnectionQuality::Poor => "poor",
-        lk::ConnectionQuality::Lost => "lost",
+    let rank = |q: Q| match q {
+        Q::Lost => 0,
+        Q::Poor => 1,
+        Q::Good => 2,
+        Q::Excellent => 3,
+    };
+    let loss = loss.unwrap_or(0.0);
+    let rtt = rtt.unwrap_or_default();
+    let cap = if loss > POOR_AT_MOST_LOSS || rtt > POOR_AT_MOST_RTT {
+        Q::Poor
+    } else if loss > GOOD_AT_MOST_LOSS || rtt > GOOD_AT_MOST_RTT {
+        Q::Good
+    } else {
+        Q::Excellent
+    };
+    livekit.map(|q| {
+        let q = if rank(q) > rank(cap) { cap } else { q };
+        match q {
+            Q::Excellent => "excellent",
+            Q::Good => "good",
+            Q::Poor => "poor",
+            Q::Lost => "lost",
+        }
     })
+}
+
+/// Silence from the server while sending, after which the connection reads "poor" (its
+/// feedback comes every ~100 ms; the watchdog calls the transport lost at 2 s).
+const SILENCE_IS_POOR: Duration = Duration::from_millis(700);
+
+/// "poor" at best while the server has been silent for [`SILENCE_IS_POOR`].
+fn capped_by_silence(quality: &'static str, silence: Option<Duration>) -> &'static str {
+    match quality {
+        "excellent" | "good" if silence.is_some_and(|s| s >= SILENCE_IS_POOR) => "poor",
+        q => q,
+    }
 }
 
 /// What the uplink's estimate leaves for video: audio, packet headers and retransmissions
@@ -319,18 +368,62 @@ mod tests {
     #[test]
     fn quality_is_lost_while_reconnecting_whatever_livekit_said_last() {
         let excellent = Some(lk::ConnectionQuality::Excellent);
+        let q = |s: &StreamState, lk| quality_now(s, lk, None, None);
+        assert_eq!(q(&StreamState::Live, excellent), Some("excellent"));
         assert_eq!(
-            quality_now(&StreamState::Live, excellent),
-            Some("excellent")
-        );
-        assert_eq!(
-            quality_now(&StreamState::Reconnecting { attempt: 2, max: 5 }, excellent),
+            q(&StreamState::Reconnecting { attempt: 2, max: 5 }, excellent),
             Some("lost")
         );
         assert_eq!(
-            quality_now(&StreamState::Live, Some(lk::ConnectionQuality::Poor)),
+            q(&StreamState::Reconnecting { attempt: 1, max: 5 }, None),
+            Some("lost")
+        );
+        assert_eq!(
+            q(&StreamState::Live, Some(lk::ConnectionQuality::Poor)),
             Some("poor")
         );
-        assert_eq!(quality_now(&StreamState::Live, None), None);
+        assert_eq!(q(&StreamState::Live, None), None);
+    }
+
+    #[test]
+    fn a_silent_server_reads_poor_before_the_watchdog_calls_it_lost() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(capped_by_silence("excellent", None), "excellent");
+        assert_eq!(capped_by_silence("excellent", ms(200)), "excellent");
+        assert_eq!(capped_by_silence("excellent", ms(700)), "poor");
+        assert_eq!(capped_by_silence("good", ms(1500)), "poor");
+        assert_eq!(capped_by_silence("lost", ms(1500)), "lost");
+    }
+
+    #[test]
+    fn loss_and_rtt_cap_what_livekit_scored() {
+        let live = &StreamState::Live;
+        let excellent = Some(lk::ConnectionQuality::Excellent);
+        let ms = Duration::from_millis;
+        // within bounds: LiveKit's word
+        assert_eq!(
+            quality_now(live, excellent, Some(0.01), Some(ms(80))),
+            Some("excellent")
+        );
+        // 6 % loss, or 450 ms: good at most
+        assert_eq!(
+            quality_now(live, excellent, Some(0.06), Some(ms(80))),
+            Some("good")
+        );
+        assert_eq!(
+            quality_now(live, excellent, None, Some(ms(450))),
+            Some("good")
+        );
+        // 20 % loss, or over a second: poor at most
+        assert_eq!(quality_now(live, excellent, Some(0.2), None), Some("poor"));
+        assert_eq!(
+            quality_now(live, excellent, Some(0.0), Some(ms(1500))),
+            Some("poor")
+        );
+        // a cap never raises LiveKit's own worse word
+        assert_eq!(
+            quality_now(live, Some(lk::ConnectionQuality::Lost), Some(0.06), None),
+            Some("lost")
+        );
     }
 }

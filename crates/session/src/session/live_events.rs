@@ -23,10 +23,19 @@ impl Task {
             }
             _ => None,
         };
+        // Stats carry the server's silence: health follows them as they come.
+        let state_change = matches!(
+            ev,
+            lk::PublisherEvent::StateChanged(_) | lk::PublisherEvent::Stats(_)
+        );
         self.apply_live_event(&mut live, ev);
+        // The health bar follows a loss at once, not at the next tick.
+        if state_change {
+            self.refresh_health_from(&live);
+        }
         self.live = Some(live);
         if let Some(reason) = fatal {
-            self.on_transport_lost(reason, ErrorKind::Network).await;
+            self.on_transport_lost(reason, ErrorKind::Network);
         } else {
             self.publish();
         }
@@ -41,11 +50,13 @@ impl Task {
             E::StateChanged(lk::ConnectionState::Reconnecting { attempt, max }) => {
                 if !matches!(self.state.stream_state, StreamState::Reconnecting { .. }) {
                     live.reconnects += 1;
+                    self.state.reconnecting_since = Some(std::time::SystemTime::now());
                 }
                 self.state.stream_state = StreamState::Reconnecting { attempt, max };
             }
             E::StateChanged(lk::ConnectionState::Connected) => {
                 self.state.stream_state = StreamState::Live;
+                self.state.reconnecting_since = None;
                 live.encoders.iter().for_each(|e| e.request_keyframe());
                 // A rejoin keeps attributes only if the server's refreshed token (which
                 // carries them) arrived before the failure; the same value again is harmless.

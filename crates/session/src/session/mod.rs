@@ -31,6 +31,7 @@ use crate::slow_mode::SlowMode;
 use crate::state::{Health, SessionState, StreamState};
 
 mod account;
+mod backend;
 mod broadcast;
 mod chat;
 mod health;
@@ -39,7 +40,7 @@ mod moderation;
 mod sources;
 mod summary;
 
-use moderation::Outcome;
+use backend::BackendEvent;
 
 /// How a session starts.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl SessionHandle {
         let (token_tx, token) = watch::channel(config.token.clone());
         let (media_tx, media_rx) = mpsc::channel(64);
         let (outcome_tx, outcome_rx) = mpsc::channel(64);
-        let mut api = Client::new(config.api_url.clone());
+        let mut api = backend::api_client(&config.api_url);
         api.set_token(config.token.clone());
         let task = Task {
             api,
@@ -124,6 +125,7 @@ impl SessionHandle {
             media_rx,
             outcome_tx,
             outcome_rx,
+            calls: Default::default(),
             slow_mode: SlowMode::new(Duration::from_secs(limits::SLOW_MODE_SECS)),
             clock: MediaClock::new(),
             counters: Arc::default(),
@@ -219,8 +221,10 @@ struct Task {
     media_tx: mpsc::Sender<MediaEvent>,
     media_rx: mpsc::Receiver<MediaEvent>,
     /// Backend calls spawned beside the loop report here.
-    outcome_tx: mpsc::Sender<Outcome>,
-    outcome_rx: mpsc::Receiver<Outcome>,
+    outcome_tx: mpsc::Sender<BackendEvent>,
+    outcome_rx: mpsc::Receiver<BackendEvent>,
+    /// What the loop keeps of those calls (the probe, a title waiting for the backend).
+    calls: backend::BackendCalls,
     slow_mode: SlowMode,
     clock: MediaClock,
     counters: Arc<Counters>,
@@ -255,6 +259,17 @@ impl Task {
             tokio::select! {
                 req = self.rx.recv() => {
                     let Some(Request { command, reply }) = req else { break };
+                    // Saved beside the loop; the reply waits for the backend's word.
+                    if let Command::EditTitle { title, description } = command {
+                        match self.check_title(&title) {
+                            Ok(title) => {
+                                self.save_title(title, description, reply);
+                                self.publish();
+                            }
+                            Err(e) => self.finish(Err(e), reply),
+                        }
+                        continue;
+                    }
                     let shutdown = command == Command::Shutdown;
                     self.state.busy = true;
                     self.publish();
@@ -270,17 +285,21 @@ impl Task {
                         self.on_media(ev).await;
                     }
                 }
-                Some(outcome) = self.outcome_rx.recv() => {
-                    self.on_outcome(outcome);
+                Some(ev) = self.outcome_rx.recv() => {
+                    self.on_backend_event(ev);
                     self.publish();
                 }
                 ev = next_publisher_event(&mut self.live) => {
                     match ev {
                         Some(ev) => self.on_publisher(ev).await,
-                        None => self.on_transport_lost("the LiveKit connection closed".into(), ErrorKind::Network).await,
+                        None => self.on_transport_lost("the LiveKit connection closed".into(), ErrorKind::Network),
                     }
                 }
                 _ = tick.tick() => {
+                    let b = &self.state.backend;
+                    if self.live.is_some() || b.pending_title.is_some() || b.unreachable_since.is_some() {
+                        self.probe_backend();
+                    }
                     if self.live.is_some() {
                         self.refresh_health();
                         self.publish();
@@ -343,7 +362,11 @@ impl Task {
                 self.timeout_viewer(&identity, duration)
             }
             Command::BanViewer { identity } => self.ban_viewer(&identity),
-            Command::EditTitle { title, description } => self.edit_title(title, description).await,
+            Command::EditTitle { title, description } => {
+                let title = self.check_title(&title)?;
+                self.save_title(title, description, None);
+                Ok(())
+            }
             Command::SelectVideoSource(spec) => self.select_video_source(spec),
             Command::SelectAudioSource(spec) => self.select_audio_source(spec),
             Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),

@@ -195,11 +195,11 @@ impl Task {
                 Err(_) => Err(SessionError::BackendTimeout(BACKEND_CALL_TIMEOUT.as_secs())),
             };
             let _ = tx
-                .send(Outcome {
+                .send(super::BackendEvent::Moderation(Outcome {
                     success,
                     failure,
                     result,
-                })
+                }))
                 .await;
         });
     }

@@ -146,8 +146,7 @@ impl Task {
             MediaEvent::Failed(e) => {
                 let err = SessionError::from(e);
                 if self.live.is_some() {
-                    self.on_transport_lost(format!("media failed: {err}"), err.kind())
-                        .await;
+                    self.on_transport_lost(format!("media failed: {err}"), err.kind());
                 } else {
                     Arc::make_mut(&mut self.state.errors).push(err.to_user());
                 }

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use streamit_api::SessionStatsReport;
 use streamit_api::client::{ApiError, Client};
+use streamit_api::{SessionStatsReport, StreamSession};
 use tokio::time::Instant;
 
 use super::{Live, Task};
@@ -19,6 +19,22 @@ use crate::state::{Summary, SummaryDelivery};
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
+/// Everything delivering one session's figures needs, detached from the task so it can
+/// run beside the loop.
+pub(super) struct Delivery {
+    api: Client,
+    spool: Option<Spool>,
+    /// Where the figures were spooled before the first attempt (`None`: not logged in).
+    spooled: Option<Result<PathBuf, crate::spool::SpoolError>>,
+    session_id: String,
+    report: SessionStatsReport,
+    retry: Duration,
+}
+
+/// What became of the figures: the backend's record, where they are, and a refusal (or
+/// the outage when they could not be kept either) the creator must see.
+pub(super) type Delivered = (Option<StreamSession>, SummaryDelivery, Option<ApiError>);
+
 impl Task {
     /// The summary of `live`: the studio's own figures, end-stream and the stats report
     /// (retried, spooled when the backend stays away), and the backend's latest record.
@@ -27,62 +43,28 @@ impl Task {
     /// not be kept either.
     pub(super) async fn summarise(&mut self, live: &Live) -> (Summary, Option<ApiError>) {
         let mut summary = self.studio_summary(live);
-        let report = stats_report(&summary);
+        let (backend, delivery, error) = self.delivery(live, &summary).run().await;
+        summary.backend = backend;
+        summary.delivery = delivery;
+        (summary, error)
+    }
+
+    /// Spools the figures of `live` and returns their delivery, to run now or beside the
+    /// loop.
+    pub(super) fn delivery(&self, live: &Live, summary: &Summary) -> Delivery {
+        let report = stats_report(summary);
         let spool = self.spool();
         let spooled = spool
             .as_ref()
             .and_then(|spool| self.spool_before_delivery(spool, &live.session_id, &report));
-        let deadline = Instant::now() + self.config.summary_retry;
-        let api = self.api.clone();
-        let ended = retrying(deadline, "end-stream", || api.end_stream()).await;
-        // end-stream refused for good (revoked, already ended by presence) still leaves
-        // the figures to report: the session exists either way
-        let id = live.session_id.clone();
-        let stats = retrying(deadline, "session stats", || {
-            api.report_session_stats(&id, &report)
-        })
-        .await;
-        let spooled_at = spooled.as_ref().and_then(|r| r.as_ref().ok()).cloned();
-        let (ended, ended_err) = match ended {
-            Ok(s) => (Some(s), None),
-            Err(e) if e.is_transient() => (None, None),
-            Err(e) => (None, Some(e)),
-        };
-        let (backend, delivery, error) = match (stats, spooled) {
-            (Ok(session), _) => (Some(session), SummaryDelivery::Delivered, ended_err),
-            (Err(e), Some(Ok(path))) if e.is_transient() => {
-                tracing::warn!(path = %path.display(), "the backend did not take the summary ({e}); it is spooled");
-                let error = e.to_string();
-                (ended, SummaryDelivery::Spooled { path, error }, None)
-            }
-            (Err(e), Some(Err(spool_err))) if e.is_transient() => {
-                let error = format!("{e}; {spool_err}");
-                (ended, SummaryDelivery::Lost { error }, Some(e))
-            }
-            (Err(e), _) if e.is_transient() => {
-                let error = e.to_string();
-                (ended, SummaryDelivery::Lost { error }, Some(e))
-            }
-            // refused (the session is gone, the token revoked): a retry would be too
-            (Err(e), _) => {
-                let error = e.to_string();
-                (
-                    ended,
-                    SummaryDelivery::Lost { error },
-                    ended_err.or(Some(e)),
-                )
-            }
-        };
-        // the spool keeps only what still waits for the backend
-        if let (Some(spool), Some(path)) = (&spool, &spooled_at)
-            && !matches!(delivery, SummaryDelivery::Spooled { .. })
-            && let Err(e) = spool.remove(path)
-        {
-            tracing::warn!("{e}");
+        Delivery {
+            api: self.api.clone(),
+            spool,
+            spooled,
+            session_id: live.session_id.clone(),
+            report,
+            retry: self.config.summary_retry,
         }
-        summary.backend = backend;
-        summary.delivery = delivery;
-        (summary, error)
     }
 
     /// The configured spool, if any.
@@ -127,6 +109,69 @@ impl Task {
     }
 }
 
+impl Delivery {
+    /// end-stream and the stats report, retried until the deadline; the spool file goes
+    /// once the backend has the figures.
+    pub(super) async fn run(self) -> Delivered {
+        let Delivery {
+            api,
+            spool,
+            spooled,
+            session_id,
+            report,
+            retry,
+        } = self;
+        let deadline = Instant::now() + retry;
+        let ended = retrying(deadline, "end-stream", || api.end_stream()).await;
+        // end-stream refused for good (revoked, already ended by presence) still leaves
+        // the figures to report: the session exists either way
+        let id = session_id;
+        let stats = retrying(deadline, "session stats", || {
+            api.report_session_stats(&id, &report)
+        })
+        .await;
+        let spooled_at = spooled.as_ref().and_then(|r| r.as_ref().ok()).cloned();
+        let (ended, ended_err) = match ended {
+            Ok(s) => (Some(s), None),
+            Err(e) if e.is_transient() => (None, None),
+            Err(e) => (None, Some(e)),
+        };
+        let (backend, delivery, error) = match (stats, spooled) {
+            (Ok(session), _) => (Some(session), SummaryDelivery::Delivered, ended_err),
+            (Err(e), Some(Ok(path))) if e.is_transient() => {
+                tracing::warn!(path = %path.display(), "the backend did not take the summary ({e}); it is spooled");
+                let error = e.to_string();
+                (ended, SummaryDelivery::Spooled { path, error }, None)
+            }
+            (Err(e), Some(Err(spool_err))) if e.is_transient() => {
+                let error = format!("{e}; {spool_err}");
+                (ended, SummaryDelivery::Lost { error }, Some(e))
+            }
+            (Err(e), _) if e.is_transient() => {
+                let error = e.to_string();
+                (ended, SummaryDelivery::Lost { error }, Some(e))
+            }
+            // refused (the session is gone, the token revoked): a retry would be too
+            (Err(e), _) => {
+                let error = e.to_string();
+                (
+                    ended,
+                    SummaryDelivery::Lost { error },
+                    ended_err.or(Some(e)),
+                )
+            }
+        };
+        // the spool keeps only what still waits for the backend
+        if let (Some(spool), Some(path)) = (&spool, &spooled_at)
+            && !matches!(delivery, SummaryDelivery::Spooled { .. })
+            && let Err(e) = spool.remove(path)
+        {
+            tracing::warn!("{e}");
+        }
+        (backend, delivery, error)
+    }
+}
+
 async fn deliver_one(api: &Client, spool: &Spool, path: PathBuf, s: SpooledSummary) {
     match api.report_session_stats(&s.session_id, &s.report).await {
         Ok(_) => {
@@ -159,7 +204,12 @@ where
     let mut pause = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match f().await {
+        // an attempt never outlasts the deadline (a hung server answers nothing)
+        let r = match tokio::time::timeout_at(deadline, f()).await {
+            Ok(r) => r,
+            Err(_) => Err(super::backend::timeout_error()),
+        };
+        match r {
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
                 tracing::info!(attempt, "{what}: {e}; retrying in {pause:?}");
