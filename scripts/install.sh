@@ -31,7 +31,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # libasound2-dev (cpal). Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
 # microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
 # procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
-# xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd) and imagemagick (convert).
+# xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd), x11-utils (xwininfo: window titles)
+# and imagemagick (import).
 # Packaging (packaging/check.sh): desktop-file-utils (desktop-file-validate).
 # Watch pages: nodejs (with npm: builds them with esbuild), chromium (Debian's, the headless
 # browser the browser tests drive through playwright-core; never a Playwright browser download).
@@ -45,7 +46,7 @@ apt_packages=(
 if [ "$mode" = test ]; then
   apt_packages+=(
     postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
-    xvfb xauth procps x11-apps imagemagick desktop-file-utils chromium iproute2
+    xvfb xauth procps x11-apps x11-utils imagemagick desktop-file-utils chromium iproute2
   )
 fi
 missing=()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use egui::{Key, Role, Vec2};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use streamit_api::client::Client;
 use streamit_session::{SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::{Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
@@ -242,9 +242,12 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
             .as_ref()
             .is_some_and(|m| m.mic_muted)
     })?;
-    wait_for(&mut h, "the Unmute button", Duration::from_secs(5), |h| {
-        has_label(h, "Unmute mic (M)")
-    })?;
+    wait_for(
+        &mut h,
+        "the Unmute button and the muted badge",
+        Duration::from_secs(5),
+        |h| has_label(h, "Unmute mic (M)") && has_label(h, "Mic muted"),
+    )?;
 
     // Camera off and on again with the V key.
     h.key_press(Key::V);
@@ -254,7 +257,7 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
             .media
             .as_ref()
             .is_some_and(|m| m.camera_off)
-            && has_label(h, "Camera is off — viewers see a paused picture")
+            && has_label_containing(h, "Camera off — ")
             && has_label(h, "Camera on (V)")
     })?;
     h.key_press(Key::V);
@@ -821,5 +824,159 @@ fn preview_texture_is_updated_in_place_only_when_the_frame_changes() -> Result<(
     // No frame (e.g. between snapshots): the last picture stays.
     preview.update(&ctx, None);
     ensure!(preview.texture_id() == Some(id));
+    Ok(())
+}
+
+/// Window sizes in points: the minimum window (1280×800 at a scale factor of 2), 1280×800 at
+/// 1.5, a small laptop, 1280×800, 1080p at 1.5, 4K at 2 and 4K at 1. egui lays out in points,
+/// so these are the layouts the scale factors give; the pixels at scale 2 are checked by
+/// tests/gui_screenshots.rs under Xvfb. (The harness's own zoom, `set_pixels_per_point`, put
+/// the bottom bar in mid-window at 640×400 × 2; not used until that is understood.)
+const LAYOUTS: [(f32, f32); 7] = [
+    (640.0, 400.0),
+    (853.0, 533.0),
+    (960.0, 620.0),
+    (1280.0, 800.0),
+    (1280.0, 720.0),
+    (1920.0, 1080.0),
+    (3840.0, 2160.0),
+];
+
+/// What a layout check looks at: controls and text.
+const LAID_OUT: [Role; 6] = [
+    Role::Button,
+    Role::ComboBox,
+    Role::CheckBox,
+    Role::TextInput,
+    Role::Meter,
+    Role::Label,
+];
+
+/// At every size of [`LAYOUTS`]: nothing sticks out of the window sideways,
+/// no control overlaps another control or a text, and each of `reach` can be scrolled fully
+/// into view.
+fn check_layouts(h: &mut Harness<'_, App>, screen: &str, reach: &[(Role, &str)]) -> Result<()> {
+    for (w, ht) in LAYOUTS {
+        h.set_size(Vec2::new(w, ht));
+        h.run_steps(4);
+        let at = format!("{screen} at {w}×{ht} points");
+        let mut nodes: Vec<(Role, String, egui::Rect)> = Vec::new();
+        for role in LAID_OUT {
+            for n in h.query_all_by_role(role) {
+                let r = n.rect();
+                let label = n.accesskit_node().label().unwrap_or_default();
+                // Unnamed nodes are parts of a named widget (a checkbox's text).
+                if r.width() > 0.5 && r.height() > 0.5 && !label.is_empty() {
+                    nodes.push((role, label, r));
+                }
+            }
+        }
+        ensure!(nodes.len() > 5, "{at}: only {} nodes", nodes.len());
+        for (role, label, r) in &nodes {
+            // Sideways only: the screens scroll vertically (the reach check below covers that).
+            ensure!(
+                r.min.x >= -0.5 && r.max.x <= w + 0.5,
+                "{at}: {role:?} {label:?} at {r:?} sticks out of the window"
+            );
+        }
+        // The top bar's bottom edge: content scrolled up runs under it, clipped there.
+        let top = nodes
+            .iter()
+            .find(|(_, l, _)| l == "Log out")
+            .map_or(0.0, |(_, _, r)| r.max.y + 10.0);
+        let in_bar = |r: &egui::Rect| r.max.y <= top;
+        for (i, (ra, la, a)) in nodes.iter().enumerate() {
+            for (rb, lb, b) in &nodes[i + 1..] {
+                // Text beside text is the layout's business; a control must not cover any.
+                if *ra == Role::Label && *rb == Role::Label {
+                    continue;
+                }
+                // Scrolled content runs on under the setup's fixed Go Live bar, clipped there
+                // (AccessKit rects are not clipped): Go Live is checked against the bar's own
+                // text only.
+                if in_bar(a) != in_bar(b) {
+                    continue;
+                }
+                let bar_text = |l: &str| l.starts_with("Everything is ready");
+                if (la == "Go Live" && !bar_text(lb)) || (lb == "Go Live" && !bar_text(la)) {
+                    continue;
+                }
+                let o = a.intersect(*b);
+                ensure!(
+                    !(o.is_positive() && o.area() > 4.0),
+                    "{at}: {ra:?} {la:?} {a:?} overlaps {rb:?} {lb:?} {b:?}"
+                );
+            }
+        }
+        for &(role, label) in reach {
+            h.get_by_role_and_label(role, label).scroll_to_me();
+            h.run_steps(3);
+            let r = h.get_by_role_and_label(role, label).rect();
+            ensure!(
+                r.min.x >= -0.5 && r.min.y >= -0.5 && r.max.x <= w + 0.5 && r.max.y <= ht + 0.5,
+                "{at}: {label:?} at {r:?} cannot be brought into view"
+            );
+        }
+        eprintln!("{at}: {} nodes laid out cleanly", nodes.len());
+    }
+    h.set_size(Vec2::new(1280.0, 800.0));
+    h.run_steps(2);
+    Ok(())
+}
+
+#[test]
+fn setup_and_live_screens_fit_every_window_size() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stack = Stack::start()?;
+    rt.block_on(stack.creator("gui_layout", true))?;
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
+    let mut h = harness(&session, &rt, stack.backend.url());
+    log_in(&mut h, "gui_layout")?;
+    type_into(
+        &mut h,
+        "Title",
+        "A title long enough to need some room in the window, really",
+    );
+    wait_for(&mut h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    check_layouts(
+        &mut h,
+        "setup",
+        &[
+            (Role::Button, "Go Live"),
+            (Role::Button, "Save settings"),
+            (Role::ComboBox, "Camera"),
+            (Role::ComboBox, "Microphone"),
+        ],
+    )?;
+    click(&mut h, "Go Live");
+    wait_for(&mut h, "live", Duration::from_secs(40), |h| {
+        h.state().state().stream_state == StreamState::Live
+    })?;
+    h.key_press(Key::M);
+    wait_for(&mut h, "the muted badge", Duration::from_secs(5), |h| {
+        has_label(h, "Mic muted")
+    })?;
+    check_layouts(
+        &mut h,
+        "live",
+        &[
+            (Role::Label, "Mic muted"),
+            (Role::Button, "Unmute mic (M)"),
+            (Role::Button, "Camera off (V)"),
+            (Role::Button, "End stream"),
+            (Role::Button, "Edit title"),
+            (Role::TextInput, "Chat message"),
+        ],
+    )?;
+    rt.block_on(session.request(streamit_session::Command::Shutdown))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(h);
+    drop(stack);
+    rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }

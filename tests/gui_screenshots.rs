@@ -2,6 +2,11 @@
 //! backend and LiveKit server with a Python viewer chatting: one screenshot per screen (login,
 //! setup, live, ended) into `$CARGO_TARGET_TMPDIR/gui-screenshots/` (ImageMagick `import`).
 //! With `STREAMIT_UPDATE_SCREENSHOTS=1` they are copied to `assets/screenshots/` too.
+//! Then the setup and live screens again at a scale factor of 2 (`WINIT_X11_SCALE_FACTOR`)
+//! and in the minimum window (a 640×400 screen), into the same directory only.
+//!
+//! No fixed delays: each shot is retaken until it shows what it is for (the window rendered,
+//! its title names the screen, the test pattern is in the preview), within a deadline.
 //!
 //! The binary is driven through its small, explicit test hooks: `STREAMIT_TOKEN` (log in
 //! with a token), `STREAMIT_STUDIO_AUTO_GO_LIVE=<s>` (press Go Live after s seconds on the
@@ -29,15 +34,16 @@ impl Drop for Reaped {
     }
 }
 
-/// An Xvfb server on a free display number (it picks one and tells us on `-displayfd`).
-fn start_xvfb() -> Result<(Reaped, String)> {
+/// An Xvfb server of `screen` ("1280x800x24") on a free display number (it picks one and
+/// tells us on `-displayfd`).
+fn start_xvfb(screen: &str) -> Result<(Reaped, String)> {
     let mut child = Command::new("Xvfb")
         .args([
             "-displayfd",
             "1",
             "-screen",
             "0",
-            "1280x800x24",
+            screen,
             "-nolisten",
             "tcp",
         ])
@@ -60,6 +66,8 @@ fn studio(display: &str, api: &str, env: &[(&str, String)]) -> Result<Reaped> {
         .env_remove("STREAMIT_TOKEN")
         .env("STREAMIT_API_URL", api)
         .env("STREAMIT_STUDIO_NO_KEYRING", "1")
+        // the test pattern and tone, whatever devices this machine has
+        .env("STREAMIT_STUDIO_TEST_SOURCES", "1")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -80,25 +88,81 @@ fn screenshot(display: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How many distinct colours a screenshot has (a blank or black window has one or two).
-fn colours(path: &Path) -> Result<u64> {
-    let out = Command::new("identify")
-        .args(["-format", "%k"])
-        .arg(path)
-        .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+/// How many distinct colours an image has (a blank or black window has one or two).
+fn colours(img: &image::RgbImage) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for p in img.pixels() {
+        seen.insert(p.0);
+    }
+    seen.len()
 }
 
-fn shoot(display: &str, dir: &Path, name: &str, shots: &mut Vec<PathBuf>) -> Result<()> {
+/// The share of pixels of the test pattern's green bar (pure green; the UI has no such green).
+fn pattern_green(img: &image::RgbImage) -> f64 {
+    let n = img
+        .pixels()
+        .filter(|p| p.0[1] > 150 && p.0[0] < 60 && p.0[2] < 60)
+        .count();
+    n as f64 / (img.width() as f64 * img.height() as f64).max(1.0)
+}
+
+/// The names of the display's windows (`xwininfo`, Debian x11-utils).
+fn window_names(display: &str) -> String {
+    Command::new("xwininfo")
+        .args(["-display", display, "-root", "-tree"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// What a shot must show before it is kept.
+struct Want {
+    /// a part of the window title (the screen on display)
+    title: &'static str,
+    /// the test pattern in the preview
+    preview: bool,
+}
+
+/// Screenshots the display until the picture is what `want` says (the window rendered, the
+/// title names the screen, the preview shows the pattern) or `timeout` passes.
+fn shoot(
+    display: &str,
+    dir: &Path,
+    name: &str,
+    want: Want,
+    timeout: Duration,
+    shots: &mut Vec<PathBuf>,
+) -> Result<()> {
     let path = dir.join(format!("{name}.png"));
-    screenshot(display, &path)?;
-    let c = colours(&path)?;
-    ensure!(
-        c > 50,
-        "{name}: only {c} colours, the window did not render"
-    );
-    shots.push(path);
-    Ok(())
+    let deadline = Instant::now() + timeout;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let titled = window_names(display).contains(want.title);
+        screenshot(display, &path)?;
+        let img = image::open(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .to_rgb8();
+        let (c, green) = (colours(&img), pattern_green(&img));
+        if titled && c > 50 && (!want.preview || green > 0.004) {
+            eprintln!(
+                "{name}: {c} colours, pattern green {:.1} %, try {tries}",
+                green * 100.0
+            );
+            shots.push(path);
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name}: not the wanted frame after {timeout:?} ({tries} tries): title {:?} {}, \
+                 {c} colours, pattern green {:.2} %",
+                want.title,
+                if titled { "shown" } else { "not shown" },
+                green * 100.0
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// User + system CPU time of a process, in clock ticks (usually 1/100 s).
@@ -171,13 +235,30 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gui-screenshots");
     std::fs::create_dir_all(&dir)?;
     let mut shots = Vec::new();
-    let (_xvfb, display) = start_xvfb()?;
+    // Shots of other sizes and states, looked at but not in the README.
+    let mut layouts = Vec::new();
+    let (_xvfb, display) = start_xvfb("1280x800x24")?;
+    let rendered = |title| Want {
+        title,
+        preview: false,
+    };
+    let with_preview = |title| Want {
+        title,
+        preview: true,
+    };
+    let patience = Duration::from_secs(60);
 
     // 1. Login (no token).
     {
         let app = studio(&display, backend.url(), &[])?;
-        std::thread::sleep(Duration::from_secs(6));
-        shoot(&display, &dir, "1-login", &mut shots)?;
+        shoot(
+            &display,
+            &dir,
+            "1-login",
+            rendered("Sign in"),
+            patience,
+            &mut shots,
+        )?;
         // Idle on the login screen, the studio repaints on demand only: no busy loop.
         let before = cpu_ticks(app.0.id())?;
         std::thread::sleep(Duration::from_secs(3));
@@ -186,19 +267,26 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
         eprintln!("idle login screen: {used} CPU ticks in 3 s");
     }
 
-    // 2–4. Setup → live (a viewer joins and chats) → ended.
+    // 2–4. Setup → live (a viewer joins and chats) → ended. Go Live is pressed 20 s after
+    // the setup screen is up (room for the shot on a loaded machine).
     let app = studio(
         &display,
         backend.url(),
         &[
             ("STREAMIT_TOKEN", studio_token.clone()),
-            ("STREAMIT_STUDIO_AUTO_GO_LIVE", "8".into()),
-            ("STREAMIT_STUDIO_AUTO_END_SECS", "22".into()),
+            ("STREAMIT_STUDIO_AUTO_GO_LIVE", "20".into()),
+            ("STREAMIT_STUDIO_AUTO_END_SECS", "30".into()),
         ],
     )?;
-    std::thread::sleep(Duration::from_secs(6));
-    shoot(&display, &dir, "2-setup", &mut shots)?;
-    rt.block_on(wait_live(&api, user, true, Duration::from_secs(40)))?;
+    shoot(
+        &display,
+        &dir,
+        "2-setup",
+        with_preview("Ready to go live"),
+        patience,
+        &mut shots,
+    )?;
+    rt.block_on(wait_live(&api, user, true, Duration::from_secs(60)))?;
     let viewers: Vec<_> = {
         let _g = rt.enter();
         // A logged-in viewer and a guest (marked as such), with the roles the backend mints.
@@ -212,30 +300,86 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
                 lk.token_with_attributes(id, name, &user_id, Grants::Viewer, &[(ATTR_ROLE, role)])?;
             let mut o = ViewerOptions::new(lk.ws_url(), token);
             o.send_chat = vec![text.into()];
-            o.duration = Duration::from_secs(25);
+            o.duration = Duration::from_secs(35);
             // Stay (and be counted) until the stream ends.
             o.until_frames = Some(100_000);
             Viewer::spawn(o)
         })
         .collect::<Result<_>>()?
     };
-    std::thread::sleep(Duration::from_secs(12));
-    shoot(&display, &dir, "3-live", &mut shots)?;
+    // Both viewers in the room (the window title counts them); their chat comes with them.
+    shoot(
+        &display,
+        &dir,
+        "3-live",
+        with_preview("2 viewers"),
+        patience,
+        &mut shots,
+    )?;
     // The backend hangs for a moment: the live screen says so (the probe notices in ~2 s).
     ensure!(backend.pause(), "the backend did not stop");
-    std::thread::sleep(Duration::from_secs(3));
-    let shot = shoot(&display, &dir, "3b-backend-down", &mut shots);
+    let shot = shoot(
+        &display,
+        &dir,
+        "3b-backend-down",
+        with_preview("server not responding"),
+        patience,
+        &mut layouts,
+    );
     backend.resume();
     shot?;
-    rt.block_on(wait_live(&api, user, false, Duration::from_secs(40)))?;
-    std::thread::sleep(Duration::from_secs(4));
-    shoot(&display, &dir, "4-ended", &mut shots)?;
+    rt.block_on(wait_live(&api, user, false, Duration::from_secs(60)))?;
+    shoot(
+        &display,
+        &dir,
+        "4-ended",
+        rendered("Stream ended"),
+        patience,
+        &mut shots,
+    )?;
     for v in viewers {
         let _ = rt.block_on(v.report());
     }
     drop(app);
 
-    // 5. Both servers go while live: the interrupted ending (LiveKit's reconnects give up
+    // The setup and live screens at a scale factor of 2 on the same 1280×800 screen (the
+    // window fits itself to it), and in the minimum window (a 640×400 screen).
+    let (_small, small_display) = start_xvfb("640x400x24")?;
+    for (tag, display, scale) in [("scale2", &display, "2"), ("min", &small_display, "1")] {
+        let app = studio(
+            display,
+            backend.url(),
+            &[
+                ("STREAMIT_TOKEN", studio_token.clone()),
+                ("STREAMIT_STUDIO_AUTO_GO_LIVE", "20".into()),
+                ("STREAMIT_STUDIO_AUTO_END_SECS", "10".into()),
+                ("WINIT_X11_SCALE_FACTOR", scale.into()),
+            ],
+        )?;
+        let (setup, live) = (format!("5-setup-{tag}"), format!("6-live-{tag}"));
+        // One column at this size: the preview is under the form, out of view.
+        shoot(
+            display,
+            &dir,
+            &setup,
+            rendered("Ready to go live"),
+            patience,
+            &mut layouts,
+        )?;
+        rt.block_on(wait_live(&api, user, true, Duration::from_secs(60)))?;
+        shoot(
+            display,
+            &dir,
+            &live,
+            rendered("LIVE"),
+            patience,
+            &mut layouts,
+        )?;
+        rt.block_on(wait_live(&api, user, false, Duration::from_secs(60)))?;
+        drop(app);
+    }
+
+    // 7. Both servers go while live: the interrupted ending (LiveKit's reconnects give up
     // after about 30 s).
     let _app = studio(
         &display,
@@ -245,12 +389,25 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
             ("STREAMIT_STUDIO_AUTO_GO_LIVE", "5".into()),
         ],
     )?;
-    rt.block_on(wait_live(&api, user, true, Duration::from_secs(40)))?;
-    std::thread::sleep(Duration::from_secs(3));
+    rt.block_on(wait_live(&api, user, true, Duration::from_secs(60)))?;
+    shoot(
+        &display,
+        &dir,
+        "7-on-air",
+        with_preview("LIVE"),
+        patience,
+        &mut layouts,
+    )?;
     stack.backend.stop();
     stack.livekit.kill();
-    std::thread::sleep(Duration::from_secs(40));
-    shoot(&display, &dir, "5-interrupted", &mut shots)?;
+    shoot(
+        &display,
+        &dir,
+        "7-interrupted",
+        rendered("Stream interrupted"),
+        Duration::from_secs(90),
+        &mut layouts,
+    )?;
 
     if std::env::var("STREAMIT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/screenshots");
@@ -259,6 +416,11 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
             std::fs::copy(s, assets.join(s.file_name().context("name")?))?;
         }
     }
-    eprintln!("screenshots in {}", dir.display());
+    eprintln!(
+        "screenshots in {}: {} for the README, {} of other sizes and states",
+        dir.display(),
+        shots.len(),
+        layouts.len()
+    );
     Ok(())
 }

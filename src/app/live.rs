@@ -22,6 +22,11 @@ pub struct LiveScreen {
     copied_at: Option<Instant>,
 }
 
+/// Below this width (in points) the chat goes under the picture.
+const STACK_BELOW: f32 = 900.0;
+/// From this width (in points) of the main column its rows keep one line.
+const ROOMY: f32 = 720.0;
+
 /// How long a moderation notice stays under the chat.
 const NOTICE_FOR: Duration = Duration::from_secs(10);
 
@@ -172,9 +177,6 @@ impl LiveScreen {
             let _ = session.send(c);
         };
         let live = state.stream_state == StreamState::Live;
-        let media = state.media.clone();
-        let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
-        let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
 
         // Shortcuts, unless a text field has the keyboard or the title editor is open (a
         // "v" meant for the title must never turn the camera on mid-show).
@@ -231,25 +233,96 @@ impl LiveScreen {
             });
         }
 
-        let chat_w = 340.0_f32.min(ui.available_width() * 0.35);
-        egui::Panel::right("chat")
-            .exact_size(chat_w)
-            .resizable(false)
-            .show_separator_line(false)
-            .frame(egui::Frame::new().inner_margin(egui::Margin {
-                left: 14,
-                ..Default::default()
-            }))
-            .show(ui, |ui| self.chat(ui, state, session, live));
+        if ui.available_width() < STACK_BELOW {
+            // Too narrow for the chat beside the picture: the chat goes under it, and the
+            // whole screen scrolls.
+            egui::ScrollArea::vertical()
+                .id_salt("live-scroll")
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    self.main_column(ui, state, session, preview, true);
+                    ui.add_space(12.0);
+                    let w = ui.available_width();
+                    ui.allocate_ui(Vec2::new(w, 420.0), |ui| {
+                        self.chat(ui, state, session, live)
+                    });
+                });
+        } else {
+            let chat_w = 340.0_f32.min(ui.available_width() * 0.35);
+            egui::Panel::right("chat")
+                .exact_size(chat_w)
+                .resizable(false)
+                .show_separator_line(false)
+                .frame(egui::Frame::new().inner_margin(egui::Margin {
+                    left: 14,
+                    ..Default::default()
+                }))
+                .show(ui, |ui| self.chat(ui, state, session, live));
+            egui::ScrollArea::vertical()
+                .id_salt("live-main-scroll")
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    self.main_column(ui, state, session, preview, false)
+                });
+        }
 
-        // Title row.
+        if self.confirm_end {
+            let modal = egui::Modal::new(egui::Id::unique("confirm-end")).show(ui.ctx(), |ui| {
+                ui.set_width(360.0);
+                ui.label(
+                    RichText::new("End the stream?")
+                        .size(19.0)
+                        .family(theme::bold()),
+                );
+                ui.label(RichText::new(end_notice(state.viewers)).color(theme::MUTED));
+                ui.add_space(8.0);
+                ui.horizontal(|ui| {
+                    if ui.add(theme::danger("End stream now")).clicked() {
+                        send(Command::EndStream);
+                        self.confirm_end = false;
+                    }
+                    if ui.button("Keep streaming").clicked() {
+                        self.confirm_end = false;
+                    }
+                });
+            });
+            if modal.should_close() {
+                self.confirm_end = false;
+            }
+        }
+    }
+
+    /// The title, the figures, the picture and the controls.
+    fn main_column(
+        &mut self,
+        ui: &mut Ui,
+        state: &SessionState,
+        session: &SessionHandle,
+        preview: &Preview,
+        stacked: bool,
+    ) {
+        let send = |c: Command| {
+            let _ = session.send(c);
+        };
+        let media = state.media.clone();
+        let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
+        let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
+        // Title row (wraps rather than pushing the buttons out of the window).
         let mut close_editor = false;
+<<<<<<< HEAD
         ui.horizontal(|ui| {
             // A title the server does not have yet is shown as what it will be.
             let pending = state.backend.pending_title.clone();
             let title = pending
                 .clone()
                 .or_else(|| state.stream.as_ref().map(|s| s.title.clone()))
+=======
+        ui.horizontal_wrapped(|ui| {
+            let title = state
+                .stream
+                .as_ref()
+                .map(|s| s.title.clone())
+>>>>>>> studio-ui
                 .unwrap_or_default();
             match &mut self.editing_title {
                 Some(text) => {
@@ -303,8 +376,9 @@ impl LiveScreen {
             self.editing_title = None;
         }
 
-        // Stats row.
-        ui.horizontal(|ui| {
+        // Stats row; the share link goes right when there is room, else it wraps.
+        let roomy = ui.available_width() >= ROOMY;
+        let stats = |ui: &mut Ui, copied_at: &mut Option<Instant>| {
             ui.label(
                 RichText::new(elapsed(state.live_since))
                     .family(egui::FontFamily::Monospace)
@@ -322,34 +396,46 @@ impl LiveScreen {
             );
             ui.label(RichText::new(format!("peak {}", state.peak_viewers)).color(theme::MUTED));
             if let Some(s) = &state.stream {
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    // right-to-left: the link's parts come out in reading order inside
-                    ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
-                        theme::share_link(ui, &s.watch_url, &mut self.copied_at);
+                if roomy {
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        // right-to-left: the link's parts come out in reading order inside
+                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                            theme::share_link(ui, &s.watch_url, copied_at);
+                        });
                     });
-                });
+                } else {
+                    // a row of its own: the link does not wrap inside
+                    ui.end_row();
+                    theme::share_link(ui, &s.watch_url, copied_at);
+                }
             }
-        });
+        };
+        if roomy {
+            ui.horizontal(|ui| stats(ui, &mut self.copied_at));
+        } else {
+            ui.horizontal_wrapped(|ui| stats(ui, &mut self.copied_at));
+        }
 
-        // Preview.
-        let controls_h = 130.0;
-        let max = Vec2::new(
-            ui.available_width(),
-            (ui.available_height() - controls_h).max(160.0),
-        );
-        preview.show(
-            ui,
-            max,
-            !camera_off && state.preview.is_some(),
-            if camera_off {
-                "Camera is off — viewers see a paused picture"
-            } else {
-                "Waiting for video…"
-            },
-        );
+        // Preview: what is left above the controls, or 16:9 of the width in one column.
+        let controls_h = if roomy { 130.0 } else { 190.0 };
+        let max = if stacked {
+            Vec2::new(ui.available_width(), ui.available_width() * 9.0 / 16.0)
+        } else {
+            Vec2::new(
+                ui.available_width(),
+                (ui.available_height() - controls_h).max(160.0),
+            )
+        };
+        let look = if camera_off {
+            preview::Look::CameraOff(preview::CAMERA_OFF_NOTE)
+        } else {
+            preview::Look::Frame
+        };
+        preview.show(ui, max, look, mic_muted);
 
-        // Controls.
-        ui.horizontal(|ui| {
+        // Controls; End stream keeps its place on the right when there is room, and wraps
+        // after the meter rather than over it when there is not.
+        let controls = |ui: &mut Ui, confirm_end: &mut bool| {
             let mic = if mic_muted {
                 RichText::new("Unmute mic (M)").color(theme::LIVE)
             } else {
@@ -373,41 +459,26 @@ impl LiveScreen {
                 send(Command::ToggleCamera);
             }
             preview::level_meter(ui, state.mic_level, mic_muted, 120.0);
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui
-                    .add(theme::danger("End stream").min_size(Vec2::new(140.0, 36.0)))
+            let end = |ui: &mut Ui| {
+                ui.add(theme::danger("End stream").min_size(Vec2::new(140.0, 36.0)))
                     .clicked()
-                {
-                    self.confirm_end = true;
-                }
-            });
-        });
-        self.health(ui, state);
-
-        if self.confirm_end {
-            let modal = egui::Modal::new(egui::Id::unique("confirm-end")).show(ui.ctx(), |ui| {
-                ui.set_width(360.0);
-                ui.label(
-                    RichText::new("End the stream?")
-                        .size(19.0)
-                        .family(theme::bold()),
-                );
-                ui.label(RichText::new(end_notice(state.viewers)).color(theme::MUTED));
-                ui.add_space(8.0);
-                ui.horizontal(|ui| {
-                    if ui.add(theme::danger("End stream now")).clicked() {
-                        send(Command::EndStream);
-                        self.confirm_end = false;
-                    }
-                    if ui.button("Keep streaming").clicked() {
-                        self.confirm_end = false;
-                    }
-                });
-            });
-            if modal.should_close() {
-                self.confirm_end = false;
+            };
+            let clicked = if roomy {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), end)
+                    .inner
+            } else {
+                end(ui)
+            };
+            if clicked {
+                *confirm_end = true;
             }
+        };
+        if roomy {
+            ui.horizontal(|ui| controls(ui, &mut self.confirm_end));
+        } else {
+            ui.horizontal_wrapped(|ui| controls(ui, &mut self.confirm_end));
         }
+        self.health(ui, state);
     }
 
     fn health(&self, ui: &mut Ui, state: &SessionState) {

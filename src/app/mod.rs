@@ -37,6 +37,10 @@ pub struct Options {
     pub auto_go_live: Option<Duration>,
     /// Test hook (`STREAMIT_STUDIO_AUTO_END_SECS=n`): end the stream after n s live.
     pub auto_end_after: Option<Duration>,
+    /// Start with the system's camera and microphone (or the remembered choice) instead of
+    /// the session's configured sources. Off in tests and with the test hook
+    /// `STREAMIT_STUDIO_TEST_SOURCES=1` (test pattern and tone, nothing remembered).
+    pub pick_devices: bool,
 }
 
 impl Options {
@@ -47,6 +51,7 @@ impl Options {
             use_keyring: std::env::var_os("STREAMIT_STUDIO_NO_KEYRING").is_none(),
             auto_go_live: secs_from_env("STREAMIT_STUDIO_AUTO_GO_LIVE"),
             auto_end_after: secs_from_env("STREAMIT_STUDIO_AUTO_END_SECS"),
+            pick_devices: std::env::var_os("STREAMIT_STUDIO_TEST_SOURCES").is_none(),
         }
     }
 }
@@ -109,6 +114,10 @@ pub struct App {
     remember_pending: bool,
     auto_go_live_done: bool,
     auto_end_done: bool,
+    /// The start's sources were chosen (see [`Options::pick_devices`]).
+    sources_chosen: bool,
+    /// The window was fitted to its monitor.
+    fitted: bool,
 }
 
 impl App {
@@ -146,6 +155,8 @@ impl App {
             remember_pending: false,
             auto_go_live_done: false,
             auto_end_done: false,
+            sources_chosen: false,
+            fitted: false,
         }
     }
 
@@ -197,9 +208,15 @@ impl App {
                     format!("Reconnecting {attempt}/{max}")
                 }
                 _ => format!(
-                    "LIVE · {} viewer{}",
+                    "LIVE · {} viewer{}{}",
                     s.viewers,
-                    if s.viewers == 1 { "" } else { "s" }
+                    if s.viewers == 1 { "" } else { "s" },
+                    // Seen from the taskbar too: the banner's news.
+                    if s.backend.unreachable_since.is_some() {
+                        " · server not responding"
+                    } else {
+                        ""
+                    }
                 ),
             },
         };
@@ -355,6 +372,10 @@ impl eframe::App for App {
             self.remember_pending = false;
             self.keyring_store();
         }
+        self.fit_to_monitor(ctx);
+        if screen == Screen::Setup && !self.sources_chosen {
+            self.choose_sources();
+        }
         let camera_off = self.state.media.as_ref().is_some_and(|m| m.camera_off);
         if camera_off {
             self.preview.clear();
@@ -400,7 +421,10 @@ impl eframe::App for App {
                 Screen::Setup => {
                     let devices = self.devices.list();
                     self.setup
-                        .show(ui, state, session, &self.preview, devices.as_ref())
+                        .show(ui, state, session, &self.preview, devices.as_ref());
+                    if let Some(r) = self.setup.take_picked() {
+                        self.devices.remember(&self.runtime, r);
+                    }
                 }
                 Screen::Live => self.live.show(ui, state, session, &self.preview),
                 Screen::Ended => ended::show(ui, state, session),
@@ -414,7 +438,13 @@ impl App {
             Screen::Setup => {
                 self.devices.scan(&self.runtime, ctx);
                 self.setup.on_enter(&self.state);
-                self.send(Command::StartPreview);
+                if !self.options.pick_devices {
+                    self.sources_chosen = true;
+                }
+                // Otherwise the preview starts once the sources are chosen.
+                if self.sources_chosen {
+                    self.send(Command::StartPreview);
+                }
             }
             Screen::Live => self.live.on_enter(),
             Screen::Login => {
@@ -425,6 +455,69 @@ impl App {
         }
     }
 }
+
+impl App {
+    /// Once the first device scan is in: the system's devices (or the remembered choice),
+    /// then the preview.
+    fn choose_sources(&mut self) {
+        let Some(list) = self.devices.list() else {
+            return;
+        };
+        let Some(media) = self.state.media.clone() else {
+            return;
+        };
+        self.sources_chosen = true;
+        let initial = devices::initial(&list);
+        tracing::info!(
+            "sources: {} (camera {}), {}",
+            initial.video,
+            if initial.camera_off { "off" } else { "on" },
+            initial.audio
+        );
+        if initial.video != media.video {
+            self.send(Command::SelectVideoSource(initial.video));
+        }
+        if initial.audio != media.audio {
+            self.send(Command::SelectAudioSource(initial.audio));
+        }
+        if initial.camera_off != media.camera_off {
+            self.send(Command::ToggleCamera);
+        }
+        self.send(Command::StartPreview);
+    }
+
+    /// A window larger than its monitor (the default size at a scale factor of 2 on a
+    /// 1280×800 screen) is shrunk to fit, so no part of it is out of reach.
+    fn fit_to_monitor(&mut self, ctx: &egui::Context) {
+        if self.fitted {
+            return;
+        }
+        let (monitor, inner) = ctx.input(|i| {
+            let v = i.viewport();
+            (v.monitor_size, v.inner_rect)
+        });
+        let (Some(monitor), Some(inner)) = (monitor, inner) else {
+            return;
+        };
+        self.fitted = true;
+        if inner.width() > monitor.x || inner.height() > monitor.y {
+            let size = inner
+                .size()
+                .min(monitor - egui::vec2(0.0, 40.0))
+                .max(MIN_SIZE);
+            tracing::info!(
+                "window {:?} larger than the monitor {monitor:?}: {size:?}",
+                inner.size()
+            );
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
+            ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
+        }
+    }
+}
+
+/// The smallest window, in points: 1280×800 at a scale factor of 2 (the setup and live
+/// screens stack and scroll down to it).
+pub const MIN_SIZE: egui::Vec2 = egui::vec2(640.0, 400.0);
 
 /// Opens the studio window on this thread (the main thread) and returns when it closes.
 pub fn run(
@@ -437,7 +530,7 @@ pub fn run(
         .with_title("StreamIt Studio")
         .with_app_id("streamit-studio")
         .with_inner_size([1280.0, 800.0])
-        .with_min_inner_size([960.0, 620.0]);
+        .with_min_inner_size(MIN_SIZE);
     if let Some(icon) = icon {
         viewport = viewport.with_icon(icon);
     }

@@ -64,8 +64,10 @@ impl Preview {
         self.pts = None;
     }
 
-    /// Draws the preview letterboxed into `max` (16:9 placeholder when there is no frame).
-    pub fn show(&self, ui: &mut Ui, max: Vec2, show_frame: bool, placeholder: &str) {
+    /// Draws the preview letterboxed into `max` (16:9 placeholder when there is no frame):
+    /// the frame, or the camera-off card while the camera is off, or "waiting"; with a
+    /// "Mic muted" badge over it while the microphone is muted.
+    pub fn show(&self, ui: &mut Ui, max: Vec2, look: Look<'_>, mic_muted: bool) {
         let aspect = if self.size[1] > 0 {
             self.size[0] as f32 / self.size[1] as f32
         } else {
@@ -75,14 +77,77 @@ impl Preview {
         if size.y > max.y {
             size = Vec2::new(max.y * aspect, max.y);
         }
-        match (&self.texture, show_frame) {
-            (Some(t), true) => {
+        let rect = match (&self.texture, look) {
+            (Some(t), Look::Frame) => {
                 let img = egui::Image::new((t.id(), size))
                     .corner_radius(CornerRadius::same(10))
                     .alt_text("Self preview");
-                ui.add(img);
+                ui.add(img).rect
             }
-            _ => {
+            (_, Look::CameraOff(note)) => {
+                let (rect, resp) = ui.allocate_exact_size(size, egui::Sense::hover());
+                theme::name_widget(&resp, egui::Role::Label, &format!("Camera off — {note}"));
+                let p = ui.painter_at(rect);
+                p.rect_filled(rect, CornerRadius::same(10), theme::PANEL);
+                p.rect_stroke(
+                    rect.shrink(1.0),
+                    CornerRadius::same(10),
+                    egui::Stroke::new(1.5, theme::BORDER),
+                    egui::StrokeKind::Inside,
+                );
+                // A camera with a slash through it, drawn (the bundled fonts have no icon).
+                let s = (size.y * 0.16).clamp(18.0, 56.0);
+                let c = rect.center() - Vec2::new(0.0, s * 0.7);
+                let body = egui::Rect::from_center_size(c, Vec2::new(s * 1.3, s * 0.9));
+                let stroke = egui::Stroke::new((s * 0.08).max(2.0), theme::MUTED);
+                p.rect_stroke(
+                    body,
+                    CornerRadius::same(4),
+                    stroke,
+                    egui::StrokeKind::Middle,
+                );
+                p.line_segment(
+                    [
+                        body.right_center() + Vec2::new(s * 0.1, -s * 0.2),
+                        body.right_center() + Vec2::new(s * 0.45, -s * 0.4),
+                    ],
+                    stroke,
+                );
+                p.line_segment(
+                    [
+                        body.right_center() + Vec2::new(s * 0.1, s * 0.2),
+                        body.right_center() + Vec2::new(s * 0.45, s * 0.4),
+                    ],
+                    stroke,
+                );
+                p.line_segment(
+                    [
+                        body.left_top() - Vec2::splat(s * 0.2),
+                        body.right_bottom() + Vec2::splat(s * 0.2),
+                    ],
+                    egui::Stroke::new(stroke.width, theme::LIVE),
+                );
+                p.text(
+                    c + Vec2::new(0.0, s * 1.0),
+                    egui::Align2::CENTER_TOP,
+                    "Camera off",
+                    egui::FontId::new((s * 0.45).clamp(15.0, 24.0), theme::bold()),
+                    theme::TEXT,
+                );
+                p.text(
+                    c + Vec2::new(0.0, s * 1.0 + (s * 0.45).clamp(15.0, 24.0) + 8.0),
+                    egui::Align2::CENTER_TOP,
+                    note,
+                    egui::FontId::proportional(14.0),
+                    theme::MUTED,
+                );
+                rect
+            }
+            (_, Look::Frame) | (_, Look::Waiting(_)) => {
+                let placeholder = match look {
+                    Look::Waiting(p) => p,
+                    _ => "Waiting for video…",
+                };
                 let (rect, resp) = ui.allocate_exact_size(size, egui::Sense::hover());
                 theme::name_widget(&resp, egui::Role::Label, placeholder);
                 ui.painter()
@@ -94,9 +159,60 @@ impl Preview {
                     egui::FontId::proportional(16.0),
                     theme::MUTED,
                 );
+                rect
             }
+        };
+        if mic_muted {
+            muted_badge(ui, rect);
         }
     }
+}
+
+/// The camera-off card's second line (no frames go out while the camera is off).
+pub const CAMERA_OFF_NOTE: &str = "viewers get no video until you turn it back on";
+
+/// What the preview shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look<'a> {
+    /// The latest frame (or the waiting text until there is one).
+    Frame,
+    /// The camera-off card, with a line on what viewers see.
+    CameraOff(&'a str),
+    /// A placeholder text (the source is starting).
+    Waiting(&'a str),
+}
+
+/// The "Mic muted" badge, over the preview's top left corner (read by tests as a label).
+fn muted_badge(ui: &mut Ui, preview: egui::Rect) {
+    let font = egui::FontId::new(15.0, theme::bold());
+    let galley = ui
+        .painter()
+        .layout_no_wrap("MIC MUTED".into(), font, Color32::WHITE);
+    let pad = Vec2::new(12.0, 6.0);
+    let rect = egui::Rect::from_min_size(
+        preview.min + Vec2::splat(12.0),
+        galley.size() + pad * 2.0 + Vec2::new(18.0, 0.0),
+    );
+    let resp = ui.interact(
+        rect,
+        ui.scope_id().with("mic-muted-badge"),
+        egui::Sense::hover(),
+    );
+    theme::name_widget(&resp, egui::Role::Label, "Mic muted");
+    let p = ui.painter_at(preview);
+    p.rect_filled(rect, CornerRadius::same(6), theme::LIVE);
+    // A small crossed-out dot stands for the microphone.
+    let dot = egui::pos2(rect.min.x + pad.x + 5.0, rect.center().y);
+    p.circle_stroke(dot, 5.0, egui::Stroke::new(2.0, Color32::WHITE));
+    p.line_segment(
+        [dot + Vec2::new(-6.0, -6.0), dot + Vec2::new(6.0, 6.0)],
+        egui::Stroke::new(2.0, Color32::WHITE),
+    );
+    p.galley(
+        egui::pos2(rect.min.x + pad.x + 18.0, rect.min.y + pad.y),
+        galley,
+        Color32::WHITE,
+    );
 }
 
 /// The microphone level meter: linear RMS shown on a −60…0 dBFS scale.

@@ -11,60 +11,110 @@ use streamit_session::{
     StreamState, VideoSourceSpec,
 };
 
-use super::devices::DeviceList;
+use super::devices::{self, CameraChoice, DeviceList, MicChoice, Remembered};
 use super::preview::{self, Preview};
 use super::theme;
 
-/// The video sources: the test pattern at 720p, 1080p and 360p, at 30 and 60 fps (720p30
-/// first, the default), then the cameras found with the mode each was negotiated at.
-fn video_choices(
-    current: &VideoSourceSpec,
-    devices: Option<&DeviceList>,
-) -> Vec<(VideoSourceSpec, String)> {
-    const PATTERN: [(u32, u32, u32); 5] = [
-        (1280, 720, 30),
-        (1280, 720, 60),
-        (1920, 1080, 30),
-        (1920, 1080, 60),
-        (640, 360, 30),
-    ];
-    let mut v: Vec<(VideoSourceSpec, String)> = PATTERN
-        .into_iter()
-        .map(|(width, height, fps)| {
-            (
-                VideoSourceSpec::Synthetic { width, height, fps },
-                format!("Test pattern · {width}×{height} · {fps} fps"),
-            )
-        })
-        .collect();
-    if let Some(d) = devices {
-        v.extend(d.cameras.iter().map(|c| (c.spec.clone(), c.label.clone())));
+/// One line of a source picker.
+#[derive(Debug, Clone, PartialEq)]
+enum Item<T> {
+    Pick(T, String),
+    /// A line that cannot be picked ("No camera found").
+    Note(String),
+    Separator,
+}
+
+/// What the camera picker sets: a source, or the camera off.
+#[derive(Debug, Clone, PartialEq)]
+enum CameraPick {
+    Source(VideoSourceSpec),
+    Off,
+}
+
+/// The cameras found (or "No camera found"), then under a separator the test pattern and
+/// camera off.
+fn video_choices(current: &VideoSourceSpec, devices: Option<&DeviceList>) -> Vec<Item<CameraPick>> {
+    let mut v = Vec::new();
+    match devices {
+        None => v.push(Item::Note("Looking for cameras…".into())),
+        Some(d) if d.cameras.is_empty() => v.push(Item::Note("No camera found".into())),
+        Some(d) => v.extend(
+            d.cameras
+                .iter()
+                .map(|c| Item::Pick(CameraPick::Source(c.spec.clone()), c.label.clone())),
+        ),
     }
-    if !v.iter().any(|(s, _)| s == current) {
-        v.push((current.clone(), current.to_string()));
+    v.push(Item::Separator);
+    v.push(Item::Pick(
+        CameraPick::Source(devices::test_pattern()),
+        "Test pattern".into(),
+    ));
+    // A source chosen elsewhere (the CLI's pattern sizes, a file) stays selectable.
+    if !v
+        .iter()
+        .any(|i| matches!(i, Item::Pick(CameraPick::Source(s), _) if s == current))
+    {
+        v.push(Item::Pick(
+            CameraPick::Source(current.clone()),
+            current.to_string(),
+        ));
+    }
+    v.push(Item::Pick(CameraPick::Off, "Camera off".into()));
+    v
+}
+
+/// The microphones found (by their system names), then under a separator the test tone and
+/// no microphone.
+fn audio_choices(
+    current: &AudioSourceSpec,
+    devices: Option<&DeviceList>,
+) -> Vec<Item<AudioSourceSpec>> {
+    let mut v = Vec::new();
+    match devices {
+        None => v.push(Item::Note("Looking for microphones…".into())),
+        Some(d) if d.microphones.is_empty() => v.push(Item::Note("No microphone found".into())),
+        Some(d) => v.extend(
+            d.microphones
+                .iter()
+                .map(|m| Item::Pick(m.spec.clone(), m.label.clone())),
+        ),
+    }
+    v.push(Item::Separator);
+    v.push(Item::Pick(AudioSourceSpec::Tone, "Test tone".into()));
+    v.push(Item::Pick(AudioSourceSpec::None, "No microphone".into()));
+    if !v
+        .iter()
+        .any(|i| matches!(i, Item::Pick(s, _) if s == current))
+    {
+        v.push(Item::Pick(current.clone(), current.to_string()));
     }
     v
 }
 
-/// The audio sources: the test tone, the microphones found, none.
-fn audio_choices(
-    current: &AudioSourceSpec,
-    devices: Option<&DeviceList>,
-) -> Vec<(AudioSourceSpec, String)> {
-    let mut v = vec![(AudioSourceSpec::Tone, "Test tone (440 Hz)".to_string())];
-    if let Some(d) = devices {
-        v.extend(
-            d.microphones
-                .iter()
-                .map(|m| (m.spec.clone(), m.label.clone())),
-        );
+/// The name a choice is remembered by.
+fn remembered_camera(pick: &CameraPick, devices: Option<&DeviceList>) -> CameraChoice {
+    match pick {
+        CameraPick::Off => CameraChoice::Off,
+        CameraPick::Source(spec) => devices
+            .and_then(|d| d.cameras.iter().find(|c| &c.spec == spec))
+            .map_or(CameraChoice::TestPattern, |c| {
+                CameraChoice::Device(c.name.clone())
+            }),
     }
-    v.push((AudioSourceSpec::None, "No microphone".to_string()));
-    if !v.iter().any(|(s, _)| s == current) {
-        v.push((current.clone(), current.to_string()));
-    }
-    v
 }
+
+fn remembered_mic(spec: &AudioSourceSpec, devices: Option<&DeviceList>) -> Option<MicChoice> {
+    match spec {
+        AudioSourceSpec::Tone => Some(MicChoice::TestTone),
+        AudioSourceSpec::None => Some(MicChoice::None),
+        _ => devices
+            .and_then(|d| d.microphones.iter().find(|m| &m.spec == spec))
+            .map(|m| MicChoice::Device(m.name.clone())),
+    }
+}
+
+/// Below this width (in points) the setup screen is one column.
+const STACK_BELOW: f32 = 780.0;
 
 #[derive(Default)]
 pub struct SetupScreen {
@@ -80,6 +130,8 @@ pub struct SetupScreen {
     go_live_after_save: Option<SystemTime>,
     /// When the watch link was last copied.
     copied_at: Option<Instant>,
+    /// A source the creator just picked, to remember (taken by the app).
+    picked: Option<Remembered>,
 }
 
 impl SetupScreen {
@@ -215,25 +267,33 @@ impl SetupScreen {
             .show(ui, |ui| {
                 let blocker = self.go_live_blocker(state);
                 ui.horizontal(|ui| {
-                    match &blocker {
-                        Some(reason) => {
-                            theme::dot(ui, theme::WARN);
-                            ui.label(RichText::new(reason).color(theme::WARN));
-                        }
-                        None => {
-                            theme::dot(ui, theme::GOOD);
-                            ui.label(
-                                RichText::new(
+                    // The reason wraps in the room the button leaves, never under it.
+                    let button_w = 180.0;
+                    let text_w = (ui.available_width() - button_w - 16.0).max(80.0);
+                    ui.allocate_ui_with_layout(
+                        Vec2::new(text_w, 44.0),
+                        egui::Layout::left_to_right(egui::Align::Center),
+                        |ui| {
+                            let (color, text) = match &blocker {
+                                Some(reason) => (theme::WARN, reason.as_str()),
+                                None => (
+                                    theme::GOOD,
                                     "Everything is ready. Viewers see you as soon as you go live.",
-                                )
-                                .color(theme::MUTED),
-                            );
-                        }
-                    }
+                                ),
+                            };
+                            theme::dot(ui, color);
+                            let text_color = if blocker.is_some() {
+                                theme::WARN
+                            } else {
+                                theme::MUTED
+                            };
+                            ui.add(egui::Label::new(RichText::new(text).color(text_color)).wrap());
+                        },
+                    );
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         let button = ui.add_enabled(
                             blocker.is_none(),
-                            theme::primary("Go Live").min_size(Vec2::new(180.0, 44.0)),
+                            theme::primary("Go Live").min_size(Vec2::new(button_w, 44.0)),
                         );
                         if button.clicked() {
                             self.go_live(session, state);
@@ -242,6 +302,18 @@ impl SetupScreen {
                 });
             });
         let total = ui.available_width();
+        if total < STACK_BELOW {
+            // Too narrow for two columns: the form, then the sources, in one scroll.
+            egui::ScrollArea::vertical()
+                .id_salt("setup-scroll")
+                .auto_shrink([false, false])
+                .show(ui, |ui| {
+                    self.form(ui, state, session);
+                    ui.add_space(12.0);
+                    self.media(ui, state, session, preview, devices);
+                });
+            return;
+        }
         let left_w = (total * 0.46).clamp(360.0, 560.0);
         egui::Panel::left("setup-form")
             .exact_size(left_w)
@@ -370,17 +442,21 @@ impl SetupScreen {
             ui.set_width(w);
             ui.label(RichText::new("Preview").size(19.0).family(theme::bold()));
             let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
-            let max_h = (ui.available_height() - 260.0).max(180.0);
-            preview.show(
-                ui,
-                Vec2::new(w, max_h),
-                !camera_off && state.preview.is_some(),
-                if camera_off {
-                    "Camera is off"
-                } else {
-                    "Starting the camera…"
-                },
-            );
+            // Room for the sources under the preview; in one column the preview is 16:9.
+            let max_h = (ui.available_height() - 260.0)
+                .max(180.0)
+                .min(w * 9.0 / 16.0);
+            // The pickers and the meter fit beside their labels (about 100 points).
+            let picker_w = (w - 130.0).clamp(140.0, 300.0);
+            let look = if camera_off {
+                preview::Look::CameraOff(preview::CAMERA_OFF_NOTE)
+            } else if state.preview.is_some() {
+                preview::Look::Frame
+            } else {
+                preview::Look::Waiting("Starting the camera…")
+            };
+            let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
+            preview.show(ui, Vec2::new(w, max_h), look, mic_muted);
             let Some(m) = media else {
                 return;
             };
@@ -390,15 +466,40 @@ impl SetupScreen {
                 .spacing([14.0, 10.0])
                 .show(ui, |ui| {
                     ui.label("Camera");
+                    let current = if m.camera_off {
+                        CameraPick::Off
+                    } else {
+                        CameraPick::Source(m.video.clone())
+                    };
                     let choices = video_choices(&m.video, devices);
-                    if let Some(video) = source_picker(ui, "Camera", &m.video, choices) {
-                        let _ = session.send(Command::SelectVideoSource(video));
+                    if let Some(pick) = source_picker(ui, "Camera", &current, choices, picker_w) {
+                        match &pick {
+                            CameraPick::Off => {
+                                let _ = session.send(Command::ToggleCamera);
+                            }
+                            CameraPick::Source(video) => {
+                                if *video != m.video {
+                                    let _ = session.send(Command::SelectVideoSource(video.clone()));
+                                }
+                                if m.camera_off {
+                                    let _ = session.send(Command::ToggleCamera);
+                                }
+                            }
+                        }
+                        let mut r = devices.map(|d| d.remembered.clone()).unwrap_or_default();
+                        r.camera = Some(remembered_camera(&pick, devices));
+                        self.picked = Some(r);
                     }
                     ui.end_row();
 
                     ui.label("Microphone");
                     let choices = audio_choices(&m.audio, devices);
-                    if let Some(audio) = source_picker(ui, "Microphone", &m.audio, choices) {
+                    if let Some(audio) =
+                        source_picker(ui, "Microphone", &m.audio, choices, picker_w)
+                    {
+                        let mut r = devices.map(|d| d.remembered.clone()).unwrap_or_default();
+                        r.microphone = remembered_mic(&audio, devices);
+                        self.picked = Some(r);
                         let _ = session.send(Command::SelectAudioSource(audio));
                     }
                     ui.end_row();
@@ -409,14 +510,14 @@ impl SetupScreen {
                             ui,
                             state.mic_level,
                             m.mic_muted || m.audio == AudioSourceSpec::None,
-                            240.0,
+                            (picker_w - 60.0).max(80.0),
                         );
                     });
                     ui.end_row();
 
                     ui.label("Codec");
                     let mut codec = m.codec;
-                    ui.horizontal(|ui| {
+                    ui.horizontal_wrapped(|ui| {
                         ui.selectable_value(&mut codec, Codec::H264, "H.264");
                         ui.selectable_value(&mut codec, Codec::Vp8, "VP8");
                     });
@@ -424,7 +525,7 @@ impl SetupScreen {
 
                     ui.label("Quality");
                     let mut simulcast = m.simulcast;
-                    ui.horizontal(|ui| {
+                    ui.horizontal_wrapped(|ui| {
                         ui.selectable_value(&mut simulcast, true, "Adaptive (3 layers)");
                         ui.selectable_value(&mut simulcast, false, "Single layer");
                     });
@@ -442,23 +543,44 @@ fn source_picker<T: Clone + PartialEq>(
     ui: &mut egui::Ui,
     label: &str,
     current: &T,
-    choices: Vec<(T, String)>,
+    choices: Vec<Item<T>>,
+    width: f32,
 ) -> Option<T> {
     let mut picked = current.clone();
     let shown = choices
         .iter()
-        .find(|(s, _)| s == current)
-        .map(|(_, l)| l.clone())
+        .find_map(|i| match i {
+            Item::Pick(s, l) if s == current => Some(l.clone()),
+            _ => None,
+        })
         .unwrap_or_default();
     egui::ComboBox::from_id_salt(label)
         .selected_text(shown)
-        .width(300.0)
+        .width(width)
+        .truncate()
         .show_ui(ui, |ui| {
-            for (spec, l) in choices {
-                ui.selectable_value(&mut picked, spec, l);
+            for item in choices {
+                match item {
+                    Item::Pick(spec, l) => {
+                        ui.selectable_value(&mut picked, spec, l);
+                    }
+                    Item::Note(l) => {
+                        ui.label(RichText::new(l).color(theme::MUTED));
+                    }
+                    Item::Separator => {
+                        ui.separator();
+                    }
+                }
             }
         })
         .response
         .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, label));
     (picked != *current).then_some(picked)
+}
+
+impl SetupScreen {
+    /// The source the creator just picked, to remember.
+    pub fn take_picked(&mut self) -> Option<Remembered> {
+        self.picked.take()
+    }
 }

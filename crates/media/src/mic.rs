@@ -17,8 +17,11 @@ use crate::source::{AUDIO_SOURCE_QUEUE, AudioSource, SourceHandle, spawn_source}
 pub struct MicInfo {
     /// id to pass to [`MicSource::device`] (cpal's `DeviceId` as text)
     pub id: String,
-    /// human-readable name
+    /// the device's name as other apps show it (PulseAudio's source description, or the
+    /// ALSA card's name)
     pub name: String,
+    /// the system's default input (PulseAudio's default source, or ALSA's `default`)
+    pub is_default: bool,
     /// default sample rate
     pub sample_rate: u32,
     /// default channel count
@@ -29,20 +32,84 @@ fn dev_err(e: impl std::fmt::Display) -> MediaError {
     MediaError::Device(e.to_string())
 }
 
-/// Lists input devices of the default host.
+/// What an input device is, from its id and the name its host gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// a microphone or line input a creator would pick
+    Capture,
+    /// a sink's monitor (what the machine plays), a null or discard device: not listed
+    Hidden,
+}
+
+/// Sorts out devices nobody records a show from: PulseAudio monitors (`….monitor`, "Monitor
+/// of …"), null sources and sinks, and ALSA's `null` PCM ("Discard all samples …").
+pub fn classify_input(id: &str, name: &str) -> InputKind {
+    // cpal's ids are "<host>:<device>"; the device part is what PulseAudio or ALSA calls it
+    let dev = id
+        .split_once(':')
+        .map_or(id, |(_, d)| d)
+        .to_ascii_lowercase();
+    let name_l = name.to_ascii_lowercase();
+    let null_word = |s: &str| {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "null")
+    };
+    if dev.ends_with(".monitor")
+        || name_l.starts_with("monitor of ")
+        || null_word(&dev)
+        || null_word(&name_l)
+        || name_l.contains("discard all samples")
+    {
+        InputKind::Hidden
+    } else {
+        InputKind::Capture
+    }
+}
+
+/// The name to show for an ALSA PCM whose description is the plugin's, not a device's.
+fn alsa_name(pcm: &str, desc: &str) -> String {
+    match pcm {
+        "default" => "System default".into(),
+        "pulse" => "PulseAudio".into(),
+        "pipewire" => "PipeWire".into(),
+        "jack" => "JACK".into(),
+        _ => desc.to_string(),
+    }
+}
+
+/// Lists the capture devices of the default host (PulseAudio when a server runs, else ALSA),
+/// by the names other apps show, without monitors, null and discard devices, and once each
+/// (ALSA lists one card under several PCMs).
 pub fn list_microphones() -> Result<Vec<MicInfo>> {
     let host = cpal::default_host();
-    let mut out = Vec::new();
+    let is_alsa = host.id() == cpal::HostId::Alsa;
+    let default_id = host
+        .default_input_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.to_string());
+    let mut out: Vec<MicInfo> = Vec::new();
     for d in host.input_devices().map_err(dev_err)? {
-        let Ok(cfg) = d.default_input_config() else {
-            continue;
-        };
         let id = d.id().map(|i| i.to_string()).unwrap_or_default();
-        let name = d
+        let raw = d
             .description()
             .map(|x| x.name().to_string())
             .unwrap_or_else(|_| id.clone());
+        if classify_input(&id, &raw) == InputKind::Hidden {
+            continue;
+        }
+        let name = if is_alsa {
+            alsa_name(id.split_once(':').map_or(id.as_str(), |(_, p)| p), &raw)
+        } else {
+            raw
+        };
+        if out.iter().any(|m| m.name == name) {
+            continue;
+        }
+        let Ok(cfg) = d.default_input_config() else {
+            continue;
+        };
         out.push(MicInfo {
+            is_default: default_id.as_deref() == Some(id.as_str()),
             id,
             name,
             sample_rate: cfg.sample_rate(),
@@ -50,6 +117,58 @@ pub fn list_microphones() -> Result<Vec<MicInfo>> {
         });
     }
     Ok(out)
+}
+
+/// The microphone to use when the creator has not chosen one: the system's default input when
+/// it is a real device, else the first listed (a hidden null source may be PulseAudio's
+/// default on a machine without a sound card).
+pub fn default_microphone(mics: &[MicInfo]) -> Option<usize> {
+    mics.iter()
+        .position(|m| m.is_default)
+        .or_else(|| (!mics.is_empty()).then_some(0))
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn monitors_null_and_discard_devices_are_hidden() {
+        for (id, name) in [
+            (
+                "pulseaudio:alsa_output.pci.analog-stereo.monitor",
+                "Monitor of Built-in Audio",
+            ),
+            ("pulseaudio:source.null", "Null Input"),
+            ("pulseaudio:null.monitor", "Monitor of Null Output"),
+            (
+                "alsa:null",
+                "Discard all samples (playback) or generate zero samples (capture)",
+            ),
+        ] {
+            assert_eq!(classify_input(id, name), InputKind::Hidden, "{id}");
+        }
+        for (id, name) in [
+            (
+                "pulseaudio:alsa_input.usb-Blue_Yeti.analog-stereo",
+                "Yeti Stereo Microphone Analog Stereo",
+            ),
+            ("alsa:sysdefault:CARD=PCH", "HDA Intel PCH, ALC3232 Analog"),
+            (
+                "alsa:default",
+                "Default ALSA Output (currently PulseAudio Sound Server)",
+            ),
+        ] {
+            assert_eq!(classify_input(id, name), InputKind::Capture, "{id}");
+        }
+        assert_eq!(
+            alsa_name(
+                "pulse",
+                "Playback/recording through the PulseAudio sound server"
+            ),
+            "PulseAudio"
+        );
+    }
 }
 
 /// Microphone source: captures from a cpal input device, resamples to 48 kHz, mixes to the
