@@ -309,20 +309,12 @@ impl LiveScreen {
         let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
         // Title row (wraps rather than pushing the buttons out of the window).
         let mut close_editor = false;
-<<<<<<< HEAD
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             // A title the server does not have yet is shown as what it will be.
             let pending = state.backend.pending_title.clone();
             let title = pending
                 .clone()
                 .or_else(|| state.stream.as_ref().map(|s| s.title.clone()))
-=======
-        ui.horizontal_wrapped(|ui| {
-            let title = state
-                .stream
-                .as_ref()
-                .map(|s| s.title.clone())
->>>>>>> studio-ui
                 .unwrap_or_default();
             match &mut self.editing_title {
                 Some(text) => {
