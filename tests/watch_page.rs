@@ -603,3 +603,68 @@ async fn followers_only_guest_page_shows_the_rule() -> Result<()> {
     let _ = session.request(Command::Shutdown).await;
     Ok(())
 }
+
+/// Camera off in the studio: the page shows a camera-off card instead of holding the last
+/// frame, no frames arrive meanwhile, and the picture comes back with the camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_off_shows_a_card_and_the_picture_returns() -> Result<()> {
+    let _shared = DECODE_TESTS.read().await;
+    let stack = Stack::start()?;
+    stack.creator("cam_creator", true).await?;
+    let session = live_session(
+        &stack,
+        "cam_creator",
+        StreamSetup {
+            title: "Camera on, camera off".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/cam_creator", stack.backend.url()))
+        .await?;
+    page.first_frame(Duration::from_secs(20)).await?;
+
+    session.request(Command::ToggleCamera).await?;
+    let off = Instant::now();
+    page.wait_for("[data-testid=camera-off]", Duration::from_secs(10))
+        .await?;
+    let card_ms = off.elapsed().as_millis();
+    // For a person to look at (not in the README).
+    page.screenshot(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-camera-off.png"))
+        .await?;
+    // Two seconds under the card: the studio sends no frames.
+    let quiet = page
+        .record(Duration::from_secs(2), Duration::from_millis(250))
+        .await?;
+    let decoded = |s: Option<&MediaSample>| s.map_or(0, |s| s.video.frames_decoded);
+    let (first, last) = (decoded(quiet.first()), decoded(quiet.last()));
+    println!(
+        "camera off: card after {card_ms} ms; frames decoded over 2 s under it: {}",
+        last - first
+    );
+    ensure!(
+        last - first <= 2,
+        "{} frames arrived while the camera was off",
+        last - first
+    );
+
+    session.request(Command::ToggleCamera).await?;
+    let on = Instant::now();
+    page.wait_for("video:not([hidden])", Duration::from_secs(10))
+        .await?;
+    let back = page
+        .wait_until("the picture moving again", Duration::from_secs(10), |s| {
+            s.video.frames_decoded > last + 10
+        })
+        .await?;
+    println!(
+        "camera on: picture back and moving (10 frames) after {} ms, {}x{}",
+        on.elapsed().as_millis(),
+        back.video.width,
+        back.video.height
+    );
+    let _ = session.request(Command::Shutdown).await;
+    Ok(())
+}

@@ -265,6 +265,30 @@ export class WatchPage {
     this.video.hidden = true;
   }
 
+  private showVideo(): void {
+    this.video.hidden = false;
+    this.overlay.hidden = true;
+  }
+
+  private showCameraOff(): void {
+    const s = this.stream;
+    const name = s ? s.user.displayName || s.user.username : this.username;
+    const avatar = h('span', { class: 'avatar avatar-xl', 'aria-hidden': 'true' }, initials(name));
+    avatar.style.setProperty('--tone', String(hue(this.username)));
+    fill(
+      this.overlay,
+      h(
+        'div',
+        { class: 'offline', 'data-testid': 'camera-off' },
+        avatar,
+        h('h2', {}, 'Camera is off'),
+        h('p', { class: 'muted' }, `${name} turned the camera off. You can still hear them and chat.`),
+      ),
+    );
+    this.overlay.hidden = false;
+    this.video.hidden = true;
+  }
+
   private showWaiting(text: string): void {
     fill(this.overlay, h('div', { class: 'waiting' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('p', {}, text)));
     this.overlay.hidden = false;
@@ -449,6 +473,14 @@ export class WatchPage {
           this.showWaiting('Waiting for video…');
         }
       })
+      // Camera off: the creator's track is muted and no frames come, so say so instead of
+      // holding the last frame; the picture comes back with the unmute's key frame.
+      .on(RoomEvent.TrackMuted, (publication, participant) => {
+        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.showCameraOff();
+      })
+      .on(RoomEvent.TrackUnmuted, (publication, participant) => {
+        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.showVideo();
+      })
       .on(RoomEvent.ParticipantConnected, () => mine() && this.updateViewers())
       .on(RoomEvent.ParticipantDisconnected, (p) => {
         if (!mine()) return;
@@ -501,8 +533,8 @@ export class WatchPage {
   private attach(track: RemoteTrack, publication: RemoteTrackPublication): void {
     if (track.kind === Track.Kind.Video) {
       track.attach(this.video);
-      this.video.hidden = false;
-      this.overlay.hidden = true;
+      if (publication.isMuted) this.showCameraOff();
+      else this.showVideo();
       this.applyQuality(publication);
     } else if (track.kind === Track.Kind.Audio) {
       const el = track.attach();
