@@ -239,24 +239,27 @@ export class WatchPage {
   }
 
   private showOffline(): void {
+    this.showCreatorCard('offline', 'Stream offline', (name) => `${name} is not live right now. This page starts playing by itself when they go live.`);
+    this.viewers.textContent = '';
+    this.viewers.dataset.count = '';
+  }
+
+  private showCameraOff(): void {
+    this.showCreatorCard('camera-off', 'Camera is off', (name) => `${name} turned the camera off. You can still hear them and chat.`);
+  }
+
+  /** The creator's avatar, a heading and a line about them, in place of the picture. */
+  private showCreatorCard(testid: string, heading: string, text: (name: string) => string): void {
     const s = this.stream;
     const name = s ? s.user.displayName || s.user.username : this.username;
     const avatar = h('span', { class: 'avatar avatar-xl', 'aria-hidden': 'true' }, initials(name));
     avatar.style.setProperty('--tone', String(hue(this.username)));
     fill(
       this.overlay,
-      h(
-        'div',
-        { class: 'offline', 'data-testid': 'offline' },
-        avatar,
-        h('h2', {}, 'Stream offline'),
-        h('p', { class: 'muted' }, `${name} is not live right now. This page starts playing by itself when they go live.`),
-      ),
+      h('div', { class: 'offline', 'data-testid': testid }, avatar, h('h2', {}, heading), h('p', { class: 'muted' }, text(name))),
     );
     this.overlay.hidden = false;
     this.video.hidden = true;
-    this.viewers.textContent = '';
-    this.viewers.dataset.count = '';
   }
 
   private showMessage(heading: string, text: string): void {
@@ -268,25 +271,6 @@ export class WatchPage {
   private showVideo(): void {
     this.video.hidden = false;
     this.overlay.hidden = true;
-  }
-
-  private showCameraOff(): void {
-    const s = this.stream;
-    const name = s ? s.user.displayName || s.user.username : this.username;
-    const avatar = h('span', { class: 'avatar avatar-xl', 'aria-hidden': 'true' }, initials(name));
-    avatar.style.setProperty('--tone', String(hue(this.username)));
-    fill(
-      this.overlay,
-      h(
-        'div',
-        { class: 'offline', 'data-testid': 'camera-off' },
-        avatar,
-        h('h2', {}, 'Camera is off'),
-        h('p', { class: 'muted' }, `${name} turned the camera off. You can still hear them and chat.`),
-      ),
-    );
-    this.overlay.hidden = false;
-    this.video.hidden = true;
   }
 
   private showWaiting(text: string): void {
