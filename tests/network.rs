@@ -126,6 +126,14 @@ fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
         p.freezes_ms,
         report.video.resolutions,
     );
+    if !report.restarts.is_empty() {
+        // LiveKit dropped this (host-side, unimpaired) viewer and it came back: its absence
+        // is left out of the span, and its counters from before the restart are kept.
+        println!(
+            "{what}: the viewer itself reconnected: {:?}",
+            report.restarts
+        );
+    }
     for inbound in report.video.inbound.iter().chain(&report.audio.inbound) {
         println!("{what}: receiver inbound-rtp {inbound}");
     }

@@ -117,6 +117,9 @@ class Report:
         self.chat_sent_ids = []  # the text stream id of each message sent (what moderation names)
         self.publish = {"attempted": False, "ok": None, "error": None}
         self.disconnect_reason = None
+        # The SDK's own reconnects ("reconnecting" / "reconnected"): a full restart makes new
+        # peer connections, so counters start again and frames published meanwhile never come.
+        self.restarts = []
         # Synthetic-pattern codes read from decoded frames: (frame_no, timestamp_us, recv_unix_us).
         self.pattern_samples = []
         self.pattern_unreadable = 0
@@ -125,7 +128,15 @@ class Report:
         samples = self.pattern_samples
         numbers = [s[0] for s in samples]
         out_of_order = sum(1 for a, b in zip(numbers, numbers[1:]) if b <= a)
-        span = (max(numbers) - min(numbers) + 1) if numbers else 0
+        # The span is counted per stretch between the viewer's own restarts: frames published
+        # while this viewer was away say nothing about the publisher.
+        cuts = [r["unix_us"] for r in self.restarts if r["event"] == "reconnecting"]
+        span = 0
+        for lo, hi in zip([0] + cuts, cuts + [float("inf")]):
+            part = [s[0] for s in samples if lo <= s[2] < hi]
+            if part:
+                span += max(part) - min(part) + 1 - len(set(part))
+        span += len(set(numbers))
         # Gaps between frames on the glass: what a person sees as a stall.
         arrivals = [s[2] for s in samples]
         gaps_ms = [(b - a) / 1000.0 for a, b in zip(arrivals, arrivals[1:])]
@@ -182,6 +193,7 @@ class Report:
             "unpublished": self.unpublished,
             "publish": self.publish,
             "disconnect_reason": self.disconnect_reason,
+            "restarts": self.restarts,
             "pattern": self.pattern_json(),
             "duration_ms": self.ms(),
         }
@@ -277,6 +289,53 @@ async def run(args):
     def _on_left(p):
         note_participant(p.identity, "left")
 
+    # Inbound-rtp as last sampled, per track object: after a restart the old track's peer
+    # connection is gone, and its last sample is all that is left of what it decoded.
+    sampled = {}
+    sids = {}
+
+    def retire(sid, track, tracks, into):
+        old = sids.get(sid)
+        sids[sid] = track
+        if old is not None and old is not track and old in tracks:
+            tracks.remove(old)
+            for st in sampled.pop(id(old), []):
+                into.append(dict(st, retired=True))
+
+    def received(inbound):
+        return sum(int(st.get("received", {}).get("packetsReceived", 0)) for st in inbound)
+
+    async def sample_stats():
+        while not done.is_set():
+            await asyncio.sleep(0.25)
+            for track in video_tracks + audio_tracks:
+                try:
+                    stats = await asyncio.wait_for(track.get_stats(), 1)
+                except Exception:
+                    continue
+                inbound = [MessageToDict(st.inbound_rtp) for st in stats if st.HasField("inbound_rtp")]
+                if not inbound:
+                    continue
+                before = sampled.get(id(track), [])
+                if received(inbound) < received(before):  # the same track object, new counters
+                    into = report.video_inbound if track in video_tracks else report.audio_inbound
+                    into.extend(dict(st, retired=True) for st in before)
+                sampled[id(track)] = inbound
+
+    tasks.append(asyncio.create_task(sample_stats()))
+
+    def note_restart(event):
+        report.restarts.append({"event": event, "t_ms": report.ms(), "unix_us": time.time_ns() // 1000})
+        log(f"{event} at {report.ms()} ms")
+
+    @room.on("reconnecting")
+    def _on_reconnecting():
+        note_restart("reconnecting")
+
+    @room.on("reconnected")
+    def _on_reconnected():
+        note_restart("reconnected")
+
     @room.on("track_subscribed")
     def _on_track(track, publication, participant):
         if track.kind == rtc.TrackKind.KIND_VIDEO:
@@ -298,9 +357,11 @@ async def run(args):
                     "muted": publication.muted,
                 }
             )
+            retire(publication.sid, track, video_tracks, report.video_inbound)
             video_tracks.append(track)
             tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
+            retire(publication.sid, track, audio_tracks, report.audio_inbound)
             audio_tracks.append(track)
             tasks.append(asyncio.create_task(consume_audio(track, report)))
 
@@ -458,11 +519,18 @@ async def run(args):
     for tracks, into in ((video_tracks, report.video_inbound), (audio_tracks, report.audio_inbound)):
         for track in tracks:
             try:
-                for st in await asyncio.wait_for(track.get_stats(), 3):
-                    if st.HasField("inbound_rtp"):
-                        into.append(MessageToDict(st.inbound_rtp))
+                final = [
+                    MessageToDict(st.inbound_rtp)
+                    for st in await asyncio.wait_for(track.get_stats(), 3)
+                    if st.HasField("inbound_rtp")
+                ]
+                before = sampled.get(id(track), [])
+                if received(final) < received(before):
+                    into.extend(dict(st, retired=True) for st in before)
+                into.extend(final)
             except Exception as exc:
                 log("stats:", exc)
+                into.extend(sampled.get(id(track), []))
 
     for t in tasks:
         t.cancel()

@@ -192,6 +192,11 @@ pub struct ViewerReport {
     pub unpublished: Vec<serde_json::Value>,
     pub publish: PublishAttempt,
     pub disconnect_reason: Option<String>,
+    /// The SDK's own reconnects, `{event: "reconnecting" | "reconnected", t_ms, unix_us}`.
+    /// Inbound-rtp from before a restart is kept (marked `retired`), and the pattern's
+    /// `missing_in_span` leaves out the frames published while this viewer was away.
+    #[serde(default)]
+    pub restarts: Vec<serde_json::Value>,
     pub pattern: PatternReport,
     pub duration_ms: f64,
 }
