@@ -15,87 +15,15 @@ use streamit_testkit::{Grants, Stack, TEST_PASSWORD, Viewer, ViewerOptions};
 
 use streamit_studio::app::{self, App, Screen};
 
+#[path = "common/gui.rs"]
+mod gui_kit;
+use gui_kit::{
+    click, field_chars, harness, harness_at_scale, has_label, has_label_containing, type_into,
+    wait_for,
+};
+
 const PASSWORD: &str = TEST_PASSWORD;
 const TITLE_MAX: usize = streamit_api::limits::TITLE_MAX;
-
-fn harness<'a>(
-    session: &SessionHandle,
-    rt: &tokio::runtime::Runtime,
-    api: &str,
-) -> Harness<'a, App> {
-    let session = session.clone();
-    let handle = rt.handle().clone();
-    let api = api.to_string();
-    Harness::builder()
-        .with_size(Vec2::new(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            App::new(
-                &cc.egui_ctx,
-                session,
-                handle,
-                app::Options {
-                    api_url: api,
-                    use_keyring: false,
-                    ..Default::default()
-                },
-            )
-        })
-}
-
-/// Steps frames (in real time, so the session can work) until `cond` holds.
-fn wait_for(
-    h: &mut Harness<'_, App>,
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut(&Harness<'_, App>) -> bool,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        h.step();
-        if cond(h) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let s = h.state().state();
-            bail!(
-                "timed out after {timeout:?} waiting for {what}; screen {:?}, stream {:?}, errors {:?}",
-                h.state().screen(),
-                s.stream_state,
-                s.errors
-            );
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
-}
-
-fn has_label(h: &Harness<'_, App>, label: &str) -> bool {
-    h.query_all_by_label(label).next().is_some()
-}
-
-fn has_label_containing(h: &Harness<'_, App>, part: &str) -> bool {
-    h.query_all_by_label_contains(part).next().is_some()
-}
-
-fn type_into(h: &mut Harness<'_, App>, field: &str, text: &str) {
-    h.get_by_role_and_label(Role::TextInput, field).focus();
-    h.step();
-    h.get_by_role_and_label(Role::TextInput, field)
-        .type_text(text);
-    h.step();
-}
-
-/// The characters in the text field named `field` (0 when there is none).
-fn field_chars(h: &Harness<'_, App>, field: &str) -> usize {
-    h.query_by_role_and_label(Role::TextInput, field)
-        .and_then(|n| n.value())
-        .map_or(0, |v| v.chars().count())
-}
-
-fn click(h: &mut Harness<'_, App>, label: &str) {
-    h.get_by_role_and_label(Role::Button, label).click();
-    h.step();
-    h.step();
-}
 
 #[test]
 fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> Result<()> {
@@ -388,8 +316,14 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         "not ended before confirming"
     );
     click(&mut h, "End stream now");
+    // The ending shows at once; the backend's record follows beside the loop.
     wait_for(&mut h, "the summary", Duration::from_secs(30), |h| {
         h.state().screen() == Screen::Ended
+            && h.state()
+                .state()
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.delivery == streamit_session::SummaryDelivery::Delivered)
     })?;
     h.check_accessibility();
     let summary = h.state().state().summary.clone().context("summary")?;
@@ -493,7 +427,8 @@ fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: b
     click(h, "Go Live");
     wait_for(h, "live", Duration::from_secs(40), |h| {
         h.state().state().stream_state == StreamState::Live
-    })
+    })?;
+    Ok(())
 }
 
 /// Resident memory of this process in KiB (the App runs in it), from /proc.
@@ -664,8 +599,14 @@ fn text_fields_stop_at_the_backend_limits_and_typing_never_triggers_a_shortcut()
     ensure!(app::end_notice(1) == "Your 1 viewer will see the stream end.");
     ensure!(app::end_notice(7) == "All 7 viewers will see the stream end.");
     click(&mut h, "End stream now");
+    // The ending shows at once; the backend's record follows beside the loop.
     wait_for(&mut h, "the summary", Duration::from_secs(30), |h| {
         h.state().screen() == Screen::Ended
+            && h.state()
+                .state()
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.delivery == streamit_session::SummaryDelivery::Delivered)
     })?;
 
     rt.block_on(session.request(streamit_session::Command::Shutdown))
@@ -828,13 +769,17 @@ fn preview_texture_is_updated_in_place_only_when_the_frame_changes() -> Result<(
 }
 
 /// Window sizes in points: the minimum window (1280×800 at a scale factor of 2), 1280×800 at
-/// 1.5, a small laptop, 1280×800, 1080p at 1.5, 4K at 2 and 4K at 1. egui lays out in points,
-/// so these are the layouts the scale factors give; the pixels at scale 2 are checked by
-/// tests/gui_screenshots.rs under Xvfb. (The harness's own zoom, `set_pixels_per_point`, put
-/// the bottom bar in mid-window at 640×400 × 2; not used until that is understood.)
-const LAYOUTS: [(f32, f32); 7] = [
+/// 1.5, 1366×768 at 1.5 (fractional points), a small laptop, 1280×800, 1080p at 1.5, 4K at 2
+/// and 4K at 1. egui lays out in points, so these are the layouts the scale factors give;
+/// each test runs them at its display's native scale (1, 1.5, 2), where text and widgets
+/// round to that scale's pixels. (The harness's zoom, `set_pixels_per_point`, rescales the
+/// window for one frame and put the bottom bar in mid-window; the native scale is what a
+/// desktop at 150 % gives.) The pixels at scale 2 are also shot under Xvfb by
+/// tests/gui_screenshots.rs.
+const LAYOUTS: [(f32, f32); 8] = [
     (640.0, 400.0),
     (853.0, 533.0),
+    (910.67, 512.0),
     (960.0, 620.0),
     (1280.0, 800.0),
     (1280.0, 720.0),
@@ -928,6 +873,24 @@ fn check_layouts(h: &mut Harness<'_, App>, screen: &str, reach: &[(Role, &str)])
 
 #[test]
 fn setup_and_live_screens_fit_every_window_size() -> Result<()> {
+    screens_fit_every_window_size(1.0)
+}
+
+/// A 150 % desktop: fractional pixels per point round text and widgets differently.
+#[test]
+fn setup_and_live_screens_fit_every_window_size_at_scale_1_5() -> Result<()> {
+    screens_fit_every_window_size(1.5)
+}
+
+/// A 200 % (HiDPI) desktop.
+#[test]
+fn setup_and_live_screens_fit_every_window_size_at_scale_2() -> Result<()> {
+    screens_fit_every_window_size(2.0)
+}
+
+/// Both screens at every size in [`LAYOUTS`] (points), on a display of `scale` pixels per
+/// point.
+fn screens_fit_every_window_size(scale: f32) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -935,8 +898,13 @@ fn setup_and_live_screens_fit_every_window_size() -> Result<()> {
     let stack = Stack::start()?;
     rt.block_on(stack.creator("gui_layout", true))?;
     let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
-    let mut h = harness(&session, &rt, stack.backend.url());
+    let mut h = harness_at_scale(&session, &rt, stack.backend.url(), scale);
     log_in(&mut h, "gui_layout")?;
+    let ppp = h.ctx.pixels_per_point();
+    ensure!(
+        (ppp - scale).abs() < 1e-3,
+        "laid out at {ppp} pixels per point"
+    );
     type_into(
         &mut h,
         "Title",

@@ -6,15 +6,19 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
-use egui::{Key, Role, Vec2};
+use anyhow::{Result, ensure};
+use egui::{Key, Role};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use streamit_api::client::Client;
 use streamit_session::{SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::{Stack, TEST_PASSWORD};
 
-use streamit_studio::app::{self, App, Screen};
+use streamit_studio::app::{App, Screen};
+
+#[path = "common/gui.rs"]
+mod gui_kit;
+use gui_kit::{click, harness, has_label, has_label_containing, type_into, wait_for};
 
 /// A logged-in studio window that is live on a fresh stack.
 struct Studio {
@@ -35,21 +39,7 @@ impl Studio {
         rt.block_on(stack.creator(user, true))?;
         let api = stack.backend.url().to_string();
         let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(api.clone()));
-        let (s, handle) = (session.clone(), rt.handle().clone());
-        let h = Harness::builder()
-            .with_size(Vec2::new(1280.0, 800.0))
-            .build_eframe(move |cc| {
-                App::new(
-                    &cc.egui_ctx,
-                    s,
-                    handle,
-                    app::Options {
-                        api_url: api,
-                        use_keyring: false,
-                        ..Default::default()
-                    },
-                )
-            });
+        let h = harness(&session, &rt, &api);
         let mut studio = Studio {
             rt,
             stack,
@@ -92,60 +82,11 @@ impl Studio {
     }
 }
 
-/// Steps frames (in real time, so the session can work) until `cond` holds.
-fn wait_for(
-    h: &mut Harness<'_, App>,
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut(&Harness<'_, App>) -> bool,
-) -> Result<Duration> {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if cond(h) {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            let s = h.state().state();
-            bail!(
-                "timed out after {timeout:?} waiting for {what}; screen {:?}, stream {:?}, backend {:?}, errors {:?}",
-                h.state().screen(),
-                s.stream_state,
-                s.backend,
-                s.errors
-            );
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
-}
-
-fn has_label(h: &Harness<'_, App>, label: &str) -> bool {
-    h.query_all_by_label(label).next().is_some()
-}
-
-fn has_label_containing(h: &Harness<'_, App>, part: &str) -> bool {
-    h.query_all_by_label_contains(part).next().is_some()
-}
-
-fn type_into(h: &mut Harness<'_, App>, field: &str, text: &str) {
-    h.get_by_role_and_label(Role::TextInput, field).focus();
-    h.step();
-    h.get_by_role_and_label(Role::TextInput, field)
-        .type_text(text);
-    h.step();
-}
-
-fn click(h: &mut Harness<'_, App>, label: &str) {
-    h.get_by_role_and_label(Role::Button, label).click();
-    h.step();
-    h.step();
-}
-
 const BACKEND_DOWN: &str = "StreamIt server not responding — retrying";
 const TITLE_WAITS: &str = "Title will be saved when the server is back";
 
 #[test]
-fn a_hung_backend_leaves_the_studio_running_and_a_title_waits_as_pending() -> Result<()> {
+fn a_hung_backend_leaves_the_studio_running_a_title_pending_and_end_at_once() -> Result<()> {
     let mut t = Studio::live("gui_stall", "Before the stall")?;
     let h = &mut t.h;
     wait_for(h, "frames sent", Duration::from_secs(10), |h| {
@@ -226,6 +167,45 @@ fn a_hung_backend_leaves_the_studio_running_and_a_title_waits_as_pending() -> Re
         !has_label(h, BACKEND_DOWN) && !has_label(h, TITLE_WAITS)
     })?;
     ensure!(h.state().state().stream_state == StreamState::Live);
+
+    // End while the backend hangs again: the ending shows at once, saying the figures are
+    // being saved, and they reach the backend once it wakes.
+    ensure!(t.stack.backend.pause(), "the backend did not stop");
+    wait_for(h, "the banner", Duration::from_secs(3), |h| {
+        has_label(h, BACKEND_DOWN)
+    })?;
+    click(h, "End stream");
+    wait_for(h, "the confirmation", Duration::from_secs(5), |h| {
+        has_label(h, "End the stream?")
+    })?;
+    click(h, "End stream now");
+    let ended = wait_for(h, "the ending", Duration::from_secs(3), |h| {
+        h.state().screen() == Screen::Ended
+            && has_label(h, "Stream ended")
+            && has_label(h, "Saving these figures on the server…")
+    })?;
+    println!(
+        "ending shown {} ms after End with the backend hung",
+        ended.as_millis()
+    );
+    ensure!(
+        ended < Duration::from_secs(1),
+        "the ending took {ended:?} with the backend hung"
+    );
+    ensure!(t.stack.backend.resume(), "the backend did not continue");
+    let resumed = Instant::now();
+    wait_for(h, "the figures delivered", Duration::from_secs(20), |h| {
+        h.state().state().summary.as_ref().is_some_and(|s| {
+            s.delivery == streamit_session::SummaryDelivery::Delivered && s.backend.is_some()
+        }) && !has_label(h, "Saving these figures on the server…")
+    })?;
+    println!(
+        "figures delivered {} ms after SIGCONT",
+        resumed.elapsed().as_millis()
+    );
+    let public =
+        t.rt.block_on(Client::new(t.stack.backend.url()).stream_by_username("gui_stall"))?;
+    ensure!(!public.is_live, "the backend still lists the stream live");
     t.finish()
 }
 

@@ -608,3 +608,62 @@ async fn a_summary_the_backend_missed_is_spooled_and_delivered_after_the_next_lo
     );
     Ok(())
 }
+
+/// LiveKit gone for good while live: `publish` gives up after its reconnect attempts and
+/// says so once, in the words the studio's ending uses, with the detail after them; the
+/// exit code is the network's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_livekit_ends_publish_with_one_error_line_in_words() -> Result<()> {
+    let mut stack = Stack::start()?;
+    let host_id = stack.creator("qa_lost", true).await?.user.id;
+    let public = Client::new(stack.backend.url());
+    let child = studio()
+        .args([
+            "publish",
+            "--api",
+            stack.backend.url(),
+            "--username",
+            "qa_lost",
+        ])
+        .args(["--password", TEST_PASSWORD, "--duration", "120s"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    wait_until_live(&public, "qa_lost", Duration::from_secs(20)).await?;
+    // on air for a viewer, not only listed live by the backend
+    let mut opts = guest_viewer(&public, host_id, None).await?;
+    opts.until_frames = Some(10);
+    opts.duration = Duration::from_secs(20);
+    let seen = Viewer::run(opts).await?;
+    ensure!(
+        seen.video.frames >= 10,
+        "the viewer saw {} frames",
+        seen.video.frames
+    );
+    stack.livekit.kill();
+    let killed = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .context("publish did not give up")??;
+    println!(
+        "publish gave up {:.1} s after LiveKit was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    ensure_exit_code(&out, 4, "LiveKit gone")?;
+    let stderr = String::from_utf8(out.stderr)?;
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    ensure!(errors.len() == 1, "not one error line: {stderr}");
+    println!("{}", errors[0]);
+    ensure!(
+        errors[0].starts_with("error: stream interrupted after 0:")
+            && errors[0].contains("— server unreachable (")
+            && errors[0].contains("LiveKit"),
+        "not in words with the detail after: {}",
+        errors[0]
+    );
+    Ok(())
+}

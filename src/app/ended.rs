@@ -6,7 +6,7 @@
 use egui::{RichText, Ui, Vec2};
 use streamit_session::{Command, SessionHandle, SessionState, SummaryDelivery};
 
-use super::live::{bitrate, clock};
+use super::live::bitrate;
 use super::theme;
 
 fn duration(secs: u64) -> String {
@@ -59,14 +59,7 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
             theme::card().show(ui, |ui| {
                 ui.set_width(480.0);
                 ui.vertical(|ui| {
-                    let heading = match &s.interruption {
-                        Some(i) => format!(
-                            "Stream interrupted after {} — {}",
-                            clock(s.duration.as_secs()),
-                            i.cause.words()
-                        ),
-                        None => "Stream ended".to_string(),
-                    };
+                    let heading = s.headline();
                     let size = if s.interruption.is_some() { 20.0 } else { 26.0 };
                     ui.label(RichText::new(heading).size(size).family(theme::bold()));
                     let title = state

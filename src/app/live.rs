@@ -100,14 +100,7 @@ pub fn since_secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
-/// A short length of time as people read it: "0:07", "12:30", "1:02:03".
-pub fn clock(secs: u64) -> String {
-    if secs >= 3600 {
-        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-    } else {
-        format!("{}:{:02}", secs / 60, secs % 60)
-    }
-}
+pub use streamit_session::clock;
 
 pub fn elapsed(since: Option<SystemTime>) -> String {
     let secs = since

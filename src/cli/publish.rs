@@ -210,7 +210,13 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                 }
                 let s = watch.borrow_and_update().clone();
                 if let StreamState::Failed { reason } = &s.stream_state {
-                    failed = Some(reason.clone());
+                    // In words first, as the studio's ending says it; the detail after.
+                    failed = Some(match &s.summary {
+                        Some(summary) if summary.interruption.is_some() => {
+                            format!("{} ({reason})", summary.headline().to_lowercase())
+                        }
+                        _ => reason.clone(),
+                    });
                     break;
                 }
                 if let Some(pb) = &status {

@@ -52,7 +52,7 @@ pub use session::{SessionConfig, SessionHandle};
 pub use state::{
     Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,
     MediaSelection, ModerationNotice, NetworkLimited, SessionState, StreamInfo, StreamState,
-    Summary, SummaryDelivery, chat_rule,
+    Summary, SummaryDelivery, chat_rule, clock,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

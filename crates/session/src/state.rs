@@ -271,6 +271,30 @@ pub struct Summary {
     pub interruption: Option<Interruption>,
 }
 
+impl Summary {
+    /// "Stream interrupted after 0:29 — server unreachable" for a stream that stopped by
+    /// itself; "Stream ended" otherwise. The GUI's heading and the CLI's error say the same.
+    pub fn headline(&self) -> String {
+        match &self.interruption {
+            Some(i) => format!(
+                "Stream interrupted after {} — {}",
+                clock(self.duration.as_secs()),
+                i.cause.words()
+            ),
+            None => "Stream ended".to_string(),
+        }
+    }
+}
+
+/// A short length of time as people read it: "0:07", "12:30", "1:02:03".
+pub fn clock(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
 /// Why a stream ended without the creator asking: one sentence for people, the
 /// technical detail for "Details".
 #[derive(Debug, Clone, PartialEq, Eq)]

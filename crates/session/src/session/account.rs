@@ -54,7 +54,7 @@ impl Task {
 
     pub(super) async fn logout(&mut self) -> Result<()> {
         if self.live.is_some() {
-            self.end_stream().await?;
+            self.end_stream_and_wait().await?;
         }
         let r = self.api.logout().await;
         self.set_logged_out();

@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use streamit_api::client::{ApiError, Client};
 use streamit_api::{Stream, StreamSession, UpdateStreamInfoRequest};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
-use super::Task;
 use super::moderation::Outcome;
-use crate::error::{Result, SessionError, UserError};
+use super::{Reply, Task};
+use crate::error::{Result, SessionError};
 use crate::state::{BackendStatus, StreamInfo, SummaryDelivery};
 
 /// How long the probe waits for `/api/health` before the server counts as not responding
@@ -40,12 +40,15 @@ pub(super) enum BackendEvent {
         generation: u64,
         result: std::result::Result<Stream, ApiError>,
     },
-    /// The figures of the stream that ended without being asked to were delivered (or
-    /// spooled, or lost).
+    /// The figures of the stream that ended were delivered (or spooled, or lost); the
+    /// error is a refusal, or the outage when they could not be kept either.
     SummaryDone {
         session_id: String,
         backend: Option<StreamSession>,
         delivery: SummaryDelivery,
+        error: Option<ApiError>,
+        /// The caller of `request(EndStream)`, answered now.
+        reply: Option<Reply>,
     },
 }
 
@@ -55,7 +58,7 @@ pub(super) struct TitleWrite {
     /// Stops the retrying task when a newer title replaces this one.
     task: tokio::task::AbortHandle,
     /// The caller of `request(EditTitle)`, answered once the backend has decided.
-    reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
+    reply: Option<Reply>,
 }
 
 /// What the loop keeps for the calls beside it.
@@ -75,7 +78,7 @@ impl Task {
         &mut self,
         title: String,
         description: Option<String>,
-        reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
+        reply: Option<Reply>,
     ) {
         if let Some(old) = self.calls.title.take() {
             old.task.abort();
@@ -194,28 +197,39 @@ impl Task {
                         self.state.stream = Some(StreamInfo::from(&stream));
                         Ok(())
                     }
-                    Err(e) => {
-                        let u = SessionError::from(e).to_user();
-                        Arc::make_mut(&mut self.state.errors).push(u.clone());
-                        Err(u)
-                    }
+                    Err(e) => Err(SessionError::from(e)),
                 };
-                if let Some(reply) = reply {
-                    let _ = reply.send(r);
-                }
+                // published before the caller hears back, so it reads the saved title
+                self.finish(r, reply);
             }
             BackendEvent::SummaryDone {
                 session_id,
                 backend,
                 delivery,
+                error,
+                reply,
             } => {
+                let current = self.state.session_id.as_deref() == Some(session_id.as_str());
+                let mut interrupted = false;
                 if let Some(s) = self.state.summary.as_mut()
-                    && self.state.session_id.as_deref() == Some(session_id.as_str())
-                    && s.delivery == SummaryDelivery::Pending
+                    && current
                 {
-                    s.backend = backend;
-                    s.delivery = delivery;
+                    interrupted = s.interruption.is_some();
+                    if s.delivery == SummaryDelivery::Pending {
+                        s.backend = backend;
+                        s.delivery = delivery;
+                    }
                 }
+                let r = match error {
+                    // an interrupted stream already told its cause
+                    Some(e) if interrupted || !current => {
+                        tracing::warn!("end-stream: {e}");
+                        Ok(())
+                    }
+                    Some(e) => Err(SessionError::from(e)),
+                    None => Ok(()),
+                };
+                self.finish(r, reply);
             }
         }
     }

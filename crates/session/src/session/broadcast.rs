@@ -9,12 +9,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use streamit_livekit_publish as lk;
 
-use super::{BackendEvent, Live, Task};
+use super::{BackendEvent, Live, Reply, Task};
 use crate::error::{ErrorKind, Result, SessionError, UserError};
 use crate::media::quality_of;
 use crate::state::{
     Health, InterruptCause, Interruption, StreamInfo, StreamState, Summary, SummaryDelivery,
 };
+
+/// How long leaving the room may take before the studio goes on without it (LiveKit may be
+/// the server that is gone).
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Task {
     pub(super) async fn go_live(&mut self) -> Result<()> {
@@ -196,7 +200,39 @@ impl Task {
         Ok(live)
     }
 
-    pub(super) async fn end_stream(&mut self) -> Result<()> {
+    /// End on request: the ending shows at once with the studio's figures; leaving the room,
+    /// end-stream and the stats report run beside the loop, so a hung server never holds
+    /// the window (the summary reads "Saving…" until the backend has them).
+    pub(super) fn end_stream(&mut self, reply: Option<Reply>) -> Result<()> {
+        let (live, mut summary) = self.stop_live()?;
+        let delivery = self.delivery(&live, &summary);
+        summary.delivery = SummaryDelivery::Pending;
+        self.state.summary = Some(summary);
+        self.after_live(StreamState::Ended, &live);
+        self.deliver_beside(live, delivery, reply);
+        Ok(())
+    }
+
+    /// End and wait for the backend (bounded by the summary's retry time): for logging out
+    /// and quitting, where nothing would be left to deliver the figures afterwards.
+    pub(super) async fn end_stream_and_wait(&mut self) -> Result<()> {
+        let (live, _) = self.stop_live()?;
+        match tokio::time::timeout(LEAVE_TIMEOUT, live.handle.leave()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("leave: {e}"),
+            Err(_) => tracing::warn!("leave timed out"),
+        }
+        let (summary, error) = self.summarise(&live).await;
+        self.state.summary = Some(summary);
+        self.after_live(StreamState::Ended, &live);
+        match error {
+            None => Ok(()),
+            Some(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes the broadcast off air: media stopped, tracks unpublished; the studio's figures.
+    fn stop_live(&mut self) -> Result<(Live, Summary)> {
         let Some(live) = self.live.take() else {
             return Err(SessionError::Invalid("not live".into()));
         };
@@ -213,21 +249,43 @@ impl Task {
                 tracing::debug!("unpublish {cid}: {e}");
             }
         }
-        match tokio::time::timeout(Duration::from_secs(5), live.handle.leave()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("leave: {e}"),
-            Err(_) => tracing::warn!("leave timed out"),
-        }
-        let (summary, error) = self.summarise(&live).await;
-        self.state.summary = Some(summary);
-        self.state.stream_state = StreamState::Ended;
+        let summary = self.studio_summary(&live);
+        Ok((live, summary))
+    }
+
+    fn after_live(&mut self, state: StreamState, live: &Live) {
+        self.state.stream_state = state;
         self.state.reconnecting_since = None;
         self.state.viewers = 0;
         tracing::info!(go_live_to_end = ?live.go_live_at.elapsed(), "stream ended");
-        match error {
-            None => Ok(()),
-            Some(e) => Err(e.into()),
-        }
+    }
+
+    /// Leaves the room and delivers the figures beside the loop; the outcome comes back as
+    /// [`BackendEvent::SummaryDone`].
+    fn deliver_beside(&self, live: Live, delivery: super::summary::Delivery, reply: Option<Reply>) {
+        let tx = self.outcome_tx.clone();
+        let session_id = live.session_id.clone();
+        tokio::spawn(async move {
+            // independent: the backend ends the session whether or not LiveKit saw us go
+            let leave = async {
+                match tokio::time::timeout(LEAVE_TIMEOUT, live.handle.leave()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!("leave: {e}"),
+                    Err(_) => tracing::warn!("leave timed out"),
+                }
+            };
+            let ((), (backend, delivery, error)) = tokio::join!(leave, delivery.run());
+            drop(live);
+            let _ = tx
+                .send(BackendEvent::SummaryDone {
+                    session_id,
+                    backend,
+                    delivery,
+                    error,
+                    reply,
+                })
+                .await;
+        });
     }
 
     /// Stops the encoders and detaches the microphone from its track; the sources and the
@@ -283,29 +341,14 @@ impl Task {
             },
             detail: reason.clone(),
         });
-        let tx = self.outcome_tx.clone();
-        let session_id = live.session_id.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(2), live.handle.leave()).await;
-            drop(live);
-            let (backend, delivery, error) = delivery.run().await;
-            if let Some(e) = &error {
-                tracing::warn!("end-stream after failure: {e}");
-            }
-            let _ = tx
-                .send(BackendEvent::SummaryDone {
-                    session_id,
-                    backend,
-                    delivery,
-                })
-                .await;
-        });
         self.state.summary = Some(summary);
-        self.state.stream_state = StreamState::Failed {
-            reason: reason.clone(),
-        };
-        self.state.reconnecting_since = None;
-        self.state.viewers = 0;
+        self.after_live(
+            StreamState::Failed {
+                reason: reason.clone(),
+            },
+            &live,
+        );
+        self.deliver_beside(live, delivery, None);
         Arc::make_mut(&mut self.state.errors).push(UserError {
             kind,
             message: reason,

@@ -243,6 +243,9 @@ async fn next_publisher_event(live: &mut Option<Live>) -> Option<lk::PublisherEv
     }
 }
 
+/// Where a command's caller waits for its outcome.
+pub(super) type Reply = oneshot::Sender<std::result::Result<(), UserError>>;
+
 impl Task {
     async fn run(mut self) {
         self.state.media = Some(self.selection());
@@ -258,7 +261,7 @@ impl Task {
         loop {
             tokio::select! {
                 req = self.rx.recv() => {
-                    let Some(Request { command, reply }) = req else { break };
+                    let Some(Request { command, mut reply }) = req else { break };
                     // Saved beside the loop; the reply waits for the backend's word.
                     if let Command::EditTitle { title, description } = command {
                         match self.check_title(&title) {
@@ -267,6 +270,15 @@ impl Task {
                                 self.publish();
                             }
                             Err(e) => self.finish(Err(e), reply),
+                        }
+                        continue;
+                    }
+                    // Ended at once; the reply waits until the backend has the figures.
+                    if command == Command::EndStream {
+                        if let Err(e) = self.end_stream(reply.take()) {
+                            self.finish(Err(e), reply);
+                        } else {
+                            self.publish();
                         }
                         continue;
                     }
@@ -308,7 +320,7 @@ impl Task {
             }
         }
         if self.live.is_some() {
-            let _ = self.end_stream().await;
+            let _ = self.end_stream_and_wait().await;
         }
         self.video = None;
         self.audio = None;
@@ -321,28 +333,30 @@ impl Task {
         self.state_tx.send_replace(self.state.clone());
     }
 
-    fn finish(
-        &mut self,
-        r: Result<()>,
-        reply: Option<oneshot::Sender<std::result::Result<(), UserError>>>,
-    ) {
+    fn finish(&mut self, r: Result<()>, reply: Option<Reply>) {
         let r = r.map_err(|e| {
             // The caller shows it (GUI error list, CLI `error:` line); a log line at warn
             // would print the same failure twice on a terminal.
             tracing::debug!(error = %e, "session command failed");
-            let u = e.to_user();
-            Arc::make_mut(&mut self.state.errors).push(u.clone());
-            if u.kind == ErrorKind::Auth
-                && matches!(&e, SessionError::Api(a) if a.status() == Some(401))
-            {
-                self.set_logged_out();
-            }
-            u
+            self.note_failure(e)
         });
         self.publish();
         if let Some(reply) = reply {
             let _ = reply.send(r);
         }
+    }
+
+    /// Puts a failure in the error list the GUI shows; a session the server no longer
+    /// knows (401) is logged out.
+    fn note_failure(&mut self, e: SessionError) -> UserError {
+        let u = e.to_user();
+        Arc::make_mut(&mut self.state.errors).push(u.clone());
+        if u.kind == ErrorKind::Auth
+            && matches!(&e, SessionError::Api(a) if a.status() == Some(401))
+        {
+            self.set_logged_out();
+        }
+        u
     }
 
     /// Routes a command to the part that carries it out.
@@ -353,7 +367,7 @@ impl Task {
             Command::Logout => self.logout().await,
             Command::SetupStream(setup) => self.setup(setup).await,
             Command::GoLive => self.go_live().await,
-            Command::EndStream => self.end_stream().await,
+            Command::EndStream => self.end_stream(None),
             Command::ToggleMic => self.toggle_mic(),
             Command::ToggleCamera => self.toggle_camera(),
             Command::SendChat(text) => self.send_chat(text),
@@ -388,7 +402,7 @@ impl Task {
             }
             Command::Shutdown => {
                 if self.live.is_some() {
-                    self.end_stream().await?;
+                    self.end_stream_and_wait().await?;
                 }
                 Ok(())
             }

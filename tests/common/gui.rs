@@ -1,0 +1,108 @@
+//! The studio window under `egui_kittest` for the GUI tests: the real `App` on a real
+//! session, found and driven through its AccessKit tree. Shared by `gui.rs` and
+//! `gui_outages.rs`; included with `#[path]`, so each test file takes what it uses.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use egui::{Role, Vec2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use streamit_session::SessionHandle;
+
+use streamit_studio::app::{self, App};
+
+/// The real studio window (1280×800 points) on `session`, talking to the backend at `api`.
+pub fn harness<'a>(
+    session: &SessionHandle,
+    rt: &tokio::runtime::Runtime,
+    api: &str,
+) -> Harness<'a, App> {
+    harness_at_scale(session, rt, api, 1.0)
+}
+
+/// The same window on a display with `scale` physical pixels per point (a 150 % or 200 %
+/// desktop): the native scale, as the windowing system reports it, not egui's zoom.
+pub fn harness_at_scale<'a>(
+    session: &SessionHandle,
+    rt: &tokio::runtime::Runtime,
+    api: &str,
+    scale: f32,
+) -> Harness<'a, App> {
+    let session = session.clone();
+    let handle = rt.handle().clone();
+    let api = api.to_string();
+    Harness::builder()
+        .with_size(Vec2::new(1280.0, 800.0))
+        .with_pixels_per_point(scale)
+        .build_eframe(move |cc| {
+            App::new(
+                &cc.egui_ctx,
+                session,
+                handle,
+                app::Options {
+                    api_url: api,
+                    use_keyring: false,
+                    ..Default::default()
+                },
+            )
+        })
+}
+
+/// Steps frames (in real time, so the session can work) until `cond` holds; how long it
+/// took.
+pub fn wait_for(
+    h: &mut Harness<'_, App>,
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut(&Harness<'_, App>) -> bool,
+) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if cond(h) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            let s = h.state().state();
+            bail!(
+                "timed out after {timeout:?} waiting for {what}; screen {:?}, stream {:?}, backend {:?}, errors {:?}",
+                h.state().screen(),
+                s.stream_state,
+                s.backend,
+                s.errors
+            );
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+}
+
+pub fn has_label(h: &Harness<'_, App>, label: &str) -> bool {
+    h.query_all_by_label(label).next().is_some()
+}
+
+pub fn has_label_containing(h: &Harness<'_, App>, part: &str) -> bool {
+    h.query_all_by_label_contains(part).next().is_some()
+}
+
+pub fn type_into(h: &mut Harness<'_, App>, field: &str, text: &str) {
+    h.get_by_role_and_label(Role::TextInput, field).focus();
+    h.step();
+    h.get_by_role_and_label(Role::TextInput, field)
+        .type_text(text);
+    h.step();
+}
+
+/// The characters in the text field named `field` (0 when there is none).
+pub fn field_chars(h: &Harness<'_, App>, field: &str) -> usize {
+    h.query_by_role_and_label(Role::TextInput, field)
+        .and_then(|n| n.value())
+        .map_or(0, |v| v.chars().count())
+}
+
+pub fn click(h: &mut Harness<'_, App>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).click();
+    h.step();
+    h.step();
+}
