@@ -2,7 +2,7 @@
 //! backend and LiveKit server with a Python viewer chatting: one screenshot per screen (login,
 //! setup, live, ended) into `$CARGO_TARGET_TMPDIR/gui-screenshots/` (ImageMagick `import`).
 //! With `STREAMIT_UPDATE_SCREENSHOTS=1` they are copied to `assets/screenshots/` too.
-//! Then the setup and live screens again at a scale factor of 2 (`WINIT_X11_SCALE_FACTOR`)
+//! Then the setup and live screens again at scale factors of 2 and 1.5 (`WINIT_X11_SCALE_FACTOR`)
 //! and in the minimum window (a 640×400 screen), into the same directory only.
 //!
 //! No fixed delays: each shot is retaken until it shows what it is for (the window rendered,
@@ -342,10 +342,14 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     }
     drop(app);
 
-    // The setup and live screens at a scale factor of 2 on the same 1280×800 screen (the
-    // window fits itself to it), and in the minimum window (a 640×400 screen).
+    // The setup and live screens at scale factors of 2 and 1.5 on the same 1280×800 screen
+    // (the window fits itself to it), and in the minimum window (a 640×400 screen).
     let (_small, small_display) = start_xvfb("640x400x24")?;
-    for (tag, display, scale) in [("scale2", &display, "2"), ("min", &small_display, "1")] {
+    for (tag, display, scale) in [
+        ("scale2", &display, "2"),
+        ("scale1_5", &display, "1.5"),
+        ("min", &small_display, "1"),
+    ] {
         let app = studio(
             display,
             backend.url(),

@@ -230,15 +230,22 @@ pub fn share_link(ui: &mut Ui, url: &str, copied_at: &mut Option<std::time::Inst
     if url.is_empty() {
         return;
     }
-    ui.horizontal(|ui| {
-        ui.spacing_mut().item_spacing.x = 6.0;
-        ui.label(RichText::new("Share:").color(MUTED));
-        ui.label(
-            RichText::new(url)
-                .family(egui::FontFamily::Monospace)
-                .color(TEXT),
+    let link = RichText::new(url)
+        .family(egui::FontFamily::Monospace)
+        .color(TEXT);
+    let link_width = egui::WidgetText::from(link.clone())
+        .into_galley(
+            ui,
+            Some(egui::TextWrapMode::Extend),
+            f32::INFINITY,
+            egui::TextStyle::Body,
         )
-        .on_hover_text("Where viewers watch your stream");
+        .size()
+        .x;
+    // "Share:", the link and Copy on one row when they fit; in a narrow column the link
+    // gets a row of its own (cut short, whole on hover) rather than pushing Copy out of view.
+    let one_row = ui.available_width() >= link_width + 130.0;
+    let mut copy_row = |ui: &mut Ui| {
         let copy = ui.small_button("Copy");
         name_widget(&copy, egui::Role::Button, "Copy watch link");
         if copy.clicked() {
@@ -250,7 +257,19 @@ pub fn share_link(ui: &mut Ui, url: &str, copied_at: &mut Option<std::time::Inst
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(500));
         }
+    };
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 6.0;
+        ui.label(RichText::new("Share:").color(MUTED));
+        if one_row {
+            ui.label(link.clone())
+                .on_hover_text("Where viewers watch your stream");
+        }
+        copy_row(ui);
     });
+    if !one_row {
+        ui.add(egui::Label::new(link).truncate()).on_hover_text(url);
+    }
 }
 
 /// A small inline mark next to a name ("Guest", "Creator").

@@ -46,8 +46,10 @@ export function plural(n: number, one: string, many: string): string {
 
 /** Two letters for an avatar. */
 export function initials(name: string): string {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  const s = words.length > 1 ? words[0][0] + words[1][0] : (words[0] ?? '?').slice(0, 2);
+  // Words are runs of letters and digits: "cam_creator (test)" is CC, not "C(".
+  const words = name.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const first = (w: string) => Array.from(w)[0] ?? '';
+  const s = words.length > 1 ? first(words[0]) + first(words[1]) : Array.from(words[0] ?? '?').slice(0, 2).join('');
   return s.toUpperCase();
 }
 
