@@ -31,6 +31,17 @@ struct Studio {
 impl Studio {
     /// Starts the stack, logs `user` in through the login screen and goes live.
     fn live(user: &str, title: &str) -> Result<Studio> {
+        let mut studio = Studio::set_up(user, title)?;
+        let h = &mut studio.h;
+        click(h, "Go Live");
+        wait_for(h, "live", Duration::from_secs(40), |h| {
+            h.state().state().stream_state == StreamState::Live
+        })?;
+        Ok(studio)
+    }
+
+    /// Starts the stack, logs `user` in and fills the setup screen's title.
+    fn set_up(user: &str, title: &str) -> Result<Studio> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -59,10 +70,6 @@ impl Studio {
         type_into(h, "Title", title);
         wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
             has_label_containing(h, "Everything is ready")
-        })?;
-        click(h, "Go Live");
-        wait_for(h, "live", Duration::from_secs(40), |h| {
-            h.state().state().stream_state == StreamState::Live
         })?;
         Ok(studio)
     }
@@ -206,6 +213,45 @@ fn a_hung_backend_leaves_the_studio_running_a_title_pending_and_end_at_once() ->
     let public =
         t.rt.block_on(Client::new(t.stack.backend.url()).stream_by_username("gui_stall"))?;
     ensure!(!public.is_live, "the backend still lists the stream live");
+    t.finish()
+}
+
+/// Before going live, a backend call waits for the server, but the preview does not: saving
+/// the settings while the backend hangs keeps the picture moving, and the save lands after.
+#[test]
+fn saving_settings_to_a_hung_backend_keeps_the_preview_moving() -> Result<()> {
+    let mut t = Studio::set_up("gui_setup_stall", "Saved while hung")?;
+    let h = &mut t.h;
+    ensure!(t.stack.backend.pause(), "the backend did not stop");
+    let paused = Instant::now();
+    click(h, "Save settings");
+    let uploads = h.state().preview_uploads();
+    wait_for(h, "3 s of stall", Duration::from_secs(5), |_| {
+        paused.elapsed() >= Duration::from_secs(3)
+    })?;
+    let moved = h.state().preview_uploads() - uploads;
+    println!("preview uploads during 3 s of a hung save: {moved}");
+    ensure!(
+        h.state().state().busy,
+        "the save did not wait for the server"
+    );
+    ensure!(moved >= 15, "the preview froze: {moved} uploads in 3 s");
+    ensure!(t.stack.backend.resume(), "the backend did not continue");
+    wait_for(h, "the save done", Duration::from_secs(15), |h| {
+        !h.state().state().busy
+    })?;
+    ensure!(
+        h.state().state().errors.is_empty(),
+        "{:?}",
+        h.state().state().errors
+    );
+    let public =
+        t.rt.block_on(Client::new(t.stack.backend.url()).stream_by_username("gui_setup_stall"))?;
+    ensure!(
+        public.title == "Saved while hung",
+        "backend title {}",
+        public.title
+    );
     t.finish()
 }
 

@@ -10,7 +10,10 @@ use crate::state::{Account, StreamInfo};
 
 impl Task {
     pub(super) async fn login(&mut self, username: String, password: String) -> Result<()> {
-        let auth = self.api.login(&LoginRequest { username, password }).await?;
+        let api = self.api.clone();
+        let auth = self
+            .while_media_flows(async move { api.login(&LoginRequest { username, password }).await })
+            .await?;
         self.api.set_token(Some(auth.token.clone()));
         self.token_tx.send_replace(Some(auth.token));
         self.logged_in(&auth.user).await;
@@ -19,7 +22,8 @@ impl Task {
 
     pub(super) async fn use_token(&mut self, token: String) -> Result<()> {
         self.api.set_token(Some(token.clone()));
-        match self.api.me().await {
+        let api = self.api.clone();
+        match self.while_media_flows(async move { api.me().await }).await {
             Ok(user) => {
                 self.token_tx.send_replace(Some(token));
                 self.logged_in(&user).await;
@@ -43,7 +47,11 @@ impl Task {
             is_creator: matches!(user.role, Role::Creator | Role::Admin),
         });
         self.deliver_spooled();
-        self.state.stream = match self.api.stream_info().await {
+        let api = self.api.clone();
+        self.state.stream = match self
+            .while_media_flows(async move { api.stream_info().await })
+            .await
+        {
             Ok(s) => Some(StreamInfo::from(&s)),
             Err(e) => {
                 tracing::debug!("no stream info yet: {e}");
@@ -56,7 +64,10 @@ impl Task {
         if self.live.is_some() {
             self.end_stream_and_wait().await?;
         }
-        let r = self.api.logout().await;
+        let api = self.api.clone();
+        let r = self
+            .while_media_flows(async move { api.logout().await })
+            .await;
         self.set_logged_out();
         match r {
             Ok(_) => Ok(()),
@@ -87,15 +98,16 @@ impl Task {
         if title.is_empty() {
             return Err(SessionError::Invalid("the title may not be empty".into()));
         }
+        let request = SetupStreamRequest {
+            title,
+            description: s.description,
+            is_chat_enabled: s.chat_enabled,
+            is_chat_delayed: s.chat_delayed,
+            is_chat_followers_only: s.chat_followers_only,
+        };
+        let api = self.api.clone();
         let stream = self
-            .api
-            .setup_stream(&SetupStreamRequest {
-                title,
-                description: s.description,
-                is_chat_enabled: s.chat_enabled,
-                is_chat_delayed: s.chat_delayed,
-                is_chat_followers_only: s.chat_followers_only,
-            })
+            .while_media_flows(async move { api.setup_stream(&request).await })
             .await?;
         self.state.stream = Some(StreamInfo::from(&stream));
         Ok(())

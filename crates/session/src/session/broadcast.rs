@@ -39,7 +39,11 @@ impl Task {
         self.state.health = Health::default();
         self.publish();
 
-        let grant = match self.api.go_live().await {
+        let api = self.api.clone();
+        let grant = match self
+            .while_media_flows(async move { api.go_live().await })
+            .await
+        {
             Ok(g) => g,
             Err(e) => {
                 let e = SessionError::from(e);
@@ -64,7 +68,11 @@ impl Task {
             Err(e) => {
                 // Take the backend out of "live" again; keep the original error.
                 self.stop_sending_media();
-                if let Err(end) = self.api.end_stream().await {
+                let api = self.api.clone();
+                if let Err(end) = self
+                    .while_media_flows(async move { api.end_stream().await })
+                    .await
+                {
                     tracing::warn!("end-stream after failed connect: {end}");
                 }
                 self.state.stream_state = StreamState::Failed {

@@ -128,6 +128,18 @@ impl Task {
         Ok(())
     }
 
+    /// Waits for `call` (a backend call that does not borrow the task) while the preview
+    /// and the mic meter go on: a slow server holds the command, never the picture.
+    pub(super) async fn while_media_flows<T>(&mut self, call: impl Future<Output = T>) -> T {
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                Some(ev) = self.media_rx.recv() => self.on_media(ev).await,
+            }
+        }
+    }
+
     pub(super) async fn on_media(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::Preview(f) => {
