@@ -8,45 +8,33 @@
 //! of stalling the LiveKit driver.
 
 pub mod clock_file;
+mod decode;
+mod epoch;
 pub mod measure;
+mod report;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc as std_mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc as std_mpsc};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::{ApiError, Client};
 use streamit_livekit_publish as lk;
-use streamit_media::encode::{OpusDecoder, new_video_decoder};
-use streamit_media::{MediaTime, VideoCodec, VideoDecoder, read_pattern_code};
 
 use crate::error::ErrorKind;
-use measure::{AudioMeasure, LatencyStats, VideoMeasure};
+use decode::{Queued, Shared, decode_loop};
+use epoch::{EpochChoice, EpochSource};
+use measure::LatencyStats;
 
 /// A simulcast layer to ask for.
 pub use lk::VideoQuality as Quality;
 
-/// The participant attribute in which a live studio announces its media clock's epoch
-/// (Unix µs, decimal): the pattern's capture times plus it are wall-clock times.
-pub const CLOCK_EPOCH_ATTRIBUTE: &str = "streamit.mediaClockEpochUs";
-
-/// The attributes announcing `epoch` (see [`CLOCK_EPOCH_ATTRIBUTE`]); none for an epoch
-/// before 1970.
-pub fn clock_epoch_attributes(epoch: SystemTime) -> HashMap<String, String> {
-    epoch
-        .duration_since(UNIX_EPOCH)
-        .map(|d| HashMap::from([(CLOCK_EPOCH_ATTRIBUTE.to_string(), d.as_micros().to_string())]))
-        .unwrap_or_default()
-}
-
-/// The epoch a publisher announced in its attributes, if any (and well-formed).
-pub fn clock_epoch_from(attributes: &HashMap<String, String>) -> Option<SystemTime> {
-    let us: u64 = attributes.get(CLOCK_EPOCH_ATTRIBUTE)?.trim().parse().ok()?;
-    (us > 0).then(|| UNIX_EPOCH + Duration::from_micros(us))
-}
+pub use epoch::{CLOCK_EPOCH_ATTRIBUTE, clock_epoch_attributes, clock_epoch_from};
+pub use report::{
+    AudioReport, OutageReport, VideoReport, ViewersReport, WatchChat, WatchProgress, WatchReport,
+};
 
 /// What to watch and how.
 #[derive(Debug, Clone)]
@@ -142,213 +130,6 @@ impl WatchError {
             WatchError::Thread(_) => ErrorKind::Media,
         }
     }
-}
-
-/// Live figures for a status line, published while watching.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WatchProgress {
-    pub elapsed: Duration,
-    pub connected: bool,
-    pub frames_decoded: u64,
-    pub resolution: Option<(u32, u32)>,
-    /// Latency of the last frame with a readable code, ms.
-    pub last_latency_ms: Option<f64>,
-    pub audio_packets: u64,
-    pub chat_messages: usize,
-    pub viewers: Option<i64>,
-}
-
-/// One chat message seen while watching.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchChat {
-    pub from: String,
-    pub identity: String,
-    pub text: String,
-}
-
-/// The video part of a [`WatchReport`].
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VideoReport {
-    /// Codecs of the video tracks received (`h264`, `vp8`).
-    pub codecs: Vec<String>,
-    pub frames_received: u64,
-    pub frames_decoded: u64,
-    /// Skipped while waiting for a key frame after a loss or a full queue.
-    pub frames_skipped: u64,
-    /// Dropped because the decoder queue was full.
-    pub queue_drops: u64,
-    /// Dropped inside the LiveKit participant (its media channel was full).
-    pub receiver_drops: u64,
-    pub decode_errors: u64,
-    pub keyframes: u64,
-    /// `"WxH"` → decoded frames.
-    pub resolutions: std::collections::BTreeMap<String, u64>,
-    /// Decoded frames per second, first to last decoded frame.
-    pub fps: Option<f64>,
-    /// Frames whose pattern code read back (sync byte and CRC right).
-    pub readable_codes: usize,
-    pub first_code: Option<u32>,
-    pub last_code: Option<u32>,
-    /// Frame numbers missing between the first and the last code.
-    pub missing_frames: u64,
-    /// Runs of missing frame numbers (freezes).
-    pub gap_runs: u64,
-    /// Codes not larger than the one before.
-    pub out_of_order: u64,
-    /// Decoded frames in each whole second since the watch started (a freeze shows as 0s).
-    pub frames_per_second: Vec<u64>,
-    /// Highest pattern code read in each of those seconds (the stream moving on).
-    pub max_code_per_second: Vec<Option<u32>>,
-}
-
-/// One loss of the connection to LiveKit, in ms since the watch started.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutageReport {
-    pub lost_ms: u64,
-    /// Connected again (resumed or rejoined); `None` if it never came back.
-    pub recovered_ms: Option<u64>,
-}
-
-/// The audio part of a [`WatchReport`].
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AudioReport {
-    pub packets_received: u64,
-    pub packets_decoded: u64,
-    pub decode_errors: u64,
-    /// Seconds of audio decoded.
-    pub seconds: f64,
-    pub rms_dbfs: Option<f64>,
-    pub peak_dbfs: Option<f64>,
-}
-
-/// The stream's viewer count on the backend (LiveKit webhooks), polled while watching.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ViewersReport {
-    pub at_start: i64,
-    pub at_end: Option<i64>,
-    pub peak: i64,
-}
-
-/// What one watch saw.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchReport {
-    /// `completed`, `stream-ended` (the creator left), `interrupted`, or `failed`.
-    pub outcome: String,
-    pub error: Option<String>,
-    pub username: String,
-    pub title: String,
-    /// Our identity in the room (`guest-…` for a guest).
-    pub identity: String,
-    /// Connect started → end.
-    pub duration_ms: u64,
-    /// Connect started → joined.
-    pub connect_time_ms: Option<u64>,
-    /// Connect started → first decoded video frame.
-    pub first_frame_ms: Option<u64>,
-    /// Times the connection to LiveKit was lost and recovery began.
-    pub reconnects: u32,
-    /// Each of those losses and when it recovered.
-    pub outages: Vec<OutageReport>,
-    pub video: VideoReport,
-    /// Capture (publisher) → decoded here; needs the publisher's clock epoch.
-    pub latency: Option<LatencyStats>,
-    /// Capture → first packet of the frame arrived here.
-    pub network_latency: Option<LatencyStats>,
-    /// Transport ICE selected for the received media at the end: "udp" or "tcp".
-    pub transport: Option<String>,
-    /// Where the publisher's clock epoch came from: `given` (the config), `attribute`
-    /// (the creator's participant attribute), `publisher-file` (a `publish` on this
-    /// machine), or `None`.
-    pub clock_epoch_source: Option<String>,
-    /// That epoch, Unix µs.
-    pub clock_epoch_unix_us: Option<u64>,
-    pub audio: AudioReport,
-    pub chat_messages: usize,
-    pub chat: Vec<WatchChat>,
-    pub viewers: ViewersReport,
-}
-
-/// One frame on its way to the decoder thread.
-struct Queued {
-    media: lk::ReceivedMedia,
-}
-
-/// What the decoder thread shares with the async side while it runs.
-#[derive(Default)]
-struct Shared {
-    /// The publisher's media clock epoch in Unix µs, 0 until known (see [`EpochChoice`]).
-    epoch_us: AtomicU64,
-    /// A frame was dropped before the decoder: skip to the next key frame.
-    lost: AtomicBool,
-    queue_drops: AtomicU64,
-    live: Mutex<LiveFigures>,
-}
-
-impl Shared {
-    fn epoch(&self) -> Option<SystemTime> {
-        match self.epoch_us.load(Ordering::Acquire) {
-            0 => None,
-            us => Some(UNIX_EPOCH + Duration::from_micros(us)),
-        }
-    }
-}
-
-/// Where the epoch comes from, best first: the caller's, the creator's attribute (any
-/// machine), the clock file (a CLI `publish` on this machine, e.g. one whose backend does
-/// not grant `canUpdateOwnMetadata`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum EpochSource {
-    File,
-    Attribute,
-    Given,
-}
-
-impl EpochSource {
-    fn name(self) -> &'static str {
-        match self {
-            EpochSource::File => "publisher-file",
-            EpochSource::Attribute => "attribute",
-            EpochSource::Given => "given",
-        }
-    }
-}
-
-/// The epoch in use and its source; a better source replaces a worse one.
-#[derive(Default)]
-struct EpochChoice {
-    source: Option<EpochSource>,
-}
-
-impl EpochChoice {
-    fn offer(&mut self, shared: &Shared, epoch: SystemTime, source: EpochSource) {
-        if self.source.is_some_and(|s| s > source) {
-            return;
-        }
-        let Ok(us) = epoch.duration_since(UNIX_EPOCH) else {
-            return;
-        };
-        let us = us.as_micros() as u64;
-        let old = shared.epoch_us.swap(us, Ordering::AcqRel);
-        if old != 0 && old != us {
-            tracing::info!(old, new = us, ?source, "publisher clock epoch changed");
-        }
-        self.source = Some(source);
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct LiveFigures {
-    frames_decoded: u64,
-    resolution: Option<(u32, u32)>,
-    last_latency_ms: Option<f64>,
-    audio_packets: u64,
-    first_frame: Option<Instant>,
 }
 
 /// Watches `cfg.username`'s stream for `cfg.duration` (or until `stop` resolves) and
@@ -654,178 +435,4 @@ pub async fn watch(
             peak: viewers_peak.max(viewers_end.unwrap_or(0)),
         },
     })
-}
-
-/// One decoder per video track, waiting for a key frame after any loss.
-struct TrackDecoder {
-    decoder: Box<dyn VideoDecoder>,
-    waiting_for_key: bool,
-}
-
-/// The decoder thread: decodes until the queue's sender is dropped.
-fn decode_loop(
-    rx: std_mpsc::Receiver<Queued>,
-    shared: Arc<Shared>,
-    handle: lk::PublisherHandle,
-    started: Instant,
-) -> (VideoMeasure, AudioMeasure) {
-    // Instants → wall-clock times, read back to back once.
-    let (anchor_instant, anchor_wall) = (Instant::now(), SystemTime::now());
-    let wall = |t: Instant| match t.checked_duration_since(anchor_instant) {
-        Some(d) => anchor_wall + d,
-        None => anchor_wall - anchor_instant.duration_since(t),
-    };
-    let mut video = VideoMeasure {
-        origin: Some(wall(started)),
-        ..Default::default()
-    };
-    let mut audio = AudioMeasure::default();
-    let mut decoders: HashMap<lk::TrackSid, TrackDecoder> = HashMap::new();
-    let mut opus: Option<OpusDecoder> = None;
-    while let Ok(Queued { media }) = rx.recv() {
-        match media {
-            lk::ReceivedMedia::Video(f) => {
-                video.frames_received += 1;
-                if f.keyframe {
-                    video.keyframes += 1;
-                }
-                let lost = shared.lost.swap(false, Ordering::AcqRel);
-                let td = match decoders.entry(f.track.clone()) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let codec = match f.codec {
-                            lk::VideoCodec::H264 => VideoCodec::H264,
-                            lk::VideoCodec::Vp8 => VideoCodec::Vp8,
-                        };
-                        match new_video_decoder(codec) {
-                            Ok(decoder) => v.insert(TrackDecoder {
-                                decoder,
-                                waiting_for_key: true,
-                            }),
-                            Err(e) => {
-                                tracing::warn!("no {codec:?} decoder: {e}");
-                                video.decode_errors += 1;
-                                continue;
-                            }
-                        }
-                    }
-                };
-                if lost || !f.contiguous {
-                    td.waiting_for_key = true;
-                }
-                if td.waiting_for_key && !f.keyframe {
-                    video.frames_skipped += 1;
-                    let _ = handle.request_keyframe(&f.track);
-                    continue;
-                }
-                td.waiting_for_key = false;
-                let pts = MediaTime::from_micros(f.timestamp.as_micros() as u64);
-                match td.decoder.decode(&f.data, pts) {
-                    Ok(Some(frame)) => {
-                        let decoded_at = SystemTime::now();
-                        let epoch = shared.epoch();
-                        let code = read_pattern_code(&frame);
-                        video.decoded(
-                            frame.width,
-                            frame.height,
-                            code,
-                            epoch,
-                            wall(f.received_at),
-                            decoded_at,
-                        );
-                        if let Ok(mut l) = shared.live.lock() {
-                            l.frames_decoded = video.frames_decoded;
-                            l.resolution = Some((frame.width, frame.height));
-                            if code.is_some() && epoch.is_some() {
-                                l.last_latency_ms = video.latencies_ms.last().copied();
-                            }
-                            l.first_frame.get_or_insert_with(Instant::now);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        video.decode_errors += 1;
-                        tracing::debug!("video decode error: {e}");
-                        td.waiting_for_key = true;
-                        let _ = handle.request_keyframe(&f.track);
-                    }
-                }
-            }
-            lk::ReceivedMedia::Audio(p) => {
-                audio.packets_received += 1;
-                if opus.is_none() {
-                    match OpusDecoder::new(1) {
-                        Ok(d) => opus = Some(d),
-                        Err(e) => {
-                            tracing::warn!("no Opus decoder: {e}");
-                            audio.decode_errors += 1;
-                            continue;
-                        }
-                    }
-                }
-                let Some(dec) = opus.as_mut() else { continue };
-                let pts = MediaTime::from_micros(p.timestamp.as_micros() as u64);
-                match dec.decode(&p.data, pts) {
-                    Ok(frame) => audio.decoded(&frame.samples.to_f32(), frame.channels),
-                    Err(e) => {
-                        audio.decode_errors += 1;
-                        tracing::debug!("audio decode error: {e}");
-                    }
-                }
-                if let Ok(mut l) = shared.live.lock() {
-                    l.audio_packets = audio.packets_received;
-                }
-            }
-        }
-    }
-    (video, audio)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_clock_epoch_attribute_round_trips_in_microseconds() {
-        let epoch = UNIX_EPOCH + Duration::from_micros(1_764_050_000_123_456);
-        let attrs = clock_epoch_attributes(epoch);
-        assert_eq!(
-            attrs.get(CLOCK_EPOCH_ATTRIBUTE).map(String::as_str),
-            Some("1764050000123456")
-        );
-        assert_eq!(clock_epoch_from(&attrs), Some(epoch));
-        let bad = |v: &str| HashMap::from([(CLOCK_EPOCH_ATTRIBUTE.to_string(), v.to_string())]);
-        assert_eq!(clock_epoch_from(&bad("")), None, "deleted attribute");
-        assert_eq!(clock_epoch_from(&bad("soon")), None);
-        assert_eq!(clock_epoch_from(&HashMap::new()), None);
-    }
-
-    #[test]
-    fn a_better_epoch_source_replaces_a_worse_one_but_not_the_reverse() {
-        let shared = Shared::default();
-        let at = |us| UNIX_EPOCH + Duration::from_micros(us);
-        let mut choice = EpochChoice::default();
-        assert_eq!(shared.epoch(), None);
-        choice.offer(&shared, at(1), EpochSource::File);
-        assert_eq!(
-            (shared.epoch(), choice.source),
-            (Some(at(1)), Some(EpochSource::File))
-        );
-        choice.offer(&shared, at(2), EpochSource::Attribute);
-        assert_eq!(shared.epoch(), Some(at(2)));
-        choice.offer(&shared, at(3), EpochSource::File);
-        assert_eq!(
-            shared.epoch(),
-            Some(at(2)),
-            "the file does not override the attribute"
-        );
-        choice.offer(&shared, at(4), EpochSource::Attribute);
-        assert_eq!(shared.epoch(), Some(at(4)), "a newer announcement wins");
-        choice.offer(&shared, at(5), EpochSource::Given);
-        choice.offer(&shared, at(6), EpochSource::Attribute);
-        assert_eq!(
-            (shared.epoch(), choice.source.map(EpochSource::name)),
-            (Some(at(5)), Some("given"))
-        );
-    }
 }
