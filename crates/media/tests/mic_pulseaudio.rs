@@ -3,7 +3,7 @@
 //! monitor source. Skips (with a printed reason) only when `pulseaudio` is not installed.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use streamit_media::audio::dominant_frequency;
@@ -13,68 +13,9 @@ use streamit_media::{AudioLevel, AudioSource, MediaClock, SourceEvent};
 const TONE_HZ: f64 = 1000.0;
 const TONE_AMP: f64 = 0.5;
 
-/// The daemon; killed by PID (and reaped) on drop, also when the test panics.
-struct Pulse {
-    child: Child,
-    socket: String,
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_pulse(dir: &Path) -> Pulse {
-    let run = dir.join("run");
-    let home = dir.join("home");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::create_dir_all(&home).unwrap();
-    let socket = run.join("pulse.sock").display().to_string();
-    let log = std::fs::File::create(dir.join("pulseaudio.log")).unwrap();
-    let child = Command::new("pulseaudio")
-        .args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--disable-shm=yes",
-            "--use-pid-file=no",
-            "--log-target=stderr",
-            "--load=module-null-sink sink_name=studio_null rate=48000 channels=1",
-        ])
-        .arg(format!(
-            "--load=module-native-protocol-unix auth-anonymous=1 socket={socket}"
-        ))
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("PULSE_RUNTIME_PATH", run.join("pulse"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let pulse = Pulse { child, socket };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ok = Command::new("pactl")
-            .arg("info")
-            .env("PULSE_SERVER", format!("unix:{}", pulse.socket))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return pulse;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pulseaudio did not come up: {}",
-            std::fs::read_to_string(dir.join("pulseaudio.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+#[path = "common/pulse.rs"]
+mod pulse;
+use pulse::Pulse;
 
 fn write_tone(path: &Path, secs: f64) {
     let spec = hound::WavSpec {
@@ -93,18 +34,14 @@ fn write_tone(path: &Path, secs: f64) {
 
 #[test]
 fn captures_a_tone_from_a_pulseaudio_null_sink_through_cpal() {
-    if Command::new("pulseaudio")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!(
-            "SKIPPED: pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
-        );
+    if !pulse::installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let pulse = start_pulse(dir.path());
+    let pulse = Pulse::start(
+        dir.path(),
+        &["module-null-sink sink_name=studio_null rate=48000 channels=1".into()],
+    );
     let home = dir.path().join("home");
     // ALSA's default PCM = the pulse plugin, capturing from the null sink's monitor
     std::fs::write(
