@@ -36,6 +36,9 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # Packaging (packaging/check.sh): desktop-file-utils (desktop-file-validate).
 # Watch pages: nodejs (with npm: builds them with esbuild), chromium (Debian's, the headless
 # browser the browser tests drive through playwright-core; never a Playwright browser download).
+# Scale-out (scripts/scale-out.sh and the Cluster tests, test mode only; dev.sh needs neither):
+# redis-server (LiveKit's multi-node bus, run as a private process, never the system service)
+# and haproxy (the load balancer in front of the backends).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
@@ -47,6 +50,7 @@ if [ "$mode" = test ]; then
   apt_packages+=(
     postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
     xvfb xauth procps x11-apps x11-utils imagemagick desktop-file-utils chromium iproute2
+    redis-server haproxy
   )
 fi
 missing=()
