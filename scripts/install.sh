@@ -5,15 +5,19 @@
 # --run: only what building and running needs (scripts/dev.sh): the build and GUI packages,
 # Node.js for the watch pages and the LiveKit server; not PostgreSQL, the test viewer's venv,
 # Chromium, cargo-deb or the other test tools.
+# --scale-out: what --run installs, plus the servers scripts/scale-out.sh starts (Debian's
+# postgresql, redis-server and haproxy; run as private processes, never as system services).
 set -euo pipefail
 
 mode=test
 print_env=0
+scale_out=0
 for arg in "$@"; do
   case "$arg" in
     --run) mode=run ;;
+    --scale-out) mode=run; scale_out=1 ;;
     --print-env) print_env=1 ;;
-    *) echo "usage: scripts/install.sh [--run] [--print-env]" >&2; exit 2 ;;
+    *) echo "usage: scripts/install.sh [--run | --scale-out] [--print-env]" >&2; exit 2 ;;
   esac
 done
 
@@ -52,6 +56,8 @@ if [ "$mode" = test ]; then
     xvfb xauth procps x11-apps x11-utils imagemagick desktop-file-utils chromium iproute2
     redis-server haproxy
   )
+elif [ "$scale_out" = 1 ]; then
+  apt_packages+=(postgresql redis-server haproxy)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
