@@ -492,3 +492,157 @@ async fn login_throttling_trips_after_the_same_failures_whichever_instance_serve
     );
     Ok(())
 }
+
+/// Kill -9 of the LiveKit node hosting a live room. LiveKit OSS keeps a room's state in the
+/// memory of its node, so the room does not move; this measures what happens instead (does
+/// the studio's rejoin land on the surviving node, how long until the backend says the
+/// truth) and asserts what our system guarantees: once things settle, the backend's "live"
+/// agrees with the studio, and a studio that is live again is watchable through the surviving
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_livekit_node_that_hosts_the_room() -> Result<()> {
+    lose_a_livekit_node(NodeToKill::RoomHost, "nodeloss").await
+}
+
+/// The same with node A, the one whose URL the backend hands out (the studio signals through
+/// it): its rejoin has nowhere to go, so the stream must end, truthfully on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_livekit_node_the_studio_signals_through() -> Result<()> {
+    lose_a_livekit_node(NodeToKill::SignalNode, "signalloss").await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeToKill {
+    RoomHost,
+    SignalNode,
+}
+
+async fn lose_a_livekit_node(which: NodeToKill, username: &str) -> Result<()> {
+    let mut cluster = Cluster::start()?;
+    let url = cluster.url();
+    let creator = cluster.creator(username).await?;
+    let session = SessionHandle::spawn(SessionConfig::new(&url));
+    session
+        .request(Command::Login {
+            username: username.into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await?;
+    session
+        .request(Command::SetupStream(StreamSetup {
+            title: "Node loss".into(),
+            ..Default::default()
+        }))
+        .await?;
+    session.request(Command::GoLive).await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().stream_state != StreamState::Live {
+        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
+        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
+    }
+    let public = Client::new(&url);
+    wait_until_live(&public, username, Duration::from_secs(10)).await?;
+    let start = Instant::now();
+    let host = loop {
+        if let Some(host) = room_node(&cluster, &creator.user.id) {
+            break host;
+        }
+        ensure!(start.elapsed() < Duration::from_secs(10), "no host node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let victim = match which {
+        NodeToKill::RoomHost => host,
+        NodeToKill::SignalNode => 0,
+    };
+    let survivor = 1 - victim;
+    let names = ["A", "B"];
+    println!(
+        "room on node {}, the studio signals through node A; killing node {}",
+        names[host], names[victim]
+    );
+    // What the survivor's log held before, to tell a rejoin there from old lines.
+    let survivor_lines_before = cluster.livekit[survivor]
+        .log_tail(1_000_000)
+        .lines()
+        .count();
+
+    let killed = Instant::now();
+    cluster.livekit[victim].kill();
+    let mut timeline: Vec<(Duration, String)> = Vec::new();
+    let mut last = String::new();
+    let settled = loop {
+        let studio = format!("{:?}", session.subscribe().borrow().stream_state);
+        let backend_live = public.stream_by_username(username).await?.is_live;
+        let now = format!("studio {studio}, backend live {backend_live}");
+        if now != last {
+            timeline.push((killed.elapsed(), now.clone()));
+            last = now;
+        }
+        let studio_live = studio == "Live";
+        let rejoined = cluster.livekit[survivor]
+            .log_tail(1_000_000)
+            .lines()
+            .skip(survivor_lines_before)
+            .any(|l| l.contains("participant active") && l.contains(&creator.user.id));
+        // Settled: live again on the survivor and the backend agrees, or both say not live.
+        if (studio_live && rejoined && backend_live) || (!studio_live && !backend_live) {
+            // hold for 3 s to be sure it is not a passing state
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let studio_again = format!("{:?}", session.subscribe().borrow().stream_state);
+            let backend_again = public.stream_by_username(username).await?.is_live;
+            if (studio_again == "Live") == studio_live && backend_again == backend_live {
+                break Some((studio_live, killed.elapsed()));
+            }
+        }
+        if killed.elapsed() > Duration::from_secs(100) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for (at, what) in &timeline {
+        println!("  +{:>6.1} s  {what}", at.as_secs_f64());
+    }
+    let (live_again, after) = settled.with_context(|| {
+        format!(
+            "the studio and the backend did not agree within 100 s of the node's death\n{}",
+            cluster.logs(30)
+        )
+    })?;
+    println!(
+        "settled {after:?} after the kill: {}",
+        if live_again {
+            "the studio is live again, rejoined on the surviving node"
+        } else {
+            "the stream is over on both sides"
+        }
+    );
+    if live_again {
+        let grant = public
+            .viewer_token(&ViewerTokenRequest {
+                host_id: creator.user.id.clone(),
+                guest_name: Some("After the node loss".into()),
+            })
+            .await?;
+        let mut opts = ViewerOptions::new(cluster.livekit[survivor].ws_url(), grant.token);
+        opts.duration = Duration::from_secs(10);
+        opts.until_frames = Some(60);
+        let viewer = Viewer::run(opts).await?;
+        println!("viewer on the survivor: {} frames", viewer.video.frames);
+        ensure!(
+            viewer.video.frames >= 60,
+            "live again but not watchable: {} frames ({:?})",
+            viewer.video.frames,
+            viewer.error
+        );
+        session.request(Command::EndStream).await?;
+    }
+    if which == NodeToKill::SignalNode {
+        ensure!(
+            !live_again,
+            "the studio cannot be live again: its only LiveKit URL is the dead node"
+        );
+    }
+    let _ = session.request(Command::Shutdown).await;
+    Ok(())
+}
