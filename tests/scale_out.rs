@@ -646,3 +646,63 @@ async fn lose_a_livekit_node(which: NodeToKill, username: &str) -> Result<()> {
     let _ = session.request(Command::Shutdown).await;
     Ok(())
 }
+
+/// `watch --viewers N`: N viewers in one process through the balancer, one JSON report with
+/// every viewer and the aggregate; the creator's studio and the backend count them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_several_viewers_reports_each_and_the_aggregate() -> Result<()> {
+    const N: usize = 3;
+    let cluster = Cluster::start()?;
+    let url = cluster.url();
+    cluster.creator("loadtest").await?;
+    let report_dir = tempfile::tempdir()?;
+    let report_path = report_dir.path().join("report.json");
+    let publish = studio()
+        .args(["publish", "--api", &url, "--username", "loadtest"])
+        .args(["--password", TEST_PASSWORD, "--source", "synthetic"])
+        .args(["--codec", "vp8", "--simulcast", "--duration", "20s"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .spawn()?;
+    let public = Client::new(&url);
+    wait_until_live(&public, "loadtest", Duration::from_secs(15)).await?;
+    let out = studio()
+        .args([
+            "watch",
+            "loadtest",
+            "--api",
+            &url,
+            "--viewers",
+            &N.to_string(),
+        ])
+        .args(["--duration", "8s", "--quality", "low"])
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "watch --viewers failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let load: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    println!("load report aggregate: {}", load["aggregate"]);
+    let viewers = load["perViewer"].as_array().context("perViewer")?;
+    ensure!(viewers.len() == N, "{} viewer lines", viewers.len());
+    for v in viewers {
+        ensure!(v["outcome"] == "completed", "{v}");
+        ensure!(v["framesDecoded"].as_u64().unwrap_or(0) >= 60, "{v}");
+        ensure!(v["firstFrameMs"].as_u64().is_some(), "{v}");
+    }
+    ensure!(load["aggregate"]["connected"] == N, "{}", load["aggregate"]);
+    let pct = load["aggregate"]["decodedPct"].as_f64().unwrap_or(0.0);
+    ensure!(pct > 0.0 && pct <= 100.0, "decoded {pct} %");
+    publish_succeeded(publish, Duration::from_secs(40), &cluster.logs(20)).await?;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    ensure!(
+        report["peakViewers"] == N && report["summary"]["peakViewers"] == N,
+        "studio peak {}, backend peak {}",
+        report["peakViewers"],
+        report["summary"]["peakViewers"]
+    );
+    Ok(())
+}
