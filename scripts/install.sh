@@ -5,15 +5,19 @@
 # --run: only what building and running needs (scripts/dev.sh): the build and GUI packages,
 # Node.js for the watch pages and the LiveKit server; not PostgreSQL, the test viewer's venv,
 # Chromium, cargo-deb or the other test tools.
+# --scale-out: what --run installs, plus the servers scripts/scale-out.sh starts (Debian's
+# postgresql, redis-server and haproxy; run as private processes, never as system services).
 set -euo pipefail
 
 mode=test
 print_env=0
+scale_out=0
 for arg in "$@"; do
   case "$arg" in
     --run) mode=run ;;
+    --scale-out) mode=run; scale_out=1 ;;
     --print-env) print_env=1 ;;
-    *) echo "usage: scripts/install.sh [--run] [--print-env]" >&2; exit 2 ;;
+    *) echo "usage: scripts/install.sh [--run | --scale-out] [--print-env]" >&2; exit 2 ;;
   esac
 done
 
@@ -36,6 +40,9 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # Packaging (packaging/check.sh): desktop-file-utils (desktop-file-validate).
 # Watch pages: nodejs (with npm: builds them with esbuild), chromium (Debian's, the headless
 # browser the browser tests drive through playwright-core; never a Playwright browser download).
+# Scale-out (scripts/scale-out.sh and the Cluster tests, test mode only; dev.sh needs neither):
+# redis-server (LiveKit's multi-node bus, run as a private process, never the system service)
+# and haproxy (the load balancer in front of the backends).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libvpx-dev libopus-dev libasound2-dev
@@ -47,7 +54,10 @@ if [ "$mode" = test ]; then
   apt_packages+=(
     postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
     xvfb xauth procps x11-apps x11-utils imagemagick desktop-file-utils chromium iproute2
+    redis-server haproxy
   )
+elif [ "$scale_out" = 1 ]; then
+  apt_packages+=(postgresql redis-server haproxy)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod netem;
 pub mod publish;
 pub mod watch;
+mod watch_load;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

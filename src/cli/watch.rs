@@ -55,6 +55,10 @@ pub struct WatchArgs {
     /// Print one JSON report on stdout (and no status line).
     #[arg(long)]
     pub json: bool,
+    /// Load test: this many viewers at once in this process (guests named `<name> 1`, …);
+    /// prints one JSON report with every viewer's figures and the aggregate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub viewers: u16,
 }
 
 pub async fn run(a: WatchArgs) -> CliResult {
@@ -79,6 +83,10 @@ pub async fn run(a: WatchArgs) -> CliResult {
     cfg.clock_epoch = a
         .clock_epoch_us
         .map(|us| UNIX_EPOCH + Duration::from_micros(us));
+
+    if a.viewers > 1 {
+        return super::watch_load::run(cfg, usize::from(a.viewers)).await;
+    }
 
     let status = (!a.json && std::io::stdout().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();

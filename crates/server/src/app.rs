@@ -19,15 +19,15 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{LoginThrottle, RateLimiter};
+use crate::auth::{LoginThrottle, WindowLimit};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::routes;
 
 /// Shared by every request. Holds no per-user state: everything two
-/// instances must agree on is in the database. (The registration rate
-/// limiter is per instance by design; see [`RateLimiter`].)
+/// instances must agree on is in the database, the login and registration
+/// limits' counters included (see [`LoginThrottle`], [`WindowLimit`]).
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
@@ -35,7 +35,8 @@ pub struct AppState {
     pub webhooks: Arc<WebhookReceiver>,
     /// Login throttling, counted in the database (see [`LoginThrottle`]).
     pub login_throttle: LoginThrottle,
-    pub register_ip_limiter: Arc<RateLimiter>,
+    /// Registrations per client IP, counted in the database.
+    pub register_ip_limit: WindowLimit,
     /// LiveKit's room service (creating the room at go-live).
     pub rooms: Arc<RoomClient>,
 }
@@ -52,10 +53,12 @@ impl AppState {
                 ip_per_minute: config.login_ip_per_minute,
                 free_failures: config.login_failures_per_account,
             },
-            register_ip_limiter: Arc::new(RateLimiter::new(
-                config.register_ip_per_minute,
-                Duration::from_secs(60),
-            )),
+            register_ip_limit: WindowLimit {
+                kind: "register",
+                limit: config.register_ip_per_minute,
+                window: Duration::from_secs(60),
+                message: "Too many registrations; try again later",
+            },
             rooms: Arc::new(
                 RoomClient::with_api_key(
                     &config.livekit_url,

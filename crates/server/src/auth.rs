@@ -1,10 +1,9 @@
 //! Passwords (argon2id), session tokens (random, stored as SHA-256), the
-//! request extractors that authenticate, and the login rate limiter.
+//! request extractors that authenticate, and the login and registration limits (counted
+//! in the database, so every instance enforces one policy).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -308,62 +307,37 @@ impl LoginThrottle {
     }
 }
 
-/// Fixed-window counters, per key (registrations). Kept in process memory: each instance
-/// behind a load balancer limits on its own (N instances allow up to N times
-/// the configured rate). That is the documented trade-off: no shared store
-/// is needed, and brute force is still bounded.
-pub struct RateLimiter {
-    window: Duration,
-    limit: u32,
-    slots: Mutex<HashMap<String, (u32, Instant)>>,
+/// A fixed-window limit per key, counted in the database table `login_throttle` (one
+/// atomic upsert per event, see [`Db::count_in_window`]), so every instance behind a load
+/// balancer enforces the same limit: N instances allow the configured rate, not N times it.
+/// Used for registrations per client IP (each costs an argon2id hash).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowLimit {
+    /// Keys of this limit are stored as `<kind>:<key>` (e.g. `register:127.0.0.1`).
+    pub kind: &'static str,
+    pub limit: u32,
+    pub window: Duration,
+    /// The 429's message.
+    pub message: &'static str,
 }
 
-impl RateLimiter {
-    pub fn new(limit: u32, window: Duration) -> Self {
-        RateLimiter {
-            window,
-            limit,
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one event for `key`; `Err(retry_after)` once over the limit.
-    pub fn hit(&self, key: &str) -> Result<(), Duration> {
-        self.check(key, true)
-    }
-
-    /// Is `key` over the limit? (does not count)
-    pub fn over(&self, key: &str) -> Result<(), Duration> {
-        self.check(key, false)
-    }
-
-    fn check(&self, key: &str, count: bool) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut slots = match self.slots.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if slots.len() > 100_000 {
-            let window = self.window;
-            slots.retain(|_, (_, start)| now.duration_since(*start) < window);
-        }
-        let entry = slots.entry(key.to_string()).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
-        }
-        if entry.0 >= self.limit {
-            return Err(self.window.saturating_sub(now.duration_since(entry.1)));
-        }
-        if count {
-            entry.0 += 1;
+impl WindowLimit {
+    /// Counts one event for `key`; 429 with `Retry-After` (the rest of the window) once
+    /// over the limit.
+    pub async fn hit(&self, db: &Db, key: &str) -> Result<(), AppError> {
+        let now = now_ms();
+        let window = LoginThrottle::ms(self.window);
+        let (events, start) = db
+            .count_in_window(&format!("{}:{key}", self.kind), now, window)
+            .await?;
+        if events > i64::from(self.limit) {
+            let retry_ms = start.saturating_add(window).saturating_sub(now).max(0);
+            return Err(AppError::TooManyRequests {
+                message: self.message.into(),
+                retry_after_secs: u64::try_from(retry_ms).unwrap_or(0).div_ceil(1000),
+            });
         }
         Ok(())
-    }
-
-    pub fn reset(&self, key: &str) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(key);
-        }
     }
 }
 
@@ -390,17 +364,5 @@ mod tests {
         assert_eq!(ha, token_hash(&a));
         assert_eq!(ha.len(), 64);
         assert!(!ha.contains(&a));
-    }
-
-    #[test]
-    fn rate_limiter_counts_per_key() {
-        let rl = RateLimiter::new(2, Duration::from_secs(60));
-        assert!(rl.hit("a").is_ok());
-        assert!(rl.hit("a").is_ok());
-        assert!(rl.hit("a").is_err());
-        assert!(rl.over("a").is_err());
-        assert!(rl.hit("b").is_ok());
-        rl.reset("a");
-        assert!(rl.hit("a").is_ok());
     }
 }

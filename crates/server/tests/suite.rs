@@ -1509,9 +1509,10 @@ async fn login_rate_limits(db: Database) {
         200
     );
 
-    // registrations per IP: 4 a minute here (2 so far)
-    srv.account("carol", Role::Viewer, false).await;
-    srv.account("dave", Role::Viewer, false).await;
+    // registrations per IP: 4 a minute here, counted in the database, so the other
+    // instance's count the same window (2 so far on `srv`, the next 2 on `other`)
+    other.account("carol", Role::Viewer, false).await;
+    other.account("dave", Role::Viewer, false).await;
     let extra = RegisterRequest {
         username: "erin".into(),
         password: "erin-password".into(),
@@ -1519,11 +1520,12 @@ async fn login_rate_limits(db: Database) {
         role: None,
     };
     assert_eq!(status(srv.client().register(&extra).await), 429);
+    assert_eq!(status(other.client().register(&extra).await), 429);
     drop(other);
 }
 
 /// Two instances on one database agree on everything: sessions, streams,
-/// viewer counts (no per-process state but the login rate limiter).
+/// viewer counts, login and registration limits (no per-process state).
 async fn two_instances(db: Database) {
     let a = Server::start(db);
     let b = a.another();

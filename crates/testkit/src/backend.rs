@@ -90,6 +90,18 @@ impl Backend {
         self.process.stop();
     }
 
+    /// Kills the server outright (SIGKILL, as a crash or an OOM kill would), keeping its
+    /// database; [`Backend::restart`] brings it back on the same address.
+    pub fn kill(&mut self) {
+        self.process.signal_group(libc::SIGKILL);
+        let _ = self.process.child.wait();
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.exited().is_none()
+    }
+
     /// Freezes the server (SIGSTOP): connections are still accepted by the kernel, but
     /// nothing is answered until [`Backend::resume`] (a hung backend).
     pub fn pause(&self) -> bool {
@@ -148,8 +160,39 @@ impl Backend {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// [`Backend::cli`] with `input` on its stdin (a password, never in argv or the
+    /// environment).
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Result<String> {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("STREAMIT_BIND", "127.0.0.1:0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running streamit-server {args:?}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "streamit-server {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// The server's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.process.log).unwrap_or_default()
     }
 }
 

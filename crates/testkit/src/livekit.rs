@@ -21,6 +21,12 @@ pub struct LiveKitOptions {
     /// A second address to listen on and to advertise in ICE candidates, for clients that
     /// cannot reach the host's loopback (the far end of a `streamit_netem::ImpairedLink`).
     pub host: Option<Ipv4Addr>,
+    /// Multi-node: the Redis server (`host:port`) this node shares with the other nodes as
+    /// its message bus and room directory (`redis.address`).
+    pub redis: Option<String>,
+    /// The API key and secret (default: made up for this server). Nodes of one cluster share
+    /// theirs, so a token minted for one node is accepted by every node.
+    pub keys: Option<(String, String)>,
 }
 
 /// Token grants the tests use most; `Grants::Custom` for anything else.
@@ -96,8 +102,10 @@ impl LiveKit {
         let dir = tempfile::Builder::new()
             .prefix("streamit-livekit-")
             .tempdir()?;
-        let api_key = format!("test{}", Alphanumeric.sample_string(&mut rand::rng(), 8));
-        let api_secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
+        let (api_key, api_secret) = match &options.keys {
+            Some(keys) => keys.clone(),
+            None => new_keys(),
+        };
         let (http_port, rtc_tcp_port, rtc_udp_port) =
             (free_tcp_port()?, free_tcp_port()?, free_udp_port()?);
         // With a second address, media goes only there: LiveKit maps every host candidate to
@@ -130,6 +138,9 @@ impl LiveKit {
             for url in &options.webhook_urls {
                 yaml.push_str(&format!("    - \"{url}\"\n"));
             }
+        }
+        if let Some(redis) = &options.redis {
+            yaml.push_str(&format!("redis:\n  address: \"{redis}\"\n"));
         }
         if let Some(extra) = &options.extra_config {
             yaml.push_str(extra);
@@ -351,6 +362,14 @@ impl LiveKit {
             .map(|p| p.log_tail(lines))
             .unwrap_or_default()
     }
+}
+
+/// A made-up API key and secret (`test…`, 40 characters of secret).
+pub fn new_keys() -> (String, String) {
+    (
+        format!("test{}", Alphanumeric.sample_string(&mut rand::rng(), 8)),
+        Alphanumeric.sample_string(&mut rand::rng(), 40),
+    )
 }
 
 /// `GET /` answers 200 "OK" once the node is ready.

@@ -35,12 +35,9 @@ pub async fn register(
 ) -> AppResult<Response> {
     // Each registration costs an argon2id hash: bound them per client IP.
     state
-        .register_ip_limiter
-        .hit(&ip.to_string())
-        .map_err(|retry| AppError::TooManyRequests {
-            message: "Too many registrations; try again later".into(),
-            retry_after_secs: retry.as_secs(),
-        })?;
+        .register_ip_limit
+        .hit(&state.db, &ip.to_string())
+        .await?;
     let username = valid_username(&req.username)?;
     valid_password(&req.password)?;
     let display_name = match &req.display_name {

@@ -1,0 +1,205 @@
+//! `watch --viewers N`: N viewers of one stream in this process, for load tests. Each is a
+//! full `watch` (its own LiveKit participant, decoder thread and pattern reader); the report
+//! is one JSON document with every viewer's figures and the aggregate.
+//!
+//! Not light yet: every viewer decodes every frame (the issue asks to decode only a sample and
+//! read the pattern from key frames for the rest), so the tool's own CPU bounds N early.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use streamit_session::watch::{self, WatchConfig, WatchReport};
+
+use super::{CliError, CliResult};
+
+/// One viewer's line in the load report.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ViewerLine {
+    index: usize,
+    outcome: String,
+    error: Option<String>,
+    connect_time_ms: Option<u64>,
+    first_frame_ms: Option<u64>,
+    frames_decoded: u64,
+    /// Frames in the span from the first to the last pattern code read.
+    span_frames: Option<u64>,
+    /// Of those, the share that arrived and decoded.
+    decoded_pct: Option<f64>,
+    missing_frames: u64,
+    /// Runs of missing frames (each a visible stall).
+    freezes: u64,
+    latency_p50_ms: Option<f64>,
+    latency_p95_ms: Option<f64>,
+    reconnects: u32,
+}
+
+/// The aggregate over every viewer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Aggregate {
+    viewers: usize,
+    connected: usize,
+    /// Over all viewers: codes read / frames in their spans.
+    decoded_pct: Option<f64>,
+    first_frame_p50_ms: Option<f64>,
+    first_frame_p95_ms: Option<f64>,
+    /// Percentiles over the viewers' own p50 / p95 glass-to-glass latencies.
+    latency_p50_of_p50_ms: Option<f64>,
+    latency_p95_of_p95_ms: Option<f64>,
+    freezes: u64,
+    /// CPU seconds this process used per second of wall time (all viewers).
+    cpu_per_second: Option<f64>,
+    wall_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadReport {
+    username: String,
+    aggregate: Aggregate,
+    per_viewer: Vec<ViewerLine>,
+}
+
+/// Nearest-rank percentile of `v` (sorted here).
+fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v.get(rank.saturating_sub(1).min(v.len() - 1)).copied()
+}
+
+/// This process's user + system CPU time (all threads), from `/proc/self/stat` (Linux; its
+/// clock ticks are USER_HZ, 100 a second).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
+    match r {
+        Ok(r) => {
+            let span = match (r.video.first_code, r.video.last_code) {
+                (Some(a), Some(b)) if b >= a => Some(u64::from(b - a) + 1),
+                _ => None,
+            };
+            ViewerLine {
+                index,
+                outcome: r.outcome,
+                error: r.error,
+                connect_time_ms: r.connect_time_ms,
+                first_frame_ms: r.first_frame_ms,
+                frames_decoded: r.video.frames_decoded,
+                span_frames: span,
+                decoded_pct: span
+                    .map(|s| 100.0 * (s.saturating_sub(r.video.missing_frames)) as f64 / s as f64),
+                missing_frames: r.video.missing_frames,
+                freezes: r.video.gap_runs,
+                latency_p50_ms: r.latency.map(|l| l.p50_ms),
+                latency_p95_ms: r.latency.map(|l| l.p95_ms),
+                reconnects: r.reconnects,
+            }
+        }
+        Err(e) => ViewerLine {
+            index,
+            outcome: "failed".into(),
+            error: Some(e),
+            connect_time_ms: None,
+            first_frame_ms: None,
+            frames_decoded: 0,
+            span_frames: None,
+            decoded_pct: None,
+            missing_frames: 0,
+            freezes: 0,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            reconnects: 0,
+        },
+    }
+}
+
+/// Runs `viewers` watches of `cfg`'s stream at once (guest names `<name> 1`, `<name> 2`, …)
+/// and prints the JSON load report.
+pub async fn run(cfg: WatchConfig, viewers: usize) -> CliResult {
+    let started = Instant::now();
+    let cpu_start = cpu_time();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let mut tasks = Vec::with_capacity(viewers);
+    for i in 1..=viewers {
+        let mut c = cfg.clone();
+        c.guest_name = format!("{} {i}", cfg.guest_name);
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            watch::watch(c, None, stopped)
+                .await
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let mut lines = Vec::with_capacity(viewers);
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.map_err(|e| e.to_string()).and_then(|r| r);
+        lines.push(line(i + 1, r));
+    }
+    ctrl_c.abort();
+    let wall = started.elapsed();
+    let cpu = cpu_time()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start).as_secs_f64() / wall.as_secs_f64());
+
+    let connected: Vec<&ViewerLine> = lines
+        .iter()
+        .filter(|l| l.connect_time_ms.is_some())
+        .collect();
+    let span: u64 = lines.iter().filter_map(|l| l.span_frames).sum();
+    let read: u64 = lines
+        .iter()
+        .filter_map(|l| l.span_frames.map(|s| s.saturating_sub(l.missing_frames)))
+        .sum();
+    let collect = |f: &dyn Fn(&ViewerLine) -> Option<f64>| -> Vec<f64> {
+        lines.iter().filter_map(f).collect()
+    };
+    let mut first = collect(&|l| l.first_frame_ms.map(|v| v as f64));
+    let mut p50s = collect(&|l| l.latency_p50_ms);
+    let mut p95s = collect(&|l| l.latency_p95_ms);
+    let report = LoadReport {
+        username: cfg.username.clone(),
+        aggregate: Aggregate {
+            viewers,
+            connected: connected.len(),
+            decoded_pct: (span > 0).then(|| 100.0 * read as f64 / span as f64),
+            first_frame_p50_ms: percentile(&mut first, 50.0),
+            first_frame_p95_ms: percentile(&mut first, 95.0),
+            latency_p50_of_p50_ms: percentile(&mut p50s, 50.0),
+            latency_p95_of_p95_ms: percentile(&mut p95s, 95.0),
+            freezes: lines.iter().map(|l| l.freezes).sum(),
+            cpu_per_second: cpu,
+            wall_secs: wall.as_secs_f64(),
+        },
+        per_viewer: lines,
+    };
+    let text = serde_json::to_string_pretty(&report)
+        .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
+    println!("{text}");
+    if report.aggregate.connected == 0 {
+        return Err(CliError::new(
+            super::EXIT_NETWORK,
+            "no viewer could connect".to_string(),
+        ));
+    }
+    Ok(())
+}

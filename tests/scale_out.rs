@@ -1,0 +1,708 @@
+//! The scaled-out system (`streamit_testkit::Cluster`, what `scripts/scale-out.sh` starts):
+//! PostgreSQL, Redis, two LiveKit nodes on that Redis, two backend instances on that
+//! PostgreSQL, haproxy in front of them. Every part is a real server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use common::{publish_succeeded, studio, wait_until_live};
+use streamit_api::ViewerTokenRequest;
+use streamit_api::client::Client;
+use streamit_session::{
+    Command, SessionConfig, SessionHandle, StreamSetup, StreamState, SummaryDelivery,
+};
+use streamit_testkit::balancer::INSTANCE_HEADER;
+use streamit_testkit::{Cluster, ClusterOptions, TEST_PASSWORD, Viewer, ViewerOptions};
+
+/// Which LiveKit node (0: A, 1: B) hosts the room of the participant `identity` (a user
+/// id): the one whose log shows that participant active there (`"remote": false`).
+fn room_node(cluster: &Cluster, identity: &str) -> Option<usize> {
+    cluster.livekit.iter().position(|lk| {
+        lk.log_tail(100_000).lines().any(|l| {
+            l.contains("participant active")
+                && l.contains(identity)
+                && l.contains("\"remote\": false")
+        })
+    })
+}
+
+/// Requests the balancer's log shows for instance `server` (`be1`, `be2`), and webhooks
+/// among them.
+fn served(cluster: &Cluster, server: &str) -> (usize, usize) {
+    let log = cluster.balancer.log_tail(1_000_000);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("streamit/{server} ")))
+        .collect();
+    let webhooks = lines
+        .iter()
+        .filter(|l| l.contains("POST /api/livekit/webhook"))
+        .count();
+    (lines.len(), webhooks)
+}
+
+/// A creator publishes with `streamit-studio publish` through the balancer (token for node
+/// A); the official Python SDK viewer joins through the URL of the node that does *not* host
+/// the room (LiveKit routes it through Redis) and decodes the pattern;
+/// both nodes' webhooks reach the backends through the balancer, so the backend shows the
+/// stream live, counts the viewer and the session's peak.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balancer() -> Result<()> {
+    let cluster = Cluster::start()?;
+    let s = &cluster.startup;
+    println!(
+        "cluster up in {:.2} s: postgres {:.2} s, redis {:.2} s, 2 livekit nodes {:.2} s, 2 backends {:.2} s, haproxy {:.2} s",
+        s.total.as_secs_f64(),
+        s.postgres.as_secs_f64(),
+        s.redis.as_secs_f64(),
+        s.livekit.as_secs_f64(),
+        s.backends.as_secs_f64(),
+        s.balancer.as_secs_f64()
+    );
+    let url = cluster.url();
+    let creator_id = cluster.creator("crossnode").await?.user.id;
+    let report_dir = tempfile::tempdir()?;
+    let report_path = report_dir.path().join("report.json");
+    let publish = studio()
+        .args(["publish", "--api", &url, "--username", "crossnode"])
+        .args(["--password", TEST_PASSWORD, "--title", "Across nodes"])
+        .args(["--source", "synthetic", "--audio", "tone"])
+        .args(["--codec", "vp8", "--simulcast", "--duration", "20s"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .spawn()?;
+    let public = Client::new(&url);
+    wait_until_live(&public, "crossnode", Duration::from_secs(15)).await?;
+
+    // A guest token through the balancer; the backend hands out node A's URL…
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: creator_id.clone(),
+            guest_name: Some("Node B viewer".into()),
+        })
+        .await?;
+    let node_a = cluster.livekit[0].ws_url();
+    ensure!(
+        grant.ws_url == node_a,
+        "token for {} not node A",
+        grant.ws_url
+    );
+    // Where LiveKit put the room (its allocator picks a node; the creator signals via A).
+    let start = Instant::now();
+    let host = loop {
+        if let Some(host) = room_node(&cluster, &creator_id) {
+            break host;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "no node shows the creator active\n{}",
+            cluster.logs(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let other = 1 - host;
+    println!(
+        "room on node {}; the viewer signals through node {}",
+        ["A", "B"][host],
+        ["A", "B"][other]
+    );
+    // The viewer signals through the other node, which routes it through Redis.
+    let mut opts = ViewerOptions::new(cluster.livekit[other].ws_url(), grant.token);
+    opts.duration = Duration::from_secs(14);
+    opts.until_frames = Some(300);
+    opts.read_pattern = true;
+    let viewer = Viewer::spawn(opts)?;
+
+    // The backend (through either instance) counts the viewer: the join webhook came from the
+    // node hosting the room, through the balancer.
+    let start = Instant::now();
+    let mut counted = None;
+    while start.elapsed() < Duration::from_secs(15) {
+        let s = public.stream_by_username("crossnode").await?;
+        if s.viewer_count == 1 {
+            counted = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        counted.is_some(),
+        "the backend never counted the viewer\n{}",
+        cluster.logs(30)
+    );
+    let viewer = viewer.report().await?;
+    publish_succeeded(publish, Duration::from_secs(40), &cluster.logs(30)).await?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path)?).context("the publish report")?;
+
+    let pattern = &viewer.pattern;
+    println!(
+        "viewer via the other node: joined={} frames={} resolutions={:?} first frame {:?} ms; \
+         pattern read {} distinct {} missing {} decoded {:.1} %; backend counted the viewer after {:?}",
+        viewer.joined,
+        viewer.video.frames,
+        viewer.video.resolutions,
+        viewer.video.first_frame_ms,
+        pattern.read,
+        pattern.distinct,
+        pattern.missing_in_span,
+        pattern.decoded_share() * 100.0,
+        counted
+    );
+    ensure!(viewer.joined, "viewer did not join: {:?}", viewer.error);
+    ensure!(
+        viewer.participants_seen.contains(&creator_id),
+        "the viewer on the other node never saw the creator: {:?}",
+        viewer.participants_seen
+    );
+    ensure!(
+        viewer.video.frames >= 150,
+        "decoded {} frames",
+        viewer.video.frames
+    );
+    ensure!(
+        pattern.decoded_share() >= 0.95,
+        "decoded {:.1} % of the frames in span ({pattern:?})",
+        pattern.decoded_share() * 100.0
+    );
+    ensure!(pattern.out_of_order == 0, "{pattern:?}");
+
+    // The studio's count and the backend's session peak both saw the viewer.
+    ensure!(
+        report["peakViewers"] == 1,
+        "studio peak {}",
+        report["peakViewers"]
+    );
+    let summary = &report["summary"];
+    ensure!(
+        summary["peakViewers"] == 1,
+        "backend peak {}\n{}",
+        summary["peakViewers"],
+        cluster.logs(30)
+    );
+    ensure!(summary["endReason"] == "end-stream", "{summary}");
+    ensure!(
+        !public.stream_by_username("crossnode").await?.is_live,
+        "still live after the end"
+    );
+    // Both instances served requests, webhooks included: the balancer spread them.
+    let (be1, be2) = (served(&cluster, "be1"), served(&cluster, "be2"));
+    println!("requests (webhooks) through haproxy: be1 {be1:?}, be2 {be2:?}");
+    ensure!(be1.0 > 0 && be2.0 > 0, "one instance served nothing");
+    ensure!(
+        be1.1 + be2.1 >= 3,
+        "the balancer passed only {} webhooks",
+        be1.1 + be2.1
+    );
+    Ok(())
+}
+
+/// Which instance served a request through the balancer.
+async fn served_by(http: &reqwest::Client, url: &str) -> Result<String> {
+    let resp = http.get(format!("{url}/api/health")).send().await?;
+    ensure!(resp.status().is_success(), "health {}", resp.status());
+    Ok(resp
+        .headers()
+        .get(INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// kill -9 of one backend instance while a creator is live: the balancer routes every call
+/// to the other instance, the studio's title edit, chat and end-stream succeed, and the
+/// session summary is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_backend_instance_while_live_keeps_the_creator_s_calls_working() -> Result<()> {
+    let mut cluster = Cluster::start()?;
+    let url = cluster.url();
+    let http = reqwest::Client::new();
+    // Round robin: both instances answer through the balancer.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        seen.insert(served_by(&http, &url).await?);
+    }
+    ensure!(
+        seen.len() == 2,
+        "the balancer used {seen:?}, not both instances"
+    );
+    let creator = cluster.creator("failover").await?;
+
+    let session = SessionHandle::spawn(SessionConfig::new(&url));
+    session
+        .request(Command::Login {
+            username: "failover".into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await?;
+    session
+        .request(Command::SetupStream(StreamSetup {
+            title: "Before the crash".into(),
+            ..Default::default()
+        }))
+        .await?;
+    session.request(Command::GoLive).await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().stream_state != StreamState::Live {
+        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
+        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
+    }
+    let public = Client::new(&url);
+    wait_until_live(&public, "failover", Duration::from_secs(10)).await?;
+
+    // A viewer, so the summary has a peak to keep.
+    let grant = public
+        .viewer_token(&ViewerTokenRequest {
+            host_id: creator.user.id.clone(),
+            guest_name: Some("Witness".into()),
+        })
+        .await?;
+    let mut opts = ViewerOptions::new(cluster.livekit[1].ws_url(), grant.token);
+    opts.duration = Duration::from_secs(25);
+    opts.until_chat = Some(1);
+    opts.until_frames = Some(60);
+    let viewer = Viewer::spawn(opts)?;
+    let start = Instant::now();
+    while public.stream_by_username("failover").await?.viewer_count != 1 {
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "viewer never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // kill -9 instance 1.
+    let killed_at = Instant::now();
+    cluster.backends[0].kill();
+    // Calls right after the kill: the balancer's retry sends each to instance 2.
+    let mut first_ok = None;
+    let mut errors = 0;
+    for _ in 0..20 {
+        match served_by(&http, &url).await {
+            Ok(name) => {
+                ensure!(name == "be2", "served by {name} after be1 died");
+                first_ok.get_or_insert(killed_at.elapsed());
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let down_wait = tokio::task::block_in_place(|| {
+        cluster
+            .balancer
+            .wait_for_status("be1", "DOWN", Duration::from_secs(10))
+    })?;
+    println!(
+        "after kill -9 of be1: first answer through the balancer {first_ok:?} after the kill \
+         ({errors} failed of 20 health calls); haproxy's health check marked be1 DOWN {:?} after \
+         the kill (waited {down_wait:?} after the 20 calls)",
+        killed_at.elapsed()
+    );
+    ensure!(errors == 0, "{errors} calls failed through the balancer");
+
+    // The creator's calls go on: title edit (saved, not pending), chat, end.
+    let edited = Instant::now();
+    session
+        .request(Command::EditTitle {
+            title: "After the crash".into(),
+            description: None,
+        })
+        .await?;
+    while public.stream_by_username("failover").await?.title != "After the crash" {
+        ensure!(
+            edited.elapsed() < Duration::from_secs(10),
+            "the title edit never reached the backend (pending {:?})",
+            session.subscribe().borrow().backend.pending_title
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("title edit saved {:?} after asking", edited.elapsed());
+    ensure!(
+        session
+            .subscribe()
+            .borrow()
+            .backend
+            .unreachable_since
+            .is_none(),
+        "the studio thinks the backend is unreachable"
+    );
+    session
+        .request(Command::SendChat("still here".into()))
+        .await?;
+    let viewer = viewer.report().await?;
+    ensure!(
+        viewer.chat_received.iter().any(|c| c.text == "still here"),
+        "the viewer did not get the creator's chat: {:?}",
+        viewer.chat_received
+    );
+    ensure!(
+        viewer.video.frames >= 60,
+        "viewer frames {}",
+        viewer.video.frames
+    );
+
+    let ended = Instant::now();
+    session.request(Command::EndStream).await?;
+    let mut state = session.subscribe();
+    loop {
+        let s = state.borrow_and_update().clone();
+        if s.stream_state == StreamState::Ended
+            && s.summary
+                .as_ref()
+                .is_some_and(|x| x.delivery == SummaryDelivery::Delivered)
+        {
+            break;
+        }
+        ensure!(
+            ended.elapsed() < Duration::from_secs(20),
+            "not ended with the summary delivered: {:?} {:?}",
+            s.stream_state,
+            s.summary.map(|x| x.delivery)
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), state.changed()).await;
+    }
+    println!("end-stream done {:?} after asking", ended.elapsed());
+    let summary = state
+        .borrow()
+        .summary
+        .clone()
+        .context("no summary after the end")?;
+    let backend = summary
+        .backend
+        .context("no backend record in the summary")?;
+    println!("summary after failover: {backend:?}");
+    ensure!(backend.ended_at.is_some(), "{backend:?}");
+    ensure!(backend.duration_secs >= 1, "{backend:?}");
+    ensure!(backend.peak_viewers == 1, "backend peak {backend:?}");
+    ensure!(
+        backend.frames_sent == Some(i64::try_from(summary.frames_sent)?) && summary.frames_sent > 0,
+        "frames sent {backend:?} vs the studio's {}",
+        summary.frames_sent
+    );
+    ensure!(
+        backend.average_bitrate_bps.is_some_and(|b| b > 0),
+        "{backend:?}"
+    );
+    ensure!(
+        !public.stream_by_username("failover").await?.is_live,
+        "still live after end-stream"
+    );
+    let _ = session.request(Command::Shutdown).await;
+
+    // Instance 1 comes back and the balancer takes it again.
+    tokio::task::block_in_place(|| -> Result<()> {
+        cluster.backends[0].restart()?;
+        let up = cluster
+            .balancer
+            .wait_for_status("be1", "UP", Duration::from_secs(10))?;
+        println!("be1 UP again {up:?} after its restart");
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Login throttling is one policy across instances: failures counted on instance 1, on
+/// instance 2 and through the balancer (which passes the client's address in
+/// X-Forwarded-For) add up to the same streak, and the per-address limit is one count too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttling_trips_after_the_same_failures_whichever_instance_serves() -> Result<()> {
+    const IP_PER_MINUTE: usize = 9;
+    let cluster = Cluster::start_with(ClusterOptions {
+        backend_env: vec![(
+            "STREAMIT_LOGIN_IP_PER_MINUTE".into(),
+            IP_PER_MINUTE.to_string(),
+        )],
+        ..Default::default()
+    })?;
+    cluster.viewer("target").await?;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+    };
+    let urls = [
+        cluster.backends[0].url().to_string(),
+        cluster.backends[1].url().to_string(),
+        cluster.url(),
+    ];
+    let login = |http: &reqwest::Client, url: &str, username: &str, password: &str| {
+        let req = http
+            .post(format!("{url}/api/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}));
+        async move { Ok::<_, anyhow::Error>(req.send().await?.status().as_u16()) }
+    };
+
+    // Per (account, address): 5 free failures; the 6th starts a back-off (1 s, doubling), in
+    // which every instance answers 429 without checking the password.
+    let attacker = from([127, 0, 0, 2])?;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let url = &urls[i % urls.len()];
+        statuses.push(login(&attacker, url, "target", "wrong-password").await?);
+    }
+    let sixth = Instant::now();
+    // the next attempt goes to the instance after the one that took the 6th failure, then
+    // the right password to the one after that
+    statuses.push(login(&attacker, &urls[0], "target", "wrong-password").await?);
+    let right = login(&attacker, &urls[1], "target", TEST_PASSWORD).await?;
+    let within = sixth.elapsed();
+    println!(
+        "from 127.0.0.2, instance 1, 2, balancer, 1, 2, balancer, 1: {statuses:?}; \
+         the right password on instance 2: {right} ({within:?} after the 6th failure)"
+    );
+    ensure!(
+        statuses[..6] == [401; 6],
+        "the 5 free failures and the 6th should be plain 401s: {statuses:?}"
+    );
+    ensure!(
+        within < Duration::from_secs(1),
+        "the machine took {within:?} for two requests: the 1 s back-off ran out"
+    );
+    ensure!(
+        statuses[6] == 429 && right == 429,
+        "the back-off must hold on every instance: {statuses:?}, right password {right}"
+    );
+    // The owner's own address logs in (no account lock), directly and balanced.
+    let owner = from([127, 0, 0, 3])?;
+    for url in &urls {
+        ensure!(
+            login(&owner, url, "target", TEST_PASSWORD).await? == 200,
+            "the owner could not log in at {url}"
+        );
+    }
+
+    // Per address, all accounts: IP_PER_MINUTE attempts a minute in all, whichever instance.
+    let sprayer = from([127, 0, 0, 4])?;
+    let mut statuses = Vec::new();
+    for i in 0..IP_PER_MINUTE + urls.len() {
+        let url = &urls[i % urls.len()];
+        statuses.push(login(&sprayer, url, &format!("nobody{i}"), "wrong-password").await?);
+    }
+    println!("from 127.0.0.4 over instance 1, 2, balancer, …: {statuses:?}");
+    ensure!(
+        statuses[..IP_PER_MINUTE].iter().all(|&s| s == 401),
+        "{statuses:?}"
+    );
+    ensure!(
+        statuses[IP_PER_MINUTE..].iter().all(|&s| s == 429),
+        "attempt {} on must be refused by every instance: {statuses:?}",
+        IP_PER_MINUTE + 1
+    );
+    Ok(())
+}
+
+/// Kill -9 of the LiveKit node hosting a live room. LiveKit OSS keeps a room's state in the
+/// memory of its node, so the room does not move; this measures what happens instead (does
+/// the studio's rejoin land on the surviving node, how long until the backend says the
+/// truth) and asserts what our system guarantees: once things settle, the backend's "live"
+/// agrees with the studio, and a studio that is live again is watchable through the surviving
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_livekit_node_that_hosts_the_room() -> Result<()> {
+    lose_a_livekit_node(NodeToKill::RoomHost, "nodeloss").await
+}
+
+/// The same with node A, the one whose URL the backend hands out (the studio signals through
+/// it): its rejoin has nowhere to go, so the stream must end, truthfully on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_livekit_node_the_studio_signals_through() -> Result<()> {
+    lose_a_livekit_node(NodeToKill::SignalNode, "signalloss").await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeToKill {
+    RoomHost,
+    SignalNode,
+}
+
+async fn lose_a_livekit_node(which: NodeToKill, username: &str) -> Result<()> {
+    let mut cluster = Cluster::start()?;
+    let url = cluster.url();
+    let creator = cluster.creator(username).await?;
+    let session = SessionHandle::spawn(SessionConfig::new(&url));
+    session
+        .request(Command::Login {
+            username: username.into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await?;
+    session
+        .request(Command::SetupStream(StreamSetup {
+            title: "Node loss".into(),
+            ..Default::default()
+        }))
+        .await?;
+    session.request(Command::GoLive).await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().stream_state != StreamState::Live {
+        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
+        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
+    }
+    let public = Client::new(&url);
+    wait_until_live(&public, username, Duration::from_secs(10)).await?;
+    let start = Instant::now();
+    let host = loop {
+        if let Some(host) = room_node(&cluster, &creator.user.id) {
+            break host;
+        }
+        ensure!(start.elapsed() < Duration::from_secs(10), "no host node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let victim = match which {
+        NodeToKill::RoomHost => host,
+        NodeToKill::SignalNode => 0,
+    };
+    let survivor = 1 - victim;
+    let names = ["A", "B"];
+    println!(
+        "room on node {}, the studio signals through node A; killing node {}",
+        names[host], names[victim]
+    );
+    // What the survivor's log held before, to tell a rejoin there from old lines.
+    let survivor_lines_before = cluster.livekit[survivor]
+        .log_tail(1_000_000)
+        .lines()
+        .count();
+
+    let killed = Instant::now();
+    cluster.livekit[victim].kill();
+    let mut timeline: Vec<(Duration, String)> = Vec::new();
+    let mut last = String::new();
+    let settled = loop {
+        let studio = format!("{:?}", session.subscribe().borrow().stream_state);
+        let backend_live = public.stream_by_username(username).await?.is_live;
+        let now = format!("studio {studio}, backend live {backend_live}");
+        if now != last {
+            timeline.push((killed.elapsed(), now.clone()));
+            last = now;
+        }
+        let studio_live = studio == "Live";
+        let rejoined = cluster.livekit[survivor]
+            .log_tail(1_000_000)
+            .lines()
+            .skip(survivor_lines_before)
+            .any(|l| l.contains("participant active") && l.contains(&creator.user.id));
+        // Settled: live again on the survivor and the backend agrees, or both say not live.
+        if (studio_live && rejoined && backend_live) || (!studio_live && !backend_live) {
+            // hold for 3 s to be sure it is not a passing state
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let studio_again = format!("{:?}", session.subscribe().borrow().stream_state);
+            let backend_again = public.stream_by_username(username).await?.is_live;
+            if (studio_again == "Live") == studio_live && backend_again == backend_live {
+                break Some((studio_live, killed.elapsed()));
+            }
+        }
+        if killed.elapsed() > Duration::from_secs(100) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for (at, what) in &timeline {
+        println!("  +{:>6.1} s  {what}", at.as_secs_f64());
+    }
+    let (live_again, after) = settled.with_context(|| {
+        format!(
+            "the studio and the backend did not agree within 100 s of the node's death\n{}",
+            cluster.logs(30)
+        )
+    })?;
+    println!(
+        "settled {after:?} after the kill: {}",
+        if live_again {
+            "the studio is live again, rejoined on the surviving node"
+        } else {
+            "the stream is over on both sides"
+        }
+    );
+    if live_again {
+        let grant = public
+            .viewer_token(&ViewerTokenRequest {
+                host_id: creator.user.id.clone(),
+                guest_name: Some("After the node loss".into()),
+            })
+            .await?;
+        let mut opts = ViewerOptions::new(cluster.livekit[survivor].ws_url(), grant.token);
+        opts.duration = Duration::from_secs(10);
+        opts.until_frames = Some(60);
+        let viewer = Viewer::run(opts).await?;
+        println!("viewer on the survivor: {} frames", viewer.video.frames);
+        ensure!(
+            viewer.video.frames >= 60,
+            "live again but not watchable: {} frames ({:?})",
+            viewer.video.frames,
+            viewer.error
+        );
+        session.request(Command::EndStream).await?;
+    }
+    if which == NodeToKill::SignalNode {
+        ensure!(
+            !live_again,
+            "the studio cannot be live again: its only LiveKit URL is the dead node"
+        );
+    }
+    let _ = session.request(Command::Shutdown).await;
+    Ok(())
+}
+
+/// `watch --viewers N`: N viewers in one process through the balancer, one JSON report with
+/// every viewer and the aggregate; the creator's studio and the backend count them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_several_viewers_reports_each_and_the_aggregate() -> Result<()> {
+    const N: usize = 3;
+    let cluster = Cluster::start()?;
+    let url = cluster.url();
+    cluster.creator("loadtest").await?;
+    let report_dir = tempfile::tempdir()?;
+    let report_path = report_dir.path().join("report.json");
+    let publish = studio()
+        .args(["publish", "--api", &url, "--username", "loadtest"])
+        .args(["--password", TEST_PASSWORD, "--source", "synthetic"])
+        .args(["--codec", "vp8", "--simulcast", "--duration", "20s"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .spawn()?;
+    let public = Client::new(&url);
+    wait_until_live(&public, "loadtest", Duration::from_secs(15)).await?;
+    let out = studio()
+        .args([
+            "watch",
+            "loadtest",
+            "--api",
+            &url,
+            "--viewers",
+            &N.to_string(),
+        ])
+        .args(["--duration", "8s", "--quality", "low"])
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "watch --viewers failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let load: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    println!("load report aggregate: {}", load["aggregate"]);
+    let viewers = load["perViewer"].as_array().context("perViewer")?;
+    ensure!(viewers.len() == N, "{} viewer lines", viewers.len());
+    for v in viewers {
+        ensure!(v["outcome"] == "completed", "{v}");
+        ensure!(v["framesDecoded"].as_u64().unwrap_or(0) >= 60, "{v}");
+        ensure!(v["firstFrameMs"].as_u64().is_some(), "{v}");
+    }
+    ensure!(load["aggregate"]["connected"] == N, "{}", load["aggregate"]);
+    let pct = load["aggregate"]["decodedPct"].as_f64().unwrap_or(0.0);
+    ensure!(pct > 0.0 && pct <= 100.0, "decoded {pct} %");
+    publish_succeeded(publish, Duration::from_secs(40), &cluster.logs(20)).await?;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    ensure!(
+        report["peakViewers"] == N && report["summary"]["peakViewers"] == N,
+        "studio peak {}, backend peak {}",
+        report["peakViewers"],
+        report["summary"]["peakViewers"]
+    );
+    Ok(())
+}
