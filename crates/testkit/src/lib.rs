@@ -25,7 +25,7 @@ pub mod viewer;
 
 pub use backend::{Backend, BackendOptions, server_bin};
 pub use browser::{Browser, Page, PageSample};
-pub use livekit::{Grants, LiveKit, LiveKitOptions};
+pub use livekit::{Grants, LiveKit, LiveKitOptions, TurnInfo, TurnOptions};
 pub use paths::{
     browser_node_modules, chromium_bin, livekit_server_bin, repo_root, schemathesis_bin,
     viewer_python, web_node_modules,
