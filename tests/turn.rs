@@ -95,6 +95,10 @@ async fn publish_through_relay(
         publish["transport"],
         publish["connectTimeMs"],
     );
+    for inbound in report.video.inbound.iter() {
+        println!("TURN {turn:?}: receiver inbound-rtp {inbound}");
+    }
+    println!("publish report: {publish:#}");
     Ok((share, publish, live_after))
 }
 
@@ -131,5 +135,45 @@ async fn publishing_through_turn_tls_reaches_the_viewer() -> Result<()> {
         publish["transport"]
     );
     ensure!(share >= 0.95, "decoded {:.1} % < 95 %", share * 100.0);
+    Ok(())
+}
+
+/// Without `turn.enabled` LiveKit's join carries no TURN server: forced relay cannot go
+/// live and says so (exit 4, network), instead of waiting for ICE to time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_relay_without_turn_on_the_server_fails_and_says_why() -> Result<()> {
+    let stack = Stack::start()?;
+    stack.creator("turn_creator", true).await?;
+    let started = Instant::now();
+    let out = studio()
+        .args([
+            "publish",
+            "--api",
+            stack.backend.url(),
+            "--username",
+            "turn_creator",
+            "--password",
+            TEST_PASSWORD,
+            "--source",
+            "synthetic",
+            "--ice-transport",
+            "relay",
+            "--duration",
+            "5s",
+        ])
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "forced relay without TURN: {:?} after {:?}: {stderr}",
+        out.status.code(),
+        started.elapsed()
+    );
+    ensure!(
+        out.status.code() == Some(4),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    ensure!(stderr.contains("no TURN server"), "{stderr}");
     Ok(())
 }

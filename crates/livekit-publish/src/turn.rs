@@ -371,10 +371,10 @@ impl Relays {
             }
             Ok(None) => {}
             Err(turn_client_proto::api::SendError::NoPermission) => {
-                if r.permissions.insert(to.ip()) {
-                    if let Err(e) = r.client.create_permission(TransportType::Udp, to.ip(), t) {
-                        tracing::debug!("TURN {:?} permission for {to}: {e}", r.server);
-                    }
+                if r.permissions.insert(to.ip())
+                    && let Err(e) = r.client.create_permission(TransportType::Udp, to.ip(), t)
+                {
+                    tracing::debug!("TURN {:?} permission for {to}: {e}", r.server);
                 }
             }
             Err(e) => tracing::debug!("TURN {:?} send to {to}: {e}", r.server),
