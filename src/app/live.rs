@@ -119,6 +119,17 @@ pub fn bitrate(bps: u64) -> String {
 }
 
 /// The health bar's packet loss (receiver reports), e.g. "Loss 1.2 %".
+/// What the health bar says about a media path that is not plain UDP ("Via TCP",
+/// "Via TURN relay (TLS)"); `None` for UDP, the norm.
+pub fn transport_label(transport: &str) -> Option<String> {
+    match transport {
+        "tcp" => Some("Via TCP".into()),
+        t => t
+            .strip_prefix("relay/")
+            .map(|p| format!("Via TURN relay ({})", p.to_ascii_uppercase())),
+    }
+}
+
 pub fn packet_loss(fraction: Option<f32>) -> String {
     match fraction {
         Some(f) => format!("Loss {:.1} %", f64::from(f) * 100.0),
@@ -500,10 +511,11 @@ impl LiveScreen {
                         ui.separator();
                         ui.label(format!("Reconnects {}", h.reconnects));
                     }
-                    // UDP is the norm; say so when the media goes over ICE-TCP.
-                    if h.transport == Some("tcp") {
+                    // UDP is the norm; say so when the media goes over ICE-TCP or
+                    // through the server's TURN relay.
+                    if let Some(via) = h.transport.and_then(transport_label) {
                         ui.separator();
-                        ui.label("Via TCP");
+                        ui.label(via);
                     }
                     // The uplink carries less than viewers asked for: say so, and what goes.
                     if let Some(limit) = h.network_limited {
@@ -640,6 +652,20 @@ impl LiveScreen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_health_bar_names_tcp_and_the_relay() {
+        assert_eq!(transport_label("udp"), None);
+        assert_eq!(transport_label("tcp").as_deref(), Some("Via TCP"));
+        assert_eq!(
+            transport_label("relay/tls").as_deref(),
+            Some("Via TURN relay (TLS)")
+        );
+        assert_eq!(
+            transport_label("relay/udp").as_deref(),
+            Some("Via TURN relay (UDP)")
+        );
+    }
 
     #[test]
     fn lengths_of_time_read_like_a_clock() {

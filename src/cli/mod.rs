@@ -127,10 +127,14 @@ pub enum CodecArg {
 /// `publish`/`watch --ice-transport`: which transports ICE may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IceTransportArg {
-    /// UDP, and TCP to the server's ICE-TCP port when UDP is blocked.
+    /// UDP, and TCP to the server's ICE-TCP port when UDP is blocked; TURN relays
+    /// (when the server offers them) when neither works.
     All,
     Udp,
     Tcp,
+    /// Only through the server's TURN relay (TURN/UDP or TURN/TLS): for networks that
+    /// block UDP and the server's TCP port.
+    Relay,
 }
 
 impl From<IceTransportArg> for streamit_session::IceTransport {
@@ -139,6 +143,7 @@ impl From<IceTransportArg> for streamit_session::IceTransport {
             IceTransportArg::All => streamit_session::IceTransport::All,
             IceTransportArg::Udp => streamit_session::IceTransport::UdpOnly,
             IceTransportArg::Tcp => streamit_session::IceTransport::TcpOnly,
+            IceTransportArg::Relay => streamit_session::IceTransport::Relay,
         }
     }
 }
@@ -158,9 +163,14 @@ pub struct PublishArgs {
     /// Publish three simulcast layers (q/h/f).
     #[arg(long)]
     pub simulcast: bool,
-    /// Media transport: `all` (UDP, TCP when UDP is blocked), `udp` or `tcp` (only).
+    /// Media transport: `all` (UDP, TCP when UDP is blocked, the server's TURN relay
+    /// when neither works), `udp`, `tcp` or `relay` (only).
     #[arg(long, value_enum, default_value = "all")]
     pub ice_transport: IceTransportArg,
+    /// A PEM file of CA certificates to trust for TURN/TLS beside the system's (a
+    /// company's own CA).
+    #[arg(long)]
+    pub turn_ca: Option<std::path::PathBuf>,
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,

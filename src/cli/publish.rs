@@ -36,7 +36,8 @@ pub struct PublishReport {
     pub last_bitrate_bps: u64,
     pub target_bitrate_bps: Option<u64>,
     pub rtt_ms: Option<f64>,
-    /// Media transport ICE selected at the end: "udp" or "tcp".
+    /// Media transport ICE selected at the end: "udp", "tcp", or through the TURN
+    /// relay "relay/udp", "relay/tcp" or "relay/tls".
     pub transport: Option<String>,
     pub reconnects: u32,
     pub keyframe_requests: u64,
@@ -132,6 +133,15 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     };
     config.simulcast = a.simulcast;
     config.publish.ice_transport = a.ice_transport.into();
+    if let Some(path) = &a.turn_ca {
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError::new(
+                super::EXIT_OTHER,
+                format!("cannot read --turn-ca {}: {e}", path.display()),
+            )
+        })?;
+        config.publish.turn_extra_ca_pem = Some(pem);
+    }
     config.spool_dir = streamit_session::spool::default_dir();
     let session = authenticated(&a.auth, config).await?;
     // A title given, or no stream set up yet (a fresh QA account): set it up first.

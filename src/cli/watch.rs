@@ -49,7 +49,8 @@ pub struct WatchArgs {
     /// attribute), else what a `publish` on this machine recorded.
     #[arg(long, value_name = "UNIX_US")]
     pub clock_epoch_us: Option<u64>,
-    /// Media transport: `all` (UDP, TCP when UDP is blocked), `udp` or `tcp` (only).
+    /// Media transport: `all` (UDP, TCP when UDP is blocked, the server's TURN relay
+    /// when neither works), `udp`, `tcp` or `relay` (only).
     #[arg(long, value_enum, default_value = "all")]
     pub ice_transport: IceTransportArg,
     /// Print one JSON report on stdout (and no status line).

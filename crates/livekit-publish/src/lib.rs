@@ -156,6 +156,7 @@ pub mod subscribe;
 pub mod tcp;
 #[cfg(test)]
 mod test_support;
+pub mod turn;
 pub mod types;
 
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};
@@ -176,4 +177,7 @@ pub enum Error {
     /// The audio queue is full (the network or driver is behind).
     #[error("media queue full")]
     QueueFull,
+    /// [`IceTransport::Relay`] was asked for but no TURN allocation could be made.
+    #[error("no TURN relay: {0}")]
+    NoRelay(String),
 }

@@ -43,6 +43,9 @@ pub(crate) const ACTIVE_PORT: u16 = 9;
 /// UDP host candidate and/or an active TCP host candidate on the same IP.
 pub(crate) fn local_candidates(transport: IceTransport, udp: SocketAddr) -> Vec<Candidate> {
     let mut out = Vec::new();
+    if transport == IceTransport::Relay {
+        return out;
+    }
     if transport != IceTransport::TcpOnly
         && let Ok(c) = Candidate::host(udp, "udp")
     {
@@ -414,6 +417,7 @@ mod tests {
         assert!(cands[0].prio() > cands[1].prio(), "UDP is preferred");
         assert_eq!(sdp(IceTransport::UdpOnly), all[..1].to_vec());
         assert_eq!(sdp(IceTransport::TcpOnly), all[1..].to_vec());
+        assert!(sdp(IceTransport::Relay).is_empty(), "relay only: no host");
     }
 
     #[tokio::test]

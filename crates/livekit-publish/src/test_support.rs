@@ -30,6 +30,7 @@ pub(crate) fn test_participant(ice_transport: IceTransport) -> Participant {
         subscriber_addr: addr("10.0.0.1:4001"),
         initial_bitrate: Bitrate::from_kbps(1000),
         ice_transport,
+        relays: Vec::new(),
     })
 }
 
@@ -102,6 +103,8 @@ pub(crate) struct Harness {
     pub(crate) media: Vec<ReceivedMedia>,
     /// Core transmits by protocol.
     pub(crate) sent: HashMap<Protocol, u64>,
+    /// Source addresses of the core's transmits.
+    pub(crate) sources: std::collections::HashSet<SocketAddr>,
     /// The fake SFU's datagrams are lost on the way to the core (a frozen server).
     pub(crate) sfu_silent: bool,
 }
@@ -130,6 +133,23 @@ impl Harness {
         Self::around(sfu, PcKind::Publisher, ice_transport, now)
     }
 
+    /// `Relay` with one TURN allocation for the publisher PC: the SFU sees the
+    /// relayed address as the core's (as behind a real TURN server).
+    pub(crate) fn with_relay(relay: crate::turn::RelayCandidate) -> Self {
+        let now = Instant::now();
+        let mut sfu = Rtc::builder().enable_bwe(None).build(now);
+        sfu.add_local_candidate(Candidate::host(addr("10.0.0.2:5000"), "udp").expect("candidate"));
+        let mut h = Self::around(sfu, PcKind::Publisher, IceTransport::Relay, now);
+        h.core = Participant::new(CoreConfig {
+            publisher_addr: addr("10.0.0.1:4000"),
+            subscriber_addr: addr("10.0.0.1:4001"),
+            initial_bitrate: Bitrate::from_kbps(1000),
+            ice_transport: IceTransport::Relay,
+            relays: vec![relay],
+        });
+        h
+    }
+
     /// The SFU's subscriber peer connection: it offers send-only m-lines (see
     /// [`Harness::subscribe`]) and sends frames.
     pub(crate) fn subscriber() -> Self {
@@ -154,6 +174,7 @@ impl Harness {
             sfu_events: Vec::new(),
             media: Vec::new(),
             sent: HashMap::new(),
+            sources: Default::default(),
             sfu_silent: false,
         }
     }
@@ -186,6 +207,7 @@ impl Harness {
                         CoreOutput::Signal(r) => self.signals.push(r),
                         CoreOutput::Transmit(pc, t) if pc == self.pc => {
                             *self.sent.entry(t.proto).or_default() += 1;
+                            self.sources.insert(t.source);
                             let input = Input::Receive(
                                 self.now,
                                 Receive {

@@ -439,6 +439,8 @@ pub struct StatsSnapshot {
     pub udp_datagrams_sent: u64,
     /// RFC 4571 frames the driver sent over ICE-TCP connections (both PCs).
     pub tcp_frames_sent: u64,
+    /// Packets the driver sent through TURN allocations (both PCs).
+    pub relay_packets_sent: u64,
     /// The last recovery (resume or rejoin), under way or done.
     pub last_recovery: Option<Recovery>,
     /// How long the server has sent nothing back on the publisher transport while we
@@ -460,6 +462,32 @@ pub enum IceTransport {
     /// TCP only (no UDP candidate): for networks known to block UDP, and to
     /// test the TCP path.
     TcpOnly,
+    /// Only relayed candidates through the TURN servers the JoinResponse offers
+    /// (LiveKit's `turn.enabled`), over TURN/UDP or TURN/TLS: for networks that
+    /// block UDP and LiveKit's TCP port, and to test the relay.
+    Relay,
+}
+
+/// How we reach a TURN server (its relayed leg to the SFU is always UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayProtocol {
+    /// TURN over UDP (`turn:…?transport=udp`).
+    Udp,
+    /// TURN over plain TCP (`turn:…?transport=tcp`, RFC 6062 framing).
+    Tcp,
+    /// TURN over TLS (`turns:…`): passes firewalls that allow only HTTPS.
+    Tls,
+}
+
+impl RelayProtocol {
+    /// `udp`, `tcp` or `tls`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayProtocol::Udp => "udp",
+            RelayProtocol::Tcp => "tcp",
+            RelayProtocol::Tls => "tls",
+        }
+    }
 }
 
 /// The transport protocol of a selected ICE candidate pair.
@@ -469,14 +497,20 @@ pub enum TransportProtocol {
     Udp,
     /// ICE-TCP (RFC 6544, RFC 4571 framing) to the server's passive candidate.
     Tcp,
+    /// A TURN relayed candidate, reached over this protocol.
+    Relay(RelayProtocol),
 }
 
 impl TransportProtocol {
-    /// The name reports and the health bar show (`udp`, `tcp`).
+    /// The name reports and the health bar show (`udp`, `tcp`, `relay/udp`,
+    /// `relay/tcp`, `relay/tls`).
     pub fn name(self) -> &'static str {
         match self {
             TransportProtocol::Udp => "udp",
             TransportProtocol::Tcp => "tcp",
+            TransportProtocol::Relay(RelayProtocol::Udp) => "relay/udp",
+            TransportProtocol::Relay(RelayProtocol::Tcp) => "relay/tcp",
+            TransportProtocol::Relay(RelayProtocol::Tls) => "relay/tls",
         }
     }
 }

@@ -192,7 +192,8 @@ pub struct Health {
     /// The server's view of this connection: "excellent", "good", "poor", "lost".
     pub connection_quality: Option<&'static str>,
     /// Transport of the media connection ICE selected: "udp", or "tcp" when UDP is
-    /// blocked (or `ice_transport` is TCP only); `None` before it is selected.
+    /// blocked (or `ice_transport` is TCP only); `relay/udp`, `relay/tcp` or `relay/tls`
+    /// through the server's TURN relay; `None` before it is selected.
     pub transport: Option<&'static str>,
     /// Set while the encoder sends less than the source offers (lower frame rate, then
     /// smaller) because the CPU cannot keep up; the health bar shows it.

@@ -35,7 +35,7 @@ pub use balancer::{Balancer, ServerState};
 pub use browser::{Browser, Page, PageSample};
 #[cfg(target_os = "linux")]
 pub use cluster::{Cluster, ClusterOptions, StartupTimes};
-pub use livekit::{Grants, LiveKit, LiveKitOptions, new_keys};
+pub use livekit::{Grants, LiveKit, LiveKitOptions, TurnInfo, TurnOptions, new_keys};
 pub use paths::{
     browser_node_modules, chromium_bin, livekit_server_bin, repo_root, schemathesis_bin,
     viewer_python, web_node_modules,

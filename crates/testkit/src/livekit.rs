@@ -27,6 +27,64 @@ pub struct LiveKitOptions {
     /// The API key and secret (default: made up for this server). Nodes of one cluster share
     /// theirs, so a token minted for one node is accepted by every node.
     pub keys: Option<(String, String)>,
+    /// LiveKit's embedded TURN server: the JoinResponse then offers it in `ice_servers`.
+    pub turn: Option<TurnOptions>,
+}
+
+/// Which listeners of LiveKit's embedded TURN server to enable.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TurnOptions {
+    /// TURN/UDP on a free port (`turn:127.0.0.1:<port>?transport=udp`).
+    pub udp: bool,
+    /// TURN/TLS with a certificate for `127.0.0.1`/`localhost` from a CA made for this
+    /// server ([`LiveKit::turn_ca_pem`]). LiveKit always announces it as
+    /// `turns:<domain>:443`, so it listens on 443: this needs root (or
+    /// CAP_NET_BIND_SERVICE), and one such server at a time.
+    pub tls: bool,
+}
+
+/// The embedded TURN server of a running [`LiveKit`].
+#[derive(Debug, Clone)]
+pub struct TurnInfo {
+    /// TURN/UDP port, if enabled.
+    pub udp_port: Option<u16>,
+    /// TURN/TLS port (443), if enabled.
+    pub tls_port: Option<u16>,
+    /// The CA that signed the TURN/TLS certificate (PEM), if TLS is enabled.
+    pub ca_pem: Option<String>,
+}
+
+/// LiveKit announces TURN/TLS on this port whatever `tls_port` says (it expects a load
+/// balancer there), so the test server listens on it directly.
+const TURN_TLS_PORT: u16 = 443;
+
+/// A CA and a leaf certificate for 127.0.0.1 and localhost signed by it, written into
+/// `dir`: (cert file, key file, CA PEM).
+fn make_turn_certificate(dir: &std::path::Path) -> Result<(PathBuf, PathBuf, String)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "StreamIt test TURN CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let leaf_key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf.signed_by(&leaf_key, &ca)?;
+    let cert = dir.join("turn.crt");
+    let key = dir.join("turn.key");
+    std::fs::write(&cert, leaf.pem())?;
+    std::fs::write(&key, leaf_key.serialize_pem())?;
+    Ok((cert, key, ca.pem()))
 }
 
 /// Token grants the tests use most; `Grants::Custom` for anything else.
@@ -78,6 +136,7 @@ pub struct LiveKit {
     api_secret: String,
     starts: u32,
     host: Option<Ipv4Addr>,
+    turn: Option<TurnInfo>,
 }
 
 impl LiveKit {
@@ -142,6 +201,36 @@ impl LiveKit {
         if let Some(redis) = &options.redis {
             yaml.push_str(&format!("redis:\n  address: \"{redis}\"\n"));
         }
+        let mut turn = None;
+        if let Some(t) = options.turn {
+            let mut info = TurnInfo {
+                udp_port: None,
+                tls_port: None,
+                ca_pem: None,
+            };
+            // Our relayed candidates and LiveKit's own are on loopback, which LiveKit's
+            // TURN refuses as a peer unless allowed.
+            yaml.push_str(
+                "turn:\n  enabled: true\n  allow_restricted_peer_cidrs: [\"127.0.0.0/8\"]\n",
+            );
+            if t.udp {
+                let port = free_udp_port()?;
+                yaml.push_str(&format!("  udp_port: {port}\n"));
+                info.udp_port = Some(port);
+            }
+            if t.tls {
+                let (cert, key, ca) = make_turn_certificate(dir.path())?;
+                yaml.push_str(&format!(
+                    "  tls_port: {TURN_TLS_PORT}\n  domain: 127.0.0.1\n  external_tls: false\n  \
+                     cert_file: {}\n  key_file: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
+                info.tls_port = Some(TURN_TLS_PORT);
+                info.ca_pem = Some(ca);
+            }
+            turn = Some(info);
+        }
         if let Some(extra) = &options.extra_config {
             yaml.push_str(extra);
             yaml.push('\n');
@@ -159,6 +248,7 @@ impl LiveKit {
             api_secret,
             starts: 0,
             host: options.host,
+            turn,
         };
         lk.spawn()?;
         Ok(lk)
@@ -229,6 +319,11 @@ impl LiveKit {
 
     pub fn api_secret(&self) -> &str {
         &self.api_secret
+    }
+
+    /// The embedded TURN server, when [`LiveKitOptions::turn`] enabled it.
+    pub fn turn(&self) -> Option<&TurnInfo> {
+        self.turn.as_ref()
     }
 
     /// The ports in use: (HTTP/WS, RTC TCP, RTC UDP).

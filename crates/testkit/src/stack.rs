@@ -2,7 +2,7 @@
 //! backend, the backend pointed at LiveKit, and approved creators on demand.
 
 use crate::backend::{Backend, BackendOptions};
-use crate::livekit::{LiveKit, LiveKitOptions};
+use crate::livekit::{LiveKit, LiveKitOptions, TurnOptions};
 use crate::process::free_tcp_port;
 use anyhow::{Context, Result};
 use std::net::Ipv4Addr;
@@ -45,12 +45,26 @@ impl Stack {
         Self::start_at(host, Vec::new())
     }
 
+    /// On loopback, with LiveKit's embedded TURN server ([`LiveKit::turn`]).
+    pub fn start_with_turn(turn: TurnOptions) -> Result<Self> {
+        Self::start_full(Ipv4Addr::LOCALHOST, Vec::new(), Some(turn))
+    }
+
     fn start_at(host: Ipv4Addr, backend_env: Vec<(String, String)>) -> Result<Self> {
+        Self::start_full(host, backend_env, None)
+    }
+
+    fn start_full(
+        host: Ipv4Addr,
+        backend_env: Vec<(String, String)>,
+        turn: Option<TurnOptions>,
+    ) -> Result<Self> {
         // The backend's address must be in LiveKit's config, so it is chosen first.
         let port = free_tcp_port()?;
         let livekit = LiveKit::start_with(LiveKitOptions {
             webhook_urls: vec![format!("http://{host}:{port}/api/livekit/webhook")],
             host: (!host.is_loopback()).then_some(host),
+            turn,
             ..Default::default()
         })?;
         let mut env = vec![("STREAMIT_BIND".to_string(), format!("{host}:{port}"))];

@@ -122,6 +122,7 @@ impl Participant {
             // Filled in by the driver, which owns the sockets.
             udp_datagrams_sent: 0,
             tcp_frames_sent: 0,
+            relay_packets_sent: 0,
             last_recovery: self.last_recovery.clone(),
             feedback_silence: self.watch.silent_for(now),
         };
@@ -152,14 +153,18 @@ pub(super) fn to_str0m_bitrate(b: Bitrate) -> str0m::bwe::Bitrate {
     str0m::bwe::Bitrate::bps(b.0)
 }
 
-/// Transport and remote address of the pair str0m selected, if any.
+/// Transport and remote address of the pair str0m selected, if any; a local
+/// candidate that is one of `relays` makes it a relay.
 pub(super) fn selected_pair(
     s: &str0m::stats::PeerStats,
+    relays: &[crate::turn::RelayCandidate],
 ) -> Option<(TransportProtocol, SocketAddr)> {
     let p = s.selected_candidate_pair.as_ref()?;
-    let proto = match p.protocol {
-        Protocol::Udp => TransportProtocol::Udp,
-        _ => TransportProtocol::Tcp,
+    let relay = relays.iter().find(|r| r.relayed == p.local.addr);
+    let proto = match (relay, p.protocol) {
+        (Some(r), _) => TransportProtocol::Relay(r.protocol),
+        (None, Protocol::Udp) => TransportProtocol::Udp,
+        (None, _) => TransportProtocol::Tcp,
     };
     Some((proto, p.remote.addr))
 }

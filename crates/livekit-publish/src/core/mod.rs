@@ -128,8 +128,11 @@ pub struct CoreConfig {
     pub subscriber_addr: SocketAddr,
     /// Bandwidth estimate to start from.
     pub initial_bitrate: Bitrate,
-    /// Which candidates both PCs offer (UDP host, active TCP host).
+    /// Which candidates both PCs offer (UDP host, active TCP host, relayed).
     pub ice_transport: IceTransport,
+    /// TURN allocations the driver made for either PC, announced as relayed
+    /// candidates (with [`IceTransport::Relay`], the only ones).
+    pub relays: Vec<crate::turn::RelayCandidate>,
 }
 
 #[derive(Debug)]
@@ -327,6 +330,24 @@ impl Participant {
     /// the server has not offered one.
     pub fn is_subscriber_connected(&self) -> bool {
         self.subscriber.as_ref().is_none_or(|r| r.is_connected())
+    }
+
+    /// The candidates `pc` offers: host UDP / active TCP as the transport allows,
+    /// then the TURN relayed addresses allocated for it (lowest priority, so
+    /// ICE uses them only when nothing direct works).
+    fn local_candidates(&self, pc: PcKind) -> Vec<str0m::Candidate> {
+        let udp = match pc {
+            PcKind::Publisher => self.cfg.publisher_addr,
+            PcKind::Subscriber => self.cfg.subscriber_addr,
+        };
+        let mut out = crate::tcp::local_candidates(self.cfg.ice_transport, udp);
+        for r in self.cfg.relays.iter().filter(|r| r.pc == pc) {
+            match str0m::Candidate::relayed(r.relayed, r.local, "udp") {
+                Ok(c) => out.push(c),
+                Err(e) => tracing::warn!("relayed candidate {}: {e}", r.relayed),
+            }
+        }
+        out
     }
 
     fn new_rtc(&self, now: Instant) -> Rtc {
@@ -679,9 +700,11 @@ impl Participant {
             (PcKind::Subscriber, Event::MediaIngressStats(s)) => self.subs.ingress(&s),
             (PcKind::Publisher, Event::PeerStats(s)) => {
                 self.peer_rtt = s.rtt.or(self.peer_rtt);
-                self.pub_pair = selected_pair(&s);
+                self.pub_pair = selected_pair(&s, &self.cfg.relays);
             }
-            (PcKind::Subscriber, Event::PeerStats(s)) => self.sub_pair = selected_pair(&s),
+            (PcKind::Subscriber, Event::PeerStats(s)) => {
+                self.sub_pair = selected_pair(&s, &self.cfg.relays)
+            }
             (PcKind::Publisher, Event::MediaEgressStats(s)) => {
                 self.egress
                     .entry((s.mid, s.rid))

@@ -41,7 +41,7 @@ impl Participant {
         self.publish_viewer_count();
 
         let mut rtc = self.new_rtc(now);
-        for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.publisher_addr) {
+        for c in self.local_candidates(PcKind::Publisher) {
             rtc.add_local_candidate(c);
         }
         let mut api = rtc.sdp_api();
@@ -277,6 +277,39 @@ mod tests {
         assert_eq!(h.core.take_reconnect_request(), None, "no subscriber PC");
         h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.2:7881"));
         assert!(h.core.take_reconnect_request().is_some());
+    }
+
+    #[test]
+    fn relay_only_offers_the_relayed_candidate_sends_from_it_and_says_relay() {
+        let relayed = addr("198.51.100.7:49152");
+        let mut h = Harness::with_relay(crate::turn::RelayCandidate {
+            pc: PcKind::Publisher,
+            relayed,
+            local: addr("10.0.0.1:40000"),
+            protocol: RelayProtocol::Tls,
+        });
+        h.connected();
+        let offer = &h.offers()[0];
+        assert!(offer.contains("198.51.100.7 49152 typ relay"), "{offer}");
+        assert!(!offer.contains("typ host"), "no host candidate: {offer}");
+        assert!(
+            h.events
+                .contains(&PublisherEvent::StateChanged(ConnectionState::Connected))
+        );
+        assert_eq!(h.sources.iter().copied().collect::<Vec<_>>(), vec![relayed]);
+        h.pump(2500);
+        let transport = h.events.iter().rev().find_map(|e| match e {
+            PublisherEvent::Stats(s) => Some(s.transport),
+            _ => None,
+        });
+        assert_eq!(
+            transport,
+            Some(Some(TransportProtocol::Relay(RelayProtocol::Tls)))
+        );
+        assert_eq!(
+            TransportProtocol::Relay(RelayProtocol::Tls).name(),
+            "relay/tls"
+        );
     }
 
     #[test]

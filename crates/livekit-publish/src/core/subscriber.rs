@@ -25,8 +25,7 @@ impl Participant {
         };
         if self.subscriber.is_none() {
             let mut rtc = self.new_rtc(now);
-            for c in crate::tcp::local_candidates(self.cfg.ice_transport, self.cfg.subscriber_addr)
-            {
+            for c in self.local_candidates(PcKind::Subscriber) {
                 rtc.add_local_candidate(c);
             }
             for c in self.sub_candidates.drain(..) {

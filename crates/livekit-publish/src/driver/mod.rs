@@ -20,6 +20,7 @@ use crate::Error;
 use crate::core::{CoreConfig, Participant};
 use crate::queue::LayerQueues;
 use crate::tcp::TcpLinks;
+use crate::turn::Relays;
 use crate::types::*;
 
 mod probe;
@@ -55,6 +56,9 @@ pub struct PublishOptions {
     /// Which transports ICE may use on both PCs: UDP and ICE-TCP to LiveKit's
     /// `rtc.tcp_port` by default (UDP preferred, TCP when UDP is blocked).
     pub ice_transport: IceTransport,
+    /// Extra CA certificates (PEM) trusted for TURN/TLS beside the system's web
+    /// roots: a company's own CA, or a test's.
+    pub turn_extra_ca_pem: Option<Vec<u8>>,
     /// Test only: drop every UDP datagram, sent and received, as a firewall
     /// blocking UDP would (the ICE, the fallback to TCP and the stats are the
     /// real code path).
@@ -73,6 +77,7 @@ impl Default for PublishOptions {
             subscribe: false,
             media_queue: 64,
             ice_transport: IceTransport::All,
+            turn_extra_ca_pem: None,
             simulate_udp_blocked: false,
         }
     }
@@ -378,11 +383,13 @@ impl Publisher {
                 .unwrap_or_default(),
         );
 
+        let relays = allocate_relays(&join, &opts, local_ip).await?;
         let mut core = Participant::new(CoreConfig {
             publisher_addr: pub_addr,
             subscriber_addr: sub_addr,
             initial_bitrate: opts.initial_bitrate,
             ice_transport: opts.ice_transport,
+            relays: relays.candidates(),
         });
         let (ev_tx, ev_rx) = mpsc::channel(opts.event_queue.max(16));
         let _ = ev_tx.try_send(PublisherEvent::StateChanged(ConnectionState::Connecting));
@@ -413,6 +420,7 @@ impl Publisher {
             video: Vec::new(),
             audio: Vec::new(),
             tcp: TcpLinks::new(),
+            relays,
             udp_sent: 0,
             block_udp: opts.simulate_udp_blocked,
         };
@@ -429,6 +437,56 @@ impl Publisher {
             ev_rx,
         ))
     }
+}
+
+/// The TURN allocations for both PCs when the JoinResponse offers TURN servers.
+/// With [`IceTransport::Relay`] they are the only way and their absence is an
+/// error; otherwise they are a fallback and a failure is only logged.
+async fn allocate_relays(
+    join: &proto::JoinResponse,
+    opts: &PublishOptions,
+    local_ip: IpAddr,
+) -> Result<Relays, Error> {
+    let servers = crate::turn::parse_ice_servers(&join.ice_servers);
+    let relay_only = opts.ice_transport == IceTransport::Relay;
+    if servers.is_empty() {
+        return if relay_only {
+            Err(Error::NoRelay("the server offers no TURN server".into()))
+        } else {
+            Ok(Relays::none())
+        };
+    }
+    let tls = if servers.iter().any(|s| s.protocol == RelayProtocol::Tls) {
+        match crate::turn::tls_config(opts.turn_extra_ca_pem.as_deref()) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) if relay_only => return Err(Error::NoRelay(e.to_string())),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut pcs = vec![PcKind::Publisher];
+    if opts.subscribe {
+        pcs.push(PcKind::Subscriber);
+    }
+    // The subscriber PC carries the data channels even without subscribing.
+    if !pcs.contains(&PcKind::Subscriber) {
+        pcs.push(PcKind::Subscriber);
+    }
+    let relays = Relays::allocate(&servers, &pcs, local_ip, tls).await;
+    if relay_only {
+        for pc in pcs {
+            if !relays.candidates().iter().any(|c| c.pc == pc) {
+                return Err(Error::NoRelay(format!(
+                    "no TURN allocation for the {pc:?} connection (servers: {servers:?})"
+                )));
+            }
+        }
+    }
+    Ok(relays)
 }
 
 /// `subscribe`: the server offers every published track on the subscriber PC
@@ -499,6 +557,8 @@ struct Driver {
     audio: Vec<(TrackCid, Arc<MediaQueue<EncodedAudio>>)>,
     /// ICE-TCP connections of both PCs.
     tcp: TcpLinks,
+    /// TURN allocations of both PCs (empty without TURN servers).
+    relays: Relays,
     /// UDP datagrams sent (stats).
     udp_sent: u64,
     /// [`PublishOptions::simulate_udp_blocked`].

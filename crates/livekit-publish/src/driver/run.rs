@@ -69,6 +69,7 @@ impl Driver {
             self.signal.send(m).await;
         }
         self.flush_outputs(false).await;
+        self.pump_relays();
     }
 
     /// Carries out the core's outputs. With `hold_signals`, signal requests wait
@@ -88,6 +89,10 @@ impl Driver {
                 CoreOutput::Signal(m) if hold_signals => self.held_signals.push(m),
                 CoreOutput::Signal(m) => self.signal.send(m).await,
                 CoreOutput::Transmit(pc, _) if self.dark(pc) => {}
+                CoreOutput::Transmit(_, t) if self.relays.owns(t.source) => {
+                    self.relays
+                        .send(t.source, t.destination, &t.contents, Instant::now());
+                }
                 CoreOutput::Transmit(pc, t) if t.proto != Protocol::Udp => {
                     self.tcp.send(pc, t.destination, &t.contents);
                 }
@@ -106,6 +111,7 @@ impl Driver {
                     if let PublisherEvent::Stats(s) = &mut e {
                         s.udp_datagrams_sent = self.udp_sent;
                         s.tcp_frames_sent = self.tcp.frames_sent;
+                        s.relay_packets_sent = self.relays.sent;
                     }
                     if let Err(e) = self.ev_tx.try_send(e) {
                         tracing::warn!("event queue full, dropping {e:?}");
@@ -121,6 +127,12 @@ impl Driver {
         }
     }
 
+    /// Runs the TURN clients' timers (refreshes, retransmissions) and sends what
+    /// they queued.
+    fn pump_relays(&mut self) {
+        self.relays.pump(Instant::now());
+    }
+
     /// The driver task: serves the core until it is disconnected or failed, the
     /// app leaves, or reconnecting gives up.
     pub(super) async fn run(mut self) {
@@ -133,6 +145,7 @@ impl Driver {
                 self.core.state(),
                 ConnectionState::Disconnected { .. } | ConnectionState::Failed { .. }
             ) {
+                self.relays.close(Instant::now());
                 self.signal.close().await;
                 return;
             }
@@ -160,6 +173,7 @@ impl Driver {
                     // Every handle dropped: leave.
                     self.core.leave(Instant::now().into_std());
                     self.flush().await;
+                    self.relays.close(Instant::now());
                     self.signal.close().await;
                     return;
                 }
@@ -170,10 +184,15 @@ impl Driver {
     /// When the core wants [`crate::core::Participant::handle_timeout`] called
     /// next (in a second at the latest).
     fn deadline(&self) -> Instant {
-        self.core
+        let core = self
+            .core
             .poll_timeout()
             .map(Instant::from_std)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        match self.relays.wake() {
+            Some(w) => core.min(w),
+            None => core,
+        }
     }
 
     /// One turn of the driver loop, shared by [`Driver::run`] and
@@ -212,6 +231,10 @@ impl Driver {
                 self.tcp_event(ev);
                 Turn::Served
             }
+            Some((idx, io)) = self.relays.recv() => {
+                self.relay_io(idx, io);
+                Turn::Served
+            }
             cmd = self.cmd_rx.recv() => match cmd {
                 Some(cmd) => Turn::Command(cmd),
                 None => Turn::HandlesGone,
@@ -222,6 +245,7 @@ impl Driver {
             }
             _ = tokio::time::sleep_until(deadline) => {
                 self.core.handle_timeout(Instant::now().into_std());
+                self.pump_relays();
                 Turn::Served
             }
         }
@@ -287,6 +311,18 @@ impl Driver {
             };
             self.core
                 .handle_receive(pc, src, local, &buf[..n], Instant::now().into_std());
+        }
+    }
+
+    /// What a TURN server sent: peer data relayed to us goes to the core with our
+    /// relayed address as destination; the rest is the TURN client's business.
+    fn relay_io(&mut self, idx: usize, io: crate::turn::RelayIo) {
+        let now = Instant::now();
+        for (pc, peer, relayed, data) in self.relays.handle_io(idx, io, now) {
+            if !self.dark(pc) {
+                self.core
+                    .handle_receive(pc, peer, relayed, &data, now.into_std());
+            }
         }
     }
 
@@ -392,6 +428,7 @@ impl Driver {
             Command::Leave(done) => {
                 self.core.leave(now);
                 self.flush().await;
+                self.relays.close(Instant::now());
                 self.signal.close().await;
                 return Some(done);
             }
