@@ -16,6 +16,10 @@ use streamit_session::{
 use streamit_testkit::balancer::INSTANCE_HEADER;
 use streamit_testkit::{Cluster, ClusterOptions, TEST_PASSWORD, Viewer, ViewerOptions};
 
+/// One cluster at a time: each is seven server processes plus a publisher and viewers, and
+/// two side by side on a 2-core machine starve the timings these tests measure.
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Which LiveKit node (0: A, 1: B) hosts the room of the participant `identity` (a user
 /// id): the one whose log shows that participant active there (`"remote": false`).
 fn room_node(cluster: &Cluster, identity: &str) -> Option<usize> {
@@ -50,6 +54,7 @@ fn served(cluster: &Cluster, server: &str) -> (usize, usize) {
 /// stream live, counts the viewer and the session's peak.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balancer() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     let cluster = Cluster::start()?;
     let s = &cluster.startup;
     println!(
@@ -216,6 +221,7 @@ async fn served_by(http: &reqwest::Client, url: &str) -> Result<String> {
 /// session summary is complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_backend_instance_while_live_keeps_the_creator_s_calls_working() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     let mut cluster = Cluster::start()?;
     let url = cluster.url();
     let http = reqwest::Client::new();
@@ -408,6 +414,7 @@ async fn killing_a_backend_instance_while_live_keeps_the_creator_s_calls_working
 /// X-Forwarded-For) add up to the same streak, and the per-address limit is one count too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttling_trips_after_the_same_failures_whichever_instance_serves() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     const IP_PER_MINUTE: usize = 9;
     let cluster = Cluster::start_with(ClusterOptions {
         backend_env: vec![(
@@ -501,6 +508,7 @@ async fn login_throttling_trips_after_the_same_failures_whichever_instance_serve
 /// node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_livekit_node_that_hosts_the_room() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     lose_a_livekit_node(NodeToKill::RoomHost, "nodeloss").await
 }
 
@@ -508,6 +516,7 @@ async fn losing_the_livekit_node_that_hosts_the_room() -> Result<()> {
 /// it): its rejoin has nowhere to go, so the stream must end, truthfully on both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_livekit_node_the_studio_signals_through() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     lose_a_livekit_node(NodeToKill::SignalNode, "signalloss").await
 }
 
@@ -651,6 +660,7 @@ async fn lose_a_livekit_node(which: NodeToKill, username: &str) -> Result<()> {
 /// every viewer and the aggregate; the creator's studio and the backend count them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_with_several_viewers_reports_each_and_the_aggregate() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
     const N: usize = 3;
     let cluster = Cluster::start()?;
     let url = cluster.url();
