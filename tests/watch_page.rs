@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{publish_succeeded, studio, wait_until_live};
+use common::{live_session, publish_succeeded, studio, wait_until_live};
 use streamit_api::client::Client;
-use streamit_session::{Command, SessionConfig, SessionHandle, StreamSetup, StreamState};
+use streamit_session::{Command, SessionHandle, StreamSetup};
 use streamit_testkit::browser::MediaSample;
 use streamit_testkit::{Browser, Stack, TEST_PASSWORD};
 
@@ -248,26 +248,6 @@ async fn vp8_simulcast_plays_in_chromium_and_low_gives_the_low_layer() -> Result
     decodes_in_chromium("vp8", "web_vp8").await
 }
 
-/// The studio's session in this process, logged in and live with the synthetic pattern.
-async fn live_session(stack: &Stack, username: &str, setup: StreamSetup) -> Result<SessionHandle> {
-    let session = SessionHandle::spawn(SessionConfig::new(stack.backend.url()));
-    session
-        .request(Command::Login {
-            username: username.into(),
-            password: TEST_PASSWORD.into(),
-        })
-        .await?;
-    session.request(Command::SetupStream(setup)).await?;
-    session.request(Command::GoLive).await?;
-    let mut state = session.subscribe();
-    let start = Instant::now();
-    while state.borrow_and_update().stream_state != StreamState::Live {
-        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
-        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
-    }
-    Ok(session)
-}
-
 /// Waits until the studio's viewer count is `n`.
 async fn studio_viewers(session: &SessionHandle, n: u32) -> Result<()> {
     let mut state = session.subscribe();
@@ -309,7 +289,7 @@ async fn chat_goes_both_ways_and_viewer_counts_agree() -> Result<()> {
     stack.viewer("bo_viewer").await?;
     let public = Client::new(stack.backend.url());
     let session = live_session(
-        &stack,
+        stack.backend.url(),
         "maya",
         StreamSetup {
             title: "Building a synth in Rust, live".into(),
@@ -566,7 +546,7 @@ async fn followers_only_guest_page_shows_the_rule() -> Result<()> {
     let stack = Stack::start()?;
     stack.creator("fan_club", true).await?;
     let session = live_session(
-        &stack,
+        stack.backend.url(),
         "fan_club",
         StreamSetup {
             title: "Members hang-out".into(),
@@ -612,7 +592,7 @@ async fn camera_off_shows_a_card_and_the_picture_returns() -> Result<()> {
     let stack = Stack::start()?;
     stack.creator("cam_creator", true).await?;
     let session = live_session(
-        &stack,
+        stack.backend.url(),
         "cam_creator",
         StreamSetup {
             title: "Camera on, camera off".into(),

@@ -1,5 +1,5 @@
-//! Helpers the CLI end-to-end tests (`publish_cli`, `watch_cli`) share: the studio
-//! binary, waiting for a stream to go live, a viewer's token and a publish's end.
+//! Helpers the end-to-end tests share: the studio binary, waiting for a stream to go live,
+//! a viewer's token, a publish's end and a live studio session.
 // Each test crate compiles this module on its own and may not use every helper.
 #![allow(dead_code)]
 
@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
-use streamit_testkit::ViewerOptions;
+use streamit_session::{Command, SessionConfig, SessionHandle, StreamSetup, StreamState};
+use streamit_testkit::{TEST_PASSWORD, ViewerOptions};
 
 /// The studio binary without the caller's credentials or backend in its environment.
 pub fn studio() -> tokio::process::Command {
@@ -106,4 +107,29 @@ pub async fn publish_succeeded(
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out)
+}
+
+/// A studio session (the engine the GUI drives) logged in as `username` on the backend at
+/// `api_url`, set up with `setup` and live.
+pub async fn live_session(
+    api_url: &str,
+    username: &str,
+    setup: StreamSetup,
+) -> Result<SessionHandle> {
+    let session = SessionHandle::spawn(SessionConfig::new(api_url));
+    session
+        .request(Command::Login {
+            username: username.into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await?;
+    session.request(Command::SetupStream(setup)).await?;
+    session.request(Command::GoLive).await?;
+    let mut state = session.subscribe();
+    let start = Instant::now();
+    while state.borrow_and_update().stream_state != StreamState::Live {
+        ensure!(start.elapsed() < Duration::from_secs(20), "never live");
+        tokio::time::timeout(Duration::from_secs(20), state.changed()).await??;
+    }
+    Ok(session)
 }
