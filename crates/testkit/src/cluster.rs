@@ -16,11 +16,10 @@ use crate::livekit::{LiveKit, LiveKitOptions, new_keys};
 use crate::postgres::Postgres;
 use crate::process::free_tcp_port;
 use crate::redis::Redis;
-use crate::stack::{Account, TEST_PASSWORD};
+use crate::stack::{self, Account};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
-use streamit_api::client::Client;
-use streamit_api::{RegisterRequest, Role};
+use streamit_api::Role;
 
 /// What may differ between clusters.
 #[derive(Debug, Clone, Default)]
@@ -147,33 +146,13 @@ impl Cluster {
     /// Registers `username` as a creator through the balancer and approves it (admin
     /// command on the shared database).
     pub async fn creator(&self, username: &str) -> Result<Account> {
-        let account = self.register(username, Role::Creator).await?;
-        self.backends[0].cli(&["user", "approve", username])?;
-        let user = account.client.me().await.context("GET me after approval")?;
-        Ok(Account { user, ..account })
+        let account = stack::register(&self.url(), username, Role::Creator).await?;
+        stack::approve(&self.backends[0], username, account).await
     }
 
     /// Registers `username` as a viewer through the balancer.
     pub async fn viewer(&self, username: &str) -> Result<Account> {
-        self.register(username, Role::Viewer).await
-    }
-
-    async fn register(&self, username: &str, role: Role) -> Result<Account> {
-        let url = self.url();
-        let auth = Client::new(&url)
-            .register(&RegisterRequest {
-                username: username.into(),
-                password: TEST_PASSWORD.into(),
-                display_name: Some(format!("{username} (test)")),
-                role: Some(role),
-            })
-            .await
-            .with_context(|| format!("registering {username}"))?;
-        Ok(Account {
-            client: Client::new(&url).with_token(auth.token.clone()),
-            token: auth.token,
-            user: auth.user,
-        })
+        stack::register(&self.url(), username, Role::Viewer).await
     }
 
     /// The last lines of every part's log, for a failing test's message.

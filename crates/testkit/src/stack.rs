@@ -79,33 +79,52 @@ impl Stack {
 
     /// Registers `username` as a creator (approved by the admin command when `approved`).
     pub async fn creator(&self, username: &str, approved: bool) -> Result<Account> {
-        let account = self.register(username, Role::Creator).await?;
+        let account = register(self.backend.url(), username, Role::Creator).await?;
         if approved {
-            self.backend.cli(&["user", "approve", username])?;
+            approve(&self.backend, username, account).await
+        } else {
+            refreshed(account).await
         }
-        let user = account.client.me().await.context("GET me after approval")?;
-        Ok(Account { user, ..account })
     }
 
     /// Registers `username` as a viewer.
     pub async fn viewer(&self, username: &str) -> Result<Account> {
-        self.register(username, Role::Viewer).await
+        register(self.backend.url(), username, Role::Viewer).await
     }
+}
 
-    async fn register(&self, username: &str, role: Role) -> Result<Account> {
-        let auth = Client::new(self.backend.url())
-            .register(&RegisterRequest {
-                username: username.into(),
-                password: TEST_PASSWORD.into(),
-                display_name: Some(format!("{username} (test)")),
-                role: Some(role),
-            })
-            .await
-            .with_context(|| format!("registering {username}"))?;
-        Ok(Account {
-            client: Client::new(self.backend.url()).with_token(auth.token.clone()),
-            token: auth.token,
-            user: auth.user,
+/// Registers `username` (password [`TEST_PASSWORD`]) with the backend at `url`: what the
+/// single stack and the cluster (through its balancer) both do.
+pub(crate) async fn register(url: &str, username: &str, role: Role) -> Result<Account> {
+    let auth = Client::new(url)
+        .register(&RegisterRequest {
+            username: username.into(),
+            password: TEST_PASSWORD.into(),
+            display_name: Some(format!("{username} (test)")),
+            role: Some(role),
         })
-    }
+        .await
+        .with_context(|| format!("registering {username}"))?;
+    Ok(Account {
+        client: Client::new(url).with_token(auth.token.clone()),
+        token: auth.token,
+        user: auth.user,
+    })
+}
+
+/// Approves `username` with the admin command on `backend` (its database is the one every
+/// instance shares) and reads `account`'s user back.
+pub(crate) async fn approve(
+    backend: &Backend,
+    username: &str,
+    account: Account,
+) -> Result<Account> {
+    backend.cli(&["user", "approve", username])?;
+    refreshed(account).await
+}
+
+/// `account` with its user as the backend has it now.
+async fn refreshed(account: Account) -> Result<Account> {
+    let user = account.client.me().await.context("GET me after approval")?;
+    Ok(Account { user, ..account })
 }
