@@ -143,29 +143,22 @@ impl Backend {
 
     /// [`Backend::cli`] with extra environment (e.g. `STREAMIT_USER_PASSWORD` for `user create`).
     pub fn cli_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Result<String> {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(extra_env.iter().copied())
-            .env("STREAMIT_BIND", "127.0.0.1:0")
-            .output()
-            .with_context(|| format!("running streamit-server {args:?}"))?;
-        if !out.status.success() {
-            bail!(
-                "streamit-server {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.run_cli(args, extra_env, "")
     }
 
     /// [`Backend::cli`] with `input` on its stdin (a password, never in argv or the
     /// environment).
     pub fn cli_stdin(&self, args: &[&str], input: &str) -> Result<String> {
+        self.run_cli(args, &[], input)
+    }
+
+    /// `streamit-server <args>` with `input` on stdin (then end of input); stdout, or the
+    /// failure with stderr.
+    fn run_cli(&self, args: &[&str], extra_env: &[(&str, &str)], input: &str) -> Result<String> {
         let mut child = Command::new(&self.bin)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra_env.iter().copied())
             .env("STREAMIT_BIND", "127.0.0.1:0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
