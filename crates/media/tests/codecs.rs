@@ -126,6 +126,35 @@ fn runtime_bitrate_change_takes_effect() {
     }
 }
 
+/// The session sets the estimate's bitrate as soon as it has one, which can be before the
+/// first frame; openh264 refused that (code 4, not yet initialised) and publish failed.
+#[test]
+fn a_bitrate_set_before_the_first_frame_governs_what_follows() {
+    for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+        let mut sizes = [0usize; 2];
+        for (slot, early) in [(0, 1_500_000), (1, 150_000)] {
+            let mut enc =
+                new_video_encoder(codec, VideoEncoderConfig::new(640, 360, FPS, 1_500_000))
+                    .unwrap();
+            enc.set_bitrate(early).unwrap();
+            assert_eq!(enc.config().bitrate_bps, early);
+            for i in 0..40u32 {
+                let f = noisy_frame(640, 360, i, MediaTime::from_micros(i as u64 * 33_333));
+                if let Some(p) = enc.encode(&f, false).unwrap()
+                    && i >= 10
+                {
+                    sizes[slot] += p.data.len();
+                }
+            }
+        }
+        println!(
+            "{codec:?}: bytes in frames 10-39 at 1.5 Mbps {} / at 150 kbps set early {}",
+            sizes[0], sizes[1]
+        );
+        assert!(sizes[1] * 3 < sizes[0], "{codec:?}: {sizes:?}");
+    }
+}
+
 /// The pattern with a moving diagonal luma texture (harder to code than the flat bars).
 fn textured(w: u32, h: u32, n: u32) -> VideoFrame {
     let base = generate_pattern(w, h, n, MediaTime(n as u64 * 33_333)).unwrap();

@@ -27,6 +27,10 @@ use crate::frame::VideoFrame;
 pub struct H264Encoder {
     enc: Encoder,
     cfg: VideoEncoderConfig,
+    /// Whether a frame went in. The openh264 crate initialises the encoder inside its first
+    /// `encode_at`; before that `SetOption` fails with `cmInitExpected` (4), so a change
+    /// made early rebuilds the (still uninitialised, cheap) encoder with the new settings.
+    started: bool,
 }
 
 // SAFETY: the openh264 encoder holds raw pointers to its own heap state only; it is used from
@@ -36,6 +40,14 @@ unsafe impl Send for H264Encoder {}
 impl H264Encoder {
     /// Creates an encoder for `cfg`.
     pub fn new(cfg: VideoEncoderConfig) -> Result<Self> {
+        Ok(H264Encoder {
+            enc: Self::build(&cfg)?,
+            cfg,
+            started: false,
+        })
+    }
+
+    fn build(cfg: &VideoEncoderConfig) -> Result<Encoder> {
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(cfg.bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(cfg.fps))
@@ -51,9 +63,14 @@ impl H264Encoder {
             ) as u16)
             .skip_frames(true)
             .intra_frame_period(IntraFramePeriod::from_num_frames(cfg.keyframe_interval));
-        let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| enc_err("h264", e))?;
-        Ok(H264Encoder { enc, cfg })
+        Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| enc_err("h264", e))
+    }
+
+    /// Applies a changed `cfg` to an encoder that has not seen a frame yet.
+    fn rebuild(&mut self, cfg: VideoEncoderConfig) -> Result<()> {
+        self.enc = Self::build(&cfg)?;
+        self.cfg = cfg;
+        Ok(())
     }
 }
 
@@ -72,6 +89,7 @@ impl VideoEncoder for H264Encoder {
             .enc
             .encode_at(&input, ts)
             .map_err(|e| enc_err("h264", e))?;
+        self.started = true;
         let ft = bs.frame_type();
         if matches!(ft, FrameType::Skip | FrameType::Invalid) {
             return Ok(None);
@@ -90,6 +108,12 @@ impl VideoEncoder for H264Encoder {
     }
 
     fn set_bitrate(&mut self, bps: u32) -> Result<()> {
+        if !self.started {
+            return self.rebuild(VideoEncoderConfig {
+                bitrate_bps: bps,
+                ..self.cfg
+            });
+        }
         let info = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: bps.min(i32::MAX as u32) as i32,
@@ -135,6 +159,9 @@ impl H264Encoder {
     /// Tells the rate control the frame rate it now gets (the session lowers it under CPU
     /// load), so each frame gets its share of the bitrate.
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<()> {
+        if !self.started {
+            return self.rebuild(VideoEncoderConfig { fps, ..self.cfg });
+        }
         let mut rate: f32 = fps.max(1.0);
         // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float living for the call.
         let rc = unsafe {
