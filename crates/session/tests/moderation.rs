@@ -74,6 +74,7 @@ async fn chat_shows_name_and_role_and_remove_reaches_the_viewer() -> Result<()> 
         )?,
     );
     o.duration = Duration::from_secs(30);
+    o.send_chat = vec!["helper here".into()];
     o.until_data = Some(1);
     let agent = Viewer::spawn(o)?;
     // A guest says hello and stays until a moderation event arrives.
@@ -107,6 +108,14 @@ async fn chat_shows_name_and_role_and_remove_reaches_the_viewer() -> Result<()> 
         "{entry:?}"
     );
     ensure!(!entry.own && !entry.id.is_empty(), "{entry:?}");
+    // The helper's message shows its role: the session knows it as a creator now (asking
+    // before it joined would time out an unknown identity, which is allowed).
+    wait_for(&s, "the helper's message", Duration::from_secs(20), |st| {
+        st.chat
+            .iter()
+            .any(|c| c.text == "helper here" && c.role == ChatRole::Creator)
+    })
+    .await?;
 
     // Moderating the creator's role, or our own message, is refused.
     let refused = s
