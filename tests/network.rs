@@ -14,6 +14,11 @@ use streamit_api::client::Client;
 use streamit_testkit::netem::{Direction, ImpairedLink};
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerReport};
 
+/// One broadcast at a time: each runs a stack, a publisher, the relay and a viewer, and what
+/// they measure (recovery, glass-to-glass, frame rate) is what two side by side on 2 cores
+/// starve (CI on a busy machine once lost the 300 kbit/s test with another beside it).
+static ONE_BROADCAST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A creator on the far side of `link`, publishing the synthetic pattern for `secs`.
 struct Broadcast {
     stack: Stack,
@@ -143,6 +148,7 @@ fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
 /// 30 s watched through `spec` both ways: the link really lost packets, NACKs reached the
 /// publisher and its RTX filled the gaps, so the receiver decoded >= 97 % of the frames.
 async fn loss_is_recovered(spec: &str, what: &str) -> Result<()> {
+    let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
     let broadcast = go_live_behind(&link, "h264", 40, &[]).await?;
     link.set_both(spec.parse()?);
@@ -250,6 +256,7 @@ async fn the_netem_command_runs_a_command_behind_a_slow_link() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> Result<()> {
     use streamit_testkit::netem::Impairment;
+    let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
     let broadcast = go_live_behind(&link, "h264", 55, &[]).await?;
     let public = Client::new(broadcast.stack.backend.url());

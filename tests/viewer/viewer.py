@@ -16,8 +16,10 @@ room_metadata, disconnected. The report is still the last line.
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -532,6 +534,11 @@ async def run(args):
                 log("stats:", exc)
                 into.extend(sampled.get(id(track), []))
 
+    # The figures go out before leaving: under load a viewer once printed nothing within
+    # the test kit's 75 s for a 30 s watch, and a leave that hangs must not lose them. Leaving then gets 15 s, after
+    # which the stacks go to stderr and the process exits.
+    print_report(report)
+    faulthandler.dump_traceback_later(15, exit=True)
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -539,7 +546,14 @@ async def run(args):
         await asyncio.wait_for(room.disconnect(), 5)
     except Exception as exc:
         log("disconnect:", exc)
-    return report
+    return None
+
+
+def print_report(report):
+    """The last line on stdout: no event line may follow it."""
+    global EVENTS
+    EVENTS = False
+    print(json.dumps(report.to_json()), flush=True)
 
 
 def main():
@@ -563,8 +577,17 @@ def main():
     global EVENTS
     EVENTS = args.commands
 
+    # Whatever hangs, the process ends before the test kit's limit (duration + 45 s), with
+    # every thread's stack on stderr to say where it hung.
+    faulthandler.dump_traceback_later(args.duration + 35, exit=True)
     report = asyncio.run(run(args))
-    print(json.dumps(report.to_json()), flush=True)
+    if report is not None:  # left early (no connection): nothing to leave
+        print_report(report)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skips interpreter finalisation, where the SDK's native runtime sometimes aborts
+    # ("panic in a function that cannot unwind") after the report is out.
+    os._exit(0)
 
 
 if __name__ == "__main__":
