@@ -167,7 +167,25 @@ async fn loss_is_recovered(spec: &str, what: &str) -> Result<()> {
         publish["nacksReceived"].as_u64() > Some(0),
         "no NACK reached the publisher"
     );
-    ensure!(share >= 0.97, "decoded {:.1} % < 97 %", share * 100.0);
+    // Short of CPU, the publisher sends fewer frames than it captures (its frame-rate gate):
+    // those never were on the wire, so the bar scales with the share it sent. CI once had
+    // 1,147 of 1,200 sent, 0 video packets lost at the receiver, 94.6 % of the span decoded.
+    let sent_share = match (
+        publish["cpuAdaptations"].as_u64(),
+        publish["framesSent"].as_u64(),
+        publish["framesCaptured"].as_u64(),
+    ) {
+        (Some(adapted), Some(sent), Some(captured)) if adapted > 0 && captured > 0 => {
+            (sent as f64 / captured as f64).min(1.0)
+        }
+        _ => 1.0,
+    };
+    ensure!(
+        share >= 0.97 * sent_share,
+        "decoded {:.1} % < 97 % of the {:.1} % of frames the publisher sent",
+        share * 100.0,
+        sent_share * 100.0
+    );
     // Opus carried in-band FEC (libopus codes it for the active frames, here the pattern's
     // beeps, once the publisher told it to expect loss).
     let fec: u64 = report
