@@ -106,12 +106,7 @@ impl Broadcast {
 fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
     let p = &report.pattern;
     let span = p.distinct + p.missing_in_span;
-    let decoded = report
-        .video
-        .inbound
-        .iter()
-        .filter_map(|i| i["inbound"]["framesDecoded"].as_u64())
-        .sum::<u64>();
+    let decoded = common::receiver_frames_decoded(report);
     ensure!(span > 0, "the viewer read no pattern frames");
     let share = (decoded as f64 / span as f64).min(1.0);
     // Runs of frame numbers the app never got: single frames or whole stalls.

@@ -80,12 +80,7 @@ async fn publish_through_relay(
     let p = &report.pattern;
     let span = p.distinct + p.missing_in_span;
     ensure!(span > 0, "the viewer read no pattern frames");
-    let decoded = report
-        .video
-        .inbound
-        .iter()
-        .filter_map(|i| i["inbound"]["framesDecoded"].as_u64())
-        .sum::<u64>();
+    let decoded = common::receiver_frames_decoded(&report);
     let share = (decoded as f64 / span as f64).min(1.0);
     println!(
         "TURN {turn:?}: live after {live_after:?}; viewer decoded {decoded} of {span} frames \

@@ -133,3 +133,14 @@ pub async fn live_session(
     }
     Ok(session)
 }
+
+/// Frames the viewer's receiver (libwebrtc) decoded, over every video track it had: what
+/// reached it and decoded, whatever pace the Python app kept reading them at.
+pub fn receiver_frames_decoded(report: &streamit_testkit::ViewerReport) -> u64 {
+    report
+        .video
+        .inbound
+        .iter()
+        .filter_map(|i| i["inbound"]["framesDecoded"].as_u64())
+        .sum()
+}
