@@ -435,7 +435,8 @@ async def run(args):
     except Exception as exc:
         report.error = f"connect failed: {type(exc).__name__}: {exc}"
         log(report.error)
-        return report
+        print_report(report)  # nothing to leave
+        return
 
     if args.try_publish:
         await try_publish(room, report, args.publish_timeout)
@@ -534,9 +535,9 @@ async def run(args):
                 log("stats:", exc)
                 into.extend(sampled.get(id(track), []))
 
-    # The figures go out before leaving: under load a viewer once printed nothing within
-    # the test kit's 75 s for a 30 s watch, and a leave that hangs must not lose them. Leaving then gets 15 s, after
-    # which the stacks go to stderr and the process exits.
+    # The figures go out before leaving: under load a viewer once printed nothing within the
+    # test kit's 75 s for a 30 s watch, and a leave that hangs must not lose them. Leaving
+    # then gets 15 s, after which the stacks go to stderr and the process exits.
     print_report(report)
     faulthandler.dump_traceback_later(15, exit=True)
     for t in tasks:
@@ -546,7 +547,6 @@ async def run(args):
         await asyncio.wait_for(room.disconnect(), 5)
     except Exception as exc:
         log("disconnect:", exc)
-    return None
 
 
 def print_report(report):
@@ -580,9 +580,7 @@ def main():
     # Whatever hangs, the process ends before the test kit's limit (duration + 45 s), with
     # every thread's stack on stderr to say where it hung.
     faulthandler.dump_traceback_later(args.duration + 35, exit=True)
-    report = asyncio.run(run(args))
-    if report is not None:  # left early (no connection): nothing to leave
-        print_report(report)
+    asyncio.run(run(args))  # prints the report
     sys.stdout.flush()
     sys.stderr.flush()
     # Skips interpreter finalisation, where the SDK's native runtime sometimes aborts
