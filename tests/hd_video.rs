@@ -123,13 +123,11 @@ async fn vp8_720p30_single_layer_is_decoded_nearly_frame_for_frame() -> Result<(
     let out = publish_succeeded(child, Duration::from_secs(40), "").await?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let p = &r.pattern;
-    let span = p.distinct + p.missing_in_span;
     // What the receiver (libwebrtc) decoded, as the network tests judge it. The app's own
     // count is what the Python viewer read the pattern from; it reads every 720p frame and
     // can fall behind on a slow machine, when the SDK drops frames from its queue (CI: the
     // app got 70.5 % of the span, with a queue overflow logged). Both are printed.
-    let decoded = common::receiver_frames_decoded(&r);
-    let share = (decoded as f64 / span.max(1) as f64).min(1.0);
+    let (decoded, span, share) = common::receiver_decoded(&r);
     println!(
         "VP8 720p30 single layer: receiver decoded {decoded} of {span} frames in the pattern's span ({:.1} %); the app got {} frames {:?}, pattern frames {}, fps {:?}; publisher sent {} dropped {}",
         share * 100.0,

@@ -105,10 +105,8 @@ impl Broadcast {
 /// the publisher. The longest gap between frames the app got is printed alongside.
 fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
     let p = &report.pattern;
-    let span = p.distinct + p.missing_in_span;
-    let decoded = common::receiver_frames_decoded(report);
+    let (decoded, span, share) = common::receiver_decoded(report);
     ensure!(span > 0, "the viewer read no pattern frames");
-    let share = (decoded as f64 / span as f64).min(1.0);
     // Runs of frame numbers the app never got: single frames or whole stalls.
     let mut runs = std::collections::BTreeMap::<u32, u32>::new();
     for w in p.samples.windows(2) {

@@ -78,10 +78,8 @@ async fn publish_through_relay(
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json"))?)?;
 
     let p = &report.pattern;
-    let span = p.distinct + p.missing_in_span;
+    let (decoded, span, share) = common::receiver_decoded(&report);
     ensure!(span > 0, "the viewer read no pattern frames");
-    let decoded = common::receiver_frames_decoded(&report);
-    let share = (decoded as f64 / span as f64).min(1.0);
     println!(
         "TURN {turn:?}: live after {live_after:?}; viewer decoded {decoded} of {span} frames \
          ({:.1} %), longest gap {:?} ms; publish transport {}, connect {} ms",

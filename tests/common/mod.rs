@@ -134,13 +134,22 @@ pub async fn live_session(
     Ok(session)
 }
 
-/// Frames the viewer's receiver (libwebrtc) decoded, over every video track it had: what
-/// reached it and decoded, whatever pace the Python app kept reading them at.
-pub fn receiver_frames_decoded(report: &streamit_testkit::ViewerReport) -> u64 {
-    report
+/// What the viewer's receiver (libwebrtc) decoded, over every video track it had, against
+/// the pattern's span (first to last frame code the app read): `(decoded, span, share)`,
+/// the share capped at 1 and 0 for an empty span. The receiver's count is what reached it
+/// and decoded, whatever pace the Python app kept reading frames at.
+pub fn receiver_decoded(report: &streamit_testkit::ViewerReport) -> (u64, u64, f64) {
+    let decoded = report
         .video
         .inbound
         .iter()
         .filter_map(|i| i["inbound"]["framesDecoded"].as_u64())
-        .sum()
+        .sum::<u64>();
+    let span = report.pattern.distinct + report.pattern.missing_in_span;
+    let share = if span == 0 {
+        0.0
+    } else {
+        (decoded as f64 / span as f64).min(1.0)
+    };
+    (decoded, span, share)
 }
