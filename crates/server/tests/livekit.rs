@@ -87,7 +87,8 @@ async fn livekit_honours_backend_tokens_and_its_webhooks_drive_the_stats() {
     // The creator's token publishes (the Python SDK stands in for the studio).
     let mut as_creator = ViewerOptions::new(live.ws_url.clone(), live.token.clone());
     as_creator.try_publish = true;
-    as_creator.duration = Duration::from_secs(12);
+    // Stays past the viewers' leave and the checks that need the room open, with room to spare on a loaded machine.
+    as_creator.duration = Duration::from_secs(20);
     let creator_run = Viewer::spawn(as_creator).unwrap();
 
     // Two viewers: bob (logged in) and a guest who also tries to publish.
