@@ -64,7 +64,7 @@
 //!   participant (same sid, tracks kept), answers the publisher's ICE-restart offer
 //!   and takes a SyncState listing the published tracks and both sides' data
 //!   channels. The media path never stops meanwhile: the driver keeps serving the
-//!   sockets during backoff (tests/e2e_reconnect.rs: resumed ~3 s after a 1.5 s
+//!   sockets during backoff (tests/e2e/reconnect.rs: resumed ~3 s after a 1.5 s
 //!   refusal, the viewer decoded 30 fps throughout).
 //! - A media-path outage (signal up; either transport, the subscriber one carries
 //!   the viewers' chat) is resumed too: the resume ICE-restarts the publisher (our
@@ -80,7 +80,7 @@
 //!   makes its layer skip delta frames and ask for a key frame
 //!   (`KeyframeRequested`, every 500 ms while waiting): receivers would otherwise
 //!   get frames referencing pictures they never saw, with contiguous RTP
-//!   sequence numbers, so they cannot tell (tests/e2e_subscribe_reconnect.rs
+//!   sequence numbers, so they cannot tell (tests/e2e/subscribe_reconnect.rs
 //!   saw ~1 s of decode errors before this; now 2 frames lost, none broken).
 //! - After a server restart or a simulated node failure the server refuses a resume
 //!   with `LeaveRequest{StateMismatch, RECONNECT}`; the driver then rejoins in full
@@ -91,7 +91,7 @@
 //!   for 500 ms) the driver probes it every 500 ms (`GET /` over TCP; a stopped
 //!   process still accepts connections) and makes the next attempt as soon as it
 //!   answers; each backoff slot that passes without an answer counts as an attempt,
-//!   so the budget (5 attempts, ~30 s) is unchanged (tests/e2e_reconnect.rs: a 10 s
+//!   so the budget (5 attempts, ~30 s) is unchanged (tests/e2e/reconnect.rs: a 10 s
 //!   crash rejoined 0.55 s after the restart; a 20 s SIGSTOP 0.17 s after SIGCONT).
 //! - A frozen server is noticed from the media plane (core `liveness`): nothing
 //!   from the SFU on the publisher transport for 1 s while sending makes the core

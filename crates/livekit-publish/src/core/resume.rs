@@ -445,7 +445,7 @@ mod tests {
 
     /// A resume's subscriber transport: the server's ICE-restart offer comes
     /// after the publisher is back; the old ICE session dying meanwhile is no
-    /// second loss (seen in e2e_ice_tcp: Connected, then Reconnecting 5 ms later).
+    /// second loss (seen in tests/e2e/ice_tcp.rs: Connected, then Reconnecting 5 ms later).
     #[test]
     fn subscriber_disconnected_is_no_loss_until_its_ice_restart_completed() {
         use str0m::{Event, IceConnectionState};

@@ -2,7 +2,7 @@
 //! ports (the publisher rejoins and a new viewer decodes frames again), or
 //! stays gone (the publisher gives up after 5 attempts with a clear error).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! already in the room and joining later, and the Python SDK viewer); a token
 //! without `canUpdateOwnMetadata` is refused; they survive a full rejoin.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! Python SDK participants (tests/viewer/viewer.py) as the publishing creator
 //! and as viewers, killed with SIGKILL or outliving a LiveKit crash.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

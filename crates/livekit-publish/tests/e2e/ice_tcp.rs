@@ -2,7 +2,7 @@
 //! Python SDK viewer: H.264 640x360@30 published over TCP only, the fallback to
 //! TCP when UDP is blocked, and UDP preferred when it works.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@
 //! messages that must arrive). A message the SFU forwarded would have been
 //! forwarded when it arrived, before the marker was even sent.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

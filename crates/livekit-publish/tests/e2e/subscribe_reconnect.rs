@@ -6,7 +6,7 @@
 //! ports: the subscriber must rejoin, get the track again once the publisher is
 //! back, and decode again.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! SDK as an independent viewer: video (H.264, VP8, simulcast), Opus audio,
 //! mute, chat both ways, viewer count.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

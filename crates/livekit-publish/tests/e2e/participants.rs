@@ -1,6 +1,6 @@
 //! Viewer count: three Python SDK viewers join and leave; the count goes 0 → 3 → 0.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The backend's HTTP contract, end to end: the real `streamit-server` binary on
 //! loopback with a real database. Every scenario runs on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,7 +4,7 @@
 //! streamit-media's decoders and reads the pattern's frame numbers and capture
 //! times back.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

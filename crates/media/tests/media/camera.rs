@@ -1,6 +1,6 @@
 //! Camera path without a camera: enumeration, a clear error for a missing device, and the
 //! post-capture decoding on recorded MJPEG / YUYV / NV12 frames (made by ffmpeg from the test
-//! pattern; regenerate with `cargo test -p streamit-media --test camera -- --ignored`).
+//! pattern; regenerate with `cargo test -p streamit-media --test media make_fixtures -- --ignored`).
 
 use std::path::PathBuf;
 

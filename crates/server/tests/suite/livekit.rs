@@ -3,7 +3,7 @@
 //! LiveKit, and LiveKit's own signed webhooks drive the live viewer count,
 //! the session's peak and the offline switch when the room closes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
