@@ -211,13 +211,13 @@ impl Task {
     /// End on request: the ending shows at once with the studio's figures; leaving the room,
     /// end-stream and the stats report run beside the loop, so a hung server never holds
     /// the window (the summary reads "Saving…" until the backend has them).
-    pub(super) fn end_stream(&mut self, reply: Option<Reply>) -> Result<()> {
+    pub(super) fn end_stream(&mut self, reply: &mut Option<Reply>) -> Result<()> {
         let (live, mut summary) = self.stop_live()?;
         let delivery = self.delivery(&live, &summary);
         summary.delivery = SummaryDelivery::Pending;
         self.state.summary = Some(summary);
         self.after_live(StreamState::Ended, &live);
-        self.deliver_beside(live, delivery, reply);
+        self.deliver_beside(live, delivery, reply.take());
         Ok(())
     }
 

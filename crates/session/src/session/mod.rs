@@ -262,30 +262,16 @@ impl Task {
             tokio::select! {
                 req = self.rx.recv() => {
                     let Some(Request { command, mut reply }) = req else { break };
-                    // Saved beside the loop; the reply waits for the backend's word.
-                    if let Command::EditTitle { title, description } = command {
-                        match self.check_title(&title) {
-                            Ok(title) => {
-                                self.save_title(title, description, reply);
-                                self.publish();
-                            }
-                            Err(e) => self.finish(Err(e), reply),
-                        }
-                        continue;
-                    }
-                    // Ended at once; the reply waits until the backend has the figures.
-                    if command == Command::EndStream {
-                        if let Err(e) = self.end_stream(reply.take()) {
-                            self.finish(Err(e), reply);
-                        } else {
-                            self.publish();
-                        }
-                        continue;
-                    }
                     let shutdown = command == Command::Shutdown;
-                    self.state.busy = true;
-                    self.publish();
-                    let r = self.handle(command).await;
+                    // A title edit and End answer later (the backend's word, the summary's
+                    // figures) and return at once: no busy flag for them.
+                    let answers_later =
+                        matches!(command, Command::EditTitle { .. } | Command::EndStream);
+                    if !answers_later {
+                        self.state.busy = true;
+                        self.publish();
+                    }
+                    let r = self.handle(command, &mut reply).await;
                     self.state.busy = false;
                     self.finish(r, reply);
                     if shutdown {
@@ -359,15 +345,16 @@ impl Task {
         u
     }
 
-    /// Routes a command to the part that carries it out.
-    async fn handle(&mut self, command: Command) -> Result<()> {
+    /// Routes a command to the part that carries it out. A part that answers later takes
+    /// the reply out of `reply`; what is left there is answered when this returns.
+    async fn handle(&mut self, command: Command, reply: &mut Option<Reply>) -> Result<()> {
         match command {
             Command::Login { username, password } => self.login(username, password).await,
             Command::UseToken(token) => self.use_token(token).await,
             Command::Logout => self.logout().await,
             Command::SetupStream(setup) => self.setup(setup).await,
             Command::GoLive => self.go_live().await,
-            Command::EndStream => self.end_stream(None),
+            Command::EndStream => self.end_stream(reply),
             Command::ToggleMic => self.toggle_mic(),
             Command::ToggleCamera => self.toggle_camera(),
             Command::SendChat(text) => self.send_chat(text),
@@ -378,7 +365,7 @@ impl Task {
             Command::BanViewer { identity } => self.ban_viewer(&identity),
             Command::EditTitle { title, description } => {
                 let title = self.check_title(&title)?;
-                self.save_title(title, description, None);
+                self.save_title(title, description, reply.take());
                 Ok(())
             }
             Command::SelectVideoSource(spec) => self.select_video_source(spec),

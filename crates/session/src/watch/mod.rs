@@ -61,6 +61,8 @@ pub struct WatchConfig {
     pub decode_queue: usize,
     /// Which transports ICE may use (TCP only: test a viewer behind a UDP-blocking firewall).
     pub ice_transport: lk::IceTransport,
+    /// CA certificates (PEM) trusted for TURN/TLS beside the system's.
+    pub turn_extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl WatchConfig {
@@ -77,6 +79,7 @@ impl WatchConfig {
             // 2 s of 30 fps video plus its audio
             decode_queue: 160,
             ice_transport: lk::IceTransport::All,
+            turn_extra_ca_pem: None,
         }
     }
 }
@@ -190,6 +193,7 @@ pub async fn watch(
     let opts = lk::PublishOptions {
         subscribe: true,
         ice_transport: cfg.ice_transport,
+        turn_extra_ca_pem: cfg.turn_extra_ca_pem.clone(),
         ..Default::default()
     };
     let (handle, mut events) = tokio::time::timeout(

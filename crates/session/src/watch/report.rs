@@ -122,7 +122,8 @@ pub struct WatchReport {
     pub latency: Option<LatencyStats>,
     /// Capture → first packet of the frame arrived here.
     pub network_latency: Option<LatencyStats>,
-    /// Transport ICE selected for the received media at the end: "udp" or "tcp".
+    /// Transport ICE selected for the received media at the end: `udp`, `tcp`,
+    /// `relay/udp`, `relay/tcp` or `relay/tls`.
     pub transport: Option<String>,
     /// Where the publisher's clock epoch came from: `given` (the config), `attribute`
     /// (the creator's participant attribute), `publisher-file` (a `publish` on this
