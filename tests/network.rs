@@ -9,94 +9,19 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::{guest_viewer, studio_behind, wait_until_live};
-use streamit_api::client::Client;
+use common::{Broadcast, studio_behind};
 use streamit_testkit::netem::{Direction, ImpairedLink};
-use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerReport};
+use streamit_testkit::{Stack, Viewer, ViewerReport};
 
 /// One broadcast at a time: each runs a stack, a publisher, the relay and a viewer, and what
 /// they measure (recovery, glass-to-glass, frame rate) is what two side by side on 2 cores
 /// starve (CI on a busy machine once lost the 300 kbit/s test with another beside it).
 static ONE_BROADCAST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A creator on the far side of `link`, publishing the synthetic pattern for `secs`.
-struct Broadcast {
-    stack: Stack,
-    publish: tokio::process::Child,
-    report_dir: tempfile::TempDir,
-    host_id: String,
-}
-
-async fn go_live_behind(
-    link: &ImpairedLink,
-    codec: &str,
-    secs: u64,
-    extra: &[&str],
-) -> Result<Broadcast> {
+/// The stack reachable from the link's far side, `studio` publishing from there.
+async fn go_live_behind(link: &ImpairedLink, codec: &str, secs: u64) -> Result<Broadcast> {
     let stack = Stack::start_reachable_at(link.host_addr())?;
-    let host_id = stack.creator("net_creator", true).await?.user.id;
-    let report_dir = tempfile::tempdir()?;
-    let publish = studio_behind(link)
-        .args([
-            "publish",
-            "--api",
-            stack.backend.url(),
-            "--username",
-            "net_creator",
-            "--password",
-            TEST_PASSWORD,
-            "--title",
-            "Bad network",
-            "--source",
-            "synthetic",
-            "--codec",
-            codec,
-            "--duration",
-            &format!("{secs}s"),
-            "--report-json",
-        ])
-        .arg(report_dir.path().join("report.json"))
-        .args(extra)
-        .spawn()?;
-    let public = Client::new(stack.backend.url());
-    wait_until_live(&public, "net_creator", Duration::from_secs(30)).await?;
-    Ok(Broadcast {
-        stack,
-        publish,
-        report_dir,
-        host_id,
-    })
-}
-
-impl Broadcast {
-    async fn watch(&self, secs: u64) -> Result<ViewerReport> {
-        let public = Client::new(self.stack.backend.url());
-        let mut opts = guest_viewer(&public, self.host_id.clone(), None).await?;
-        opts.duration = Duration::from_secs(secs);
-        opts.read_pattern = true;
-        let report = Viewer::run(opts).await?;
-        ensure!(report.joined, "viewer did not join: {:?}", report.error);
-        Ok(report)
-    }
-
-    /// Waits for the publisher's end; its JSON report.
-    async fn finish(self) -> Result<serde_json::Value> {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.publish.wait_with_output())
-            .await
-            .context("publish did not finish")??;
-        ensure!(
-            out.status.success(),
-            "publish failed ({}): {}\nlivekit log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.stack.livekit.log_tail(20)
-        );
-        if std::env::var_os("RUST_LOG").is_some() {
-            println!("publish log:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        let json = std::fs::read(self.report_dir.path().join("report.json"))?;
-        Ok(serde_json::from_slice(&json)?)
-    }
+    Broadcast::go_live(stack, studio_behind(link), codec, secs, &[]).await
 }
 
 /// What the viewer saw. The share decoded is libwebrtc's own `framesDecoded` over the
@@ -143,7 +68,7 @@ fn summary(what: &str, report: &ViewerReport) -> Result<f64> {
 async fn loss_is_recovered(spec: &str, what: &str) -> Result<()> {
     let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
-    let broadcast = go_live_behind(&link, "h264", 40, &[]).await?;
+    let broadcast = go_live_behind(&link, "h264", 40).await?;
     link.set_both(spec.parse()?);
     let report = broadcast.watch(30).await?;
     let up = link.stats(Direction::Up);
@@ -269,12 +194,8 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
     use streamit_testkit::netem::Impairment;
     let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
-    let broadcast = go_live_behind(&link, "h264", 55, &[]).await?;
-    let public = Client::new(broadcast.stack.backend.url());
-    let mut opts = guest_viewer(&public, broadcast.host_id.clone(), None).await?;
-    opts.duration = Duration::from_secs(45);
-    opts.read_pattern = true;
-    let viewer = Viewer::spawn(opts)?;
+    let broadcast = go_live_behind(&link, "h264", 55).await?;
+    let viewer = Viewer::spawn(broadcast.viewer(45).await?)?;
     // 5 s clean, 20 s capped, 20 s free.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let capped_at = std::time::Instant::now();

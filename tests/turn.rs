@@ -2,7 +2,8 @@
 //! blocks UDP and LiveKit's TCP port does: `streamit-studio publish --ice-transport relay`
 //! offers only relayed candidates, so every media packet goes through the TURN allocation
 //! (TURN/UDP, or TURN/TLS with a CA and certificate made for this test). The official
-//! Python SDK viewer watches directly and reads the pattern's frame code.
+//! Python SDK viewer watches directly and reads the pattern's frame code; `watch` through
+//! TURN/TLS is the same path on the receiving side.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -10,9 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{guest_viewer, studio, wait_until_live};
-use streamit_api::client::Client;
-use streamit_testkit::{Stack, TEST_PASSWORD, TurnOptions, Viewer};
+use common::{Broadcast, CREATOR, publish_pattern, studio};
+use streamit_testkit::{Stack, TurnOptions};
 
 /// Publishes the synthetic pattern for `secs` through the relay only, has the viewer watch
 /// `watch_secs`; returns the share of frames the viewer decoded and the publish report.
@@ -23,59 +23,18 @@ async fn publish_through_relay(
 ) -> Result<(f64, serde_json::Value, Duration)> {
     let stack = Stack::start_with_turn(turn)?;
     let info = stack.livekit.turn().context("TURN enabled")?.clone();
-    let host_id = stack.creator("turn_creator", true).await?.user.id;
-    let dir = tempfile::tempdir()?;
-    let mut cmd = studio();
-    cmd.args([
-        "publish",
-        "--api",
-        stack.backend.url(),
-        "--username",
-        "turn_creator",
-        "--password",
-        TEST_PASSWORD,
-        "--title",
-        "Through the relay",
-        "--source",
-        "synthetic",
-        "--codec",
-        "h264",
-        "--ice-transport",
-        "relay",
-        "--duration",
-        &format!("{secs}s"),
-        "--report-json",
-    ])
-    .arg(dir.path().join("report.json"));
+    let ca_dir = tempfile::tempdir()?;
+    let ca_path = ca_dir.path().join("turn-ca.pem");
+    let mut extra = vec!["--ice-transport", "relay"];
     if let Some(ca) = &info.ca_pem {
-        let path = dir.path().join("turn-ca.pem");
-        std::fs::write(&path, ca)?;
-        cmd.arg("--turn-ca").arg(path);
+        std::fs::write(&ca_path, ca)?;
+        extra.push("--turn-ca");
+        extra.push(ca_path.to_str().context("a UTF-8 temporary path")?);
     }
-    let started = Instant::now();
-    let publish = cmd.spawn()?;
-    let public = Client::new(stack.backend.url());
-    wait_until_live(&public, "turn_creator", Duration::from_secs(30)).await?;
-    let live_after = started.elapsed();
-
-    let mut opts = guest_viewer(&public, host_id, None).await?;
-    opts.duration = Duration::from_secs(watch_secs);
-    opts.read_pattern = true;
-    let report = Viewer::run(opts).await?;
-    ensure!(report.joined, "viewer did not join: {:?}", report.error);
-
-    let out = tokio::time::timeout(Duration::from_secs(60), publish.wait_with_output())
-        .await
-        .context("publish did not finish")??;
-    ensure!(
-        out.status.success(),
-        "publish failed ({}): {}\nlivekit log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        stack.livekit.log_tail(30)
-    );
-    let publish: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json"))?)?;
+    let broadcast = Broadcast::go_live(stack, studio(), "h264", secs, &extra).await?;
+    let live_after = broadcast.live_after;
+    let report = broadcast.watch(watch_secs).await?;
+    let publish = broadcast.finish().await?;
 
     let p = &report.pattern;
     let (decoded, span, share) = common::receiver_decoded(&report);
@@ -136,6 +95,73 @@ async fn relay_reaches_the_viewer(turn: TurnOptions, transport: &str) -> Result<
     Ok(())
 }
 
+/// `watch --ice-transport relay --turn-ca` (a QA viewer on a network that lets only TURN/TLS
+/// out, with the company's own CA): the report says `relay/tls`, and it reads >= 95 % of
+/// the pattern's frames in the span it watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_through_turn_tls_reads_the_pattern() -> Result<()> {
+    let stack = Stack::start_with_turn(TurnOptions {
+        udp: false,
+        tls: true,
+    })?;
+    let ca_pem = (stack.livekit.turn().context("TURN enabled")?.ca_pem.clone())
+        .context("TURN/TLS has a CA")?;
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("turn-ca.pem");
+    std::fs::write(&ca, ca_pem)?;
+    let broadcast = Broadcast::go_live(stack, studio(), "h264", 20, &[]).await?;
+    let out = studio()
+        .args([
+            "watch",
+            CREATOR,
+            "--api",
+            broadcast.stack.backend.url(),
+            "--guest",
+        ])
+        .args([
+            "--duration",
+            "8s",
+            "--json",
+            "--ice-transport",
+            "relay",
+            "--turn-ca",
+        ])
+        .arg(&ca)
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "watch failed ({}): {stderr}",
+        out.status
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("watch report: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let v = &r["video"];
+    let readable = v["readableCodes"].as_u64().unwrap_or(0);
+    let (first, last) = (
+        v["firstCode"].as_u64().context("no frame code read")?,
+        v["lastCode"].as_u64().context("no frame code read")?,
+    );
+    let share = readable as f64 / (last - first + 1) as f64;
+    println!(
+        "watch through TURN/TLS: transport {}, read {readable} of {} frames ({:.1} %), \
+         first frame {} ms",
+        r["transport"],
+        last - first + 1,
+        share * 100.0,
+        r["firstFrameMs"]
+    );
+    ensure!(
+        r["transport"] == "relay/tls",
+        "transport {}",
+        r["transport"]
+    );
+    ensure!(share >= 0.95, "read {:.1} % < 95 %", share * 100.0);
+    broadcast.finish().await?;
+    Ok(())
+}
+
 /// Without `turn.enabled` LiveKit's join carries no TURN server: forced relay cannot go
 /// live and says so (exit 4, network), instead of waiting for ICE to time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,24 +169,9 @@ async fn forced_relay_without_turn_on_the_server_fails_and_says_why() -> Result<
     let stack = Stack::start()?;
     stack.creator("turn_creator", true).await?;
     let started = Instant::now();
-    let out = studio()
-        .args([
-            "publish",
-            "--api",
-            stack.backend.url(),
-            "--username",
-            "turn_creator",
-            "--password",
-            TEST_PASSWORD,
-            "--source",
-            "synthetic",
-            "--ice-transport",
-            "relay",
-            "--duration",
-            "5s",
-        ])
-        .output()
-        .await?;
+    let mut cmd = studio();
+    publish_pattern(&mut cmd, stack.backend.url(), "turn_creator", "h264", 5);
+    let out = cmd.args(["--ice-transport", "relay"]).output().await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!(
         "forced relay without TURN: {:?} after {:?}: {stderr}",

@@ -137,6 +137,16 @@ pub enum IceTransportArg {
     Relay,
 }
 
+/// `--turn-ca`: the PEM file's bytes, or an error naming the file.
+pub fn read_turn_ca(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| {
+        CliError::new(
+            EXIT_OTHER,
+            format!("cannot read --turn-ca {}: {e}", path.display()),
+        )
+    })
+}
+
 impl From<IceTransportArg> for streamit_session::IceTransport {
     fn from(a: IceTransportArg) -> Self {
         match a {

@@ -134,13 +134,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     config.simulcast = a.simulcast;
     config.publish.ice_transport = a.ice_transport.into();
     if let Some(path) = &a.turn_ca {
-        let pem = std::fs::read(path).map_err(|e| {
-            CliError::new(
-                super::EXIT_OTHER,
-                format!("cannot read --turn-ca {}: {e}", path.display()),
-            )
-        })?;
-        config.publish.turn_extra_ca_pem = Some(pem);
+        config.publish.turn_extra_ca_pem = Some(super::read_turn_ca(path)?);
     }
     config.spool_dir = streamit_session::spool::default_dir();
     let session = authenticated(&a.auth, config).await?;

@@ -53,6 +53,10 @@ pub struct WatchArgs {
     /// when neither works), `udp`, `tcp` or `relay` (only).
     #[arg(long, value_enum, default_value = "all")]
     pub ice_transport: IceTransportArg,
+    /// A PEM file of CA certificates to trust for TURN/TLS beside the system's (a
+    /// company's own CA).
+    #[arg(long)]
+    pub turn_ca: Option<std::path::PathBuf>,
     /// Print one JSON report on stdout (and no status line).
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,9 @@ pub async fn run(a: WatchArgs) -> CliResult {
         QualityArg::High => streamit_session::watch::Quality::High,
     });
     cfg.ice_transport = a.ice_transport.into();
+    if let Some(path) = &a.turn_ca {
+        cfg.turn_extra_ca_pem = Some(super::read_turn_ca(path)?);
+    }
     cfg.clock_epoch = a
         .clock_epoch_us
         .map(|us| UNIX_EPOCH + Duration::from_micros(us));

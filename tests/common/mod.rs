@@ -1,7 +1,11 @@
 //! Helpers the end-to-end tests share: the studio binary, waiting for a stream to go live,
-//! a viewer's token, a publish's end and a live studio session.
+//! a viewer's token, a publish's end, a watched pattern broadcast and a live studio session.
 // Each test crate compiles this module on its own and may not use every helper.
 #![allow(dead_code)]
+
+mod broadcast;
+#[allow(unused_imports)] // not every test crate broadcasts
+pub use broadcast::{Broadcast, CREATOR, publish_pattern};
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
