@@ -46,6 +46,9 @@ fn start_xvfb(screen: &str) -> Result<(Reaped, String)> {
             screen,
             "-nolisten",
             "tcp",
+            // Without it Xvfb resets when its last client leaves, and a studio started in
+            // that moment cannot connect (CI: "Failed to open connection to X server").
+            "-noreset",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
