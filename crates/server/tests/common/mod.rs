@@ -13,6 +13,32 @@ use streamit_api::client::Client;
 use streamit_api::{AuthResponse, RegisterRequest, Role};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_streamit-server");
+
+/// A LiveKit server posting its webhooks to a backend (this crate's binary) on a port chosen
+/// first, so LiveKit's config can name it; `lk_config` is extra LiveKit YAML, `env` the
+/// backend's extra environment. Keep the backend to drop before LiveKit.
+pub fn webhooked(
+    lk_config: Option<&str>,
+    env: &[(&str, &str)],
+) -> (streamit_testkit::LiveKit, streamit_testkit::Backend) {
+    let port = streamit_testkit::free_tcp_port().unwrap();
+    let lk = streamit_testkit::LiveKit::start_with(streamit_testkit::LiveKitOptions {
+        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
+        extra_config: lk_config.map(str::to_string),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut backend_env = vec![("STREAMIT_BIND".to_string(), format!("127.0.0.1:{port}"))];
+    backend_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let backend = streamit_testkit::Backend::start(streamit_testkit::BackendOptions {
+        livekit: Some(&lk),
+        bin: Some(BIN.into()),
+        env: backend_env,
+        ..Default::default()
+    })
+    .unwrap();
+    (lk, backend)
+}
 pub const LK_KEY: &str = "test-key";
 pub const LK_SECRET: &str = "test-secret-that-is-long-enough-for-livekit";
 

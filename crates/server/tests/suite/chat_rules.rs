@@ -18,7 +18,7 @@ use common::live_viewer::LiveViewer;
 use livekit_api::access_token::{Claims, TokenVerifier};
 use streamit_api::client::{ApiError, Client};
 use streamit_api::*;
-use streamit_testkit::{Backend, BackendOptions, LiveKit, LiveKitOptions, free_tcp_port};
+use streamit_testkit::{Backend, LiveKit};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -54,22 +54,7 @@ async fn register(backend: &Backend, username: &str, role: Role) -> (Client, Use
 /// LiveKit (webhooks to the backend), the backend, a live creator `alice`,
 /// follower `fred` and non-follower `nora`.
 async fn world() -> World {
-    let port = free_tcp_port().unwrap();
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })
-    .unwrap();
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(env!("CARGO_BIN_EXE_streamit-server").into()),
-        env: vec![
-            ("STREAMIT_BIND".into(), format!("127.0.0.1:{port}")),
-            ("RUST_LOG".into(), "info,sqlx=warn".into()),
-        ],
-        ..Default::default()
-    })
-    .unwrap();
+    let (lk, backend) = common::webhooked(None, &[("RUST_LOG", "info,sqlx=warn")]);
     let (creator, c_user) = register(&backend, "alice", Role::Creator).await;
     backend.cli(&["user", "approve", "alice"]).unwrap();
     creator

@@ -12,9 +12,7 @@ use base64::Engine;
 use common::eventually;
 use streamit_api::client::Client;
 use streamit_api::*;
-use streamit_testkit::{
-    Backend, BackendOptions, LiveKit, LiveKitOptions, Viewer, ViewerOptions, free_tcp_port,
-};
+use streamit_testkit::{Backend, BackendOptions, LiveKit, Viewer, ViewerOptions};
 
 fn bin() -> Option<PathBuf> {
     Some(PathBuf::from(env!("CARGO_BIN_EXE_streamit-server")))
@@ -53,22 +51,11 @@ fn tamper_publish(token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livekit_honours_backend_tokens_and_its_webhooks_drive_the_stats() {
-    // The backend's port is chosen first so LiveKit can be told where to post.
-    let port = free_tcp_port().unwrap();
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        // Close empty rooms quickly so room_finished arrives within the test.
-        extra_config: Some("room:\n  empty_timeout: 2\n  departure_timeout: 2".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: bin(),
-        env: vec![("STREAMIT_BIND".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })
-    .unwrap();
+    // Close empty rooms quickly so room_finished arrives within the test.
+    let (lk, backend) = common::webhooked(
+        Some("room:\n  empty_timeout: 2\n  departure_timeout: 2"),
+        &[],
+    );
 
     let (creator, c_auth) = account(&backend, "streamer", Role::Creator).await;
     backend.cli(&["user", "approve", "streamer"]).unwrap();
@@ -267,22 +254,7 @@ async fn an_expired_backend_token_is_refused_by_livekit() {
 /// still ends in LiveKit's room_finished, and the stream goes offline without end-stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_whose_studio_never_connects_goes_offline() {
-    let port = free_tcp_port().unwrap();
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })
-    .unwrap();
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: bin(),
-        env: vec![
-            ("STREAMIT_BIND".into(), format!("127.0.0.1:{port}")),
-            ("STREAMIT_ROOM_EMPTY_TIMEOUT".into(), "2s".into()),
-        ],
-        ..Default::default()
-    })
-    .unwrap();
+    let (_lk, backend) = common::webhooked(None, &[("STREAMIT_ROOM_EMPTY_TIMEOUT", "2s")]);
     let (creator, _) = account(&backend, "ghoststudio", Role::Creator).await;
     backend.cli(&["user", "approve", "ghoststudio"]).unwrap();
     creator

@@ -12,7 +12,7 @@ use common::live_viewer::LiveViewer;
 use livekit_api::services::room::RoomClient;
 use streamit_api::client::Client;
 use streamit_api::*;
-use streamit_testkit::{Backend, BackendOptions, LiveKit, LiveKitOptions, free_tcp_port};
+use streamit_testkit::{Backend, LiveKit};
 
 /// The backend's default grace period (`liveness::PUBLISHER_GRACE`).
 const GRACE: Duration = Duration::from_secs(20);
@@ -26,22 +26,7 @@ struct World {
 }
 
 async fn world(username: &str) -> World {
-    let port = free_tcp_port().unwrap();
-    let lk = LiveKit::start_with(LiveKitOptions {
-        webhook_urls: vec![format!("http://127.0.0.1:{port}/api/livekit/webhook")],
-        ..Default::default()
-    })
-    .unwrap();
-    let backend = Backend::start(BackendOptions {
-        livekit: Some(&lk),
-        bin: Some(env!("CARGO_BIN_EXE_streamit-server").into()),
-        env: vec![
-            ("STREAMIT_BIND".into(), format!("127.0.0.1:{port}")),
-            ("RUST_LOG".into(), "info,sqlx=warn".into()),
-        ],
-        ..Default::default()
-    })
-    .unwrap();
+    let (lk, backend) = common::webhooked(None, &[("RUST_LOG", "info,sqlx=warn")]);
     let auth = Client::new(backend.url())
         .register(&RegisterRequest {
             username: username.into(),
