@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use streamit_api::client::Client;
 use streamit_testkit::{Stack, TEST_PASSWORD, Viewer, ViewerOptions, ViewerReport};
 
-use super::{guest_viewer, wait_until_live};
+use super::{guest_viewer, publish_succeeded, wait_until_live};
 
 /// The creator every broadcast publishes as (a fresh stack each time).
 pub const CREATOR: &str = "broadcaster";
@@ -86,16 +86,8 @@ impl Broadcast {
 
     /// Waits for the publisher's end (exit 0 required); its JSON report.
     pub async fn finish(self) -> Result<serde_json::Value> {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.publish.wait_with_output())
-            .await
-            .context("publish did not finish")??;
-        ensure!(
-            out.status.success(),
-            "publish failed ({}): {}\nlivekit log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.stack.livekit.log_tail(30)
-        );
+        let livekit_log = format!("\nlivekit log:\n{}", self.stack.livekit.log_tail(30));
+        let out = publish_succeeded(self.publish, Duration::from_secs(60), &livekit_log).await?;
         if std::env::var_os("RUST_LOG").is_some() {
             println!("publish log:\n{}", String::from_utf8_lossy(&out.stderr));
         }

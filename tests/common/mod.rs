@@ -107,7 +107,8 @@ pub async fn publish_succeeded(
         .context("publish did not finish")??;
     ensure!(
         out.status.success(),
-        "publish failed: {}{diagnostics}",
+        "publish failed ({}): {}{diagnostics}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out)
