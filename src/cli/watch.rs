@@ -64,6 +64,10 @@ pub struct WatchArgs {
     /// prints one JSON report with every viewer's figures and the aggregate.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub viewers: u16,
+    /// With `--viewers`: how many of them decode every frame (the sample); the others decode
+    /// key frames only and count every other frame for completeness without decoding it.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub full_decode: u16,
 }
 
 pub async fn run(a: WatchArgs) -> CliResult {
@@ -93,7 +97,8 @@ pub async fn run(a: WatchArgs) -> CliResult {
         .map(|us| UNIX_EPOCH + Duration::from_micros(us));
 
     if a.viewers > 1 {
-        return super::watch_load::run(cfg, usize::from(a.viewers)).await;
+        let full = usize::from(a.full_decode);
+        return super::watch_load::run(cfg, usize::from(a.viewers), full).await;
     }
 
     let status = (!a.json && std::io::stdout().is_terminal()).then(|| {

@@ -1,14 +1,14 @@
-//! `watch --viewers N`: N viewers of one stream in this process, for load tests. Each is a
-//! full `watch` (its own LiveKit participant, decoder thread and pattern reader); the report
-//! is one JSON document with every viewer's figures and the aggregate.
-//!
-//! Not light yet: every viewer decodes every frame (the issue asks to decode only a sample and
-//! read the pattern from key frames for the rest), so the tool's own CPU bounds N early.
+//! `watch --viewers N`: N viewers of one stream in this process, for load tests. Each is its
+//! own LiveKit participant; the first `--full-decode` of them (the sample) decode every frame
+//! and read every pattern code, the rest decode only key frames (codes and latency from
+//! those) and count every other frame for completeness without decoding it, so the tool's
+//! own CPU does not bound N first. The report is one JSON document with every viewer's
+//! figures and the aggregate.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use streamit_session::watch::{self, WatchConfig, WatchReport};
+use streamit_session::watch::{self, DecodeMode, WatchConfig, WatchReport};
 
 use super::{CliError, CliResult};
 
@@ -17,18 +17,36 @@ use super::{CliError, CliResult};
 #[serde(rename_all = "camelCase")]
 struct ViewerLine {
     index: usize,
+    /// `every-frame` (the sample) or `key-frames`.
+    decode: String,
     outcome: String,
     error: Option<String>,
     connect_time_ms: Option<u64>,
     first_frame_ms: Option<u64>,
     frames_decoded: u64,
-    /// Frames in the span from the first to the last pattern code read.
+    /// Frames a decoder would have taken (every viewer counts these).
+    frames_decodable: u64,
+    /// Frames sent while watching (the publisher's timestamps), and the share of them that
+    /// was decodable, %: every viewer.
+    frames_sent: Option<u64>,
+    delivered_pct: Option<f64>,
+    /// Runs of undecodable frames (a loss until the next key frame): every viewer.
+    stalls: u64,
+    /// Frames in the span from the first to the last pattern code read (the sample).
     span_frames: Option<u64>,
-    /// Of those, the share that arrived and decoded.
+    /// Of those, the share that arrived and decoded (the sample).
     decoded_pct: Option<f64>,
-    missing_frames: u64,
-    /// Runs of missing frames (each a visible stall).
-    freezes: u64,
+    /// Frame codes missing in that span (the sample; `None` for a key-frame viewer, whose
+    /// codes skip by design).
+    missing_frames: Option<u64>,
+    /// Runs of missing frame codes (each a visible stall; the sample).
+    freezes: Option<u64>,
+    bitrate_kbps: Option<f64>,
+    /// Frames decoded at each size ("1280x720": n): which simulcast layers arrived.
+    resolutions: std::collections::BTreeMap<String, u64>,
+    /// Frames this process dropped: its decode queue was full, or the receiver's buffer.
+    queue_drops: u64,
+    receiver_drops: u64,
     latency_p50_ms: Option<f64>,
     latency_p95_ms: Option<f64>,
     reconnects: u32,
@@ -40,8 +58,16 @@ struct ViewerLine {
 struct Aggregate {
     viewers: usize,
     connected: usize,
-    /// Over all viewers: codes read / frames in their spans.
+    /// Viewers that decoded every frame (the rest decoded key frames only).
+    full_decode: usize,
+    /// Over all viewers: decodable frames / frames sent while each watched.
+    delivered_pct: Option<f64>,
+    /// Over the viewers that decoded every frame: codes read / frames in their spans.
     decoded_pct: Option<f64>,
+    /// Stalls (every viewer) and freezes (missing codes, the sample).
+    stalls: u64,
+    /// Mean of the viewers' received video bitrates.
+    bitrate_kbps_mean: Option<f64>,
     first_frame_p50_ms: Option<f64>,
     first_frame_p95_ms: Option<f64>,
     /// Percentiles over the viewers' own p50 / p95 glass-to-glass latencies.
@@ -83,15 +109,29 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+fn collect_kbps(lines: &[ViewerLine]) -> Vec<f64> {
+    lines.iter().filter_map(|l| l.bitrate_kbps).collect()
+}
+
 fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
     match r {
         Ok(r) => {
+            let every_frame = r.video.decode == DecodeMode::EveryFrame.name();
             let span = match (r.video.first_code, r.video.last_code) {
-                (Some(a), Some(b)) if b >= a => Some(u64::from(b - a) + 1),
+                (Some(a), Some(b)) if b >= a && every_frame => Some(u64::from(b - a) + 1),
                 _ => None,
             };
             ViewerLine {
                 index,
+                decode: r.video.decode,
+                frames_decodable: r.video.frames_decodable,
+                frames_sent: r.video.frames_sent,
+                delivered_pct: r.video.delivered_pct,
+                stalls: r.video.stalls,
+                bitrate_kbps: r.video.bitrate_kbps,
+                resolutions: r.video.resolutions,
+                queue_drops: r.video.queue_drops,
+                receiver_drops: r.video.receiver_drops,
                 outcome: r.outcome,
                 error: r.error,
                 connect_time_ms: r.connect_time_ms,
@@ -100,8 +140,8 @@ fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
                 span_frames: span,
                 decoded_pct: span
                     .map(|s| 100.0 * (s.saturating_sub(r.video.missing_frames)) as f64 / s as f64),
-                missing_frames: r.video.missing_frames,
-                freezes: r.video.gap_runs,
+                missing_frames: every_frame.then_some(r.video.missing_frames),
+                freezes: every_frame.then_some(r.video.gap_runs),
                 latency_p50_ms: r.latency.map(|l| l.p50_ms),
                 latency_p95_ms: r.latency.map(|l| l.p95_ms),
                 reconnects: r.reconnects,
@@ -109,6 +149,15 @@ fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
         }
         Err(e) => ViewerLine {
             index,
+            decode: String::new(),
+            frames_decodable: 0,
+            frames_sent: None,
+            delivered_pct: None,
+            stalls: 0,
+            bitrate_kbps: None,
+            resolutions: Default::default(),
+            queue_drops: 0,
+            receiver_drops: 0,
             outcome: "failed".into(),
             error: Some(e),
             connect_time_ms: None,
@@ -116,8 +165,8 @@ fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
             frames_decoded: 0,
             span_frames: None,
             decoded_pct: None,
-            missing_frames: 0,
-            freezes: 0,
+            missing_frames: None,
+            freezes: None,
             latency_p50_ms: None,
             latency_p95_ms: None,
             reconnects: 0,
@@ -125,9 +174,9 @@ fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
     }
 }
 
-/// Runs `viewers` watches of `cfg`'s stream at once (guest names `<name> 1`, `<name> 2`, …)
-/// and prints the JSON load report.
-pub async fn run(cfg: WatchConfig, viewers: usize) -> CliResult {
+/// Runs `viewers` watches of `cfg`'s stream at once (guest names `<name> 1`, `<name> 2`, …),
+/// the first `full_decode` decoding every frame, and prints the JSON load report.
+pub async fn run(cfg: WatchConfig, viewers: usize, full_decode: usize) -> CliResult {
     let started = Instant::now();
     let cpu_start = cpu_time();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -140,6 +189,9 @@ pub async fn run(cfg: WatchConfig, viewers: usize) -> CliResult {
     for i in 1..=viewers {
         let mut c = cfg.clone();
         c.guest_name = format!("{} {i}", cfg.guest_name);
+        if i > full_decode {
+            c.decode = DecodeMode::KeyFrames;
+        }
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let stopped = async move {
@@ -165,10 +217,15 @@ pub async fn run(cfg: WatchConfig, viewers: usize) -> CliResult {
         .iter()
         .filter(|l| l.connect_time_ms.is_some())
         .collect();
+    let (decodable, sent) = lines
+        .iter()
+        .filter_map(|l| Some((l.frames_decodable.min(l.frames_sent?), l.frames_sent?)))
+        .fold((0, 0), |(d, s), (ld, ls)| (d + ld, s + ls));
+    let bitrates = collect_kbps(&lines);
     let span: u64 = lines.iter().filter_map(|l| l.span_frames).sum();
     let read: u64 = lines
         .iter()
-        .filter_map(|l| l.span_frames.map(|s| s.saturating_sub(l.missing_frames)))
+        .filter_map(|l| Some(l.span_frames?.saturating_sub(l.missing_frames?)))
         .sum();
     let collect = |f: &dyn Fn(&ViewerLine) -> Option<f64>| -> Vec<f64> {
         lines.iter().filter_map(f).collect()
@@ -181,12 +238,17 @@ pub async fn run(cfg: WatchConfig, viewers: usize) -> CliResult {
         aggregate: Aggregate {
             viewers,
             connected: connected.len(),
+            full_decode: full_decode.min(viewers),
+            delivered_pct: (sent > 0).then(|| 100.0 * decodable as f64 / sent as f64),
             decoded_pct: (span > 0).then(|| 100.0 * read as f64 / span as f64),
+            stalls: lines.iter().map(|l| l.stalls).sum(),
+            bitrate_kbps_mean: (!bitrates.is_empty())
+                .then(|| bitrates.iter().sum::<f64>() / bitrates.len() as f64),
             first_frame_p50_ms: percentile(&mut first, 50.0),
             first_frame_p95_ms: percentile(&mut first, 95.0),
             latency_p50_of_p50_ms: percentile(&mut p50s, 50.0),
             latency_p95_of_p95_ms: percentile(&mut p95s, 95.0),
-            freezes: lines.iter().map(|l| l.freezes).sum(),
+            freezes: lines.iter().filter_map(|l| l.freezes).sum(),
             cpu_per_second: cpu,
             wall_secs: wall.as_secs_f64(),
         },

@@ -10,6 +10,7 @@ use streamit_livekit_publish as lk;
 use streamit_media::encode::{OpusDecoder, new_video_decoder};
 use streamit_media::{MediaTime, VideoCodec, VideoDecoder, read_pattern_code};
 
+use super::DecodeMode;
 use super::measure::{AudioMeasure, VideoMeasure};
 
 /// One frame on its way to the decoder thread.
@@ -58,6 +59,7 @@ pub(super) fn decode_loop(
     shared: Arc<Shared>,
     handle: lk::PublisherHandle,
     started: Instant,
+    mode: DecodeMode,
 ) -> (VideoMeasure, AudioMeasure) {
     // Instants → wall-clock times, read back to back once.
     let (anchor_instant, anchor_wall) = (Instant::now(), SystemTime::now());
@@ -103,12 +105,17 @@ pub(super) fn decode_loop(
                 if lost || !f.contiguous {
                     td.waiting_for_key = true;
                 }
-                if td.waiting_for_key && !f.keyframe {
+                let decodable = !td.waiting_for_key || f.keyframe;
+                video.arrived(f.timestamp, f.data.len(), decodable, wall(f.received_at));
+                if !decodable {
                     video.frames_skipped += 1;
                     let _ = handle.request_keyframe(&f.track);
                     continue;
                 }
                 td.waiting_for_key = false;
+                if mode == DecodeMode::KeyFrames && !f.keyframe {
+                    continue;
+                }
                 let pts = MediaTime::from_micros(f.timestamp.as_micros() as u64);
                 match td.decoder.decode(&f.data, pts) {
                     Ok(Some(frame)) => {
@@ -143,6 +150,9 @@ pub(super) fn decode_loop(
             }
             lk::ReceivedMedia::Audio(p) => {
                 audio.packets_received += 1;
+                if mode == DecodeMode::KeyFrames {
+                    continue;
+                }
                 if opus.is_none() {
                     match OpusDecoder::new(1) {
                         Ok(d) => opus = Some(d),

@@ -115,6 +115,12 @@ pub struct VideoMeasure {
     pub frames_per_second: Vec<u64>,
     /// Highest pattern code read in each second since `origin`.
     pub max_code_per_second: Vec<Option<u32>>,
+    /// Every frame that arrived, decoded or not.
+    pub delivery: Delivery,
+    /// Encoded video received (frame payloads), and when the first and last frame came.
+    pub payload_bytes: u64,
+    pub first_received: Option<SystemTime>,
+    pub last_received: Option<SystemTime>,
 }
 
 impl VideoMeasure {
@@ -163,6 +169,24 @@ impl VideoMeasure {
         }
     }
 
+    /// One frame arrived (`bytes` of payload), decodable or not.
+    pub fn arrived(&mut self, timestamp: Duration, bytes: usize, decodable: bool, at: SystemTime) {
+        self.delivery.frame(timestamp, decodable);
+        self.payload_bytes += bytes as u64;
+        self.first_received.get_or_insert(at);
+        self.last_received = Some(at);
+    }
+
+    /// Video payload received per second between the first and the last frame, kbit/s.
+    pub fn bitrate_kbps(&self) -> Option<f64> {
+        let span = self
+            .last_received?
+            .duration_since(self.first_received?)
+            .ok()?
+            .as_secs_f64();
+        (span > 0.0).then(|| self.payload_bytes as f64 * 8.0 / span / 1000.0)
+    }
+
     /// Decoded frames per second between the first and the last decoded frame.
     pub fn fps(&self) -> Option<f64> {
         let (a, b) = (self.first_decoded?, self.last_decoded?);
@@ -176,6 +200,61 @@ pub fn ms_between(from: SystemTime, to: SystemTime) -> f64 {
     match to.duration_since(from) {
         Ok(d) => d.as_secs_f64() * 1000.0,
         Err(e) => -e.duration().as_secs_f64() * 1000.0,
+    }
+}
+
+/// What a viewer that decodes only key frames still measures for every frame: the frames a
+/// decoder would have taken (everything before them arrived since a key frame), against the
+/// frames the RTP timestamps say were sent. The publisher stamps each frame with its capture
+/// time, so each gap between stamps, in units of the usual gap, counts the frames in it, the
+/// ones that never arrived too, as missing pattern codes do for a viewer that decodes.
+#[derive(Debug, Default, Clone)]
+pub struct Delivery {
+    /// Frames seen, decodable or not.
+    pub received: u64,
+    /// Frames a decoder would have taken.
+    pub decodable: u64,
+    /// Runs of frames a decoder could not take (a loss, until the next key frame): freezes.
+    pub stalls: u64,
+    stalled: bool,
+    last_stamp: Option<Duration>,
+    /// Gaps between consecutive stamps, µs.
+    gaps_us: Vec<u64>,
+}
+
+impl Delivery {
+    /// One frame, stamped `timestamp` (its RTP time), that a decoder could or could not take.
+    pub fn frame(&mut self, timestamp: Duration, decodable: bool) {
+        self.received += 1;
+        match self.last_stamp {
+            // A repeat, or a frame later than its successor: nothing new on screen.
+            Some(last) if timestamp <= last => return,
+            Some(last) => self.gaps_us.push((timestamp - last).as_micros() as u64),
+            None => {}
+        }
+        self.last_stamp = Some(timestamp);
+        if decodable {
+            self.decodable += 1;
+            self.stalled = false;
+        } else if !self.stalled {
+            self.stalls += 1;
+            self.stalled = true;
+        }
+    }
+
+    /// `(decodable, sent)` from the first to the last stamp: each gap counts as the nearest
+    /// whole number (at least 1) of frame intervals, the interval being the median gap (a
+    /// publisher that changes its frame rate mid-watch blurs this). `None` under two stamps.
+    pub fn share(&self) -> Option<(u64, u64)> {
+        let mut sorted = self.gaps_us.clone();
+        sorted.sort_unstable();
+        let interval = (*sorted.get(sorted.len() / 2)?).max(1);
+        let sent = 1 + self
+            .gaps_us
+            .iter()
+            .map(|&gap| ((gap + interval / 2) / interval).max(1))
+            .sum::<u64>();
+        Some((self.decodable.min(sent), sent))
     }
 }
 
@@ -312,6 +391,37 @@ mod tests {
         }
         let fps = v.fps().unwrap();
         assert!((fps - 30.0).abs() < 0.2, "{fps}");
+    }
+
+    #[test]
+    fn delivery_counts_the_frames_the_stamps_say_were_sent() {
+        let at = |frame: u64| Duration::from_micros(frame * 33_333);
+        let mut d = Delivery::default();
+        assert_eq!(d.share(), None);
+        // Frames 0..=9 arrive, 10..=12 are lost, 13 arrives broken, 14 too (waiting for a
+        // key frame), 15 is the key frame, 16..=19 follow; 17 arrives twice and late.
+        for f in 0..10 {
+            d.frame(at(f), true);
+        }
+        d.frame(at(13), false);
+        d.frame(at(14), false);
+        for f in 15..20 {
+            d.frame(at(f), true);
+        }
+        d.frame(at(17), true);
+        // 0..=19 is 20 frames sent, 15 of them decodable; the repeat adds nothing.
+        assert_eq!(d.share(), Some((15, 20)));
+        assert_eq!((d.received, d.stalls), (18, 1));
+        // A publisher stamping 90 kHz times at 30 fps with jitter of a tick still counts
+        // one frame per gap.
+        let mut j = Delivery::default();
+        for (i, us) in [0u64, 33_300, 66_700, 100_000, 133_311]
+            .into_iter()
+            .enumerate()
+        {
+            j.frame(Duration::from_micros(us), i != 2);
+        }
+        assert_eq!(j.share(), Some((4, 5)));
     }
 
     #[test]

@@ -63,6 +63,30 @@ pub struct WatchConfig {
     pub ice_transport: lk::IceTransport,
     /// CA certificates (PEM) trusted for TURN/TLS beside the system's.
     pub turn_extra_ca_pem: Option<Vec<u8>>,
+    /// Every frame, or key frames only (a load test's light viewer).
+    pub decode: DecodeMode,
+}
+
+/// How much of the stream a watch decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecodeMode {
+    /// Every frame: size, pattern code and latency for each, and the audio.
+    #[default]
+    EveryFrame,
+    /// Key frames only (codes and latency from them); every other frame is checked for
+    /// completeness and counted, and audio packets are counted, not decoded. For a load
+    /// test's many viewers, where decoding would bound their number before the SFU does.
+    KeyFrames,
+}
+
+impl DecodeMode {
+    /// The name reports use: `every-frame`, `key-frames`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeMode::EveryFrame => "every-frame",
+            DecodeMode::KeyFrames => "key-frames",
+        }
+    }
 }
 
 impl WatchConfig {
@@ -80,6 +104,7 @@ impl WatchConfig {
             decode_queue: 160,
             ice_transport: lk::IceTransport::All,
             turn_extra_ca_pem: None,
+            decode: DecodeMode::EveryFrame,
         }
     }
 }
@@ -208,11 +233,11 @@ pub async fn watch(
 
     let (tx, rx) = std_mpsc::sync_channel::<Queued>(cfg.decode_queue.max(1));
     let decoder = {
-        let shared = shared.clone();
+        let (shared, mode) = (shared.clone(), cfg.decode);
         let handle = handle.clone();
         std::thread::Builder::new()
             .name("watch-decode".into())
-            .spawn(move || decode_loop(rx, shared, handle, started))
+            .spawn(move || decode_loop(rx, shared, handle, started, mode))
             .map_err(|e| WatchError::Thread(e.to_string()))?
     };
 
@@ -404,6 +429,15 @@ pub async fn watch(
         clock_epoch_source: epoch.source.map(|s| s.name().to_string()),
         clock_epoch_unix_us: Some(shared.epoch_us.load(Ordering::Acquire)).filter(|&us| us != 0),
         video: VideoReport {
+            decode: cfg.decode.name().into(),
+            frames_decodable: video.delivery.decodable,
+            frames_sent: video.delivery.share().map(|(_, sent)| sent),
+            delivered_pct: video
+                .delivery
+                .share()
+                .map(|(decodable, sent)| 100.0 * decodable as f64 / sent as f64),
+            stalls: video.delivery.stalls,
+            bitrate_kbps: video.bitrate_kbps(),
             codecs,
             frames_received: video.frames_received,
             frames_decoded: video.frames_decoded,

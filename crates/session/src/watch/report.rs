@@ -33,6 +33,21 @@ pub struct WatchChat {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoReport {
+    /// `every-frame`, or `key-frames` (a load test's light viewer: the other frames are
+    /// counted, not decoded, so sizes, codes and latency come from key frames only).
+    pub decode: String,
+    /// Frames a decoder would have taken: everything before them arrived since a key frame.
+    pub frames_decodable: u64,
+    /// Frames the publisher's capture timestamps span, from the first to the last one
+    /// received (both decode modes); frames its encoder skipped count, as they do in the
+    /// pattern's frame numbers.
+    pub frames_sent: Option<u64>,
+    /// Of those, the share that was decodable, %.
+    pub delivered_pct: Option<f64>,
+    /// Runs of frames that were not decodable (a loss, until the next key frame): freezes.
+    pub stalls: u64,
+    /// Encoded video received, kbit/s, from the first to the last frame.
+    pub bitrate_kbps: Option<f64>,
     /// Codecs of the video tracks received (`h264`, `vp8`).
     pub codecs: Vec<String>,
     pub frames_received: u64,
