@@ -40,7 +40,7 @@ pub use paths::{
     browser_node_modules, chromium_bin, livekit_server_bin, repo_root, schemathesis_bin,
     viewer_python, web_node_modules,
 };
-pub use process::{free_tcp_port, free_udp_port, tie_to_test};
+pub use process::{children_cpu_time, free_tcp_port, free_udp_port, process_cpu_time, tie_to_test};
 pub use proxy::SignalProxy;
 pub use redis::Redis;
 pub use stack::{Account, Stack, TEST_PASSWORD};

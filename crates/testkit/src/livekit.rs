@@ -406,6 +406,11 @@ impl LiveKit {
         ))
     }
 
+    /// CPU time the running server has used so far (Linux; `None` when it is not running).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        crate::process::process_cpu_time(self.process.as_ref()?.child.id())
+    }
+
     /// Kills the server (as a crash would: SIGKILL, no goodbye to clients).
     pub fn kill(&mut self) {
         if let Some(mut p) = self.process.take() {

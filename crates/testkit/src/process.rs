@@ -18,6 +18,32 @@ pub fn free_udp_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat` (Linux):
+/// what benchmarks state a server cost. `None` when it is gone or elsewhere.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    stat_cpu_time(&format!("/proc/{pid}/stat"), 11)
+}
+
+/// CPU time (user + system) of this process's children that have ended and been waited
+/// for (Linux): what a batch of viewer processes cost.
+pub fn children_cpu_time() -> Option<Duration> {
+    stat_cpu_time("/proc/self/stat", 13)
+}
+
+/// Two adjacent tick counts of a `/proc/*/stat` line, `at` counted from the first field
+/// after the command name (utime, stime at 11; cutime, cstime at 13).
+fn stat_cpu_time(path: &str, at: usize) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(at)?.parse::<u64>().ok()? + fields.get(at + 1)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system; no memory is involved.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|t| *t > 0)?;
+    Some(Duration::from_micros(ticks * 1_000_000 / per_second))
+}
+
 /// Makes `cmd` die with the test process and lead its own process group.
 pub fn tie_to_test(cmd: &mut Command) {
     #[cfg(unix)]
