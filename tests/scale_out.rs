@@ -49,10 +49,10 @@ fn served(cluster: &Cluster, server: &str) -> (usize, usize) {
 }
 
 /// A creator publishes with `streamit-studio publish` through the balancer (token for node
-/// A); the official Python SDK viewer joins through the URL of the node that does *not* host
-/// the room (LiveKit routes it through Redis) and decodes the pattern;
-/// both nodes' webhooks reach the backends through the balancer, so the backend shows the
-/// stream live, counts the viewer and the session's peak.
+/// A); the official Python SDK viewer and our `watch --livekit-url` join through the URL of
+/// the node that does *not* host the room (LiveKit routes them through Redis) and decode the
+/// pattern; both nodes' webhooks reach the backends through the balancer, so the backend
+/// shows the stream live, counts both viewers and the session's peak.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balancer() -> Result<()> {
     let _one = ONE_CLUSTER.lock().await;
@@ -120,14 +120,28 @@ async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balanc
     opts.until_frames = Some(300);
     opts.read_pattern = true;
     let viewer = Viewer::spawn(opts)?;
+    // And our own viewer, `watch`, told to join through the same other node.
+    let other_url = cluster.livekit[other].ws_url();
+    let watch = studio()
+        .args([
+            "watch",
+            "crossnode",
+            "--api",
+            &url,
+            "--livekit-url",
+            &other_url,
+        ])
+        .args(["--name", "Node B watch", "--duration", "14s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
 
-    // The backend (through either instance) counts the viewer: the join webhook came from the
-    // node hosting the room, through the balancer.
+    // The backend (through either instance) counts both viewers: the join webhooks came
+    // from the node hosting the room, through the balancer.
     let start = Instant::now();
     let mut counted = None;
     while start.elapsed() < Duration::from_secs(15) {
         let s = public.stream_by_username("crossnode").await?;
-        if s.viewer_count == 1 {
+        if s.viewer_count == 2 {
             counted = Some(start.elapsed());
             break;
         }
@@ -135,10 +149,19 @@ async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balanc
     }
     ensure!(
         counted.is_some(),
-        "the backend never counted the viewer\n{}",
+        "the backend never counted both viewers\n{}",
         cluster.logs(30)
     );
     let viewer = viewer.report().await?;
+    let watched = watch.wait_with_output().await?;
+    let watched: serde_json::Value =
+        serde_json::from_slice(&watched.stdout).with_context(|| {
+            format!(
+                "watch --json ({}): {}",
+                watched.status,
+                String::from_utf8_lossy(&watched.stdout)
+            )
+        })?;
     publish_succeeded(publish, Duration::from_secs(40), &cluster.logs(30)).await?;
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report_path)?).context("the publish report")?;
@@ -197,15 +220,51 @@ async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balanc
     }
     ensure!(pattern.out_of_order == 0, "{pattern:?}");
 
-    // The studio's count and the backend's session peak both saw the viewer.
+    // `watch` through the other node: the same bars from its own pattern reader, and its
+    // loss counter (stalls: frames left undecodable) for the frames the publisher did send.
+    let v = &watched["video"];
+    let (first, last) = (v["firstCode"].as_u64(), v["lastCode"].as_u64());
+    let span = match (first, last) {
+        (Some(a), Some(b)) if b >= a => b - a + 1,
+        _ => 0,
+    };
+    let missing = v["missingFrames"].as_u64().unwrap_or(u64::MAX);
+    let decoded = 1.0 - missing.min(span) as f64 / span.max(1) as f64;
+    println!(
+        "watch via {}: {} frames decoded, {:.1} % of its span of {span}, {} stalls, delivered {} %, first frame {} ms",
+        watched["livekitUrl"],
+        v["framesDecoded"],
+        decoded * 100.0,
+        v["stalls"],
+        v["deliveredPct"],
+        watched["firstFrameMs"]
+    );
+    ensure!(watched["outcome"] == "completed", "{watched}");
     ensure!(
-        report["peakViewers"] == 1,
+        watched["livekitUrl"] == other_url.as_str(),
+        "watch joined {}, not {other_url}",
+        watched["livekitUrl"]
+    );
+    ensure!(v["framesDecoded"].as_u64().unwrap_or(0) >= 150, "{v}");
+    if adaptations == 0 {
+        ensure!(
+            decoded >= 0.95,
+            "watch decoded {:.1} %: {v}",
+            decoded * 100.0
+        );
+    } else {
+        ensure!(v["stalls"] == 0 && v["outOfOrder"] == 0, "{v}");
+    }
+
+    // The studio's count and the backend's session peak both saw the two viewers.
+    ensure!(
+        report["peakViewers"] == 2,
         "studio peak {}",
         report["peakViewers"]
     );
     let summary = &report["summary"];
     ensure!(
-        summary["peakViewers"] == 1,
+        summary["peakViewers"] == 2,
         "backend peak {}\n{}",
         summary["peakViewers"],
         cluster.logs(30)

@@ -57,6 +57,10 @@ pub struct WatchArgs {
     /// company's own CA).
     #[arg(long)]
     pub turn_ca: Option<std::path::PathBuf>,
+    /// Join through this LiveKit URL (`ws://…` or `wss://…`) instead of the one the backend
+    /// hands out: to watch through a chosen node of a multi-node LiveKit.
+    #[arg(long, value_name = "URL", value_parser = parse_livekit_url)]
+    pub livekit_url: Option<String>,
     /// Print one JSON report on stdout (and no status line).
     #[arg(long)]
     pub json: bool,
@@ -89,6 +93,7 @@ pub async fn run(a: WatchArgs) -> CliResult {
         QualityArg::High => streamit_session::watch::Quality::High,
     });
     cfg.ice_transport = a.ice_transport.into();
+    cfg.livekit_url = a.livekit_url.clone();
     if let Some(path) = &a.turn_ca {
         cfg.turn_extra_ca_pem = Some(super::read_turn_ca(path)?);
     }
@@ -281,5 +286,17 @@ fn print_human(r: &WatchReport) {
     println!("chat:           {} messages", r.chat_messages);
     for c in &r.chat {
         println!("  {}: {}", c.from, c.text);
+    }
+}
+
+/// A LiveKit URL is a WebSocket URL; anything else is a mistake to say at once.
+fn parse_livekit_url(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host().is_some() => Ok(s.to_string()),
+        Ok(u) => Err(format!(
+            "a LiveKit URL starts with ws:// or wss:// and names a host, not {}://",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("not a URL: {e}")),
     }
 }

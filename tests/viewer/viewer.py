@@ -129,7 +129,11 @@ class Report:
     def pattern_json(self):
         samples = self.pattern_samples
         numbers = [s[0] for s in samples]
-        out_of_order = sum(1 for a, b in zip(numbers, numbers[1:]) if b <= a)
+        # A code lower than the one before is disorder. The same code twice is not: when
+        # the SFU switches simulcast layers up, the new layer's key frame can carry the
+        # capture time of the last frame it forwarded from the old one.
+        out_of_order = sum(1 for a, b in zip(numbers, numbers[1:]) if b < a)
+        repeated = sum(1 for a, b in zip(numbers, numbers[1:]) if b == a)
         # The span is counted per stretch between the viewer's own restarts: frames published
         # while this viewer was away say nothing about the publisher.
         cuts = [r["unix_us"] for r in self.restarts if r["event"] == "reconnecting"]
@@ -150,6 +154,7 @@ class Report:
             "distinct": len(set(numbers)),
             "missing_in_span": span - len(set(numbers)),
             "out_of_order": out_of_order,
+            "repeated": repeated,
             "max_gap_ms": round(max(gaps_ms), 1) if gaps_ms else None,
             # Stalls longer than 250 ms (a 30 fps picture standing for 7+ frames).
             "freezes_ms": [round(g, 1) for g in gaps_ms if g > 250.0],

@@ -131,8 +131,12 @@ pub struct PatternReport {
     pub distinct: u64,
     /// Frame numbers between the first and last read that never arrived.
     pub missing_in_span: u64,
-    /// Codes that were not larger than the one before.
+    /// Codes lower than the one before.
     pub out_of_order: u64,
+    /// Codes equal to the one before: the same capture time from a second simulcast layer
+    /// as the SFU switched up.
+    #[serde(default)]
+    pub repeated: u64,
     /// The longest time between two decoded frames (ms).
     #[serde(default)]
     pub max_gap_ms: Option<f64>,

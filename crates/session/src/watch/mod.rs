@@ -65,6 +65,9 @@ pub struct WatchConfig {
     pub turn_extra_ca_pem: Option<Vec<u8>>,
     /// Every frame, or key frames only (a load test's light viewer).
     pub decode: DecodeMode,
+    /// Join through this LiveKit URL instead of the one the backend hands out: one node of
+    /// a multi-node deployment (the token is good on every node of it).
+    pub livekit_url: Option<String>,
 }
 
 /// How much of the stream a watch decodes.
@@ -105,6 +108,7 @@ impl WatchConfig {
             ice_transport: lk::IceTransport::All,
             turn_extra_ca_pem: None,
             decode: DecodeMode::EveryFrame,
+            livekit_url: None,
         }
     }
 }
@@ -214,6 +218,7 @@ pub async fn watch(
         }
     }
 
+    let livekit_url = cfg.livekit_url.clone().unwrap_or(grant.ws_url);
     let started = Instant::now();
     let opts = lk::PublishOptions {
         subscribe: true,
@@ -223,7 +228,7 @@ pub async fn watch(
     };
     let (handle, mut events) = tokio::time::timeout(
         cfg.connect_timeout,
-        lk::Publisher::connect(&grant.ws_url, &grant.token, opts),
+        lk::Publisher::connect(&livekit_url, &grant.token, opts),
     )
     .await
     .map_err(|_| WatchError::ConnectTimeout(cfg.connect_timeout.as_secs()))??;
@@ -415,6 +420,7 @@ pub async fn watch(
         username: stream.user.username.clone(),
         title: stream.title.clone(),
         identity: grant.identity,
+        livekit_url,
         duration_ms: duration.as_millis() as u64,
         connect_time_ms: connect_time.map(|d| d.as_millis() as u64),
         first_frame_ms: first_frame.map(|t| t.duration_since(started).as_millis() as u64),

@@ -72,7 +72,7 @@ pub struct VideoReport {
     pub missing_frames: u64,
     /// Runs of missing frame numbers (freezes).
     pub gap_runs: u64,
-    /// Codes not larger than the one before.
+    /// Codes lower than the one before (a repeat, from a simulcast switch up, is not).
     pub out_of_order: u64,
     /// Decoded frames in each whole second since the watch started (a freeze shows as 0s).
     pub frames_per_second: Vec<u64>,
@@ -122,6 +122,8 @@ pub struct WatchReport {
     pub title: String,
     /// Our identity in the room (`guest-…` for a guest).
     pub identity: String,
+    /// The LiveKit URL joined: the backend's, or the one the config chose (a node).
+    pub livekit_url: String,
     /// Connect started → end.
     pub duration_ms: u64,
     /// Connect started → joined.
