@@ -865,8 +865,18 @@ fn machine_busy(before: Option<(u64, u64)>) -> String {
     }
 }
 
+/// The `watch --viewers` the benchmark runs: this build's studio, or the binary
+/// `STREAMIT_BENCH_WATCH_BIN` names (an optimised build: `cargo build --release --bin
+/// streamit-studio`), so the tool's figures need not come from the debug build.
+fn load_tool() -> tokio::process::Command {
+    match std::env::var_os("STREAMIT_BENCH_WATCH_BIN") {
+        Some(bin) => common::clean_studio(tokio::process::Command::new(bin)),
+        None => studio(),
+    }
+}
+
 /// Benchmark, not a test (`cargo test --workspace --test scale_out bench_watch_load --
-/// --ignored --nocapture`; add `--release` for the optimised tool): one 720p VP8 simulcast publisher on the two-node cluster, then
+/// --ignored --nocapture`; `STREAMIT_BENCH_WATCH_BIN` runs the tool from another build): one 720p VP8 simulcast publisher on the two-node cluster, then
 /// for each N in `STREAMIT_BENCH_VIEWERS` (default 10,25,50,100) `watch --viewers N
 /// --quality high` for 20 s (one viewer decodes every frame, the rest key frames), and for
 /// each N in `STREAMIT_BENCH_PY_VIEWERS` (default 5,10) as many official Python SDK viewers.
@@ -905,6 +915,11 @@ async fn bench_watch_load() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await; // past the first bandwidth ramp
     let publisher_pid = publish.id().context("publish ended")?;
     println!(
+        "load tool: {}",
+        std::env::var("STREAMIT_BENCH_WATCH_BIN")
+            .unwrap_or_else(|_| "this build's streamit-studio".into())
+    );
+    println!(
         "| viewers | tool | connected | delivered % | decoded % (sample) | stalls | first frame p95 ms | g2g p95 ms | node A CPU/s | node B CPU/s | viewers' CPU/s | publisher CPU/s | machine busy % |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -920,7 +935,7 @@ async fn bench_watch_load() -> Result<()> {
         let before: Vec<_> = cluster.livekit.iter().map(|l| l.cpu_time()).collect();
         let (machine, publisher) = (machine_jiffies(), process_cpu_time(publisher_pid));
         let started = Instant::now();
-        let out = studio()
+        let out = load_tool()
             .args(["watch", "bench", "--api", &url, "--viewers", &n.to_string()])
             .args(["--duration", &format!("{WATCH_SECS}s"), "--quality", "high"])
             .output()

@@ -28,7 +28,9 @@ pub fn studio_behind(link: &streamit_testkit::netem::ImpairedLink) -> tokio::pro
     clean_studio(link.command(env!("CARGO_BIN_EXE_streamit-studio")).into())
 }
 
-fn clean_studio(mut cmd: tokio::process::Command) -> tokio::process::Command {
+/// A studio command without the caller's StreamIt credentials, spooling into the build's
+/// scratch space, with its output piped.
+pub fn clean_studio(mut cmd: tokio::process::Command) -> tokio::process::Command {
     cmd.env_remove("STREAMIT_TOKEN")
         .env_remove("STREAMIT_API_URL")
         .env_remove("STREAMIT_PASSWORD")
