@@ -50,6 +50,10 @@ pub struct PublishReport {
     pub cpu_limited: Option<String>,
     /// How often the encoder stepped its frame rate or size down for the CPU.
     pub cpu_adaptations: u32,
+    /// How long, over the broadcast, the studio's state said "CPU limited", and the last
+    /// such message: the end alone misses a limit that lifted in the last seconds.
+    pub cpu_limited_ms: u64,
+    pub cpu_limited_last: Option<String>,
     /// At the end: "Network limited: 120 kbit/s, sending low quality" while the uplink's
     /// estimate kept video below what viewers asked for; `null` otherwise.
     pub network_limited: Option<String>,
@@ -200,6 +204,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     // misses a signal that arrives while the loop handles a state change.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let mut cpu = CpuLimitLog::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end_at) => break,
@@ -213,6 +218,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                     break;
                 }
                 let s = watch.borrow_and_update().clone();
+                cpu.observe(&s, Instant::now());
                 if let StreamState::Failed { reason } = &s.stream_state {
                     // In words first, as the studio's ending says it; the detail after.
                     failed = Some(match &s.summary {
@@ -263,6 +269,8 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             .or(end.as_ref().err().map(|e| e.message.clone())),
     );
     report.watch_url = watch_url;
+    cpu.observe(&state, Instant::now());
+    (report.cpu_limited_ms, report.cpu_limited_last) = cpu.finish(Instant::now());
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
@@ -284,6 +292,37 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     }
     end?;
     Ok(())
+}
+
+/// What the state said about the CPU over the broadcast.
+#[derive(Default)]
+struct CpuLimitLog {
+    since: Option<Instant>,
+    total: Duration,
+    last: Option<String>,
+}
+
+impl CpuLimitLog {
+    fn observe(&mut self, s: &SessionState, now: Instant) {
+        match (&s.health.cpu_limited, self.since) {
+            (Some(l), since) => {
+                self.last = Some(l.to_string());
+                self.since = since.or(Some(now));
+            }
+            (None, Some(since)) => {
+                self.total += now - since;
+                self.since = None;
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn finish(mut self, now: Instant) -> (u64, Option<String>) {
+        if let Some(since) = self.since.take() {
+            self.total += now - since;
+        }
+        (self.total.as_millis() as u64, self.last)
+    }
 }
 
 /// The stream's watch URL, once logged in.
@@ -363,6 +402,8 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         packet_loss: h.packet_loss,
         cpu_limited: h.cpu_limited.map(|l| l.to_string()),
         cpu_adaptations: h.cpu_adaptations,
+        cpu_limited_ms: 0,
+        cpu_limited_last: None,
         network_limited: h.network_limited.map(|l| l.to_string()),
         peak_viewers: s.peak_viewers,
         chat_messages: summary.as_ref().map(|s| s.chat_messages).unwrap_or(0),
@@ -426,6 +467,12 @@ fn print_human(r: &PublishReport) {
     println!("reconnects:     {}", r.reconnects);
     if let Some(l) = &r.cpu_limited {
         println!("encoder:        {l} ({} step downs)", r.cpu_adaptations);
+    } else if let Some(l) = &r.cpu_limited_last {
+        println!(
+            "encoder:        kept up at the end; {l} for {:.1} s ({} step downs)",
+            r.cpu_limited_ms as f64 / 1000.0,
+            r.cpu_adaptations
+        );
     }
     println!("chat:           {} messages", r.chat_messages);
     for c in &r.chat {
