@@ -235,6 +235,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             }
         }
     }
+    let broadcast_ended = Instant::now();
     if let Some(pb) = &status {
         pb.set_message("ending the stream…");
     }
@@ -269,8 +270,9 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             .or(end.as_ref().err().map(|e| e.message.clone())),
     );
     report.watch_url = watch_url;
-    cpu.observe(&state, Instant::now());
-    (report.cpu_limited_ms, report.cpu_limited_last) = cpu.finish(Instant::now());
+    // The broadcast ended when the loop did; End's own seconds are not the encoder's.
+    cpu.observe(&state, broadcast_ended);
+    (report.cpu_limited_ms, report.cpu_limited_last) = cpu.finish(broadcast_ended);
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
@@ -543,6 +545,30 @@ mod tests {
             reconnects: media.then_some(1),
             end_reason: Some("end-stream".into()),
         }
+    }
+
+    #[test]
+    fn cpu_limit_log_sums_the_limited_spans_and_keeps_the_last_message() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut limited = SessionState::default();
+        let free = SessionState::default();
+        let mut log = CpuLimitLog::default();
+        log.observe(&free, at(0));
+        limited.health.cpu_limited = Some(streamit_session::CpuLimited {
+            width: 1280,
+            height: 720,
+            fps: 24.0,
+        });
+        log.observe(&limited, at(1_000));
+        log.observe(&limited, at(1_500)); // still limited: the span goes on
+        log.observe(&free, at(3_000));
+        log.observe(&limited, at(4_000));
+        // Limited until the broadcast ended at 4.5 s: 2 s + 0.5 s.
+        let (ms, last) = log.finish(at(4_500));
+        assert_eq!(ms, 2_500);
+        assert_eq!(last.as_deref(), Some("CPU limited: sending 720p at 24 fps"));
+        assert_eq!(CpuLimitLog::default().finish(at(0)), (0, None));
     }
 
     #[test]
