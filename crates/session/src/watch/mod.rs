@@ -414,6 +414,8 @@ pub async fn watch(
         .map(|s| s.viewer_count);
     let first_frame = shared.live.lock().ok().and_then(|l| l.first_frame);
 
+    // One pass over the frame gaps (it sorts them) for both figures.
+    let delivery = video.delivery.share();
     Ok(WatchReport {
         outcome: outcome.into(),
         error,
@@ -437,11 +439,8 @@ pub async fn watch(
         video: VideoReport {
             decode: cfg.decode.name().into(),
             frames_decodable: video.delivery.decodable,
-            frames_sent: video.delivery.share().map(|(_, sent)| sent),
-            delivered_pct: video
-                .delivery
-                .share()
-                .map(|(decodable, sent)| 100.0 * decodable as f64 / sent as f64),
+            frames_sent: delivery.map(|(_, sent)| sent),
+            delivered_pct: delivery.map(|(decodable, sent)| 100.0 * decodable as f64 / sent as f64),
             stalls: video.delivery.stalls,
             bitrate_kbps: video.bitrate_kbps(),
             codecs,
