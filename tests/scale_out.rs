@@ -10,6 +10,7 @@ use anyhow::{Context, Result, ensure};
 use common::{live_session, publish_succeeded, studio, wait_until_live};
 use streamit_api::ViewerTokenRequest;
 use streamit_api::client::Client;
+use streamit_session::watch::measure::LatencyStats;
 use streamit_session::{Command, StreamSetup, StreamState, SummaryDelivery};
 use streamit_testkit::balancer::INSTANCE_HEADER;
 use streamit_testkit::{
@@ -810,13 +811,6 @@ async fn watch_with_several_viewers_reports_each_and_the_aggregate() -> Result<(
     Ok(())
 }
 
-/// Nearest-rank percentile `p` (0..=100) of `v`; `None` when empty.
-fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v.get(rank.clamp(1, v.len().max(1)) - 1).copied()
-}
-
 /// The viewer counts a benchmark runs, from `var` ("10,25,50") or `default`.
 fn counts(var: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(var)
@@ -1015,28 +1009,24 @@ async fn bench_watch_load() -> Result<()> {
                 "-".into()
             }
         };
-        let first = percentile(
-            joined
-                .iter()
-                .filter_map(|r| r.video.first_frame_ms)
-                .collect(),
-            95.0,
-        );
-        let g2g = percentile(
-            joined
-                .iter()
-                .filter_map(|r| {
-                    let epoch = r
-                        .participant_attributes
-                        .get(&creator.user.id)?
-                        .get("streamit.mediaClockEpochUs")?
-                        .parse()
-                        .ok()?;
-                    percentile(r.pattern.latencies_ms(epoch), 95.0)
-                })
-                .collect(),
-            95.0,
-        );
+        // Nearest-rank, as `watch` reports its own.
+        let p95 = |v: &[f64]| LatencyStats::of(v).map(|s| s.p95_ms);
+        let first = p95(&joined
+            .iter()
+            .filter_map(|r| r.video.first_frame_ms)
+            .collect::<Vec<_>>());
+        let g2g = p95(&joined
+            .iter()
+            .filter_map(|r| {
+                let epoch = r
+                    .participant_attributes
+                    .get(&creator.user.id)?
+                    .get("streamit.mediaClockEpochUs")?
+                    .parse()
+                    .ok()?;
+                p95(&r.pattern.latencies_ms(epoch))
+            })
+            .collect::<Vec<_>>());
         println!(
             "| {n} | Python SDK | {} | {} | {} | - | {} | {} | {} | {} | {viewers_cpu:.2} | {publisher} | {busy} |",
             joined.len(),

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use streamit_session::watch::measure::LatencyStats;
 use streamit_session::watch::{self, DecodeMode, WatchConfig, WatchReport};
 
 use super::{CliError, CliResult};
@@ -87,16 +88,6 @@ struct LoadReport {
     per_viewer: Vec<ViewerLine>,
 }
 
-/// Nearest-rank percentile of `v` (sorted here).
-fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v.get(rank.saturating_sub(1).min(v.len() - 1)).copied()
-}
-
 /// This process's user + system CPU time (all threads), from `/proc/self/stat` (Linux; its
 /// clock ticks are USER_HZ, 100 a second).
 fn cpu_time() -> Option<Duration> {
@@ -107,10 +98,6 @@ fn cpu_time() -> Option<Duration> {
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_millis(ticks * 10))
-}
-
-fn collect_kbps(lines: &[ViewerLine]) -> Vec<f64> {
-    lines.iter().filter_map(|l| l.bitrate_kbps).collect()
 }
 
 fn line(index: usize, r: Result<WatchReport, String>) -> ViewerLine {
@@ -221,7 +208,6 @@ pub async fn run(cfg: WatchConfig, viewers: usize, full_decode: usize) -> CliRes
         .iter()
         .filter_map(|l| Some((l.frames_decodable.min(l.frames_sent?), l.frames_sent?)))
         .fold((0, 0), |(d, s), (ld, ls)| (d + ld, s + ls));
-    let bitrates = collect_kbps(&lines);
     let span: u64 = lines.iter().filter_map(|l| l.span_frames).sum();
     let read: u64 = lines
         .iter()
@@ -230,9 +216,11 @@ pub async fn run(cfg: WatchConfig, viewers: usize, full_decode: usize) -> CliRes
     let collect = |f: &dyn Fn(&ViewerLine) -> Option<f64>| -> Vec<f64> {
         lines.iter().filter_map(f).collect()
     };
-    let mut first = collect(&|l| l.first_frame_ms.map(|v| v as f64));
-    let mut p50s = collect(&|l| l.latency_p50_ms);
-    let mut p95s = collect(&|l| l.latency_p95_ms);
+    let bitrates = collect(&|l| l.bitrate_kbps);
+    // Nearest-rank, as each viewer's own latency figures.
+    let first = LatencyStats::of(&collect(&|l| l.first_frame_ms.map(|v| v as f64)));
+    let p50s = LatencyStats::of(&collect(&|l| l.latency_p50_ms));
+    let p95s = LatencyStats::of(&collect(&|l| l.latency_p95_ms));
     let report = LoadReport {
         username: cfg.username.clone(),
         aggregate: Aggregate {
@@ -244,10 +232,10 @@ pub async fn run(cfg: WatchConfig, viewers: usize, full_decode: usize) -> CliRes
             stalls: lines.iter().map(|l| l.stalls).sum(),
             bitrate_kbps_mean: (!bitrates.is_empty())
                 .then(|| bitrates.iter().sum::<f64>() / bitrates.len() as f64),
-            first_frame_p50_ms: percentile(&mut first, 50.0),
-            first_frame_p95_ms: percentile(&mut first, 95.0),
-            latency_p50_of_p50_ms: percentile(&mut p50s, 50.0),
-            latency_p95_of_p95_ms: percentile(&mut p95s, 95.0),
+            first_frame_p50_ms: first.map(|s| s.p50_ms),
+            first_frame_p95_ms: first.map(|s| s.p95_ms),
+            latency_p50_of_p50_ms: p50s.map(|s| s.p50_ms),
+            latency_p95_of_p95_ms: p95s.map(|s| s.p95_ms),
             freezes: lines.iter().filter_map(|l| l.freezes).sum(),
             cpu_per_second: cpu,
             wall_secs: wall.as_secs_f64(),
