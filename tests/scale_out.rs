@@ -825,11 +825,20 @@ fn node_cpu(cluster: &Cluster, before: &[Option<Duration>], wall: Duration) -> V
         .livekit
         .iter()
         .zip(before)
-        .map(|(lk, b)| match (lk.cpu_time(), b) {
-            (Some(a), Some(b)) => format!("{:.2}", (a - *b).as_secs_f64() / wall.as_secs_f64()),
-            _ => "?".into(),
-        })
+        .map(|(lk, b)| cpu_per_second(*b, lk.cpu_time(), wall))
         .collect()
+}
+
+/// CPU seconds used per second of `wall` between two readings, for the table; `?` when
+/// either is missing.
+fn cpu_per_second(before: Option<Duration>, after: Option<Duration>, wall: Duration) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!(
+            "{:.2}",
+            a.saturating_sub(b).as_secs_f64() / wall.as_secs_f64()
+        ),
+        _ => "?".into(),
+    }
 }
 
 /// Busy and total jiffies of the whole machine so far (`/proc/stat`'s first line): the
@@ -917,12 +926,8 @@ async fn bench_watch_load() -> Result<()> {
         "| viewers | tool | connected | delivered % | decoded % (sample) | stalls | first frame p95 ms | g2g p95 ms | node A CPU/s | node B CPU/s | viewers' CPU/s | publisher CPU/s | machine busy % |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let publisher_cpu = |before: Option<Duration>, wall: Duration| match (
-        before,
-        process_cpu_time(publisher_pid),
-    ) {
-        (Some(b), Some(a)) => format!("{:.2}", (a - b).as_secs_f64() / wall.as_secs_f64()),
-        _ => "?".into(),
+    let publisher_cpu = |before: Option<Duration>, wall: Duration| {
+        cpu_per_second(before, process_cpu_time(publisher_pid), wall)
     };
 
     for n in ours {
