@@ -8,6 +8,7 @@ use std::time::Instant;
 use str0m::net::Protocol;
 
 use super::Participant;
+use super::recovery::Attempt;
 use crate::types::*;
 
 impl Participant {
@@ -44,15 +45,37 @@ impl Participant {
         Bitrate(sum)
     }
 
-    /// Tells str0m's BWE what we would like to send, so it probes for it.
-    pub(super) fn apply_desired_bitrate(&mut self) {
-        let desired = self.desired_bitrate();
-        if desired.0 == 0 || self.bwe_desired == Some(desired) || !self.is_connected() {
+    /// Tells str0m's BWE what we would like to send, so it probes for it; while the
+    /// estimate sits far below that, the [`RecoveryProber`](super::recovery) asks for
+    /// probes (a desired bitrate a bit per second higher, or a fresh start).
+    pub(super) fn apply_desired_bitrate(&mut self, now: Instant) {
+        let wanted = self.desired_bitrate();
+        if wanted.0 == 0 || !self.is_connected() {
             return;
         }
         let Some(rtc) = self.publisher.as_mut() else {
             return;
         };
+        match self.recovery.poll(now, wanted) {
+            Some(Attempt::Nudge) => tracing::debug!(
+                estimate_bps = self.bwe.map(|b| b.0),
+                wanted_bps = wanted.0,
+                "estimate far below what the tracks want: nudging the BWE to probe"
+            ),
+            Some(Attempt::Reset(from)) => {
+                tracing::debug!(
+                    estimate_bps = from.0,
+                    wanted_bps = wanted.0,
+                    "estimate still far below what the tracks want: restarting the BWE"
+                );
+                rtc.bwe().reset(to_str0m_bitrate(from));
+            }
+            None => {}
+        }
+        let desired = Bitrate(wanted.0 + self.recovery.offset());
+        if self.bwe_desired == Some(desired) {
+            return;
+        }
         rtc.bwe()
             .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(desired));
         self.bwe_desired = Some(desired);
@@ -239,6 +262,40 @@ mod tests {
         assert_eq!(h.core.bwe_desired, Some(Bitrate(200_000)));
         // A single layer without a nominal bitrate: 0.1 bit/pixel at 30 fps.
         assert_eq!(nominal_video_bps(640, 360), 691_200);
+    }
+
+    /// An estimate stuck far below what the tracks want: once the prober says so, the
+    /// desired bitrate handed to str0m rises by one bit per second (its cue to send an
+    /// allocation probe). The prober's timing is tested in `recovery`; here the harness's
+    /// own str0m estimates are kept out by not pumping between the steps.
+    #[test]
+    fn a_stuck_estimate_nudges_str0m_to_probe() {
+        let mut h = Harness::new();
+        h.connected();
+        let _cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 1280, 720, 30));
+        h.pump(10);
+        let wanted = h.core.desired_bitrate();
+        assert_eq!(h.core.bwe_desired, Some(wanted));
+        let t0 = h.now;
+        h.core.recovery = Default::default();
+        let est = |kbps| {
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                estimate: str0m::bwe::Bitrate::kbps(kbps),
+                can_probe: true,
+            })
+        };
+        h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
+        h.core
+            .apply_desired_bitrate(t0 + std::time::Duration::from_millis(2900));
+        assert_eq!(h.core.bwe_desired, Some(wanted), "before 3 s steady");
+        h.core
+            .apply_desired_bitrate(t0 + std::time::Duration::from_secs(3));
+        assert_eq!(h.core.bwe_desired, Some(Bitrate(wanted.0 + 1)));
+        // Near what is wanted: no more nudges, the offset stays.
+        h.core.handle_rtc_event(PcKind::Publisher, est(2500), t0);
+        h.core
+            .apply_desired_bitrate(t0 + std::time::Duration::from_secs(20));
+        assert_eq!(h.core.bwe_desired, Some(Bitrate(wanted.0 + 1)));
     }
 
     #[test]

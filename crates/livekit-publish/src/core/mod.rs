@@ -13,7 +13,8 @@
 //! remote participants), `tracks` (local tracks and simulcast layers, with
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
 //! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
-//! media-feedback watchdog the core consults on each timeout. This file keeps the
+//! media-feedback watchdog and `recovery` the estimate's rapid recovery, which the
+//! core consults on each timeout. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
@@ -38,6 +39,7 @@ mod bandwidth;
 mod data;
 mod liveness;
 mod publisher;
+mod recovery;
 mod resume;
 mod signal;
 mod subscriber;
@@ -208,6 +210,8 @@ pub struct Participant {
     bwe_emitted: Option<Bitrate>,
     /// Desired bitrate last handed to str0m's BWE (it probes up towards it).
     bwe_desired: Option<Bitrate>,
+    /// Asks str0m for a probe while the estimate sits far below `bwe_desired`.
+    recovery: recovery::RecoveryProber,
     peer_rtt: Option<Duration>,
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
@@ -282,6 +286,7 @@ impl Participant {
             bwe: None,
             bwe_emitted: None,
             bwe_desired: None,
+            recovery: Default::default(),
             peer_rtt: None,
             quality: None,
             frames_sent: 0,
@@ -551,6 +556,7 @@ impl Participant {
             chat,
             self.watch.next_check(),
             self.sub_restart.map(|r| r.until),
+            self.recovery.next_check(),
         ]
         .into_iter()
         .flatten()
@@ -564,7 +570,7 @@ impl Participant {
 
     /// Drain both peer connections until they only wait for time.
     fn drive(&mut self, now: Instant) {
-        self.apply_desired_bitrate();
+        self.apply_desired_bitrate(now);
         self.service_subscriptions(now);
         for _round in 0..64 {
             let mut events = Vec::new();
@@ -687,6 +693,7 @@ impl Participant {
                 };
                 let est = Bitrate(est.as_u64());
                 self.bwe = Some(est);
+                self.recovery.on_estimate(now, est);
                 if target_bitrate_moved(self.bwe_emitted, est) {
                     self.bwe_emitted = Some(est);
                     self.emit(PublisherEvent::TargetBitrate(est));

@@ -64,6 +64,7 @@ impl Participant {
         self.lossy_open = false;
         self.publisher = Some(rtc);
         self.bwe_desired = None;
+        self.recovery = Default::default();
         self.pending_offer = None;
         self.offer_in_flight = Default::default();
         if let Some((offer, pending)) = applied {
