@@ -35,6 +35,9 @@ pub struct PublishReport {
     pub average_bitrate_bps: u64,
     pub last_bitrate_bps: u64,
     pub target_bitrate_bps: Option<u64>,
+    /// The uplink estimate the encoders followed, in kbit/s, one value per second of the
+    /// broadcast (the last known at each second): how a cap bit and how fast it recovered.
+    pub target_bitrate_kbps_per_second: Vec<Option<u64>>,
     pub rtt_ms: Option<f64>,
     /// Media transport ICE selected at the end: "udp", "tcp", or through the TURN
     /// relay "relay/udp", "relay/tcp" or "relay/tls".
@@ -205,6 +208,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut cpu = CpuLimitLog::default();
+    let mut estimates = PerSecond::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end_at) => break,
@@ -219,6 +223,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                 }
                 let s = watch.borrow_and_update().clone();
                 cpu.observe(&s, Instant::now());
+                estimates.observe(started.elapsed(), s.health.target_bitrate_bps.map(|b| b / 1000));
                 if let StreamState::Failed { reason } = &s.stream_state {
                     // In words first, as the studio's ending says it; the detail after.
                     failed = Some(match &s.summary {
@@ -273,6 +278,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     // The broadcast ended when the loop did; End's own seconds are not the encoder's.
     cpu.observe(&state, broadcast_ended);
     (report.cpu_limited_ms, report.cpu_limited_last) = cpu.finish(broadcast_ended);
+    report.target_bitrate_kbps_per_second = estimates.finish(broadcast_ended - started);
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
@@ -324,6 +330,34 @@ impl CpuLimitLog {
             self.total += now - since;
         }
         (self.total.as_millis() as u64, self.last)
+    }
+}
+
+/// A value sampled once per second of the broadcast from the states as they come: each
+/// second holds the last value known by its end (`None` before the first).
+#[derive(Default)]
+struct PerSecond {
+    values: Vec<Option<u64>>,
+    last: Option<u64>,
+}
+
+impl PerSecond {
+    fn observe(&mut self, elapsed: Duration, value: Option<u64>) {
+        self.fill_to(elapsed);
+        self.last = value.or(self.last);
+    }
+
+    /// Seconds that ended before `elapsed` take the last value.
+    fn fill_to(&mut self, elapsed: Duration) {
+        let whole = elapsed.as_secs() as usize;
+        while self.values.len() < whole {
+            self.values.push(self.last);
+        }
+    }
+
+    fn finish(mut self, elapsed: Duration) -> Vec<Option<u64>> {
+        self.fill_to(elapsed);
+        self.values
     }
 }
 
@@ -396,6 +430,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         average_bitrate_bps: summary.as_ref().map(|s| s.average_bitrate_bps).unwrap_or(0),
         last_bitrate_bps: h.bitrate_bps,
         target_bitrate_bps: h.target_bitrate_bps,
+        target_bitrate_kbps_per_second: Vec::new(),
         rtt_ms: h.rtt.map(|r| r.as_secs_f64() * 1000.0),
         transport: h.transport.map(str::to_string),
         reconnects: h.reconnects,
@@ -545,6 +580,29 @@ mod tests {
             reconnects: media.then_some(1),
             end_reason: Some("end-stream".into()),
         }
+    }
+
+    #[test]
+    fn per_second_holds_the_last_value_known_by_each_seconds_end() {
+        let ms = Duration::from_millis;
+        let mut p = PerSecond::default();
+        p.observe(ms(300), None);
+        p.observe(ms(1_200), Some(1500));
+        p.observe(ms(1_900), Some(1400));
+        // No state for 2 s: those seconds keep 1400.
+        p.observe(ms(4_100), Some(300));
+        p.observe(ms(4_500), None);
+        assert_eq!(
+            p.finish(ms(6_050)),
+            vec![
+                None,
+                Some(1400),
+                Some(1400),
+                Some(1400),
+                Some(300),
+                Some(300)
+            ]
+        );
     }
 
     #[test]
