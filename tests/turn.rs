@@ -120,7 +120,7 @@ async fn watching_through_turn_tls_reads_the_pattern() -> Result<()> {
         ])
         .args([
             "--duration",
-            "8s",
+            "10s",
             "--json",
             "--ice-transport",
             "relay",
@@ -140,8 +140,12 @@ async fn watching_through_turn_tls_reads_the_pattern() -> Result<()> {
     let v = &r["video"];
     let readable = v["readableCodes"].as_u64().unwrap_or(0);
     let (first, last) = (
-        v["firstCode"].as_u64().context("no frame code read")?,
-        v["lastCode"].as_u64().context("no frame code read")?,
+        v["firstCode"]
+            .as_u64()
+            .with_context(|| format!("no frame code read: {r:#}"))?,
+        v["lastCode"]
+            .as_u64()
+            .with_context(|| format!("no frame code read: {r:#}"))?,
     );
     let share = readable as f64 / (last - first + 1) as f64;
     println!(
@@ -157,7 +161,11 @@ async fn watching_through_turn_tls_reads_the_pattern() -> Result<()> {
         "transport {}",
         r["transport"]
     );
-    ensure!(share >= 0.95, "read {:.1} % < 95 %", share * 100.0);
+    ensure!(
+        share >= 0.95,
+        "read {:.1} % < 95 %: {r:#}\nwatch's log: {stderr}",
+        share * 100.0
+    );
     broadcast.finish().await?;
     Ok(())
 }
