@@ -263,8 +263,8 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
     // The cap lifted ~25 s into the viewer's 45 s; from 36 s on the picture moves again at
     // the 15 fps it kept while capped or better. (Full rate comes back as fast as the
     // estimate climbs: with the core's recovery probing, 30 fps 2-6 s after the lift in 3
-    // runs of 3; without it the estimate once stayed at 111-141 kbit/s and the picture at
-    // 4-8 fps to the end, on CI and here.)
+    // runs of 3; without it the estimate once stayed at 141 kbit/s and the picture at 7-8
+    // fps to the end on CI, and with the probing nudge alone at 111-160 kbit/s here.)
     let late: Vec<u64> = (36..44)
         .map(|s| {
             report

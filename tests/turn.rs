@@ -139,14 +139,10 @@ async fn watching_through_turn_tls_reads_the_pattern() -> Result<()> {
         .with_context(|| format!("watch report: {}", String::from_utf8_lossy(&out.stdout)))?;
     let v = &r["video"];
     let readable = v["readableCodes"].as_u64().unwrap_or(0);
-    let (first, last) = (
-        v["firstCode"]
-            .as_u64()
-            .with_context(|| format!("no frame code read: {r:#}"))?,
-        v["lastCode"]
-            .as_u64()
-            .with_context(|| format!("no frame code read: {r:#}"))?,
-    );
+    let (first, last) = v["firstCode"]
+        .as_u64()
+        .zip(v["lastCode"].as_u64())
+        .with_context(|| format!("no frame code read: {r:#}"))?;
     let share = readable as f64 / (last - first + 1) as f64;
     println!(
         "watch through TURN/TLS: transport {}, read {readable} of {} frames ({:.1} %), \

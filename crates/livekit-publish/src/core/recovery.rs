@@ -2,10 +2,11 @@
 //! estimator climbs back slowly, if at all, once a cap lifts: AIMD is held at 1.5× what
 //! the encoder sends while the encoder sends what the estimate allows, and its prober
 //! stays quiet while the loss controller or the delay detector still blames the past
-//! congestion. Seen here: 111-160 kbit/s held for 25 s and more on a free link after a
-//! 300 kbit/s cap, the picture at 4-8 fps. So while the estimate sits far below what the
-//! tracks want and has stopped falling, we ask for a probe, with a backoff: a link that
-//! really is capped sees a short probe burst every few seconds at first, then every 24 s.
+//! congestion. Seen after a 300 kbit/s cap: 141 kbit/s held for 20 s on a free link on
+//! CI (7-8 fps), and 111-160 kbit/s for 25 s and more here with nudges alone. So while
+//! the estimate sits far below what the tracks want and has stopped falling, we ask for a
+//! probe, with a backoff: a link that really is capped sees a short probe burst every few
+//! seconds at first, then every 24 s.
 //!
 //! str0m 0.25 has no "probe now" call. It sends an allocation probe (at twice the
 //! estimate) whenever the desired bitrate rises, so the first [`Attempt::Nudge`] raises it
