@@ -46,6 +46,10 @@ pub struct PublishReport {
     pub keyframe_requests: u64,
     /// NACKs from the SFU (lost packets it asked for again) on the last connection.
     pub nacks_received: u64,
+    /// Video packets the SFU still counted lost in its last receiver report: losses RTX did
+    /// not repair, plus any whose repair was still on the way; on the last connection,
+    /// `null` before its first report.
+    pub video_packets_lost: Option<u64>,
     /// Share of packets the SFU reported lost (RTCP receiver reports), 0..1.
     pub packet_loss: Option<f32>,
     /// At the end: "CPU limited: sending 720p at 20 fps" while the encoder sent less than
@@ -436,6 +440,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         reconnects: h.reconnects,
         keyframe_requests: h.keyframe_requests,
         nacks_received: h.nacks_received,
+        video_packets_lost: h.video_packets_lost,
         packet_loss: h.packet_loss,
         cpu_limited: h.cpu_limited.map(|l| l.to_string()),
         cpu_adaptations: h.cpu_adaptations,

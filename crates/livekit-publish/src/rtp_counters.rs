@@ -18,6 +18,9 @@ pub(crate) struct RtpCounters {
     pub(crate) firs: u64,
     pub(crate) loss: Option<f32>,
     pub(crate) rtt: Option<Duration>,
+    /// Egress only: packets the receiver still counts lost in its last report (RFC 3550
+    /// cumulative lost), i.e. losses no retransmission repaired.
+    pub(crate) lost: Option<u64>,
     /// Between the last two reports.
     pub(crate) bitrate: Bitrate,
     prev_bytes: u64,
@@ -45,7 +48,17 @@ macro_rules! update_from {
     };
 }
 
-update_from!(update_from_egress: MediaEgressStats, update_from_ingress: MediaIngressStats);
+update_from!(update_common: MediaEgressStats, update_from_ingress: MediaIngressStats);
+
+impl RtpCounters {
+    /// Takes one of str0m's periodic reports of a stream we send.
+    pub(crate) fn update_from_egress(&mut self, s: &MediaEgressStats) {
+        self.update_common(s);
+        if let Some(r) = &s.remote {
+            self.lost = Some(r.packets_lost);
+        }
+    }
+}
 
 impl RtpCounters {
     /// The bitrate since the previous report, made at `timestamp`.

@@ -107,6 +107,17 @@ pub(crate) struct Harness {
     pub(crate) sources: std::collections::HashSet<SocketAddr>,
     /// The fake SFU's datagrams are lost on the way to the core (a frozen server).
     pub(crate) sfu_silent: bool,
+    /// Every n-th RTP datagram (media or RTX, not RTCP) from the core to the SFU is lost;
+    /// 0 loses none.
+    pub(crate) lose_every_nth_rtp: u64,
+    rtp_to_sfu: u64,
+    lost_rtp: u64,
+}
+
+/// An (S)RTP datagram, not RTCP (RFC 5761 §4: RTCP packet types 192-223 in byte 1), STUN
+/// or DTLS (RFC 7983: RTP and RTCP start with 128-191).
+fn is_rtp(d: &[u8]) -> bool {
+    matches!(d, [128..=191, b, ..] if !(192..=223).contains(b))
 }
 
 impl Harness {
@@ -176,6 +187,9 @@ impl Harness {
             sent: HashMap::new(),
             sources: Default::default(),
             sfu_silent: false,
+            lose_every_nth_rtp: 0,
+            rtp_to_sfu: 0,
+            lost_rtp: 0,
         }
     }
 
@@ -207,6 +221,13 @@ impl Harness {
                         CoreOutput::Signal(r) => self.signals.push(r),
                         CoreOutput::Transmit(pc, t) if pc == self.pc => {
                             *self.sent.entry(t.proto).or_default() += 1;
+                            if self.lose_every_nth_rtp > 0 && is_rtp(&t.contents) {
+                                self.rtp_to_sfu += 1;
+                                if self.rtp_to_sfu.is_multiple_of(self.lose_every_nth_rtp) {
+                                    self.lost_rtp += 1;
+                                    continue;
+                                }
+                            }
                             self.sources.insert(t.source);
                             let input = Input::Receive(
                                 self.now,
@@ -257,6 +278,11 @@ impl Harness {
                 .handle_input(Input::Timeout(self.now))
                 .expect("sfu timeout");
         }
+    }
+
+    /// RTP datagrams `lose_every_nth_rtp` lost so far.
+    pub(crate) fn rtp_lost(&self) -> u64 {
+        self.lost_rtp
     }
 
     /// The first AddTrackRequest among the signals sent.

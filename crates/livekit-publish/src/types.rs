@@ -389,6 +389,9 @@ pub struct LayerStats {
     pub loss: Option<f32>,
     /// Round trip time.
     pub rtt: Option<Duration>,
+    /// Packets the receiver (the SFU) still counts lost: its RTCP cumulative lost, which
+    /// a repair by RTX takes back. `None` before its first receiver report.
+    pub lost: Option<u64>,
     /// Video frames of this layer dropped before sending (its queue overflowed,
     /// or no transport); muted or paused layers are not counted.
     pub frames_dropped: u64,

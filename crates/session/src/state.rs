@@ -188,6 +188,10 @@ pub struct Health {
     pub keyframe_requests: u64,
     /// NACKs the SFU sent for lost packets (answered with RTX from the send history).
     pub nacks_received: u64,
+    /// Video packets the SFU still counts lost on this connection: losses that no
+    /// retransmission repaired (each one costs viewers a picture until the next key frame).
+    /// `None` before its first receiver report.
+    pub video_packets_lost: Option<u64>,
     pub reconnects: u32,
     /// The server's view of this connection: "excellent", "good", "poor", "lost".
     pub connection_quality: Option<&'static str>,

@@ -184,11 +184,16 @@ impl LiveKit {
                 true,
             ),
         };
+        // Debugging a test: STREAMIT_LIVEKIT_LOG=debug shows the SFU's allocator and forwarder.
+        let level = std::env::var("STREAMIT_LIVEKIT_LOG")
+            .ok()
+            .filter(|l| ["debug", "info", "warn", "error"].contains(&l.as_str()))
+            .unwrap_or_else(|| "info".into());
         let mut yaml = format!(
             "port: {http_port}\n\
              bind_addresses: [{binds}]\n\
              keys:\n  {api_key}: {api_secret}\n\
-             logging:\n  level: info\n\
+             logging:\n  level: {level}\n\
              rtc:\n  tcp_port: {rtc_tcp_port}\n  udp_port: {rtc_udp_port}\n  use_external_ip: false\n  \
              enable_loopback_candidate: {loopback}\n  node_ip: {node_ip}\n  ips:\n    includes: [{includes}]\n"
         );

@@ -107,6 +107,7 @@ impl Participant {
                 firs: acc.firs,
                 loss: acc.loss,
                 rtt: acc.rtt,
+                lost: acc.lost,
             });
         }
         // Layers that dropped frames before sending any still show their drops.

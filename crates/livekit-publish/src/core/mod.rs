@@ -13,8 +13,8 @@
 //! remote participants), `tracks` (local tracks and simulcast layers, with
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
 //! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
-//! media-feedback watchdog and `recovery` the estimate's rapid recovery, which the
-//! core consults on each timeout. This file keeps the
+//! media-feedback watchdog, `recovery` the estimate's rapid recovery, which the
+//! core consults on each timeout, and `resend` how video streams answer NACKs. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
@@ -40,6 +40,7 @@ mod data;
 mod liveness;
 mod publisher;
 mod recovery;
+mod resend;
 mod resume;
 mod signal;
 mod subscriber;
@@ -156,6 +157,8 @@ struct LocalTrack {
     last_timestamp: Option<Duration>,
     /// VP8 only: our own RTP packetization state per layer (see [`Vp8Sender`]).
     vp8: HashMap<Option<Rid>, Vp8Sender>,
+    /// Layers whose send stream has our resend policy (see `resend`).
+    resend_set: HashSet<Option<Rid>>,
 }
 
 /// A resume's wait for the server's ICE restart of the subscriber transport.

@@ -192,6 +192,7 @@ impl Participant {
             t.mid = None;
             t.pt = None;
             t.wanted = None;
+            t.resend_set.clear();
             t.requested_at = now;
             t.request.muted = t.muted;
             self.out

@@ -10,6 +10,7 @@ use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 use str0m::media::{MediaKind, MediaTime, Rid};
 
+use super::resend;
 use super::vp8::{Vp8Sender, write_vp8};
 use super::{CoreOutput, LocalTrack, Participant};
 use crate::chat;
@@ -181,6 +182,7 @@ impl Participant {
             wanted: None,
             last_timestamp: None,
             vp8: HashMap::new(),
+            resend_set: HashSet::new(),
         });
     }
 
@@ -299,6 +301,9 @@ impl Participant {
         let Some(rtc) = self.publisher.as_mut() else {
             return false;
         };
+        if t.kind.is_video() && !t.resend_set.contains(&rid) && resend::configure(rtc, mid, rid) {
+            t.resend_set.insert(rid);
+        }
         if t.video_codec == Some(VideoCodec::Vp8) {
             let ok = if data.is_empty() {
                 false

@@ -37,6 +37,13 @@ impl Task {
             packet_loss: packet_loss(&s.layers),
             keyframe_requests: live.keyframe_requests,
             nacks_received: s.layers.iter().map(|l| l.nacks).sum(),
+            video_packets_lost: live.video.as_ref().and_then(|v| {
+                s.layers
+                    .iter()
+                    .filter(|l| &l.track == v.cid())
+                    .filter_map(|l| l.lost)
+                    .reduce(|a, b| a + b)
+            }),
             reconnects: live.reconnects,
             connection_quality: quality_now(
                 &self.state.stream_state,
