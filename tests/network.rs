@@ -434,7 +434,8 @@ async fn bench_libwebrtc(both: &str, up: &str, secs: u64) -> Result<(ViewerRepor
 /// each publish the 720p30 pattern as one H.264 layer through the same relay to the same
 /// unimpaired Python viewer, one after the other. Prints one row per run.
 /// Run: `cargo test --test network -- --ignored --nocapture bench_network_profiles`
-/// (BENCH_SECONDS, default 30; BENCH_PROFILES, e.g. `clean,300kbit`).
+/// (BENCH_SECONDS, default 30; BENCH_PROFILES, e.g. `clean,300kbit`; BENCH_PUBLISHERS,
+/// `ours`, `libwebrtc` or both, the default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: 8 runs of BENCH_SECONDS (30 s)"]
 async fn bench_network_profiles() -> Result<()> {
@@ -444,6 +445,8 @@ async fn bench_network_profiles() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let only = std::env::var("BENCH_PROFILES").ok();
+    let publishers = std::env::var("BENCH_PUBLISHERS").unwrap_or_else(|_| "ours,libwebrtc".into());
+    let publishers: Vec<&str> = publishers.split(',').collect();
     let mut rows = Vec::new();
     for (name, both, up) in BENCH_PROFILES {
         if only
@@ -452,12 +455,16 @@ async fn bench_network_profiles() -> Result<()> {
         {
             continue;
         }
-        let (report, epoch) = bench_ours(both, up, secs).await?;
-        rows.push(bench_row(name, "ours", &report, epoch, secs));
-        println!("{}", rows.last().map(String::as_str).unwrap_or(""));
-        let (report, epoch) = bench_libwebrtc(both, up, secs).await?;
-        rows.push(bench_row(name, "libwebrtc", &report, epoch, secs));
-        println!("{}", rows.last().map(String::as_str).unwrap_or(""));
+        if publishers.contains(&"ours") {
+            let (report, epoch) = bench_ours(both, up, secs).await?;
+            rows.push(bench_row(name, "ours", &report, epoch, secs));
+            println!("{}", rows.last().map(String::as_str).unwrap_or(""));
+        }
+        if publishers.contains(&"libwebrtc") {
+            let (report, epoch) = bench_libwebrtc(both, up, secs).await?;
+            rows.push(bench_row(name, "libwebrtc", &report, epoch, secs));
+            println!("{}", rows.last().map(String::as_str).unwrap_or(""));
+        }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
