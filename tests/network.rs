@@ -354,6 +354,21 @@ async fn bench_ours(both: &str, up: &str, secs: u64) -> Result<(ViewerReport, u6
     let epoch = publish["mediaClockEpochUnixUs"]
         .as_u64()
         .context("no media clock epoch in the publish report")?;
+    let keys = [
+        "framesCaptured",
+        "framesSent",
+        "framesDropped",
+        "keyframeRequests",
+        "nacksReceived",
+        "videoPacketsLost",
+        "networkLimited",
+        "targetBitrateKbpsPerSecond",
+    ];
+    let brief: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| (k.to_string(), publish[*k].clone()))
+        .collect();
+    println!("our publisher: {}", serde_json::Value::Object(brief));
     Ok((report, epoch))
 }
 
