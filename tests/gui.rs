@@ -81,6 +81,32 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         |h| h.state().preview_uploads() > 2 && h.state().state().mic_level > 0.0,
     )?;
     h.check_accessibility();
+    // The noise filter: off for the test tone (on by default only for microphones), and
+    // its box switches it in the session.
+    let filtering = |h: &Harness<'_, App>| {
+        h.state()
+            .state()
+            .media
+            .as_ref()
+            .is_some_and(|m| m.noise_suppression)
+    };
+    ensure!(
+        !filtering(&h),
+        "no noise filter on the test tone by default"
+    );
+    h.get_by_role_and_label(Role::CheckBox, "Noise filter")
+        .click();
+    wait_for(&mut h, "the noise filter on", Duration::from_secs(5), |h| {
+        filtering(h)
+    })?;
+    h.get_by_role_and_label(Role::CheckBox, "Noise filter")
+        .click();
+    wait_for(
+        &mut h,
+        "the noise filter off",
+        Duration::from_secs(5),
+        |h| !filtering(h),
+    )?;
     // The backend's limit, while typing: a 141st character is not taken, and the counter
     // says so.
     type_into(&mut h, "Title", &"x".repeat(TITLE_MAX + 1));

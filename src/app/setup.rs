@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 use egui::{RichText, Ui, Vec2};
 use streamit_api::limits;
 use streamit_session::{
-    AudioSourceSpec, Codec, Command, ErrorKind, SessionHandle, SessionState, StreamSetup,
-    StreamState, VideoSourceSpec,
+    AudioSourceSpec, Codec, Command, ErrorKind, NoiseSuppression, SessionHandle, SessionState,
+    StreamSetup, StreamState, VideoSourceSpec,
 };
 
 use super::devices::{self, CameraChoice, DeviceList, MicChoice, Remembered};
@@ -510,8 +510,26 @@ impl SetupScreen {
                             ui,
                             state.mic_level,
                             m.mic_muted || m.audio == AudioSourceSpec::None,
-                            (picker_w - 60.0).max(80.0),
+                            (picker_w - 150.0).max(60.0),
                         );
+                        // The meter shows what viewers hear: after the noise filter.
+                        let mut clean = m.noise_suppression;
+                        let toggle = ui
+                            .add_enabled(
+                                m.audio != AudioSourceSpec::None,
+                                egui::Checkbox::new(&mut clean, "Noise filter"),
+                            )
+                            .on_hover_text(
+                                "Removes steady background noise (fans, hum, keys) before \
+                                 viewers hear it. On by default for microphones.",
+                            );
+                        if toggle.changed() {
+                            let _ = session.send(Command::SetNoiseSuppression(if clean {
+                                NoiseSuppression::On
+                            } else {
+                                NoiseSuppression::Off
+                            }));
+                        }
                     });
                     ui.end_row();
 

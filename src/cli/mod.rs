@@ -168,6 +168,9 @@ pub struct PublishArgs {
     /// `tone`, `mic[:N]`, `none`, or a 48 kHz .wav file.
     #[arg(long, default_value = "tone", value_parser = parse_audio_source)]
     pub audio: AudioSourceSpec,
+    /// RNNoise on the audio: `auto` (for a microphone), `on` or `off`.
+    #[arg(long, default_value = "auto")]
+    pub noise_suppression: streamit_session::NoiseSuppression,
     #[arg(long, value_enum, default_value = "h264")]
     pub codec: CodecArg,
     /// Publish three simulcast layers (q/h/f).

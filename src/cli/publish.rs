@@ -24,6 +24,8 @@ pub struct PublishReport {
     pub simulcast: bool,
     pub source: String,
     pub audio: String,
+    /// RNNoise cleaned the audio.
+    pub noise_suppression: bool,
     /// Go Live pressed → LiveKit transport connected.
     pub connect_time_ms: Option<u64>,
     /// Live → ended, measured by the studio.
@@ -138,6 +140,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     let mut config = SessionConfig::new(a.auth.api.clone());
     config.video = a.source.clone();
     config.audio = a.audio.clone();
+    config.noise_suppression = a.noise_suppression;
     config.codec = match a.codec {
         CodecArg::H264 => Codec::H264,
         CodecArg::Vp8 => Codec::Vp8,
@@ -419,6 +422,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         simulcast: a.simulcast,
         source: a.source.to_string(),
         audio: a.audio.to_string(),
+        noise_suppression: a.noise_suppression.applies_to(&a.audio),
         connect_time_ms: summary
             .as_ref()
             .and_then(|s| s.connect_time)

@@ -49,6 +49,7 @@ pub mod audio;
 pub mod camera;
 pub mod clock;
 pub mod convert;
+pub mod denoise;
 pub mod encode;
 pub mod error;
 pub mod frame;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::media::{AudioSourceSpec, Codec, VideoSourceSpec};
+use crate::media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
 
 /// Stream settings for Setup (`POST /api/stream/setup`). Chat settings left `None` keep
 /// their current value.
@@ -63,6 +63,9 @@ pub enum Command {
     SelectVideoSource(VideoSourceSpec),
     /// Switch the audio source (not while on air).
     SelectAudioSource(AudioSourceSpec),
+    /// Noise suppression on, off or automatic (microphones only); takes effect at once,
+    /// on air too.
+    SetNoiseSuppression(NoiseSuppression),
     /// Codec and simulcast for the next Go Live.
     SelectCodec { codec: Codec, simulcast: bool },
     /// Start the sources for the setup screen's preview and mic meter.

@@ -47,7 +47,7 @@ pub mod watch;
 
 pub use command::{Command, StreamSetup};
 pub use error::{ErrorKind, SessionError, UserError};
-pub use media::{AudioSourceSpec, Codec, VideoSourceSpec};
+pub use media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle};
 pub use state::{
     Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,

@@ -353,6 +353,8 @@ pub enum SummaryDelivery {
 pub struct MediaSelection {
     pub video: crate::VideoSourceSpec,
     pub audio: crate::AudioSourceSpec,
+    /// RNNoise cleans the audio (the meter shows the cleaned signal).
+    pub noise_suppression: bool,
     pub codec: crate::Codec,
     pub simulcast: bool,
     pub mic_muted: bool,

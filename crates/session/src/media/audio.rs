@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use streamit_livekit_publish as lk;
+use streamit_media::denoise::NoiseSuppressor;
 use streamit_media::encode::{ExpectedLoss, OpusEncoder};
 use streamit_media::mic::{MicSource, list_microphones};
 use streamit_media::source::{AudioSource, SourceHandle};
@@ -145,6 +146,8 @@ fn read_wav_mono_48k(path: &Path) -> Result<Vec<f32>, MediaError> {
 pub(crate) struct AudioPipeline {
     stop: Arc<AtomicBool>,
     pub muted: Arc<AtomicBool>,
+    /// RNNoise on the samples before the meter and the encoder (switchable while running).
+    pub denoise: Arc<AtomicBool>,
     sender: Arc<Mutex<Option<lk::AudioTrackSender>>>,
     /// Opus's expected loss (percent), from the receivers' reports.
     expected_loss: Arc<AtomicU8>,
@@ -155,6 +158,7 @@ pub(crate) struct AudioPipeline {
 impl AudioPipeline {
     pub fn start(
         spec: &AudioSourceSpec,
+        denoise: bool,
         clock: MediaClock,
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
@@ -165,6 +169,8 @@ impl AudioPipeline {
         let mut opus = OpusEncoder::new(1, 48_000)?;
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
+        let denoise = Arc::new(AtomicBool::new(denoise));
+        let t_denoise = denoise.clone();
         let sender: Arc<Mutex<Option<lk::AudioTrackSender>>> = Arc::default();
         let expected_loss = Arc::new(AtomicU8::new(0));
         let (t_stop, t_muted, t_sender) = (stop.clone(), muted.clone(), sender.clone());
@@ -176,8 +182,17 @@ impl AudioPipeline {
                 let mut last_level = Instant::now();
                 let mut level = AudioLevel::default();
                 // Meter, then (while live and not muted) Opus → transport. False: stop.
-                let mut process = |samples: Vec<f32>, pts: MediaTime| -> bool {
+                let mut suppressor: Option<NoiseSuppressor> = None;
+                let mut process = |mut samples: Vec<f32>, pts: MediaTime| -> bool {
                     let muted = t_muted.load(Ordering::Acquire);
+                    if t_denoise.load(Ordering::Relaxed) {
+                        suppressor
+                            .get_or_insert_with(NoiseSuppressor::new)
+                            .process(&mut samples);
+                    } else {
+                        // Switched off: a later switch-on starts from a fresh state.
+                        suppressor = None;
+                    }
                     let l = AudioLevel::measure(&samples);
                     level.rms = level.rms.max(l.rms);
                     if last_level.elapsed() >= Duration::from_millis(50) {
@@ -249,6 +264,7 @@ impl AudioPipeline {
         Ok(Some(AudioPipeline {
             stop,
             muted,
+            denoise,
             sender,
             expected_loss,
             loss_policy: Mutex::default(),

@@ -78,6 +78,41 @@ impl std::fmt::Display for VideoSourceSpec {
     }
 }
 
+/// Whether RNNoise cleans the audio before the meter and the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoiseSuppression {
+    /// On for a microphone, off for the tone and files (they are what they are).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl NoiseSuppression {
+    /// Whether it applies to `source`.
+    pub fn applies_to(self, source: &AudioSourceSpec) -> bool {
+        match self {
+            NoiseSuppression::Auto => matches!(source, AudioSourceSpec::Mic(_)),
+            NoiseSuppression::On => true,
+            NoiseSuppression::Off => false,
+        }
+    }
+}
+
+impl std::str::FromStr for NoiseSuppression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(NoiseSuppression::Auto),
+            "on" => Ok(NoiseSuppression::On),
+            "off" => Ok(NoiseSuppression::Off),
+            other => Err(format!(
+                "noise suppression {other:?}: expected auto, on or off"
+            )),
+        }
+    }
+}
+
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AudioSourceSpec {

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::command::Command;
 use crate::error::{ErrorKind, Result, SessionError, UserError};
 use crate::media::{
-    AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, VideoPipeline,
-    VideoSourceSpec,
+    AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, NoiseSuppression,
+    VideoPipeline, VideoSourceSpec,
 };
 use crate::slow_mode::SlowMode;
 use crate::state::{Health, SessionState, StreamState};
@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub token: Option<String>,
     pub video: VideoSourceSpec,
     pub audio: AudioSourceSpec,
+    /// RNNoise on the audio before the meter and the encoder; `Auto`: for microphones.
+    pub noise_suppression: NoiseSuppression,
     pub codec: Codec,
     pub simulcast: bool,
     /// How long joining the LiveKit room (signal + transport) may take.
@@ -75,6 +77,7 @@ impl SessionConfig {
             token: None,
             video: VideoSourceSpec::default(),
             audio: AudioSourceSpec::default(),
+            noise_suppression: NoiseSuppression::default(),
             codec: Codec::default(),
             simulcast: false,
             connect_timeout: Duration::from_secs(15),
@@ -370,6 +373,10 @@ impl Task {
             }
             Command::SelectVideoSource(spec) => self.select_video_source(spec),
             Command::SelectAudioSource(spec) => self.select_audio_source(spec),
+            Command::SetNoiseSuppression(n) => {
+                self.set_noise_suppression(n);
+                Ok(())
+            }
             Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),
             Command::StartPreview => self.ensure_sources(),
             Command::DismissErrors => {

@@ -18,6 +18,7 @@ impl Task {
         MediaSelection {
             video: self.config.video.clone(),
             audio: self.config.audio.clone(),
+            noise_suppression: self.config.noise_suppression.applies_to(&self.config.audio),
             codec: self.config.codec,
             simulcast: self.config.simulcast,
             mic_muted: self.mic_muted,
@@ -49,6 +50,7 @@ impl Task {
         if self.audio.is_none() {
             self.audio = AudioPipeline::start(
                 &self.config.audio,
+                self.config.noise_suppression.applies_to(&self.config.audio),
                 self.clock.clone(),
                 self.counters.clone(),
                 self.media_tx.clone(),
@@ -84,6 +86,15 @@ impl Task {
             self.ensure_sources()?;
         }
         Ok(())
+    }
+
+    pub(super) fn set_noise_suppression(&mut self, n: crate::media::NoiseSuppression) {
+        self.config.noise_suppression = n;
+        if let Some(a) = &self.audio {
+            a.denoise
+                .store(n.applies_to(&self.config.audio), Ordering::Relaxed);
+        }
+        self.state.media = Some(self.selection());
     }
 
     pub(super) fn select_codec(&mut self, codec: Codec, simulcast: bool) -> Result<()> {
