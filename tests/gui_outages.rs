@@ -226,16 +226,33 @@ fn saving_settings_to_a_hung_backend_keeps_the_preview_moving() -> Result<()> {
     let paused = Instant::now();
     click(h, "Save settings");
     let uploads = h.state().preview_uploads();
-    wait_for(h, "3 s of stall", Duration::from_secs(5), |_| {
+    // The longest time the picture stood still: a session task stuck in the call would
+    // hold it for the whole 3 s. The frame rate itself is the machine's business (CI under
+    // load once showed 12 uploads in 3 s, moving all along, against a bar of 15).
+    let (mut last, mut seen, mut longest) = (Instant::now(), uploads, Duration::ZERO);
+    wait_for(h, "3 s of stall", Duration::from_secs(5), |h| {
+        let now = h.state().preview_uploads();
+        if now != seen {
+            longest = longest.max(last.elapsed());
+            (seen, last) = (now, Instant::now());
+        }
         paused.elapsed() >= Duration::from_secs(3)
     })?;
+    let longest = longest.max(last.elapsed());
     let moved = h.state().preview_uploads() - uploads;
-    println!("preview uploads during 3 s of a hung save: {moved}");
+    println!(
+        "preview uploads during 3 s of a hung save: {moved}, longest still {} ms",
+        longest.as_millis()
+    );
     ensure!(
         h.state().state().busy,
         "the save did not wait for the server"
     );
-    ensure!(moved >= 15, "the preview froze: {moved} uploads in 3 s");
+    ensure!(
+        longest < Duration::from_millis(1_500),
+        "the preview froze for {} ms ({moved} uploads in 3 s)",
+        longest.as_millis()
+    );
     ensure!(t.stack.backend.resume(), "the backend did not continue");
     wait_for(h, "the save done", Duration::from_secs(15), |h| {
         !h.state().state().busy
