@@ -18,7 +18,7 @@ impl Task {
         MediaSelection {
             video: self.config.video.clone(),
             audio: self.config.audio.clone(),
-            noise_suppression: self.config.noise_suppression.applies_to(&self.config.audio),
+            noise_suppression: self.noise_filter_on(),
             codec: self.config.codec,
             simulcast: self.config.simulcast,
             mic_muted: self.mic_muted,
@@ -50,7 +50,7 @@ impl Task {
         if self.audio.is_none() {
             self.audio = AudioPipeline::start(
                 &self.config.audio,
-                self.config.noise_suppression.applies_to(&self.config.audio),
+                self.noise_filter_on(),
                 self.clock.clone(),
                 self.counters.clone(),
                 self.media_tx.clone(),
@@ -88,11 +88,15 @@ impl Task {
         Ok(())
     }
 
+    /// Whether the noise filter runs on the current audio source.
+    fn noise_filter_on(&self) -> bool {
+        self.config.noise_suppression.applies_to(&self.config.audio)
+    }
+
     pub(super) fn set_noise_suppression(&mut self, n: crate::media::NoiseSuppression) {
         self.config.noise_suppression = n;
         if let Some(a) = &self.audio {
-            a.denoise
-                .store(n.applies_to(&self.config.audio), Ordering::Relaxed);
+            a.denoise.store(self.noise_filter_on(), Ordering::Relaxed);
         }
         self.state.media = Some(self.selection());
     }
