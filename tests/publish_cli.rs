@@ -2,6 +2,9 @@
 //! server (webhooks pointed at the backend), watched by the official Python SDK viewer.
 
 mod common;
+/// `publish --record` and the Record switch.
+#[path = "publish_cli/record.rs"]
+mod record;
 
 use std::time::{Duration, Instant};
 

@@ -184,6 +184,10 @@ pub struct PublishArgs {
     /// company's own CA).
     #[arg(long)]
     pub turn_ca: Option<std::path::PathBuf>,
+    /// Record the stream locally while live: the highest layer and Opus as they go out,
+    /// as fragmented MP4 (a crash costs at most about a second of it).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,

@@ -84,6 +84,20 @@ pub struct PublishReport {
     /// Where viewers watch this stream (the backend's `watchUrl`, else derived from the API
     /// URL and the username).
     pub watch_url: Option<String>,
+    /// The local recording (`--record`), once closed.
+    pub recording: Option<RecordingReport>,
+}
+
+/// What `--record` wrote.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingReport {
+    pub path: String,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// Samples lost because the disk fell behind.
+    pub dropped: u64,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -164,6 +178,15 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                 title,
                 ..Default::default()
             }))
+            .await?;
+    }
+
+    if let Some(path) = &a.record {
+        session
+            .request(Command::SetRecording {
+                on: true,
+                to: Some(path.clone()),
+            })
             .await?;
     }
 
@@ -470,12 +493,22 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
             SummaryDelivery::Spooled { path, .. } => Some(path.display().to_string()),
             _ => None,
         }),
-        summary: summary.and_then(|s| s.backend),
+        summary: summary.as_ref().and_then(|s| s.backend.clone()),
         media_clock_epoch_unix_us: s
             .media_clock_epoch
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_micros() as u64),
         watch_url: None,
+        recording: summary
+            .as_ref()
+            .and_then(|s| s.recordings.last())
+            .map(|r| RecordingReport {
+                path: r.path.display().to_string(),
+                bytes: r.bytes,
+                duration_ms: r.duration.as_millis() as u64,
+                dropped: r.dropped,
+                error: r.error.clone(),
+            }),
     }
 }
 
@@ -503,6 +536,18 @@ fn print_human(r: &PublishReport) {
         r.frames_captured, r.frames_sent, r.frames_dropped
     );
     println!("audio packets:  {}", r.audio_packets_sent);
+    if let Some(rec) = &r.recording {
+        println!(
+            "recording:      {} ({:.1} s, {:.1} MB{})",
+            rec.path,
+            rec.duration_ms as f64 / 1000.0,
+            rec.bytes as f64 / 1e6,
+            rec.error
+                .as_ref()
+                .map(|e| format!("; stopped: {e}"))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "bitrate:        {:.0} kbit/s average",
         r.average_bitrate_bps as f64 / 1000.0

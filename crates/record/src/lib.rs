@@ -2,8 +2,9 @@
 //! and Opus, no second encode), written as fragmented MP4.
 //!
 //! Fragmented because a recording must survive the studio being killed or the power going:
-//! every second a self-contained fragment (`moof` + `mdat`) is appended and synced, so a
-//! crash costs at most about a second and the file still plays.
+//! every half second a self-contained fragment (`moof` + `mdat`) is appended and synced, so a
+//! crash costs at most about a second (the fragment, and what waits in the queue) and the
+//! file still plays.
 //!
 //! [`Muxer`] is the sans-IO part (samples in, bytes out) and [`Recorder`] the file writer on
 //! its own thread, so encoder and audio threads never wait for the disk.

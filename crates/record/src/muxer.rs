@@ -2,7 +2,7 @@
 //! what [`Muxer::push`] returns, so every layout decision is testable in memory.
 //!
 //! Layout: `ftyp` + `moov` (with `mvex`, no sample tables) once the first video key frame
-//! arrives, then a `moof` + `mdat` fragment about every second holding both tracks. A
+//! arrives, then a `moof` + `mdat` fragment every half second holding both tracks. A
 //! sample's duration is the gap to the next sample of its track, so a sample is written
 //! only once its successor has arrived (or at [`Muxer::finish`]).
 
@@ -18,8 +18,10 @@ use mp4_atom::{
 use crate::RecordError;
 use crate::annexb;
 
-/// How often a fragment is closed: what a crash can cost at most.
-const FRAGMENT: Duration = Duration::from_secs(1);
+/// How often a fragment is closed: what a crash can cost at most (plus the writer's
+/// queue). Half a second keeps "at most about a second" even when the encoder runs late;
+/// a fragment header costs about 100 bytes.
+const FRAGMENT: Duration = Duration::from_millis(500);
 const VIDEO_TIMESCALE: u32 = 90_000;
 const AUDIO_TIMESCALE: u32 = 48_000;
 const VIDEO_TRACK: u32 = 1;
@@ -556,8 +558,11 @@ mod tests {
         )
     }
 
-    /// The fragments' (track, tfdt, per-sample (duration, flags)) in order.
-    fn fragments(bytes: &[u8]) -> Vec<(u32, u64, Vec<(u32, u32)>)> {
+    /// A track's part of a fragment: (track, tfdt, per-sample (duration, flags)).
+    type Part = (u32, u64, Vec<(u32, u32)>);
+
+    /// The fragments' parts in order.
+    fn fragments(bytes: &[u8]) -> Vec<Part> {
         let mut buf = std::io::Cursor::new(bytes);
         let mut out = Vec::new();
         while let Ok(Some(atom)) = Any::decode_maybe(&mut buf) {
@@ -577,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn the_file_starts_at_the_first_key_frame_and_cuts_a_fragment_a_second() {
+    fn the_file_starts_at_the_first_key_frame_and_cuts_a_fragment_each_half_second() {
         let mut m = vp8_and_opus();
         let mut bytes = Vec::new();
         // before any key frame: nothing, and the encoder is asked for one
@@ -593,7 +598,7 @@ mod tests {
         bytes.extend(m.finish().unwrap());
         let f = fragments(&bytes);
         let video: Vec<_> = f.iter().filter(|t| t.0 == VIDEO_TRACK).collect();
-        assert_eq!(video.len(), 3, "three seconds, three fragments");
+        assert_eq!(video.len(), 6, "three seconds, a fragment each half second");
         assert_eq!(video[0].1, 0, "time zero is the first key frame");
         assert_eq!(video[0].2[0], (3600, SYNC));
         assert_eq!(video[0].2[1], (3600, NON_SYNC));

@@ -220,3 +220,74 @@ fn write_loop(rx: Receiver<Item>, mut muxer: Muxer, mut file: File, path: PathBu
     }
     s.dropped.fetch_add(muxer.skipped(), Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn vp8() -> Option<VideoTrack> {
+        Some(VideoTrack {
+            codec: crate::VideoCodec::Vp8,
+            width: 64,
+            height: 36,
+        })
+    }
+
+    fn frame(ms: u64, keyframe: bool) -> Sample {
+        Sample {
+            data: Bytes::from(vec![7u8; 500]),
+            pts: Duration::from_millis(ms),
+            keyframe,
+        }
+    }
+
+    #[test]
+    fn the_file_grows_fragment_by_fragment_and_finishes_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.mp4");
+        let r = Recorder::create(&path, vp8(), None).unwrap();
+        assert!(r.take_keyframe_request(), "the file starts on a key frame");
+        assert!(!r.take_keyframe_request());
+        for i in 0..100 {
+            r.video(frame(i * 33, i % 60 == 0));
+        }
+        let done = r.finish();
+        assert_eq!(done.error, None);
+        assert_eq!(done.dropped, 0);
+        assert_eq!(done.duration, Duration::from_millis(99 * 33));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), done.bytes);
+        assert!(done.bytes > 100 * 500);
+        // later samples are ignored, not an error
+        r.video(frame(4000, true));
+        assert_eq!(r.status().bytes, done.bytes);
+    }
+
+    /// A full disk (Linux's /dev/full answers every write with ENOSPC) stops the file with
+    /// the reason; the feeding threads never notice.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_stops_the_recording_with_the_reason() {
+        let r = Recorder::create(Path::new("/dev/full"), vp8(), None).unwrap();
+        for i in 0..90 {
+            r.video(frame(i * 33, i == 0));
+        }
+        let done = r.finish();
+        let error = done.error.expect("an error");
+        assert!(
+            error.contains("/dev/full") && error.contains("No space left"),
+            "{error}"
+        );
+        assert_eq!(done.bytes, 0);
+    }
+
+    #[test]
+    fn a_folder_that_does_not_exist_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("r.mp4");
+        let Err(e) = Recorder::create(&path, vp8(), None) else {
+            panic!("created");
+        };
+        assert!(e.to_string().contains("missing/r.mp4"), "{e}");
+    }
+}

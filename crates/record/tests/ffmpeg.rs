@@ -99,7 +99,9 @@ fn decoded_codes(path: &Path) -> Vec<Option<u32>> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        // every decoded frame once: no frame-rate conversion (duplicates or drops)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("ffmpeg runs");
     assert!(
@@ -119,7 +121,7 @@ fn check(codec: VideoCodec, name: &str) {
     // a media clock that is 7 s in when recording starts: the file still starts at zero
     let (bytes, ends) = record(codec, 4, 7_000);
     std::fs::write(&path, &bytes).expect("write");
-    assert!(ends.len() >= 4, "about one fragment a second: {ends:?}");
+    assert!(ends.len() >= 8, "a fragment each half second: {ends:?}");
 
     let v = probe(
         &path,
@@ -139,14 +141,14 @@ fn check(codec: VideoCodec, name: &str) {
     let read: Vec<u32> = codes.iter().flatten().copied().collect();
     assert_eq!(read, (0..120).collect::<Vec<_>>(), "every frame, in order");
 
-    // cut after the third fragment, as a crash would leave it: still plays, ~3 s
+    // cut after the third fragment, as a crash would leave it: still plays, ~1.5 s
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..ends[3]]).expect("write");
     let frames: u32 = probe(&cut, "stream=nb_read_frames", "v:0")
         .parse()
         .expect("frame count");
     assert!(
-        (60..=95).contains(&frames),
+        (40..=55).contains(&frames),
         "{frames} frames survive the cut"
     );
     assert!(decoded_codes(&cut).iter().all(Option::is_some));
@@ -173,9 +175,11 @@ fn a_file_cut_mid_fragment_plays_up_to_the_last_whole_fragment() {
     let out = Command::new("ffmpeg")
         .args(["-v", "quiet", "-i"])
         .arg(&path)
-        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        // every decoded frame once: no frame-rate conversion (duplicates or drops)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("ffmpeg runs");
     let frames = out.stdout.len() / (W * H) as usize;
-    assert!(frames >= 30, "{frames} frames before the torn fragment");
+    assert!(frames >= 25, "{frames} frames before the torn fragment");
 }

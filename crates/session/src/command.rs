@@ -1,5 +1,6 @@
 //! What the GUI and the CLI ask the session to do.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
@@ -66,6 +67,11 @@ pub enum Command {
     /// Noise suppression on, off or automatic (microphones only); takes effect at once,
     /// on air too.
     SetNoiseSuppression(NoiseSuppression),
+    /// Record locally while live (the highest layer and Opus as they go out, fragmented
+    /// MP4). Before Go Live it arms the recording; while live it starts a new file or
+    /// closes the current one at once. `to` names the file (else the recordings folder
+    /// gets a dated one).
+    SetRecording { on: bool, to: Option<PathBuf> },
     /// Codec and simulcast for the next Go Live.
     SelectCodec { codec: Codec, simulcast: bool },
     /// Start the sources for the setup screen's preview and mic meter.

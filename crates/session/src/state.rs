@@ -274,6 +274,8 @@ pub struct Summary {
     pub delivery: SummaryDelivery,
     /// Set when the stream did not end on request: why, for the ending screen.
     pub interruption: Option<Interruption>,
+    /// The local recordings made during the stream (one per Record switched on).
+    pub recordings: Vec<RecordingInfo>,
 }
 
 impl Summary {
@@ -372,6 +374,31 @@ pub struct BackendStatus {
     pub pending_title: Option<String>,
 }
 
+/// Local recording: whether it is on, and the file being written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordingState {
+    /// Record while live: set before Go Live it starts with the stream; switched while
+    /// live it starts or stops a file at once.
+    pub on: bool,
+    /// The file being written (only while live).
+    pub current: Option<RecordingInfo>,
+    /// Where recordings go when no file is named.
+    pub folder: Option<std::path::PathBuf>,
+}
+
+/// A local recording: where it is and how much it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    pub path: std::path::PathBuf,
+    pub bytes: u64,
+    /// Media time in the file.
+    pub duration: Duration,
+    /// Samples the disk was too slow for (the video skipped to the next key frame).
+    pub dropped: u64,
+    /// Why writing stopped, if it did.
+    pub error: Option<String>,
+}
+
 /// One snapshot of everything a screen needs. Sent on a `tokio::sync::watch`.
 #[derive(Debug, Clone, Default)]
 pub struct SessionState {
@@ -401,6 +428,7 @@ pub struct SessionState {
     /// Latest microphone level, linear RMS 0..=1 (for the meter).
     pub mic_level: f32,
     pub media: Option<MediaSelection>,
+    pub recording: RecordingState,
     /// Set when a stream ended: what the summary screen shows.
     pub summary: Option<Summary>,
     /// Errors for the user, newest last; the GUI may show and dismiss them.
@@ -414,6 +442,17 @@ pub struct SessionState {
     /// viewer on the same machine can measure glass-to-glass latency). The clock's own
     /// [`MediaClock::epoch`](streamit_media::MediaClock::epoch), read once when it was made.
     pub media_clock_epoch: Option<SystemTime>,
+}
+
+impl RecordingInfo {
+    /// "0:12 · 3.4 MB": the live screen's recording figures.
+    pub fn figures(&self) -> String {
+        format!(
+            "{} · {:.1} MB",
+            clock(self.duration.as_secs()),
+            self.bytes as f64 / 1e6
+        )
+    }
 }
 
 impl SessionState {

@@ -18,7 +18,7 @@ use streamit_media::{
 };
 use tokio::sync::mpsc;
 
-use super::{AudioSourceSpec, Counters, MediaEvent, drain_device};
+use super::{AudioSourceSpec, Counters, MediaEvent, RecordTap, drain_device};
 
 /// Samples of one 20 ms mono frame.
 const AUDIO_FRAME: usize = (AUDIO_RATE / 50) as usize;
@@ -156,9 +156,12 @@ pub(crate) struct AudioPipeline {
 }
 
 impl AudioPipeline {
+    /// Starts the source thread; Opus packets go to the attached track while live and to
+    /// the recording in `record` while there is one (silence while muted).
     pub fn start(
         spec: &AudioSourceSpec,
         denoise: bool,
+        record: RecordTap,
         clock: MediaClock,
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
@@ -201,11 +204,17 @@ impl AudioPipeline {
                         let _ = events.try_send(MediaEvent::MicLevel(shown));
                         level = AudioLevel::default();
                     }
-                    let Some(tx) = t_sender.lock().ok().and_then(|s| s.clone()) else {
+                    let tx = t_sender.lock().ok().and_then(|s| s.clone());
+                    let recorder = record.get();
+                    if tx.is_none() && recorder.is_none() {
                         return true;
-                    };
+                    }
                     if muted {
-                        return true;
+                        if recorder.is_none() {
+                            return true;
+                        }
+                        // the recording keeps its time line: silence while muted
+                        samples.iter_mut().for_each(|s| *s = 0.0);
                     }
                     let loss = t_loss.load(Ordering::Relaxed);
                     if loss != loss_applied {
@@ -223,6 +232,16 @@ impl AudioPipeline {
                     match opus.push(&frame) {
                         Ok(packets) => {
                             for p in packets {
+                                if let Some(r) = &recorder {
+                                    r.audio(streamit_record::Sample {
+                                        data: Bytes::clone(&p.data),
+                                        pts: p.pts.as_duration(),
+                                        keyframe: true,
+                                    });
+                                }
+                                let Some(tx) = tx.as_ref().filter(|_| !muted) else {
+                                    continue;
+                                };
                                 let packet = lk::EncodedAudio {
                                     data: Bytes::clone(&p.data),
                                     timestamp: p.pts.as_duration(),

@@ -15,7 +15,7 @@ use streamit_media::{Layer, MediaError, Quality, VideoFrame};
 use tokio::sync::mpsc;
 
 use super::video::VideoPipeline;
-use super::{Codec, MediaEvent};
+use super::{Codec, MediaEvent, RecordTap};
 
 /// A bounded queue of frames that drops the oldest when full.
 pub(super) struct Slot {
@@ -195,14 +195,16 @@ fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
 }
 
 impl VideoPipeline {
-    /// Starts the encoder thread for `layers` (low → high), feeding `sender`. Returns one
-    /// control per layer (same order).
+    /// Starts the encoder thread for `layers` (low → high), feeding `sender`, and the top
+    /// layer to the recording in `record` while there is one (encoded then even when no
+    /// viewer wants it). Returns one control per layer (same order).
     pub fn start_encoders(
         &mut self,
         codec: Codec,
         layers: &[Layer],
         simulcast: bool,
         sender: lk::VideoTrackSender,
+        record: RecordTap,
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<Vec<Arc<EncoderControl>>, MediaError> {
         self.stop_encoders();
@@ -287,10 +289,13 @@ impl VideoPipeline {
                     if !gate.admit(adapter.current().fps) {
                         continue;
                     }
+                    let recorder = record.get();
+                    let top = c.len().saturating_sub(1);
                     let mut keys = vec![false; c.len()];
                     let mut any = false;
                     for (i, ctl) in c.iter().enumerate() {
-                        let wanted = ctl.is_active();
+                        let recorded = i == top && recorder.is_some();
+                        let wanted = ctl.is_active() || recorded;
                         if wanted != encoder.is_active(i)
                             && let Err(e) = encoder.set_active(i, wanted)
                         {
@@ -304,6 +309,10 @@ impl VideoPipeline {
                             }
                         }
                         keys[i] = ctl.take_keyframe() && wanted;
+                        if recorded && recorder.as_ref().is_some_and(|r| r.take_keyframe_request())
+                        {
+                            keys[i] = true;
+                        }
                         any |= wanted;
                     }
                     if !any {
@@ -322,6 +331,20 @@ impl VideoPipeline {
                     match out {
                         Ok(out) => {
                             for lf in out {
+                                let i = layers.iter().position(|l| l.quality == lf.quality);
+                                if let Some(r) = &recorder
+                                    && i == Some(top)
+                                {
+                                    r.video(streamit_record::Sample {
+                                        data: lf.video.data.clone(),
+                                        pts: lf.video.pts.as_duration(),
+                                        keyframe: lf.video.keyframe,
+                                    });
+                                }
+                                // encoded for the recording only: not for viewers
+                                if !i.is_some_and(|i| c[i].is_active()) {
+                                    continue;
+                                }
                                 counters.encoded.fetch_add(1, Ordering::Relaxed);
                                 tx.send(lk::EncodedVideo {
                                     layer: simulcast.then(|| quality_of(lf.quality)),

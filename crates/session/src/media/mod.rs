@@ -27,10 +27,12 @@ use tokio::sync::mpsc;
 
 mod audio;
 mod encode;
+mod record;
 mod video;
 
 pub(crate) use audio::AudioPipeline;
 pub(crate) use encode::{EncoderControl, quality_of};
+pub(crate) use record::RecordTap;
 pub(crate) use video::VideoPipeline;
 
 /// Where video comes from.

@@ -158,6 +158,7 @@ impl Task {
             &layers,
             simulcast,
             video_tx.clone(),
+            self.record_tap.clone(),
             self.media_tx.clone(),
         )?;
         if self.camera_off {
@@ -204,6 +205,14 @@ impl Task {
         for ev in early {
             self.apply_live_event(&mut live, ev);
         }
+        if self.state.recording.on
+            && let Err(e) = self.start_recording()
+        {
+            // the stream goes on; the error list says why there is no recording
+            tracing::warn!("recording: {e}");
+            self.state.recording.on = false;
+            self.note_failure(e);
+        }
         tracing::info!(?connect_time, session = %grant.session_id, "live");
         Ok(live)
     }
@@ -224,13 +233,14 @@ impl Task {
     /// End and wait for the backend (bounded by the summary's retry time): for logging out
     /// and quitting, where nothing would be left to deliver the figures afterwards.
     pub(super) async fn end_stream_and_wait(&mut self) -> Result<()> {
-        let (live, _) = self.stop_live()?;
+        let (live, studio) = self.stop_live()?;
         match tokio::time::timeout(LEAVE_TIMEOUT, live.handle.leave()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::debug!("leave: {e}"),
             Err(_) => tracing::warn!("leave timed out"),
         }
-        let (summary, error) = self.summarise(&live).await;
+        let (mut summary, error) = self.summarise(&live).await;
+        summary.recordings = studio.recordings;
         self.state.summary = Some(summary);
         self.after_live(StreamState::Ended, &live);
         match error {
@@ -257,7 +267,8 @@ impl Task {
                 tracing::debug!("unpublish {cid}: {e}");
             }
         }
-        let summary = self.studio_summary(&live);
+        let mut summary = self.studio_summary(&live);
+        summary.recordings = self.take_recordings();
         Ok((live, summary))
     }
 
@@ -328,6 +339,7 @@ impl Task {
             rtt: health.rtt,
             delivery: SummaryDelivery::Delivered,
             interruption: None,
+            recordings: Vec::new(),
         }
     }
 
@@ -340,6 +352,7 @@ impl Task {
         self.refresh_health_from(&live);
         self.stop_sending_media();
         let mut summary = self.studio_summary(&live);
+        summary.recordings = self.take_recordings();
         let delivery = self.delivery(&live, &summary);
         summary.delivery = SummaryDelivery::Pending;
         summary.interruption = Some(Interruption {

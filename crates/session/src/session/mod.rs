@@ -25,7 +25,7 @@ use crate::command::Command;
 use crate::error::{ErrorKind, Result, SessionError, UserError};
 use crate::media::{
     AudioPipeline, AudioSourceSpec, Codec, Counters, EncoderControl, MediaEvent, NoiseSuppression,
-    VideoPipeline, VideoSourceSpec,
+    RecordTap, VideoPipeline, VideoSourceSpec,
 };
 use crate::slow_mode::SlowMode;
 use crate::state::{Health, SessionState, StreamState};
@@ -37,10 +37,12 @@ mod chat;
 mod health;
 mod live_events;
 mod moderation;
+mod recording;
 mod sources;
 mod summary;
 
 use backend::BackendEvent;
+pub use recording::default_recordings_dir;
 
 /// How a session starts.
 #[derive(Debug, Clone)]
@@ -68,6 +70,8 @@ pub struct SessionConfig {
     /// How long end-stream and the stats report are retried before the figures are
     /// spooled.
     pub summary_retry: Duration,
+    /// Where local recordings go (`None`: [`default_recordings_dir`]).
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 impl SessionConfig {
@@ -85,6 +89,7 @@ impl SessionConfig {
             chat_history: 500,
             spool_dir: None,
             summary_retry: Duration::from_secs(15),
+            recordings_dir: None,
         }
     }
 }
@@ -138,6 +143,9 @@ impl SessionHandle {
             mic_muted: false,
             camera_off: false,
             last_preview_sent: Instant::now(),
+            record_tap: RecordTap::default(),
+            record_to: None,
+            recordings: Vec::new(),
         };
         rt.spawn(task.run());
         SessionHandle { tx, state, token }
@@ -237,6 +245,12 @@ struct Task {
     mic_muted: bool,
     camera_off: bool,
     last_preview_sent: Instant,
+    /// The recording the media threads feed (none when not recording).
+    record_tap: RecordTap,
+    /// The file the next recording goes to (`publish --record`), else a dated name.
+    record_to: Option<std::path::PathBuf>,
+    /// This broadcast's closed recordings, for its summary.
+    recordings: Vec<crate::state::RecordingInfo>,
 }
 
 async fn next_publisher_event(live: &mut Option<Live>) -> Option<lk::PublisherEvent> {
@@ -253,6 +267,11 @@ impl Task {
     async fn run(mut self) {
         self.state.media = Some(self.selection());
         self.state.media_clock_epoch = Some(self.clock.epoch());
+        self.state.recording.folder = self
+            .config
+            .recordings_dir
+            .clone()
+            .or_else(default_recordings_dir);
         if let Some(token) = self.config.token.clone() {
             let r = self.use_token(token).await;
             self.finish(r, None);
@@ -303,6 +322,7 @@ impl Task {
                     }
                     if self.live.is_some() {
                         self.refresh_health();
+                        self.refresh_recording();
                         self.publish();
                     }
                 }
@@ -377,6 +397,7 @@ impl Task {
                 self.set_noise_suppression(n);
                 Ok(())
             }
+            Command::SetRecording { on, to } => self.set_recording(on, to),
             Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),
             Command::StartPreview => self.ensure_sources(),
             Command::DismissErrors => {

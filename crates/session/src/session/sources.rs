@@ -51,6 +51,7 @@ impl Task {
             self.audio = AudioPipeline::start(
                 &self.config.audio,
                 self.noise_filter_on(),
+                self.record_tap.clone(),
                 self.clock.clone(),
                 self.counters.clone(),
                 self.media_tx.clone(),
