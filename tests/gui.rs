@@ -36,7 +36,10 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     let user_id = rt.block_on(stack.creator("gui_creator", true))?.user.id;
 
     // The synthetic pattern and tone stand in for camera and microphone (the defaults).
-    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(backend.url()));
+    let recordings = tempfile::tempdir()?;
+    let mut config = SessionConfig::new(backend.url());
+    config.recordings_dir = Some(recordings.path().to_path_buf());
+    let session = SessionHandle::spawn_on(rt.handle(), config);
     let mut h = harness(&session, &rt, backend.url());
 
     // Login.
@@ -107,6 +110,12 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
         Duration::from_secs(5),
         |h| !filtering(h),
     )?;
+    // Record while live: armed here, it starts with the stream.
+    h.get_by_role_and_label(Role::CheckBox, "Record while live")
+        .click();
+    wait_for(&mut h, "recording armed", Duration::from_secs(5), |h| {
+        h.state().state().recording.on
+    })?;
     // The backend's limit, while typing: a 141st character is not taken, and the counter
     // says so.
     type_into(&mut h, "Title", &"x".repeat(TITLE_MAX + 1));
@@ -144,6 +153,15 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     );
     ensure!(stream.description.as_deref() == Some("Driven by egui_kittest"));
     h.check_accessibility();
+    wait_for(
+        &mut h,
+        "the recording's figures on the Record button",
+        Duration::from_secs(10),
+        |h| {
+            let rec = h.state().state().recording.current.clone();
+            rec.is_some_and(|r| r.bytes > 0 && has_label(h, &format!("● REC {}", r.figures())))
+        },
+    )?;
 
     // A viewer joins and says hello.
     let viewer = {
@@ -391,6 +409,22 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     }
     ensure!(has_label_containing(&h, "Duration: "));
     ensure!(has_label_containing(&h, "Average bitrate: "));
+    // The recording: one file in the folder, named in the summary, holding the stream.
+    let rec = summary.recordings.first().context("the recording")?;
+    ensure!(
+        rec.path.parent() == Some(recordings.path()) && rec.error.is_none(),
+        "{rec:?}"
+    );
+    let on_disk = std::fs::metadata(&rec.path)?.len();
+    ensure!(
+        on_disk == rec.bytes && rec.duration + Duration::from_secs(2) >= summary.duration,
+        "{on_disk} bytes on disk, {rec:?}, live {:?}",
+        summary.duration
+    );
+    ensure!(
+        has_label_containing(&h, &format!("to {}", rec.path.display())),
+        "the summary names the file"
+    );
 
     click(&mut h, "Start New Stream");
     wait_for(&mut h, "setup again", Duration::from_secs(10), |h| {

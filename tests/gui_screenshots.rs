@@ -10,7 +10,8 @@
 //!
 //! The binary is driven through its small, explicit test hooks: `STREAMIT_TOKEN` (log in
 //! with a token), `STREAMIT_STUDIO_AUTO_GO_LIVE=<s>` (press Go Live after s seconds on the
-//! setup screen), `STREAMIT_STUDIO_AUTO_END_SECS=<s>` (end after s seconds live) and
+//! setup screen), `STREAMIT_STUDIO_AUTO_END_SECS=<s>` (end after s seconds live),
+//! `STREAMIT_STUDIO_AUTO_RECORD=1` (tick "Record while live") and
 //! `STREAMIT_STUDIO_NO_KEYRING=1`.
 
 use std::io::{BufRead, BufReader};
@@ -270,6 +271,7 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
         eprintln!("idle login screen: {used} CPU ticks in 3 s");
     }
 
+    let recordings = tempfile::tempdir()?;
     // 2–4. Setup → live (a viewer joins and chats) → ended. Go Live is pressed 20 s after
     // the setup screen is up (room for the shot on a loaded machine).
     let app = studio(
@@ -279,6 +281,12 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
             ("STREAMIT_TOKEN", studio_token.clone()),
             ("STREAMIT_STUDIO_AUTO_GO_LIVE", "20".into()),
             ("STREAMIT_STUDIO_AUTO_END_SECS", "30".into()),
+            // recording on: the setup row, the live screen's REC button, the summary line
+            ("STREAMIT_STUDIO_AUTO_RECORD", "1".into()),
+            (
+                "STREAMIT_RECORDINGS_DIR",
+                recordings.path().display().to_string(),
+            ),
         ],
     )?;
     shoot(

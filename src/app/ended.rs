@@ -84,6 +84,22 @@ pub fn show(ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
                                 ui.end_row();
                             }
                         });
+                    for r in &s.recordings {
+                        let text = match &r.error {
+                            None => format!(
+                                "Recorded {} to {}",
+                                duration(r.duration.as_secs()),
+                                r.path.display()
+                            ),
+                            Some(e) => format!(
+                                "Recorded {} to {} before it stopped: {e}",
+                                duration(r.duration.as_secs()),
+                                r.path.display()
+                            ),
+                        };
+                        ui.add_space(6.0);
+                        ui.label(RichText::new(text).size(13.0));
+                    }
                     let note = match &s.delivery {
                         _ if s.interruption.is_some() && s.delivery != SummaryDelivery::Delivered => {
                             Some(NOT_SAVED.to_string())

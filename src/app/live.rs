@@ -413,7 +413,9 @@ impl LiveScreen {
         }
 
         // Preview: what is left above the controls, or 16:9 of the width in one column.
-        let controls_h = if roomy { 130.0 } else { 190.0 };
+        let controls_h = if roomy { 130.0 } else { 190.0 }
+            // the recording's path line under the controls
+            + if state.recording.current.is_some() { 22.0 } else { 0.0 };
         let max = if stacked {
             Vec2::new(ui.available_width(), ui.available_width() * 9.0 / 16.0)
         } else {
@@ -454,6 +456,25 @@ impl LiveScreen {
             {
                 send(Command::ToggleCamera);
             }
+            let recording = state.recording.current.as_ref();
+            let rec = match recording {
+                Some(r) => RichText::new(format!("● REC {}", r.figures())).color(theme::LIVE),
+                None => RichText::new("Record"),
+            };
+            let hover = match recording {
+                Some(r) => format!("Recording to {} — click to stop", r.path.display()),
+                None => "Keep a copy of the stream on this computer (MP4)".to_string(),
+            };
+            if ui
+                .add(egui::Button::new(rec).min_size(Vec2::new(120.0, 36.0)))
+                .on_hover_text(hover)
+                .clicked()
+            {
+                send(Command::SetRecording {
+                    on: recording.is_none(),
+                    to: None,
+                });
+            }
             preview::level_meter(ui, state.mic_level, mic_muted, 120.0);
             let end = |ui: &mut Ui| {
                 ui.add(theme::danger("End stream").min_size(Vec2::new(140.0, 36.0)))
@@ -473,6 +494,15 @@ impl LiveScreen {
             ui.horizontal(|ui| controls(ui, &mut self.confirm_end));
         } else {
             ui.horizontal_wrapped(|ui| controls(ui, &mut self.confirm_end));
+        }
+        if let Some(r) = &state.recording.current {
+            let line = match &r.error {
+                Some(e) => RichText::new(format!("Recording stopped: {e}")).color(theme::WARN),
+                None => {
+                    RichText::new(format!("Recording to {}", r.path.display())).color(theme::MUTED)
+                }
+            };
+            ui.label(line.size(12.0));
         }
         self.health(ui, state);
     }

@@ -37,6 +37,9 @@ pub struct Options {
     pub auto_go_live: Option<Duration>,
     /// Test hook (`STREAMIT_STUDIO_AUTO_END_SECS=n`): end the stream after n s live.
     pub auto_end_after: Option<Duration>,
+    /// Test hook (`STREAMIT_STUDIO_AUTO_RECORD=1`): tick "Record while live" on the setup
+    /// screen.
+    pub auto_record: bool,
     /// Start with the system's camera and microphone (or the remembered choice) instead of
     /// the session's configured sources. Off in tests and with the test hook
     /// `STREAMIT_STUDIO_TEST_SOURCES=1` (test pattern and tone, nothing remembered).
@@ -51,6 +54,7 @@ impl Options {
             use_keyring: std::env::var_os("STREAMIT_STUDIO_NO_KEYRING").is_none(),
             auto_go_live: secs_from_env("STREAMIT_STUDIO_AUTO_GO_LIVE"),
             auto_end_after: secs_from_env("STREAMIT_STUDIO_AUTO_END_SECS"),
+            auto_record: std::env::var("STREAMIT_STUDIO_AUTO_RECORD").as_deref() == Ok("1"),
             pick_devices: std::env::var_os("STREAMIT_STUDIO_TEST_SOURCES").is_none(),
         }
     }
@@ -253,6 +257,12 @@ impl App {
 
     fn hooks(&mut self) {
         let s = &self.state;
+        if self.options.auto_record && !s.recording.on && Screen::of(s) == Screen::Setup {
+            self.options.auto_record = false;
+            let _ = self
+                .session
+                .send(Command::SetRecording { on: true, to: None });
+        }
         if let Some(delay) = self.options.auto_go_live
             && !self.auto_go_live_done
             && Screen::of(s) == Screen::Setup

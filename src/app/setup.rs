@@ -551,6 +551,30 @@ impl SetupScreen {
                     if codec != m.codec || simulcast != m.simulcast {
                         let _ = session.send(Command::SelectCodec { codec, simulcast });
                     }
+
+                    ui.label("Recording");
+                    ui.horizontal_wrapped(|ui| {
+                        let mut on = state.recording.on;
+                        let folder = state
+                            .recording
+                            .folder
+                            .as_ref()
+                            .map(|f| f.display().to_string())
+                            .unwrap_or_default();
+                        let toggle =
+                            ui.checkbox(&mut on, "Record while live")
+                                .on_hover_text(format!(
+                                    "Keeps a copy of the stream as it goes out (MP4, highest \
+                                 quality, no extra encoding) in {folder}"
+                                ));
+                        if toggle.changed() {
+                            let _ = session.send(Command::SetRecording { on, to: None });
+                        }
+                        if on {
+                            ui.label(RichText::new(folder).size(12.0).color(theme::MUTED));
+                        }
+                    });
+                    ui.end_row();
                 });
         });
     }
