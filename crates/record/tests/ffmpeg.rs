@@ -54,7 +54,14 @@ fn record(codec: VideoCodec, secs: u32, start_ms: u64) -> (Vec<u8>, Vec<usize>) 
         if ms % 100 == 0 {
             let n = (ms / 100) as u32 * 3;
             for i in 0..3 {
-                let vpts = MediaTime((start_ms * 1000) + (n + i) as u64 * 33_333);
+                // capture jitter as a loaded machine has it: frame 50 comes 8 ms after 49
+                let k = (n + i) as u64;
+                let at = if k == 50 {
+                    49 * 33_333 + 8_000
+                } else {
+                    k * 33_333
+                };
+                let vpts = MediaTime(start_ms * 1000 + at);
                 let f = generate_pattern(W, H, n + i, vpts).expect("pattern");
                 if let Some(v) = enc.encode(&f, n + i == 0).expect("encode") {
                     let s = Sample {
@@ -99,8 +106,16 @@ fn decoded_codes(path: &Path) -> Vec<Option<u32>> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        // every decoded frame once: no frame-rate conversion (duplicates or drops)
-        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        // every decoded frame once: no frame-rate conversion (duplicates or drops), and
+        // the file's own 1/90000 time base, so two frames closer than 1/30 s stay apart
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+        ])
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("ffmpeg runs");
@@ -175,8 +190,16 @@ fn a_file_cut_mid_fragment_plays_up_to_the_last_whole_fragment() {
     let out = Command::new("ffmpeg")
         .args(["-v", "quiet", "-i"])
         .arg(&path)
-        // every decoded frame once: no frame-rate conversion (duplicates or drops)
-        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        // every decoded frame once: no frame-rate conversion (duplicates or drops), and
+        // the file's own 1/90000 time base, so two frames closer than 1/30 s stay apart
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+        ])
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("ffmpeg runs");
