@@ -101,10 +101,10 @@ fn probe(path: &Path, entries: &str, stream: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Every frame ffmpeg decodes from the file, as its pattern frame number.
-fn decoded_codes(path: &Path) -> Vec<Option<u32>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+/// ffmpeg decoding the file's video to grey frames, logging at `level`.
+fn decode_grey(path: &Path, level: &str) -> std::process::Output {
+    Command::new("ffmpeg")
+        .args(["-v", level, "-i"])
         .arg(path)
         // every decoded frame once: no frame-rate conversion (duplicates or drops), and
         // the file's own 1/90000 time base, so two frames closer than 1/30 s stay apart
@@ -118,7 +118,12 @@ fn decoded_codes(path: &Path) -> Vec<Option<u32>> {
         ])
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
-        .expect("ffmpeg runs");
+        .expect("ffmpeg runs")
+}
+
+/// Every frame ffmpeg decodes from the file, as its pattern frame number.
+fn decoded_codes(path: &Path) -> Vec<Option<u32>> {
+    let out = decode_grey(path, "error");
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "ffmpeg decoded with errors: {}",
@@ -187,22 +192,7 @@ fn a_file_cut_mid_fragment_plays_up_to_the_last_whole_fragment() {
     // a fragment half written when the power went
     let torn = ends[2] + (ends[3] - ends[2]) / 2;
     std::fs::write(&path, &bytes[..torn]).expect("write");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "quiet", "-i"])
-        .arg(&path)
-        // every decoded frame once: no frame-rate conversion (duplicates or drops), and
-        // the file's own 1/90000 time base, so two frames closer than 1/30 s stay apart
-        .args([
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "-1",
-        ])
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
-        .output()
-        .expect("ffmpeg runs");
+    let out = decode_grey(&path, "quiet");
     let frames = out.stdout.len() / (W * H) as usize;
     assert!(frames >= 25, "{frames} frames before the torn fragment");
 }
