@@ -400,12 +400,9 @@ async fn an_unwritable_recording_file_is_refused_before_going_live() -> Result<(
     Ok(())
 }
 
-/// Process CPU seconds and peak RSS (MB) of `pid`, from /proc.
+/// Process CPU seconds (the testkit's reading) and peak RSS (MB, /proc's VmHWM) of `pid`.
 fn cpu_and_rss(pid: u32) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-    let cpu = (ticks(11)? + ticks(12)?) / 100.0;
+    let cpu = streamit_testkit::process_cpu_time(pid)?.as_secs_f64();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
