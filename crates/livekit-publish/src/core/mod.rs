@@ -550,20 +550,23 @@ impl Participant {
 
     /// When [`Participant::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers().into_iter().filter_map(|(_, t)| t).min()
+    }
+
+    /// Each part's next wake-up, named (what [`Participant::poll_timeout`] takes the
+    /// earliest of; tests name the part whose time did not move).
+    pub(crate) fn timers(&self) -> [(&'static str, Option<Instant>); 8] {
         let chat = self.pending_chats.iter().map(|c| c.until).min();
         [
-            self.pub_timeout,
-            self.sub_timeout,
-            self.next_stats,
-            self.subs.next_keyframe_request(),
-            chat,
-            self.watch.next_check(),
-            self.sub_restart.map(|r| r.until),
-            self.recovery.next_check(),
+            ("publisher pc", self.pub_timeout),
+            ("subscriber pc", self.sub_timeout),
+            ("stats", self.next_stats),
+            ("keyframe requests", self.subs.next_keyframe_request()),
+            ("chat", chat),
+            ("liveness", self.watch.next_check()),
+            ("subscriber restart", self.sub_restart.map(|r| r.until)),
+            ("bandwidth recovery", self.recovery.next_check()),
         ]
-        .into_iter()
-        .flatten()
-        .min()
     }
 
     /// Next thing to do.

@@ -53,6 +53,10 @@ pub(super) struct RecoveryProber {
     last: Option<Tried>,
     interval: Duration,
     nudges: u64,
+    /// The estimate was far below what the tracks wanted at the last poll: only then is
+    /// there a time to wake for. Otherwise the next estimate or a new want (both reach
+    /// `poll` through the core's input handling) is what can change the answer.
+    far_below: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +74,7 @@ impl Default for RecoveryProber {
             last: None,
             interval: FIRST_INTERVAL,
             nudges: 0,
+            far_below: false,
         }
     }
 }
@@ -104,6 +109,7 @@ impl RecoveryProber {
             };
         }
         let far_below = (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
+        self.far_below = far_below;
         let due = self
             .last
             .is_none_or(|t| t.worked.is_some() && now.duration_since(t.at) >= self.interval);
@@ -134,14 +140,18 @@ impl RecoveryProber {
         self.nudges
     }
 
-    /// When [`RecoveryProber::poll`] could next say something.
+    /// When [`RecoveryProber::poll`] could next say something. Never a time already past
+    /// that `poll` would answer with nothing: the driver sleeps until this, and a past
+    /// time it cannot clear makes it spin (it did: a whole core while the estimate was
+    /// fine).
     pub fn next_check(&self) -> Option<Instant> {
         let steady = self.steady_since? + STEADY_FOR;
-        Some(match self.last {
-            Some(t) if t.worked.is_none() => t.at + VERDICT_AFTER,
-            Some(t) => steady.max(t.at + self.interval),
-            None => steady,
-        })
+        match self.last {
+            Some(t) if t.worked.is_none() => Some(t.at + VERDICT_AFTER),
+            _ if !self.far_below => None,
+            Some(t) => Some(steady.max(t.at + self.interval)),
+            None => Some(steady),
+        }
     }
 }
 
@@ -171,6 +181,14 @@ mod tests {
                 }
                 None => {}
             }
+            // The driver sleeps until next_check: a time already past that poll answers
+            // with nothing would make it spin.
+            assert!(
+                p.next_check().is_none_or(|t| t > now),
+                "next_check {:?} is not after {:?}",
+                p.next_check().map(|t| t - t0),
+                now - t0
+            );
         }
         at
     }
@@ -233,6 +251,7 @@ mod tests {
         let mut p = RecoveryProber::default();
         assert!(nudges(&mut p, t0, 30, |_| 1_500_000).is_empty());
         assert_eq!(p.offset(), 0);
-        assert_eq!(p.next_check(), Some(t0 + STEADY_FOR));
+        // Nothing to wake for until an estimate or the want changes.
+        assert_eq!(p.next_check(), None);
     }
 }
