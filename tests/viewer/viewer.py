@@ -63,6 +63,71 @@ def read_pattern_code(y, width, height):
     return int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:10], "big")
 
 
+class PsnrRef:
+    """The source a publisher sends, to measure the decoded picture against: a YUV4MPEG2
+    4:2:0 file whose frame i carries the pattern code of frame number i (the benchmark
+    stamps it), so a decoded frame's code names its source frame even when the publisher
+    loops the file. PSNR is over luma below the code's band (rows < 5·width/40), so it
+    measures the picture and not the black-and-white blocks."""
+
+    def __init__(self, path, every):
+        import numpy as np
+
+        self.np = np
+        with open(path, "rb") as f:
+            data = f.read()
+        end = data.index(b"\n")
+        tags = data[:end].decode("ascii", "replace").split()
+        self.w = int(next(t[1:] for t in tags if t.startswith("W")))
+        self.h = int(next(t[1:] for t in tags if t.startswith("H")))
+        frame_len = self.w * self.h * 3 // 2
+        self.planes = []
+        pos = end + 1
+        while pos < len(data):
+            start = data.index(b"\n", pos) + 1  # after "FRAME..."
+            if start + frame_len > len(data):
+                break
+            self.planes.append(np.frombuffer(data, np.uint8, self.w * self.h, start).reshape(self.h, self.w))
+            pos = start + frame_len
+        if not self.planes:
+            raise ValueError(f"no frames in {path}")
+        self.skip = 5 * (self.w // 40)
+        self.every = max(1, every)
+        self.seen = 0
+        self.db = []
+        self.unreadable = 0
+
+    def measure(self, frame):
+        """Every `every`-th decoded frame at the source's size: PSNR-Y against its source."""
+        if frame.width != self.w or frame.height != self.h:
+            return
+        self.seen += 1
+        if self.seen % self.every:
+            return
+        np = self.np
+        i420 = frame.convert(rtc.VideoBufferType.I420)
+        y = np.frombuffer(i420.data, np.uint8, self.w * self.h).reshape(self.h, self.w)
+        code = read_pattern_code(memoryview(i420.data).cast("B"), self.w, self.h)
+        if code is None:
+            self.unreadable += 1
+            return
+        ref = self.planes[code[0] % len(self.planes)]
+        diff = y[self.skip :].astype(np.int32) - ref[self.skip :]
+        mse = float(np.mean(diff * diff))
+        self.db.append(100.0 if mse == 0 else 10.0 * math.log10(255.0 * 255.0 / mse))
+
+    def to_json(self):
+        db = sorted(self.db)
+        return {
+            "size": f"{self.w}x{self.h}",
+            "samples": len(db),
+            "unreadable": self.unreadable,
+            "mean_db": round(sum(db) / len(db), 3) if db else None,
+            "min_db": round(db[0], 3) if db else None,
+            "p10_db": round(db[len(db) // 10], 3) if db else None,
+        }
+
+
 def crc8(data):
     crc = 0
     for byte in data:
@@ -125,6 +190,7 @@ class Report:
         # Synthetic-pattern codes read from decoded frames: (frame_no, timestamp_us, recv_unix_us).
         self.pattern_samples = []
         self.pattern_unreadable = 0
+        self.psnr = None  # a PsnrRef with --psnr-ref
 
     def pattern_json(self):
         samples = self.pattern_samples
@@ -202,6 +268,7 @@ class Report:
             "disconnect_reason": self.disconnect_reason,
             "restarts": self.restarts,
             "pattern": self.pattern_json(),
+            "psnr": self.psnr.to_json() if self.psnr else None,
             "duration_ms": self.ms(),
         }
 
@@ -210,6 +277,8 @@ async def consume_video(track, report, quality_applied, read_pattern):
     stream = rtc.VideoStream(track)
     async for event in stream:
         frame = event.frame
+        if report.psnr is not None:
+            report.psnr.measure(frame)
         if read_pattern:
             recv_us = time.time_ns() // 1000
             i420 = frame.convert(rtc.VideoBufferType.I420)
@@ -265,6 +334,8 @@ async def try_publish(room, report, timeout):
 
 async def run(args):
     report = Report()
+    if args.psnr_ref:
+        report.psnr = PsnrRef(args.psnr_ref, args.psnr_every)
     room = rtc.Room()
     tasks = []
     video_tracks = []
@@ -582,6 +653,8 @@ def main():
     ap.add_argument("--try-publish", action="store_true", help="try to publish a video track")
     ap.add_argument("--publish-timeout", type=float, default=12.0)
     ap.add_argument("--read-pattern", action="store_true", help="read the synthetic pattern's frame code")
+    ap.add_argument("--psnr-ref", help="Y4M the publisher sends, frames stamped with their index: PSNR-Y of decoded frames")
+    ap.add_argument("--psnr-every", type=int, default=3, help="measure every N-th frame at the source's size")
     ap.add_argument("--until-frames", type=int, help="stop once this many video frames decoded")
     ap.add_argument("--until-audio-frames", type=int, help="stop once this many audio frames received")
     ap.add_argument("--until-chat", type=int, help="stop once this many chat messages received")

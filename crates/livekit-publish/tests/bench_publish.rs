@@ -10,10 +10,16 @@
 //!   watches the high layer and counts frames. Prints one row per setup with the CPU
 //!   seconds per minute, peak RSS, frames at the viewer and the CPU ratio ours/libwebrtc,
 //!   plus the machine's load average (the machine may be shared).
+//!   Picture quality at the same bitrate: the Python publisher's top layer gets our top
+//!   layer's bitrate; each Y4M frame carries the pattern code of its own index, and the
+//!   viewer measures PSNR-Y of every third decoded frame at full size against the source
+//!   frame that code names (below the code's band); the row shows the received kbit/s and
+//!   the mean PSNR of each.
 //!
 //! Run: `cargo test -p streamit-livekit-publish --release --test bench_publish --
 //! --ignored --nocapture --test-threads 1 bench_hd_matrix` (BENCH_SECONDS, default 60;
-//! BENCH_ROWS, e.g. `vp8-simulcast-720,h264-single-1080`, to run some rows only).
+//! BENCH_ROWS, e.g. `vp8-simulcast-720,h264-single-1080`, to run some rows only;
+//! BENCH_PUBLISHERS=ours or =libwebrtc to run one side only).
 
 mod common;
 
@@ -185,13 +191,17 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-/// Writes `secs` seconds of ffmpeg's `testsrc2` at `w × h`, 30 fps, as a Y4M file.
+/// Writes `secs` seconds of ffmpeg's `testsrc2` at `w × h`, 30 fps, as a Y4M file, with
+/// frame i stamped with the pattern code of number i (top-left band): the viewer reads it
+/// from each decoded frame to find the source frame its PSNR is measured against.
 fn make_y4m(
     dir: &std::path::Path,
     w: u32,
     h: u32,
     secs: u32,
 ) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::{BufRead, Read, Write};
+    let raw = dir.join(format!("testsrc2-{w}x{h}-raw.y4m"));
     let path = dir.join(format!("testsrc2-{w}x{h}.y4m"));
     let status = std::process::Command::new("ffmpeg")
         .args([
@@ -205,10 +215,49 @@ fn make_y4m(
         ])
         .arg(format!("testsrc2=size={w}x{h}:rate=30:duration={secs}"))
         .args(["-pix_fmt", "yuv420p"])
-        .arg(&path)
+        .arg(&raw)
         .status()?;
     anyhow::ensure!(status.success(), "ffmpeg failed: {status}");
+    let mut input = std::io::BufReader::new(std::fs::File::open(&raw)?);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let mut line = Vec::new();
+    input.read_until(b'\n', &mut line)?;
+    out.write_all(&line)?;
+    let mut buf = vec![0u8; streamit_media::frame::i420_len(w, h)];
+    for n in 0u32.. {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        input.read_exact(&mut buf)?;
+        streamit_media::pattern::draw_pattern_code(&mut buf, w, h, n, 0);
+        out.write_all(&line)?;
+        out.write_all(&buf)?;
+    }
+    out.flush()?;
+    std::fs::remove_file(&raw)?;
     Ok(path)
+}
+
+/// Mean video bitrate the viewer received (kbit/s), from its inbound-rtp byte counters.
+fn received_kbps(report: &streamit_testkit::ViewerReport) -> f64 {
+    let bytes: u64 = report
+        .video
+        .inbound
+        .iter()
+        .filter_map(|i| i["inbound"]["bytesReceived"].as_str()?.parse::<u64>().ok())
+        .sum();
+    let ms = report
+        .video
+        .last_frame_ms
+        .zip(report.video.first_frame_ms)
+        .map(|(l, f)| l - f)
+        .unwrap_or(0.0);
+    if ms > 0.0 {
+        bytes as f64 * 8.0 / ms
+    } else {
+        f64::NAN
+    }
 }
 
 /// A looping Y4M reader (4:2:0).
@@ -402,6 +451,7 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
     let only: Option<Vec<String>> = std::env::var("BENCH_ROWS")
         .ok()
         .map(|s| s.split(',').map(|r| r.trim().to_string()).collect());
+    let publishers = std::env::var("BENCH_PUBLISHERS").unwrap_or("ours,libwebrtc".into());
     let py = common::python().ok_or_else(|| anyhow::anyhow!("no viewer venv"))?;
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/py_publisher.py");
@@ -422,13 +472,23 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
                     y4m = Some(make_y4m(&dir, w, h, 4)?);
                 }
                 let Some(file) = y4m.clone() else { continue };
+                // libwebrtc's top layer at our bitrate: PSNR is compared at the same rate.
+                let top_bps = streamit_media::encode::Layer::ladder(w, h)
+                    .iter()
+                    .map(|l| l.bitrate_bps)
+                    .max()
+                    .unwrap_or(0);
                 let mut results = Vec::new();
                 for ours in [true, false] {
+                    if !publishers.contains(if ours { "ours" } else { "libwebrtc" }) {
+                        continue;
+                    }
                     let server = Server::start()?;
                     let token = server.token("pub", "room", true)?;
                     let viewer_token = server.token("viewer1", "room", false)?;
                     let mut vopts =
                         common::viewer_options(&server.ws_url(), &viewer_token, secs as f64 + 6.0);
+                    vopts.psnr_ref = Some(file.clone());
                     if simulcast {
                         vopts.quality = Some("high".into());
                     }
@@ -444,6 +504,7 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
                             .env("BENCH_WORKER_Y4M", &file)
                             .env("BENCH_SECONDS", secs.to_string())
                             .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::inherit())
                             .kill_on_drop(true);
                         cmd.output().await?
                     } else {
@@ -455,6 +516,8 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
                             .arg("--y4m")
                             .arg(&file)
                             .args(["--codec", codec])
+                            .arg("--max-bitrate")
+                            .arg(top_bps.to_string())
                             .stdout(std::process::Stdio::piped())
                             .kill_on_drop(true);
                         if simulcast {
@@ -474,14 +537,33 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
                     let rss = json_num(&line, "peak_rss_mb").unwrap_or(f64::NAN);
                     let top = format!("{w}x{h}");
                     let at_top = report.video.resolutions.get(&top).copied().unwrap_or(0);
+                    let kbps = received_kbps(&report);
+                    let (psnr, psnr_p10, psnr_n) = report
+                        .psnr
+                        .as_ref()
+                        .map(|p| {
+                            (
+                                p.mean_db.unwrap_or(f64::NAN),
+                                p.p10_db.unwrap_or(f64::NAN),
+                                p.samples,
+                            )
+                        })
+                        .unwrap_or((f64::NAN, f64::NAN, 0));
                     println!(
-                        "BENCH {name} {}: {:.1} CPU s/min, peak RSS {rss:.0} MB, viewer {} frames ({at_top} at {top}), load {load0} → {}",
+                        "BENCH {name} {}: {:.1} CPU s/min, peak RSS {rss:.0} MB, viewer {} frames ({at_top} at {top}), {kbps:.0} kbit/s, PSNR-Y {psnr:.2} dB (p10 {psnr_p10:.2}, {psnr_n} frames), load {load0} → {}",
                         if ours { "ours" } else { "libwebrtc" },
                         cpu * 60.0 / secs as f64,
                         report.video.frames,
                         loadavg()
                     );
-                    results.push((cpu * 60.0 / secs as f64, rss, report.video.frames, at_top));
+                    results.push(Row {
+                        cpu: cpu * 60.0 / secs as f64,
+                        rss,
+                        frames: report.video.frames,
+                        at_top,
+                        kbps,
+                        psnr,
+                    });
                 }
                 rows.push((name, results));
             }
@@ -491,28 +573,47 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
         "\nBENCH summary ({secs} s each; CPU s per minute of publishing, peak RSS MB, frames at the viewer (at full size)):"
     );
     println!(
-        "| setup | ours CPU s/min | libwebrtc CPU s/min | ratio | ours RSS | libwebrtc RSS | frames ours / libwebrtc |"
+        "| setup | ours CPU s/min | libwebrtc CPU s/min | ratio | ours RSS | libwebrtc RSS | frames ours / libwebrtc | kbit/s ours / libwebrtc | PSNR-Y dB ours / libwebrtc |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, r) in &rows {
         if let [o, l] = r.as_slice() {
             println!(
-                "| {name} | {:.1} | {:.1} | {:.2}x | {:.0} | {:.0} | {} ({}) / {} ({}) |",
-                o.0,
-                l.0,
-                o.0 / l.0,
-                o.1,
-                l.1,
-                o.2,
-                o.3,
-                l.2,
-                l.3
+                "| {name} | {:.1} | {:.1} | {:.2}x | {:.0} | {:.0} | {} ({}) / {} ({}) | {:.0} / {:.0} | {:.2} / {:.2} |",
+                o.cpu,
+                l.cpu,
+                o.cpu / l.cpu,
+                o.rss,
+                l.rss,
+                o.frames,
+                o.at_top,
+                l.frames,
+                l.at_top,
+                o.kbps,
+                l.kbps,
+                o.psnr,
+                l.psnr
             );
         }
     }
     println!("load average at the end: {}", loadavg());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// One publisher's figures in a row of `bench_hd_matrix`.
+struct Row {
+    /// CPU seconds per minute of publishing.
+    cpu: f64,
+    /// Peak RSS, MB.
+    rss: f64,
+    frames: u64,
+    /// Frames the viewer decoded at the source's size.
+    at_top: u64,
+    /// Mean video bitrate at the viewer.
+    kbps: f64,
+    /// Mean PSNR-Y of the decoded high layer against the source.
+    psnr: f64,
 }
 
 /// A scratch directory for the Y4M files (removed at the end).

@@ -47,4 +47,4 @@ pub use stack::{Account, Stack, TEST_PASSWORD};
 /// Bad networks on demand: [`netem::ImpairedLink`] (Linux, root) puts a process behind a
 /// seeded model of delay, loss and a rate cap; see [`Stack::start_reachable_at`].
 pub use streamit_netem as netem;
-pub use viewer::{DataMessage, PatternReport, Viewer, ViewerOptions, ViewerReport};
+pub use viewer::{DataMessage, PatternReport, PsnrReport, Viewer, ViewerOptions, ViewerReport};

@@ -33,6 +33,9 @@ pub struct ViewerOptions {
     pub until_chat: Option<u32>,
     /// Data packets (any topic, e.g. `streamit.moderation`) received.
     pub until_data: Option<u32>,
+    /// The Y4M the publisher sends, its frame i stamped with the pattern code of number i:
+    /// the viewer measures PSNR-Y of every third decoded frame at that size against it.
+    pub psnr_ref: Option<std::path::PathBuf>,
 }
 
 impl ViewerOptions {
@@ -50,6 +53,7 @@ impl ViewerOptions {
             until_audio_frames: None,
             until_chat: None,
             until_data: None,
+            psnr_ref: None,
         }
     }
 }
@@ -202,7 +206,24 @@ pub struct ViewerReport {
     #[serde(default)]
     pub restarts: Vec<serde_json::Value>,
     pub pattern: PatternReport,
+    /// With `psnr_ref`: PSNR-Y of the decoded frames against their source.
+    #[serde(default)]
+    pub psnr: Option<PsnrReport>,
     pub duration_ms: f64,
+}
+
+/// PSNR-Y (luma below the pattern code's band) of decoded frames against the source.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PsnrReport {
+    /// The source's size; only frames decoded at it are measured.
+    pub size: String,
+    pub samples: u64,
+    /// Measured frames whose code could not be read (not compared).
+    pub unreadable: u64,
+    pub mean_db: Option<f64>,
+    pub min_db: Option<f64>,
+    /// The 10th percentile: the bad moments, which a mean hides.
+    pub p10_db: Option<f64>,
 }
 
 /// Runs viewers.
@@ -246,6 +267,9 @@ impl Viewer {
         }
         if options.read_pattern {
             cmd.arg("--read-pattern");
+        }
+        if let Some(path) = &options.psnr_ref {
+            cmd.arg("--psnr-ref").arg(path);
         }
         for (flag, value) in [
             ("--until-frames", options.until_frames),

@@ -5,9 +5,12 @@ seconds and peak RSS (this process; the SDK's native core runs in it).
 Video: by default a synthetic 720p30 picture (30 precomputed moving-bar frames, like the
 Rust benchmark) as H.264, one layer; `--y4m FILE` reads a YUV4MPEG2 4:2:0 file instead
 (looped, at its size, paced at 30 fps), `--codec vp8|h264` and `--simulcast` choose the
-codec and LiveKit's default simulcast ladder (the SDK's defaults, bitrates included).
+codec and LiveKit's default simulcast ladder (the SDK's defaults, bitrates included);
+`--max-bitrate BPS` sets the top layer's bitrate (the SDK scales the lower layers from it),
+so a comparison of picture quality is at the same bitrate.
 
 Usage: py_publisher.py URL TOKEN SECONDS [--y4m FILE] [--codec vp8|h264] [--simulcast]
+       [--max-bitrate BPS]
 """
 import argparse
 import asyncio
@@ -62,6 +65,7 @@ async def main():
     ap.add_argument("--y4m")
     ap.add_argument("--codec", choices=["h264", "vp8"], default="h264")
     ap.add_argument("--simulcast", action="store_true")
+    ap.add_argument("--max-bitrate", type=int, help="top layer's bitrate (bps) instead of the SDK's default")
     args = ap.parse_args()
     w, h, frame = y4m(args.y4m) if args.y4m else bars()
     room = rtc.Room()
@@ -73,6 +77,8 @@ async def main():
     opts = rtc.TrackPublishOptions(
         source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec, simulcast=args.simulcast
     )
+    if args.max_bitrate:
+        opts.video_encoding.CopyFrom(rtc.VideoEncoding(max_bitrate=args.max_bitrate, max_framerate=30))
     await room.local_participant.publish_track(track, opts)
     asrc = rtc.AudioSource(48000, 1)
     atrack = rtc.LocalAudioTrack.create_audio_track("mic", asrc)
