@@ -22,14 +22,19 @@ fn rs_err(e: impl std::fmt::Display) -> MediaError {
 impl Resampler48k {
     /// A resampler from `rate` Hz with `channels` interleaved channels.
     pub fn new(rate: u32, channels: u16) -> Result<Self> {
-        let inner = if rate == AUDIO_RATE {
+        Self::between(rate, AUDIO_RATE, channels)
+    }
+
+    /// A resampler from `rate` Hz to `to` Hz (playback: 48 kHz to what a speaker takes).
+    pub fn between(rate: u32, to: u32, channels: u16) -> Result<Self> {
+        let inner = if rate == to {
             None
         } else {
             let chunk = (rate as usize / 100).max(1);
             Some(
                 Fft::<f32>::new(
                     rate as usize,
-                    AUDIO_RATE as usize,
+                    to as usize,
                     chunk,
                     channels as usize,
                     FixedSync::Input,

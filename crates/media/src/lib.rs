@@ -58,6 +58,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod queue;
 pub mod source;
+pub mod speaker;
 
 pub use clock::{MediaClock, MediaTime};
 pub use encode::{
