@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 use egui::{RichText, Ui, Vec2};
 use streamit_api::limits;
 use streamit_session::{
-    AudioSourceSpec, Codec, Command, ErrorKind, NoiseSuppression, SessionHandle, SessionState,
-    StreamSetup, StreamState, VideoSourceSpec,
+    AudioSourceSpec, Codec, Command, ErrorKind, MicCheck, NoiseSuppression, SessionHandle,
+    SessionState, StreamSetup, StreamState, VideoSourceSpec,
 };
 
 use super::devices::{self, CameraChoice, DeviceList, MicChoice, Remembered};
@@ -493,15 +493,23 @@ impl SetupScreen {
                     ui.end_row();
 
                     ui.label("Microphone");
-                    let choices = audio_choices(&m.audio, devices);
-                    if let Some(audio) =
-                        source_picker(ui, "Microphone", &m.audio, choices, picker_w)
-                    {
-                        let mut r = devices.map(|d| d.remembered.clone()).unwrap_or_default();
-                        r.microphone = remembered_mic(&audio, devices);
-                        self.picked = Some(r);
-                        let _ = session.send(Command::SelectAudioSource(audio));
-                    }
+                    ui.horizontal(|ui| {
+                        let choices = audio_choices(&m.audio, devices);
+                        if let Some(audio) =
+                            source_picker(ui, "Microphone", &m.audio, choices, picker_w)
+                        {
+                            let mut r = devices.map(|d| d.remembered.clone()).unwrap_or_default();
+                            r.microphone = remembered_mic(&audio, devices);
+                            self.picked = Some(r);
+                            let _ = session.send(Command::SelectAudioSource(audio));
+                        }
+                        mic_check_row(
+                            ui,
+                            session,
+                            &state.mic_check,
+                            m.audio != AudioSourceSpec::None,
+                        );
+                    });
                     ui.end_row();
 
                     ui.label("Level");
@@ -624,5 +632,44 @@ impl SetupScreen {
     /// The source the creator just picked, to remember.
     pub fn take_picked(&mut self) -> Option<Remembered> {
         self.picked.take()
+    }
+}
+
+/// The mic check: a button, then what it is doing or what it heard. The clip is what
+/// viewers would hear (after the noise filter), played back on the default output.
+fn mic_check_row(ui: &mut Ui, session: &SessionHandle, check: &MicCheck, has_audio: bool) {
+    let (button, busy) = match check {
+        MicCheck::Idle => ("Check mic", false),
+        MicCheck::Listening(_) | MicCheck::Playing { .. } => ("Checking…", true),
+        MicCheck::Done { .. } | MicCheck::Failed(_) => ("Check again", false),
+    };
+    let clicked = ui
+        .add_enabled(has_audio && !busy, egui::Button::new(button))
+        .on_hover_text("Records 3 s of your microphone, then plays it back to you.")
+        .clicked();
+    if clicked {
+        let _ = session.send(Command::MicCheck);
+    }
+    match check {
+        MicCheck::Idle => {}
+        MicCheck::Listening(share) => {
+            let left = (3.0 * (1.0 - share)).max(0.0);
+            ui.label(RichText::new(format!("Speak now… {left:.0} s")).color(theme::WARN));
+        }
+        MicCheck::Playing { .. } => {
+            ui.label(RichText::new("Playing back…").color(theme::TEXT));
+        }
+        MicCheck::Done { peak_dbfs } if *peak_dbfs < -50.0 => {
+            ui.label(RichText::new("Nothing heard").color(theme::WARN))
+                .on_hover_text("Is the right microphone selected, and not muted elsewhere?");
+        }
+        MicCheck::Done { peak_dbfs } => {
+            ui.label(RichText::new(format!("Heard you, {peak_dbfs:.0} dB")).color(theme::GOOD))
+                .on_hover_text("The loudest 50 ms of the clip, in dBFS");
+        }
+        MicCheck::Failed(why) => {
+            ui.label(RichText::new("Check failed").color(theme::LIVE))
+                .on_hover_text(why.as_str());
+        }
     }
 }

@@ -72,6 +72,11 @@ pub enum Command {
     /// closes the current one at once. `to` names the file (else the recordings folder
     /// gets a dated one).
     SetRecording { on: bool, to: Option<PathBuf> },
+    /// Mic check: record 3 s of the microphone as it will go out (after noise
+    /// suppression), then play it back on the default output device. Progress and the
+    /// outcome are in [`crate::SessionState::mic_check`]. Not while on air (the playback
+    /// would go out through the microphone).
+    MicCheck,
     /// Codec and simulcast for the next Go Live.
     SelectCodec { codec: Codec, simulcast: bool },
     /// Start the sources for the setup screen's preview and mic meter.

@@ -51,8 +51,8 @@ pub use media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
 pub use session::{SessionConfig, SessionHandle, default_recordings_dir};
 pub use state::{
     Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,
-    MediaSelection, ModerationNotice, NetworkLimited, RecordingInfo, RecordingState, SessionState,
-    StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule, clock,
+    MediaSelection, MicCheck, ModerationNotice, NetworkLimited, RecordingInfo, RecordingState,
+    SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule, clock,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;

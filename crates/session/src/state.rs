@@ -427,6 +427,8 @@ pub struct SessionState {
     pub preview: Option<VideoFrame>,
     /// Latest microphone level, linear RMS 0..=1 (for the meter).
     pub mic_level: f32,
+    /// The setup screen's mic check.
+    pub mic_check: MicCheck,
     pub media: Option<MediaSelection>,
     pub recording: RecordingState,
     /// Set when a stream ended: what the summary screen shows.
@@ -442,6 +444,21 @@ pub struct SessionState {
     /// viewer on the same machine can measure glass-to-glass latency). The clock's own
     /// [`MediaClock::epoch`](streamit_media::MediaClock::epoch), read once when it was made.
     pub media_clock_epoch: Option<SystemTime>,
+}
+
+/// The mic check: 3 s of the processed microphone, then played back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum MicCheck {
+    #[default]
+    Idle,
+    /// Recording; the share of the 3 s taken so far (0..1).
+    Listening(f32),
+    /// Playing the clip back; the loudest 50 ms of it (dBFS) says whether the mic hears.
+    Playing { peak_dbfs: f32 },
+    /// Played to the end.
+    Done { peak_dbfs: f32 },
+    /// No audio source, or the output device failed.
+    Failed(String),
 }
 
 impl RecordingInfo {

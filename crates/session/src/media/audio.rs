@@ -23,6 +23,9 @@ use super::{AudioSourceSpec, Counters, MediaEvent, RecordTap, drain_device};
 /// Samples of one 20 ms mono frame.
 const AUDIO_FRAME: usize = (AUDIO_RATE / 50) as usize;
 
+/// The mic check's clip: 3 s.
+pub(crate) const MIC_CHECK_SAMPLES: usize = 3 * AUDIO_RATE as usize;
+
 enum AudioReader {
     Tone {
         phase: f64,
@@ -142,12 +145,38 @@ fn read_wav_mono_48k(path: &Path) -> Result<Vec<f32>, MediaError> {
         .collect())
 }
 
+/// Adds `samples` to the mic check's clip if one is being recorded; a full clip goes to
+/// the session (kept for the next frame if its queue is full). The share recorded, while
+/// recording.
+fn take_mic_check(
+    check: &Mutex<Option<Vec<f32>>>,
+    samples: &[f32],
+    events: &mpsc::Sender<MediaEvent>,
+) -> Option<f32> {
+    let mut c = check.lock().ok()?;
+    let clip = c.as_mut()?;
+    let room = MIC_CHECK_SAMPLES.saturating_sub(clip.len());
+    clip.extend_from_slice(&samples[..room.min(samples.len())]);
+    if clip.len() < MIC_CHECK_SAMPLES {
+        return Some(clip.len() as f32 / MIC_CHECK_SAMPLES as f32);
+    }
+    let clip = c.take()?;
+    if let Err(mpsc::error::TrySendError::Full(MediaEvent::MicCheckRecorded(clip))) =
+        events.try_send(MediaEvent::MicCheckRecorded(clip))
+    {
+        *c = Some(clip);
+    }
+    None
+}
+
 /// The running audio side: source, meter and (while live) Opus encoding on one thread.
 pub(crate) struct AudioPipeline {
     stop: Arc<AtomicBool>,
     pub muted: Arc<AtomicBool>,
     /// RNNoise on the samples before the meter and the encoder (switchable while running).
     pub denoise: Arc<AtomicBool>,
+    /// The mic check's clip while one is being recorded (see [`AudioPipeline::start_mic_check`]).
+    mic_check: Arc<Mutex<Option<Vec<f32>>>>,
     sender: Arc<Mutex<Option<lk::AudioTrackSender>>>,
     /// Opus's expected loss (percent), from the receivers' reports.
     expected_loss: Arc<AtomicU8>,
@@ -178,6 +207,8 @@ impl AudioPipeline {
         let expected_loss = Arc::new(AtomicU8::new(0));
         let (t_stop, t_muted, t_sender) = (stop.clone(), muted.clone(), sender.clone());
         let t_loss = expected_loss.clone();
+        let mic_check: Arc<Mutex<Option<Vec<f32>>>> = Arc::default();
+        let t_check = mic_check.clone();
         let mut loss_applied = 0u8;
         let thread = std::thread::Builder::new()
             .name("audio-source".into())
@@ -198,10 +229,15 @@ impl AudioPipeline {
                     }
                     let l = AudioLevel::measure(&samples);
                     level.rms = level.rms.max(l.rms);
+                    // The mic check hears what would go out, muted or not.
+                    let checking = take_mic_check(&t_check, &samples, &events);
                     if last_level.elapsed() >= Duration::from_millis(50) {
                         last_level = Instant::now();
                         let shown = if muted { 0.0 } else { level.rms };
                         let _ = events.try_send(MediaEvent::MicLevel(shown));
+                        if let Some(share) = checking {
+                            let _ = events.try_send(MediaEvent::MicCheckProgress(share));
+                        }
                         level = AudioLevel::default();
                     }
                     let tx = t_sender.lock().ok().and_then(|s| s.clone());
@@ -284,11 +320,19 @@ impl AudioPipeline {
             stop,
             muted,
             denoise,
+            mic_check,
             sender,
             expected_loss,
             loss_policy: Mutex::default(),
             thread: Some(thread),
         }))
+    }
+
+    /// Starts recording the mic check's clip (again, if one was under way).
+    pub fn start_mic_check(&self) {
+        if let Ok(mut c) = self.mic_check.lock() {
+            *c = Some(Vec::with_capacity(MIC_CHECK_SAMPLES));
+        }
     }
 
     pub fn attach(&self, tx: Option<lk::AudioTrackSender>) {

@@ -170,6 +170,12 @@ impl Codec {
 pub(crate) enum MediaEvent {
     Preview(VideoFrame),
     MicLevel(f32),
+    /// The mic check's share of its 3 s recorded so far.
+    MicCheckProgress(f32),
+    /// The mic check's clip (mono, 48 kHz, as it would go out).
+    MicCheckRecorded(Vec<f32>),
+    /// The clip's playback ended (or failed).
+    MicCheckPlayed(Result<(), MediaError>),
     /// A source or encoder failed; the pipeline part stopped.
     Failed(MediaError),
 }

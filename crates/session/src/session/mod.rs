@@ -399,6 +399,7 @@ impl Task {
             }
             Command::SetRecording { on, to } => self.set_recording(on, to),
             Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),
+            Command::MicCheck => self.mic_check(),
             Command::StartPreview => self.ensure_sources(),
             Command::DismissErrors => {
                 self.state.errors = Arc::default();

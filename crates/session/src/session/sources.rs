@@ -1,6 +1,6 @@
 //! The devices before and while on air: starting the sources (preview and mic meter),
 //! choosing source and codec while off air, mute and camera, and what the media threads
-//! report (preview frames, the mic level, a failed device).
+//! report (preview frames, the mic level, a failed device), and the mic check.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +11,8 @@ use crate::error::{Result, SessionError};
 use crate::media::{
     AudioPipeline, AudioSourceSpec, Codec, MediaEvent, VideoPipeline, VideoSourceSpec,
 };
-use crate::state::MediaSelection;
+use crate::state::{MediaSelection, MicCheck};
+use streamit_media::{AUDIO_RATE, AudioLevel};
 
 impl Task {
     pub(super) fn selection(&self) -> MediaSelection {
@@ -156,8 +157,61 @@ impl Task {
         }
     }
 
+    /// Records 3 s of the microphone as it would go out, then plays it back.
+    pub(super) fn mic_check(&mut self) -> Result<()> {
+        self.not_on_air("run a mic check")?;
+        self.ensure_sources()?;
+        let Some(audio) = &self.audio else {
+            self.state.mic_check = MicCheck::Failed("no audio source is selected".into());
+            return Ok(());
+        };
+        audio.start_mic_check();
+        self.state.mic_check = MicCheck::Listening(0.0);
+        Ok(())
+    }
+
+    /// Plays the mic check's clip on a thread of its own; its end comes back as an event.
+    fn play_mic_check(&mut self, clip: Vec<f32>) {
+        let peak_dbfs = clip
+            .chunks(AUDIO_RATE as usize / 20)
+            .map(|c| AudioLevel::measure(c).rms_dbfs())
+            .fold(f32::NEG_INFINITY, f32::max);
+        self.state.mic_check = MicCheck::Playing { peak_dbfs };
+        let events = self.media_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mic-check".into())
+            .spawn(move || {
+                let r = streamit_media::speaker::play_mono_48k(clip).and_then(|p| p.wait());
+                let _ = events.blocking_send(MediaEvent::MicCheckPlayed(r));
+            });
+        if let Err(e) = spawned {
+            self.state.mic_check = MicCheck::Failed(format!("cannot play the clip back: {e}"));
+        }
+    }
+
     pub(super) async fn on_media(&mut self, ev: MediaEvent) {
         match ev {
+            MediaEvent::MicCheckProgress(share) => {
+                if matches!(self.state.mic_check, MicCheck::Listening(_)) {
+                    self.state.mic_check = MicCheck::Listening(share);
+                    self.publish();
+                }
+            }
+            MediaEvent::MicCheckRecorded(clip) => {
+                self.play_mic_check(clip);
+                self.publish();
+            }
+            MediaEvent::MicCheckPlayed(r) => {
+                let peak_dbfs = match self.state.mic_check {
+                    MicCheck::Playing { peak_dbfs } => peak_dbfs,
+                    _ => f32::NEG_INFINITY,
+                };
+                self.state.mic_check = match r {
+                    Ok(()) => MicCheck::Done { peak_dbfs },
+                    Err(e) => MicCheck::Failed(format!("playback failed: {e}")),
+                };
+                self.publish();
+            }
             MediaEvent::Preview(f) => {
                 if !self.camera_off {
                     self.state.preview = Some(f);
