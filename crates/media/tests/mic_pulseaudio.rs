@@ -44,15 +44,7 @@ fn captures_a_tone_from_a_pulseaudio_null_sink_through_cpal() {
     );
     let home = dir.path().join("home");
     // ALSA's default PCM = the pulse plugin, capturing from the null sink's monitor
-    std::fs::write(
-        home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{\n  type pulse\n  server \"unix:{s}\"\n  device \"studio_null.monitor\"\n}}\n\
-             ctl.!default {{\n  type pulse\n  server \"unix:{s}\"\n}}\n",
-            s = pulse.socket
-        ),
-    )
-    .unwrap();
+    pulse.route_alsa_default(&home, "studio_null.monitor");
     // SAFETY: this test binary has only this test; no other thread reads the environment now.
     unsafe {
         std::env::set_var("HOME", &home);

@@ -4,8 +4,6 @@
 //! Without the sound server, playing is a clear error. Skips (with a printed reason) only
 //! when `pulseaudio` is not installed.
 
-use std::process::{Command, Stdio};
-
 use streamit_media::AudioLevel;
 use streamit_media::audio::dominant_frequency;
 use streamit_media::speaker::play_mono_48k;
@@ -30,38 +28,15 @@ fn a_clip_played_on_the_default_output_comes_out_whole() {
     );
     let home = dir.path().join("home");
     // ALSA's default PCM = the pulse plugin, playing into the null sink.
-    std::fs::write(
-        home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{\n  type pulse\n  server \"unix:{s}\"\n  device \"speaker\"\n}}\n\
-             ctl.!default {{\n  type pulse\n  server \"unix:{s}\"\n}}\n",
-            s = pulse.socket
-        ),
-    )
-    .unwrap();
+    pulse.route_alsa_default(&home, "speaker");
     // SAFETY: this test binary has only this test; no other thread reads the environment now.
     unsafe {
         std::env::set_var("HOME", &home);
         std::env::set_var("PULSE_SERVER", format!("unix:{}", pulse.socket));
     }
 
-    // What the sink plays, as 48 kHz mono f32, from before the clip starts; to a file (a
-    // pipe nobody reads fills in 0.3 s and parec stops taking samples).
-    let rec_path = dir.path().join("speaker.f32");
-    let mut rec = Command::new("parec")
-        .args([
-            "-d",
-            "speaker.monitor",
-            "--raw",
-            "--format=float32le",
-            "--rate=48000",
-            "--channels=1",
-            "--latency-msec=20",
-        ])
-        .env("PULSE_SERVER", format!("unix:{}", pulse.socket))
-        .stdout(Stdio::from(std::fs::File::create(&rec_path).unwrap()))
-        .spawn()
-        .unwrap();
+    // What the sink plays, from before the clip starts.
+    let rec = pulse.record("speaker.monitor", &dir.path().join("speaker.f32"));
     std::thread::sleep(std::time::Duration::from_millis(300)); // parec connected
 
     let clip: Vec<f32> = (0..(48_000.0 * TONE_SECS) as usize)
@@ -76,25 +51,11 @@ fn a_clip_played_on_the_default_output_comes_out_whole() {
     println!("wait returned after {:?}", t0.elapsed());
     // parec's own latency before it has the end.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    // SIGINT: parec writes out what it holds and exits (a kill would lose it).
-    let _ = Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status();
-    let _ = rec.wait();
-    let raw = std::fs::read(&rec_path).unwrap();
-    let pcm: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let pcm = rec.stop();
 
     // The tone's length: 10 ms windows above half its level.
     let want_rms = TONE_AMP / 2f32.sqrt();
-    let loud: Vec<usize> = pcm
-        .chunks(480)
-        .enumerate()
-        .filter(|(_, c)| AudioLevel::measure(c).rms > want_rms / 2.0)
-        .map(|(i, _)| i)
-        .collect();
+    let loud = pulse::loud_windows(&pcm, want_rms / 2.0);
     let (first, last) = (loud.first().copied(), loud.last().copied());
     println!(
         "recorded {:.2} s; tone in {} windows of 10 ms, from {first:?} to {last:?}",

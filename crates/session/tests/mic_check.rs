@@ -3,7 +3,6 @@
 //! null sink here, recorded from its monitor with `parec`. Skips (with a printed reason)
 //! only when `pulseaudio` is not installed.
 
-use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -47,14 +46,7 @@ async fn mic_check_records_three_seconds_and_plays_them_back() -> Result<()> {
         &["module-null-sink sink_name=speaker rate=48000 channels=2".into()],
     );
     let home = dir.path().join("home");
-    std::fs::write(
-        home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{\n  type pulse\n  server \"unix:{s}\"\n  device \"speaker\"\n}}\n\
-             ctl.!default {{\n  type pulse\n  server \"unix:{s}\"\n}}\n",
-            s = pulse.socket
-        ),
-    )?;
+    pulse.route_alsa_default(&home, "speaker");
     // SAFETY: set before the session or any other thread of this one-test binary starts.
     unsafe {
         std::env::set_var("HOME", &home);
@@ -75,24 +67,6 @@ async fn mic_check_records_three_seconds_and_plays_them_back() -> Result<()> {
     let mut states = session.subscribe();
     session.request(Command::StartPreview).await?;
 
-    // To a file: a pipe nobody reads fills in 0.3 s and parec stops taking samples.
-    let rec_path = dir.path().join("speaker.f32");
-    let parec = || {
-        Process::new("parec")
-            .args([
-                "-d",
-                "speaker.monitor",
-                "--raw",
-                "--format=float32le",
-                "--rate=48000",
-                "--channels=1",
-                "--latency-msec=20",
-            ])
-            .env("PULSE_SERVER", format!("unix:{}", pulse.socket))
-            .stdout(Stdio::from(std::fs::File::create(&rec_path).unwrap()))
-            .spawn()
-            .context("parec")
-    };
     session.request(Command::MicCheck).await?;
     let mut seen = Vec::new();
     // The speaker's recorder starts near the end of the 3 s, so its file holds the
@@ -112,7 +86,7 @@ async fn mic_check_records_three_seconds_and_plays_them_back() -> Result<()> {
                 seen.push(step);
             }
             if rec.is_none() && matches!(check, MicCheck::Listening(s) if s >= 0.8) {
-                rec = Some(parec());
+                rec = Some(pulse.record("speaker.monitor", &dir.path().join("speaker.f32")));
             }
             if matches!(check, MicCheck::Done { .. } | MicCheck::Failed(_)) {
                 return check;
@@ -136,23 +110,9 @@ async fn mic_check_records_three_seconds_and_plays_them_back() -> Result<()> {
     );
     assert_eq!(seen, ["listening", "playing", "done"], "steps");
 
-    let mut rec = rec.context("parec never started")??;
-    let _ = Process::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status();
-    let _ = rec.wait();
-    let raw = std::fs::read(&rec_path)?;
-    let pcm: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let pcm = rec.context("the speaker was never recorded")?.stop();
     let want_rms = (TONE_AMP / 2f64.sqrt()) as f32;
-    let loud: Vec<usize> = pcm
-        .chunks(480)
-        .enumerate()
-        .filter(|(_, c)| AudioLevel::measure(c).rms > want_rms / 2.0)
-        .map(|(i, _)| i)
-        .collect();
+    let loud = pulse::loud_windows(&pcm, want_rms / 2.0);
     let (Some(&first), Some(&last)) = (loud.first(), loud.last()) else {
         panic!("nothing came out of the speaker ({} samples)", pcm.len());
     };

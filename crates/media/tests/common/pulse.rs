@@ -84,3 +84,75 @@ impl Pulse {
             .is_ok_and(|s| s.success())
     }
 }
+
+impl Pulse {
+    /// Points ALSA's default PCM at this daemon's `device` (a sink to play into, or a
+    /// source to capture from) through `home/.asoundrc`; the caller sets `HOME` to `home`.
+    pub fn route_alsa_default(&self, home: &Path, device: &str) {
+        std::fs::write(
+            home.join(".asoundrc"),
+            format!(
+                "pcm.!default {{\n  type pulse\n  server \"unix:{s}\"\n  device \"{device}\"\n}}\n\
+                 ctl.!default {{\n  type pulse\n  server \"unix:{s}\"\n}}\n",
+                s = self.socket
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Records `source` (e.g. a sink's monitor) as 48 kHz mono f32 with `parec`, into a
+    /// file: a pipe nobody reads fills in 0.3 s and parec stops taking samples.
+    pub fn record(&self, source: &str, to: &Path) -> Recording {
+        let child = Command::new("parec")
+            .args([
+                "-d",
+                source,
+                "--raw",
+                "--format=float32le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+            ])
+            .env("PULSE_SERVER", format!("unix:{}", self.socket))
+            .stdout(Stdio::from(std::fs::File::create(to).unwrap()))
+            .spawn()
+            .unwrap();
+        Recording {
+            child,
+            path: to.to_path_buf(),
+        }
+    }
+}
+
+/// A `parec` recording under way.
+pub struct Recording {
+    child: Child,
+    path: std::path::PathBuf,
+}
+
+impl Recording {
+    /// Stops it (SIGINT: parec writes out what it holds; a kill would lose it) and returns
+    /// the samples.
+    pub fn stop(mut self) -> Vec<f32> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read(&self.path)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+}
+
+/// The 10 ms windows of `pcm` (48 kHz) whose RMS is above `rms`: where a tone sounds.
+pub fn loud_windows(pcm: &[f32], rms: f32) -> Vec<usize> {
+    pcm.chunks(480)
+        .enumerate()
+        .filter(|(_, c)| {
+            (c.iter().map(|v| v * v).sum::<f32>() / c.len().max(1) as f32).sqrt() > rms
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
