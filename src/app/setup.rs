@@ -493,7 +493,8 @@ impl SetupScreen {
                     ui.end_row();
 
                     ui.label("Microphone");
-                    ui.horizontal(|ui| {
+                    // Wraps: in a narrow window the check goes under the picker.
+                    ui.horizontal_wrapped(|ui| {
                         let choices = audio_choices(&m.audio, devices);
                         if let Some(audio) =
                             source_picker(ui, "Microphone", &m.audio, choices, picker_w)
