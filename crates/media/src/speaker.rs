@@ -21,21 +21,9 @@ fn dev_err(e: impl std::fmt::Display) -> MediaError {
 /// A clip being played; [`Playback::wait`] blocks until its end (or an error).
 pub struct Playback {
     thread: Option<JoinHandle<Result<()>>>,
-    /// Output frames written to the device so far, and the clip's length in them.
-    played: Arc<AtomicUsize>,
-    total: usize,
 }
 
 impl Playback {
-    /// Share of the clip handed to the device (0..=1).
-    pub fn progress(&self) -> f32 {
-        if self.total == 0 {
-            1.0
-        } else {
-            (self.played.load(Ordering::Relaxed) as f32 / self.total as f32).min(1.0)
-        }
-    }
-
     /// Waits for the clip's end; the device's error if it failed on the way.
     pub fn wait(mut self) -> Result<()> {
         match self.thread.take().map(|t| t.join()) {
@@ -108,9 +96,7 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
             .collect(),
     );
     let total = mono.len();
-    let played = Arc::new(AtomicUsize::new(0));
     let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
-    let t_played = played.clone();
     let thread = std::thread::Builder::new()
         .name("speaker".into())
         .spawn(move || -> Result<()> {
@@ -124,8 +110,7 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
             let ends_at: Arc<Mutex<Option<Instant>>> = Arc::default();
             // Copies the next samples into the device's buffer, silence past the end.
             let fill = {
-                let (pcm, pos, played, ends_at) =
-                    (pcm.clone(), pos.clone(), t_played.clone(), ends_at.clone());
+                let (pcm, pos, ends_at) = (pcm.clone(), pos.clone(), ends_at.clone());
                 move |out: &mut dyn FnMut(usize, f32),
                       len: usize,
                       info: &cpal::OutputCallbackInfo| {
@@ -133,7 +118,6 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
                     for i in 0..len {
                         out(i, pcm.get(at + i).copied().unwrap_or(0.0));
                     }
-                    played.store(((at + len) / channels).min(total), Ordering::Relaxed);
                     if at <= pcm.len() && pcm.len() <= at + len {
                         let ts = info.timestamp();
                         let latency = ts.playback.duration_since(ts.callback);
@@ -220,8 +204,6 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => Ok(Playback {
             thread: Some(thread),
-            played,
-            total,
         }),
         Ok(Err(e)) => {
             let _ = thread.join();
