@@ -306,12 +306,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
     let pct = |v: &[f64], p: usize| v.get(v.len() * p / 100).copied().unwrap_or(0.0);
     let mut freezes = report.pattern.freezes_ms.clone();
     freezes.sort_by(|a, b| a.total_cmp(b));
-    let bytes: u64 = report
-        .video
-        .inbound
-        .iter()
-        .filter_map(|i| i["inbound"]["bytesReceived"].as_str()?.parse::<u64>().ok())
-        .sum();
+    let bytes = report.video.bytes_received();
     format!(
         "{profile:<9} {who:<9} decoded {:>5.1} %  freezes>250ms {:>2} (p95 {:>5.0} ms, longest {:>5.0} ms, total {:>4.1} s)  \
          g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  {}",

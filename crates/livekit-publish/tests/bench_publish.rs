@@ -241,12 +241,7 @@ fn make_y4m(
 
 /// Mean video bitrate the viewer received (kbit/s), from its inbound-rtp byte counters.
 fn received_kbps(report: &streamit_testkit::ViewerReport) -> f64 {
-    let bytes: u64 = report
-        .video
-        .inbound
-        .iter()
-        .filter_map(|i| i["inbound"]["bytesReceived"].as_str()?.parse::<u64>().ok())
-        .sum();
+    let bytes = report.video.bytes_received();
     let ms = report
         .video
         .last_frame_ms

@@ -124,6 +124,16 @@ pub struct MuteEvent {
     pub video_frames_at: u64,
 }
 
+impl VideoReport {
+    /// Video bytes received over all inbound-rtp streams (retired ones included).
+    pub fn bytes_received(&self) -> u64 {
+        self.inbound
+            .iter()
+            .filter_map(|i| i["inbound"]["bytesReceived"].as_str()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
 /// What the viewer read from the synthetic pattern's block code.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PatternReport {
