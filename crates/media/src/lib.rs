@@ -57,6 +57,7 @@ pub mod mic;
 pub mod pattern;
 pub mod pipeline;
 pub mod queue;
+pub mod resolution;
 pub mod source;
 pub mod speaker;
 

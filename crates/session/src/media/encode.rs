@@ -1,6 +1,7 @@
 //! The encoders: one thread encodes every layer of a frame in one call, fed through a
 //! bounded drop-oldest [`Slot`], steered by per-layer [`EncoderControl`]s (key frames,
-//! bitrate, dynacast) and stepped down by the [`CpuAdapter`] when the CPU falls behind.
+//! bitrate, dynacast), stepped down by the [`CpuAdapter`] when the CPU falls behind, and a
+//! single layer sized for its bitrate by the [`ResolutionScaler`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use streamit_livekit_publish as lk;
 use streamit_media::adapt::{CpuAdapter, FrameRateGate};
 use streamit_media::encode::SimulcastEncoder;
+use streamit_media::resolution::ResolutionScaler;
 use streamit_media::{Layer, MediaError, Quality, VideoFrame};
 use tokio::sync::mpsc;
 
@@ -147,6 +149,8 @@ pub(crate) struct EncodeStatus {
     height: AtomicU32,
     limited: AtomicBool,
     step_downs: AtomicU32,
+    /// smaller than the source because the uplink's bitrate cannot carry full size
+    network_scaled: AtomicBool,
 }
 
 /// A snapshot of [`EncodeStatus`].
@@ -157,6 +161,7 @@ pub(crate) struct EncodeStep {
     pub height: u32,
     pub limited: bool,
     pub step_downs: u32,
+    pub network_scaled: bool,
 }
 
 impl EncodeStatus {
@@ -168,6 +173,9 @@ impl EncodeStatus {
         self.limited.store(limited, Ordering::Relaxed);
         self.step_downs.store(step_downs, Ordering::Relaxed);
     }
+    fn set_network_scaled(&self, scaled: bool) {
+        self.network_scaled.store(scaled, Ordering::Relaxed);
+    }
     pub fn get(&self) -> EncodeStep {
         EncodeStep {
             fps: self.fps_centi.load(Ordering::Relaxed) as f32 / 100.0,
@@ -175,6 +183,7 @@ impl EncodeStatus {
             height: self.height.load(Ordering::Relaxed),
             limited: self.limited.load(Ordering::Relaxed),
             step_downs: self.step_downs.load(Ordering::Relaxed),
+            network_scaled: self.network_scaled.load(Ordering::Relaxed),
         }
     }
 }
@@ -220,6 +229,7 @@ impl VideoPipeline {
             .collect();
         let top = layers.last().map_or((0, 0), |l| (l.width, l.height));
         self.status.set(fps, top.0, top.1, false, 0);
+        self.status.set_network_scaled(false);
         let slot = Slot::new(2);
         let layers = layers.to_vec();
         let (c, s, stop, counters, tx, ev, status) = (
@@ -235,6 +245,13 @@ impl VideoPipeline {
             .name("video-encode".into())
             .spawn(move || {
                 let mut adapter = CpuAdapter::new(fps);
+                let mut sizer = (layers.len() == 1)
+                    .then(|| {
+                        layers
+                            .first()
+                            .map(|l| ResolutionScaler::new(l.width, l.height))
+                    })
+                    .flatten();
                 let mut gate = FrameRateGate::new(fps);
                 let mut bitrates: Vec<u32> = c.iter().map(|c| c.nominal_bps).collect();
                 let mut scale = 1.0f32;
@@ -248,43 +265,64 @@ impl VideoPipeline {
                     if behind > 0 {
                         adapter.on_source_dropped(behind, now);
                     }
-                    if let Some(step) = adapter.check(now) {
+                    let cpu_step = adapter.check(now);
+                    if let Some(step) = cpu_step {
                         tracing::info!(
                             fps = step.fps,
                             scale = step.scale,
                             busy = adapter.last_share(),
                             "video encoder adapts to the CPU"
                         );
-                        if (step.scale - scale).abs() > 0.01 {
-                            // a new size: a new encoder (key frames on every layer)
-                            match SimulcastEncoder::new(
-                                encoder.codec(),
-                                &scaled_layers(&layers, step.scale),
-                                step.fps,
-                            ) {
-                                Ok(e) => {
-                                    encoder = e;
-                                    scale = step.scale;
-                                    bitrates.iter_mut().for_each(|b| *b = 0);
-                                    rebuild_keys = true;
-                                }
-                                Err(e) => tracing::warn!("resize encoder: {e}"),
-                            }
-                        }
                         if let Err(e) = encoder.set_frame_rate(step.fps) {
                             tracing::warn!("encoder frame rate {}: {e}", step.fps);
                         }
+                    }
+                    // one layer: sized for its bitrate (simulcast pauses its top layers)
+                    let bw_step = sizer.as_mut().and_then(|z| {
+                        let target = c.first().map_or(0, |c| c.bitrate());
+                        let s = z.update(target, now)?;
+                        tracing::info!(
+                            target_bps = target,
+                            scale = s,
+                            "video size follows the uplink's bitrate"
+                        );
+                        Some(s)
+                    });
+                    let want = adapter
+                        .current()
+                        .scale
+                        .min(sizer.as_ref().map_or(1.0, |z| z.scale()));
+                    if (want - scale).abs() > 0.01 {
+                        // a new size: a new encoder (key frames on every layer)
+                        match SimulcastEncoder::new(
+                            encoder.codec(),
+                            &scaled_layers(&layers, want),
+                            adapter.current().fps,
+                        ) {
+                            Ok(e) => {
+                                encoder = e;
+                                scale = want;
+                                bitrates.iter_mut().for_each(|b| *b = 0);
+                                rebuild_keys = true;
+                            }
+                            Err(e) => tracing::warn!("resize encoder: {e}"),
+                        }
+                    }
+                    if cpu_step.is_some() || bw_step.is_some() {
                         let top = encoder
                             .layers()
                             .last()
                             .map_or((0, 0), |l| (l.width, l.height));
                         status.set(
-                            step.fps,
+                            adapter.current().fps,
                             top.0,
                             top.1,
                             adapter.is_limited(),
                             adapter.step_downs(),
                         );
+                        status.set_network_scaled(sizer.as_ref().is_some_and(|z| {
+                            z.is_scaled() && z.scale() < adapter.current().scale + 0.01
+                        }));
                     }
                     if !gate.admit(adapter.current().fps) {
                         continue;
