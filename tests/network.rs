@@ -195,8 +195,9 @@ async fn the_netem_command_runs_a_command_behind_a_slow_link() -> Result<()> {
 /// A 300 kbit/s uplink for 20 s, then no cap. The encoder follows the estimate with room
 /// for audio and headers, so no queue builds at the sender: glass-to-glass stays within
 /// the link's own queue while capped (p95 93 ms on a quiet machine, 478 ms under CI's load;
-/// 2.4 s when video took the whole estimate), and the picture keeps moving after the cap
-/// lifts.
+/// 2.4 s when video took the whole estimate). The one layer is sent smaller while capped
+/// (180p at 30 fps, where 720p skipped a third of its frames), and the picture keeps
+/// moving and returns to full size after the cap lifts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> Result<()> {
     use streamit_testkit::netem::Impairment;
@@ -286,6 +287,28 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
     ensure!(
         late.iter().all(|f| *f >= 12),
         "frames per second 11-19 s after the cap lifted: {late:?}"
+    );
+    // The one layer was sized for the capped bitrate (720p skips frames at 200 kbit/s;
+    // 180p sends them all), and it is back at full size by the end.
+    let res = &report.video.resolutions;
+    let smaller: u64 = res
+        .iter()
+        .filter(|(r, _)| r.as_str() != "1280x720")
+        .map(|(_, n)| *n)
+        .sum();
+    ensure!(
+        smaller >= 150,
+        "the picture was not made smaller under the cap: {res:?}"
+    );
+    let last_width = report
+        .video
+        .inbound
+        .iter()
+        .filter_map(|i| i["inbound"]["frameWidth"].as_u64())
+        .next_back();
+    ensure!(
+        last_width == Some(1280),
+        "the picture did not return to 1280x720 after the lift (last width {last_width:?})"
     );
     Ok(())
 }

@@ -216,15 +216,21 @@ pub struct NetworkLimited {
     pub paused_layers: usize,
     /// Layers someone watches, paused ones included.
     pub watched_layers: usize,
+    /// The picture's size (its shorter side) while a single layer is sent smaller than
+    /// the source for the bitrate.
+    pub scaled_to: Option<u32>,
 }
 
 impl std::fmt::Display for NetworkLimited {
     /// "Network limited: 120 kbit/s, sending low quality"
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let quality = match (self.watched_layers, self.paused_layers) {
-            (n, p) if n > 1 && p + 1 >= n => "sending low quality",
-            (_, p) if p > 0 => "sending reduced quality",
-            _ => "sending at a lower bitrate",
+            (n, p) if n > 1 && p + 1 >= n => "sending low quality".to_string(),
+            (_, p) if p > 0 => "sending reduced quality".to_string(),
+            _ => match self.scaled_to {
+                Some(side) => format!("sending {side}p"),
+                None => "sending at a lower bitrate".to_string(),
+            },
         };
         write!(
             f,

@@ -2,7 +2,7 @@
 //! microphone, meters them for the level bar and, while live and not muted, encodes Opus.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -181,6 +181,8 @@ pub(crate) struct AudioPipeline {
     /// Opus's expected loss (percent), from the receivers' reports.
     expected_loss: Arc<AtomicU8>,
     loss_policy: Mutex<ExpectedLoss>,
+    /// Opus's target, from the uplink's estimate ([`opus_bitrate_for`]).
+    bitrate: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -198,7 +200,10 @@ impl AudioPipeline {
         let Some(mut reader) = AudioReader::open(spec, &clock)? else {
             return Ok(None);
         };
-        let mut opus = OpusEncoder::new(1, 48_000)?;
+        let bitrate = Arc::new(AtomicU32::new(OPUS_FULL_BPS));
+        let mut opus = OpusEncoder::new(1, OPUS_FULL_BPS)?;
+        let t_bitrate = bitrate.clone();
+        let mut bitrate_applied = OPUS_FULL_BPS;
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
         let denoise = Arc::new(AtomicBool::new(denoise));
@@ -251,6 +256,13 @@ impl AudioPipeline {
                         }
                         // the recording keeps its time line: silence while muted
                         samples.iter_mut().for_each(|s| *s = 0.0);
+                    }
+                    let bps = t_bitrate.load(Ordering::Relaxed);
+                    if bps != bitrate_applied {
+                        bitrate_applied = bps;
+                        if let Err(e) = opus.set_bitrate(bps) {
+                            tracing::warn!("Opus bitrate not set: {e}");
+                        }
                     }
                     let loss = t_loss.load(Ordering::Relaxed);
                     if loss != loss_applied {
@@ -324,6 +336,7 @@ impl AudioPipeline {
             sender,
             expected_loss,
             loss_policy: Mutex::default(),
+            bitrate,
             thread: Some(thread),
         }))
     }
@@ -342,7 +355,40 @@ impl AudioPipeline {
     }
 }
 
+/// Opus's bitrate while the uplink carries it easily.
+pub(crate) const OPUS_FULL_BPS: u32 = 48_000;
+/// What 50 Opus packets a second cost on the wire besides their payload: IP, UDP, SRTP's
+/// tag, the RTP header and its extensions, about 60 bytes each.
+pub(crate) const AUDIO_PACKET_OVERHEAD_BPS: u32 = 24_000;
+
+/// Opus's target for an uplink estimate: full quality down to 600 kbit/s, then less, to
+/// 16 kbit/s (still wideband speech) below 150 kbit/s. On a 100 kbit/s uplink 48 kbit/s of
+/// audio with its headers would leave video almost nothing, and viewers forgive a duller
+/// voice sooner than a frozen picture.
+pub(crate) fn opus_bitrate_for(estimate_bps: u64) -> u32 {
+    match estimate_bps {
+        600_000.. => OPUS_FULL_BPS,
+        300_000.. => 32_000,
+        150_000.. => 24_000,
+        _ => 16_000,
+    }
+}
+
 impl AudioPipeline {
+    /// Sets Opus's target for the uplink's `estimate_bps`; returns what the audio now
+    /// takes on the wire.
+    pub fn follow_estimate(&self, estimate_bps: u64) -> u32 {
+        let bps = opus_bitrate_for(estimate_bps);
+        if self.bitrate.swap(bps, Ordering::Relaxed) != bps {
+            tracing::info!(
+                estimate_bps,
+                opus_bps = bps,
+                "Opus bitrate follows the uplink"
+            );
+        }
+        bps + AUDIO_PACKET_OVERHEAD_BPS
+    }
+
     /// Feeds the audio track's reported loss fraction to Opus's in-band FEC.
     pub fn report_loss(&self, fraction: f32) {
         let Ok(mut policy) = self.loss_policy.lock() else {

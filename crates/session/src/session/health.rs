@@ -66,6 +66,9 @@ impl Task {
                     estimate_bps,
                     paused_layers: a.paused,
                     watched_layers: live.encoders.iter().filter(|e| e.is_wanted()).count(),
+                    scaled_to: step
+                        .filter(|s| s.network_scaled)
+                        .map(|s| s.height.min(s.width)),
                 }),
         };
     }
@@ -131,12 +134,10 @@ fn capped_by_silence(quality: &'static str, silence: Option<Duration>) -> &'stat
     }
 }
 
-/// What the uplink's estimate leaves for video: audio, packet headers and retransmissions
-/// ride on the same link, and an encoder overshoots its target on busy scenes; sending
+/// What the uplink's estimate leaves for video once the audio's share is taken: packet
+/// headers and retransmissions ride on the same link, and an encoder overshoots its target on busy scenes; sending
 /// at the estimate itself fills the bottleneck's queue until the picture lags by seconds.
 const VIDEO_SHARE: f64 = 0.85;
-/// Opus at speech quality with its headers.
-const AUDIO_RESERVE_BPS: f64 = 40_000.0;
 /// A layer below this share of its nominal rate is paused instead. Low on purpose: on a
 /// busy machine the estimate dips on loopback too, and a paused layer comes back only as
 /// fast as the estimate climbs (str0m probes slowly), while the SFU moves viewers down at
@@ -165,8 +166,13 @@ pub(super) struct Allocation {
 /// lowest up, as libwebrtc does: each layer first gets [`MIN_LAYER_SHARE`] of its nominal
 /// rate, and a layer that cannot get that is paused with every layer above it; what is
 /// left is shared in proportion to nominal rates, never above nominal. The lowest watched
-/// layer is always sent, at [`FLOOR_BPS`] at least.
-pub(super) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u64) -> Allocation {
+/// layer is always sent, at [`FLOOR_BPS`] at least. `audio_bps` is what the audio takes on
+/// the wire.
+pub(super) fn distribute_bitrate(
+    encoders: &[Arc<EncoderControl>],
+    target_bps: u64,
+    audio_bps: u64,
+) -> Allocation {
     let mut watched: Vec<&Arc<EncoderControl>> =
         encoders.iter().filter(|e| e.is_wanted()).collect();
     if watched.is_empty() {
@@ -174,7 +180,7 @@ pub(super) fn distribute_bitrate(encoders: &[Arc<EncoderControl>], target_bps: u
     }
     // Low → high, whatever order the encoders came in.
     watched.sort_by_key(|e| e.nominal_bps);
-    let budget = (target_bps as f64 * VIDEO_SHARE - AUDIO_RESERVE_BPS).max(0.0);
+    let budget = (target_bps as f64 * VIDEO_SHARE - audio_bps as f64).max(0.0);
     let mut fitting = 0;
     let mut committed = 0.0;
     for (i, e) in watched.iter().enumerate() {
@@ -283,6 +289,9 @@ mod tests {
         assert_eq!(packet_loss(&[layer("f", 1000, Some(f32::NAN))]), None);
     }
 
+    /// Opus at speech quality with its headers.
+    const AUDIO: u64 = 40_000;
+
     fn ladder() -> [Arc<EncoderControl>; 3] {
         [
             Arc::new(EncoderControl::new(Some(lk::VideoQuality::Low), 150_000)),
@@ -298,7 +307,7 @@ mod tests {
     #[test]
     fn a_generous_estimate_sends_every_layer_at_nominal() {
         let layers = ladder();
-        let a = distribute_bitrate(&layers, 10_000_000);
+        let a = distribute_bitrate(&layers, 10_000_000, AUDIO);
         assert_eq!(
             rates(&layers),
             vec![(150_000, true), (500_000, true), (1_700_000, true)]
@@ -310,28 +319,28 @@ mod tests {
     fn a_falling_estimate_shrinks_then_pauses_layers_from_the_top() {
         let layers = ladder();
         // 2 Mbit/s: 1.66 M for video, all three at 70 % of nominal: not worth a warning.
-        let a = distribute_bitrate(&layers, 2_000_000);
+        let a = distribute_bitrate(&layers, 2_000_000, AUDIO);
         assert_eq!(a.paused, 0);
         assert!(!a.limited);
         // 1.5 Mbit/s: 1.235 M for video, all three at 53 % of nominal.
-        let a = distribute_bitrate(&layers, 1_500_000);
+        let a = distribute_bitrate(&layers, 1_500_000, AUDIO);
         assert_eq!(a.paused, 0);
         assert!(a.limited);
         assert!(a.video_bps <= 1_660_000, "{a:?}");
         assert!(layers.iter().all(|l| l.fits()));
         // 400 kbit/s: 300 k for video; the high layer's 15 % (255 k) does not fit on top of
         // the two below (97.5 k).
-        let a = distribute_bitrate(&layers, 400_000);
+        let a = distribute_bitrate(&layers, 400_000, AUDIO);
         assert_eq!(a.paused, 1);
         assert!(!layers[2].fits());
         assert!(layers[0].fits() && layers[1].fits());
         assert!(a.video_bps <= 300_000, "{a:?}");
         // 150 kbit/s: 87.5 k for video: only the low layer.
-        let a = distribute_bitrate(&layers, 150_000);
+        let a = distribute_bitrate(&layers, 150_000, AUDIO);
         assert_eq!(a.paused, 2);
         assert_eq!(rates(&layers)[0], (87_500, true));
         // Nothing at all: the low layer still goes, at the floor.
-        let a = distribute_bitrate(&layers, 0);
+        let a = distribute_bitrate(&layers, 0, AUDIO);
         assert_eq!(rates(&layers)[0], (30_000, true));
         assert_eq!(a.video_bps, 30_000);
     }
@@ -342,12 +351,12 @@ mod tests {
         for l in &layers {
             l.take_keyframe();
         }
-        distribute_bitrate(&layers, 150_000);
+        distribute_bitrate(&layers, 150_000, AUDIO);
         assert!(!layers[2].fits() && !layers[2].take_keyframe());
-        distribute_bitrate(&layers, 10_000_000);
+        distribute_bitrate(&layers, 10_000_000, AUDIO);
         assert!(layers[2].fits() && layers[2].take_keyframe());
         // Already sending: no extra key frame.
-        distribute_bitrate(&layers, 10_000_000);
+        distribute_bitrate(&layers, 10_000_000, AUDIO);
         assert!(!layers[2].take_keyframe());
     }
 
@@ -356,7 +365,7 @@ mod tests {
         let layers = ladder();
         layers[0].set_wanted(false);
         layers[1].set_wanted(false);
-        let a = distribute_bitrate(&layers, 1_000_000);
+        let a = distribute_bitrate(&layers, 1_000_000, AUDIO);
         // 810 k for video, all to the high layer (above its 15 %), nothing paused.
         assert_eq!(a.paused, 0);
         assert_eq!(layers[2].bitrate(), 810_000);
@@ -366,7 +375,7 @@ mod tests {
     #[test]
     fn a_single_layer_is_never_paused() {
         let one = [Arc::new(EncoderControl::new(None, 1_700_000))];
-        let a = distribute_bitrate(&one, 100_000);
+        let a = distribute_bitrate(&one, 100_000, AUDIO);
         assert!(one[0].fits());
         assert_eq!(one[0].bitrate(), 45_000);
         assert!(a.limited);

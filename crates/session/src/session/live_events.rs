@@ -84,7 +84,13 @@ impl Task {
                 }
             }
             E::TargetBitrate(b) => {
-                live.allocation = Some((b.bps(), distribute_bitrate(&live.encoders, b.bps())));
+                // Opus follows the estimate too; what it takes is not video's.
+                let audio_bps = match (&self.audio, &live.audio) {
+                    (Some(pipeline), Some(_)) => u64::from(pipeline.follow_estimate(b.bps())),
+                    _ => 0,
+                };
+                let allocation = distribute_bitrate(&live.encoders, b.bps(), audio_bps);
+                live.allocation = Some((b.bps(), allocation));
             }
             E::Stats(s) => {
                 // The audio track's own receiver reports (the last one, each stats tick).
