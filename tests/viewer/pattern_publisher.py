@@ -5,7 +5,8 @@ StreamIt's synthetic pattern, so the same viewer reads the same frame codes from
 The frames come on stdin as packed I420 (the test writes them with the Rust pattern
 generator, which stamps frame n with capture time n * 33,333 us); this script captures frame
 n when its time is due, at 30 fps, and publishes it as one H.264 layer (the SDK's defaults
-otherwise) with silent Opus. Once both tracks are published it prints `published`; at the end, one JSON line: `epochUnixUs`, the wall
+otherwise) with Opus carrying a 440 Hz tone at -20 dBFS, the audio `publish` sends by default
+(silence would cost libwebrtc nothing on a narrow uplink while ours paid for a tone). Once both tracks are published it prints `published`; at the end, one JSON line: `epochUnixUs`, the wall
 clock of capture time zero (for glass-to-glass), frames captured and late, process CPU
 seconds.
 
@@ -14,7 +15,9 @@ Usage: pattern_publisher.py URL TOKEN SECONDS WIDTH HEIGHT  < frames
 import argparse
 import asyncio
 import json
+import math
 import resource
+import struct
 import sys
 import time
 
@@ -48,7 +51,22 @@ async def main():
     await room.local_participant.publish_track(
         atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
-    silence = rtc.AudioFrame(bytes(960 * 2), 48000, 1, 960)
+    # 440 Hz has a whole number of cycles in 100 ms (44): five 20 ms frames repeat seamlessly.
+    tone = [
+        rtc.AudioFrame(
+            struct.pack(
+                "<960h",
+                *(
+                    int(3277 * math.sin(2 * math.pi * 440 * (k * 960 + i) / 48000))
+                    for i in range(960)
+                ),
+            ),
+            48000,
+            1,
+            960,
+        )
+        for k in range(5)
+    ]
     print("published", flush=True)
 
     start = time.monotonic()
@@ -58,7 +76,7 @@ async def main():
     while time.monotonic() - start < args.seconds:
         el = time.monotonic() - start
         while a * 0.02 <= el:
-            await asrc.capture_frame(silence)
+            await asrc.capture_frame(tone[a % 5])
             a += 1
         if n / FPS <= el:
             data = await loop.run_in_executor(None, stdin.read, size)
