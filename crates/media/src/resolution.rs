@@ -102,9 +102,21 @@ impl ResolutionScaler {
             .unwrap_or(self.rungs.len() - 1)
     }
 
-    /// Takes the layer's target at `now`; returns the new scale when it changes.
-    pub fn update(&mut self, target_bps: u32, now: Instant) -> Option<f32> {
-        let fit = self.fitting(target_bps);
+    /// Takes the layer's target at `now`, and whether the encoder's quantiser was low over
+    /// the last second (`None` while unknown); returns the new scale when it changes.
+    ///
+    /// A low quantiser means bits to spare at this size: easy content (a slide, a still
+    /// room), so one size up is tried once the target would keep it there, as libwebrtc's
+    /// quality scaler goes up when the quantiser is low.
+    pub fn update(&mut self, target_bps: u32, low_qp: Option<bool>, now: Instant) -> Option<f32> {
+        let mut fit = self.fitting(target_bps);
+        if low_qp == Some(true)
+            && fit >= self.level
+            && self.level > 0
+            && f64::from(target_bps) >= f64::from(self.rungs[self.level - 1].1) * KEEP_SHARE
+        {
+            fit = self.level - 1;
+        }
         let keep = f64::from(self.rungs[self.level].1) * KEEP_SHARE;
         if fit > self.level && f64::from(target_bps) < keep {
             self.above_since = None;
@@ -152,7 +164,7 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..(secs * 10.0).round() as u32 {
             *t += Duration::from_millis(100);
-            if let Some(c) = s.update(target, *t) {
+            if let Some(c) = s.update(target, None, *t) {
                 out.push(c);
             }
         }
@@ -181,7 +193,7 @@ mod tests {
         assert_eq!(ResolutionScaler::new(320, 180).rungs.len(), 3);
         // ... and a size that needs no bitrate is never left
         let mut s = ResolutionScaler::new(320, 180);
-        assert_eq!(s.update(0, Instant::now()), None);
+        assert_eq!(s.update(0, None, Instant::now()), None);
         assert_eq!(ResolutionScaler::new(160, 90).rungs.len(), 1);
     }
 
@@ -215,6 +227,38 @@ mod tests {
         let down = feed(&mut s, &mut t, 450_000, 1.9);
         assert!(down.is_empty(), "{down:?}");
         assert_eq!(feed(&mut s, &mut t, 450_000, 0.2), vec![0.5]);
+    }
+
+    #[test]
+    fn easy_content_goes_one_size_up_where_the_target_would_keep_it() {
+        let mut s = ResolutionScaler::new(1280, 720);
+        let mut t = Instant::now();
+        assert_eq!(feed(&mut s, &mut t, 160_000, 0.1), vec![0.25]);
+        // 160k starts only 180p, but keeps 270p (60 % of 200k), and the quantiser is low
+        let mut up = Vec::new();
+        for _ in 0..60 {
+            t += Duration::from_millis(100);
+            up.extend(s.update(160_000, Some(true), t));
+        }
+        assert_eq!(
+            up,
+            vec![0.375],
+            "one size up, not more: 360p needs 180k to keep"
+        );
+        // hard content (a high quantiser) stays where the table puts it
+        let mut s = ResolutionScaler::new(1280, 720);
+        assert_eq!(s.update(160_000, Some(false), t), Some(0.25));
+        for _ in 0..100 {
+            t += Duration::from_millis(100);
+            assert_eq!(s.update(160_000, Some(false), t), None);
+        }
+        // ... and easy content at 270p does not step down at 160k (above 60 % of 200k)
+        let mut s = ResolutionScaler::new(1280, 720);
+        assert_eq!(s.update(220_000, None, t), Some(0.375));
+        for _ in 0..100 {
+            t += Duration::from_millis(100);
+            assert_eq!(s.update(160_000, Some(true), t), None);
+        }
     }
 
     #[test]

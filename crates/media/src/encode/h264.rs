@@ -156,6 +156,23 @@ impl VideoEncoder for H264Encoder {
 }
 
 impl H264Encoder {
+    /// The average quantiser (0–51) of the last encoded frame; `None` before the first.
+    pub fn last_qp(&mut self) -> Option<u32> {
+        if !self.started {
+            return None;
+        }
+        // SAFETY: SEncoderStatistics is plain data (integers and floats), valid zeroed;
+        // GET_STATISTICS fills the struct behind the pointer, which lives for the call.
+        let mut stats: openh264_sys2::SEncoderStatistics = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            self.enc.raw_api().get_option(
+                openh264_sys2::ENCODER_OPTION_GET_STATISTICS,
+                (&raw mut stats).cast::<c_void>(),
+            )
+        };
+        (rc == 0 && stats.uiInputFrameCount > 0).then_some(stats.uiAverageFrameQP)
+    }
+
     /// Tells the rate control the frame rate it now gets (the session lowers it under CPU
     /// load), so each frame gets its share of the bitrate.
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<()> {

@@ -53,6 +53,15 @@ pub enum VideoCodec {
 }
 
 impl VideoCodec {
+    /// The quantiser below which a frame is of high quality with room to spare:
+    /// libwebrtc's quality scaler thresholds (openh264's 0–51 scale, libvpx's 0–127).
+    pub fn low_qp(self) -> u32 {
+        match self {
+            VideoCodec::Vp8 => 29,
+            VideoCodec::H264 => 24,
+        }
+    }
+
     /// MIME type as used in SDP / LiveKit (`video/H264`, `video/VP8`).
     pub fn mime(self) -> &'static str {
         match self {

@@ -39,6 +39,8 @@ pub struct SimulcastEncoder {
     /// the last picture of each layer, for paused layers libvpx still wants a picture for
     pictures: Vec<Option<VideoFrame>>,
     fps: f32,
+    /// whether a frame went in (libvpx says quantiser 0 before)
+    encoded: bool,
 }
 
 impl std::fmt::Debug for SimulcastEncoder {
@@ -95,6 +97,7 @@ impl SimulcastEncoder {
             active: vec![true; layers.len()],
             pictures: vec![None; layers.len()],
             fps,
+            encoded: false,
         })
     }
 
@@ -161,6 +164,18 @@ impl SimulcastEncoder {
         Ok(())
     }
 
+    /// The quantiser of layer `i`'s last frame, in the codec's own scale; `None` before
+    /// one was encoded or when the codec cannot say.
+    pub fn last_qp(&mut self, i: usize) -> Option<u32> {
+        if !self.encoded {
+            return None;
+        }
+        match &mut self.backend {
+            Backend::Vp8(v) => v.last_qp(i),
+            Backend::H264(encs) => encs.get_mut(i)?.last_qp(),
+        }
+    }
+
     /// Encodes `frame` into every active layer; `keyframe[i]` forces a key frame on layer
     /// `i` (missing entries: no). Returns the layers' frames, low → high; a layer whose
     /// rate control skipped the frame is missing.
@@ -169,6 +184,7 @@ impl SimulcastEncoder {
         let pictures = self.pictures(frame)?;
         let key = |i: usize| keyframe.get(i).copied().unwrap_or(false);
         let mut out = Vec::with_capacity(n);
+        self.encoded = true;
         match &mut self.backend {
             Backend::Vp8(v) => {
                 let keys: Vec<bool> = (0..n).map(key).collect();
@@ -312,5 +328,37 @@ mod tests {
         let mut wrong = Layer::ladder(1280, 720);
         wrong.reverse();
         assert!(SimulcastEncoder::new(VideoCodec::Vp8, &wrong, 30.0).is_err());
+    }
+
+    /// The quantiser after 30 frames of the pattern at `w`x`h` and `bps`, one layer.
+    fn qp_after_a_second(codec: VideoCodec, w: u32, h: u32, bps: u32) -> u32 {
+        let layer = Layer {
+            width: w,
+            height: h,
+            bitrate_bps: bps,
+            ..Layer::ladder(w, h)[0]
+        };
+        let mut enc = SimulcastEncoder::new(codec, &[layer], 30.0).unwrap();
+        assert_eq!(enc.last_qp(0), None, "no frame yet");
+        for n in 0..30u32 {
+            let pts = MediaTime::from_micros(n as u64 * 33_333);
+            enc.encode(&generate_pattern(w, h, n, pts).unwrap(), &[false])
+                .unwrap();
+        }
+        enc.last_qp(0).expect("a quantiser after 30 frames")
+    }
+
+    #[test]
+    fn the_quantiser_says_whether_a_size_has_bits_to_spare() {
+        for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+            let roomy = qp_after_a_second(codec, 320, 180, 400_000);
+            let starved = qp_after_a_second(codec, 1280, 720, 60_000);
+            assert!(
+                roomy < codec.low_qp() && starved > codec.low_qp(),
+                "{codec:?}: 180p at 400 kbit/s QP {roomy}, 720p at 60 kbit/s QP {starved} \
+                 (low below {})",
+                codec.low_qp()
+            );
+        }
     }
 }

@@ -521,6 +521,24 @@ impl Vp8Simulcast {
     /// Encodes one picture per layer (`frames` low → high, each at its layer's size, all
     /// with the same capture time). `keyframe[i]` forces a key frame on layer `i`. Returns
     /// the compressed frame of every active layer that produced one, low → high.
+    /// The quantiser (libvpx's internal 0–127 scale) of layer `layer`'s (low → high) last
+    /// frame; `None` when libvpx cannot say.
+    pub fn last_qp(&mut self, layer: usize) -> Option<u32> {
+        let n = self.ctxs.len();
+        let i = n.checked_sub(layer + 1)?;
+        let mut qp: c_int = -1;
+        // SAFETY: the context is initialised; VP8E_GET_LAST_QUANTIZER writes one int
+        // through the pointer, which lives for the call.
+        let err = unsafe {
+            vpx::vpx_codec_control_(
+                &mut self.ctxs[i],
+                vpx::vp8e_enc_control_id::VP8E_GET_LAST_QUANTIZER as c_int,
+                &raw mut qp,
+            )
+        };
+        (err == vpx::VPX_CODEC_OK && qp >= 0).then_some(qp as u32)
+    }
+
     pub fn encode(
         &mut self,
         frames: &[VideoFrame],

@@ -188,6 +188,37 @@ impl EncodeStatus {
     }
 }
 
+/// The encoder's quantiser averaged over windows of a second or more, judged against the
+/// codec's "bits to spare" line ([`streamit_media::VideoCodec::low_qp`]).
+#[derive(Debug, Default)]
+struct QpWindow {
+    start: Option<Instant>,
+    sum: u64,
+    frames: u32,
+    last: Option<bool>,
+}
+
+impl QpWindow {
+    fn add(&mut self, qp: u32, now: Instant) {
+        self.start.get_or_insert(now);
+        self.sum += u64::from(qp);
+        self.frames += 1;
+    }
+    /// Whether the last complete window's average was low; `None` until one has passed.
+    fn low(&mut self, low_qp: u32, now: Instant) -> Option<bool> {
+        let start = *self.start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) && self.frames > 0 {
+            let avg = self.sum / u64::from(self.frames);
+            tracing::debug!(avg, low_qp, frames = self.frames, "quantiser over the last second");
+            self.last = Some(avg < u64::from(low_qp));
+            self.start = Some(now);
+            self.sum = 0;
+            self.frames = 0;
+        }
+        self.last
+    }
+}
+
 /// `layers` scaled by `scale` (even sizes, at least 16 pixels), bitrates kept.
 fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
     if scale >= 0.999 {
@@ -252,6 +283,7 @@ impl VideoPipeline {
                             .map(|l| ResolutionScaler::new(l.width, l.height))
                     })
                     .flatten();
+                let mut qp = QpWindow::default();
                 let mut gate = FrameRateGate::new(fps);
                 let mut bitrates: Vec<u32> = c.iter().map(|c| c.nominal_bps).collect();
                 let mut scale = 1.0f32;
@@ -280,7 +312,7 @@ impl VideoPipeline {
                     // one layer: sized for its bitrate (simulcast pauses its top layers)
                     let bw_step = sizer.as_mut().and_then(|z| {
                         let target = c.first().map_or(0, |c| c.bitrate());
-                        let s = z.update(target, now)?;
+                        let s = z.update(target, qp.low(encoder.codec().low_qp(), now), now)?;
                         tracing::info!(
                             target_bps = target,
                             scale = s,
@@ -302,6 +334,7 @@ impl VideoPipeline {
                             Ok(e) => {
                                 encoder = e;
                                 scale = want;
+                                qp = QpWindow::default();
                                 bitrates.iter_mut().for_each(|b| *b = 0);
                                 rebuild_keys = true;
                             }
@@ -366,6 +399,11 @@ impl VideoPipeline {
                     let t0 = Instant::now();
                     let out = encoder.encode(&frame, &keys);
                     adapter.on_encoded(t0.elapsed(), Instant::now());
+                    if sizer.is_some()
+                        && let Some(q) = encoder.last_qp(0)
+                    {
+                        qp.add(q, now);
+                    }
                     match out {
                         Ok(out) => {
                             for lf in out {
