@@ -1,4 +1,4 @@
-//! Opus via libopus (`opus` crate): 48 kHz, 20 ms packets.
+//! Opus via libopus (`opus` crate): 48 kHz, 20 ms packets (40 or 60 ms on a narrow uplink).
 
 use bytes::Bytes;
 use opus::{Application, Bitrate, Channels};
@@ -24,12 +24,15 @@ fn channels(n: u16) -> Result<Channels> {
 }
 
 /// Opus encoder: feed it [`AudioFrame`]s of any length (10 ms or 20 ms from the sources);
-/// it emits one [`EncodedAudio`] per complete 20 ms.
+/// it emits one [`EncodedAudio`] per complete packet of [`OpusEncoder::set_packet_ms`]
+/// (20 ms unless set).
 pub struct OpusEncoder {
     enc: opus::Encoder,
     channels: u16,
     pending: Vec<i16>,
     pending_pts: Option<MediaTime>,
+    /// packet length in 20 ms frames (1, 2 or 3)
+    frames_per_packet: usize,
 }
 
 impl OpusEncoder {
@@ -46,6 +49,7 @@ impl OpusEncoder {
             channels: channels_n,
             pending: Vec::with_capacity(OPUS_FRAME_SAMPLES * 2 * 2),
             pending_pts: None,
+            frames_per_packet: 1,
         })
     }
 
@@ -82,6 +86,19 @@ impl OpusEncoder {
             .map_err(|e| enc_err("opus", e))
     }
 
+    /// Packet length from the next packet on: 20, 40 or 60 ms (others round to these).
+    /// Every packet carries 40 bytes of IP, UDP and RTP headers whatever its length, so
+    /// at 50 packets a second the headers alone cost 16 kbit/s or more; libwebrtc's audio
+    /// network adaptor lengthens packets on a narrow uplink for the same reason.
+    pub fn set_packet_ms(&mut self, ms: u32) {
+        self.frames_per_packet = (ms.div_ceil(20) as usize).clamp(1, 3);
+    }
+
+    /// The packet length, ms.
+    pub fn packet_ms(&self) -> u32 {
+        self.frames_per_packet as u32 * 20
+    }
+
     /// Adds a frame; returns the packets completed by it (0, 1 or more).
     pub fn push(&mut self, frame: &AudioFrame) -> Result<Vec<EncodedAudio>> {
         if frame.sample_rate != AUDIO_RATE || frame.channels != self.channels {
@@ -102,7 +119,8 @@ impl OpusEncoder {
                 .pending
                 .extend(v.iter().map(|&s| crate::frame::f32_to_i16(s))),
         }
-        let per = OPUS_FRAME_SAMPLES * self.channels as usize;
+        let per = OPUS_FRAME_SAMPLES * self.frames_per_packet * self.channels as usize;
+        let packet_us = OPUS_FRAME_US * self.frames_per_packet as u64;
         let mut out = Vec::new();
         let mut consumed = 0;
         while self.pending.len() - consumed >= per {
@@ -114,10 +132,10 @@ impl OpusEncoder {
             out.push(EncodedAudio {
                 data: Bytes::from(data),
                 pts,
-                duration_us: OPUS_FRAME_US,
+                duration_us: packet_us,
             });
             consumed += per;
-            self.pending_pts = Some(pts.plus(std::time::Duration::from_micros(OPUS_FRAME_US)));
+            self.pending_pts = Some(pts.plus(std::time::Duration::from_micros(packet_us)));
         }
         self.pending.drain(..consumed);
         Ok(out)

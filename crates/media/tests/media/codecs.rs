@@ -267,3 +267,45 @@ fn opus_encode_decode_keeps_tone_and_timing() {
     }
     let _ = Duration::ZERO;
 }
+
+/// On a narrow uplink the packets get longer (fewer headers); the audio stays the same.
+#[test]
+fn opus_packets_of_60_ms_keep_tone_and_timing() {
+    let mut enc = OpusEncoder::new(1, 16_000).unwrap();
+    let mut dec = OpusDecoder::new(1).unwrap();
+    let mut packets = Vec::new();
+    for k in 0..100usize {
+        // 20 ms packets for the first 200 ms, then 60 ms
+        if k == 20 {
+            enc.set_packet_ms(60);
+        }
+        let frame = AudioFrame {
+            sample_rate: AUDIO_RATE,
+            channels: 1,
+            samples: AudioSamples::I16(tone(1000.0, 0.5, 1, k * 480, 480)),
+            pts: MediaTime::from_micros(k as u64 * 10_000),
+        };
+        packets.extend(enc.push(&frame).unwrap());
+    }
+    assert_eq!(enc.packet_ms(), 60);
+    let lengths: Vec<u64> = packets.iter().map(|p| p.duration_us / 1000).collect();
+    assert_eq!(lengths, [&[20; 10][..], &[60; 13][..]].concat());
+    let mut pcm = Vec::new();
+    let mut t = 0;
+    for p in &packets {
+        assert_eq!(
+            p.pts,
+            MediaTime::from_micros(t),
+            "packets follow each other"
+        );
+        t += p.duration_us;
+        let f = dec.decode(&p.data, p.pts).unwrap();
+        assert_eq!(f.frames() as u64, p.duration_us * 48 / 1000);
+        pcm.extend(f.samples.to_f32());
+    }
+    let tail = &pcm[24_000..];
+    let freq = zero_cross_freq(tail, AUDIO_RATE as f64);
+    let level = streamit_media::AudioLevel::measure(tail);
+    assert!((freq - 1000.0).abs() < 10.0, "{freq}");
+    assert!((level.rms - 0.3536).abs() < 0.05, "{}", level.rms);
+}

@@ -181,8 +181,9 @@ pub(crate) struct AudioPipeline {
     /// Opus's expected loss (percent), from the receivers' reports.
     expected_loss: Arc<AtomicU8>,
     loss_policy: Mutex<ExpectedLoss>,
-    /// Opus's target, from the uplink's estimate ([`opus_bitrate_for`]).
+    /// Opus's target and packet length, from the uplink's estimate ([`opus_plan_for`]).
     bitrate: Arc<AtomicU32>,
+    packet_ms: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -204,6 +205,8 @@ impl AudioPipeline {
         let mut opus = OpusEncoder::new(1, OPUS_FULL_BPS)?;
         let t_bitrate = bitrate.clone();
         let mut bitrate_applied = OPUS_FULL_BPS;
+        let packet_ms = Arc::new(AtomicU32::new(opus.packet_ms()));
+        let t_packet_ms = packet_ms.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
         let denoise = Arc::new(AtomicBool::new(denoise));
@@ -263,6 +266,10 @@ impl AudioPipeline {
                         if let Err(e) = opus.set_bitrate(bps) {
                             tracing::warn!("Opus bitrate not set: {e}");
                         }
+                    }
+                    let ms = t_packet_ms.load(Ordering::Relaxed);
+                    if ms != opus.packet_ms() {
+                        opus.set_packet_ms(ms);
                     }
                     let loss = t_loss.load(Ordering::Relaxed);
                     if loss != loss_applied {
@@ -337,6 +344,7 @@ impl AudioPipeline {
             expected_loss,
             loss_policy: Mutex::default(),
             bitrate,
+            packet_ms,
             thread: Some(thread),
         }))
     }
@@ -357,36 +365,55 @@ impl AudioPipeline {
 
 /// Opus's bitrate while the uplink carries it easily.
 pub(crate) const OPUS_FULL_BPS: u32 = 48_000;
-/// What 50 Opus packets a second cost on the wire besides their payload: IP, UDP, SRTP's
-/// tag, the RTP header and its extensions, about 60 bytes each.
-pub(crate) const AUDIO_PACKET_OVERHEAD_BPS: u32 = 24_000;
+/// What one Opus packet costs on the wire besides its payload: IP, UDP, SRTP's tag, the
+/// RTP header and its extensions, about 60 bytes (24 kbit/s at 50 packets a second).
+const AUDIO_PACKET_OVERHEAD_BITS: u32 = 60 * 8;
 
-/// Opus's target for an uplink estimate: full quality down to 600 kbit/s, then less, to
-/// 16 kbit/s (still wideband speech) below 150 kbit/s. On a 100 kbit/s uplink 48 kbit/s of
-/// audio with its headers would leave video almost nothing, and viewers forgive a duller
-/// voice sooner than a frozen picture.
-pub(crate) fn opus_bitrate_for(estimate_bps: u64) -> u32 {
-    match estimate_bps {
-        600_000.. => OPUS_FULL_BPS,
-        300_000.. => 32_000,
-        150_000.. => 24_000,
-        _ => 16_000,
+/// How Opus is sent on an uplink: its bitrate and its packet length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpusPlan {
+    pub bps: u32,
+    pub packet_ms: u32,
+}
+
+impl OpusPlan {
+    /// What the audio takes on the wire, headers included.
+    pub fn wire_bps(self) -> u32 {
+        self.bps + AUDIO_PACKET_OVERHEAD_BITS * 1000 / self.packet_ms.max(1)
     }
 }
 
+/// Opus for an uplink estimate: full quality down to 600 kbit/s, then less, to 16 kbit/s
+/// (still wideband speech) in 60 ms packets below 150 kbit/s, where 20 ms packets' headers
+/// alone would take a sixth of the link. On a 100 kbit/s uplink 48 kbit/s of audio with
+/// its headers (72 on the wire) would leave video almost nothing, and viewers forgive a
+/// duller voice sooner than a frozen picture. 60 ms packets add 40 ms of delay.
+pub(crate) fn opus_plan_for(estimate_bps: u64) -> OpusPlan {
+    let (bps, packet_ms) = match estimate_bps {
+        600_000.. => (OPUS_FULL_BPS, 20),
+        300_000.. => (32_000, 20),
+        150_000.. => (24_000, 40),
+        _ => (16_000, 60),
+    };
+    OpusPlan { bps, packet_ms }
+}
+
 impl AudioPipeline {
-    /// Sets Opus's target for the uplink's `estimate_bps`; returns what the audio now
-    /// takes on the wire.
+    /// Sets Opus's bitrate and packet length for the uplink's `estimate_bps`; returns what
+    /// the audio now takes on the wire.
     pub fn follow_estimate(&self, estimate_bps: u64) -> u32 {
-        let bps = opus_bitrate_for(estimate_bps);
-        if self.bitrate.swap(bps, Ordering::Relaxed) != bps {
+        let plan = opus_plan_for(estimate_bps);
+        let old = self.bitrate.swap(plan.bps, Ordering::Relaxed);
+        let old_ms = self.packet_ms.swap(plan.packet_ms, Ordering::Relaxed);
+        if (old, old_ms) != (plan.bps, plan.packet_ms) {
             tracing::info!(
                 estimate_bps,
-                opus_bps = bps,
-                "Opus bitrate follows the uplink"
+                opus_bps = plan.bps,
+                packet_ms = plan.packet_ms,
+                "Opus follows the uplink"
             );
         }
-        bps + AUDIO_PACKET_OVERHEAD_BPS
+        plan.wire_bps()
     }
 
     /// Feeds the audio track's reported loss fraction to Opus's in-band FEC.
@@ -410,5 +437,32 @@ impl Drop for AudioPipeline {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_never_takes_more_than_a_quarter_of_an_uplink_of_100_kbit_s_or_more() {
+        let mut last = 0;
+        for kbps in (100..=2_000).step_by(10) {
+            let plan = opus_plan_for(kbps * 1000);
+            let wire = u64::from(plan.wire_bps());
+            assert!(
+                wire * 4 <= kbps * 1000,
+                "{kbps} kbit/s: {plan:?} takes {wire}"
+            );
+            assert!(
+                wire >= last,
+                "more uplink never means less audio ({kbps} kbit/s)"
+            );
+            last = wire;
+        }
+        // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire
+        assert_eq!(opus_plan_for(1_000_000).wire_bps(), 72_000);
+        // 60 ms packets at the bottom: 16 + 8 kbit/s
+        assert_eq!(opus_plan_for(100_000).wire_bps(), 24_000);
     }
 }

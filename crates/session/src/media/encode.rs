@@ -209,7 +209,12 @@ impl QpWindow {
         let start = *self.start.get_or_insert(now);
         if now.saturating_duration_since(start) >= Duration::from_secs(1) && self.frames > 0 {
             let avg = self.sum / u64::from(self.frames);
-            tracing::debug!(avg, low_qp, frames = self.frames, "quantiser over the last second");
+            tracing::debug!(
+                avg,
+                low_qp,
+                frames = self.frames,
+                "quantiser over the last second"
+            );
             self.last = Some(avg < u64::from(low_qp));
             self.start = Some(now);
             self.sum = 0;
