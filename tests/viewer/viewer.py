@@ -162,6 +162,7 @@ class Report:
         self.video_frames = 0
         self.frames_per_second = {}  # whole seconds since start → frames decoded in that second
         self.resolutions = {}
+        self.size_changes = []  # [ms since start, "WxH"] each time the decoded size changes
         self.first_frame_ms = None
         self.last_frame_ms = None
         self.video_tracks = []
@@ -240,6 +241,7 @@ class Report:
             "video": {
                 "frames": self.video_frames,
                 "resolutions": self.resolutions,
+                "size_changes": self.size_changes,
                 "first_frame_ms": self.first_frame_ms,
                 "last_frame_ms": self.last_frame_ms,
                 "tracks": self.video_tracks,
@@ -293,6 +295,8 @@ async def consume_video(track, report, quality_applied, read_pattern):
         key = f"{frame.width}x{frame.height}"
         report.resolutions[key] = report.resolutions.get(key, 0) + 1
         now = report.ms()
+        if not report.size_changes or report.size_changes[-1][1] != key:
+            report.size_changes.append([now, key])
         if report.first_frame_ms is None:
             report.first_frame_ms = now
             log(f"first video frame {key} at {now} ms (quality request: {quality_applied})")

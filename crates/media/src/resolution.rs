@@ -32,8 +32,10 @@ const FAR_BELOW_SHARE: f64 = 0.3;
 /// How long the target must stay below [`KEEP_SHARE`] before a step down: on a busy
 /// machine the estimate dips on loopback too.
 const DOWN_AFTER: Duration = Duration::from_secs(2);
-/// How long the target must allow a larger size before a step up.
-const UP_AFTER: Duration = Duration::from_secs(2);
+/// How long the target must allow a larger size before a step up: after a cap lifts the
+/// estimate climbs for seconds, and each second waited per size is a second longer at a
+/// smaller picture (720p came back 9.7 s after a lift with 2 s here).
+const UP_AFTER: Duration = Duration::from_secs(1);
 /// The least time between a step down and the next step up, doubled when a step up is
 /// undone soon after (the size oscillated), at most [`MAX_UP_DELAY`].
 const FIRST_UP_DELAY: Duration = Duration::from_secs(4);
@@ -220,7 +222,7 @@ mod tests {
         assert!(s.is_scaled());
         // a dip to 150k keeps 270p (above 60 % of 200k)
         assert!(feed(&mut s, &mut t, 150_000, 10.0).is_empty());
-        // lifted: after the up delay and 2 s of a target that starts 720p, straight back
+        // lifted: after the up delay and 1 s of a target that starts 720p, straight back
         let up = feed(&mut s, &mut t, 1_200_000, 5.0);
         assert_eq!(up, vec![1.0]);
         // a sustained fall that is not far below: after 2 s

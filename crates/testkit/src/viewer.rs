@@ -62,6 +62,10 @@ impl ViewerOptions {
 pub struct VideoReport {
     pub frames: u64,
     pub resolutions: BTreeMap<String, u64>,
+    /// (ms since the viewer started, "WxH") each time the decoded size changed, the first
+    /// frame's size first.
+    #[serde(default)]
+    pub size_changes: Vec<(f64, String)>,
     pub first_frame_ms: Option<f64>,
     pub last_frame_ms: Option<f64>,
     pub tracks: Vec<serde_json::Value>,

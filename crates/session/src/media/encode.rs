@@ -224,6 +224,19 @@ impl QpWindow {
     }
 }
 
+/// The frame rate a layer's bitrate affords: below 40 kbit/s a picture at 30 fps gets
+/// under 170 bytes a frame, so the rate control starves every frame or skips at random;
+/// fewer, better frames at an even pace read better (the issue's "a readable picture at a
+/// lower frame rate").
+fn fps_for_bitrate(bps: u32, source_fps: f32) -> f32 {
+    let cap = match bps {
+        0..20_000 => 10.0,
+        20_000..40_000 => 15.0,
+        _ => source_fps,
+    };
+    source_fps.min(cap)
+}
+
 /// `layers` scaled by `scale` (even sizes, at least 16 pixels), bitrates kept.
 fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
     if scale >= 0.999 {
@@ -289,6 +302,7 @@ impl VideoPipeline {
                     })
                     .flatten();
                 let mut qp = QpWindow::default();
+                let mut fps_applied = fps;
                 let mut gate = FrameRateGate::new(fps);
                 let mut bitrates: Vec<u32> = c.iter().map(|c| c.nominal_bps).collect();
                 let mut scale = 1.0f32;
@@ -310,9 +324,6 @@ impl VideoPipeline {
                             busy = adapter.last_share(),
                             "video encoder adapts to the CPU"
                         );
-                        if let Err(e) = encoder.set_frame_rate(step.fps) {
-                            tracing::warn!("encoder frame rate {}: {e}", step.fps);
-                        }
                     }
                     // one layer: sized for its bitrate (simulcast pauses its top layers)
                     let bw_step = sizer.as_mut().and_then(|z| {
@@ -338,6 +349,7 @@ impl VideoPipeline {
                         ) {
                             Ok(e) => {
                                 encoder = e;
+                                fps_applied = adapter.current().fps;
                                 scale = want;
                                 qp = QpWindow::default();
                                 bitrates.iter_mut().for_each(|b| *b = 0);
@@ -362,7 +374,19 @@ impl VideoPipeline {
                             z.is_scaled() && z.scale() < adapter.current().scale + 0.01
                         }));
                     }
-                    if !gate.admit(adapter.current().fps) {
+                    // the lower of the CPU's rate and what the lowest layer's bitrate affords
+                    let low_target = c
+                        .iter()
+                        .find(|c| c.is_active())
+                        .map_or(u32::MAX, |c| c.bitrate());
+                    let rate = adapter.current().fps.min(fps_for_bitrate(low_target, fps));
+                    if (rate - fps_applied).abs() > 0.01 {
+                        match encoder.set_frame_rate(rate) {
+                            Ok(()) => fps_applied = rate,
+                            Err(e) => tracing::warn!("encoder frame rate {rate}: {e}"),
+                        }
+                    }
+                    if !gate.admit(rate) {
                         continue;
                     }
                     let recorder = record.get();
@@ -479,6 +503,15 @@ pub(crate) fn quality_of(q: Quality) -> lk::VideoQuality {
 mod tests {
     use super::*;
     use streamit_media::MediaTime;
+
+    #[test]
+    fn a_starved_layer_gets_fewer_frames() {
+        assert_eq!(fps_for_bitrate(1_700_000, 30.0), 30.0);
+        assert_eq!(fps_for_bitrate(40_000, 30.0), 30.0);
+        assert_eq!(fps_for_bitrate(30_000, 30.0), 15.0);
+        assert_eq!(fps_for_bitrate(10_000, 30.0), 10.0);
+        assert_eq!(fps_for_bitrate(10_000, 5.0), 5.0, "never above the source");
+    }
 
     #[test]
     fn slot_drops_oldest() {

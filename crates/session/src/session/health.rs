@@ -148,8 +148,13 @@ const MIN_LAYER_SHARE: f64 = 0.15;
 /// through it on every start while it ramps up (the bar read "Network limited: 1591
 /// kbit/s" on loopback 10 s into a stream).
 const LIMITED_BELOW: f64 = 0.7;
-/// No layer is encoded below this.
+/// No layer is encoded below this while the estimate leaves it (libwebrtc's minimum video
+/// bitrate).
 const FLOOR_BPS: u32 = 30_000;
+/// The least the lowest layer gets when not even [`FLOOR_BPS`] fits: what goes out beyond
+/// str0m's pacing rate (1.1× the estimate) waits in its queue, up to 2 s of it, and the
+/// picture lags by that much (1.4-2.0 s under a 300 kbit/s cap whose estimate sank to 40).
+const MIN_VIDEO_BPS: u32 = 10_000;
 
 /// How the estimate was spent, for the health bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -166,7 +171,8 @@ pub(super) struct Allocation {
 /// lowest up, as libwebrtc does: each layer first gets [`MIN_LAYER_SHARE`] of its nominal
 /// rate, and a layer that cannot get that is paused with every layer above it; what is
 /// left is shared in proportion to nominal rates, never above nominal. The lowest watched
-/// layer is always sent, at [`FLOOR_BPS`] at least. `audio_bps` is what the audio takes on
+/// layer is always sent: at [`FLOOR_BPS`] at least, or what the budget leaves down to
+/// [`MIN_VIDEO_BPS`]. `audio_bps` is what the audio takes on
 /// the wire.
 pub(super) fn distribute_bitrate(
     encoders: &[Arc<EncoderControl>],
@@ -200,12 +206,13 @@ pub(super) fn distribute_bitrate(
     } else {
         1.0
     };
+    let floor = FLOOR_BPS.min((budget as u32).max(MIN_VIDEO_BPS));
     let mut video_bps = 0;
     for (i, e) in watched.iter().enumerate() {
         if i < fitting {
             let bps = ((e.nominal_bps as f64 * factor) as u32)
-                .min(budget.max(FLOOR_BPS as f64) as u32)
-                .max(FLOOR_BPS);
+                .min(budget.max(floor as f64) as u32)
+                .max(floor);
             e.set_bitrate(bps);
             e.set_fits(true);
             video_bps += bps as u64;
@@ -339,10 +346,14 @@ mod tests {
         let a = distribute_bitrate(&layers, 150_000, AUDIO);
         assert_eq!(a.paused, 2);
         assert_eq!(rates(&layers)[0], (87_500, true));
-        // Nothing at all: the low layer still goes, at the floor.
+        // 80 kbit/s: 28 k for video, below the usual floor: the low layer gets what there is
+        let a = distribute_bitrate(&layers, 80_000, AUDIO);
+        assert_eq!(rates(&layers)[0], (28_000, true));
+        assert_eq!(a.video_bps, 28_000);
+        // Nothing at all: the low layer still goes, at the least there is.
         let a = distribute_bitrate(&layers, 0, AUDIO);
-        assert_eq!(rates(&layers)[0], (30_000, true));
-        assert_eq!(a.video_bps, 30_000);
+        assert_eq!(rates(&layers)[0], (10_000, true));
+        assert_eq!(a.video_bps, 10_000);
     }
 
     #[test]
