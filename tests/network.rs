@@ -325,7 +325,11 @@ const BENCH_PROFILES: &[(&str, &str, &str)] = &[
 
 /// One publisher watched through one profile: what the viewer saw, printed as a row.
 fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, secs: u64) -> String {
-    let (_, _, share) = common::receiver_decoded(report);
+    // Over every frame captured while the viewer watched, not over the span of frame
+    // numbers it read: a publisher that got 3 frames through in 30 s read as 100 % that way.
+    let (decoded, _, _) = common::receiver_decoded(report);
+    let watched = secs * 30;
+    let share = (decoded as f64 / watched as f64).min(1.0);
     let mut g2g = report.pattern.latencies_ms(epoch_us);
     g2g.sort_by(|a, b| a.total_cmp(b));
     let pct = |v: &[f64], p: usize| v.get(v.len() * p / 100).copied().unwrap_or(0.0);
@@ -333,7 +337,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
     freezes.sort_by(|a, b| a.total_cmp(b));
     let bytes = report.video.bytes_received();
     format!(
-        "{profile:<9} {who:<9} decoded {:>5.1} %  freezes>250ms {:>2} (p95 {:>5.0} ms, longest {:>5.0} ms, total {:>4.1} s)  \
+        "{profile:<9} {who:<9} decoded {:>5.1} % ({decoded:>4} of {watched})  freezes>250ms {:>2} (p95 {:>5.0} ms, longest {:>5.0} ms, total {:>4.1} s)  \
          g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  {}",
         share * 100.0,
         freezes.len(),
