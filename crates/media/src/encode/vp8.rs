@@ -518,9 +518,6 @@ impl Vp8Simulcast {
         self.fps = fps.max(1.0);
     }
 
-    /// Encodes one picture per layer (`frames` low → high, each at its layer's size, all
-    /// with the same capture time). `keyframe[i]` forces a key frame on layer `i`. Returns
-    /// the compressed frame of every active layer that produced one, low → high.
     /// The quantiser (libvpx's internal 0–127 scale) of layer `layer`'s (low → high) last
     /// frame; `None` when libvpx cannot say.
     pub fn last_qp(&mut self, layer: usize) -> Option<u32> {
@@ -539,6 +536,9 @@ impl Vp8Simulcast {
         (err == vpx::VPX_CODEC_OK && qp >= 0).then_some(qp as u32)
     }
 
+    /// Encodes one picture per layer (`frames` low → high, each at its layer's size, all
+    /// with the same capture time). `keyframe[i]` forces a key frame on layer `i`. Returns
+    /// the compressed frame of every active layer that produced one, low → high.
     pub fn encode(
         &mut self,
         frames: &[VideoFrame],
