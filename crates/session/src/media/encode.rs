@@ -165,16 +165,15 @@ pub(crate) struct EncodeStep {
 }
 
 impl EncodeStatus {
-    fn set(&self, fps: f32, width: u32, height: u32, limited: bool, step_downs: u32) {
+    fn set(&self, s: EncodeStep) {
         self.fps_centi
-            .store((fps * 100.0).round() as u32, Ordering::Relaxed);
-        self.width.store(width, Ordering::Relaxed);
-        self.height.store(height, Ordering::Relaxed);
-        self.limited.store(limited, Ordering::Relaxed);
-        self.step_downs.store(step_downs, Ordering::Relaxed);
-    }
-    fn set_network_scaled(&self, scaled: bool) {
-        self.network_scaled.store(scaled, Ordering::Relaxed);
+            .store((s.fps * 100.0).round() as u32, Ordering::Relaxed);
+        self.width.store(s.width, Ordering::Relaxed);
+        self.height.store(s.height, Ordering::Relaxed);
+        self.limited.store(s.limited, Ordering::Relaxed);
+        self.step_downs.store(s.step_downs, Ordering::Relaxed);
+        self.network_scaled
+            .store(s.network_scaled, Ordering::Relaxed);
     }
     pub fn get(&self) -> EncodeStep {
         EncodeStep {
@@ -277,8 +276,14 @@ impl VideoPipeline {
             })
             .collect();
         let top = layers.last().map_or((0, 0), |l| (l.width, l.height));
-        self.status.set(fps, top.0, top.1, false, 0);
-        self.status.set_network_scaled(false);
+        self.status.set(EncodeStep {
+            fps,
+            width: top.0,
+            height: top.1,
+            limited: false,
+            step_downs: 0,
+            network_scaled: false,
+        });
         let slot = Slot::new(2);
         let layers = layers.to_vec();
         let (c, s, stop, counters, tx, ev, status) = (
@@ -363,16 +368,17 @@ impl VideoPipeline {
                             .layers()
                             .last()
                             .map_or((0, 0), |l| (l.width, l.height));
-                        status.set(
-                            adapter.current().fps,
-                            top.0,
-                            top.1,
-                            adapter.is_limited(),
-                            adapter.step_downs(),
-                        );
-                        status.set_network_scaled(sizer.as_ref().is_some_and(|z| {
-                            z.is_scaled() && z.scale() < adapter.current().scale + 0.01
-                        }));
+                        status.set(EncodeStep {
+                            fps: adapter.current().fps,
+                            width: top.0,
+                            height: top.1,
+                            limited: adapter.is_limited(),
+                            step_downs: adapter.step_downs(),
+                            // the bitrate, not the CPU, set the size
+                            network_scaled: sizer.as_ref().is_some_and(|z| {
+                                z.is_scaled() && z.scale() < adapter.current().scale + 0.01
+                            }),
+                        });
                     }
                     // the lower of the CPU's rate and what the lowest layer's bitrate affords
                     let low_target = c
