@@ -201,12 +201,13 @@ impl AudioPipeline {
         let Some(mut reader) = AudioReader::open(spec, &clock)? else {
             return Ok(None);
         };
-        let bitrate = Arc::new(AtomicU32::new(OPUS_FULL_BPS));
-        let mut opus = OpusEncoder::new(1, OPUS_FULL_BPS)?;
-        let t_bitrate = bitrate.clone();
-        let mut bitrate_applied = OPUS_FULL_BPS;
-        let packet_ms = Arc::new(AtomicU32::new(opus.packet_ms()));
-        let t_packet_ms = packet_ms.clone();
+        // Opus as an uplink with room to spare takes it, until the first estimate.
+        let mut applied = opus_plan_for(u64::MAX);
+        let mut opus = OpusEncoder::new(1, applied.bps)?;
+        opus.set_packet_ms(applied.packet_ms);
+        let bitrate = Arc::new(AtomicU32::new(applied.bps));
+        let packet_ms = Arc::new(AtomicU32::new(applied.packet_ms));
+        let (t_bitrate, t_packet_ms) = (bitrate.clone(), packet_ms.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let muted = Arc::new(AtomicBool::new(false));
         let denoise = Arc::new(AtomicBool::new(denoise));
@@ -260,16 +261,16 @@ impl AudioPipeline {
                         // the recording keeps its time line: silence while muted
                         samples.iter_mut().for_each(|s| *s = 0.0);
                     }
-                    let bps = t_bitrate.load(Ordering::Relaxed);
-                    if bps != bitrate_applied {
-                        bitrate_applied = bps;
-                        if let Err(e) = opus.set_bitrate(bps) {
+                    let plan = OpusPlan {
+                        bps: t_bitrate.load(Ordering::Relaxed),
+                        packet_ms: t_packet_ms.load(Ordering::Relaxed),
+                    };
+                    if plan != applied {
+                        if let Err(e) = opus.set_bitrate(plan.bps) {
                             tracing::warn!("Opus bitrate not set: {e}");
                         }
-                    }
-                    let ms = t_packet_ms.load(Ordering::Relaxed);
-                    if ms != opus.packet_ms() {
-                        opus.set_packet_ms(ms);
+                        opus.set_packet_ms(plan.packet_ms);
+                        applied = plan;
                     }
                     let loss = t_loss.load(Ordering::Relaxed);
                     if loss != loss_applied {
@@ -363,8 +364,6 @@ impl AudioPipeline {
     }
 }
 
-/// Opus's bitrate while the uplink carries it easily.
-pub(crate) const OPUS_FULL_BPS: u32 = 48_000;
 /// What one Opus packet costs on the wire besides its payload: IP, UDP, SRTP's tag, the
 /// RTP header and its extensions, about 60 bytes (24 kbit/s at 50 packets a second).
 const AUDIO_PACKET_OVERHEAD_BITS: u32 = 60 * 8;
@@ -390,7 +389,7 @@ impl OpusPlan {
 /// duller voice sooner than a frozen picture. 60 ms packets add 40 ms of delay.
 pub(crate) fn opus_plan_for(estimate_bps: u64) -> OpusPlan {
     let (bps, packet_ms) = match estimate_bps {
-        600_000.. => (OPUS_FULL_BPS, 20),
+        600_000.. => (48_000, 20),
         300_000.. => (32_000, 20),
         150_000.. => (24_000, 40),
         _ => (16_000, 60),
