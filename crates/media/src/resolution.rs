@@ -20,7 +20,7 @@ const MIN_START_BPS: [(u32, u32); 5] = [
 ];
 
 /// The scales tried, largest first: 720p → 540p, 360p, 270p, 180p.
-pub const SCALES: [f32; 5] = [1.0, 0.75, 0.5, 0.375, 0.25];
+const SCALES: [f32; 5] = [1.0, 0.75, 0.5, 0.375, 0.25];
 /// No step makes the picture narrower than this.
 const MIN_WIDTH: u32 = 160;
 /// A size is kept while the target stays above this share of the bitrate it starts at:
@@ -40,9 +40,11 @@ const UP_AFTER: Duration = Duration::from_secs(1);
 /// undone soon after (the size oscillated), at most [`MAX_UP_DELAY`].
 const FIRST_UP_DELAY: Duration = Duration::from_secs(4);
 const MAX_UP_DELAY: Duration = Duration::from_secs(30);
+/// A step down this soon after a step up undoes it: the size oscillated.
+const UNDONE_WITHIN: Duration = Duration::from_secs(4);
 
 /// The bitrate a stream of `pixels` per frame wants before it starts at that size.
-pub fn min_start_bps(pixels: u32) -> u32 {
+fn min_start_bps(pixels: u32) -> u32 {
     MIN_START_BPS
         .iter()
         .find(|(px, _)| *px >= pixels)
@@ -127,7 +129,7 @@ impl ResolutionScaler {
             if far || now.saturating_duration_since(since) >= DOWN_AFTER {
                 if self
                     .last_up
-                    .is_some_and(|t| now.saturating_duration_since(t) < 2 * UP_AFTER + DOWN_AFTER)
+                    .is_some_and(|t| now.saturating_duration_since(t) < UNDONE_WITHIN)
                 {
                     self.up_delay = (self.up_delay * 2).min(MAX_UP_DELAY);
                 }

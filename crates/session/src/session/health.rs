@@ -135,8 +135,9 @@ fn capped_by_silence(quality: &'static str, silence: Option<Duration>) -> &'stat
 }
 
 /// What the uplink's estimate leaves for video once the audio's share is taken: packet
-/// headers and retransmissions ride on the same link, and an encoder overshoots its target on busy scenes; sending
-/// at the estimate itself fills the bottleneck's queue until the picture lags by seconds.
+/// headers and retransmissions ride on the same link, and an encoder overshoots its target
+/// on busy scenes; sending at the estimate itself fills the bottleneck's queue until the
+/// picture lags by seconds.
 const VIDEO_SHARE: f64 = 0.85;
 /// A layer below this share of its nominal rate is paused instead. Low on purpose: on a
 /// busy machine the estimate dips on loopback too, and a paused layer comes back only as
@@ -172,8 +173,7 @@ pub(super) struct Allocation {
 /// rate, and a layer that cannot get that is paused with every layer above it; what is
 /// left is shared in proportion to nominal rates, never above nominal. The lowest watched
 /// layer is always sent: at [`FLOOR_BPS`] at least, or what the budget leaves down to
-/// [`MIN_VIDEO_BPS`]. `audio_bps` is what the audio takes on
-/// the wire.
+/// [`MIN_VIDEO_BPS`]. `audio_bps` is what the audio takes on the wire.
 pub(super) fn distribute_bitrate(
     encoders: &[Arc<EncoderControl>],
     target_bps: u64,
