@@ -6,9 +6,10 @@ The frames come on stdin as packed I420 (the test writes them with the Rust patt
 generator, which stamps frame n with capture time n * 33,333 us); this script captures frame
 n when its time is due, at 30 fps, and publishes it as one H.264 layer (the SDK's defaults
 otherwise) with Opus carrying a 440 Hz tone at -20 dBFS, the audio `publish` sends by default
-(silence would cost libwebrtc nothing on a narrow uplink while ours paid for a tone). Once both tracks are published it prints `published`; at the end, one JSON line: `epochUnixUs`, the wall
-clock of capture time zero (for glass-to-glass), frames captured and late, process CPU
-seconds.
+(silence would cost libwebrtc nothing on a narrow uplink while ours paid for a tone). Once
+both tracks are published it prints `published`; at the end, one JSON line: `epochUnixUs`,
+the wall clock of capture time zero (for glass-to-glass), frames captured and late, process
+CPU seconds.
 
 Usage: pattern_publisher.py URL TOKEN SECONDS WIDTH HEIGHT  < frames
 """
