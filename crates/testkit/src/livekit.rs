@@ -58,6 +58,22 @@ pub struct TurnInfo {
 /// balancer there), so the test server listens on it directly.
 const TURN_TLS_PORT: u16 = 443;
 
+/// Port 443 is one port for the whole machine: servers with TURN/TLS, in this test binary
+/// or another, take turns through an exclusive lock on this file, held until the server is
+/// dropped. Without it two such tests in parallel fail with "address already in use".
+fn lock_turn_tls_port() -> Result<std::fs::File> {
+    let path = std::env::temp_dir().join("streamit-turn-tls-443.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
 /// A CA and a leaf certificate for 127.0.0.1 and localhost signed by it, written into
 /// `dir`: (cert file, key file, CA PEM).
 fn make_turn_certificate(dir: &std::path::Path) -> Result<(PathBuf, PathBuf, String)> {
@@ -137,6 +153,9 @@ pub struct LiveKit {
     starts: u32,
     host: Option<Ipv4Addr>,
     turn: Option<TurnInfo>,
+    /// Held while this server may listen on port 443; after `process`, so it is released
+    /// only once the server has stopped.
+    _tls_port_lock: Option<std::fs::File>,
 }
 
 impl LiveKit {
@@ -207,6 +226,7 @@ impl LiveKit {
             yaml.push_str(&format!("redis:\n  address: \"{redis}\"\n"));
         }
         let mut turn = None;
+        let mut tls_port_lock = None;
         if let Some(t) = options.turn {
             let mut info = TurnInfo {
                 udp_port: None,
@@ -224,6 +244,7 @@ impl LiveKit {
                 info.udp_port = Some(port);
             }
             if t.tls {
+                tls_port_lock = Some(lock_turn_tls_port()?);
                 let (cert, key, ca) = make_turn_certificate(dir.path())?;
                 yaml.push_str(&format!(
                     "  tls_port: {TURN_TLS_PORT}\n  domain: 127.0.0.1\n  external_tls: false\n  \
@@ -254,6 +275,7 @@ impl LiveKit {
             starts: 0,
             host: options.host,
             turn,
+            _tls_port_lock: tls_port_lock,
         };
         lk.spawn()?;
         Ok(lk)
