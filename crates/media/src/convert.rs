@@ -88,6 +88,38 @@ pub fn rgba_to_i420(
     VideoFrame::from_i420(width, height, buf, pts)
 }
 
+/// BGRX / BGRA (8 bit, `stride` bytes per row; X11's 32-bit ZPixmap) → I420. The fourth
+/// byte is ignored.
+pub fn bgrx_to_i420(
+    bgrx: &[u8],
+    width: u32,
+    height: u32,
+    stride: u32,
+    pts: MediaTime,
+) -> Result<VideoFrame> {
+    check_even(width, height)?;
+    if bgrx.len() < stride as usize * height as usize || stride < width * 4 {
+        return Err(MediaError::Geometry(format!(
+            "BGRX {width}x{height}, stride {stride}: {} bytes",
+            bgrx.len()
+        )));
+    }
+    let mut buf = vec![0u8; i420_len(width, height)];
+    {
+        let mut img = planar_mut(&mut buf, width, height);
+        yuvutils_rs::bgra_to_yuv420(
+            &mut img,
+            bgrx,
+            stride,
+            RANGE,
+            MATRIX,
+            YuvConversionMode::Balanced,
+        )
+        .map_err(conv_err)?;
+    }
+    VideoFrame::from_i420(width, height, buf, pts)
+}
+
 /// RGB (8 bit, `stride` bytes per row) → I420.
 pub fn rgb_to_i420(
     rgb: &[u8],

@@ -58,6 +58,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod queue;
 pub mod resolution;
+pub mod screen;
 pub mod source;
 pub mod speaker;
 
