@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
+use streamit_media::screen::ScreenTarget;
 
 /// Stream settings for Setup (`POST /api/stream/setup`). Chat settings left `None` keep
 /// their current value.
@@ -77,6 +78,13 @@ pub enum Command {
     /// outcome are in [`crate::SessionState::mic_check`]. Not while on air (the playback
     /// would go out through the microphone).
     MicCheck,
+    /// Share a screen, monitor or window as a second video track (source screen share)
+    /// at `fps`, beside the camera. Before Go Live it starts the capture (its preview), and
+    /// the track is published with the stream; while live it is published at once.
+    /// Sharing something else replaces the current share.
+    StartScreenShare { target: ScreenTarget, fps: u32 },
+    /// Stop sharing (the track is unpublished; viewers keep the camera).
+    StopScreenShare,
     /// Codec and simulcast for the next Go Live.
     SelectCodec { codec: Codec, simulcast: bool },
     /// Start the sources for the setup screen's preview and mic meter.

@@ -52,7 +52,9 @@ pub use session::{SessionConfig, SessionHandle, default_recordings_dir};
 pub use state::{
     Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,
     MediaSelection, MicCheck, ModerationNotice, NetworkLimited, RecordingInfo, RecordingState,
-    SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule, clock,
+    ScreenShareState, SessionState, StreamInfo, StreamState, Summary, SummaryDelivery, chat_rule,
+    clock,
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;
+pub use streamit_media::screen::{ScreenInfo, ScreenTarget, list_screen_sources};

@@ -436,6 +436,10 @@ pub struct SessionState {
     /// The setup screen's mic check.
     pub mic_check: MicCheck,
     pub media: Option<MediaSelection>,
+    /// The screen share beside the camera.
+    pub screen_share: ScreenShareState,
+    /// The latest captured frame of the screen share, for its preview.
+    pub screen_preview: Option<VideoFrame>,
     pub recording: RecordingState,
     /// Set when a stream ended: what the summary screen shows.
     pub summary: Option<Summary>,
@@ -450,6 +454,24 @@ pub struct SessionState {
     /// viewer on the same machine can measure glass-to-glass latency). The clock's own
     /// [`MediaClock::epoch`](streamit_media::MediaClock::epoch), read once when it was made.
     pub media_clock_epoch: Option<SystemTime>,
+}
+
+/// The screen share: a second video track (source screen share) beside the camera.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ScreenShareState {
+    #[default]
+    Off,
+    /// Capturing `source` at `width × height`; `on_air` once its track is published.
+    Sharing {
+        source: String,
+        width: u32,
+        height: u32,
+        fps: u32,
+        on_air: bool,
+    },
+    /// The capture stopped by itself (the window closed, the display went away); the
+    /// stream goes on without it.
+    Ended { reason: String },
 }
 
 /// The mic check: 3 s of the processed microphone, then played back.

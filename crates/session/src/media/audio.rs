@@ -317,10 +317,17 @@ impl AudioPipeline {
                     }
                 };
                 if let AudioReader::Device(handle) = &reader {
-                    drain_device(handle, &t_stop, &events, "the microphone stopped", |f| {
-                        let mono = mono_f32(&f);
-                        process(mono, f.pts)
-                    });
+                    drain_device(
+                        handle,
+                        &t_stop,
+                        &events,
+                        "the microphone stopped",
+                        MediaEvent::Failed,
+                        |f| {
+                            let mono = mono_f32(&f);
+                            process(mono, f.pts)
+                        },
+                    );
                     return;
                 }
                 let period = Duration::from_millis(20);

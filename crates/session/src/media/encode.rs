@@ -17,7 +17,7 @@ use streamit_media::{Layer, MediaError, Quality, VideoFrame};
 use tokio::sync::mpsc;
 
 use super::video::VideoPipeline;
-use super::{Codec, MediaEvent, RecordTap};
+use super::{Codec, Feed, MediaEvent, RecordTap};
 
 /// A bounded queue of frames that drops the oldest when full.
 pub(super) struct Slot {
@@ -286,6 +286,7 @@ impl VideoPipeline {
         });
         let slot = Slot::new(2);
         let layers = layers.to_vec();
+        let feed = self.feed;
         let (c, s, stop, counters, tx, ev, status) = (
             controls.clone(),
             slot.clone(),
@@ -299,7 +300,9 @@ impl VideoPipeline {
             .name("video-encode".into())
             .spawn(move || {
                 let mut adapter = CpuAdapter::new(fps);
-                let mut sizer = (layers.len() == 1)
+                // Screen content keeps its size under a narrow uplink (detail over motion):
+                // the rate control lowers quality and frame rate instead.
+                let mut sizer = (layers.len() == 1 && feed == Feed::Camera)
                     .then(|| {
                         layers
                             .first()
@@ -466,7 +469,7 @@ impl VideoPipeline {
                             }
                         }
                         Err(e) => {
-                            let _ = ev.try_send(MediaEvent::Failed(e));
+                            let _ = ev.try_send(feed.failed(e));
                             return;
                         }
                     }

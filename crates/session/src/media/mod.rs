@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use streamit_livekit_publish as lk;
+use streamit_media::screen::ScreenTarget;
 use streamit_media::source::{SourceEvent, SourceHandle};
 use streamit_media::{MediaError, VideoCodec, VideoFrame};
 use tokio::sync::mpsc;
@@ -50,6 +51,8 @@ pub enum VideoSourceSpec {
         height: u32,
         fps: u32,
     },
+    /// A screen, monitor or window ([`streamit_media::screen`]), at `fps`.
+    Screen { target: ScreenTarget, fps: u32 },
 }
 
 /// 720p30: what creators expect from a webcam today, and what the test pattern uses.
@@ -76,6 +79,7 @@ impl std::fmt::Display for VideoSourceSpec {
                 height,
                 fps,
             } => write!(f, "camera {index} ({width}x{height}@{fps})"),
+            VideoSourceSpec::Screen { target, fps } => write!(f, "screen share {target} @{fps}"),
         }
     }
 }
@@ -178,6 +182,34 @@ pub(crate) enum MediaEvent {
     MicCheckPlayed(Result<(), MediaError>),
     /// A source or encoder failed; the pipeline part stopped.
     Failed(MediaError),
+    /// The screen share's picture, for the studio's preview of it.
+    ScreenPreview(VideoFrame),
+    /// The screen share's capture or encoder failed (a closed window); it stopped, the
+    /// camera goes on.
+    ScreenFailed(MediaError),
+}
+
+/// Which video pipeline a frame or failure comes from: the camera's ends the stream when it
+/// fails, the screen share's only ends the sharing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Feed {
+    Camera,
+    Screen,
+}
+
+impl Feed {
+    fn preview(self, frame: VideoFrame) -> MediaEvent {
+        match self {
+            Feed::Camera => MediaEvent::Preview(frame),
+            Feed::Screen => MediaEvent::ScreenPreview(frame),
+        }
+    }
+    fn failed(self, e: MediaError) -> MediaEvent {
+        match self {
+            Feed::Camera => MediaEvent::Failed(e),
+            Feed::Screen => MediaEvent::ScreenFailed(e),
+        }
+    }
 }
 
 /// Counters shared by all media threads.
@@ -199,6 +231,7 @@ fn drain_device<T>(
     stop: &AtomicBool,
     events: &mpsc::Sender<MediaEvent>,
     lost: &str,
+    failed: impl Fn(MediaError) -> MediaEvent,
     mut on_frame: impl FnMut(T) -> bool,
 ) {
     while !stop.load(Ordering::Acquire) {
@@ -209,11 +242,11 @@ fn drain_device<T>(
                 }
             }
             Ok(SourceEvent::Error(e)) => {
-                let _ = events.try_send(MediaEvent::Failed(e));
+                let _ = events.try_send(failed(e));
                 return;
             }
             Ok(SourceEvent::Ended) => {
-                let _ = events.try_send(MediaEvent::Failed(MediaError::DeviceLost(lost.into())));
+                let _ = events.try_send(failed(MediaError::DeviceLost(lost.into())));
                 return;
             }
             Err(e) if e.is_timeout() => {}

@@ -11,12 +11,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use streamit_media::camera::CameraSource;
+use streamit_media::screen::ScreenSource;
 use streamit_media::source::{SourceHandle, VideoSource};
 use streamit_media::{Layer, MediaClock, MediaError, MediaTime, Quality, VideoFrame};
 use tokio::sync::mpsc;
 
 use super::encode::{EncodeStatus, EncoderWorker, Slot};
-use super::{Counters, MediaEvent, VideoSourceSpec, drain_device};
+use super::{Counters, Feed, MediaEvent, VideoSourceSpec, drain_device};
 
 /// Video frames from a source, paced on the media clock.
 enum VideoReader {
@@ -34,6 +35,8 @@ enum VideoReader {
     },
     /// A self-paced device source (camera).
     Device(SourceHandle<VideoFrame>),
+    /// A screen or window capture, and the first frame it gave (read to learn its size).
+    Screen(SourceHandle<VideoFrame>, Option<VideoFrame>),
 }
 
 impl VideoReader {
@@ -55,6 +58,26 @@ impl VideoReader {
                 );
                 let src: Box<dyn VideoSource> = Box::new(CameraSource::new(*index, w, h, fps));
                 Ok((VideoReader::Device(src.start(clock.clone())?), w, h, fps))
+            }
+            VideoSourceSpec::Screen { target, fps } => {
+                let fps = (*fps).clamp(1, 60);
+                let src = Box::new(ScreenSource {
+                    target: target.clone(),
+                    fps,
+                });
+                let handle = src.start(clock.clone())?;
+                // The first frame tells the size the encoders are built for.
+                let first = match handle.events().recv_timeout(Duration::from_secs(5)) {
+                    Ok(streamit_media::SourceEvent::Frame(f)) => f,
+                    Ok(streamit_media::SourceEvent::Error(e)) => return Err(e),
+                    _ => {
+                        return Err(MediaError::Device(format!(
+                            "{target}: no picture within 5 s"
+                        )));
+                    }
+                };
+                let (w, h) = (first.width, first.height);
+                Ok((VideoReader::Screen(handle, Some(first)), w, h, fps))
             }
             VideoSourceSpec::Synthetic { width, height, fps } => {
                 if *width < 160 || width % 2 != 0 || height % 2 != 0 || *fps == 0 || *fps > 120 {
@@ -104,7 +127,7 @@ impl VideoReader {
 
     fn next(&mut self, pts: MediaTime) -> Result<VideoFrame, MediaError> {
         match self {
-            VideoReader::Device(_) => Err(MediaError::Closed),
+            VideoReader::Device(_) | VideoReader::Screen(..) => Err(MediaError::Closed),
             VideoReader::Synthetic { width, height, n } => {
                 let f = streamit_media::pattern::generate_pattern(*width, *height, *n, pts);
                 *n = n.wrapping_add(1);
@@ -191,6 +214,8 @@ pub(crate) struct VideoPipeline {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The camera's pipeline or the screen share's.
+    pub feed: Feed,
     stop: Arc<AtomicBool>,
     /// Stops the encoders only (when the stream ends the preview goes on).
     pub(super) enc_stop: Arc<AtomicBool>,
@@ -208,6 +233,7 @@ impl VideoPipeline {
     pub fn start(
         spec: &VideoSourceSpec,
         clock: MediaClock,
+        feed: Feed,
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<Self, MediaError> {
@@ -237,11 +263,21 @@ impl VideoPipeline {
                     }
                     if last_preview.elapsed() >= Duration::from_millis(66) {
                         *last_preview = Instant::now();
-                        let _ = events.try_send(MediaEvent::Preview(frame));
+                        let _ = events.try_send(feed.preview(frame));
                     }
                 };
-                if let VideoReader::Device(handle) = &reader {
-                    drain_device(handle, &t_stop, &events, "the camera stopped", |frame| {
+                if let VideoReader::Screen(_, first) = &mut reader
+                    && let Some(frame) = first.take()
+                {
+                    fan_out(frame, &mut last_preview);
+                }
+                if let VideoReader::Device(handle) | VideoReader::Screen(handle, _) = &reader {
+                    let lost = match feed {
+                        Feed::Camera => "the camera stopped",
+                        Feed::Screen => "the screen capture stopped",
+                    };
+                    let failed = |e| feed.failed(e);
+                    drain_device(handle, &t_stop, &events, lost, failed, |frame| {
                         if !t_off.load(Ordering::Acquire) {
                             fan_out(frame, &mut last_preview);
                         }
@@ -265,7 +301,7 @@ impl VideoPipeline {
                     let frame = match reader.next(now) {
                         Ok(f) => f,
                         Err(e) => {
-                            let _ = events.try_send(MediaEvent::Failed(e));
+                            let _ = events.try_send(feed.failed(e));
                             return;
                         }
                     };
@@ -277,6 +313,7 @@ impl VideoPipeline {
             width,
             height,
             fps,
+            feed,
             stop,
             enc_stop: Arc::new(AtomicBool::new(false)),
             camera_off,

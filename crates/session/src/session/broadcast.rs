@@ -62,6 +62,13 @@ impl Task {
                 self.state.stream_state = StreamState::Live;
                 self.state.live_since = Some(SystemTime::now());
                 self.live = Some(live);
+                // A screen share that cannot go out ends the sharing, not the stream.
+                if let Err(e) = self.publish_screen().await {
+                    self.state.screen_share = crate::state::ScreenShareState::Ended {
+                        reason: format!("could not publish the screen share: {}", e.user_message()),
+                    };
+                    self.screen = None;
+                }
                 self.refresh_health();
                 Ok(())
             }
@@ -187,6 +194,7 @@ impl Task {
             video: Some(video_tx),
             audio: audio_tx,
             encoders,
+            screen: None,
             session_id: grant.session_id.clone(),
             go_live_at,
             live_at: Instant::now(),
@@ -312,6 +320,13 @@ impl Task {
     fn stop_sending_media(&mut self) {
         if let Some(v) = &mut self.video {
             v.stop_encoders();
+        }
+        if let Some(s) = &mut self.screen {
+            s.stop_encoders();
+        }
+        if let crate::state::ScreenShareState::Sharing { on_air, .. } = &mut self.state.screen_share
+        {
+            *on_air = false;
         }
         if let Some(a) = &self.audio {
             a.attach(None);

@@ -4,9 +4,13 @@
 
 use streamit_livekit_publish as lk;
 
+use std::sync::Arc;
+
 use super::health::distribute_bitrate;
+use super::screen::screen_encoders;
 use super::{Live, Task};
 use crate::error::ErrorKind;
+use crate::media::EncoderControl;
 use crate::state::{ChatRole, StreamState};
 
 impl Task {
@@ -58,6 +62,9 @@ impl Task {
                 self.state.stream_state = StreamState::Live;
                 self.state.reconnecting_since = None;
                 live.encoders.iter().for_each(|e| e.request_keyframe());
+                screen_encoders(live)
+                    .iter()
+                    .for_each(|e| e.request_keyframe());
                 // A rejoin keeps attributes only if the server's refreshed token (which
                 // carries them) arrived before the failure; the same value again is harmless.
                 self.announce_media_clock(&live.handle);
@@ -75,8 +82,12 @@ impl Task {
                 live.participants.remove(who.as_str());
                 self.count_viewers(live);
             }
-            E::KeyframeRequested { layer, .. } => {
+            E::KeyframeRequested { track, layer } => {
                 live.keyframe_requests += 1;
+                if let Some(s) = live.screen.as_ref().filter(|s| *s.track.cid() == track) {
+                    s.encoders.iter().for_each(|e| e.request_keyframe());
+                    return;
+                }
                 for e in &live.encoders {
                     if layer.is_none() || e.quality.is_none() || e.quality == layer {
                         e.request_keyframe();
@@ -89,8 +100,26 @@ impl Task {
                     (Some(pipeline), Some(_)) => u64::from(pipeline.follow_estimate(b.bps())),
                     _ => 0,
                 };
-                let allocation = distribute_bitrate(&live.encoders, b.bps(), audio_bps);
-                live.allocation = Some((b.bps(), allocation));
+                // A screen share takes its nominal share of the estimate; the camera's
+                // layers and the audio share the rest.
+                let screen = screen_encoders(live);
+                let nominal = |es: &[Arc<EncoderControl>]| -> u64 {
+                    es.iter()
+                        .filter(|e| e.is_wanted())
+                        .map(|e| u64::from(e.nominal_bps))
+                        .sum()
+                };
+                let (camera_nominal, screen_nominal) = (nominal(&live.encoders), nominal(screen));
+                let screen_bps = match camera_nominal + screen_nominal {
+                    0 => 0,
+                    all => b.bps() * screen_nominal / all,
+                };
+                if !screen.is_empty() {
+                    distribute_bitrate(screen, screen_bps, 0);
+                }
+                let camera_bps = b.bps() - screen_bps;
+                let allocation = distribute_bitrate(&live.encoders, camera_bps, audio_bps);
+                live.allocation = Some((camera_bps, allocation));
             }
             E::Stats(s) => {
                 // The audio track's own receiver reports (the last one, each stats tick).

@@ -38,6 +38,7 @@ mod health;
 mod live_events;
 mod moderation;
 mod recording;
+mod screen;
 mod sources;
 mod summary;
 
@@ -138,6 +139,7 @@ impl SessionHandle {
             clock: MediaClock::new(),
             counters: Arc::default(),
             video: None,
+            screen: None,
             audio: None,
             live: None,
             mic_muted: false,
@@ -203,6 +205,8 @@ struct Live {
     video: Option<lk::VideoTrackSender>,
     audio: Option<lk::AudioTrackSender>,
     encoders: Vec<Arc<EncoderControl>>,
+    /// The screen-share track and its encoder, while one is on air.
+    screen: Option<screen::ScreenLive>,
     session_id: String,
     go_live_at: Instant,
     live_at: Instant,
@@ -240,6 +244,8 @@ struct Task {
     clock: MediaClock,
     counters: Arc<Counters>,
     video: Option<VideoPipeline>,
+    /// The screen share's capture (and encoder while on air), beside the camera's.
+    screen: Option<VideoPipeline>,
     audio: Option<AudioPipeline>,
     live: Option<Live>,
     mic_muted: bool,
@@ -332,6 +338,7 @@ impl Task {
             let _ = self.end_stream_and_wait().await;
         }
         self.video = None;
+        self.screen = None;
         self.audio = None;
         self.state.shut_down = true;
         self.state.preview = None;
@@ -398,6 +405,11 @@ impl Task {
                 Ok(())
             }
             Command::SetRecording { on, to } => self.set_recording(on, to),
+            Command::StartScreenShare { target, fps } => self.start_screen_share(target, fps).await,
+            Command::StopScreenShare => {
+                self.stop_screen_share();
+                Ok(())
+            }
             Command::SelectCodec { codec, simulcast } => self.select_codec(codec, simulcast),
             Command::MicCheck => self.mic_check(),
             Command::StartPreview => self.ensure_sources(),

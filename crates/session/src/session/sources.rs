@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::Task;
 use crate::error::{Result, SessionError};
 use crate::media::{
-    AudioPipeline, AudioSourceSpec, Codec, MediaEvent, VideoPipeline, VideoSourceSpec,
+    AudioPipeline, AudioSourceSpec, Codec, Feed, MediaEvent, VideoPipeline, VideoSourceSpec,
 };
 use crate::state::{MediaSelection, MicCheck};
 use streamit_media::{AUDIO_RATE, AudioLevel};
@@ -42,6 +42,7 @@ impl Task {
             let v = VideoPipeline::start(
                 &self.config.video,
                 self.clock.clone(),
+                Feed::Camera,
                 self.counters.clone(),
                 self.media_tx.clone(),
             )?;
@@ -221,6 +222,15 @@ impl Task {
                         self.publish();
                     }
                 }
+            }
+            MediaEvent::ScreenPreview(f) => {
+                if self.screen.is_some() {
+                    self.state.screen_preview = Some(f);
+                }
+            }
+            MediaEvent::ScreenFailed(e) => {
+                self.on_screen_failed(e);
+                self.publish();
             }
             MediaEvent::MicLevel(l) => {
                 self.state.mic_level = l;
