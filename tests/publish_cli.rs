@@ -5,6 +5,9 @@ mod common;
 /// `publish --record` and the Record switch.
 #[path = "publish_cli/record.rs"]
 mod record;
+/// `publish --screen`: a shared window beside the camera.
+#[path = "publish_cli/screen.rs"]
+mod screen;
 
 use std::time::{Duration, Instant};
 

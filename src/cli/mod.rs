@@ -188,6 +188,14 @@ pub struct PublishArgs {
     /// as fragmented MP4 (a crash costs at most about a second of it).
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
+    /// Share a screen as a second video track beside the camera: `screen` (all of it),
+    /// `monitor:N`, `window:TITLE` (the first window whose title contains it) or
+    /// `window-id:ID` (see `devices`). X11 only for now.
+    #[arg(long, value_name = "TARGET")]
+    pub screen: Option<streamit_session::ScreenTarget>,
+    /// The screen share's frame rate (screen content wants detail more than motion).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub screen_fps: u32,
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -399,6 +407,16 @@ fn devices() {
             }
         }
         Err(e) => println!("  (cameras could not be listed: {e})"),
+    }
+    println!("screen share (publish --screen):");
+    match streamit_session::list_screen_sources() {
+        Ok(sources) => {
+            for s in sources {
+                let target = s.target.to_string();
+                println!("  {target:<20} {} ({}x{})", s.name, s.width, s.height);
+            }
+        }
+        Err(e) => println!("  (screens could not be listed: {e})"),
     }
     println!("audio sources:");
     println!("  tone                 440 Hz with a 1 kHz beep in step with the pattern's flash");

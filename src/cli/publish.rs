@@ -86,6 +86,51 @@ pub struct PublishReport {
     pub watch_url: Option<String>,
     /// The local recording (`--record`), once closed.
     pub recording: Option<RecordingReport>,
+    /// The screen share (`--screen`) at the end; `null` without one.
+    pub screen_share: Option<ScreenShareReport>,
+}
+
+/// What `--screen` shared, and whether it lasted.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenShareReport {
+    /// `sharing` to the end, or `ended` (with `reason`) when the capture stopped by itself.
+    pub state: String,
+    pub source: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub reason: Option<String>,
+}
+
+impl ScreenShareReport {
+    fn of(s: &streamit_session::ScreenShareState) -> Option<Self> {
+        use streamit_session::ScreenShareState as S;
+        let empty = |state: &str| ScreenShareReport {
+            state: state.into(),
+            source: None,
+            width: None,
+            height: None,
+            reason: None,
+        };
+        match s {
+            S::Off => None,
+            S::Sharing {
+                source,
+                width,
+                height,
+                ..
+            } => Some(ScreenShareReport {
+                source: Some(source.clone()),
+                width: Some(*width),
+                height: Some(*height),
+                ..empty("sharing")
+            }),
+            S::Ended { reason } => Some(ScreenShareReport {
+                reason: Some(reason.clone()),
+                ..empty("ended")
+            }),
+        }
+    }
 }
 
 /// What `--record` wrote.
@@ -186,6 +231,15 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             .request(Command::SetRecording {
                 on: true,
                 to: Some(path.clone()),
+            })
+            .await?;
+    }
+
+    if let Some(target) = &a.screen {
+        session
+            .request(Command::StartScreenShare {
+                target: target.clone(),
+                fps: a.screen_fps,
             })
             .await?;
     }
@@ -509,6 +563,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
                 dropped: r.dropped,
                 error: r.error.clone(),
             }),
+        screen_share: ScreenShareReport::of(&s.screen_share),
     }
 }
 

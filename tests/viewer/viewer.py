@@ -275,7 +275,11 @@ class Report:
         }
 
 
-async def consume_video(track, report, quality_applied, read_pattern):
+async def consume_video(track, report, quality_applied, read_pattern, entry):
+    # `entry` is this track's line in report.video_tracks: what it alone decoded (a
+    # camera and a screen share are told apart there).
+    entry.update(frames=0, sizes={}, codes_read=0, codes_distinct=0, first_code=None, last_code=None, last_frame_ms=None)
+    codes = set()
     stream = rtc.VideoStream(track)
     async for event in stream:
         frame = event.frame
@@ -289,6 +293,16 @@ async def consume_video(track, report, quality_applied, read_pattern):
                 report.pattern_unreadable += 1
             else:
                 report.pattern_samples.append((code[0], code[1], recv_us))
+                codes.add(code[0])
+                entry["codes_read"] += 1
+                entry["codes_distinct"] = len(codes)
+                entry["last_code"] = code[0]
+                if entry["first_code"] is None:
+                    entry["first_code"] = code[0]
+        entry["frames"] += 1
+        size = f"{frame.width}x{frame.height}"
+        entry["sizes"][size] = entry["sizes"].get(size, 0) + 1
+        entry["last_frame_ms"] = report.ms()
         report.video_frames += 1
         second = str(int(time.monotonic() - report.t0))
         report.frames_per_second[second] = report.frames_per_second.get(second, 0) + 1
@@ -428,20 +442,20 @@ async def run(args):
                     applied = args.quality
                 except Exception as exc:
                     log("could not set quality:", exc)
-            report.video_tracks.append(
-                {
-                    "sid": publication.sid,
-                    "participant": participant.identity,
-                    "mime_type": publication.mime_type,
-                    "simulcasted": publication.simulcasted,
-                    "width": publication.width,
-                    "height": publication.height,
-                    "muted": publication.muted,
-                }
-            )
+            entry = {
+                "sid": publication.sid,
+                "source": rtc.TrackSource.Name(publication.source),
+                "participant": participant.identity,
+                "mime_type": publication.mime_type,
+                "simulcasted": publication.simulcasted,
+                "width": publication.width,
+                "height": publication.height,
+                "muted": publication.muted,
+            }
+            report.video_tracks.append(entry)
             retire(publication.sid, track, video_tracks, report.video_inbound)
             video_tracks.append(track)
-            tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern)))
+            tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern, entry)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
             retire(publication.sid, track, audio_tracks, report.audio_inbound)
             audio_tracks.append(track)

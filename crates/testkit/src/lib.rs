@@ -29,6 +29,8 @@ mod proxy;
 pub mod redis;
 mod stack;
 pub mod viewer;
+#[cfg(target_os = "linux")]
+pub mod xdisplay;
 
 pub use backend::{Backend, BackendOptions, server_bin};
 pub use balancer::{Balancer, ServerState};

@@ -1,0 +1,111 @@
+//! Screen share end to end: a window playing the test pattern on a headless X display,
+//! shared by `publish --screen` beside the camera's pattern, watched by the official Python
+//! SDK viewer, which reads the pattern's frame code from each track on its own.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
+use streamit_testkit::{Stack, ViewerReport};
+
+use crate::common::{Broadcast, studio};
+
+const TITLE: &str = "StreamIt pattern window";
+const W: u32 = 640;
+const H: u32 = 360;
+
+/// The viewer's line for the one track published from `source` (`SOURCE_CAMERA`, ...).
+fn track<'a>(report: &'a ViewerReport, source: &str) -> Result<&'a Value> {
+    let found: Vec<&Value> = (report.video.tracks.iter())
+        .filter(|t| t["source"] == source)
+        .collect();
+    ensure!(
+        found.len() == 1,
+        "{} {source} tracks: {:?}",
+        found.len(),
+        report.video.tracks
+    );
+    Ok(found[0])
+}
+
+/// Frames and distinct pattern codes the viewer decoded from `t`.
+fn decoded(t: &Value) -> (u64, u64) {
+    (
+        t["frames"].as_u64().unwrap_or(0),
+        t["codes_distinct"].as_u64().unwrap_or(0),
+    )
+}
+
+/// The window is shared as a second track, source screen share, at the window's size, and
+/// its frames carry the window's own pattern codes; closing the window ends the sharing
+/// and says so, while the camera goes on and the stream ends normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_ends_only_the_share()
+-> Result<()> {
+    let xvfb = Xvfb::start("1280x720x24")?;
+    let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
+    let mut cmd = studio();
+    cmd.env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE");
+    let screen = format!("window:{TITLE}");
+    let extra = ["--screen", &screen, "--screen-fps", "15"];
+    let b = Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await?;
+
+    let both = b.watch(8).await?;
+    let (cam, share) = (
+        track(&both, "SOURCE_CAMERA")?,
+        track(&both, "SOURCE_SCREENSHARE")?,
+    );
+    println!("camera: {cam}\nscreen share: {share}");
+    ensure!(
+        share["width"] == W && share["height"] == H,
+        "published as {}x{}",
+        share["width"],
+        share["height"]
+    );
+    ensure!(
+        share["sizes"]
+            .as_object()
+            .is_some_and(|s| s.len() == 1 && s.contains_key(&format!("{W}x{H}"))),
+        "decoded sizes {}",
+        share["sizes"]
+    );
+    // 15 fps of a window drawn at 30: about 15 new codes a second over the ~7 s watched.
+    let (frames, codes) = decoded(share);
+    ensure!(
+        frames >= 50 && codes >= 50,
+        "screen share: {frames} frames, {codes} distinct codes"
+    );
+    let (frames, codes) = decoded(cam);
+    ensure!(
+        frames >= 120 && codes >= 120,
+        "camera: {frames} frames, {codes} distinct codes"
+    );
+
+    window.close()?;
+    let after = b.watch(4).await?;
+    let cam = track(&after, "SOURCE_CAMERA")?;
+    let (frames, _) = decoded(cam);
+    ensure!(frames >= 60, "camera after the close: {frames} frames");
+    let share_frames: u64 = (after.video.tracks.iter())
+        .filter(|t| t["source"] == "SOURCE_SCREENSHARE")
+        .map(|t| decoded(t).0)
+        .sum();
+    ensure!(
+        share_frames == 0,
+        "{share_frames} screen-share frames after the window closed"
+    );
+
+    let report = b.finish().await?;
+    let s = &report["screenShare"];
+    println!("publish report, screen share: {s}");
+    ensure!(
+        report["outcome"] == "ended",
+        "outcome {}",
+        report["outcome"]
+    );
+    ensure!(s["state"] == "ended", "screen share state {s}");
+    let reason = s["reason"].as_str().context("a reason")?;
+    ensure!(reason.contains("closed"), "reason {reason:?}");
+    Ok(())
+}
