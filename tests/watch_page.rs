@@ -663,3 +663,122 @@ async fn camera_off_shows_a_card_and_the_picture_returns() -> Result<()> {
     let _ = session.request(Command::Shutdown).await;
     Ok(())
 }
+
+/// A screen share in the browser: the shared window (a pattern window on a headless X
+/// display, shared by `publish --screen`) fills the player at its own size with the
+/// camera's picture in the corner; when the window closes, the camera fills the player
+/// again and the corner picture goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_share_fills_the_player_with_the_camera_in_the_corner() -> Result<()> {
+    use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
+    const TITLE: &str = "StreamIt shared window";
+    // A size neither the camera (1280x720) nor its simulcast layers have.
+    let (w, h) = (800, 450);
+    let _shared = DECODE_TESTS.read().await;
+    let stack = Stack::start()?;
+    stack.creator("screen_creator", true).await?;
+    let xvfb = Xvfb::start("1280x720x24")?;
+    let window = PatternWindow::open(xvfb.display(), TITLE, w, h, 30)?;
+    let mut cmd = studio();
+    cmd.env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE")
+        .args(["publish", "--api", stack.backend.url()])
+        .args(["--username", "screen_creator", "--password", TEST_PASSWORD])
+        .args(["--title", "Code review, screen and camera"])
+        .args([
+            "--source",
+            "synthetic",
+            "--audio",
+            "tone",
+            "--codec",
+            "h264",
+        ])
+        .args(["--simulcast", "--duration", "90s", "--json"])
+        .args(["--screen", &format!("window:{TITLE}"), "--screen-fps", "15"]);
+    let mut publish = cmd.spawn()?;
+    let public = Client::new(stack.backend.url());
+    wait_until_live(&public, "screen_creator", Duration::from_secs(15)).await?;
+    let browser = Browser::launch().await?;
+    let page = browser
+        .open(&format!("{}/screen_creator", stack.backend.url()))
+        .await?;
+    let shown = |s: &streamit_testkit::browser::PageSample, id: &str| {
+        s.elements.get(id).filter(|e| !e.hidden).cloned()
+    };
+    let both = page
+        .wait_until(
+            "the shared window in the player and the camera in the corner",
+            Duration::from_secs(30),
+            |s| {
+                let main = shown(s, "video");
+                let inset = shown(s, "video-inset");
+                main.is_some_and(|m| (m.width, m.height) == (w, h) && m.frames > 10)
+                    && inset.is_some_and(|i| i.width >= 320 && i.frames > 10)
+            },
+        )
+        .await?;
+    let (main, inset) = (&both.elements["video"], &both.elements["video-inset"]);
+    println!(
+        "screen share: player {}x{} shown at {}x{}, camera corner {}x{} shown at {}x{}",
+        main.width,
+        main.height,
+        main.client_width,
+        main.client_height,
+        inset.width,
+        inset.height,
+        inset.client_width,
+        inset.client_height
+    );
+    ensure!(
+        inset.client_width * 3 < main.client_width,
+        "the corner picture is not a corner: {inset:?} over {main:?}"
+    );
+    // Both keep playing: frames rise on each element over two seconds.
+    let later = page
+        .wait_until("both pictures moving", Duration::from_secs(10), |s| {
+            shown(s, "video").is_some_and(|m| m.frames >= main.frames + 20)
+                && shown(s, "video-inset").is_some_and(|i| i.frames >= inset.frames + 20)
+        })
+        .await?;
+    ensure!(
+        later.dom.state.as_deref() == Some("live"),
+        "{:?}",
+        later.dom
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-screen-share.png");
+    page.screenshot(&shot).await?;
+    if update_screenshots() {
+        page.screenshot(&screenshot_path("web-screen-share.png"))
+            .await?;
+    }
+
+    window.close()?;
+    let closed = Instant::now();
+    let camera = page
+        .wait_until(
+            "the camera back in the player, no corner picture",
+            Duration::from_secs(20),
+            |s| {
+                shown(s, "video").is_some_and(|m| m.width >= 640 && (m.width, m.height) != (w, h))
+                    && shown(s, "video-inset").is_none()
+            },
+        )
+        .await?;
+    let frames = camera.elements["video"].frames;
+    page.wait_until(
+        "the camera moving in the player",
+        Duration::from_secs(10),
+        |s| shown(s, "video").is_some_and(|m| m.frames >= frames + 20),
+    )
+    .await?;
+    println!(
+        "window closed: camera fills the player ({}x{}) {} ms later",
+        camera.elements["video"].width,
+        camera.elements["video"].height,
+        closed.elapsed().as_millis()
+    );
+    let _ = publish.start_kill();
+    let _ = publish.wait().await;
+    Ok(())
+}

@@ -62,18 +62,21 @@ async function mediaInPage() {
       }
     });
   }
+  const figures = (el) => ({
+    width: el.videoWidth,
+    height: el.videoHeight,
+    frames: el.getVideoPlaybackQuality ? el.getVideoPlaybackQuality().totalVideoFrames : 0,
+    paused: el.paused,
+    clientWidth: el.clientWidth,
+    clientHeight: el.clientHeight,
+    hidden: !!el.closest('[hidden]'),
+  });
   const el = document.querySelector('video');
-  const element = el
-    ? {
-        width: el.videoWidth,
-        height: el.videoHeight,
-        frames: el.getVideoPlaybackQuality ? el.getVideoPlaybackQuality().totalVideoFrames : 0,
-        paused: el.paused,
-        clientWidth: el.clientWidth,
-        clientHeight: el.clientHeight,
-      }
-    : null;
-  return { video, audio, element };
+  const element = el ? figures(el) : null;
+  // Every video element by its data-testid (the player, the camera's corner picture).
+  const elements = {};
+  for (const v of document.querySelectorAll('video[data-testid]')) elements[v.dataset.testid] = figures(v);
+  return { video, audio, element, elements };
 }
 
 /** In the page: what a person sees (as rendered): state, counts, chat, rule, list. */

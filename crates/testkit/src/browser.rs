@@ -3,6 +3,7 @@
 //! spoken to in JSON lines. It measures what the page does (WebRTC `getStats` of the page's
 //! peer connections, and the page as rendered); the Rust test decides.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -54,6 +55,9 @@ pub struct ElementStats {
     pub paused: bool,
     pub client_width: u32,
     pub client_height: u32,
+    /// The element or one of its ancestors is `hidden`.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// One chat line as the page renders it.
@@ -98,6 +102,10 @@ pub struct MediaSample {
     pub video: VideoStats,
     pub audio: AudioStats,
     pub element: Option<ElementStats>,
+    /// Every `<video>` by its `data-testid` (`video`: the player; `video-inset`: the camera
+    /// in the corner while a screen share fills the player).
+    #[serde(default)]
+    pub elements: HashMap<String, ElementStats>,
 }
 
 /// Media figures and the rendered page at one moment.
@@ -107,6 +115,10 @@ pub struct PageSample {
     pub video: VideoStats,
     pub audio: AudioStats,
     pub element: Option<ElementStats>,
+    /// Every `<video>` by its `data-testid` (`video`: the player; `video-inset`: the camera
+    /// in the corner while a screen share fills the player).
+    #[serde(default)]
+    pub elements: HashMap<String, ElementStats>,
     pub dom: DomState,
 }
 
@@ -284,9 +296,10 @@ impl Page<'_> {
             }
             if start.elapsed() > within {
                 bail!(
-                    "the page never showed {what} within {within:?}; last: {:?} video {:?}\n{}",
+                    "the page never showed {what} within {within:?}; last: {:?} video {:?} elements {:?}\n{}",
                     s.dom,
                     s.video,
+                    s.elements,
                     self.browser.log_tail(20)
                 );
             }

@@ -66,7 +66,22 @@ export class WatchPage {
   // Elements that change.
   private readonly section = h('section', { class: 'watch', 'data-state': 'loading', 'aria-busy': 'true' });
   private readonly player = h('div', { class: 'player' });
-  private readonly video = h('video', { class: 'video', playsinline: true, autoplay: true, muted: false, 'aria-label': 'Live video' });
+  private readonly video = h('video', { class: 'video', playsinline: true, autoplay: true, muted: false, 'aria-label': 'Live video', 'data-testid': 'video' });
+  /** The creator's camera in a corner while their screen share fills the player. */
+  private readonly inset = h('video', {
+    class: 'video-inset',
+    playsinline: true,
+    autoplay: true,
+    muted: true,
+    hidden: true,
+    'aria-label': 'Creator camera',
+    'data-testid': 'video-inset',
+  });
+  /** The creator's video tracks by source; which goes where is `placeVideo`'s call. */
+  private camera: { track: RemoteTrack; publication: RemoteTrackPublication } | null = null;
+  private screen: { track: RemoteTrack; publication: RemoteTrackPublication } | null = null;
+  private mainTrack: RemoteTrack | null = null;
+  private insetTrack: RemoteTrack | null = null;
   private readonly overlay = h('div', { class: 'player-overlay' });
   private readonly playButton = h('button', { class: 'btn btn-primary btn-play', type: 'button', hidden: true }, 'Click to play with sound');
   private readonly audioBox = h('div', { hidden: true });
@@ -120,6 +135,7 @@ export class WatchPage {
     this.playButton.addEventListener('click', () => void this.startPlayback());
     this.video.addEventListener('resize', () => this.showResolution());
     this.video.muted = false;
+    this.inset.muted = true;
     this.layout();
     void this.load();
   }
@@ -136,7 +152,7 @@ export class WatchPage {
   // --- layout -----------------------------------------------------------------------------
 
   private layout(): void {
-    fill(this.player, this.video, this.overlay, this.playButton, this.audioBox);
+    fill(this.player, this.video, this.inset, this.overlay, this.playButton, this.audioBox);
     const chat = h(
       'aside',
       { class: 'chat', 'aria-label': 'Chat' },
@@ -452,18 +468,24 @@ export class WatchPage {
       })
       .on(RoomEvent.TrackUnsubscribed, (track) => {
         track.detach();
-        if (mine() && track.kind === Track.Kind.Video) {
+        if (!mine() || track.kind !== Track.Kind.Video) return;
+        if (this.camera?.track === track) this.camera = null;
+        if (this.screen?.track === track) this.screen = null;
+        if (this.camera || this.screen) {
+          this.placeVideo();
+        } else {
           this.clearVideo();
           this.showWaiting('Waiting for video…');
         }
       })
       // Camera off: the creator's track is muted and no frames come, so say so instead of
-      // holding the last frame; the picture comes back with the unmute's key frame.
+      // holding the last frame (or drop the corner picture while a screen share shows); the
+      // picture comes back with the unmute's key frame.
       .on(RoomEvent.TrackMuted, (publication, participant) => {
-        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.showCameraOff();
+        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.placeVideo();
       })
       .on(RoomEvent.TrackUnmuted, (publication, participant) => {
-        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.showVideo();
+        if (mine() && publication.kind === Track.Kind.Video && this.isCreator(participant)) this.placeVideo();
       })
       .on(RoomEvent.ParticipantConnected, () => mine() && this.updateViewers())
       .on(RoomEvent.ParticipantDisconnected, (p) => {
@@ -516,10 +538,9 @@ export class WatchPage {
 
   private attach(track: RemoteTrack, publication: RemoteTrackPublication): void {
     if (track.kind === Track.Kind.Video) {
-      track.attach(this.video);
-      if (publication.isMuted) this.showCameraOff();
-      else this.showVideo();
-      this.applyQuality(publication);
+      if (publication.source === Track.Source.ScreenShare) this.screen = { track, publication };
+      else this.camera = { track, publication };
+      this.placeVideo();
     } else if (track.kind === Track.Kind.Audio) {
       const el = track.attach();
       this.audioBox.append(el);
@@ -527,33 +548,61 @@ export class WatchPage {
     this.updatePlayback();
   }
 
-  private clearVideo(): void {
-    this.video.srcObject = null;
-    this.audioBox.replaceChildren();
-    this.resolution.textContent = '';
+  /**
+   * A screen share fills the player with the camera in a corner, as in a studio layout;
+   * without one the camera fills it. Tracks move between the two elements only when the
+   * layout changes, so a mute or a quality change does not restart playback.
+   */
+  private placeVideo(): void {
+    const cameraOn = this.camera && !this.camera.publication.isMuted ? this.camera : null;
+    const main = this.screen ?? this.camera;
+    const inset = this.screen ? cameraOn : null;
+    this.show(this.video, main?.track ?? null, 'main');
+    this.show(this.inset, inset?.track ?? null, 'inset');
+    this.inset.hidden = !inset;
+    if (!main) return;
+    if (main === this.camera && !cameraOn) this.showCameraOff();
+    else this.showVideo();
+    this.applyQuality();
   }
 
-  private videoPublication(): RemoteTrackPublication | undefined {
-    for (const p of this.room?.remoteParticipants.values() ?? []) {
-      for (const pub of p.videoTrackPublications.values()) if (pub.isSubscribed) return pub;
-    }
-    return undefined;
+  private show(el: HTMLVideoElement, track: RemoteTrack | null, slot: 'main' | 'inset'): void {
+    const current = slot === 'main' ? this.mainTrack : this.insetTrack;
+    if (current === track) return;
+    current?.detach(el);
+    if (track) track.attach(el);
+    else el.srcObject = null;
+    if (slot === 'main') this.mainTrack = track;
+    else this.insetTrack = track;
+  }
+
+  private clearVideo(): void {
+    this.camera = null;
+    this.screen = null;
+    this.mainTrack = null;
+    this.insetTrack = null;
+    this.video.srcObject = null;
+    this.inset.srcObject = null;
+    this.inset.hidden = true;
+    this.audioBox.replaceChildren();
+    this.resolution.textContent = '';
   }
 
   /**
    * livekit-client (2.23) takes setVideoQuality as the highest layer wanted and, with
    * adaptiveStream, still picks a smaller layer when the player is smaller than the layer.
    * So Auto = "up to high, as the player size allows" and Low/Medium/High fix the ceiling.
+   * The camera in the corner needs no more than its low layer.
    */
-  private applyQuality(publication = this.videoPublication()): void {
-    if (!publication) return;
+  private applyQuality(): void {
     const q = {
       auto: VideoQuality.HIGH,
       high: VideoQuality.HIGH,
       medium: VideoQuality.MEDIUM,
       low: VideoQuality.LOW,
     }[this.quality];
-    publication.setVideoQuality(q);
+    this.screen?.publication.setVideoQuality(q);
+    this.camera?.publication.setVideoQuality(this.screen ? VideoQuality.LOW : q);
   }
 
   private showResolution(): void {
