@@ -64,8 +64,8 @@ pub mod speaker;
 
 pub use clock::{MediaClock, MediaTime};
 pub use encode::{
-    EncodedAudio, EncodedVideo, Layer, Quality, VideoCodec, VideoDecoder, VideoEncoder,
-    VideoEncoderConfig,
+    ContentHint, EncodedAudio, EncodedVideo, Layer, Quality, VideoCodec, VideoDecoder,
+    VideoEncoder, VideoEncoderConfig,
 };
 pub use error::{MediaError, Result};
 pub use frame::{AUDIO_RATE, AudioFrame, AudioLevel, AudioSamples, VideoFrame};

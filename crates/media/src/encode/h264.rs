@@ -11,7 +11,9 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
-use super::{EncodedVideo, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, fit};
+use super::{
+    ContentHint, EncodedVideo, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, fit,
+};
 use crate::clock::MediaTime;
 use crate::error::{Result, dec_err, enc_err};
 use crate::frame::VideoFrame;
@@ -52,7 +54,10 @@ impl H264Encoder {
             .bitrate(BitRate::from_bps(cfg.bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(cfg.fps))
             .rate_control_mode(RateControlMode::Bitrate)
-            .usage_type(UsageType::CameraVideoRealTime)
+            .usage_type(match cfg.content {
+                ContentHint::Motion => UsageType::CameraVideoRealTime,
+                ContentHint::Detail => UsageType::ScreenContentRealTime,
+            })
             .profile(Profile::Baseline)
             .complexity(Complexity::Low)
             .scene_change_detect(false)

@@ -230,6 +230,17 @@ impl Layer {
     }
 }
 
+/// What the picture is, as the W3C `contentHint` says it: a camera's picture is `Motion`
+/// (smooth movement matters most), a shared screen is `Detail` (text must stay sharp, and
+/// most of the picture stands still). The encoders tune for it as libwebrtc does for
+/// screen sharing: libvpx's screen-content mode, openh264's screen-content usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContentHint {
+    #[default]
+    Motion,
+    Detail,
+}
+
 /// Settings of a video encoder.
 #[derive(Clone, Copy, Debug)]
 pub struct VideoEncoderConfig {
@@ -243,6 +254,7 @@ pub struct VideoEncoderConfig {
     pub bitrate_bps: u32,
     /// a key frame at least every this many frames (0: only on request and at start)
     pub keyframe_interval: u32,
+    pub content: ContentHint,
 }
 
 impl VideoEncoderConfig {
@@ -254,6 +266,7 @@ impl VideoEncoderConfig {
             fps,
             bitrate_bps,
             keyframe_interval: (fps * 2.0).round() as u32,
+            content: ContentHint::Motion,
         }
     }
 }

@@ -12,7 +12,9 @@ use std::ptr;
 use bytes::Bytes;
 use vpx_sys as vpx;
 
-use super::{EncodedVideo, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, fit};
+use super::{
+    ContentHint, EncodedVideo, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, fit,
+};
 use crate::clock::MediaTime;
 use crate::error::{MediaError, Result, dec_err, enc_err};
 use crate::frame::VideoFrame;
@@ -169,6 +171,18 @@ impl Vp8Encoder {
             );
             if err != vpx::VPX_CODEC_OK {
                 return Err(enc_err("vp8", format!("cpu-used: {err:?}")));
+            }
+            if cfg.content == ContentHint::Detail {
+                use vpx::vp8e_enc_control_id as id;
+                for (ctl, value) in [
+                    (id::VP8E_SET_STATIC_THRESHOLD, 100),
+                    (id::VP8E_SET_SCREEN_CONTENT_MODE, 2),
+                ] {
+                    let err = vpx::vpx_codec_control_(&mut *enc.ctx, ctl as c_int, value);
+                    if err != vpx::VPX_CODEC_OK {
+                        return Err(enc_err("vp8", format!("control {ctl:?}={value}: {err:?}")));
+                    }
+                }
             }
             Ok(enc)
         }
@@ -348,7 +362,12 @@ impl Vp8Simulcast {
     /// Creates the encoder for `layers` (low → high: `(width, height, bitrate_bps)`), all
     /// encoded from one source at about `fps`. Each layer must be at most as large as the
     /// next one.
-    pub fn new(layers: &[(u32, u32, u32)], fps: f32, keyframe_interval: u32) -> Result<Self> {
+    pub fn new(
+        layers: &[(u32, u32, u32)],
+        fps: f32,
+        keyframe_interval: u32,
+        content: ContentHint,
+    ) -> Result<Self> {
         if layers.is_empty() {
             return Err(enc_err("vp8", "no layers"));
         }
@@ -429,7 +448,13 @@ impl Vp8Simulcast {
             let max_intra_pct = ((600.0 * 0.5 * enc.fps / 10.0) as c_int).max(300);
             for i in 0..n {
                 let (w, h) = enc.sizes[i];
-                let denoise = if i == 0 || (i == 1 && n > 2) {
+                // Screen content: no denoiser (it smears text), a high static threshold
+                // (unchanged blocks are skipped, most of a screen is), and libvpx's screen
+                // mode with its stricter rate control, as libwebrtc sets for screen sharing.
+                let screen = content == ContentHint::Detail;
+                let denoise = if screen {
+                    0
+                } else if i == 0 || (i == 1 && n > 2) {
                     VP8_DENOISER_ADAPTIVE
                 } else {
                     0
@@ -438,7 +463,8 @@ impl Vp8Simulcast {
                 for (ctl, value) in [
                     (id::VP8E_SET_CPUUSED, vp8_cpu_used(w, h)),
                     (id::VP8E_SET_NOISE_SENSITIVITY, denoise),
-                    (id::VP8E_SET_STATIC_THRESHOLD, 1),
+                    (id::VP8E_SET_STATIC_THRESHOLD, if screen { 100 } else { 1 }),
+                    (id::VP8E_SET_SCREEN_CONTENT_MODE, if screen { 2 } else { 0 }),
                     (
                         id::VP8E_SET_TOKEN_PARTITIONS,
                         vpx::vp8e_token_partitions::VP8_ONE_TOKENPARTITION as c_int,

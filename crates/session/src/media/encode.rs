@@ -267,7 +267,8 @@ impl VideoPipeline {
         self.stop_encoders();
         self.enc_stop = Arc::new(AtomicBool::new(false));
         let fps = self.fps as f32;
-        let mut encoder = SimulcastEncoder::new(codec.media(), layers, fps)?;
+        let mut encoder =
+            SimulcastEncoder::with_content(codec.media(), layers, fps, self.feed.content())?;
         let controls: Vec<Arc<EncoderControl>> = layers
             .iter()
             .map(|l| {
@@ -350,10 +351,11 @@ impl VideoPipeline {
                         .min(sizer.as_ref().map_or(1.0, |z| z.scale()));
                     if (want - scale).abs() > 0.01 {
                         // a new size: a new encoder (key frames on every layer)
-                        match SimulcastEncoder::new(
+                        match SimulcastEncoder::with_content(
                             encoder.codec(),
                             &scaled_layers(&layers, want),
                             adapter.current().fps,
+                            encoder.content(),
                         ) {
                             Ok(e) => {
                                 encoder = e;

@@ -210,6 +210,14 @@ impl Feed {
             Feed::Screen => MediaEvent::ScreenFailed(e),
         }
     }
+
+    /// What the encoder tunes for.
+    pub fn content(self) -> streamit_media::ContentHint {
+        match self {
+            Feed::Camera => streamit_media::ContentHint::Motion,
+            Feed::Screen => streamit_media::ContentHint::Detail,
+        }
+    }
 }
 
 /// Counters shared by all media threads.
