@@ -48,6 +48,7 @@ pub mod alsa_log;
 pub mod audio;
 pub mod camera;
 pub mod clock;
+pub mod compose;
 pub mod convert;
 pub mod denoise;
 pub mod encode;
