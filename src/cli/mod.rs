@@ -196,6 +196,11 @@ pub struct PublishArgs {
     /// The screen share's frame rate (screen content wants detail more than motion).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub screen_fps: u32,
+    /// "Camera over screen": composite the camera into a corner of the shared screen, in
+    /// one track (the camera's) for pages that show one video: `bottom-right`,
+    /// `top-left:30` (corner, then the camera's width in percent, 10-50).
+    #[arg(long, value_name = "CORNER[:PERCENT]", requires = "screen")]
+    pub pip: Option<streamit_media::compose::PipLayout>,
     /// How long to stay live: `10s`, `1500ms`, `2m`, `1h`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,

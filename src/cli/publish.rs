@@ -100,6 +100,8 @@ pub struct ScreenShareReport {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub reason: Option<String>,
+    /// "Camera over screen" layout, e.g. `bottom-right:25`.
+    pub pip: Option<String>,
 }
 
 impl ScreenShareReport {
@@ -111,6 +113,7 @@ impl ScreenShareReport {
             width: None,
             height: None,
             reason: None,
+            pip: None,
         };
         match s {
             S::Off => None,
@@ -118,8 +121,10 @@ impl ScreenShareReport {
                 source,
                 width,
                 height,
+                pip,
                 ..
             } => Some(ScreenShareReport {
+                pip: pip.map(|p| p.to_string()),
                 source: Some(source.clone()),
                 width: Some(*width),
                 height: Some(*height),
@@ -240,6 +245,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
             .request(Command::StartScreenShare {
                 target: target.clone(),
                 fps: a.screen_fps,
+                pip: a.pip,
             })
             .await?;
     }

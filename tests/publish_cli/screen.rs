@@ -109,3 +109,76 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
     ensure!(reason.contains("closed"), "reason {reason:?}");
     Ok(())
 }
+
+/// "Camera over screen": one track, the camera's, carries the shared window with the
+/// camera's picture in the configured corner. The viewer reads the window's code from the
+/// whole frame and the camera's own code from the corner alone (where `PipLayout::place`
+/// puts it); when the window closes, the corner holds no code any more and the camera
+/// fills the frame again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_over_screen_puts_the_camera_in_its_corner_of_one_track() -> Result<()> {
+    use streamit_media::compose::PipLayout;
+    // Bottom left: the window's code (a strip along the top) stays uncovered.
+    let layout: PipLayout = "bottom-left:25".parse().map_err(anyhow::Error::msg)?;
+    let (w, h) = (1280u32, 720u32);
+    let r = layout.place((w, h), (w, h));
+    let region = [
+        f64::from(r.x) / f64::from(w),
+        f64::from(r.y) / f64::from(h),
+        f64::from(r.width) / f64::from(w),
+        f64::from(r.height) / f64::from(h),
+    ];
+    let xvfb = Xvfb::start("1280x720x24")?;
+    let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
+    let mut cmd = studio();
+    cmd.env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE");
+    let screen = format!("window:{TITLE}");
+    let pip = layout.to_string();
+    let extra = ["--screen", &screen, "--pip", &pip];
+    let b = Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await?;
+
+    let mut opts = b.viewer(8).await?;
+    opts.region = Some(region);
+    let both = streamit_testkit::Viewer::run(opts).await?;
+    ensure!(both.joined, "viewer did not join: {:?}", both.error);
+    ensure!(
+        both.video.tracks.len() == 1,
+        "one track expected: {:?}",
+        both.video.tracks
+    );
+    let cam = track(&both, "SOURCE_CAMERA")?;
+    println!("camera over screen ({pip}, region {r:?}): {cam}");
+    let (frames, screen_codes) = decoded(cam);
+    let corner_read = cam["region_codes_read"].as_u64().unwrap_or(0);
+    let corner_codes = cam["region_codes_distinct"].as_u64().unwrap_or(0);
+    // The window's code changes at the capture's 15 fps; the camera's at its 30.
+    ensure!(
+        frames >= 120 && screen_codes >= 40,
+        "the window in the frame: {frames} frames, {screen_codes} distinct window codes"
+    );
+    ensure!(
+        corner_read * 10 >= frames * 9 && corner_codes >= 100,
+        "the camera in its corner: its code read in {corner_read} of {frames} frames, \
+         {corner_codes} distinct"
+    );
+
+    window.close()?;
+    let mut opts = b.viewer(4).await?;
+    opts.region = Some(region);
+    let after = streamit_testkit::Viewer::run(opts).await?;
+    let cam = track(&after, "SOURCE_CAMERA")?;
+    let (frames, codes) = decoded(cam);
+    let corner_read = cam["region_codes_read"].as_u64().unwrap_or(0);
+    println!("after the window closed: {cam}");
+    ensure!(
+        frames >= 60 && codes >= 60 && corner_read == 0,
+        "the camera alone again: {frames} frames, {codes} distinct codes, a code in the \
+         corner {corner_read} times"
+    );
+    let report = b.finish().await?;
+    let s = &report["screenShare"];
+    ensure!(s["state"] == "ended", "screen share state {s}");
+    Ok(())
+}

@@ -34,14 +34,16 @@ QUALITIES = {
 }
 
 
-def read_pattern_code(y, width, height):
+def read_pattern_code(y, width, height, stride=None, x0=0, y0=0):
     """Reads StreamIt's synthetic-pattern block code from a luma plane (stride = width).
 
     Layout (crates/media/src/pattern.rs): block b = width // 40; bit i is the block at
     x = (1 + i % 32)·b, y = (1 + i // 32)·b; mean luma of the block's inner half > 128 → 1;
     bits 0..32 frame number, 32..80 timestamp µs, 80..88 CRC-8/SMBUS of those 10 bytes,
     88..96 sync 0xA5 (all MSB first). Returns (frame_no, timestamp_us) or None.
+    With `stride`, `x0`, `y0`: the code of the width×height region at (x0, y0) alone.
     """
+    stride = stride or width
     b = width // 40
     if width < 160 or 5 * b > height:
         return None
@@ -52,7 +54,7 @@ def read_pattern_code(y, width, height):
         bx, by = (1 + i % 32) * b, (1 + i // 32) * b
         total = count = 0
         for yy in range(by + lo, by + hi, step):
-            row = yy * width
+            row = (y0 + yy) * stride + x0
             for xx in range(bx + lo, bx + hi, step):
                 total += y[row + xx]
                 count += 1
@@ -275,11 +277,21 @@ class Report:
         }
 
 
-async def consume_video(track, report, quality_applied, read_pattern, entry):
+def region_of(frame_w, frame_h, region):
+    """Pixels (x, y, w, h), even, of a region given as fractions of the frame."""
+    even = lambda v: int(round(v / 2)) * 2
+    fx, fy, fw, fh = region
+    return even(fx * frame_w), even(fy * frame_h), even(fw * frame_w), even(fh * frame_h)
+
+
+async def consume_video(track, report, quality_applied, read_pattern, entry, region=None):
     # `entry` is this track's line in report.video_tracks: what it alone decoded (a
     # camera and a screen share are told apart there).
     entry.update(frames=0, sizes={}, codes_read=0, codes_distinct=0, first_code=None, last_code=None, last_frame_ms=None)
+    if region:
+        entry.update(region_codes_read=0, region_codes_distinct=0, region_first_code=None, region_last_code=None)
     codes = set()
+    region_codes = set()
     stream = rtc.VideoStream(track)
     async for event in stream:
         frame = event.frame
@@ -299,6 +311,16 @@ async def consume_video(track, report, quality_applied, read_pattern, entry):
                 entry["last_code"] = code[0]
                 if entry["first_code"] is None:
                     entry["first_code"] = code[0]
+            if region:
+                x, y, w, h = region_of(i420.width, i420.height, region)
+                code = read_pattern_code(memoryview(i420.data).cast("B"), w, h, stride=i420.width, x0=x, y0=y)
+                if code is not None:
+                    region_codes.add(code[0])
+                    entry["region_codes_read"] += 1
+                    entry["region_codes_distinct"] = len(region_codes)
+                    entry["region_last_code"] = code[0]
+                    if entry["region_first_code"] is None:
+                        entry["region_first_code"] = code[0]
         entry["frames"] += 1
         size = f"{frame.width}x{frame.height}"
         entry["sizes"][size] = entry["sizes"].get(size, 0) + 1
@@ -455,7 +477,7 @@ async def run(args):
             report.video_tracks.append(entry)
             retire(publication.sid, track, video_tracks, report.video_inbound)
             video_tracks.append(track)
-            tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern, entry)))
+            tasks.append(asyncio.create_task(consume_video(track, report, applied, args.read_pattern, entry, args.region)))
         elif track.kind == rtc.TrackKind.KIND_AUDIO:
             retire(publication.sid, track, audio_tracks, report.audio_inbound)
             audio_tracks.append(track)
@@ -671,6 +693,11 @@ def main():
     ap.add_argument("--try-publish", action="store_true", help="try to publish a video track")
     ap.add_argument("--publish-timeout", type=float, default=12.0)
     ap.add_argument("--read-pattern", action="store_true", help="read the synthetic pattern's frame code")
+    ap.add_argument(
+        "--region",
+        type=lambda s: tuple(float(v) for v in s.split(",")),
+        help="with --read-pattern, also read the code in this region alone: x,y,w,h as fractions of the frame",
+    )
     ap.add_argument("--psnr-ref", help="Y4M the publisher sends, frames stamped with their index: PSNR-Y of decoded frames")
     ap.add_argument("--psnr-every", type=int, default=3, help="measure every N-th frame at the source's size")
     ap.add_argument("--until-frames", type=int, help="stop once this many video frames decoded")

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
+use streamit_media::compose::PipLayout;
 use streamit_media::screen::ScreenTarget;
 
 /// Stream settings for Setup (`POST /api/stream/setup`). Chat settings left `None` keep
@@ -82,7 +83,12 @@ pub enum Command {
     /// at `fps`, beside the camera. Before Go Live it starts the capture (its preview), and
     /// the track is published with the stream; while live it is published at once.
     /// Sharing something else replaces the current share.
-    StartScreenShare { target: ScreenTarget, fps: u32 },
+    /// With `pip`, the camera goes over the screen in one track (the camera's) instead.
+    StartScreenShare {
+        target: ScreenTarget,
+        fps: u32,
+        pip: Option<PipLayout>,
+    },
     /// Stop sharing (the track is unpublished; viewers keep the camera).
     StopScreenShare,
     /// Codec and simulcast for the next Go Live.

@@ -456,14 +456,16 @@ pub struct SessionState {
     pub media_clock_epoch: Option<SystemTime>,
 }
 
-/// The screen share: a second video track (source screen share) beside the camera.
+/// The screen share: a second video track (source screen share) beside the camera, or with
+/// `pip` the camera over the screen in the camera's one track.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ScreenShareState {
     #[default]
     Off,
-    /// Capturing `source` at `width × height`; `on_air` once its track is published.
+    /// Capturing `source` at `width × height`; `on_air` once viewers get it.
     Sharing {
         source: String,
+        pip: Option<streamit_media::compose::PipLayout>,
         width: u32,
         height: u32,
         fps: u32,

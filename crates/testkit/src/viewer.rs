@@ -36,6 +36,9 @@ pub struct ViewerOptions {
     /// The Y4M the publisher sends, its frame i stamped with the pattern code of number i:
     /// the viewer measures PSNR-Y of every third decoded frame at that size against it.
     pub psnr_ref: Option<std::path::PathBuf>,
+    /// With `read_pattern`: also read the code in this region alone (x, y, width, height as
+    /// fractions of the frame), e.g. where "camera over screen" puts the camera.
+    pub region: Option<[f64; 4]>,
 }
 
 impl ViewerOptions {
@@ -54,6 +57,7 @@ impl ViewerOptions {
             until_chat: None,
             until_data: None,
             psnr_ref: None,
+            region: None,
         }
     }
 }
@@ -284,6 +288,9 @@ impl Viewer {
         }
         if let Some(path) = &options.psnr_ref {
             cmd.arg("--psnr-ref").arg(path);
+        }
+        if let Some([x, y, w, h]) = options.region {
+            cmd.arg("--region").arg(format!("{x},{y},{w},{h}"));
         }
         for (flag, value) in [
             ("--until-frames", options.until_frames),

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use streamit_media::camera::CameraSource;
+use streamit_media::compose::{Compositor, PipLayout};
 use streamit_media::screen::ScreenSource;
 use streamit_media::source::{SourceHandle, VideoSource};
 use streamit_media::{Layer, MediaClock, MediaError, MediaTime, Quality, VideoFrame};
@@ -226,6 +227,39 @@ pub(crate) struct VideoPipeline {
     pub counters: Arc<Counters>,
     /// what the encoder sends at (CPU adaptation)
     pub status: Arc<EncodeStatus>,
+    /// The last frame captured (the screen share's, for "camera over screen").
+    pub latest: LatestFrame,
+    /// "Camera over screen": the camera's frames composited over this screen before they go
+    /// anywhere (preview, encoders), so the camera track carries the layout.
+    pip: Arc<Mutex<Option<Pip>>>,
+}
+
+/// The last frame a pipeline captured (a frame clone shares its pixels).
+pub(crate) type LatestFrame = Arc<Mutex<Option<VideoFrame>>>;
+
+struct Pip {
+    compositor: Compositor,
+    screen: LatestFrame,
+    failed: bool,
+}
+
+impl Pip {
+    /// The composite, or the camera alone while the screen has no frame or composing fails.
+    fn apply(&mut self, camera: VideoFrame) -> VideoFrame {
+        let screen = self.screen.lock().ok().and_then(|s| s.clone());
+        let Some(screen) = screen else {
+            return camera;
+        };
+        match self.compositor.compose(&screen, &camera) {
+            Ok(f) => f,
+            Err(e) => {
+                if !std::mem::replace(&mut self.failed, true) {
+                    tracing::warn!("camera over screen: {e}; sending the camera alone");
+                }
+                camera
+            }
+        }
+    }
 }
 
 impl VideoPipeline {
@@ -241,19 +275,33 @@ impl VideoPipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let camera_off = Arc::new(AtomicBool::new(false));
         let sinks: Arc<Mutex<Vec<Arc<Slot>>>> = Arc::default();
-        let (t_stop, t_off, t_sinks, t_counters, t_clock) = (
+        let latest = LatestFrame::default();
+        let pip: Arc<Mutex<Option<Pip>>> = Arc::default();
+        let (t_stop, t_off, t_sinks, t_counters, t_clock, t_latest, t_pip) = (
             stop.clone(),
             camera_off.clone(),
             sinks.clone(),
             counters.clone(),
             clock.clone(),
+            latest.clone(),
+            pip.clone(),
         );
         let source = std::thread::Builder::new()
             .name("video-source".into())
             .spawn(move || {
                 let mut last_preview = Instant::now() - Duration::from_secs(1);
-                let fan_out = |frame: VideoFrame, last_preview: &mut Instant| {
+                let fan_out = |mut frame: VideoFrame, last_preview: &mut Instant| {
                     t_counters.captured.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut pip) = t_pip.lock()
+                        && let Some(pip) = pip.as_mut()
+                    {
+                        frame = pip.apply(frame);
+                    }
+                    if feed == Feed::Screen
+                        && let Ok(mut latest) = t_latest.lock()
+                    {
+                        *latest = Some(frame.clone());
+                    }
                     if let Ok(sinks) = t_sinks.lock() {
                         for s in sinks.iter() {
                             if s.push(frame.clone()) {
@@ -322,7 +370,20 @@ impl VideoPipeline {
             encoders: Vec::new(),
             counters,
             status: Arc::default(),
+            latest,
+            pip,
         })
+    }
+
+    /// Composites this (camera) pipeline's frames over `screen`'s latest, or stops doing so.
+    pub fn set_pip(&self, pip: Option<(PipLayout, LatestFrame)>) {
+        if let Ok(mut slot) = self.pip.lock() {
+            *slot = pip.map(|(layout, screen)| Pip {
+                compositor: Compositor::new(layout),
+                screen,
+                failed: false,
+            });
+        }
     }
 
     /// The layers to encode: the simulcast ladder, or one full-size layer.

@@ -140,6 +140,7 @@ impl SessionHandle {
             counters: Arc::default(),
             video: None,
             screen: None,
+            screen_pip: None,
             audio: None,
             live: None,
             mic_muted: false,
@@ -246,6 +247,8 @@ struct Task {
     video: Option<VideoPipeline>,
     /// The screen share's capture (and encoder while on air), beside the camera's.
     screen: Option<VideoPipeline>,
+    /// "Camera over screen" while sharing with that layout.
+    screen_pip: Option<streamit_media::compose::PipLayout>,
     audio: Option<AudioPipeline>,
     live: Option<Live>,
     mic_muted: bool,
@@ -405,7 +408,9 @@ impl Task {
                 Ok(())
             }
             Command::SetRecording { on, to } => self.set_recording(on, to),
-            Command::StartScreenShare { target, fps } => self.start_screen_share(target, fps).await,
+            Command::StartScreenShare { target, fps, pip } => {
+                self.start_screen_share(target, fps, pip).await
+            }
             Command::StopScreenShare => {
                 self.stop_screen_share();
                 Ok(())

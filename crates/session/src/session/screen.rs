@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use streamit_livekit_publish as lk;
+use streamit_media::compose::PipLayout;
 use streamit_media::screen::ScreenTarget;
 use streamit_media::{Layer, MediaError, Quality};
 
@@ -33,6 +34,7 @@ impl Task {
         &mut self,
         target: ScreenTarget,
         fps: u32,
+        pip: Option<PipLayout>,
     ) -> Result<()> {
         self.stop_screen_share();
         let spec = VideoSourceSpec::Screen { target, fps };
@@ -56,16 +58,37 @@ impl Task {
             height: pipeline.height,
             fps: pipeline.fps,
             on_air: false,
+            pip,
         };
         self.screen = Some(pipeline);
+        self.screen_pip = pip;
+        self.apply_pip();
         if self.live.is_some() {
             self.publish_screen().await?;
         }
         Ok(())
     }
 
-    /// Publishes the running capture as a screen-share track and starts its encoder.
+    /// Puts the camera over the screen (in the camera pipeline), or takes it off.
+    pub(super) fn apply_pip(&self) {
+        if let Some(camera) = &self.video {
+            camera.set_pip(match (self.screen_pip, &self.screen) {
+                (Some(layout), Some(screen)) => Some((layout, screen.latest.clone())),
+                _ => None,
+            });
+        }
+    }
+
+    /// Publishes the running capture as a screen-share track and starts its encoder; with
+    /// "camera over screen" the camera's track already carries it.
     pub(super) async fn publish_screen(&mut self) -> Result<()> {
+        if self.screen_pip.is_some() {
+            let live = self.live.is_some() && self.screen.is_some();
+            if let ScreenShareState::Sharing { on_air, .. } = &mut self.state.screen_share {
+                *on_air = live;
+            }
+            return Ok(());
+        }
         let (Some(live), Some(screen)) = (self.live.as_mut(), self.screen.as_mut()) else {
             return Ok(());
         };
@@ -107,6 +130,8 @@ impl Task {
     pub(super) fn stop_screen_share(&mut self) {
         self.unpublish_screen();
         self.screen = None;
+        self.screen_pip = None;
+        self.apply_pip();
         self.state.screen_preview = None;
         self.state.screen_share = ScreenShareState::Off;
     }

@@ -48,6 +48,7 @@ impl Task {
             )?;
             v.set_camera_off(self.camera_off);
             self.video = Some(v);
+            self.apply_pip();
         }
         if self.audio.is_none() {
             self.audio = AudioPipeline::start(
