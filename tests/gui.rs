@@ -18,8 +18,8 @@ use streamit_studio::app::{self, App, Screen};
 #[path = "common/gui.rs"]
 mod gui_kit;
 use gui_kit::{
-    click, field_chars, harness, harness_at_scale, has_label, has_label_containing, type_into,
-    wait_for,
+    click, field_chars, harness, harness_at_scale, has_label, has_label_containing, log_in,
+    log_in_and_go_live, type_into, wait_for,
 };
 
 const PASSWORD: &str = TEST_PASSWORD;
@@ -455,39 +455,6 @@ fn studio_gui_goes_live_chats_mutes_edits_and_ends_against_the_real_stack() -> R
     drop(h);
     drop(stack);
     rt.shutdown_timeout(Duration::from_secs(5));
-    Ok(())
-}
-
-/// Logs in through the login screen and waits for the setup screen.
-fn log_in(h: &mut Harness<'_, App>, user: &str) -> Result<()> {
-    wait_for(h, "the login screen", Duration::from_secs(5), |h| {
-        h.state().screen() == Screen::Login
-    })?;
-    type_into(h, "Username", user);
-    type_into(h, "Password", PASSWORD);
-    click(h, "Log in");
-    wait_for(h, "the setup screen", Duration::from_secs(10), |h| {
-        h.state().screen() == Screen::Setup
-    })?;
-    Ok(())
-}
-
-/// Logs in through the login screen and goes live with `title`.
-fn log_in_and_go_live(h: &mut Harness<'_, App>, user: &str, title: &str, chat: bool) -> Result<()> {
-    log_in(h, user)?;
-    type_into(h, "Title", title);
-    if !chat {
-        h.get_by_role_and_label(Role::CheckBox, "Chat enabled")
-            .click();
-        h.run_steps(2);
-    }
-    wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
-        has_label_containing(h, "Everything is ready")
-    })?;
-    click(h, "Go Live");
-    wait_for(h, "live", Duration::from_secs(40), |h| {
-        h.state().state().stream_state == StreamState::Live
-    })?;
     Ok(())
 }
 

@@ -27,6 +27,8 @@ pub struct DeviceList {
     pub microphones: Vec<Choice<AudioSourceSpec>>,
     /// The system's default input among `microphones`.
     pub default_microphone: Option<usize>,
+    /// Monitors and windows to share.
+    pub screens: Vec<streamit_session::ScreenInfo>,
     pub remembered: Remembered,
 }
 
@@ -209,10 +211,17 @@ fn scan_now() -> DeviceList {
             name: m.name,
         })
         .collect();
+    // Where sharing cannot work (Wayland, macOS, Windows for now) the picker says why
+    // when a share is started; the list is just empty.
+    let screens = streamit_session::list_screen_sources().unwrap_or_else(|e| {
+        tracing::info!("screens and windows could not be listed: {e}");
+        Vec::new()
+    });
     DeviceList {
         cameras,
         microphones,
         default_microphone,
+        screens,
         remembered: load_remembered(),
     }
 }
@@ -243,6 +252,19 @@ impl Devices {
             self.scanning = false;
         }
         list
+    }
+
+    /// The names of the screens and windows found (`None` before the first scan ended).
+    pub fn screen_names(&self) -> Option<Vec<String>> {
+        let found = self.found.lock().ok()?;
+        Some(
+            found
+                .as_ref()?
+                .screens
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+        )
     }
 
     /// Remembers the creator's choice (written off the UI thread).
@@ -296,6 +318,7 @@ mod tests {
             cameras: vec![camera(0, "Integrated Camera"), camera(2, "Logitech C920")],
             microphones: vec![mic(0, "Built-in Audio"), mic(1, "Yeti Stereo Microphone")],
             default_microphone: Some(1),
+            screens: Vec::new(),
             remembered: Remembered::default(),
         };
         let i = initial(&list);

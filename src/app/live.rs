@@ -7,7 +7,8 @@ use egui::{Color32, Key, RichText, Ui, Vec2};
 use streamit_api::limits;
 use streamit_session::{ChatEntry, ChatRole, Command, SessionHandle, SessionState, StreamState};
 
-use super::preview::{self, Preview};
+use super::preview::{self, Previews};
+use super::screen_share;
 use super::theme;
 
 #[derive(Default)]
@@ -175,7 +176,8 @@ impl LiveScreen {
         ui: &mut Ui,
         state: &SessionState,
         session: &SessionHandle,
-        preview: &Preview,
+        previews: Previews<'_>,
+        screens: &[streamit_session::ScreenInfo],
     ) {
         let send = |c: Command| {
             let _ = session.send(c);
@@ -244,7 +246,7 @@ impl LiveScreen {
                 .id_salt("live-scroll")
                 .auto_shrink([false, false])
                 .show(ui, |ui| {
-                    self.main_column(ui, state, session, preview, true);
+                    self.main_column(ui, state, session, previews, screens, true);
                     ui.add_space(12.0);
                     let w = ui.available_width();
                     ui.allocate_ui(Vec2::new(w, 420.0), |ui| {
@@ -266,7 +268,7 @@ impl LiveScreen {
                 .id_salt("live-main-scroll")
                 .auto_shrink([false, false])
                 .show(ui, |ui| {
-                    self.main_column(ui, state, session, preview, false)
+                    self.main_column(ui, state, session, previews, screens, false)
                 });
         }
 
@@ -302,7 +304,8 @@ impl LiveScreen {
         ui: &mut Ui,
         state: &SessionState,
         session: &SessionHandle,
-        preview: &Preview,
+        previews: Previews<'_>,
+        screens: &[streamit_session::ScreenInfo],
         stacked: bool,
     ) {
         let send = |c: Command| {
@@ -415,7 +418,13 @@ impl LiveScreen {
         // Preview: what is left above the controls, or 16:9 of the width in one column.
         let controls_h = if roomy { 130.0 } else { 190.0 }
             // the recording's path line under the controls
-            + if state.recording.current.is_some() { 22.0 } else { 0.0 };
+            + if state.recording.current.is_some() { 22.0 } else { 0.0 }
+            // the screen-share row, and its layout row while sharing
+            + if matches!(state.screen_share, streamit_session::ScreenShareState::Sharing { .. }) {
+                72.0
+            } else {
+                36.0
+            };
         let max = if stacked {
             Vec2::new(ui.available_width(), ui.available_width() * 9.0 / 16.0)
         } else {
@@ -429,7 +438,7 @@ impl LiveScreen {
         } else {
             preview::Look::Frame
         };
-        preview.show(ui, max, look, mic_muted);
+        previews.camera.show(ui, max, look, mic_muted);
 
         // Controls; End stream keeps its place on the right when there is room, and wraps
         // after the meter rather than over it when there is not.
@@ -504,6 +513,15 @@ impl LiveScreen {
             };
             ui.label(line.size(12.0));
         }
+        egui::Grid::new("live-screen-share")
+            .num_columns(2)
+            .spacing([14.0, 6.0])
+            .show(ui, |ui| {
+                ui.label("Screen");
+                let w = (ui.available_width() - 90.0).clamp(140.0, 300.0);
+                screen_share::controls(ui, &state.screen_share, screens, session, w);
+                ui.end_row();
+            });
         self.health(ui, state);
     }
 

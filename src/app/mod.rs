@@ -9,6 +9,7 @@ mod ended;
 mod live;
 mod login;
 pub mod preview;
+mod screen_share;
 mod setup;
 pub mod theme;
 
@@ -110,6 +111,8 @@ pub struct App {
     setup: setup::SetupScreen,
     live: live::LiveScreen,
     preview: preview::Preview,
+    /// The screen share's picture, while sharing.
+    screen_preview: preview::Preview,
     devices: devices::Devices,
     screen: Option<Screen>,
     screen_since: Instant,
@@ -152,6 +155,7 @@ impl App {
             setup: Default::default(),
             live: Default::default(),
             preview: Default::default(),
+            screen_preview: Default::default(),
             devices: Default::default(),
             screen: None,
             screen_since: Instant::now(),
@@ -186,6 +190,12 @@ impl App {
     #[allow(dead_code)] // read by the UI tests (tests/gui.rs)
     pub fn preview_uploads(&self) -> u64 {
         self.preview.uploads
+    }
+
+    /// The screens and windows the last device scan found, by name (`None` before one).
+    #[allow(dead_code)] // read by the UI tests (tests/gui_screen_share.rs)
+    pub fn screen_sources(&self) -> Option<Vec<String>> {
+        self.devices.screen_names()
     }
 
     fn send(&self, command: Command) {
@@ -392,6 +402,10 @@ impl eframe::App for App {
         } else {
             self.preview.update(ctx, self.state.preview.as_ref());
         }
+        match &self.state.screen_preview {
+            Some(f) => self.screen_preview.update(ctx, Some(f)),
+            None => self.screen_preview.clear(),
+        }
         let title = self.title_for();
         if title != self.window_title {
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
@@ -430,13 +444,25 @@ impl eframe::App for App {
                 }
                 Screen::Setup => {
                     let devices = self.devices.list();
+                    let previews = preview::Previews {
+                        camera: &self.preview,
+                        screen: &self.screen_preview,
+                    };
                     self.setup
-                        .show(ui, state, session, &self.preview, devices.as_ref());
+                        .show(ui, state, session, previews, devices.as_ref());
                     if let Some(r) = self.setup.take_picked() {
                         self.devices.remember(&self.runtime, r);
                     }
                 }
-                Screen::Live => self.live.show(ui, state, session, &self.preview),
+                Screen::Live => {
+                    let devices = self.devices.list();
+                    let screens = devices.as_ref().map_or(&[][..], |d| &d.screens[..]);
+                    let previews = preview::Previews {
+                        camera: &self.preview,
+                        screen: &self.screen_preview,
+                    };
+                    self.live.show(ui, state, session, previews, screens);
+                }
                 Screen::Ended => ended::show(ui, state, session),
             });
     }

@@ -6,6 +6,13 @@ use streamit_media::{MediaTime, VideoFrame};
 
 use super::theme;
 
+/// The camera's preview and the screen share's.
+#[derive(Clone, Copy)]
+pub struct Previews<'a> {
+    pub camera: &'a Preview,
+    pub screen: &'a Preview,
+}
+
 #[derive(Default)]
 pub struct Preview {
     texture: Option<TextureHandle>,

@@ -12,7 +12,8 @@ use streamit_session::{
 };
 
 use super::devices::{self, CameraChoice, DeviceList, MicChoice, Remembered};
-use super::preview::{self, Preview};
+use super::preview::{self, Previews};
+use super::screen_share;
 use super::theme;
 
 /// One line of a source picker.
@@ -248,7 +249,7 @@ impl SetupScreen {
         ui: &mut Ui,
         state: &SessionState,
         session: &SessionHandle,
-        preview: &Preview,
+        previews: Previews<'_>,
         devices: Option<&DeviceList>,
     ) {
         self.load(state);
@@ -310,7 +311,7 @@ impl SetupScreen {
                 .show(ui, |ui| {
                     self.form(ui, state, session);
                     ui.add_space(12.0);
-                    self.media(ui, state, session, preview, devices);
+                    self.media(ui, state, session, previews, devices);
                 });
             return;
         }
@@ -332,7 +333,7 @@ impl SetupScreen {
         egui::ScrollArea::vertical()
             .id_salt("setup-media-scroll")
             .auto_shrink([false, false])
-            .show(ui, |ui| self.media(ui, state, session, preview, devices));
+            .show(ui, |ui| self.media(ui, state, session, previews, devices));
     }
 
     fn form(&mut self, ui: &mut Ui, state: &SessionState, session: &SessionHandle) {
@@ -433,7 +434,7 @@ impl SetupScreen {
         ui: &mut Ui,
         state: &SessionState,
         session: &SessionHandle,
-        preview: &Preview,
+        previews: Previews<'_>,
         devices: Option<&DeviceList>,
     ) {
         let w = (ui.available_width() - 36.0).max(200.0);
@@ -456,7 +457,10 @@ impl SetupScreen {
                 preview::Look::Waiting("Starting the camera…")
             };
             let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
-            preview.show(ui, Vec2::new(w, max_h), look, mic_muted);
+            previews
+                .camera
+                .show(ui, Vec2::new(w, max_h), look, mic_muted);
+            screen_share::thumbnail(ui, &state.screen_share, previews.screen, w * 0.3);
             let Some(m) = media else {
                 return;
             };
@@ -540,6 +544,11 @@ impl SetupScreen {
                             }));
                         }
                     });
+                    ui.end_row();
+
+                    ui.label("Screen");
+                    let screens = devices.map_or(&[][..], |d| &d.screens[..]);
+                    screen_share::controls(ui, &state.screen_share, screens, session, picker_w);
                     ui.end_row();
 
                     ui.label("Codec");

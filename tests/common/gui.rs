@@ -9,9 +9,9 @@ use anyhow::{Result, bail};
 use egui::{Role, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use streamit_session::SessionHandle;
+use streamit_session::{SessionHandle, StreamState};
 
-use streamit_studio::app::{self, App};
+use streamit_studio::app::{self, App, Screen};
 
 /// The real studio window (1280×800 points) on `session`, talking to the backend at `api`.
 pub fn harness<'a>(
@@ -105,4 +105,42 @@ pub fn click(h: &mut Harness<'_, App>, label: &str) {
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();
     h.step();
+}
+
+/// Logs in through the login screen and waits for the setup screen.
+pub fn log_in(h: &mut Harness<'_, App>, user: &str) -> Result<()> {
+    wait_for(h, "the login screen", Duration::from_secs(5), |h| {
+        h.state().screen() == Screen::Login
+    })?;
+    type_into(h, "Username", user);
+    type_into(h, "Password", streamit_testkit::TEST_PASSWORD);
+    click(h, "Log in");
+    wait_for(h, "the setup screen", Duration::from_secs(10), |h| {
+        h.state().screen() == Screen::Setup
+    })?;
+    Ok(())
+}
+
+/// Logs in through the login screen and goes live with `title`.
+pub fn log_in_and_go_live(
+    h: &mut Harness<'_, App>,
+    user: &str,
+    title: &str,
+    chat: bool,
+) -> Result<()> {
+    log_in(h, user)?;
+    type_into(h, "Title", title);
+    if !chat {
+        h.get_by_role_and_label(Role::CheckBox, "Chat enabled")
+            .click();
+        h.run_steps(2);
+    }
+    wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    click(h, "Go Live");
+    wait_for(h, "live", Duration::from_secs(40), |h| {
+        h.state().state().stream_state == StreamState::Live
+    })?;
+    Ok(())
 }

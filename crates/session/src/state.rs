@@ -465,6 +465,7 @@ pub enum ScreenShareState {
     /// Capturing `source` at `width × height`; `on_air` once viewers get it.
     Sharing {
         source: String,
+        target: streamit_media::screen::ScreenTarget,
         pip: Option<streamit_media::compose::PipLayout>,
         width: u32,
         height: u32,

@@ -37,7 +37,10 @@ impl Task {
         pip: Option<PipLayout>,
     ) -> Result<()> {
         self.stop_screen_share();
-        let spec = VideoSourceSpec::Screen { target, fps };
+        let spec = VideoSourceSpec::Screen {
+            target: target.clone(),
+            fps,
+        };
         let pipeline = VideoPipeline::start(
             &spec,
             self.clock.clone(),
@@ -58,6 +61,7 @@ impl Task {
             height: pipeline.height,
             fps: pipeline.fps,
             on_air: false,
+            target,
             pip,
         };
         self.screen = Some(pipeline);

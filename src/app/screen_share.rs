@@ -1,0 +1,141 @@
+//! The screen-share controls setup and the live screen share: what to share, and how
+//! (a second track beside the camera, or the camera over the screen in one track).
+//! They only send commands; the session says what is being shared.
+
+use egui::{RichText, Ui};
+use streamit_media::compose::{Corner, PipLayout};
+use streamit_session::{Command, ScreenInfo, ScreenShareState, ScreenTarget, SessionHandle};
+
+use super::preview::{Look, Preview};
+use super::theme;
+
+/// Frames a second of a share: screens want detail more than motion.
+const SHARE_FPS: u32 = 15;
+
+/// What is shared now, and how.
+fn sharing(state: &ScreenShareState) -> Option<(&ScreenTarget, Option<PipLayout>)> {
+    match state {
+        ScreenShareState::Sharing { target, pip, .. } => Some((target, *pip)),
+        _ => None,
+    }
+}
+
+fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<PipLayout>) {
+    let _ = session.send(Command::StartScreenShare {
+        target,
+        fps: SHARE_FPS,
+        pip,
+    });
+}
+
+/// The picker ("Not sharing" or a monitor or window) and, while sharing, the layout.
+pub fn controls(
+    ui: &mut Ui,
+    state: &ScreenShareState,
+    screens: &[ScreenInfo],
+    session: &SessionHandle,
+    width: f32,
+) {
+    let now = sharing(state);
+    let current = now.map(|(t, _)| t.clone());
+    let label = |t: &ScreenTarget| {
+        screens.iter().find(|s| s.target == *t).map_or_else(
+            || t.to_string(),
+            |s| format!("{} · {}×{}", s.name, s.width, s.height),
+        )
+    };
+    let shown = current.as_ref().map_or("Not sharing".to_string(), label);
+    let mut picked = current.clone();
+    egui::ComboBox::from_id_salt("screen-share")
+        .selected_text(shown)
+        .width(width)
+        .truncate()
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut picked, None, "Not sharing");
+            if screens.is_empty() {
+                ui.label(RichText::new("No screen or window to share").color(theme::MUTED));
+            }
+            for s in screens {
+                ui.selectable_value(&mut picked, Some(s.target.clone()), label(&s.target));
+            }
+        })
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Screen"));
+    let pip = now.and_then(|(_, p)| p);
+    if picked != current {
+        match picked {
+            Some(t) => start(session, t, pip),
+            None => {
+                let _ = session.send(Command::StopScreenShare);
+            }
+        }
+    }
+    let Some((target, pip)) = now else {
+        if let ScreenShareState::Ended { reason } = state {
+            ui.label(RichText::new(format!("Sharing ended: {reason}")).color(theme::WARN));
+        }
+        return;
+    };
+    ui.end_row();
+    ui.label("Layout");
+    ui.horizontal_wrapped(|ui| {
+        let mut want = pip;
+        ui.selectable_value(&mut want, None, "Beside the camera")
+            .on_hover_text("Two tracks: viewers see the screen large and you in a corner.");
+        ui.selectable_value(
+            &mut want,
+            Some(pip.unwrap_or_default()),
+            "Camera over screen",
+        )
+        .on_hover_text("One track: you in a corner of the screen, for pages that show one video.");
+        if let Some(layout) = want {
+            ui.separator();
+            let mut corner = layout.corner;
+            for (c, name) in [
+                (Corner::TopLeft, "↖"),
+                (Corner::TopRight, "↗"),
+                (Corner::BottomLeft, "↙"),
+                (Corner::BottomRight, "↘"),
+            ] {
+                ui.selectable_value(&mut corner, c, name)
+                    .on_hover_text(c.as_str());
+            }
+            want = Some(PipLayout { corner, ..layout });
+        }
+        if want != pip {
+            start(session, target.clone(), want);
+        }
+    });
+}
+
+/// The shared screen, small, while it goes out as its own track (with the camera over it
+/// the camera preview already shows it).
+pub fn thumbnail(ui: &mut Ui, state: &ScreenShareState, preview: &Preview, width: f32) {
+    let ScreenShareState::Sharing {
+        source,
+        pip: None,
+        on_air,
+        ..
+    } = state
+    else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        preview.show(
+            ui,
+            egui::Vec2::new(width, width * 9.0 / 16.0),
+            Look::Frame,
+            false,
+        );
+        let what = if *on_air {
+            "Viewers see it beside your camera"
+        } else {
+            "Goes out beside your camera"
+        };
+        ui.vertical(|ui| {
+            ui.label(RichText::new("Screen share").family(theme::bold()));
+            ui.label(RichText::new(source).size(12.0).color(theme::MUTED));
+            ui.label(RichText::new(what).size(12.0).color(theme::MUTED));
+        });
+    });
+}
