@@ -2,6 +2,9 @@
 //! server (webhooks pointed at the backend), watched by the official Python SDK viewer.
 
 mod common;
+/// What a `publish` run costs (the ignored benchmarks).
+#[path = "publish_cli/cost.rs"]
+mod cost;
 /// `publish --record` and the Record switch.
 #[path = "publish_cli/record.rs"]
 mod record;

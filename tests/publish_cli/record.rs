@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::{ensure_exit_code, publish_succeeded, studio, wait_until_live};
+use crate::cost;
 use anyhow::{Context, Result, ensure};
 use streamit_api::client::Client;
 use streamit_media::pattern::read_pattern_code_luma;
@@ -400,21 +401,6 @@ async fn an_unwritable_recording_file_is_refused_before_going_live() -> Result<(
     Ok(())
 }
 
-/// Process CPU seconds (the testkit's reading) and peak RSS (MB, /proc's VmHWM) of `pid`.
-fn cpu_and_rss(pid: u32) -> Option<(f64, f64)> {
-    let cpu = streamit_testkit::process_cpu_time(pid)?.as_secs_f64();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse::<f64>()
-        .ok()?
-        / 1024.0;
-    Some((cpu, rss))
-}
-
 /// What recording costs the headless engine: `publish` of 720p30 camera-like video
 /// (ffmpeg `testsrc2`, looped) + tone, with recording off and on, alternating, each watched
 /// by a Python viewer (so the top layer is sent in both). Prints CPU seconds per minute and
@@ -434,79 +420,32 @@ async fn bench_recording_cost() -> Result<()> {
     let codec = env("BENCH_CODEC").unwrap_or_else(|| "h264".into());
     let stack = Stack::start()?;
     let host = stack.creator("qa_record_bench", true).await?.user.id;
-    let public = Client::new(stack.backend.url());
     let dir = tempfile::tempdir()?;
-    let y4m = dir.path().join("testsrc2-720p.y4m");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg("testsrc2=size=1280x720:rate=30:duration=10")
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&y4m)
-        .status()?;
-    ensure!(made.success(), "ffmpeg testsrc2");
-    let mut rows: Vec<(bool, f64, f64, u64)> = Vec::new();
+    let y4m = cost::testsrc2_y4m(dir.path(), 1280, 720, 30)?;
+    let setup = cost::Run {
+        username: "qa_record_bench",
+        host: &host,
+        camera: &y4m,
+        secs,
+        codec: &codec,
+    };
+    let mut rows: Vec<(bool, cost::Cost, u64)> = Vec::new();
     for run in 0..runs * 2 {
         let record = run % 2 == 1;
         let file = dir.path().join(format!("bench-{run}.mp4"));
-        let mut args = vec![
-            "publish".to_string(),
-            "--api".into(),
-            stack.backend.url().to_string(),
-            "--username".into(),
-            "qa_record_bench".into(),
-            "--password".into(),
-            TEST_PASSWORD.into(),
-            "--source".into(),
-            y4m.display().to_string(),
-            "--codec".into(),
-            codec.clone(),
-            "--duration".into(),
-            format!("{secs}s"),
-        ];
-        if record {
-            args.push("--record".into());
-            args.push(file.display().to_string());
-        }
-        let child = studio()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let pid = child.id().context("pid")?;
-        wait_until_live(&public, "qa_record_bench", Duration::from_secs(20)).await?;
-        let mut opts = crate::common::guest_viewer(&public, host.clone(), None).await?;
-        opts.duration = Duration::from_secs(secs + 5);
-        let viewer = streamit_testkit::Viewer::spawn(opts)?;
-        let mut last = (0.0, 0.0);
-        let wait = child.wait_with_output();
-        tokio::pin!(wait);
-        let out = loop {
-            tokio::select! {
-                out = &mut wait => break out?,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    if let Some(m) = cpu_and_rss(pid) {
-                        last = m;
-                    }
-                }
-            }
+        let extra = if record {
+            vec!["--record".to_string(), file.display().to_string()]
+        } else {
+            Vec::new()
         };
-        ensure!(out.status.success(), "publish failed");
-        drop(viewer);
+        let c = cost::measure_publish(&stack, &setup, &extra, &[]).await?;
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        rows.push((record, last.0 * 60.0 / secs as f64, last.1, bytes));
+        rows.push((record, c, bytes));
         println!(
             "run {run}: recording {}: {:.2} CPU s/min, peak RSS {:.1} MB{}",
             if record { "on " } else { "off" },
-            last.0 * 60.0 / secs as f64,
-            last.1,
+            c.cpu_s_per_min,
+            c.peak_rss_mb,
             if record {
                 format!(", file {:.1} MB", bytes as f64 / 1e6)
             } else {
@@ -514,22 +453,24 @@ async fn bench_recording_cost() -> Result<()> {
             }
         );
     }
-    let mean = |on: bool, f: fn(&(bool, f64, f64, u64)) -> f64| {
-        let v: Vec<f64> = rows.iter().filter(|r| r.0 == on).map(f).collect();
+    let mean = |on: bool, f: fn(&cost::Cost) -> f64| {
+        let v: Vec<f64> = rows.iter().filter(|r| r.0 == on).map(|r| f(&r.1)).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
-    let (cpu_off, cpu_on) = (mean(false, |r| r.1), mean(true, |r| r.1));
-    let (rss_off, rss_on) = (mean(false, |r| r.2), mean(true, |r| r.2));
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (cpu_off, cpu_on) = (
+        mean(false, |c| c.cpu_s_per_min),
+        mean(true, |c| c.cpu_s_per_min),
+    );
+    let (rss_off, rss_on) = (
+        mean(false, |c| c.peak_rss_mb),
+        mean(true, |c| c.peak_rss_mb),
+    );
     println!(
         "recording {codec} 720p30, {secs} s × {runs}: CPU {cpu_off:.2} → {cpu_on:.2} s/min \
          ({:.3}×), peak RSS {rss_off:.1} → {rss_on:.1} MB ({:.3}×); load average {}",
         cpu_on / cpu_off.max(1e-9),
         rss_on / rss_off.max(1e-9),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        cost::load_average()
     );
     Ok(())
 }

@@ -182,3 +182,78 @@ async fn camera_over_screen_puts_the_camera_in_its_corner_of_one_track() -> Resu
     ensure!(s["state"] == "ended", "screen share state {s}");
     Ok(())
 }
+
+/// What screen sharing costs the headless engine: `publish` of a 720p30 camera (ffmpeg
+/// `testsrc2`) alone, with a 1920x1080 window shared at 15 fps beside it, and with the
+/// camera over that window in one track; rotating through the three, each watched by a
+/// Python viewer. Prints CPU seconds per minute and peak RSS of the studio's process and
+/// the ratios to the camera alone. The window is drawn by this test process at 15 fps
+/// (not counted).
+///
+/// `cargo test --test publish_cli -- --ignored --nocapture bench_screen_share` (BENCH_SECONDS,
+/// default 60; BENCH_CODEC h264 or vp8; BENCH_RUNS per case, default 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: 3 runs of BENCH_SECONDS (60 s)"]
+async fn bench_screen_share_cost() -> Result<()> {
+    use crate::cost;
+    let env = |k: &str| std::env::var(k).ok();
+    let secs: u64 = env("BENCH_SECONDS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let runs: usize = env("BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(1);
+    let codec = env("BENCH_CODEC").unwrap_or_else(|| "h264".into());
+    let xvfb = Xvfb::start("1920x1080x24")?;
+    let _window = PatternWindow::open(xvfb.display(), TITLE, 1920, 1080, 15)?;
+    let stack = Stack::start()?;
+    let host = stack.creator("qa_screen_bench", true).await?.user.id;
+    let dir = tempfile::tempdir()?;
+    let y4m = cost::testsrc2_y4m(dir.path(), 1280, 720, 30)?;
+    let setup = cost::Run {
+        username: "qa_screen_bench",
+        host: &host,
+        camera: &y4m,
+        secs,
+        codec: &codec,
+    };
+    let screen = format!("window:{TITLE}");
+    let cases: [(&str, Vec<String>); 3] = [
+        ("camera alone", vec![]),
+        (
+            "camera + 1080p15 screen share",
+            vec!["--screen".into(), screen.clone()],
+        ),
+        (
+            "camera over the 1080p screen",
+            vec![
+                "--screen".into(),
+                screen,
+                "--pip".into(),
+                "bottom-right:25".into(),
+            ],
+        ),
+    ];
+    let display = [("DISPLAY", xvfb.display())];
+    let mut sums = [(0.0, 0.0); 3];
+    for run in 0..runs {
+        for (i, (name, extra)) in cases.iter().enumerate() {
+            let c = cost::measure_publish(&stack, &setup, extra, &display).await?;
+            println!(
+                "run {run}: {name}: {:.2} CPU s/min, peak RSS {:.1} MB",
+                c.cpu_s_per_min, c.peak_rss_mb
+            );
+            sums[i].0 += c.cpu_s_per_min / runs as f64;
+            sums[i].1 += c.peak_rss_mb / runs as f64;
+        }
+    }
+    let (base_cpu, base_rss) = sums[0];
+    for ((name, _), (cpu, rss)) in cases.iter().zip(sums) {
+        println!(
+            "{name} ({codec}, {secs} s × {runs}): {cpu:.2} CPU s/min ({:.2}× the camera alone), \
+             peak RSS {rss:.1} MB ({:.2}×)",
+            cpu / base_cpu.max(1e-9),
+            rss / base_rss.max(1e-9)
+        );
+    }
+    println!("load average {}", cost::load_average());
+    Ok(())
+}
