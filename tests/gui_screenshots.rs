@@ -14,7 +14,6 @@
 //! `STREAMIT_STUDIO_AUTO_RECORD=1` (tick "Record while live") and
 //! `STREAMIT_STUDIO_NO_KEYRING=1`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 use streamit_api::client::Client;
 use streamit_api::room::{ATTR_ROLE, ROLE_GUEST, ROLE_VIEWER};
 use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
+use streamit_testkit::xdisplay::Xvfb;
 use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
 
 /// Kills (by pid) and reaps a child when dropped.
@@ -33,34 +33,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// An Xvfb server of `screen` ("1280x800x24") on a free display number (it picks one and
-/// tells us on `-displayfd`).
-fn start_xvfb(screen: &str) -> Result<(Reaped, String)> {
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            screen,
-            "-nolisten",
-            "tcp",
-            // Without it Xvfb resets when its last client leaves, and a studio started in
-            // that moment cannot connect (CI: "Failed to open connection to X server").
-            "-noreset",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting Xvfb (Debian package xvfb)")?;
-    let out = child.stdout.take().context("Xvfb stdout")?;
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line)?;
-    let n: u32 = line.trim().parse().context("Xvfb display number")?;
-    Ok((Reaped(child), format!(":{n}")))
 }
 
 fn studio(display: &str, api: &str, env: &[(&str, String)]) -> Result<Reaped> {
@@ -241,7 +213,8 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
     let mut shots = Vec::new();
     // Shots of other sizes and states, looked at but not in the README.
     let mut layouts = Vec::new();
-    let (_xvfb, display) = start_xvfb("1280x800x24")?;
+    let xvfb = Xvfb::start("1280x800x24")?;
+    let display = xvfb.display().to_string();
     let rendered = |title| Want {
         title,
         preview: false,
@@ -355,7 +328,8 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
 
     // The setup and live screens at scale factors of 2 and 1.5 on the same 1280×800 screen
     // (the window fits itself to it), and in the minimum window (a 640×400 screen).
-    let (_small, small_display) = start_xvfb("640x400x24")?;
+    let small = Xvfb::start("640x400x24")?;
+    let small_display = small.display().to_string();
     for (tag, display, scale) in [
         ("scale2", &display, "2"),
         ("scale1_5", &display, "1.5"),

@@ -27,6 +27,18 @@ fn track<'a>(report: &'a ViewerReport, source: &str) -> Result<&'a Value> {
     Ok(found[0])
 }
 
+/// A headless X display with the pattern window open, and the studio command pointed at
+/// that display (as on an X11 desktop).
+fn desktop() -> Result<(Xvfb, PatternWindow, tokio::process::Command)> {
+    let xvfb = Xvfb::start("1280x720x24")?;
+    let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
+    let mut cmd = studio();
+    cmd.env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE");
+    Ok((xvfb, window, cmd))
+}
+
 /// Frames and distinct pattern codes the viewer decoded from `t`.
 fn decoded(t: &Value) -> (u64, u64) {
     (
@@ -41,12 +53,7 @@ fn decoded(t: &Value) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_ends_only_the_share()
 -> Result<()> {
-    let xvfb = Xvfb::start("1280x720x24")?;
-    let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
-    let mut cmd = studio();
-    cmd.env("DISPLAY", xvfb.display())
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("XDG_SESSION_TYPE");
+    let (_xvfb, window, cmd) = desktop()?;
     let screen = format!("window:{TITLE}");
     let extra = ["--screen", &screen, "--screen-fps", "15"];
     let b = Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await?;
@@ -128,12 +135,7 @@ async fn camera_over_screen_puts_the_camera_in_its_corner_of_one_track() -> Resu
         f64::from(r.width) / f64::from(w),
         f64::from(r.height) / f64::from(h),
     ];
-    let xvfb = Xvfb::start("1280x720x24")?;
-    let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
-    let mut cmd = studio();
-    cmd.env("DISPLAY", xvfb.display())
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("XDG_SESSION_TYPE");
+    let (_xvfb, window, cmd) = desktop()?;
     let screen = format!("window:{TITLE}");
     let pip = layout.to_string();
     let extra = ["--screen", &screen, "--pip", &pip];
