@@ -32,7 +32,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # Build: nasm (openh264 asm), cmake, pkg-config, libvpx-dev, libopus-dev, libclang-dev (bindgen),
-# libasound2-dev (cpal). Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
+# libasound2-dev (cpal), libwebrtc-audio-processing-dev (automatic gain, crates/media/src/gain.rs).
+# Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
 # microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
 # procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
 # xkbcommon-x11, X cursors; GUI screenshots: x11-apps (xwd), x11-utils (xwininfo: window titles)
@@ -45,7 +46,7 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # and haproxy (the load balancer in front of the backends).
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
-  libvpx-dev libopus-dev libasound2-dev
+  libvpx-dev libopus-dev libasound2-dev libwebrtc-audio-processing-dev
   ca-certificates curl git
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
   nodejs

@@ -13,8 +13,8 @@
 # Shared libraries: the binary links libc, libstdc++, libasound and libvpx and dlopens X11,
 # xkbcommon, EGL/Vulkan and Wayland. glibc and the graphics stack must come from the host
 # (bundling them breaks GPU drivers); build on the oldest distribution to support (glibc
-# floor). libvpx.so.7 and libasound.so.2 are copied into usr/lib when BUNDLE_LIBS=1, since
-# their sonames differ between distributions.
+# floor). libvpx.so.7, libasound.so.2 and libwebrtc_audio_processing.so.1 are copied into
+# usr/lib when BUNDLE_LIBS=1, since their sonames differ between distributions.
 # appimagetool (and its type-2 runtime) is not in Debian and comes only from GitHub releases,
 # so scripts/test.sh checks the AppDir (AppRun --version) but cannot produce the .AppImage.
 set -eu
@@ -39,7 +39,7 @@ cp -R "$root/packaging/linux/icons" "$app/usr/share/"
 cp "$root/packaging/linux/icons/hicolor/256x256/apps/streamit-studio.png" "$app/streamit-studio.png"
 ln -sf streamit-studio.png "$app/.DirIcon"
 if [ "${BUNDLE_LIBS:-0}" = 1 ]; then
-  for lib in libvpx.so.7 libasound.so.2; do
+  for lib in libvpx.so.7 libasound.so.2 libwebrtc_audio_processing.so.1; do
     path="$(ldd "$bin" | awk -v l="$lib" '$1 == l { print $3 }')"
     [ -n "$path" ] && cp -L "$path" "$app/usr/lib/"
   done

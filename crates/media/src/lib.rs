@@ -54,6 +54,7 @@ pub mod denoise;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod gain;
 pub mod mic;
 pub mod pattern;
 pub mod pipeline;
