@@ -680,6 +680,33 @@ async fn losing_livekit_ends_publish_with_one_error_line_in_words() -> Result<()
 /// A 48 kHz mono 16-bit WAV of seeded fan-like noise (white noise through a one-pole
 /// low-pass) at about -25 dBFS.
 fn noise_wav(path: &std::path::Path, secs: u32) -> Result<()> {
+    let mut seed = 11u32;
+    let mut lp = 0.0f32;
+    write_wav(path, secs, |_| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let white = ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0;
+        lp = 0.97 * lp + 0.03 * white;
+        lp * 0.8
+    })
+}
+
+/// A quiet voice-like WAV: a 200 Hz buzz with harmonics in 200 ms syllables with 100 ms
+/// gaps, at about −40 dBFS RMS while sounding.
+fn quiet_voice_wav(path: &std::path::Path, secs: u32) -> Result<()> {
+    write_wav(path, secs, |i| {
+        let t = i as f32 / 48_000.0;
+        if t % 0.3 >= 0.2 {
+            return 0.0;
+        }
+        let buzz: f32 = (1..=5)
+            .map(|k| (2.0 * std::f32::consts::PI * 200.0 * k as f32 * t).sin() / k as f32)
+            .sum();
+        buzz * 0.01 / 0.88
+    })
+}
+
+/// 48 kHz mono 16-bit PCM of `secs`, sample `i` from `sample(i)` in [-1, 1].
+fn write_wav(path: &std::path::Path, secs: u32, mut sample: impl FnMut(u32) -> f32) -> Result<()> {
     let n = 48_000 * secs;
     let mut b = Vec::with_capacity(44 + 2 * n as usize);
     b.extend_from_slice(b"RIFF");
@@ -694,13 +721,8 @@ fn noise_wav(path: &std::path::Path, secs: u32) -> Result<()> {
     b.extend_from_slice(&16u16.to_le_bytes());
     b.extend_from_slice(b"data");
     b.extend_from_slice(&(2 * n).to_le_bytes());
-    let mut seed = 11u32;
-    let mut lp = 0.0f32;
-    for _ in 0..n {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let white = ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0;
-        lp = 0.97 * lp + 0.03 * white;
-        let v = (lp * 0.8 * 32_767.0).clamp(-32_768.0, 32_767.0) as i16;
+    for i in 0..n {
+        let v = (sample(i) * 32_767.0).clamp(-32_768.0, 32_767.0) as i16;
         b.extend_from_slice(&v.to_le_bytes());
     }
     std::fs::write(path, b)?;
@@ -762,6 +784,44 @@ async fn noise_suppression_takes_the_noise_out_of_what_viewers_hear() -> Result<
         heard[1] < heard[0] - 20.0,
         "suppression took only {:.1} dB off ({heard:?})",
         heard[0] - heard[1]
+    );
+    Ok(())
+}
+
+/// Automatic gain end to end: a quiet voice (−40 dBFS while sounding) published with
+/// `--auto-gain off`, then `on`; the Python viewer's libwebrtc hears it louder with it on
+/// (WebRTC's AGC adds up to its 9 dB compression gain; the unit test measures +9 dB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_gain_raises_a_quiet_voice_for_viewers() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = dir.path().join("quiet.wav");
+    quiet_voice_wav(&wav, 5)?;
+    let wav = wav.to_string_lossy().to_string();
+    let mut heard = Vec::new();
+    for mode in ["off", "on"] {
+        let broadcast = common::Broadcast::go_live(
+            Stack::start()?,
+            studio(),
+            "h264",
+            14,
+            &["--audio", &wav, "--auto-gain", mode],
+        )
+        .await?;
+        let report = broadcast.watch(8).await?;
+        let publish = broadcast.finish().await?;
+        let db = heard_db(&report).context("the viewer heard no audio")?;
+        println!("automatic gain {mode}: the viewer heard {db:.1} dB");
+        ensure!(
+            publish["autoGain"] == (mode == "on"),
+            "report: {}",
+            publish["autoGain"]
+        );
+        heard.push(db);
+    }
+    ensure!(
+        heard[1] >= heard[0] + 6.0,
+        "automatic gain raised the voice by only {:.1} dB ({heard:?})",
+        heard[1] - heard[0]
     );
     Ok(())
 }

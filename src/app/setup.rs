@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 use egui::{RichText, Ui, Vec2};
 use streamit_api::limits;
 use streamit_session::{
-    AudioSourceSpec, Codec, Command, ErrorKind, MicCheck, NoiseSuppression, SessionHandle,
-    SessionState, StreamSetup, StreamState, VideoSourceSpec,
+    AudioSourceSpec, Codec, Command, ErrorKind, MicCheck, MicProcessing, NoiseSuppression,
+    SessionHandle, SessionState, StreamSetup, StreamState, VideoSourceSpec,
 };
 
 use super::devices::{self, CameraChoice, DeviceList, MicChoice, Remembered};
@@ -443,8 +443,14 @@ impl SetupScreen {
             ui.set_width(w);
             ui.label(RichText::new("Preview").size(19.0).family(theme::bold()));
             let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
-            // Room for the sources under the preview; in one column the preview is 16:9.
-            let max_h = (ui.available_height() - 260.0)
+            // Room for the sources under the preview (eight rows; while sharing the layout
+            // row and the shared screen's thumbnail too); in one column the preview is 16:9.
+            let sharing = match &state.screen_share {
+                streamit_session::ScreenShareState::Sharing { pip: None, .. } => 42.0 + w * 0.17,
+                streamit_session::ScreenShareState::Sharing { .. } => 42.0,
+                _ => 0.0,
+            };
+            let max_h = (ui.available_height() - 344.0 - sharing)
                 .max(180.0)
                 .min(w * 9.0 / 16.0);
             // The pickers and the meter fit beside their labels (about 100 points).
@@ -525,7 +531,13 @@ impl SetupScreen {
                             m.mic_muted || m.audio == AudioSourceSpec::None,
                             (picker_w - 150.0).max(60.0),
                         );
-                        // The meter shows what viewers hear: after the noise filter.
+                    });
+                    ui.end_row();
+
+                    ui.label("Voice");
+                    ui.horizontal(|ui| {
+                        // The meter shows what viewers hear: after the noise filter and the
+                        // automatic gain.
                         let mut clean = m.noise_suppression;
                         let toggle = ui
                             .add_enabled(
@@ -541,6 +553,23 @@ impl SetupScreen {
                                 NoiseSuppression::On
                             } else {
                                 NoiseSuppression::Off
+                            }));
+                        }
+                        let mut level = m.auto_gain;
+                        let toggle = ui
+                            .add_enabled(
+                                m.audio != AudioSourceSpec::None,
+                                egui::Checkbox::new(&mut level, "Auto level"),
+                            )
+                            .on_hover_text(
+                                "Raises a quiet voice and keeps a loud one from clipping, as \
+                                 browsers do for calls. On by default for microphones.",
+                            );
+                        if toggle.changed() {
+                            let _ = session.send(Command::SetAutoGain(if level {
+                                MicProcessing::On
+                            } else {
+                                MicProcessing::Off
                             }));
                         }
                     });

@@ -171,6 +171,10 @@ pub struct PublishArgs {
     /// RNNoise on the audio: `auto` (for a microphone), `on` or `off`.
     #[arg(long, default_value = "auto")]
     pub noise_suppression: streamit_session::NoiseSuppression,
+    /// Automatic gain (WebRTC's AGC, after the noise filter): `auto` (for a microphone),
+    /// `on` or `off`.
+    #[arg(long, default_value = "auto")]
+    pub auto_gain: streamit_session::AutoGain,
     #[arg(long, value_enum, default_value = "h264")]
     pub codec: CodecArg,
     /// Publish three simulcast layers (q/h/f).

@@ -26,6 +26,8 @@ pub struct PublishReport {
     pub audio: String,
     /// RNNoise cleaned the audio.
     pub noise_suppression: bool,
+    /// Automatic gain levelled it.
+    pub auto_gain: bool,
     /// Go Live pressed → LiveKit transport connected.
     pub connect_time_ms: Option<u64>,
     /// Live → ended, measured by the studio.
@@ -205,6 +207,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     config.video = a.source.clone();
     config.audio = a.audio.clone();
     config.noise_suppression = a.noise_suppression;
+    config.auto_gain = a.auto_gain;
     config.codec = match a.codec {
         CodecArg::H264 => Codec::H264,
         CodecArg::Vp8 => Codec::Vp8,
@@ -506,6 +509,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         source: a.source.to_string(),
         audio: a.audio.to_string(),
         noise_suppression: a.noise_suppression.applies_to(&a.audio),
+        auto_gain: a.auto_gain.applies_to(&a.audio),
         connect_time_ms: summary
             .as_ref()
             .and_then(|s| s.connect_time)

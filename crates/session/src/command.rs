@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
+use crate::media::{AudioSourceSpec, AutoGain, Codec, NoiseSuppression, VideoSourceSpec};
 use streamit_media::compose::PipLayout;
 use streamit_media::screen::ScreenTarget;
 
@@ -69,6 +69,8 @@ pub enum Command {
     /// Noise suppression on, off or automatic (microphones only); takes effect at once,
     /// on air too.
     SetNoiseSuppression(NoiseSuppression),
+    /// Automatic gain on the audio (`Auto`: for a microphone).
+    SetAutoGain(AutoGain),
     /// Record locally while live (the highest layer and Opus as they go out, fragmented
     /// MP4). Before Go Live it arms the recording; while live it starts a new file or
     /// closes the current one at once. `to` names the file (else the recordings folder

@@ -47,7 +47,9 @@ pub mod watch;
 
 pub use command::{Command, StreamSetup};
 pub use error::{ErrorKind, SessionError, UserError};
-pub use media::{AudioSourceSpec, Codec, NoiseSuppression, VideoSourceSpec};
+pub use media::{
+    AudioSourceSpec, AutoGain, Codec, MicProcessing, NoiseSuppression, VideoSourceSpec,
+};
 pub use session::{SessionConfig, SessionHandle, default_recordings_dir};
 pub use state::{
     Account, BackendStatus, ChatEntry, ChatRole, CpuLimited, Health, InterruptCause, Interruption,

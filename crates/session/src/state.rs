@@ -363,6 +363,8 @@ pub struct MediaSelection {
     pub audio: crate::AudioSourceSpec,
     /// RNNoise cleans the audio (the meter shows the cleaned signal).
     pub noise_suppression: bool,
+    /// Automatic gain levels the voice (after the noise filter, before the meter).
+    pub auto_gain: bool,
     pub codec: crate::Codec,
     pub simulcast: bool,
     pub mic_muted: bool,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use streamit_livekit_publish as lk;
 use streamit_media::denoise::NoiseSuppressor;
 use streamit_media::encode::{ExpectedLoss, OpusEncoder};
+use streamit_media::gain::AutoGain;
 use streamit_media::mic::{MicSource, list_microphones};
 use streamit_media::source::{AudioSource, SourceHandle};
 use streamit_media::{
@@ -175,6 +176,8 @@ pub(crate) struct AudioPipeline {
     pub muted: Arc<AtomicBool>,
     /// RNNoise on the samples before the meter and the encoder (switchable while running).
     pub denoise: Arc<AtomicBool>,
+    /// Automatic gain after the noise filter (switchable while running).
+    pub auto_gain: Arc<AtomicBool>,
     /// The mic check's clip while one is being recorded (see [`AudioPipeline::start_mic_check`]).
     mic_check: Arc<Mutex<Option<Vec<f32>>>>,
     sender: Arc<Mutex<Option<lk::AudioTrackSender>>>,
@@ -193,6 +196,7 @@ impl AudioPipeline {
     pub fn start(
         spec: &AudioSourceSpec,
         denoise: bool,
+        auto_gain: bool,
         record: RecordTap,
         clock: MediaClock,
         counters: Arc<Counters>,
@@ -212,6 +216,8 @@ impl AudioPipeline {
         let muted = Arc::new(AtomicBool::new(false));
         let denoise = Arc::new(AtomicBool::new(denoise));
         let t_denoise = denoise.clone();
+        let auto_gain = Arc::new(AtomicBool::new(auto_gain));
+        let t_gain = auto_gain.clone();
         let sender: Arc<Mutex<Option<lk::AudioTrackSender>>> = Arc::default();
         let expected_loss = Arc::new(AtomicU8::new(0));
         let (t_stop, t_muted, t_sender) = (stop.clone(), muted.clone(), sender.clone());
@@ -226,6 +232,8 @@ impl AudioPipeline {
                 let mut level = AudioLevel::default();
                 // Meter, then (while live and not muted) Opus → transport. False: stop.
                 let mut suppressor: Option<NoiseSuppressor> = None;
+                // None: off; Some(None): unavailable here (said once), audio untouched.
+                let mut gain: Option<Option<AutoGain>> = None;
                 let mut process = |mut samples: Vec<f32>, pts: MediaTime| -> bool {
                     let muted = t_muted.load(Ordering::Acquire);
                     if t_denoise.load(Ordering::Relaxed) {
@@ -235,6 +243,21 @@ impl AudioPipeline {
                     } else {
                         // Switched off: a later switch-on starts from a fresh state.
                         suppressor = None;
+                    }
+                    if t_gain.load(Ordering::Relaxed) {
+                        let agc = gain.get_or_insert_with(|| {
+                            AutoGain::new()
+                                .map_err(|e| tracing::warn!("{e}; the audio keeps its level"))
+                                .ok()
+                        });
+                        if let Some(g) = agc
+                            && let Err(e) = g.process(&mut samples)
+                        {
+                            tracing::warn!("{e}; automatic gain off");
+                            *agc = None;
+                        }
+                    } else {
+                        gain = None;
                     }
                     let l = AudioLevel::measure(&samples);
                     level.rms = level.rms.max(l.rms);
@@ -347,6 +370,7 @@ impl AudioPipeline {
             stop,
             muted,
             denoise,
+            auto_gain,
             mic_check,
             sender,
             expected_loss,

@@ -84,9 +84,10 @@ impl std::fmt::Display for VideoSourceSpec {
     }
 }
 
-/// Whether RNNoise cleans the audio before the meter and the encoder.
+/// Whether a voice treatment (the noise filter, automatic gain) runs on the audio before
+/// the meter and the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NoiseSuppression {
+pub enum MicProcessing {
     /// On for a microphone, off for the tone and files (they are what they are).
     #[default]
     Auto,
@@ -94,27 +95,30 @@ pub enum NoiseSuppression {
     Off,
 }
 
-impl NoiseSuppression {
+/// RNNoise ([`streamit_media::denoise`]).
+pub type NoiseSuppression = MicProcessing;
+/// WebRTC's gain control ([`streamit_media::gain`]).
+pub type AutoGain = MicProcessing;
+
+impl MicProcessing {
     /// Whether it applies to `source`.
     pub fn applies_to(self, source: &AudioSourceSpec) -> bool {
         match self {
-            NoiseSuppression::Auto => matches!(source, AudioSourceSpec::Mic(_)),
-            NoiseSuppression::On => true,
-            NoiseSuppression::Off => false,
+            MicProcessing::Auto => matches!(source, AudioSourceSpec::Mic(_)),
+            MicProcessing::On => true,
+            MicProcessing::Off => false,
         }
     }
 }
 
-impl std::str::FromStr for NoiseSuppression {
+impl std::str::FromStr for MicProcessing {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "auto" => Ok(NoiseSuppression::Auto),
-            "on" => Ok(NoiseSuppression::On),
-            "off" => Ok(NoiseSuppression::Off),
-            other => Err(format!(
-                "noise suppression {other:?}: expected auto, on or off"
-            )),
+            "auto" => Ok(MicProcessing::Auto),
+            "on" => Ok(MicProcessing::On),
+            "off" => Ok(MicProcessing::Off),
+            other => Err(format!("{other:?}: expected auto, on or off")),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct SessionConfig {
     pub audio: AudioSourceSpec,
     /// RNNoise on the audio before the meter and the encoder; `Auto`: for microphones.
     pub noise_suppression: NoiseSuppression,
+    /// Automatic gain (`Auto`: for a microphone).
+    pub auto_gain: crate::media::AutoGain,
     pub codec: Codec,
     pub simulcast: bool,
     /// How long joining the LiveKit room (signal + transport) may take.
@@ -83,6 +85,7 @@ impl SessionConfig {
             video: VideoSourceSpec::default(),
             audio: AudioSourceSpec::default(),
             noise_suppression: NoiseSuppression::default(),
+            auto_gain: crate::media::AutoGain::default(),
             codec: Codec::default(),
             simulcast: false,
             connect_timeout: Duration::from_secs(15),
@@ -403,6 +406,10 @@ impl Task {
             }
             Command::SelectVideoSource(spec) => self.select_video_source(spec),
             Command::SelectAudioSource(spec) => self.select_audio_source(spec),
+            Command::SetAutoGain(g) => {
+                self.set_auto_gain(g);
+                Ok(())
+            }
             Command::SetNoiseSuppression(n) => {
                 self.set_noise_suppression(n);
                 Ok(())

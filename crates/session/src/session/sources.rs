@@ -20,6 +20,7 @@ impl Task {
             video: self.config.video.clone(),
             audio: self.config.audio.clone(),
             noise_suppression: self.noise_filter_on(),
+            auto_gain: self.auto_gain_on(),
             codec: self.config.codec,
             simulcast: self.config.simulcast,
             mic_muted: self.mic_muted,
@@ -54,6 +55,7 @@ impl Task {
             self.audio = AudioPipeline::start(
                 &self.config.audio,
                 self.noise_filter_on(),
+                self.auto_gain_on(),
                 self.record_tap.clone(),
                 self.clock.clone(),
                 self.counters.clone(),
@@ -95,6 +97,19 @@ impl Task {
     /// Whether the noise filter runs on the current audio source.
     fn noise_filter_on(&self) -> bool {
         self.config.noise_suppression.applies_to(&self.config.audio)
+    }
+
+    /// Whether automatic gain runs on the current audio source.
+    fn auto_gain_on(&self) -> bool {
+        self.config.auto_gain.applies_to(&self.config.audio)
+    }
+
+    pub(super) fn set_auto_gain(&mut self, g: crate::media::AutoGain) {
+        self.config.auto_gain = g;
+        if let Some(a) = &self.audio {
+            a.auto_gain.store(self.auto_gain_on(), Ordering::Relaxed);
+        }
+        self.state.media = Some(self.selection());
     }
 
     pub(super) fn set_noise_suppression(&mut self, n: crate::media::NoiseSuppression) {
