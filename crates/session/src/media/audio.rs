@@ -389,8 +389,24 @@ impl AudioPipeline {
     }
 
     pub fn attach(&self, tx: Option<lk::AudioTrackSender>) {
+        if tx.is_none() {
+            // The stream ended: the next one starts at full quality, not at the plan the
+            // last uplink ended with, until its own estimate says otherwise.
+            let full = opus_plan_for(u64::MAX);
+            self.bitrate.store(full.bps, Ordering::Relaxed);
+            self.packet_ms.store(full.packet_ms, Ordering::Relaxed);
+        }
         if let Ok(mut s) = self.sender.lock() {
             *s = tx;
+        }
+    }
+
+    /// What Opus is set to send at now (the next packet applies it).
+    #[cfg(test)]
+    pub fn plan(&self) -> OpusPlan {
+        OpusPlan {
+            bps: self.bitrate.load(Ordering::Relaxed),
+            packet_ms: self.packet_ms.load(Ordering::Relaxed),
         }
     }
 }
@@ -473,6 +489,30 @@ impl Drop for AudioPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_stream_starts_opus_at_full_quality_whatever_the_last_uplink_was() {
+        let (tx, _rx) = mpsc::channel(64);
+        let audio = AudioPipeline::start(
+            &AudioSourceSpec::Tone,
+            false,
+            false,
+            RecordTap::default(),
+            MediaClock::new(),
+            Arc::default(),
+            tx,
+        )
+        .unwrap()
+        .unwrap();
+        let full = opus_plan_for(u64::MAX);
+        assert_eq!(audio.plan(), full);
+        audio.follow_estimate(100_000);
+        assert_eq!(audio.plan(), opus_plan_for(100_000));
+        assert_ne!(audio.plan(), full);
+        // The stream ends (the track detached): the plan is reset for the next one.
+        audio.attach(None);
+        assert_eq!(audio.plan(), full);
+    }
 
     #[test]
     fn audio_never_takes_more_than_a_quarter_of_an_uplink_of_100_kbit_s_or_more() {

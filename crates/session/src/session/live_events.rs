@@ -95,9 +95,17 @@ impl Task {
                 }
             }
             E::TargetBitrate(b) => {
-                // Opus follows the estimate too; what it takes is not video's.
+                // Opus follows the estimate too; what it takes is not video's. A muted
+                // microphone sends nothing, so its share goes to the video.
                 let audio_bps = match (&self.audio, &live.audio) {
-                    (Some(pipeline), Some(_)) => u64::from(pipeline.follow_estimate(b.bps())),
+                    (Some(pipeline), Some(_)) => {
+                        let wire = u64::from(pipeline.follow_estimate(b.bps()));
+                        if pipeline.muted.load(std::sync::atomic::Ordering::Acquire) {
+                            0
+                        } else {
+                            wire
+                        }
+                    }
                     _ => 0,
                 };
                 // A screen share takes its nominal share of the estimate; the camera's
