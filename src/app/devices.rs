@@ -58,6 +58,15 @@ pub struct Remembered {
     pub camera: Option<CameraChoice>,
     #[serde(default)]
     pub microphone: Option<MicChoice>,
+    /// The noise filter switched on or off by hand (`None`: the default, on for a mic).
+    #[serde(default)]
+    pub noise_filter: Option<bool>,
+    /// Auto level switched on or off by hand.
+    #[serde(default)]
+    pub auto_level: Option<bool>,
+    /// "Record while live" ticked or unticked.
+    #[serde(default)]
+    pub record: Option<bool>,
 }
 
 /// The sources to start with.
@@ -331,6 +340,7 @@ mod tests {
         chosen.remembered = Remembered {
             camera: Some(CameraChoice::Device("Logitech C920".into())),
             microphone: Some(MicChoice::Device("Built-in Audio".into())),
+            ..Default::default()
         };
         let i = initial(&chosen);
         assert_eq!(i.video, list.cameras[1].spec);
@@ -347,6 +357,7 @@ mod tests {
         chosen.remembered = Remembered {
             camera: Some(CameraChoice::Off),
             microphone: Some(MicChoice::TestTone),
+            ..Default::default()
         };
         let i = initial(&chosen);
         assert!(i.camera_off);
@@ -362,6 +373,9 @@ mod tests {
         let r = Remembered {
             camera: Some(CameraChoice::TestPattern),
             microphone: Some(MicChoice::Device("Yeti Stereo Microphone".into())),
+            noise_filter: Some(false),
+            auto_level: Some(true),
+            record: Some(true),
         };
         store_remembered(&r);
         assert_eq!(load_remembered(), r);

@@ -519,6 +519,26 @@ impl App {
         if initial.camera_off != media.camera_off {
             self.send(Command::ToggleCamera);
         }
+        // The switches the creator set by hand last time.
+        let switch = |on: bool| {
+            if on {
+                streamit_session::MicProcessing::On
+            } else {
+                streamit_session::MicProcessing::Off
+            }
+        };
+        let r = &list.remembered;
+        if let Some(on) = r.noise_filter {
+            self.send(Command::SetNoiseSuppression(switch(on)));
+        }
+        if let Some(on) = r.auto_level {
+            self.send(Command::SetAutoGain(switch(on)));
+        }
+        if let Some(on) = r.record
+            && on != self.state.recording.on
+        {
+            self.send(Command::SetRecording { on, to: None });
+        }
         self.send(Command::StartPreview);
     }
 

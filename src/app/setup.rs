@@ -554,6 +554,7 @@ impl SetupScreen {
                             } else {
                                 NoiseSuppression::Off
                             }));
+                            self.remember(devices, |r| r.noise_filter = Some(clean));
                         }
                         let mut level = m.auto_gain;
                         let toggle = ui
@@ -571,6 +572,7 @@ impl SetupScreen {
                             } else {
                                 MicProcessing::Off
                             }));
+                            self.remember(devices, |r| r.auto_level = Some(level));
                         }
                     });
                     ui.end_row();
@@ -616,6 +618,7 @@ impl SetupScreen {
                                 ));
                         if toggle.changed() {
                             let _ = session.send(Command::SetRecording { on, to: None });
+                            self.remember(devices, |r| r.record = Some(on));
                         }
                         if on {
                             ui.label(RichText::new(folder).size(12.0).color(theme::MUTED));
@@ -668,6 +671,15 @@ fn source_picker<T: Clone + PartialEq>(
 }
 
 impl SetupScreen {
+    /// Remembers a switch the creator just set, beside what is remembered already.
+    fn remember(&mut self, devices: Option<&DeviceList>, set: impl FnOnce(&mut Remembered)) {
+        let mut r = (self.picked.take())
+            .or_else(|| devices.map(|d| d.remembered.clone()))
+            .unwrap_or_default();
+        set(&mut r);
+        self.picked = Some(r);
+    }
+
     /// The source the creator just picked, to remember.
     pub fn take_picked(&mut self) -> Option<Remembered> {
         self.picked.take()
