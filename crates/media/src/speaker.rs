@@ -128,6 +128,12 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
                     }
                 }
             };
+            // A start that fails hands its error to the caller as it is, and the thread ends
+            // quietly (it used to wrap it again: "device error: device error: …").
+            let fail = |e: MediaError| -> Result<()> {
+                let _ = ready_tx.send(Err(e));
+                Ok(())
+            };
             let stream = match format {
                 cpal::SampleFormat::F32 => device.build_output_stream(
                     config,
@@ -160,23 +166,15 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
                     err_fn,
                     None,
                 ),
-                other => {
-                    let e = MediaError::Device(format!("unsupported sample format {other}"));
-                    let _ = ready_tx.send(Err(MediaError::Device(e.to_string())));
-                    return Err(e);
-                }
+                other => return fail(dev_err(format!("unsupported sample format {other}"))),
             };
-            let stream = match stream.map_err(dev_err) {
+            let stream = match stream.map_err(dev_err).and_then(|s| {
+                s.play().map_err(dev_err)?;
+                Ok(s)
+            }) {
                 Ok(s) => s,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(MediaError::Device(e.to_string())));
-                    return Err(e);
-                }
+                Err(e) => return fail(e),
             };
-            if let Err(e) = stream.play().map_err(dev_err) {
-                let _ = ready_tx.send(Err(MediaError::Device(e.to_string())));
-                return Err(e);
-            }
             let _ = ready_tx.send(Ok(()));
             // Until the last sample has been played (then a little more), or a device that
             // stopped taking samples.
