@@ -1,7 +1,8 @@
 //! Screen share from the studio window (`egui_kittest`, the real `App` on a real session,
 //! backend and LiveKit server): setup lists a window playing the test pattern on a headless
 //! X display, picking it shows the share beside the camera's preview, and live the creator
-//! switches to "camera over screen" and stops sharing; the Python viewer sees each step.
+//! switches to "camera over screen", back, and stops sharing; the Python viewer sees each
+//! step.
 //!
 //! The one test in this binary points the process at its own X display (`DISPLAY`), as a
 //! desktop session would; screen capture reads it there.
@@ -134,6 +135,25 @@ fn the_studio_shares_a_window_beside_the_camera_then_over_it_then_stops() -> Res
     );
     println!("live, camera over screen: camera {cam} frames, screen share {screen} frames");
     ensure!(cam >= 40 && screen == 0, "camera {cam}, screen {screen}");
+
+    // Live: back beside the camera; the capture never stopped, the screen's track returns.
+    h.get_by_label("Beside the camera").scroll_to_me();
+    h.run_steps(2);
+    h.get_by_label("Beside the camera").click();
+    h.run_steps(2);
+    wait_for(
+        &mut h,
+        "beside the camera again",
+        Duration::from_secs(10),
+        |h| sharing(&h.state().state().screen_share) == Some((false, true)),
+    )?;
+    let again = watch(&rt, &stack, &host_id, 4)?;
+    let (cam, screen) = (
+        frames_of(&again, "SOURCE_CAMERA"),
+        frames_of(&again, "SOURCE_SCREENSHARE"),
+    );
+    println!("live, beside again: camera {cam} frames, screen share {screen} frames");
+    ensure!(cam >= 40 && screen >= 20, "camera {cam}, screen {screen}");
 
     // Live: stop sharing.
     h.get_by_role_and_label(Role::ComboBox, "Screen")

@@ -70,7 +70,7 @@ pub fn controls(
             }
         }
     }
-    let Some((target, pip)) = now else {
+    let Some((_, pip)) = now else {
         if let ScreenShareState::Ended { reason } = state {
             ui.label(RichText::new(format!("Sharing ended: {reason}")).color(theme::WARN));
         }
@@ -100,10 +100,16 @@ pub fn controls(
                 ui.selectable_value(&mut corner, c, name)
                     .on_hover_text(c.as_str());
             }
-            want = Some(PipLayout { corner, ..layout });
+            ui.separator();
+            let mut size_pct = layout.size_pct;
+            for (pct, name) in [(20, "S"), (25, "M"), (33, "L")] {
+                ui.selectable_value(&mut size_pct, pct, name)
+                    .on_hover_text(format!("Camera {pct} % of the picture's width"));
+            }
+            want = Some(PipLayout { corner, size_pct });
         }
         if want != pip {
-            start(session, target.clone(), want);
+            let _ = session.send(Command::SetScreenLayout(want));
         }
     });
 }

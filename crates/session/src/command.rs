@@ -91,6 +91,9 @@ pub enum Command {
         fps: u32,
         pip: Option<PipLayout>,
     },
+    /// Change how the running share goes out without restarting its capture: `None` as
+    /// its own track beside the camera, `Some` the camera over it in the camera's track.
+    SetScreenLayout(Option<PipLayout>),
     /// Stop sharing (the track is unpublished; viewers keep the camera).
     StopScreenShare,
     /// Codec and simulcast for the next Go Live.

@@ -418,6 +418,7 @@ impl Task {
             Command::StartScreenShare { target, fps, pip } => {
                 self.start_screen_share(target, fps, pip).await
             }
+            Command::SetScreenLayout(pip) => self.set_screen_layout(pip).await,
             Command::StopScreenShare => {
                 self.stop_screen_share();
                 Ok(())

@@ -130,6 +130,33 @@ impl Task {
         Ok(())
     }
 
+    /// A new layout for the running share; the capture goes on. Between the two modes
+    /// the screen's own track is published or unpublished while live.
+    pub(super) async fn set_screen_layout(&mut self, pip: Option<PipLayout>) -> Result<()> {
+        if self.screen.is_none() {
+            return Err(SessionError::Invalid("no screen is being shared".into()));
+        }
+        let was = self.screen_pip;
+        self.screen_pip = pip;
+        if let ScreenShareState::Sharing { pip: p, .. } = &mut self.state.screen_share {
+            *p = pip;
+        }
+        if was.is_none() && pip.is_some() {
+            self.unpublish_screen();
+            if let Some(s) = &mut self.screen {
+                s.stop_encoders();
+            }
+        }
+        self.apply_pip();
+        if was.is_some() && pip.is_none() && self.live.is_some() {
+            if let ScreenShareState::Sharing { on_air, .. } = &mut self.state.screen_share {
+                *on_air = false;
+            }
+            self.publish_screen().await?;
+        }
+        Ok(())
+    }
+
     /// Stops sharing: the track leaves the room, the capture stops.
     pub(super) fn stop_screen_share(&mut self) {
         self.unpublish_screen();
