@@ -742,6 +742,34 @@ fn heard_db(report: &streamit_testkit::ViewerReport) -> Option<f64> {
     (secs > 1.0).then(|| 10.0 * (energy / secs).max(1e-12).log10())
 }
 
+/// `wav` published with `flag off`, then `flag on` (14 s each, a fresh stack each time):
+/// how loud the Python viewer heard it each time, in dB. The publish report's `field`
+/// must say whether the treatment ran.
+async fn heard_off_then_on(wav: &str, flag: &str, field: &str) -> Result<Vec<f64>> {
+    let mut heard = Vec::new();
+    for mode in ["off", "on"] {
+        let broadcast = common::Broadcast::go_live(
+            Stack::start()?,
+            studio(),
+            "h264",
+            14,
+            &["--audio", wav, flag, mode],
+        )
+        .await?;
+        let report = broadcast.watch(8).await?;
+        let publish = broadcast.finish().await?;
+        let db = heard_db(&report).context("the viewer heard no audio")?;
+        println!("{flag} {mode}: the viewer heard {db:.1} dB");
+        ensure!(
+            publish[field] == (mode == "on"),
+            "report {field}: {}",
+            publish[field]
+        );
+        heard.push(db);
+    }
+    Ok(heard)
+}
+
 /// Noise suppression end to end: the same noisy WAV published with `--noise-suppression
 /// off`, then `on`; the Python viewer's libwebrtc hears the noise, then ≥ 20 dB less of it
 /// (the unit tests take fan noise and hum 53 dB down; Opus and the receiver's comfort
@@ -752,30 +780,7 @@ async fn noise_suppression_takes_the_noise_out_of_what_viewers_hear() -> Result<
     let wav = dir.path().join("fan.wav");
     noise_wav(&wav, 5)?;
     let wav = wav.to_string_lossy().to_string();
-    let mut heard = Vec::new();
-    for mode in ["off", "on"] {
-        let broadcast = common::Broadcast::go_live(
-            Stack::start()?,
-            studio(),
-            "h264",
-            14,
-            &["--audio", &wav, "--noise-suppression", mode],
-        )
-        .await?;
-        let report = broadcast.watch(8).await?;
-        let publish = broadcast.finish().await?;
-        let db = heard_db(&report).context("the viewer heard no audio")?;
-        println!(
-            "noise suppression {mode}: the viewer heard {db:.1} dB; report says {}",
-            publish["noiseSuppression"]
-        );
-        ensure!(
-            publish["noiseSuppression"] == (mode == "on"),
-            "report: {}",
-            publish["noiseSuppression"]
-        );
-        heard.push(db);
-    }
+    let heard = heard_off_then_on(&wav, "--noise-suppression", "noiseSuppression").await?;
     ensure!(
         heard[0] > -30.0,
         "without suppression the noise is heard: {heard:?}"
@@ -797,27 +802,7 @@ async fn automatic_gain_raises_a_quiet_voice_for_viewers() -> Result<()> {
     let wav = dir.path().join("quiet.wav");
     quiet_voice_wav(&wav, 5)?;
     let wav = wav.to_string_lossy().to_string();
-    let mut heard = Vec::new();
-    for mode in ["off", "on"] {
-        let broadcast = common::Broadcast::go_live(
-            Stack::start()?,
-            studio(),
-            "h264",
-            14,
-            &["--audio", &wav, "--auto-gain", mode],
-        )
-        .await?;
-        let report = broadcast.watch(8).await?;
-        let publish = broadcast.finish().await?;
-        let db = heard_db(&report).context("the viewer heard no audio")?;
-        println!("automatic gain {mode}: the viewer heard {db:.1} dB");
-        ensure!(
-            publish["autoGain"] == (mode == "on"),
-            "report: {}",
-            publish["autoGain"]
-        );
-        heard.push(db);
-    }
+    let heard = heard_off_then_on(&wav, "--auto-gain", "autoGain").await?;
     ensure!(
         heard[1] >= heard[0] + 6.0,
         "automatic gain raised the voice by only {:.1} dB ({heard:?})",
