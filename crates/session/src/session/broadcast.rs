@@ -64,10 +64,10 @@ impl Task {
                 self.live = Some(live);
                 // A screen share that cannot go out ends the sharing, not the stream.
                 if let Err(e) = self.publish_screen().await {
-                    self.state.screen_share = crate::state::ScreenShareState::Ended {
-                        reason: format!("could not publish the screen share: {}", e.user_message()),
-                    };
-                    self.screen = None;
+                    self.end_screen_share(format!(
+                        "could not publish the screen share: {}",
+                        e.user_message()
+                    ));
                 }
                 self.refresh_health();
                 Ok(())

@@ -178,7 +178,11 @@ impl Task {
 
     /// The capture or its encoder failed: sharing ends and says why; the stream goes on.
     pub(super) fn on_screen_failed(&mut self, e: MediaError) {
-        let reason = SessionError::from(e).user_message();
+        self.end_screen_share(SessionError::from(e).user_message());
+    }
+
+    /// Sharing stops by itself (capture or publishing failed) and says why.
+    pub(super) fn end_screen_share(&mut self, reason: String) {
         tracing::warn!("screen share ended: {reason}");
         self.stop_screen_share();
         self.state.screen_share = ScreenShareState::Ended { reason };
