@@ -5,6 +5,7 @@
 use nnnoiseless::DenoiseState;
 
 use crate::AUDIO_RATE;
+use crate::reblock::Reblocker;
 
 /// RNNoise's frame: 10 ms at 48 kHz.
 const FRAME: usize = DenoiseState::FRAME_SIZE;
@@ -16,10 +17,7 @@ const SCALE: f32 = 32_768.0;
 /// not fill a 10 ms frame for the next call, so its output lags its input by < 10 ms).
 pub struct NoiseSuppressor {
     state: Box<DenoiseState<'static>>,
-    /// Input not yet processed (< one frame), in RNNoise's scale.
-    pending: Vec<f32>,
-    /// Processed output not yet handed out, in [-1, 1].
-    ready: std::collections::VecDeque<f32>,
+    frames: Reblocker,
     /// RNNoise's voice probability of the last frame.
     voice: f32,
 }
@@ -45,29 +43,27 @@ impl NoiseSuppressor {
     pub fn new() -> Self {
         NoiseSuppressor {
             state: DenoiseState::new(),
-            pending: Vec::with_capacity(FRAME),
-            // One frame of silence up front: every call then returns as many samples as
-            // it was given.
-            ready: std::iter::repeat_n(0.0, FRAME).collect(),
+            frames: Reblocker::new(FRAME),
             voice: 0.0,
         }
     }
 
     /// Replaces `samples` (48 kHz mono, [-1, 1]) with the same number of denoised samples.
     pub fn process(&mut self, samples: &mut [f32]) {
-        let mut out = [0.0f32; FRAME];
-        for s in samples.iter() {
-            self.pending.push(s.clamp(-1.0, 1.0) * SCALE);
-            if self.pending.len() == FRAME {
-                self.voice = self.state.process_frame(&mut out, &self.pending);
-                self.pending.clear();
-                self.ready
-                    .extend(out.iter().map(|v| (v / SCALE).clamp(-1.0, 1.0)));
-            }
-        }
-        for s in samples.iter_mut() {
-            *s = self.ready.pop_front().unwrap_or(0.0);
-        }
+        let (state, voice) = (&mut self.state, &mut self.voice);
+        let (mut input, mut out) = ([0.0f32; FRAME], [0.0f32; FRAME]);
+        let _ = self
+            .frames
+            .process(samples, |frame| -> Result<(), std::convert::Infallible> {
+                for (i, s) in input.iter_mut().zip(frame.iter()) {
+                    *i = s * SCALE;
+                }
+                *voice = state.process_frame(&mut out, &input);
+                for (s, o) in frame.iter_mut().zip(out.iter()) {
+                    *s = o / SCALE;
+                }
+                Ok(())
+            });
     }
 
     /// How likely the last 10 ms held a voice, 0..1 (RNNoise's own estimate).

@@ -11,6 +11,7 @@
 //! refused on air), so there is no far-end signal for it to remove.
 
 use crate::error::{MediaError, Result};
+use crate::reblock::Reblocker;
 
 /// What AudioProcessing works on: 10 ms at 48 kHz.
 const FRAME: usize = 480;
@@ -80,8 +81,7 @@ mod imp {
 /// keeps what does not fill 10 ms for the next call, so its output lags by < 10 ms).
 pub struct AutoGain {
     agc: imp::Agc,
-    pending: Vec<f32>,
-    ready: std::collections::VecDeque<f32>,
+    frames: Reblocker,
 }
 
 impl std::fmt::Debug for AutoGain {
@@ -95,26 +95,14 @@ impl AutoGain {
     pub fn new() -> Result<Self> {
         Ok(AutoGain {
             agc: imp::Agc::new()?,
-            pending: Vec::with_capacity(FRAME),
-            ready: std::iter::repeat_n(0.0, FRAME).collect(),
+            frames: Reblocker::new(FRAME),
         })
     }
 
     /// Replaces `samples` (48 kHz mono, [-1, 1]) with as many gain-controlled samples.
     pub fn process(&mut self, samples: &mut [f32]) -> Result<()> {
-        for s in samples.iter() {
-            self.pending.push(s.clamp(-1.0, 1.0));
-            if self.pending.len() == FRAME {
-                self.agc.process(&mut self.pending)?;
-                self.ready
-                    .extend(self.pending.iter().map(|v| v.clamp(-1.0, 1.0)));
-                self.pending.clear();
-            }
-        }
-        for s in samples.iter_mut() {
-            *s = self.ready.pop_front().unwrap_or(0.0);
-        }
-        Ok(())
+        let agc = &mut self.agc;
+        self.frames.process(samples, |frame| agc.process(frame))
     }
 }
 

@@ -59,6 +59,7 @@ pub mod mic;
 pub mod pattern;
 pub mod pipeline;
 pub mod queue;
+mod reblock;
 pub mod resolution;
 pub mod screen;
 pub mod source;
