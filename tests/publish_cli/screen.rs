@@ -28,9 +28,14 @@ fn track<'a>(report: &'a ViewerReport, source: &str) -> Result<&'a Value> {
 }
 
 /// A headless X display with the pattern window open, and the studio command pointed at
-/// that display (as on an X11 desktop).
-fn desktop() -> Result<(Xvfb, PatternWindow, tokio::process::Command)> {
-    let xvfb = Xvfb::start("1280x720x24")?;
+/// that display (as on an X11 desktop). With `shm` false the server lacks MIT-SHM, as a
+/// remote display does, so the capture takes its plain `GetImage` path.
+fn desktop(shm: bool) -> Result<(Xvfb, PatternWindow, tokio::process::Command)> {
+    let xvfb = if shm {
+        Xvfb::start("1280x720x24")?
+    } else {
+        Xvfb::start_without_shm("1280x720x24")?
+    };
     let window = PatternWindow::open(xvfb.display(), TITLE, W, H, 30)?;
     let mut cmd = studio();
     cmd.env("DISPLAY", xvfb.display())
@@ -53,7 +58,7 @@ fn decoded(t: &Value) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_ends_only_the_share()
 -> Result<()> {
-    let (_xvfb, window, cmd) = desktop()?;
+    let (_xvfb, window, cmd) = desktop(true)?;
     let screen = format!("window:{TITLE}");
     let extra = ["--screen", &screen, "--screen-fps", "15"];
     let b = Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await?;
@@ -121,7 +126,7 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
 /// camera's picture in the configured corner. The viewer reads the window's code from the
 /// whole frame and the camera's own code from the corner alone (where `PipLayout::place`
 /// puts it); when the window closes, the corner holds no code any more and the camera
-/// fills the frame again.
+/// fills the frame again. This display has no MIT-SHM: the window is read with `GetImage`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_over_screen_puts_the_camera_in_its_corner_of_one_track() -> Result<()> {
     use streamit_media::compose::PipLayout;
@@ -135,7 +140,7 @@ async fn camera_over_screen_puts_the_camera_in_its_corner_of_one_track() -> Resu
         f64::from(r.width) / f64::from(w),
         f64::from(r.height) / f64::from(h),
     ];
-    let (_xvfb, window, cmd) = desktop()?;
+    let (_xvfb, window, cmd) = desktop(false)?;
     let screen = format!("window:{TITLE}");
     let pip = layout.to_string();
     let extra = ["--screen", &screen, "--pip", &pip];

@@ -1,8 +1,9 @@
 //! Screen and window capture, for a screen-share track beside the camera.
 //!
 //! Linux/X11 only for now, through `x11rb` on one connection: a `GetImage` of the root
-//! window (whole screen or one RandR monitor) or of one top-level window per frame, turned
-//! into I420 by `yuvutils`. Screenshot crates such as `xcap` open several X connections
+//! window (whole screen or one RandR monitor) or of one top-level window per frame, into
+//! memory shared with the X server (MIT-SHM) where it allows, turned into I420 by
+//! `yuvutils`. Screenshot crates such as `xcap` open several X connections
 //! per shot; at 15 fps that failed one capture in four under Xvfb here.
 //!
 //! Not here yet, and reported as such ([`MediaError::Device`](crate::MediaError::Device)): Wayland (needs the
@@ -133,9 +134,10 @@ pub fn even_size(width: u32, height: u32) -> (u32, u32) {
 
 #[cfg(target_os = "linux")]
 mod platform {
-    use x11rb::connection::Connection;
+    use x11rb::connection::{Connection, RequestConnection as _};
     use x11rb::errors::ReplyError;
     use x11rb::protocol::randr::ConnectionExt as _;
+    use x11rb::protocol::shm::{self, ConnectionExt as _};
     use x11rb::protocol::xproto::{
         AtomEnum, ConnectionExt as _, ImageFormat, MapState, Window as XWindow,
     };
@@ -284,6 +286,57 @@ mod platform {
         width: u16,
         height: u16,
         describe: String,
+        shm: Option<Shm>,
+    }
+
+    /// MIT-SHM: the X server writes each frame into memory it shares with us, instead of
+    /// sending it over the socket (8 MB a 1080p frame; that copy took most of the capture
+    /// thread's time, in the kernel). Absent where the server has no MIT-SHM 1.2, such as
+    /// a remote display: plain `GetImage` then.
+    struct Shm {
+        seg: shm::Seg,
+        map: memmap2::Mmap,
+    }
+
+    impl Shm {
+        fn open(conn: &RustConnection, size: u32) -> Option<Shm> {
+            conn.extension_information(shm::X11_EXTENSION_NAME).ok()??;
+            let v = conn.shm_query_version().ok()?.reply().ok()?;
+            if (v.major_version, v.minor_version) < (1, 2) {
+                return None;
+            }
+            let seg = conn.generate_id().ok()?;
+            let reply = conn
+                .shm_create_segment(seg, size, false)
+                .ok()?
+                .reply()
+                .ok()?;
+            // SAFETY: the segment was made for this capture alone; the server writes it
+            // only while answering our `shm_get_image`, and `grab` reads it after the
+            // reply, so nothing changes it while a slice of it is alive.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .len(size as usize)
+                    .map(&reply.shm_fd)
+            };
+            match map {
+                Ok(map) => Some(Shm { seg, map }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "MIT-SHM segment not mapped; using GetImage");
+                    let _ = conn.shm_detach(seg);
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for Capture {
+        fn drop(&mut self) {
+            if let Some(shm) = &self.shm {
+                let _ = self.conn.shm_detach(shm.seg);
+                let _ = self.conn.flush();
+            }
+        }
     }
 
     impl Capture {
@@ -323,6 +376,8 @@ mod platform {
                     "{target} is {w}x{h}: too small to share"
                 )));
             }
+            let shm = Shm::open(&conn, w * h * 4);
+            tracing::debug!(shm = shm.is_some(), "{target}: {w}x{h}");
             Ok(Capture {
                 conn,
                 drawable,
@@ -332,25 +387,61 @@ mod platform {
                 width: w as u16,
                 height: h as u16,
                 describe: target.to_string(),
+                shm,
             })
         }
 
         /// One frame; `None` while a window cannot be read (unmapped, minimised).
         pub(super) fn grab(&mut self, pts: MediaTime) -> Result<Option<VideoFrame>> {
-            let cookie = self
+            let (x, y, w, h) = (self.x, self.y, self.width, self.height);
+            let lost = |e| MediaError::DeviceLost(format!("X11 connection: {e}"));
+            let plain;
+            let (depth, data): (u8, &[u8]) = if let Some(shm) = &self.shm {
+                let format = ImageFormat::Z_PIXMAP.into();
+                let reply = self
+                    .conn
+                    .shm_get_image(self.drawable, x, y, w, h, !0, format, shm.seg, 0)
+                    .map_err(lost)?
+                    .reply();
+                let Some(reply) = self.readable(reply)? else {
+                    return Ok(None);
+                };
+                let len = (reply.size as usize).min(shm.map.len());
+                (reply.depth, &shm.map[..len])
+            } else {
+                let reply = self
+                    .conn
+                    .get_image(ImageFormat::Z_PIXMAP, self.drawable, x, y, w, h, !0)
+                    .map_err(lost)?
+                    .reply();
+                let Some(reply) = self.readable(reply)? else {
+                    return Ok(None);
+                };
+                plain = reply;
+                (plain.depth, &plain.data[..])
+            };
+            let (w, h) = (u32::from(w), u32::from(h));
+            let bpp = self
                 .conn
-                .get_image(
-                    ImageFormat::Z_PIXMAP,
-                    self.drawable,
-                    self.x,
-                    self.y,
-                    self.width,
-                    self.height,
-                    !0,
-                )
-                .map_err(|e| MediaError::DeviceLost(format!("X11 connection: {e}")))?;
-            let reply = match cookie.reply() {
-                Ok(r) => r,
+                .setup()
+                .pixmap_formats
+                .iter()
+                .find(|f| f.depth == depth)
+                .map(|f| f.bits_per_pixel)
+                .unwrap_or(0);
+            if bpp != 32 || depth < 24 {
+                return Err(MediaError::Device(format!(
+                    "X11 depth {depth} at {bpp} bits a pixel: only 24/32-bit true colour is supported"
+                )));
+            }
+            bgrx_to_i420(data, w, h, w * 4, pts).map(Some)
+        }
+
+        /// A reply, or `None` while a shared window cannot be read; a closed window and a
+        /// broken connection are errors.
+        fn readable<R>(&self, reply: std::result::Result<R, ReplyError>) -> Result<Option<R>> {
+            match reply {
+                Ok(r) => Ok(Some(r)),
                 Err(ReplyError::X11Error(e)) if self.window => {
                     // BadMatch while unmapped or partly off screen; BadWindow/BadDrawable
                     // once it is destroyed.
@@ -361,29 +452,13 @@ mod platform {
                         tracing::debug!(error = ?e.error_kind, "shared window not readable");
                         return Ok(None);
                     }
-                    return Err(MediaError::DeviceLost(format!(
+                    Err(MediaError::DeviceLost(format!(
                         "the shared window ({}) was closed",
                         self.describe
-                    )));
+                    )))
                 }
-                Err(e) => return Err(MediaError::DeviceLost(format!("X11: {e}"))),
-            };
-            let (w, h) = (u32::from(self.width), u32::from(self.height));
-            let bpp = self
-                .conn
-                .setup()
-                .pixmap_formats
-                .iter()
-                .find(|f| f.depth == reply.depth)
-                .map(|f| f.bits_per_pixel)
-                .unwrap_or(0);
-            if bpp != 32 || reply.depth < 24 {
-                return Err(MediaError::Device(format!(
-                    "X11 depth {} at {bpp} bits a pixel: only 24/32-bit true colour is supported",
-                    reply.depth
-                )));
+                Err(e) => Err(MediaError::DeviceLost(format!("X11: {e}"))),
             }
-            bgrx_to_i420(&reply.data, w, h, w * 4, pts).map(Some)
         }
     }
 

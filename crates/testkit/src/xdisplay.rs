@@ -28,6 +28,16 @@ pub struct Xvfb {
 impl Xvfb {
     /// `screen` as Xvfb takes it, e.g. "1280x720x24".
     pub fn start(screen: &str) -> Result<Self> {
+        Self::start_with(screen, &[])
+    }
+
+    /// A server without the MIT-SHM extension, like a remote display: capture falls back
+    /// to plain `GetImage` there.
+    pub fn start_without_shm(screen: &str) -> Result<Self> {
+        Self::start_with(screen, &["-extension", "MIT-SHM"])
+    }
+
+    fn start_with(screen: &str, extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new("Xvfb");
         cmd.args([
             "-displayfd",
@@ -41,6 +51,7 @@ impl Xvfb {
         // Without it Xvfb resets when its last client leaves, and a client that
         // connects in that moment fails.
         .arg("-noreset")
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
