@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use streamit_api::client::Client;
-use streamit_testkit::{Stack, TEST_PASSWORD};
+use streamit_testkit::{Grants, Stack, TEST_PASSWORD, ViewerOptions};
 
 use crate::common::{guest_viewer, studio, wait_until_live};
 
@@ -122,6 +122,72 @@ pub async fn measure_publish(
     Ok(Cost {
         cpu_s_per_min: last.0 * 60.0 / secs as f64,
         peak_rss_mb: last.1,
+    })
+}
+
+/// The anchor for a row: the official Python SDK (libwebrtc) publishing the same camera file
+/// (one H.264 layer at `camera_bps`, a 440 Hz tone like `publish`'s default) and, with
+/// `screen_bps`, the X screen of `display` at 15 fps beside it, while a viewer watches every
+/// track. Its own CPU and peak RSS, as it reports them.
+pub async fn measure_libwebrtc(
+    stack: &Stack,
+    run: &Run<'_>,
+    camera_bps: u32,
+    screen: Option<(&str, u32)>,
+) -> Result<Cost> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let room = "bench-libwebrtc";
+    let token = stack
+        .livekit
+        .token("py-publisher", room, Grants::Publisher)?;
+    let script = streamit_testkit::repo_root().join("tests/viewer/py_publisher.py");
+    let mut cmd = tokio::process::Command::new(streamit_testkit::viewer_python()?);
+    cmd.arg(script)
+        .args([stack.livekit.ws_url(), token, run.secs.to_string()])
+        .arg("--y4m")
+        .arg(run.camera)
+        .args(["--codec", run.codec, "--tone"])
+        .args(["--max-bitrate", &camera_bps.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some((display, bps)) = screen {
+        cmd.env("DISPLAY", display)
+            .args(["--screen", "--screen-bitrate", &bps.to_string()]);
+    }
+    let mut child = cmd.spawn().context("starting the Python SDK publisher")?;
+    let mut opts = ViewerOptions::new(
+        stack.livekit.ws_url(),
+        stack.livekit.token("bench-viewer", room, Grants::Viewer)?,
+    );
+    opts.duration = Duration::from_secs(run.secs + 5);
+    let viewer = streamit_testkit::Viewer::spawn(opts)?;
+    let mut lines = BufReader::new(child.stdout.take().context("publisher stdout")?).lines();
+    let mut last = None;
+    let read = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            last = Some(l);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(run.secs + 60), read)
+        .await
+        .context("the Python SDK publisher did not end")?;
+    let status = child.wait().await?;
+    drop(viewer);
+    let last = last.context("the Python SDK publisher printed no report")?;
+    ensure!(status.success(), "the Python SDK publisher failed: {last}");
+    let end: serde_json::Value =
+        serde_json::from_str(&last).with_context(|| format!("publisher said {last}"))?;
+    if screen.is_some() {
+        ensure!(
+            end["screenFrames"].as_u64().unwrap_or(0) > 0,
+            "the Python SDK publisher shared no screen frame: {last}"
+        );
+    }
+    let num = |k: &str| end[k].as_f64().with_context(|| format!("no {k} in {last}"));
+    Ok(Cost {
+        cpu_s_per_min: num("cpu_s")? * 60.0 / run.secs as f64,
+        peak_rss_mb: num("peak_rss_mb")?,
     })
 }
 

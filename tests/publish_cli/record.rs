@@ -407,8 +407,12 @@ async fn an_unwritable_recording_file_is_refused_before_going_live() -> Result<(
 /// peak RSS of the studio's process, and the on/off ratios. The build is the test profile's
 /// (`cargo test --release` for release figures).
 ///
+/// The anchor: the official Python SDK (libwebrtc) publishing the same file at the same
+/// bitrate. It cannot record, so both settings are set against it as it is.
+///
 /// `cargo test --test publish_cli -- --ignored --nocapture bench_recording` (BENCH_SECONDS,
-/// default 60; BENCH_CODEC h264 or vp8; BENCH_RUNS per setting, default 2).
+/// default 60; BENCH_CODEC h264 or vp8; BENCH_RUNS per setting, default 2; BENCH_ANCHOR=0
+/// leaves out the libwebrtc runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: 4 runs of BENCH_SECONDS (60 s)"]
 async fn bench_recording_cost() -> Result<()> {
@@ -472,5 +476,28 @@ async fn bench_recording_cost() -> Result<()> {
         rss_on / rss_off.max(1e-9),
         cost::load_average()
     );
+    if env("BENCH_ANCHOR").as_deref() != Some("0") {
+        let camera_bps = streamit_media::Layer::ladder(1280, 720)
+            .last()
+            .map_or(1_700_000, |l| l.bitrate_bps);
+        let (mut cpu, mut rss) = (0.0, 0.0);
+        for run in 0..runs {
+            let c = cost::measure_libwebrtc(&stack, &setup, camera_bps, None).await?;
+            println!(
+                "run {run}: libwebrtc: {:.2} CPU s/min, peak RSS {:.1} MB",
+                c.cpu_s_per_min, c.peak_rss_mb
+            );
+            cpu += c.cpu_s_per_min / runs as f64;
+            rss += c.peak_rss_mb / runs as f64;
+        }
+        println!(
+            "BENCH recording vs libwebrtc (which does not record; {cpu:.2} CPU s/min, {rss:.1} \
+             MB): off CPU {:.2}× RSS {:.2}×, on CPU {:.2}× RSS {:.2}×",
+            cpu_off / cpu.max(1e-9),
+            rss_off / rss.max(1e-9),
+            cpu_on / cpu.max(1e-9),
+            rss_on / rss.max(1e-9),
+        );
+    }
     Ok(())
 }

@@ -156,8 +156,7 @@ async fn bench_720p30_h264_python_sdk_anchor() -> anyhow::Result<()> {
     let token = server.token("py-creator", "room", true)?;
     let viewer_token = server.token("viewer1", "room", false)?;
     let py = common::python().ok_or_else(|| anyhow::anyhow!("no viewer venv"))?;
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/py_publisher.py");
+    let script = streamit_testkit::repo_root().join("tests/viewer/py_publisher.py");
     let publisher = tokio::process::Command::new(py)
         .arg(script)
         .arg(server.ws_url())
@@ -448,8 +447,7 @@ async fn bench_hd_matrix() -> anyhow::Result<()> {
         .map(|s| s.split(',').map(|r| r.trim().to_string()).collect());
     let publishers = std::env::var("BENCH_PUBLISHERS").unwrap_or("ours,libwebrtc".into());
     let py = common::python().ok_or_else(|| anyhow::anyhow!("no viewer venv"))?;
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/py_publisher.py");
+    let script = streamit_testkit::repo_root().join("tests/viewer/py_publisher.py");
     let dir = tempfile_dir()?;
     let mut rows = Vec::new();
     for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
