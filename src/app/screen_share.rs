@@ -114,9 +114,18 @@ pub fn controls(
     });
 }
 
+/// The thumbnail's width as a share of the card it sits in.
+const THUMBNAIL_SHARE: f32 = 0.3;
+
+/// The height the thumbnail takes in a card `card_width` wide, for the card's layout.
+pub fn thumbnail_height(card_width: f32) -> f32 {
+    card_width * THUMBNAIL_SHARE * 9.0 / 16.0
+}
+
 /// The shared screen, small, while it goes out as its own track (with the camera over it
 /// the camera preview already shows it).
-pub fn thumbnail(ui: &mut Ui, state: &ScreenShareState, preview: &Preview, width: f32) {
+pub fn thumbnail(ui: &mut Ui, state: &ScreenShareState, preview: &Preview, card_width: f32) {
+    let width = card_width * THUMBNAIL_SHARE;
     let ScreenShareState::Sharing {
         source,
         pip: None,

@@ -446,7 +446,9 @@ impl SetupScreen {
             // Room for the sources under the preview (eight rows; while sharing the layout
             // row and the shared screen's thumbnail too); in one column the preview is 16:9.
             let sharing = match &state.screen_share {
-                streamit_session::ScreenShareState::Sharing { pip: None, .. } => 42.0 + w * 0.17,
+                streamit_session::ScreenShareState::Sharing { pip: None, .. } => {
+                    42.0 + screen_share::thumbnail_height(w)
+                }
                 streamit_session::ScreenShareState::Sharing { .. } => 42.0,
                 _ => 0.0,
             };
@@ -466,7 +468,7 @@ impl SetupScreen {
             previews
                 .camera
                 .show(ui, Vec2::new(w, max_h), look, mic_muted);
-            screen_share::thumbnail(ui, &state.screen_share, previews.screen, w * 0.3);
+            screen_share::thumbnail(ui, &state.screen_share, previews.screen, w);
             let Some(m) = media else {
                 return;
             };
