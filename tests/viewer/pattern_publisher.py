@@ -16,13 +16,13 @@ Usage: pattern_publisher.py URL TOKEN SECONDS WIDTH HEIGHT  < frames
 import argparse
 import asyncio
 import json
-import math
 import resource
-import struct
 import sys
 import time
 
 from livekit import rtc
+
+from py_publisher import audio_frames
 
 FPS = 30
 
@@ -52,22 +52,7 @@ async def main():
     await room.local_participant.publish_track(
         atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
-    # 440 Hz has a whole number of cycles in 100 ms (44): five 20 ms frames repeat seamlessly.
-    tone = [
-        rtc.AudioFrame(
-            struct.pack(
-                "<960h",
-                *(
-                    int(3277 * math.sin(2 * math.pi * 440 * (k * 960 + i) / 48000))
-                    for i in range(960)
-                ),
-            ),
-            48000,
-            1,
-            960,
-        )
-        for k in range(5)
-    ]
+    tone = audio_frames(tone=True)
     print("published", flush=True)
 
     start = time.monotonic()
@@ -77,7 +62,7 @@ async def main():
     while time.monotonic() - start < args.seconds:
         el = time.monotonic() - start
         while a * 0.02 <= el:
-            await asrc.capture_frame(tone[a % 5])
+            await asrc.capture_frame(tone[a % len(tone)])
             a += 1
         if n / FPS <= el:
             data = await loop.run_in_executor(None, stdin.read, size)

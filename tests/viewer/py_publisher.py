@@ -176,4 +176,5 @@ async def main():
     }), flush=True)
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())
