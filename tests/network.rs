@@ -366,12 +366,40 @@ fn apply_profile(link: &ImpairedLink, both: &str, up: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `watching` while reading the uplink each second, then prints what went up it
+/// (kbit/s out of the link) and what the link dropped (lost or a full queue), per second:
+/// where a publisher overran a cap, and when.
+async fn watch_uplink<T>(
+    link: &ImpairedLink,
+    who: &str,
+    watching: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(watching);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = link.stats(Direction::Up);
+    let (mut kbps, mut dropped) = (Vec::new(), Vec::new());
+    let out = loop {
+        tokio::select! {
+            out = &mut watching => break out,
+            _ = tick.tick() => {
+                let now = link.stats(Direction::Up);
+                kbps.push((now.bytes_out - last.bytes_out) * 8 / 1000);
+                dropped.push(now.dropped - last.dropped);
+                last = now;
+            }
+        }
+    };
+    println!("{who} uplink kbit/s out per second: {kbps:?}");
+    println!("{who} uplink packets dropped per second: {dropped:?}");
+    out
+}
+
 /// Ours: `streamit-studio publish` of the 720p30 pattern, H.264, one layer.
 async fn bench_ours(both: &str, up: &str, secs: u64) -> Result<(ViewerReport, u64)> {
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
     let broadcast = go_live_behind(&link, "h264", secs + 8).await?;
     apply_profile(&link, both, up)?;
-    let report = broadcast.watch(secs).await?;
+    let report = watch_uplink(&link, "ours:", broadcast.watch(secs)).await?;
     let publish = broadcast.finish().await?;
     let epoch = publish["mediaClockEpochUnixUs"]
         .as_u64()
@@ -443,7 +471,7 @@ async fn bench_libwebrtc(both: &str, up: &str, secs: u64) -> Result<(ViewerRepor
     );
     opts.duration = Duration::from_secs(secs);
     opts.read_pattern = true;
-    let report = Viewer::run(opts).await?;
+    let report = watch_uplink(&link, "libwebrtc:", Viewer::run(opts)).await?;
     ensure!(report.joined, "viewer did not join: {:?}", report.error);
     let last = tokio::time::timeout(Duration::from_secs(30), async {
         let mut last = None;
