@@ -251,7 +251,13 @@ pub fn server_bin() -> Result<PathBuf> {
         .context("cannot locate the target directory from the test binary")?;
     let bin = profile_dir.join(format!("streamit-server{}", std::env::consts::EXE_SUFFIX));
     if !bin.is_file() {
-        build_server()?;
+        // target/debug is the dev profile's; any other directory is named for its profile
+        // (`cargo test --release` runs from target/release and wants its server there).
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(p) => p,
+        };
+        build_server(profile)?;
     }
     if bin.is_file() {
         Ok(bin)
@@ -260,8 +266,8 @@ pub fn server_bin() -> Result<PathBuf> {
     }
 }
 
-/// `cargo build -p streamit-server`, once per test process.
-fn build_server() -> Result<()> {
+/// `cargo build -p streamit-server` in `profile`, once per test process.
+fn build_server(profile: &str) -> Result<()> {
     static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if *built {
@@ -270,6 +276,7 @@ fn build_server() -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "-p", "streamit-server", "--bin", "streamit-server"])
+        .args(["--profile", profile])
         .current_dir(crate::paths::repo_root())
         .status()
         .context("running cargo build -p streamit-server")?;
