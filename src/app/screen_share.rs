@@ -138,7 +138,7 @@ pub fn thumbnail(ui: &mut Ui, state: &ScreenShareState, preview: &Preview, card_
     ui.horizontal(|ui| {
         preview.show(
             ui,
-            egui::Vec2::new(width, width * 9.0 / 16.0),
+            egui::Vec2::new(width, thumbnail_height(card_width)),
             Look::Frame,
             false,
         );
