@@ -126,16 +126,21 @@ pub async fn measure_publish(
 }
 
 /// The anchor for a row: the official Python SDK (libwebrtc) publishing the same camera file
-/// (one H.264 layer at `camera_bps`, a 440 Hz tone like `publish`'s default) and, with
-/// `screen_bps`, the X screen of `display` at 15 fps beside it, while a viewer watches every
-/// track. Its own CPU and peak RSS, as it reports them.
+/// (one layer in the run's codec at the bitrate `publish` gives that size, a 440 Hz tone
+/// like `publish`'s default) and, with `screen` (display, bitrate), the X screen of that
+/// display at 15 fps beside it, while a viewer watches every track. Its own CPU and peak
+/// RSS, as it reports them.
 pub async fn measure_libwebrtc(
     stack: &Stack,
     run: &Run<'_>,
-    camera_bps: u32,
     screen: Option<(&str, u32)>,
 ) -> Result<Cost> {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    let (w, h) = y4m_size(run.camera)?;
+    let camera_bps = streamit_media::Layer::ladder(w, h)
+        .last()
+        .map(|l| l.bitrate_bps)
+        .context("no layer for the camera's size")?;
     let room = "bench-libwebrtc";
     let token = stack
         .livekit
@@ -189,6 +194,20 @@ pub async fn measure_libwebrtc(
         cpu_s_per_min: num("cpu_s")? * 60.0 / run.secs as f64,
         peak_rss_mb: num("peak_rss_mb")?,
     })
+}
+
+/// The width and height in a Y4M file's header.
+fn y4m_size(path: &Path) -> Result<(u32, u32)> {
+    use std::io::BufRead;
+    let mut header = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut header)?;
+    let field = |tag: char| {
+        header
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix(tag)?.parse().ok())
+            .with_context(|| format!("no {tag} in the Y4M header of {}", path.display()))
+    };
+    Ok((field('W')?, field('H')?))
 }
 
 /// The machine's load average, for the figures' context.

@@ -477,12 +477,9 @@ async fn bench_recording_cost() -> Result<()> {
         cost::load_average()
     );
     if env("BENCH_ANCHOR").as_deref() != Some("0") {
-        let camera_bps = streamit_media::Layer::ladder(1280, 720)
-            .last()
-            .map_or(1_700_000, |l| l.bitrate_bps);
         let (mut cpu, mut rss) = (0.0, 0.0);
         for run in 0..runs {
-            let c = cost::measure_libwebrtc(&stack, &setup, camera_bps, None).await?;
+            let c = cost::measure_libwebrtc(&stack, &setup, None).await?;
             println!(
                 "run {run}: libwebrtc: {:.2} CPU s/min, peak RSS {:.1} MB",
                 c.cpu_s_per_min, c.peak_rss_mb

@@ -229,9 +229,6 @@ async fn bench_screen_share_cost() -> Result<()> {
     let host = stack.creator("qa_screen_bench", true).await?.user.id;
     let dir = tempfile::tempdir()?;
     let y4m = cost::testsrc2_y4m(dir.path(), 1280, 720, 30)?;
-    let camera_bps = streamit_media::Layer::ladder(1280, 720)
-        .last()
-        .map_or(1_700_000, |l| l.bitrate_bps);
     let setup = cost::Run {
         username: "qa_screen_bench",
         host: &host,
@@ -283,7 +280,7 @@ async fn bench_screen_share_cost() -> Result<()> {
                 .into_iter()
                 .enumerate()
             {
-                let c = cost::measure_libwebrtc(&stack, &setup, camera_bps, share).await?;
+                let c = cost::measure_libwebrtc(&stack, &setup, share).await?;
                 println!(
                     "run {run}: libwebrtc, camera{}: {:.2} CPU s/min, peak RSS {:.1} MB",
                     if share.is_some() {

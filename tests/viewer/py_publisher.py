@@ -85,8 +85,9 @@ def audio_frames(tone):
     ]
 
 
-async def share_screen(room, args):
-    """Publishes the X screen as a screen-share track; returns capture(timestamp_us)."""
+async def share_screen(room, args, codec):
+    """Publishes the X screen as a screen-share track in `codec`; returns
+    capture(timestamp_us)."""
     import mss
 
     grabber = mss.mss()
@@ -95,7 +96,6 @@ async def share_screen(room, args):
     # As a screen: the encoder's screen-content mode, as `publish --screen` uses.
     ssrc = rtc.VideoSource(sw, sh, is_screencast=True)
     strack = rtc.LocalVideoTrack.create_video_track("screen", ssrc)
-    codec = rtc.VideoCodec.VP8 if args.codec == "vp8" else rtc.VideoCodec.H264
     sopts = rtc.TrackPublishOptions(
         source=rtc.TrackSource.SOURCE_SCREENSHARE, video_codec=codec, simulcast=False
     )
@@ -147,7 +147,7 @@ async def main():
         atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     audio = audio_frames(args.tone)
-    screen = await share_screen(room, args) if args.screen else None
+    screen = await share_screen(room, args, codec) if args.screen else None
     start = time.monotonic()
     n = 0
     a = 0
