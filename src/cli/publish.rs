@@ -42,6 +42,14 @@ pub struct PublishReport {
     /// The uplink estimate the encoders followed, in kbit/s, one value per second of the
     /// broadcast (the last known at each second): how a cap bit and how fast it recovered.
     pub target_bitrate_kbps_per_second: Vec<Option<u64>>,
+    /// The longest a video packet waited in the send queue (the pacer), in ms, one value
+    /// per second of the broadcast: whether frames queued instead of being skipped.
+    pub send_queue_delay_ms_per_second: Vec<Option<u64>>,
+    /// Unix time (ms) the broadcast began: where the per-second series start.
+    pub broadcast_started_unix_ms: u64,
+    /// Frames the encoder skipped because the send queue held more than 200 ms (also in
+    /// `framesDropped`).
+    pub frames_skipped_for_network: u64,
     pub rtt_ms: Option<f64>,
     /// Media transport ICE selected at the end: "udp", "tcp", or through the TURN
     /// relay "relay/udp", "relay/tcp" or "relay/tls".
@@ -293,6 +301,9 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     }
 
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut watch = session.subscribe();
     let end_at = tokio::time::Instant::now() + a.duration;
     let mut failed: Option<String> = None;
@@ -302,6 +313,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     tokio::pin!(interrupted);
     let mut cpu = CpuLimitLog::default();
     let mut estimates = PerSecond::default();
+    let mut queue_delays = PerSecond::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end_at) => break,
@@ -317,6 +329,10 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                 let s = watch.borrow_and_update().clone();
                 cpu.observe(&s, Instant::now());
                 estimates.observe(started.elapsed(), s.health.target_bitrate_bps.map(|b| b / 1000));
+                queue_delays.observe(
+                    started.elapsed(),
+                    s.health.send_queue_delay.map(|d| d.as_millis() as u64),
+                );
                 if let StreamState::Failed { reason } = &s.stream_state {
                     // In words first, as the studio's ending says it; the detail after.
                     failed = Some(match &s.summary {
@@ -372,6 +388,8 @@ pub async fn publish(a: PublishArgs) -> CliResult {
     cpu.observe(&state, broadcast_ended);
     (report.cpu_limited_ms, report.cpu_limited_last) = cpu.finish(broadcast_ended);
     report.target_bitrate_kbps_per_second = estimates.finish(broadcast_ended - started);
+    report.send_queue_delay_ms_per_second = queue_delays.finish(broadcast_ended - started);
+    report.broadcast_started_unix_ms = started_unix_ms;
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| CliError::new(1, format!("encoding the report: {e}")))?;
     if a.json {
@@ -526,6 +544,9 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         last_bitrate_bps: h.bitrate_bps,
         target_bitrate_bps: h.target_bitrate_bps,
         target_bitrate_kbps_per_second: Vec::new(),
+        send_queue_delay_ms_per_second: Vec::new(),
+        broadcast_started_unix_ms: 0,
+        frames_skipped_for_network: h.frames_skipped_for_network,
         rtt_ms: h.rtt.map(|r| r.as_secs_f64() * 1000.0),
         transport: h.transport.map(str::to_string),
         reconnects: h.reconnects,

@@ -167,6 +167,7 @@ mod test_support;
 pub mod turn;
 pub mod types;
 
+pub use core::SEND_QUEUE_BOUND;
 pub use driver::{AudioTrackSender, PublishOptions, Publisher, PublisherHandle, VideoTrackSender};
 pub use types::*;
 

@@ -274,8 +274,6 @@ impl Harness {
             }
             self.now += Duration::from_millis(5);
             self.core.handle_timeout(self.now);
-            // The driver sleeps until poll_timeout: a time that handle_timeout did not
-            // move past makes it spin on a whole core.
             // The driver sleeps until poll_timeout: a time of the core's own that
             // handle_timeout did not move past makes it spin on a whole core (the bandwidth
             // recovery's did). str0m's own may come back at or just before now (its pacer);

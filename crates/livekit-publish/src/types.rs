@@ -451,6 +451,9 @@ pub struct StatsSnapshot {
     /// every ~100 ms, so a second of silence is a connection going bad, before the
     /// liveness watchdog calls it lost.
     pub feedback_silence: Option<std::time::Duration>,
+    /// The longest a video packet waited in the pacer since the last snapshot (see
+    /// [`SEND_QUEUE_BOUND`](crate::SEND_QUEUE_BOUND)); `None` when not sampled.
+    pub send_queue_delay: Option<std::time::Duration>,
 }
 
 /// Which transports ICE may use ([`PublishOptions::ice_transport`](crate::PublishOptions)).

@@ -206,6 +206,11 @@ pub struct Health {
     pub cpu_adaptations: u32,
     /// Set while the uplink's estimate keeps video below what viewers asked for.
     pub network_limited: Option<NetworkLimited>,
+    /// Frames the encoder skipped because the send queue was full (in `frames_dropped`
+    /// too): on a link that narrowed, skipped rather than queued.
+    pub frames_skipped_for_network: u64,
+    /// The longest a video packet waited in the pacer over the last second or so.
+    pub send_queue_delay: Option<Duration>,
 }
 
 /// What the uplink carries when it cannot carry everything: the estimate, and how many

@@ -149,6 +149,7 @@ impl Participant {
             relay_packets_sent: 0,
             last_recovery: self.last_recovery.clone(),
             feedback_silence: self.watch.silent_for(now),
+            send_queue_delay: self.take_send_queue_peak(),
         };
         self.emit(PublisherEvent::Stats(snap));
     }

@@ -42,6 +42,7 @@ mod publisher;
 mod recovery;
 mod resend;
 mod resume;
+mod send_queue;
 mod signal;
 mod subscriber;
 mod tracks;
@@ -49,6 +50,7 @@ mod vp8;
 
 pub use liveness::{FEEDBACK_SILENCE, PING_AFTER};
 pub use resume::Backoff;
+pub use send_queue::SEND_QUEUE_BOUND;
 pub use signal::{candidate_init_json, parse_candidate_init};
 
 use bandwidth::{selected_pair, target_bitrate_moved, to_str0m_bitrate};
@@ -219,6 +221,8 @@ pub struct Participant {
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
     frames_dropped: u64,
+    /// The longest a video packet waited in the pacer since the last stats.
+    send_queue_peak: Option<Duration>,
     /// Dropped video frames per (track, RID).
     dropped_by_layer: HashMap<(TrackCid, Option<String>), u64>,
     /// Video layers that lost frames before the core saw them (queue overflow, or
@@ -293,6 +297,7 @@ impl Participant {
             peer_rtt: None,
             quality: None,
             frames_sent: 0,
+            send_queue_peak: None,
             frames_dropped: 0,
             dropped_by_layer: HashMap::new(),
             awaiting_key: HashMap::new(),

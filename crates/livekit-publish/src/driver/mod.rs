@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use livekit_protocol as proto;
@@ -113,6 +113,8 @@ type SeenDrops = Vec<(Option<VideoQuality>, u64)>;
 struct VideoQueue {
     layers: Mutex<LayerQueues>,
     notify: Arc<Notify>,
+    /// Set by the driver while the track's video waits too long in the pacer.
+    congested: AtomicBool,
 }
 
 impl VideoQueue {
@@ -120,6 +122,7 @@ impl VideoQueue {
         Arc::new(Self {
             layers: Mutex::new(LayerQueues::new(cap)),
             notify,
+            congested: AtomicBool::new(false),
         })
     }
 }
@@ -144,6 +147,12 @@ impl VideoTrackSender {
             q.push(frame);
         }
         self.queue.notify.notify_one();
+    }
+    /// True while the track's video has waited in the pacer longer than
+    /// [`SEND_QUEUE_BOUND`](crate::SEND_QUEUE_BOUND): a frame encoded now would only
+    /// queue behind it, so the encoder skips it (libwebrtc's encoder pushback).
+    pub fn congested(&self) -> bool {
+        self.queue.congested.load(Ordering::Relaxed)
     }
     /// Frames dropped because a layer's queue was full (all layers).
     pub fn dropped(&self) -> u64 {

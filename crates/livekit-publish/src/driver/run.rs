@@ -246,6 +246,7 @@ impl Driver {
             _ = tokio::time::sleep_until(deadline) => {
                 self.core.handle_timeout(Instant::now().into_std());
                 self.pump_relays();
+                self.refresh_congestion();
                 Turn::Served
             }
         }
@@ -389,6 +390,18 @@ impl Driver {
                     self.core.write_audio(cid, &p, now);
                 }
             }
+        }
+        self.refresh_congestion();
+    }
+
+    /// Tells each video track's encoder whether its frames would only queue in the pacer
+    /// (see core `send_queue`). Runs after media went in and on the core's timers, which
+    /// is when str0m's pacer looks at its queues.
+    fn refresh_congestion(&mut self) {
+        let now = Instant::now().into_std();
+        for (cid, q, _) in &self.video {
+            let congested = self.core.video_congested(cid, now);
+            q.congested.store(congested, Ordering::Relaxed);
         }
     }
 

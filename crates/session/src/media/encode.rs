@@ -400,6 +400,13 @@ impl VideoPipeline {
                     if !gate.admit(rate) {
                         continue;
                     }
+                    // The pacer still holds more than it should: a frame made now would
+                    // only wait behind it (and key frame requests wait for the next one).
+                    if tx.congested() {
+                        counters.encoder_dropped.fetch_add(1, Ordering::Relaxed);
+                        counters.network_skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let recorder = record.get();
                     let top = c.len().saturating_sub(1);
                     let mut keys = vec![false; c.len()];

@@ -233,6 +233,9 @@ pub(crate) struct Counters {
     pub audio_packets: AtomicU64,
     pub audio_dropped: AtomicU64,
     pub keyframes_forced: AtomicU64,
+    /// Frames not encoded because the uplink's send queue was full (also in
+    /// `encoder_dropped`).
+    pub network_skipped: AtomicU64,
 }
 
 /// The loop of a media thread over a self-paced device (camera, microphone) until `stop`:

@@ -207,6 +207,7 @@ impl Task {
             reconnects: 0,
             base_encoded: c.encoded.load(Ordering::Relaxed),
             base_dropped: c.encoder_dropped.load(Ordering::Relaxed),
+            base_network_skipped: c.network_skipped.load(Ordering::Relaxed),
             base_audio: c.audio_packets.load(Ordering::Relaxed),
             base_captured: c.captured.load(Ordering::Relaxed),
         };

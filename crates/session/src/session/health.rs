@@ -59,6 +59,9 @@ impl Task {
                 fps: s.fps,
             }),
             cpu_adaptations: step.map_or(0, |s| s.step_downs),
+            frames_skipped_for_network: c.network_skipped.load(Ordering::Relaxed)
+                - live.base_network_skipped,
+            send_queue_delay: s.send_queue_delay,
             network_limited: live
                 .allocation
                 .filter(|(_, a)| a.limited)

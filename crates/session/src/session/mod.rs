@@ -226,6 +226,7 @@ struct Live {
     /// Counter values when this broadcast started.
     base_encoded: u64,
     base_dropped: u64,
+    base_network_skipped: u64,
     base_audio: u64,
     base_captured: u64,
 }
