@@ -155,8 +155,14 @@ pub(crate) enum TcpEvent {
 }
 
 enum Link {
-    Open { id: u64, tx: mpsc::Sender<Vec<u8>> },
-    Down { since: Instant },
+    Open {
+        id: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+        opened: Instant,
+    },
+    Down {
+        since: Instant,
+    },
 }
 
 /// The driver's ICE-TCP connections, keyed by peer connection and remote
@@ -217,6 +223,7 @@ impl TcpLinks {
                 Link::Open {
                     id: self.next_id,
                     tx,
+                    opened: Instant::now(),
                 },
             );
         }
@@ -234,22 +241,27 @@ impl TcpLinks {
         self.events_rx.recv().await
     }
 
-    /// Records that connection `id` ended. Returns true if it was the current
-    /// connection to that candidate (a stale one, e.g. closed by
-    /// [`TcpLinks::close_all`], returns false).
-    pub fn closed(&mut self, pc: PcKind, remote: SocketAddr, id: u64) -> bool {
+    /// Records that connection `id` ended. Returns when it was opened if it was the
+    /// current connection to that candidate (a stale one, e.g. closed by
+    /// [`TcpLinks::close_all`], returns `None`).
+    pub fn closed(&mut self, pc: PcKind, remote: SocketAddr, id: u64) -> Option<Instant> {
         let key = (pc, remote);
         match self.links.get(&key) {
-            Some(Link::Open { id: current, .. }) if *current == id => {
+            Some(Link::Open {
+                id: current,
+                opened,
+                ..
+            }) if *current == id => {
+                let opened = *opened;
                 self.links.insert(
                     key,
                     Link::Down {
                         since: Instant::now(),
                     },
                 );
-                true
+                Some(opened)
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -468,7 +480,7 @@ mod tests {
             server.await.expect("server"),
             vec![b"ping1".to_vec(), b"ping2".to_vec()]
         );
-        assert!(links.closed(PcKind::Publisher, remote, closed_id));
+        assert!(links.closed(PcKind::Publisher, remote, closed_id).is_some());
         // Right after the drop packets are dropped, no reconnect storm.
         links.send(PcKind::Publisher, remote, b"again");
         assert_eq!(links.connects, 1);

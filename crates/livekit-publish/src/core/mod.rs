@@ -163,6 +163,17 @@ struct LocalTrack {
     resend_set: HashSet<Option<Rid>>,
 }
 
+/// The publisher's ICE restart during a resume: the offer is out, the server answered
+/// (str0m restarts ICE only if the answer's credentials changed), or ICE is checking
+/// pairs with the new credentials. Done (`None`) once it is connected again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PubRestart {
+    Offered,
+    /// When the answer was applied (from then on ICE uses the new credentials).
+    Answered(Instant),
+    Checking(Instant),
+}
+
 /// A resume's wait for the server's ICE restart of the subscriber transport.
 #[derive(Debug, Clone, Copy)]
 struct SubscriberRestart {
@@ -243,6 +254,12 @@ pub struct Participant {
     sub_remote_ufrag: Option<String>,
     /// The subscriber transport's last ICE state.
     sub_ice: Option<IceConnectionState>,
+    /// Where the publisher's ICE restart of a resume is (see [`PubRestart`]).
+    pub_restart: Option<PubRestart>,
+    /// The server closed an ICE-TCP connection of the publisher's restart after answering
+    /// it: under load LiveKit sometimes answers a restart without its TCP candidate and
+    /// then refuses every connection for those credentials, so the resume tries again.
+    restart_refused: bool,
     /// The last recovery the driver reported.
     last_recovery: Option<Recovery>,
     last_sub_answer: Option<proto::SessionDescription>,
@@ -308,6 +325,8 @@ impl Participant {
             sub_restart: None,
             sub_remote_ufrag: None,
             sub_ice: None,
+            pub_restart: None,
+            restart_refused: false,
             last_recovery: None,
             last_sub_answer: None,
             subs: Subscriptions::default(),
@@ -341,6 +360,22 @@ impl Participant {
 
     /// Whether the subscriber transport (viewers' chat and data) is connected, or
     /// the server has not offered one.
+    /// Whether the publisher transport carries media again after a resume: connected,
+    /// and its ICE restart (if the resume made one) has found a working pair with the new
+    /// credentials. Until the server's answer arrives str0m still runs the old ICE
+    /// session, whose "connected" says nothing about the new one: a resume declared then
+    /// met the server resetting its old ICE-TCP connection a few ms later, as a second
+    /// loss.
+    pub fn is_publisher_restarted(&self) -> bool {
+        self.is_connected() && matches!(self.pub_restart, None | Some(PubRestart::Answered(_)))
+    }
+
+    /// Whether the server closed an ICE-TCP connection of the publisher's ICE restart
+    /// after it answered the restart (see `restart_refused`): this resume will not work.
+    pub fn is_restart_refused(&self) -> bool {
+        self.restart_refused
+    }
+
     pub fn is_subscriber_connected(&self) -> bool {
         self.subscriber.as_ref().is_none_or(|r| r.is_connected())
     }
@@ -429,11 +464,21 @@ impl Participant {
     /// The ICE-TCP connection of `pc` to `remote` ended. If the selected pair used
     /// it the transport is lost: recover at once (reconnect/resume) instead of
     /// waiting ~15 s for ICE consent to expire.
-    pub fn tcp_closed(&mut self, pc: PcKind, remote: SocketAddr) {
+    pub fn tcp_closed(&mut self, pc: PcKind, remote: SocketAddr, opened: Instant) {
         let pair = match pc {
             PcKind::Publisher => self.pub_pair,
             PcKind::Subscriber => self.sub_pair,
         };
+        // Only a connection made for the new credentials says the restart was refused:
+        // the old session's, made before the answer, are closed by the server anyway.
+        if pc == PcKind::Publisher
+            && matches!(
+                self.pub_restart,
+                Some(PubRestart::Answered(at) | PubRestart::Checking(at)) if opened >= at
+            )
+        {
+            self.restart_refused = true;
+        }
         if pair == Some((TransportProtocol::Tcp, remote))
             && matches!(self.state, ConnectionState::Connected)
         {
@@ -632,6 +677,20 @@ impl Participant {
             (PcKind::Publisher, Event::Connected) => {
                 self.set_state(ConnectionState::Connected);
                 self.request_initial_keyframes();
+            }
+            (PcKind::Publisher, Event::IceConnectionStateChange(state))
+                if state != IceConnectionState::Disconnected =>
+            {
+                self.pub_restart = match (self.pub_restart, state) {
+                    (Some(PubRestart::Answered(at)), IceConnectionState::Checking) => {
+                        Some(PubRestart::Checking(at))
+                    }
+                    (
+                        Some(PubRestart::Checking(_)),
+                        IceConnectionState::Connected | IceConnectionState::Completed,
+                    ) => None,
+                    (r, _) => r,
+                };
             }
             (
                 PcKind::Publisher,

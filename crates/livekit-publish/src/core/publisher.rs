@@ -150,7 +150,7 @@ impl Participant {
         }
     }
 
-    pub(super) fn handle_answer(&mut self, sd: proto::SessionDescription) {
+    pub(super) fn handle_answer(&mut self, sd: proto::SessionDescription, now: Instant) {
         let Some(pending) = self.pending_offer.take() else {
             self.emit(PublisherEvent::Error("answer without an offer".into()));
             return;
@@ -175,6 +175,11 @@ impl Participant {
             return;
         }
         self.offer_in_flight = Default::default();
+        // A restart the answer accepted has set ICE checking (its event comes with the
+        // next drive); one it did not leaves nothing to wait for.
+        if self.pub_restart == Some(super::PubRestart::Offered) {
+            self.pub_restart = Some(super::PubRestart::Answered(now));
+        }
         self.resolve_payload_types();
         if self.negotiation_needed
             || !self.mids_to_deactivate.is_empty()
@@ -272,11 +277,14 @@ mod tests {
         });
         assert_eq!(transport, Some(Some(TransportProtocol::Tcp)));
         // Another connection ending is no loss; the selected one's is.
-        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.3:7881"));
+        h.core
+            .tcp_closed(PcKind::Publisher, addr("10.0.0.3:7881"), h.now);
         assert_eq!(h.core.take_reconnect_request(), None);
-        h.core.tcp_closed(PcKind::Subscriber, addr("10.0.0.2:7881"));
+        h.core
+            .tcp_closed(PcKind::Subscriber, addr("10.0.0.2:7881"), h.now);
         assert_eq!(h.core.take_reconnect_request(), None, "no subscriber PC");
-        h.core.tcp_closed(PcKind::Publisher, addr("10.0.0.2:7881"));
+        h.core
+            .tcp_closed(PcKind::Publisher, addr("10.0.0.2:7881"), h.now);
         assert!(h.core.take_reconnect_request().is_some());
     }
 

@@ -91,6 +91,10 @@ impl Participant {
             Some(CoreOutput::Signal(Req::Offer(sd))) if self.offer_id != before => Some(sd.clone()),
             _ => None,
         };
+        self.restart_refused = false;
+        if offer_sd.is_some() {
+            self.pub_restart = Some(super::PubRestart::Offered);
+        }
         let publish_tracks = self
             .tracks
             .iter()
@@ -180,6 +184,8 @@ impl Participant {
         self.sub_restart = None;
         self.sub_remote_ufrag = None;
         self.sub_ice = None;
+        self.pub_restart = None;
+        self.restart_refused = false;
         self.subs.reset();
         self.sub_channels.clear();
         self.bytes_before_rejoin += self.egress.values().map(|c| c.bytes).sum::<u64>();
@@ -330,6 +336,30 @@ mod tests {
         h.pump(10);
         let stats = last_stats(&h.events);
         assert_eq!((stats.resumes, stats.rejoins), (1, 0));
+    }
+
+    /// str0m keeps the old ICE session, and says "connected", until the answer to the
+    /// restart offer arrives: the transport counts as back only once the new credentials
+    /// found a working pair.
+    #[test]
+    fn the_publisher_is_back_only_once_its_ice_restart_connected() {
+        let mut h = Harness::new();
+        h.connected();
+        assert!(h.core.is_publisher_restarted(), "no restart under way");
+        h.core.set_reconnecting(1, 5);
+        h.core.resume(h.now);
+        assert!(h.core.is_connected(), "the old ICE session still says so");
+        assert!(
+            !h.core.is_publisher_restarted(),
+            "the restart offer is not even answered"
+        );
+        h.pump(2000);
+        assert!(h.core.is_publisher_restarted(), "restarted and connected");
+        assert_eq!(
+            h.core.pub_restart, None,
+            "ICE checked the new pairs and connected"
+        );
+        assert!(h.offers().len() >= 2, "the restart offer went out");
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub const SEND_QUEUE_BOUND: Duration = Duration::from_millis(200);
 impl Participant {
     /// How long the oldest packet of the track's `layer` (`None`: its single stream) has
     /// waited in the pacer, as of str0m's last look at the queue; zero when nothing waits.
-    /// `None` before the stream exists.
+    /// `None` before the stream exists. The stats' peak ([`StatsSnapshot::send_queue_delay`])
+    /// is the longest of these readings since the last snapshot.
     pub fn send_queue_delay(
         &mut self,
         cid: &TrackCid,

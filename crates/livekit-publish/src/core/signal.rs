@@ -20,7 +20,7 @@ impl Participant {
         self.watch.signal(now);
         match msg {
             Resp::Join(j) => self.handle_join(&j, now),
-            Resp::Answer(sd) => self.handle_answer(sd),
+            Resp::Answer(sd) => self.handle_answer(sd, now),
             Resp::Offer(sd) => self.handle_subscriber_offer(sd, now),
             Resp::Trickle(t) => self.handle_trickle(t),
             Resp::TrackPublished(tp) => self.handle_track_published(tp),

@@ -232,8 +232,12 @@ impl Driver {
     async fn await_transport(&mut self) -> Option<bool> {
         self.signal_lost = false;
         let until = Instant::now() + RESUME_TRANSPORT_TIMEOUT;
-        while !(self.core.is_connected() && self.core.is_subscriber_connected()) {
+        while !(self.core.is_publisher_restarted() && self.core.is_subscriber_connected()) {
             if Instant::now() >= until || self.signal_lost {
+                return Some(false);
+            }
+            if self.core.is_restart_refused() {
+                tracing::info!("the server closed the ICE restart's TCP connection");
                 return Some(false);
             }
             self.serve_until(tokio::time::sleep(Duration::from_millis(50)), true)

@@ -345,9 +345,9 @@ impl Driver {
                 id,
                 error,
             } => {
-                if self.tcp.closed(pc, remote, id) {
+                if let Some(opened) = self.tcp.closed(pc, remote, id) {
                     tracing::info!("{pc:?} ICE-TCP connection to {remote} ended: {error}");
-                    self.core.tcp_closed(pc, remote);
+                    self.core.tcp_closed(pc, remote, opened.into_std());
                 }
             }
         }
