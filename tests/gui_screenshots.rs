@@ -3,7 +3,8 @@
 //! setup, live, ended) into `$CARGO_TARGET_TMPDIR/gui-screenshots/` (ImageMagick `import`).
 //! With `STREAMIT_UPDATE_SCREENSHOTS=1` they are copied to `assets/screenshots/` too.
 //! Then the setup and live screens again at scale factors of 2 and 1.5 (`WINIT_X11_SCALE_FACTOR`)
-//! and in the minimum window (a 640×400 screen), into the same directory only.
+//! and in the minimum window (a 640×400 screen), and sharing a window beside the camera
+//! (setup and live, on a 1920×800 screen), into the same directory only.
 //!
 //! No fixed delays: each shot is retaken until it shows what it is for (the window rendered,
 //! its title names the screen, the test pattern is in the preview), within a deadline.
@@ -11,7 +12,8 @@
 //! The binary is driven through its small, explicit test hooks: `STREAMIT_TOKEN` (log in
 //! with a token), `STREAMIT_STUDIO_AUTO_GO_LIVE=<s>` (press Go Live after s seconds on the
 //! setup screen), `STREAMIT_STUDIO_AUTO_END_SECS=<s>` (end after s seconds live),
-//! `STREAMIT_STUDIO_AUTO_RECORD=1` (tick "Record while live") and
+//! `STREAMIT_STUDIO_AUTO_RECORD=1` (tick "Record while live"),
+//! `STREAMIT_STUDIO_AUTO_SHARE=window:<title>` (share it, as the Screen picker does) and
 //! `STREAMIT_STUDIO_NO_KEYRING=1`.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use anyhow::{Context, Result, bail, ensure};
 use streamit_api::client::Client;
 use streamit_api::room::{ATTR_ROLE, ROLE_GUEST, ROLE_VIEWER};
 use streamit_api::{LoginRequest, RegisterRequest, Role, SetupStreamRequest};
-use streamit_testkit::xdisplay::Xvfb;
+use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
 use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
 
 /// Kills (by pid) and reaps a child when dropped.
@@ -366,6 +368,44 @@ fn real_binary_under_xvfb_screenshots_every_screen() -> Result<()> {
         )?;
         rt.block_on(wait_live(&api, user, false, Duration::from_secs(60)))?;
         drop(app);
+    }
+
+    // 6b. Sharing a window beside the camera: setup shows its thumbnail and the Layout row,
+    // the live screen the share's controls. The window sits right of the studio's 1280
+    // points, on a wider screen, so what is captured is the window, not the studio over it.
+    {
+        let wide = Xvfb::start("1920x800x24")?;
+        let wide_display = wide.display().to_string();
+        let title = "StreamIt shared window";
+        let _window = PatternWindow::open_at(&wide_display, title, (1280, 0), 640, 360, 15)?;
+        let _app = studio(
+            &wide_display,
+            backend.url(),
+            &[
+                ("STREAMIT_TOKEN", studio_token.clone()),
+                ("STREAMIT_STUDIO_AUTO_SHARE", format!("window:{title}")),
+                ("STREAMIT_STUDIO_AUTO_GO_LIVE", "10".into()),
+                ("STREAMIT_STUDIO_AUTO_END_SECS", "10".into()),
+            ],
+        )?;
+        shoot(
+            &wide_display,
+            &dir,
+            "6b-setup-sharing",
+            with_preview("Ready to go live · sharing screen"),
+            patience,
+            &mut layouts,
+        )?;
+        rt.block_on(wait_live(&api, user, true, Duration::from_secs(60)))?;
+        shoot(
+            &wide_display,
+            &dir,
+            "6b-live-sharing",
+            with_preview("viewers · sharing screen"),
+            patience,
+            &mut layouts,
+        )?;
+        rt.block_on(wait_live(&api, user, false, Duration::from_secs(60)))?;
     }
 
     // 7. Both servers go while live: the interrupted ending (LiveKit's reconnects give up

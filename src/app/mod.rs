@@ -20,7 +20,10 @@ pub use live::{bitrate, end_notice, packet_loss};
 use std::time::{Duration, Instant, SystemTime};
 
 use egui::{RichText, Ui};
-use streamit_session::{Command, SessionConfig, SessionHandle, SessionState, StreamState};
+use streamit_session::{
+    Command, ScreenShareState, ScreenTarget, SessionConfig, SessionHandle, SessionState,
+    StreamState,
+};
 use tokio::sync::watch;
 
 /// The keyring entry the CLI's `login` uses too (service, user = API URL).
@@ -41,6 +44,10 @@ pub struct Options {
     /// Test hook (`STREAMIT_STUDIO_AUTO_RECORD=1`): tick "Record while live" on the setup
     /// screen.
     pub auto_record: bool,
+    /// Test hook (`STREAMIT_STUDIO_AUTO_SHARE=window:TITLE`, or any `--screen` value of
+    /// `publish`): share it beside the camera once the setup screen is up, as picking it
+    /// in the Screen picker does.
+    pub auto_share: Option<ScreenTarget>,
     /// Start with the system's camera and microphone (or the remembered choice) instead of
     /// the session's configured sources. Off in tests and with the test hook
     /// `STREAMIT_STUDIO_TEST_SOURCES=1` (test pattern and tone, nothing remembered).
@@ -56,6 +63,15 @@ impl Options {
             auto_go_live: secs_from_env("STREAMIT_STUDIO_AUTO_GO_LIVE"),
             auto_end_after: secs_from_env("STREAMIT_STUDIO_AUTO_END_SECS"),
             auto_record: std::env::var("STREAMIT_STUDIO_AUTO_RECORD").as_deref() == Ok("1"),
+            auto_share: std::env::var("STREAMIT_STUDIO_AUTO_SHARE")
+                .ok()
+                .and_then(|s| match s.parse() {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!("STREAMIT_STUDIO_AUTO_SHARE ignored: {e}");
+                        None
+                    }
+                }),
             pick_devices: std::env::var_os("STREAMIT_STUDIO_TEST_SOURCES").is_none(),
         }
     }
@@ -234,7 +250,12 @@ impl App {
                 ),
             },
         };
-        format!("StreamIt Studio — {what}")
+        // A share shows what is on the creator's screen to everyone: the taskbar says so.
+        let sharing = match (&s.screen_share, Screen::of(s)) {
+            (ScreenShareState::Sharing { .. }, Screen::Setup | Screen::Live) => " · sharing screen",
+            _ => "",
+        };
+        format!("StreamIt Studio — {what}{sharing}")
     }
 
     fn keyring_store(&self) {
@@ -272,6 +293,11 @@ impl App {
             let _ = self
                 .session
                 .send(Command::SetRecording { on: true, to: None });
+        }
+        if Screen::of(s) == Screen::Setup
+            && let Some(target) = self.options.auto_share.take()
+        {
+            screen_share::start(&self.session, target, None);
         }
         if let Some(delay) = self.options.auto_go_live
             && !self.auto_go_live_done

@@ -20,12 +20,42 @@ fn sharing(state: &ScreenShareState) -> Option<(&ScreenTarget, Option<PipLayout>
     }
 }
 
-fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<PipLayout>) {
+pub(super) fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<PipLayout>) {
     let _ = session.send(Command::StartScreenShare {
         target,
         fps: SHARE_FPS,
         pip,
     });
+}
+
+/// What a creator calls `target`: the picker's name and size for it, also when it was
+/// asked for by title (`publish --screen window:TITLE`, a remembered choice) rather than
+/// picked; in words otherwise, never the `window-id:` spec.
+fn describe(target: &ScreenTarget, screens: &[ScreenInfo]) -> String {
+    match listed(target, screens) {
+        Some(s) => format!("{} · {}×{}", s.name, s.width, s.height),
+        None => name_of(target, screens),
+    }
+}
+
+/// The picker's entry for `target`, also when it was asked for by title.
+fn listed<'a>(target: &ScreenTarget, screens: &'a [ScreenInfo]) -> Option<&'a ScreenInfo> {
+    screens.iter().find(|s| {
+        s.target == *target
+            || matches!((target, &s.target), (ScreenTarget::Window(title), ScreenTarget::WindowId(_))
+                if s.name.contains(title.as_str()))
+    })
+}
+
+/// `target`'s name, without its size.
+fn name_of(target: &ScreenTarget, screens: &[ScreenInfo]) -> String {
+    match (listed(target, screens), target) {
+        (Some(s), _) => s.name.clone(),
+        (None, ScreenTarget::Screen) => "Whole screen".into(),
+        (None, ScreenTarget::Monitor(i)) => format!("Monitor {}", i + 1),
+        (None, ScreenTarget::Window(title)) => title.clone(),
+        (None, ScreenTarget::WindowId(_)) => "A window".into(),
+    }
 }
 
 /// The picker ("Not sharing" or a monitor or window) and, while sharing, the layout.
@@ -38,12 +68,7 @@ pub fn controls(
 ) {
     let now = sharing(state);
     let current = now.map(|(t, _)| t.clone());
-    let label = |t: &ScreenTarget| {
-        screens.iter().find(|s| s.target == *t).map_or_else(
-            || t.to_string(),
-            |s| format!("{} · {}×{}", s.name, s.width, s.height),
-        )
-    };
+    let label = |t: &ScreenTarget| describe(t, screens);
     let shown = current.as_ref().map_or("Not sharing".to_string(), label);
     let mut picked = current.clone();
     egui::ComboBox::from_id_salt("screen-share")
@@ -124,17 +149,28 @@ pub fn thumbnail_height(card_width: f32) -> f32 {
 
 /// The shared screen, small, while it goes out as its own track (with the camera over it
 /// the camera preview already shows it).
-pub fn thumbnail(ui: &mut Ui, state: &ScreenShareState, preview: &Preview, card_width: f32) {
+pub fn thumbnail(
+    ui: &mut Ui,
+    state: &ScreenShareState,
+    screens: &[ScreenInfo],
+    preview: &Preview,
+    card_width: f32,
+) {
     let width = card_width * THUMBNAIL_SHARE;
     let ScreenShareState::Sharing {
-        source,
+        target,
         pip: None,
         on_air,
+        width: w,
+        height: h,
+        fps,
         ..
     } = state
     else {
         return;
     };
+    // The capture's own size, which the picker's (taken when it listed) may not be.
+    let source = format!("{} · {w}×{h} at {fps} fps", name_of(target, screens));
     ui.horizontal(|ui| {
         preview.show(
             ui,

@@ -468,7 +468,8 @@ impl SetupScreen {
             previews
                 .camera
                 .show(ui, Vec2::new(w, max_h), look, mic_muted);
-            screen_share::thumbnail(ui, &state.screen_share, previews.screen, w);
+            let screens = devices.map_or(&[][..], |d| &d.screens[..]);
+            screen_share::thumbnail(ui, &state.screen_share, screens, previews.screen, w);
             let Some(m) = media else {
                 return;
             };

@@ -100,6 +100,19 @@ impl PatternWindow {
     /// Opens the window at the top left of `display` and starts drawing; returns once the
     /// first frame is on it.
     pub fn open(display: &str, title: &str, width: u32, height: u32, fps: u32) -> Result<Self> {
+        Self::open_at(display, title, (0, 0), width, height, fps)
+    }
+
+    /// [`PatternWindow::open`] with the window's top left corner at `at` (x, y): beside
+    /// another window rather than under it.
+    pub fn open_at(
+        display: &str,
+        title: &str,
+        at: (i16, i16),
+        width: u32,
+        height: u32,
+        fps: u32,
+    ) -> Result<Self> {
         let (conn, screen) = x11rb::connect(Some(display)).context("connecting to X")?;
         let root = conn.setup().roots[screen].clone();
         let id = conn.generate_id()?;
@@ -107,8 +120,8 @@ impl PatternWindow {
             root.root_depth,
             id,
             root.root,
-            0,
-            0,
+            at.0,
+            at.1,
             width as u16,
             height as u16,
             0,
