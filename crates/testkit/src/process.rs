@@ -6,16 +6,53 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// A port the kernel just handed out for TCP on 127.0.0.1. Released before returning, so
-/// another process could take it first; the kernel rotates ephemeral ports, which makes that
-/// unlikely, and starters retry on a bind failure.
+/// A free TCP port on 127.0.0.1, picked at random below the kernel's ephemeral range.
+///
+/// It is released before returning, so another process could take it first. Ports the kernel
+/// hands out (`bind(0)`, and the local end of every outgoing connection) come from the
+/// ephemeral range, which a busy suite cycles through quickly: CI once lost a backend's
+/// port to one between the pick and the bind. Below that range only another explicit pick
+/// can collide, which the random choice makes unlikely; starters retry on a bind failure.
 pub fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()).map_or_else(
+        || Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()),
+        Ok,
+    )
 }
 
 /// Like [`free_tcp_port`] for UDP.
 pub fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port(|port| UdpSocket::bind(("127.0.0.1", port)).is_ok()).map_or_else(
+        || Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()),
+        Ok,
+    )
+}
+
+/// The lowest port of the range picks come from; below it are well-known and registered
+/// services more likely to be in use.
+const PICK_FLOOR: u16 = 10_000;
+
+/// A random port between [`PICK_FLOOR`] and the ephemeral range that `is_free` accepts.
+/// `None` when the ephemeral range leaves no room below it or nothing free was found.
+fn free_port(is_free: impl Fn(u16) -> bool) -> Option<u16> {
+    use rand::Rng;
+    let ceiling = ephemeral_floor();
+    if ceiling <= PICK_FLOOR + 1_000 {
+        return None;
+    }
+    let mut rng = rand::rng();
+    (0..200)
+        .map(|_| rng.random_range(PICK_FLOOR..ceiling))
+        .find(|port| is_free(*port))
+}
+
+/// The first port of the kernel's ephemeral range (Linux reads it; elsewhere the IANA
+/// range's start, which Windows and macOS use).
+fn ephemeral_floor() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(49_152)
 }
 
 /// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat` (Linux):

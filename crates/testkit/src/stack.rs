@@ -59,7 +59,25 @@ impl Stack {
         backend_env: Vec<(String, String)>,
         turn: Option<TurnOptions>,
     ) -> Result<Self> {
-        // The backend's address must be in LiveKit's config, so it is chosen first.
+        // The backend's address must be in LiveKit's config, so it is chosen first; when
+        // something takes it before the backend binds it, both start again on another.
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(host, &backend_env, turn) {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    eprintln!("stack start retry: {e:#}");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn try_start(
+        host: Ipv4Addr,
+        backend_env: &[(String, String)],
+        turn: Option<TurnOptions>,
+    ) -> Result<Self> {
         let port = free_tcp_port()?;
         let livekit = LiveKit::start_with(LiveKitOptions {
             webhook_urls: vec![format!("http://{host}:{port}/api/livekit/webhook")],
@@ -68,7 +86,7 @@ impl Stack {
             ..Default::default()
         })?;
         let mut env = vec![("STREAMIT_BIND".to_string(), format!("{host}:{port}"))];
-        env.extend(backend_env);
+        env.extend(backend_env.iter().cloned());
         let backend = Backend::start(BackendOptions {
             livekit: Some(&livekit),
             env,
