@@ -28,13 +28,7 @@ impl Participant {
                 sum += AUDIO_DESIRED_BPS;
                 continue;
             }
-            for l in &t.layers {
-                if let Some(w) = &t.wanted
-                    && t.layers.len() > 1
-                    && !w.contains(&l.quality)
-                {
-                    continue;
-                }
+            for l in t.layers.iter().filter(|l| t.is_wanted(l.quality)) {
                 sum += if l.bitrate.0 > 0 {
                     l.bitrate.0
                 } else {

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use str0m::media::Rid;
+use str0m::Rtc;
+use str0m::media::{Mid, Rid};
 
 use super::Participant;
 use crate::types::*;
@@ -28,22 +29,15 @@ impl Participant {
         now: Instant,
     ) -> Option<Duration> {
         let t = self.tracks.iter().find(|t| &t.cid == cid)?;
-        let mid = t.mid?;
-        let rid = (t.layers.len() > 1)
-            .then(|| layer.map(|l| Rid::from(l.rid())))
-            .flatten();
-        let rtc = self.publisher.as_mut()?;
-        let mut api = rtc.direct_api();
-        let info = api.stream_tx_by_mid(mid, rid)?.queue_info()?;
-        let waited = info
-            .first_unsent()
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let (mid, rid) = (t.mid?, t.rid(layer));
+        let waited = queue_wait(self.publisher.as_mut()?, mid, rid, now)?;
         self.send_queue_peak = Some(self.send_queue_peak.unwrap_or_default().max(waited));
         Some(waited)
     }
 
     /// Whether any sending layer of the track has had a packet waiting longer than
     /// [`SEND_QUEUE_BOUND`]: its encoder should skip frames until the pacer catches up.
+    /// Runs on every driver timer, so it allocates nothing.
     pub fn video_congested(&mut self, cid: &TrackCid, now: Instant) -> bool {
         if !self.is_connected() {
             return false;
@@ -51,25 +45,34 @@ impl Participant {
         let Some(t) = self.tracks.iter().find(|t| &t.cid == cid) else {
             return false;
         };
-        let layers: Vec<Option<VideoQuality>> = if t.layers.len() > 1 {
-            t.layers
-                .iter()
-                .filter(|l| t.wanted.as_ref().is_none_or(|w| w.contains(&l.quality)))
-                .map(|l| Some(l.quality))
-                .collect()
-        } else {
-            vec![None]
+        let (Some(mid), Some(rtc)) = (t.mid, self.publisher.as_mut()) else {
+            return false;
         };
-        layers.into_iter().any(|l| {
-            self.send_queue_delay(cid, l, now)
-                .is_some_and(|d| d > SEND_QUEUE_BOUND)
-        })
+        let mut congested = false;
+        for l in t.layers.iter().filter(|l| t.is_wanted(l.quality)) {
+            if let Some(waited) = queue_wait(rtc, mid, t.rid(Some(l.quality)), now) {
+                self.send_queue_peak = Some(self.send_queue_peak.unwrap_or_default().max(waited));
+                congested |= waited > SEND_QUEUE_BOUND;
+            }
+        }
+        congested
     }
 
     /// The longest wait seen since the last call (for the stats), then forgets it.
     pub(super) fn take_send_queue_peak(&mut self) -> Option<Duration> {
         self.send_queue_peak.take()
     }
+}
+
+/// How long the oldest unsent packet of stream `(mid, rid)` has waited, as of str0m's
+/// last look at the queue; zero when nothing waits, `None` before the stream exists.
+fn queue_wait(rtc: &mut Rtc, mid: Mid, rid: Option<Rid>, now: Instant) -> Option<Duration> {
+    let mut api = rtc.direct_api();
+    let info = api.stream_tx_by_mid(mid, rid)?.queue_info()?;
+    Some(
+        info.first_unsent()
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,26 @@ use super::{CoreOutput, LocalTrack, Participant};
 use crate::chat;
 use crate::types::*;
 
+impl LocalTrack {
+    fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The RID a frame of `layer` goes out with: `None` on single-stream tracks, whose
+    /// one layer has no RID on the wire.
+    pub(super) fn rid(&self, layer: Option<VideoQuality>) -> Option<Rid> {
+        layer
+            .filter(|_| self.is_simulcast())
+            .map(|l| Rid::from(l.rid()))
+    }
+
+    /// Whether someone watches `quality`: every layer until the server says, and always
+    /// the one layer of a single-stream track.
+    pub(super) fn is_wanted(&self, quality: VideoQuality) -> bool {
+        !self.is_simulcast() || self.wanted.as_ref().is_none_or(|w| w.contains(&quality))
+    }
+}
+
 impl Participant {
     pub(super) fn handle_track_published(&mut self, tp: proto::TrackPublishedResponse) {
         let Some(info) = tp.track else { return };
@@ -258,12 +278,8 @@ impl Participant {
     /// The RID a frame of `layer` goes out with (`None` on single-stream tracks),
     /// as [`LayerStats::rid`] names it.
     fn layer_rid(&self, cid: &TrackCid, layer: Option<VideoQuality>) -> Option<String> {
-        let simulcast = self
-            .tracks
-            .iter()
-            .find(|t| &t.cid == cid)
-            .is_some_and(|t| t.layers.len() > 1);
-        layer.filter(|_| simulcast).map(|l| l.rid().to_string())
+        let t = self.tracks.iter().find(|t| &t.cid == cid)?;
+        t.rid(layer).map(|r| r.to_string())
     }
 
     fn write_media(
@@ -286,18 +302,11 @@ impl Participant {
         if t.muted {
             return false;
         }
-        if let (Some(l), Some(w)) = (layer, &t.wanted)
-            && t.layers.len() > 1
-            && !w.contains(&l)
-        {
+        if layer.is_some_and(|l| !t.is_wanted(l)) {
             return false;
         }
         t.last_timestamp = Some(Duration::from_micros(rtp.as_micros()));
-        let rid = if t.layers.len() > 1 {
-            layer.map(|l| Rid::from(l.rid()))
-        } else {
-            None
-        };
+        let rid = t.rid(layer);
         let Some(rtc) = self.publisher.as_mut() else {
             return false;
         };
