@@ -139,24 +139,39 @@ pub fn controls(
     });
 }
 
-/// The thumbnail's width as a share of the card it sits in.
+/// The thumbnail's width as a share of the card it sits in, below the camera preview.
 const THUMBNAIL_SHARE: f32 = 0.3;
 
-/// The height the thumbnail takes in a card `card_width` wide, for the card's layout.
+/// The height the thumbnail takes below the camera preview in a card `card_width` wide.
 pub fn thumbnail_height(card_width: f32) -> f32 {
     card_width * THUMBNAIL_SHARE * 9.0 / 16.0
 }
 
-/// The shared screen, small, while it goes out as its own track (with the camera over it
-/// the camera preview already shows it).
+/// Whether the screen goes out as its own track, which setup shows as a thumbnail (with
+/// the camera over it, the camera preview already shows it).
+pub fn shared_beside(state: &ScreenShareState) -> bool {
+    matches!(state, ScreenShareState::Sharing { pip: None, .. })
+}
+
+/// Where the thumbnail sits by the camera preview: below it, its caption to its right; or
+/// right of it (when the window is too short for both one above the other), its caption
+/// under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Below,
+    Beside,
+}
+
+/// The shared screen, small, while it goes out as its own track, in a column `width`
+/// wide; beside the camera, no taller than `max_height` with its caption.
 pub fn thumbnail(
     ui: &mut Ui,
     state: &ScreenShareState,
     screens: &[ScreenInfo],
     preview: &Preview,
-    card_width: f32,
+    (width, max_height): (f32, f32),
+    placement: Placement,
 ) {
-    let width = card_width * THUMBNAIL_SHARE;
     let ScreenShareState::Sharing {
         target,
         pip: None,
@@ -171,22 +186,32 @@ pub fn thumbnail(
     };
     // The capture's own size, which the picker's (taken when it listed) may not be.
     let source = format!("{} · {w}×{h} at {fps} fps", name_of(target, screens));
-    ui.horizontal(|ui| {
-        preview.show(
-            ui,
-            egui::Vec2::new(width, thumbnail_height(card_width)),
-            Look::Frame,
-            false,
-        );
-        let what = if *on_air {
-            "Viewers see it beside your camera"
-        } else {
-            "Goes out beside your camera"
-        };
-        ui.vertical(|ui| {
-            ui.label(RichText::new("Screen share").family(theme::bold()));
-            ui.label(RichText::new(source).size(12.0).color(theme::MUTED));
-            ui.label(RichText::new(what).size(12.0).color(theme::MUTED));
-        });
-    });
+    let what = if *on_air {
+        "Viewers see it beside your camera"
+    } else {
+        "Goes out beside your camera"
+    };
+    let caption = |ui: &mut Ui| {
+        ui.label(RichText::new("Screen share").family(theme::bold()));
+        ui.label(RichText::new(source).size(12.0).color(theme::MUTED));
+        ui.label(RichText::new(what).size(12.0).color(theme::MUTED));
+    };
+    match placement {
+        Placement::Below => {
+            ui.horizontal(|ui| {
+                let size = egui::Vec2::new(width * THUMBNAIL_SHARE, thumbnail_height(width));
+                preview.show(ui, size, Look::Frame, false);
+                ui.vertical(caption);
+            });
+        }
+        Placement::Beside => {
+            ui.vertical(|ui| {
+                ui.set_max_width(width);
+                // Three caption lines under the picture, which may wrap once.
+                let picture_h = (max_height - 72.0).max(54.0).min(width * 9.0 / 16.0);
+                preview.show(ui, egui::Vec2::new(width, picture_h), Look::Frame, false);
+                caption(ui);
+            });
+        }
+    }
 }

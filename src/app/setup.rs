@@ -32,6 +32,14 @@ enum CameraPick {
     Off,
 }
 
+/// Whether the camera goes out over the shared screen (one track, the layout row shown).
+fn sharing_pip(state: &streamit_session::ScreenShareState) -> bool {
+    matches!(
+        state,
+        streamit_session::ScreenShareState::Sharing { pip: Some(_), .. }
+    )
+}
+
 /// The cameras found (or "No camera found"), then under a separator the test pattern and
 /// camera off.
 fn video_choices(current: &VideoSourceSpec, devices: Option<&DeviceList>) -> Vec<Item<CameraPick>> {
@@ -444,17 +452,28 @@ impl SetupScreen {
             ui.label(RichText::new("Preview").size(19.0).family(theme::bold()));
             let camera_off = media.as_ref().is_some_and(|m| m.camera_off);
             // Room for the sources under the preview (eight rows; while sharing the layout
-            // row and the shared screen's thumbnail too); in one column the preview is 16:9.
-            let sharing = match &state.screen_share {
-                streamit_session::ScreenShareState::Sharing { pip: None, .. } => {
-                    42.0 + screen_share::thumbnail_height(w)
-                }
-                streamit_session::ScreenShareState::Sharing { .. } => 42.0,
-                _ => 0.0,
+            // row too); in one column the preview is 16:9. A screen shared beside the camera
+            // shows as a thumbnail: below the preview while the window has the height,
+            // else right of it, so the sources' rows still fit without a scroll.
+            let beside = screen_share::shared_beside(&state.screen_share);
+            let layout_row = if beside || sharing_pip(&state.screen_share) {
+                42.0
+            } else {
+                0.0
             };
-            let max_h = (ui.available_height() - 344.0 - sharing)
-                .max(180.0)
-                .min(w * 9.0 / 16.0);
+            let room = ui.available_height() - 344.0 - layout_row;
+            let below = screen_share::thumbnail_height(w);
+            let placement = if beside && room - below < w * 9.0 / 16.0 {
+                Some(screen_share::Placement::Beside)
+            } else {
+                beside.then_some(screen_share::Placement::Below)
+            };
+            let (camera_w, below) = match placement {
+                Some(screen_share::Placement::Beside) => (w * 0.6, 0.0),
+                Some(screen_share::Placement::Below) => (w, below),
+                None => (w, 0.0),
+            };
+            let max_h = (room - below).max(180.0).min(camera_w * 9.0 / 16.0);
             // The pickers and the meter fit beside their labels (about 100 points).
             let picker_w = (w - 130.0).clamp(140.0, 300.0);
             let look = if camera_off {
@@ -465,11 +484,30 @@ impl SetupScreen {
                 preview::Look::Waiting("Starting the camera…")
             };
             let mic_muted = media.as_ref().is_some_and(|m| m.mic_muted);
-            previews
-                .camera
-                .show(ui, Vec2::new(w, max_h), look, mic_muted);
             let screens = devices.map_or(&[][..], |d| &d.screens[..]);
-            screen_share::thumbnail(ui, &state.screen_share, screens, previews.screen, w);
+            let share = |ui: &mut Ui, width: f32, placement| {
+                let preview = previews.screen;
+                let shared = &state.screen_share;
+                screen_share::thumbnail(ui, shared, screens, preview, (width, max_h), placement);
+            };
+            match placement {
+                Some(screen_share::Placement::Beside) => {
+                    ui.horizontal_top(|ui| {
+                        let camera = Vec2::new(camera_w, max_h);
+                        previews.camera.show(ui, camera, look, mic_muted);
+                        let width = ui.available_width().min(w * 0.45);
+                        share(ui, width, screen_share::Placement::Beside);
+                    });
+                }
+                placement => {
+                    previews
+                        .camera
+                        .show(ui, Vec2::new(w, max_h), look, mic_muted);
+                    if let Some(below) = placement {
+                        share(ui, w, below);
+                    }
+                }
+            }
             let Some(m) = media else {
                 return;
             };
