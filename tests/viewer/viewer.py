@@ -157,6 +157,9 @@ class Report:
 
     def __init__(self):
         self.t0 = time.monotonic()
+        # The same instant on the wall clock, so a test can place its own events (a cap
+        # set, a server killed) on the report's timeline.
+        self.started_unix_ms = int(time.time() * 1000)
         self.joined = False
         self.error = None
         self.connect_ms = None
@@ -240,6 +243,7 @@ class Report:
             "error": self.error,
             "identity": self.identity,
             "connect_ms": self.connect_ms,
+            "started_unix_ms": self.started_unix_ms,
             "video": {
                 "frames": self.video_frames,
                 "resolutions": self.resolutions,

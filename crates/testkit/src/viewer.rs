@@ -194,12 +194,29 @@ impl PatternReport {
     /// (seconds since the first sampled frame, gap in ms): when in a run a picture stood.
     /// Exact while every decoded frame is sampled (under ~600 of them).
     pub fn gaps_over(&self, over_ms: f64) -> Vec<(f64, f64)> {
-        let first = self.samples.first().map_or(0, |s| s.2);
-        self.samples
+        match (self.samples.first(), self.samples.last()) {
+            (Some(first), Some(last)) => self.gaps_within(first.2, last.2, over_ms),
+            _ => Vec::new(),
+        }
+    }
+
+    /// [`PatternReport::gaps_over`] within the stretch from `from_us` to `until_us` (unix
+    /// µs on the glass), whose edges count as frames: a picture must come within `over_ms`
+    /// of its start and still be coming at its end. Seconds are counted from `from_us`.
+    pub fn gaps_within(&self, from_us: u64, until_us: u64, over_ms: f64) -> Vec<(f64, f64)> {
+        let mut times = vec![from_us];
+        times.extend(
+            self.samples
+                .iter()
+                .map(|s| s.2)
+                .filter(|t| *t > from_us && *t < until_us),
+        );
+        times.push(until_us);
+        times
             .windows(2)
             .filter_map(|w| {
-                let gap = w[1].2.saturating_sub(w[0].2) as f64 / 1000.0;
-                (gap > over_ms).then(|| (w[0].2.saturating_sub(first) as f64 / 1e6, gap))
+                let gap = w[1].saturating_sub(w[0]) as f64 / 1000.0;
+                (gap > over_ms).then(|| (w[0].saturating_sub(from_us) as f64 / 1e6, gap))
             })
             .collect()
     }
@@ -212,6 +229,9 @@ pub struct ViewerReport {
     pub error: Option<String>,
     pub identity: Option<String>,
     pub connect_ms: Option<f64>,
+    /// The wall-clock time (unix ms) the report's "ms since start" count from.
+    #[serde(default)]
+    pub started_unix_ms: u64,
     pub video: VideoReport,
     pub audio: AudioReport,
     pub chat_received: Vec<ChatMessage>,
