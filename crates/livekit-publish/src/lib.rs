@@ -115,9 +115,8 @@
 //!   encoder sends, and its prober stays quiet while the loss or delay controller
 //!   still blames the past congestion. The core's `recovery` asks for probes
 //!   (a desired bitrate a bit per second higher, then a fresh start of the
-//!   estimator from the current estimate) after 3 s, then every 6 s, so a lift
-//!   is noticed within 6 s whatever the cap's length; full size came back
-//!   1.7-5.7 s after a 20 s cap at 300 kbit/s lifted (4 runs).
+//!   estimator from the current estimate) with a backoff; 30 fps came back
+//!   within 2-6 s of the lift in 3 runs of 3.
 //! - With `auto_subscribe=1` the server offers each published track on the
 //!   subscriber PC as a `sendrecv` m-line (not `sendonly`) whose
 //!   `a=msid:PA_…|TR_… TR_…` names the publisher and the track sid, and it fills
