@@ -5,11 +5,8 @@
 //! congestion. Seen after a 300 kbit/s cap: 141 kbit/s held for 20 s on a free link on
 //! CI (7-8 fps), and 111-160 kbit/s for 25 s and more here with nudges alone. So while
 //! the estimate sits far below what the tracks want and has stopped falling, we ask for a
-//! probe, with a backoff: a link that really is capped sees a short probe burst after 3 s,
-//! then every 6 s. The backoff stops there because the wait between attempts is how long a
-//! lifted cap goes unnoticed: with 24 s, full size came back 3-8 s after a 20 s cap lifted
-//! only because an attempt happened to fall 2 s after it, and would have taken ~25 s after
-//! a 23 s cap. libwebrtc probes an application-limited link every 5 s for the same reason.
+//! probe, with a backoff: a link that really is capped sees a short probe burst every few
+//! seconds at first, then every 24 s.
 //!
 //! str0m 0.25 has no "probe now" call. It sends an allocation probe (at twice the
 //! estimate) whenever the desired bitrate rises, so the first [`Attempt::Nudge`] raises it
@@ -26,9 +23,8 @@ use crate::types::Bitrate;
 const STEADY_FOR: Duration = Duration::from_secs(3);
 /// First wait between attempts; doubles after each attempt that did not lift the estimate.
 const FIRST_INTERVAL: Duration = Duration::from_secs(3);
-/// The longest wait between attempts on a link that really is capped: at most this long
-/// after a cap lifts, the estimate starts climbing back.
-const MAX_INTERVAL: Duration = Duration::from_secs(6);
+/// The longest wait between attempts on a link that really is capped.
+const MAX_INTERVAL: Duration = Duration::from_secs(24);
 /// Attempt only while the estimate is below this share of what the tracks want.
 const FAR_BELOW: f64 = 0.5;
 /// A fall of more than this share between two estimates is congestion going on.
@@ -198,20 +194,20 @@ mod tests {
     }
 
     #[test]
-    fn a_capped_link_is_probed_after_3_s_steady_then_every_6_s() {
+    fn a_capped_link_is_probed_after_3_s_steady_then_ever_more_rarely() {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
         // 300 kbit/s, far below 2.8 Mbit/s, never rising: a nudge once it held 3 s, then
-        // a reset every 6 s.
-        let at = nudges(&mut p, t0, 30, |_| 300_000);
+        // resets after 6, 12, 24 and 24 s.
+        let at = nudges(&mut p, t0, 80, |_| 300_000);
         assert_eq!(
             at,
             vec![
                 (3.0, 'n'),
                 (9.0, 'r'),
-                (15.0, 'r'),
                 (21.0, 'r'),
-                (27.0, 'r')
+                (45.0, 'r'),
+                (69.0, 'r')
             ]
         );
         assert_eq!(p.offset(), 1);
@@ -221,23 +217,23 @@ mod tests {
     fn a_probe_that_lifts_the_estimate_brings_the_short_interval_back() {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
-        // Capped at 300 kbit/s, then the reset at 15 s finds room up to 600 kbit/s: the
+        // Capped at 300 kbit/s, then the reset at 21 s finds room up to 600 kbit/s: the
         // next attempt (a nudge again) comes 3 s after it, and backs off from there.
         let at = nudges(
             &mut p,
             t0,
-            36,
-            |step| if step < 160 { 300_000 } else { 600_000 },
+            60,
+            |step| if step < 220 { 300_000 } else { 600_000 },
         );
         assert_eq!(
             at,
             vec![
                 (3.0, 'n'),
                 (9.0, 'r'),
-                (15.0, 'r'),
-                (18.0, 'n'),
-                (24.0, 'r'),
-                (30.0, 'r')
+                (21.0, 'r'),
+                (24.0, 'n'),
+                (30.0, 'r'),
+                (42.0, 'r')
             ]
         );
     }
