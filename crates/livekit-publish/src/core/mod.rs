@@ -358,8 +358,6 @@ impl Participant {
         self.publisher.as_ref().is_some_and(|r| r.is_connected())
     }
 
-    /// Whether the subscriber transport (viewers' chat and data) is connected, or
-    /// the server has not offered one.
     /// Whether the publisher transport carries media again after a resume: connected,
     /// and its ICE restart (if the resume made one) has found a working pair with the new
     /// credentials. Until the server's answer arrives str0m still runs the old ICE
@@ -376,6 +374,8 @@ impl Participant {
         self.restart_refused
     }
 
+    /// Whether the subscriber transport (viewers' chat and data) is connected, or
+    /// the server has not offered one.
     pub fn is_subscriber_connected(&self) -> bool {
         self.subscriber.as_ref().is_none_or(|r| r.is_connected())
     }
