@@ -34,7 +34,7 @@ pub(super) fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<P
 fn describe(target: &ScreenTarget, screens: &[ScreenInfo]) -> String {
     match listed(target, screens) {
         Some(s) => format!("{} · {}×{}", s.name, s.width, s.height),
-        None => name_of(target, screens),
+        None => unlisted_name(target),
     }
 }
 
@@ -49,12 +49,16 @@ fn listed<'a>(target: &ScreenTarget, screens: &'a [ScreenInfo]) -> Option<&'a Sc
 
 /// `target`'s name, without its size.
 fn name_of(target: &ScreenTarget, screens: &[ScreenInfo]) -> String {
-    match (listed(target, screens), target) {
-        (Some(s), _) => s.name.clone(),
-        (None, ScreenTarget::Screen) => "Whole screen".into(),
-        (None, ScreenTarget::Monitor(i)) => format!("Monitor {}", i + 1),
-        (None, ScreenTarget::Window(title)) => title.clone(),
-        (None, ScreenTarget::WindowId(_)) => "A window".into(),
+    listed(target, screens).map_or_else(|| unlisted_name(target), |s| s.name.clone())
+}
+
+/// `target` in words when the picker does not list it.
+fn unlisted_name(target: &ScreenTarget) -> String {
+    match target {
+        ScreenTarget::Screen => "Whole screen".into(),
+        ScreenTarget::Monitor(i) => format!("Monitor {}", i + 1),
+        ScreenTarget::Window(title) => title.clone(),
+        ScreenTarget::WindowId(_) => "A window".into(),
     }
 }
 
@@ -147,10 +151,15 @@ pub fn thumbnail_height(card_width: f32) -> f32 {
     card_width * THUMBNAIL_SHARE * 9.0 / 16.0
 }
 
+/// Whether a screen is shared at all (the Layout row shows).
+pub fn is_sharing(state: &ScreenShareState) -> bool {
+    sharing(state).is_some()
+}
+
 /// Whether the screen goes out as its own track, which setup shows as a thumbnail (with
 /// the camera over it, the camera preview already shows it).
 pub fn shared_beside(state: &ScreenShareState) -> bool {
-    matches!(state, ScreenShareState::Sharing { pip: None, .. })
+    matches!(sharing(state), Some((_, None)))
 }
 
 /// Where the thumbnail sits by the camera preview: below it, its caption to its right; or

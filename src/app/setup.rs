@@ -32,14 +32,6 @@ enum CameraPick {
     Off,
 }
 
-/// Whether the camera goes out over the shared screen (one track, the layout row shown).
-fn sharing_pip(state: &streamit_session::ScreenShareState) -> bool {
-    matches!(
-        state,
-        streamit_session::ScreenShareState::Sharing { pip: Some(_), .. }
-    )
-}
-
 /// The cameras found (or "No camera found"), then under a separator the test pattern and
 /// camera off.
 fn video_choices(current: &VideoSourceSpec, devices: Option<&DeviceList>) -> Vec<Item<CameraPick>> {
@@ -456,7 +448,7 @@ impl SetupScreen {
             // shows as a thumbnail: below the preview while the window has the height,
             // else right of it, so the sources' rows still fit without a scroll.
             let beside = screen_share::shared_beside(&state.screen_share);
-            let layout_row = if beside || sharing_pip(&state.screen_share) {
+            let layout_row = if screen_share::is_sharing(&state.screen_share) {
                 42.0
             } else {
                 0.0
