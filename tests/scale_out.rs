@@ -167,6 +167,17 @@ async fn a_viewer_on_the_other_livekit_node_watches_a_creator_through_the_balanc
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report_path)?).context("the publish report")?;
 
+    println!(
+        "publisher: captured {} sent {} dropped {} (skipped for the network {}, cpu adaptations {}), \
+         estimate kbit/s per second {}, send-queue ms per second {}",
+        report["framesCaptured"],
+        report["framesSent"],
+        report["framesDropped"],
+        report["framesSkippedForNetwork"],
+        report["cpuAdaptations"],
+        report["targetBitrateKbpsPerSecond"],
+        report["sendQueueDelayMsPerSecond"]
+    );
     let pattern = &viewer.pattern;
     println!(
         "viewer via the other node: joined={} frames={} resolutions={:?} first frame {:?} ms; \

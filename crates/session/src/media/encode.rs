@@ -236,6 +236,19 @@ fn fps_for_bitrate(bps: u32, source_fps: f32) -> f32 {
     source_fps.min(cap)
 }
 
+/// The frame rate the active layers' bitrates afford. One encoder paces every layer, so
+/// the best-fed active layer (the top one: layers are low → high) decides: a thin low
+/// layer beside a well-fed high one must not halve the high one's frame rate (at a 700
+/// kbit/s start estimate the low layer's 37 kbit/s put a 720p picture at 15 fps). When
+/// only the lowest layer fits, it is the top one, and it keeps a readable picture.
+fn affordable_fps(layers: &[Arc<EncoderControl>], source_fps: f32) -> f32 {
+    layers
+        .iter()
+        .rev()
+        .find(|c| c.is_active())
+        .map_or(source_fps, |c| fps_for_bitrate(c.bitrate(), source_fps))
+}
+
 /// `layers` scaled by `scale` (even sizes, at least 16 pixels), bitrates kept.
 fn scaled_layers(layers: &[Layer], scale: f32) -> Vec<Layer> {
     if scale >= 0.999 {
@@ -385,12 +398,8 @@ impl VideoPipeline {
                             }),
                         });
                     }
-                    // the lower of the CPU's rate and what the lowest layer's bitrate affords
-                    let low_target = c
-                        .iter()
-                        .find(|c| c.is_active())
-                        .map_or(u32::MAX, |c| c.bitrate());
-                    let rate = adapter.current().fps.min(fps_for_bitrate(low_target, fps));
+                    // the lower of the CPU's rate and what the active layers' bitrates afford
+                    let rate = adapter.current().fps.min(affordable_fps(&c, fps));
                     if (rate - fps_applied).abs() > 0.01 {
                         match encoder.set_frame_rate(rate) {
                             Ok(()) => fps_applied = rate,
@@ -529,6 +538,30 @@ mod tests {
         assert_eq!(fps_for_bitrate(30_000, 30.0), 15.0);
         assert_eq!(fps_for_bitrate(10_000, 30.0), 10.0);
         assert_eq!(fps_for_bitrate(10_000, 5.0), 5.0, "never above the source");
+    }
+
+    #[test]
+    fn the_best_fed_active_layer_sets_the_frame_rate() {
+        let layer = |bps| {
+            let c = Arc::new(EncoderControl::new(None, bps));
+            c.set_bitrate(bps);
+            c
+        };
+        let layers = [layer(37_000), layer(123_000), layer(370_000)];
+        assert_eq!(affordable_fps(&layers, 30.0), 30.0, "a thin low layer");
+        // Only the low layer fits the uplink: it alone sets the rate.
+        layers[1].set_fits(false);
+        layers[2].set_fits(false);
+        assert_eq!(affordable_fps(&layers, 30.0), 15.0);
+        layers[0].set_bitrate(10_000);
+        assert_eq!(affordable_fps(&layers, 30.0), 10.0);
+        // Nobody watches the low layer; the watched high one is well fed.
+        layers[0].set_wanted(false);
+        layers[2].set_fits(true);
+        assert_eq!(affordable_fps(&layers, 30.0), 30.0);
+        // Nothing active: the source's rate.
+        layers[2].set_wanted(false);
+        assert_eq!(affordable_fps(&layers, 24.0), 24.0);
     }
 
     #[test]
