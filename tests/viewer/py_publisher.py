@@ -111,6 +111,7 @@ async def share_screen(room, args, codec):
             rtc.VideoFrame(sw, sh, rtc.VideoBufferType.BGRA, shot.raw), timestamp_us=ts_us
         )
 
+    capture.size = f"{sw}x{sh}"
     return capture
 
 
@@ -170,6 +171,7 @@ async def main():
     print(json.dumps({
         "frames": n,
         "screenFrames": s,
+        "screenSize": screen.size if screen else None,
         "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
         "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
         "connect_s": round(start - t0, 3),

@@ -26,7 +26,7 @@ use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -751,7 +751,6 @@ impl Participant {
                 if let Some(t) = self.tracks.iter().find(|t| t.mid == Some(k.mid)) {
                     let track = t.cid.clone();
                     let layer = k.rid.and_then(|r| VideoQuality::from_rid(&r));
-                    let _ = matches!(k.kind, KeyframeRequestKind::Pli | KeyframeRequestKind::Fir);
                     self.emit(PublisherEvent::KeyframeRequested { track, layer });
                 }
             }
