@@ -75,6 +75,13 @@ impl Participant {
         self.bwe_desired = Some(desired);
     }
 
+    /// Whether a video layer someone watches is paused because the estimate cannot carry
+    /// it (the encoder side decides that): while it is, a capped link is probed every few
+    /// seconds, so a lifted cap brings the layer back soon (see [`super::recovery`]).
+    pub fn set_video_held_back(&mut self, yes: bool) {
+        self.recovery.set_holding_back(yes);
+    }
+
     pub(super) fn emit_stats(&mut self, now: Instant) {
         let mut layers = Vec::new();
         let mut total = 0;
