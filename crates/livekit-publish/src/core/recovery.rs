@@ -241,6 +241,12 @@ mod tests {
         at
     }
 
+    /// The attempts as "3n 9r": seconds and kind.
+    fn schedule(at: &[(f64, char)]) -> String {
+        let at: Vec<String> = at.iter().map(|(t, c)| format!("{t}{c}")).collect();
+        at.join(" ")
+    }
+
     #[test]
     fn a_capped_link_is_probed_after_3_s_steady_then_ever_more_rarely() {
         let mut p = RecoveryProber::default();
@@ -328,17 +334,7 @@ mod tests {
         // The backoff stops at 5 s: after a cap of any length the next attempt is at most
         // 5 s away.
         let at = nudges(&mut p, t0, 30, |_| 300_000);
-        assert_eq!(
-            at,
-            vec![
-                (3.0, 'n'),
-                (8.0, 'r'),
-                (13.0, 'r'),
-                (18.0, 'r'),
-                (23.0, 'r'),
-                (28.0, 'r')
-            ]
-        );
+        assert_eq!(schedule(&at), "3n 8r 13r 18r 23r 28r");
     }
 
     #[test]
@@ -355,16 +351,7 @@ mod tests {
                 .into_iter()
                 .map(|(t, c)| (t + 30.0, c)),
         );
-        assert_eq!(
-            at,
-            vec![
-                (3.0, 'n'),
-                (9.0, 'r'),
-                (21.0, 'r'),
-                (30.0, 'r'),
-                (35.0, 'r')
-            ]
-        );
+        assert_eq!(schedule(&at), "3n 9r 21r 30r 35r");
     }
 
     #[test]
