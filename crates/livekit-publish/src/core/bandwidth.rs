@@ -75,9 +75,10 @@ impl Participant {
         self.bwe_desired = Some(desired);
     }
 
-    /// Whether a video layer someone watches is paused because the estimate cannot carry
-    /// it (the encoder side decides that): while it is, a capped link is probed every few
-    /// seconds, so a lifted cap brings the layer back soon (see [`super::recovery`]).
+    /// Whether the estimate holds the picture back: a video layer someone watches is
+    /// paused, or a single layer scaled down, because the estimate cannot carry it (the
+    /// encoder side decides that). While it does, a capped link is probed every 5 s, so a
+    /// lifted cap brings the picture back soon (see [`super::recovery`]).
     pub fn set_video_held_back(&mut self, yes: bool) {
         self.recovery.set_holding_back(yes);
     }

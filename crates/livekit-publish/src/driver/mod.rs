@@ -303,9 +303,10 @@ impl PublisherHandle {
             .map_err(|_| Error::Closed)
     }
 
-    /// Say whether a video layer someone watches is paused because the bandwidth estimate
-    /// cannot carry it. While it is, the engine probes a capped link every few seconds
-    /// (instead of backing off to 24 s), so the layer comes back soon after a cap lifts.
+    /// Say whether the bandwidth estimate holds the picture back: a video layer someone
+    /// watches is paused, or a single layer scaled down, because the estimate cannot carry
+    /// it. While it does, the engine probes a capped link every 5 s (instead of backing off
+    /// to 24 s), so the picture comes back soon after a cap lifts.
     pub fn set_video_held_back(&self, yes: bool) -> Result<(), Error> {
         self.cmd
             .send(Command::SetVideoHeldBack(yes))
