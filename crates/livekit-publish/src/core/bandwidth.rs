@@ -75,14 +75,6 @@ impl Participant {
         self.bwe_desired = Some(desired);
     }
 
-    /// Whether the estimate holds the picture back: a video layer someone watches is
-    /// paused, or a single layer scaled down, because the estimate cannot carry it (the
-    /// encoder side decides that). While it does, a capped link is probed every 5 s, so a
-    /// lifted cap brings the picture back soon (see [`super::recovery`]).
-    pub fn set_video_held_back(&mut self, yes: bool) {
-        self.recovery.set_holding_back(yes);
-    }
-
     pub(super) fn emit_stats(&mut self, now: Instant) {
         let mut layers = Vec::new();
         let mut total = 0;
