@@ -183,27 +183,26 @@ pub async fn measure_libwebrtc(
     ensure!(status.success(), "the Python SDK publisher failed: {last}");
     let end: serde_json::Value =
         serde_json::from_str(&last).with_context(|| format!("publisher said {last}"))?;
+    let num = |k: &str| end[k].as_f64().with_context(|| format!("no {k} in {last}"));
     // What it captured: a publisher that fell behind its sources did less work, and its
     // CPU would flatter it.
-    let rate = |k: &str| end[k].as_f64().unwrap_or(0.0) / run.secs as f64;
+    let camera_fps = num("frames")? / run.secs as f64;
+    let screen_fps = num("screenFrames")? / run.secs as f64;
     println!(
-        "libwebrtc publisher captured: camera {w}x{h} at {:.1} fps{}",
-        rate("frames"),
+        "libwebrtc publisher captured: camera {w}x{h} at {camera_fps:.1} fps{}",
         screen.map_or(String::new(), |_| format!(
-            ", screen {} at {:.1} fps",
+            ", screen {} at {screen_fps:.1} fps",
             end["screenSize"].as_str().unwrap_or("?"),
-            rate("screenFrames")
         ))
     );
     ensure!(
-        rate("frames") >= 27.0,
+        camera_fps >= 27.0,
         "the Python SDK publisher fell behind the camera's 30 fps: {last}"
     );
     ensure!(
-        screen.is_none() || rate("screenFrames") >= 13.5,
+        screen.is_none() || screen_fps >= 13.5,
         "the Python SDK publisher fell behind the screen's 15 fps: {last}"
     );
-    let num = |k: &str| end[k].as_f64().with_context(|| format!("no {k} in {last}"));
     Ok(Cost {
         cpu_s_per_min: num("cpu_s")? * 60.0 / run.secs as f64,
         peak_rss_mb: num("peak_rss_mb")?,
