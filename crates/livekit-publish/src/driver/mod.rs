@@ -209,6 +209,7 @@ enum Command {
     Leave(tokio::sync::oneshot::Sender<()>),
     RequestKeyframe(TrackSid),
     SetVideoQuality(TrackSid, VideoQuality),
+    SetVideoHeldBack(bool),
     Simulate(proto::simulate_scenario::Scenario),
     ResetTcp,
 }
@@ -299,6 +300,16 @@ impl PublisherHandle {
     pub fn request_keyframe(&self, track: &TrackSid) -> Result<(), Error> {
         self.cmd
             .send(Command::RequestKeyframe(track.clone()))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Say whether the bandwidth estimate holds the picture back: a video layer someone
+    /// watches is paused, or a single layer scaled down, because the estimate cannot carry
+    /// it. While it does, the engine probes a capped link every 5 s (instead of backing off
+    /// to 24 s), so the picture comes back soon after a cap lifts.
+    pub fn set_video_held_back(&self, yes: bool) -> Result<(), Error> {
+        self.cmd
+            .send(Command::SetVideoHeldBack(yes))
             .map_err(|_| Error::Closed)
     }
 

@@ -204,6 +204,8 @@ impl Task {
             last_stats: lk::StatsSnapshot::default(),
             keyframe_requests: 0,
             allocation: None,
+            paused_for_estimate: false,
+            held_back: false,
             reconnects: 0,
             base_encoded: c.encoded.load(Ordering::Relaxed),
             base_dropped: c.encoder_dropped.load(Ordering::Relaxed),

@@ -122,12 +122,16 @@ impl Task {
                     0 => 0,
                     all => b.bps() * screen_nominal / all,
                 };
-                if !screen.is_empty() {
-                    distribute_bitrate(screen, screen_bps, 0);
-                }
+                let screen_paused = if screen.is_empty() {
+                    0
+                } else {
+                    distribute_bitrate(screen, screen_bps, 0).paused
+                };
                 let camera_bps = b.bps() - screen_bps;
                 let allocation = distribute_bitrate(&live.encoders, camera_bps, audio_bps);
                 live.allocation = Some((camera_bps, allocation));
+                live.paused_for_estimate = allocation.paused + screen_paused > 0;
+                self.tell_held_back(live);
             }
             E::Stats(s) => {
                 // The audio track's own receiver reports (the last one, each stats tick).
@@ -141,6 +145,9 @@ impl Task {
                     audio.report_loss(loss);
                 }
                 live.last_stats = s;
+                // A single layer scaled down for the estimate shows in the encoder's step,
+                // which follows the bitrate a frame later than the allocation above.
+                self.tell_held_back(live);
             }
             E::Error(m) => tracing::warn!("publisher: {m}"),
             // Also in the stats (`last_recovery`), where the health bar will read it.
@@ -193,5 +200,24 @@ impl Task {
             .count() as u32;
         self.state.viewers = n;
         self.state.peak_viewers = self.state.peak_viewers.max(n);
+    }
+}
+
+impl Task {
+    /// Tells the engine, on change, whether the estimate holds the picture back: a watched
+    /// layer paused for it, or a single layer scaled down for it. While it does, a capped
+    /// link is probed every few seconds, so the picture recovers soon after a cap lifts.
+    fn tell_held_back(&self, live: &mut Live) {
+        let held_back = live.paused_for_estimate || self.network_scaled();
+        if held_back != live.held_back && live.handle.set_video_held_back(held_back).is_ok() {
+            live.held_back = held_back;
+        }
+    }
+
+    /// The camera's single layer is scaled down because of the estimate.
+    fn network_scaled(&self) -> bool {
+        self.video
+            .as_ref()
+            .is_some_and(|v| v.status.get().network_scaled)
     }
 }

@@ -222,6 +222,10 @@ struct Live {
     keyframe_requests: u64,
     /// How the last estimate was spent over the layers (the health bar's "Network limited").
     allocation: Option<(u64, health::Allocation)>,
+    /// A watched camera or screen layer is paused for the estimate (the last allocation).
+    paused_for_estimate: bool,
+    /// What the engine was last told: the estimate holds the picture back.
+    held_back: bool,
     reconnects: u32,
     /// Counter values when this broadcast started.
     base_encoded: u64,
