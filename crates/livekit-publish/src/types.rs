@@ -719,7 +719,8 @@ pub enum PublisherEvent {
         /// Layer, for simulcast.
         layer: Option<VideoQuality>,
     },
-    /// The encoder target bitrate from the transport's bandwidth estimate.
+    /// The encoder target bitrate from the transport's bandwidth estimate (held below it
+    /// while a recovery probe's result is unproven; the stats carry the estimate itself).
     TargetBitrate(Bitrate),
     /// Which layers of a track anyone watches (dynacast).
     LayersWanted {

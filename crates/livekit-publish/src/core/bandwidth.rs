@@ -66,6 +66,11 @@ impl Participant {
             }
             None => {}
         }
+        // The target may have climbed since the last estimate (see `recovery`).
+        self.emit_target(now);
+        let Some(rtc) = self.publisher.as_mut() else {
+            return;
+        };
         let desired = Bitrate(wanted.0 + self.recovery.offset());
         if self.bwe_desired == Some(desired) {
             return;
@@ -73,6 +78,26 @@ impl Participant {
         rtc.bwe()
             .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(desired));
         self.bwe_desired = Some(desired);
+    }
+
+    /// Tells the encoder side what it may spend, when that moved enough to matter: the
+    /// estimate, held back while a recovery probe's result is unproven.
+    pub(super) fn emit_target(&mut self, now: Instant) {
+        let Some(target) = self.recovery.target(now) else {
+            return;
+        };
+        if target_bitrate_moved(self.bwe_emitted, target) {
+            self.bwe_emitted = Some(target);
+            self.emit(PublisherEvent::TargetBitrate(target));
+        }
+    }
+
+    /// Whether the estimate holds the picture back: a video layer someone watches is
+    /// paused, or a single layer scaled down, because the estimate cannot carry it (the
+    /// encoder side decides that). While it does, a capped link is probed every 5 s, so a
+    /// lifted cap brings the picture back soon (see [`super::recovery`]).
+    pub fn set_video_held_back(&mut self, yes: bool) {
+        self.recovery.set_holding_back(yes);
     }
 
     pub(super) fn emit_stats(&mut self, now: Instant) {
@@ -292,6 +317,47 @@ mod tests {
         h.core
             .apply_desired_bitrate(t0 + std::time::Duration::from_secs(20));
         assert_eq!(h.core.bwe_desired, Some(Bitrate(wanted.0 + 1)));
+    }
+
+    /// What a nudge's probe found on a link that stays capped (1.6× where it started) does
+    /// not reach the encoders at once: their target holds until the verdict, then climbs.
+    #[test]
+    fn an_unproven_probe_result_holds_the_encoders_target() {
+        let mut h = Harness::new();
+        h.connected();
+        let _cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 1280, 720, 30));
+        h.pump(10);
+        while h.core.poll_output().is_some() {}
+        let t0 = h.now;
+        let ms = |ms| t0 + std::time::Duration::from_millis(ms);
+        h.core.recovery = Default::default();
+        h.core.bwe_emitted = None;
+        let est = |kbps| {
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                estimate: str0m::bwe::Bitrate::kbps(kbps),
+                can_probe: true,
+            })
+        };
+        h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
+        h.core.apply_desired_bitrate(ms(3000));
+        let nudged = h.core.bwe_desired;
+        h.core
+            .handle_rtc_event(PcKind::Publisher, est(480), ms(3300));
+        h.core.apply_desired_bitrate(ms(4900));
+        h.core.apply_desired_bitrate(ms(6000));
+        assert_eq!(
+            h.core.bwe,
+            Some(Bitrate(480_000)),
+            "the stats keep the estimate"
+        );
+        let mut targets = Vec::new();
+        while let Some(o) = h.core.poll_output() {
+            if let CoreOutput::Event(PublisherEvent::TargetBitrate(b)) = o {
+                targets.push(b.0);
+            }
+        }
+        assert_eq!(targets, vec![300_000, 324_480]);
+        assert_eq!(nudged, h.core.bwe_desired, "one nudge");
     }
 
     #[test]

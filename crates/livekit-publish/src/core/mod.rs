@@ -53,7 +53,7 @@ pub use resume::Backoff;
 pub use send_queue::SEND_QUEUE_BOUND;
 pub use signal::{candidate_init_json, parse_candidate_init};
 
-use bandwidth::{selected_pair, target_bitrate_moved, to_str0m_bitrate};
+use bandwidth::{selected_pair, to_str0m_bitrate};
 use vp8::Vp8Sender;
 
 /// Label of the ordered, reliable data channel.
@@ -763,10 +763,7 @@ impl Participant {
                 let est = Bitrate(est.as_u64());
                 self.bwe = Some(est);
                 self.recovery.on_estimate(now, est);
-                if target_bitrate_moved(self.bwe_emitted, est) {
-                    self.bwe_emitted = Some(est);
-                    self.emit(PublisherEvent::TargetBitrate(est));
-                }
+                self.emit_target(now);
             }
             (PcKind::Subscriber, Event::MediaData(d)) => {
                 if let Some(m) = self.subs.media(&d) {

@@ -8,11 +8,32 @@
 //! probe, with a backoff: a link that really is capped sees a short probe burst every few
 //! seconds at first, then every 24 s.
 //!
+//! While the estimate is what holds the picture back (a watched layer is paused or scaled
+//! down for it, which only the session knows: [`RecoveryProber::set_holding_back`]), the
+//! backoff stops at 5 s, libwebrtc's ALR probe interval: the wait between attempts is how
+//! long a lifted cap goes unnoticed (24 s after a 20 s cap: full size came back 10.7 s
+//! after the lift on CI). While everything watched is sent the long backoff stays: a
+//! static picture sends far less than the estimate allows, str0m holds the estimate at
+//! 1.5× that, so it looks "far below" for the whole show.
+//!
 //! str0m 0.25 has no "probe now" call. It sends an allocation probe (at twice the
-//! estimate) whenever the desired bitrate rises, so the first [`Attempt::Nudge`] raises it
-//! by one bit per second. When a nudge did not lift the estimate (str0m refused to probe
-//! or the probe failed) the next attempt is a [`Attempt::Reset`]: the estimator starts
-//! again from the current estimate with its initial probes, as at the start of a call.
+//! estimate) whenever the desired bitrate rises, so an [`Attempt::Nudge`] raises it by one
+//! bit per second. When a nudge did not lift the estimate (str0m refused to probe, or the
+//! probe found no room) the next attempt is an [`Attempt::Reset`]: the estimator starts
+//! again from the current target with its initial probes (3× and 6× it), as at the start
+//! of a call. An attempt that lifted the estimate to [`LIFTED`] times its start shows the
+//! link has room, so a reset follows at once: its probes reach the room in one step, where
+//! str0m's own climb took 5 s on a busy machine (458, 524, 1058, 3083 kbit/s).
+//!
+//! **A probe's result is not trusted until it shows real room.** On a link that stays
+//! capped, a probe still lifts the estimate to the link's rate, above what the link
+//! carries beside audio and headers (184 → ~300 kbit/s at a 300 kbit/s cap); followed at
+//! once, that filled the link's queue, took a capped picture down to 7-16 frames in the
+//! second of each probe and once collapsed the estimate to 40 kbit/s. So after an attempt
+//! on a link thought capped (not a follow-up) the target the encoders get ([`RecoveryProber::target`]) stays at the estimate the
+//! attempt started from, until the estimate reaches [`LIFTED`] times it (room the cap
+//! could not have shown), or after [`VERDICT_AFTER`] climbs at most 8 % a second, as
+//! libwebrtc's multiplicative increase does, until str0m's own estimate is below it again.
 //! This is libwebrtc's rapid-recovery idea (probe after a drop without waiting for ALR).
 
 use std::time::{Duration, Instant};
@@ -25,14 +46,26 @@ const STEADY_FOR: Duration = Duration::from_secs(3);
 const FIRST_INTERVAL: Duration = Duration::from_secs(3);
 /// The longest wait between attempts on a link that really is capped.
 const MAX_INTERVAL: Duration = Duration::from_secs(24);
+/// The longest wait while the estimate holds the picture back: a lifted cap is noticed
+/// within this, plus the climb.
+const HOLDING_BACK_MAX_INTERVAL: Duration = Duration::from_secs(5);
 /// Attempt only while the estimate is below this share of what the tracks want.
 const FAR_BELOW: f64 = 0.5;
-/// A fall of more than this share between two estimates is congestion going on.
-const FALL: f64 = 0.05;
-/// An attempt worked when the estimate rose by this share within [`VERDICT_AFTER`].
-const ROSE: f64 = 0.2;
-/// When an attempt's outcome is judged: str0m's probe results are in well within that.
+/// A fall of more than this share below the highest estimate since it was last steady is
+/// congestion going on. The estimate of a capped link wavers by more than 5 % between
+/// updates (239, 223, 209, 199 kbit/s), and a clock restarted by each of those put a
+/// lifted cap's first attempt 5 s late.
+const FALL: f64 = 0.2;
+/// An attempt found room once the estimate reached this multiple of where it started: a
+/// probe on a link that stays capped lifts it to the link's rate, 1.3-1.6× the estimate
+/// the link settled at; one on a free link to its 2× (a nudge) or 3×/6× (a reset) rate.
+pub(super) const LIFTED: f64 = 1.8;
+/// When an attempt that has not lifted the estimate is judged to have failed: str0m's
+/// probe results are in well within that. Until then its target stays where it started.
 const VERDICT_AFTER: Duration = Duration::from_secs(2);
+/// After the verdict an unproven target climbs by this factor a step (8 % a second).
+const RAMP: f64 = 1.04;
+const RAMP_STEP: Duration = Duration::from_millis(500);
 
 /// What to ask of str0m's estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,26 +76,34 @@ pub(super) enum Attempt {
     Reset(Bitrate),
 }
 
-/// Decides when to ask str0m for a probe; fed with estimates and time, no clock of its own.
+/// Decides when to ask str0m for a probe, and how far to trust what a probe found; fed
+/// with estimates and time, no clock of its own.
 #[derive(Debug)]
 pub(super) struct RecoveryProber {
     last_estimate: Option<Bitrate>,
-    /// Since when the estimate has not fallen.
+    /// Since when the estimate has not fallen, and its highest value since.
     steady_since: Option<Instant>,
-    /// The last attempt, the estimate then, and its verdict once judged.
+    steady_peak: Bitrate,
+    /// The last attempt, the target then, and its verdict once judged.
     last: Option<Tried>,
+    /// The last attempt's target still caps what the encoders get (see the module doc).
+    capping: bool,
     interval: Duration,
     nudges: u64,
     /// The estimate was far below what the tracks wanted at the last poll: only then is
     /// there a time to wake for. Otherwise the next estimate or a new want (both reach
     /// `poll` through the core's input handling) is what can change the answer.
     far_below: bool,
+    /// The estimate is what holds the picture back (see the module doc).
+    holding_back: bool,
+    /// When `poll` last ran: the ceiling's next step is after it.
+    polled: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Tried {
     at: Instant,
-    estimate: Bitrate,
+    from: Bitrate,
     worked: Option<bool>,
 }
 
@@ -71,10 +112,14 @@ impl Default for RecoveryProber {
         Self {
             last_estimate: None,
             steady_since: None,
+            steady_peak: Bitrate(0),
             last: None,
+            capping: false,
             interval: FIRST_INTERVAL,
             nudges: 0,
             far_below: false,
+            holding_back: false,
+            polled: None,
         }
     }
 }
@@ -82,26 +127,85 @@ impl Default for RecoveryProber {
 impl RecoveryProber {
     /// A new estimate from the BWE.
     pub fn on_estimate(&mut self, now: Instant, estimate: Bitrate) {
-        let fell = self
-            .last_estimate
-            .is_some_and(|last| (estimate.0 as f64) < last.0 as f64 * (1.0 - FALL));
+        let fell = (estimate.0 as f64) < self.steady_peak.0 as f64 * (1.0 - FALL);
         if fell || self.steady_since.is_none() {
             self.steady_since = Some(now);
+            self.steady_peak = estimate;
         }
+        self.steady_peak = self.steady_peak.max(estimate);
         self.last_estimate = Some(estimate);
+        self.settle(now);
+    }
+
+    /// An attempt's target stops capping once the estimate shows room, or, after the
+    /// verdict, once the estimate is back under the climbing ceiling.
+    fn settle(&mut self, now: Instant) {
+        if let (Some(t), Some(estimate)) = (self.last, self.last_estimate)
+            && self.capping
+            && (self.lifted(t) || now >= t.at + VERDICT_AFTER && estimate <= self.ceiling(t, now))
+        {
+            self.capping = false;
+        }
+    }
+
+    /// Whether the estimate is what holds the picture back now: a layer someone watches is
+    /// paused, or a single layer scaled down, because the estimate cannot carry it.
+    pub fn set_holding_back(&mut self, yes: bool) {
+        self.holding_back = yes;
+    }
+
+    /// What the encoders may spend now: the estimate, or less while the last attempt's
+    /// result is unproven (see the module doc).
+    pub fn target(&self, now: Instant) -> Option<Bitrate> {
+        let estimate = self.last_estimate?;
+        Some(match self.last {
+            Some(t) if self.capping => estimate.min(self.ceiling(t, now)),
+            _ => estimate,
+        })
+    }
+
+    /// The estimate reached [`LIFTED`] times where the attempt started.
+    fn lifted(&self, t: Tried) -> bool {
+        self.last_estimate
+            .is_some_and(|e| e.0 as f64 >= t.from.0 as f64 * LIFTED)
+    }
+
+    /// The most an unproven attempt's target may be at `now`.
+    fn ceiling(&self, t: Tried, now: Instant) -> Bitrate {
+        let ramping = now.saturating_duration_since(t.at + VERDICT_AFTER);
+        let steps = (ramping.as_millis() / RAMP_STEP.as_millis()).min(100) as i32;
+        Bitrate((t.from.0 as f64 * RAMP.powi(steps)) as u64)
+    }
+
+    /// The wait after the last attempt.
+    fn interval(&self) -> Duration {
+        if self.holding_back {
+            self.interval.min(HOLDING_BACK_MAX_INTERVAL)
+        } else {
+            self.interval
+        }
     }
 
     /// What to ask of str0m now, given what the tracks want, if anything.
     pub fn poll(&mut self, now: Instant, desired: Bitrate) -> Option<Attempt> {
+        self.polled = Some(now);
+        self.settle(now);
         let (estimate, steady) = (self.last_estimate?, self.steady_since?);
-        if let Some(t) = self.last.as_mut()
+        let mut follow_up = false;
+        if let Some(t) = self.last
             && t.worked.is_none()
-            && now.duration_since(t.at) >= VERDICT_AFTER
         {
-            // A probe that worked lifts the estimate (and str0m's exponential probing goes
-            // on from there); one that did not backs off.
-            let worked = estimate.0 as f64 >= t.estimate.0 as f64 * (1.0 + ROSE);
-            t.worked = Some(worked);
+            // One that found room starts the backoff again and is followed at once; one
+            // that did not backs off.
+            let worked = self.lifted(t);
+            if !worked && now.duration_since(t.at) < VERDICT_AFTER {
+                return None;
+            }
+            self.last = Some(Tried {
+                worked: Some(worked),
+                ..t
+            });
+            follow_up = worked;
             self.interval = if worked {
                 FIRST_INTERVAL
             } else {
@@ -110,17 +214,21 @@ impl RecoveryProber {
         }
         let far_below = (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
-        let due = self
-            .last
-            .is_none_or(|t| t.worked.is_some() && now.duration_since(t.at) >= self.interval);
+        let due = follow_up
+            || self
+                .last
+                .is_none_or(|t| now.duration_since(t.at) >= self.interval());
         if !far_below || !due || now.duration_since(steady) < STEADY_FOR {
             return None;
         }
+        // From what the encoders were given, not from a probe's unproven result.
+        let from = self.target(now).unwrap_or(estimate);
         let attempt = match self.last {
+            _ if follow_up => Attempt::Reset(from),
             Some(Tried {
                 worked: Some(false),
                 ..
-            }) => Attempt::Reset(estimate),
+            }) => Attempt::Reset(from),
             _ => {
                 self.nudges += 1;
                 Attempt::Nudge
@@ -128,9 +236,11 @@ impl RecoveryProber {
         };
         self.last = Some(Tried {
             at: now,
-            estimate,
+            from,
             worked: None,
         });
+        // A follow-up comes after room was shown: nothing to hold back.
+        self.capping = !follow_up;
         Some(attempt)
     }
 
@@ -140,18 +250,32 @@ impl RecoveryProber {
         self.nudges
     }
 
-    /// When [`RecoveryProber::poll`] could next say something. Never a time already past
-    /// that `poll` would answer with nothing: the driver sleeps until this, and a past
-    /// time it cannot clear makes it spin (it did: a whole core while the estimate was
-    /// fine).
+    /// When [`RecoveryProber::poll`] could next say something, or an unproven target
+    /// could next climb. Never a time already past that would change nothing: the driver
+    /// sleeps until this, and a past time it cannot clear makes it spin (it did: a whole
+    /// core while the estimate was fine). A rise that judges an attempt early comes with
+    /// an estimate, which reaches `poll` through the core's input handling.
     pub fn next_check(&self) -> Option<Instant> {
         let steady = self.steady_since? + STEADY_FOR;
-        match self.last {
+        let probe = match self.last {
             Some(t) if t.worked.is_none() => Some(t.at + VERDICT_AFTER),
             _ if !self.far_below => None,
-            Some(t) => Some(steady.max(t.at + self.interval)),
+            Some(t) => Some(steady.max(t.at + self.interval())),
             None => Some(steady),
-        }
+        };
+        // The ceiling's next step after the last poll.
+        let climb = self.last.filter(|_| self.capping).map(|t| {
+            let start = t.at + VERDICT_AFTER;
+            match self.polled {
+                Some(p) if p >= start => {
+                    let step = RAMP_STEP.as_nanos();
+                    let next = ((p - start).as_nanos() / step + 1) * step;
+                    start + Duration::from_nanos(next as u64)
+                }
+                _ => start,
+            }
+        });
+        [probe, climb].into_iter().flatten().min()
     }
 }
 
@@ -173,10 +297,14 @@ mod tests {
         for step in 0..secs * 10 {
             let now = t0 + Duration::from_millis(step * 100);
             p.on_estimate(now, Bitrate(est(step)));
+            assert!(
+                p.target(now) <= Some(Bitrate(est(step))),
+                "above the estimate"
+            );
             match p.poll(now, WANT) {
                 Some(Attempt::Nudge) => at.push((step as f64 / 10.0, 'n')),
                 Some(Attempt::Reset(b)) => {
-                    assert_eq!(b.0, est(step), "a reset starts from the estimate");
+                    assert_eq!(Some(b), p.target(now), "a reset starts from the target");
                     at.push((step as f64 / 10.0, 'r'));
                 }
                 None => {}
@@ -191,6 +319,12 @@ mod tests {
             );
         }
         at
+    }
+
+    /// The attempts as "3n 9r": seconds and kind.
+    fn schedule(at: &[(f64, char)]) -> String {
+        let at: Vec<String> = at.iter().map(|(t, c)| format!("{t}{c}")).collect();
+        at.join(" ")
     }
 
     #[test]
@@ -217,8 +351,9 @@ mod tests {
     fn a_probe_that_lifts_the_estimate_brings_the_short_interval_back() {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
-        // Capped at 300 kbit/s, then the reset at 21 s finds room up to 600 kbit/s: the
-        // next attempt (a nudge again) comes 3 s after it, and backs off from there.
+        // Capped at 300 kbit/s, then the reset at 21 s finds room up to 600 kbit/s: another
+        // reset follows as soon as the estimate shows it (22 s), finds no more, and the
+        // backoff starts again from 3 s after it: 6 s to the next, then 12.
         let at = nudges(
             &mut p,
             t0,
@@ -231,20 +366,102 @@ mod tests {
                 (3.0, 'n'),
                 (9.0, 'r'),
                 (21.0, 'r'),
-                (24.0, 'n'),
-                (30.0, 'r'),
-                (42.0, 'r')
+                (22.0, 'r'),
+                (28.0, 'r'),
+                (40.0, 'r')
             ]
         );
+    }
+
+    #[test]
+    fn a_reset_follows_each_attempt_that_lifts_the_estimate() {
+        let mut p = RecoveryProber::default();
+        p.set_holding_back(true);
+        let t0 = Instant::now();
+        // Each attempt doubles the estimate 300 ms later (a lifted cap: the probes find
+        // room), from 200 kbit/s up to 1.6 Mbit/s, past half of what is wanted: a reset
+        // from the new estimate goes out as soon as each rise shows, not 5 s later.
+        let mut est = 200_000;
+        let mut rise_at = None;
+        let mut at = Vec::new();
+        for step in 0..100u64 {
+            let now = t0 + Duration::from_millis(step * 100);
+            if rise_at == Some(step) {
+                est *= 2;
+            }
+            p.on_estimate(now, Bitrate(est));
+            if let Some(a) = p.poll(now, WANT) {
+                at.push((step as f64 / 10.0, a));
+                rise_at = Some(step + 3);
+            }
+        }
+        assert_eq!(
+            at,
+            vec![
+                (3.0, Attempt::Nudge),
+                (3.3, Attempt::Reset(Bitrate(400_000))),
+                (3.6, Attempt::Reset(Bitrate(800_000)))
+            ]
+        );
+        assert_eq!(est, 1_600_000);
+    }
+
+    #[test]
+    fn a_capped_link_that_holds_the_picture_back_is_probed_every_5_s() {
+        let mut p = RecoveryProber::default();
+        p.set_holding_back(true);
+        let t0 = Instant::now();
+        // The backoff stops at 5 s: after a cap of any length the next attempt is at most
+        // 5 s away.
+        let at = nudges(&mut p, t0, 30, |_| 300_000);
+        assert_eq!(schedule(&at), "3n 8r 13r 18r 23r 28r");
+    }
+
+    #[test]
+    fn a_layer_paused_late_shortens_a_long_backoff_at_once() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        // Backed off to 24 s (attempts at 3, 9, 21 s) while everything watched was sent;
+        // at 30 s a layer is paused for the estimate: 5 s have passed since the last
+        // attempt, so the next comes at once (not at 45 s), then every 5 s.
+        let mut at = nudges(&mut p, t0, 30, |_| 300_000);
+        p.set_holding_back(true);
+        at.extend(
+            nudges(&mut p, t0 + Duration::from_secs(30), 10, |_| 300_000)
+                .into_iter()
+                .map(|(t, c)| (t + 30.0, c)),
+        );
+        assert_eq!(schedule(&at), "3n 9r 21r 30r 35r");
+    }
+
+    #[test]
+    fn a_wavering_estimate_is_steady_and_a_real_fall_is_not() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        // Down 5-7 % a second, as a capped link's estimate wavers (239, 223, 209, 199):
+        // under a fifth below its peak, so the first attempt comes 3 s in as usual.
+        let wavering = [239_000, 223_000, 209_000, 199_000];
+        let at = nudges(&mut p, t0, 4, |step| wavering[(step / 10) as usize]);
+        assert_eq!(at, vec![(3.0, 'n')]);
+        // A fall of a quarter below the peak is congestion: the steady time starts again.
+        let mut p = RecoveryProber::default();
+        let at = nudges(
+            &mut p,
+            t0,
+            6,
+            |step| if step < 20 { 240_000 } else { 180_000 },
+        );
+        assert_eq!(at, vec![(5.0, 'n')]);
     }
 
     #[test]
     fn no_nudge_while_the_estimate_falls_or_is_near_what_is_wanted() {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
-        // Falling 10 % a second for 10 s: congestion going on, not a stagnant estimate.
+        // Falling 15 % a second for 10 s (a fifth below the peak every 2 s): congestion
+        // going on, not a stagnant estimate.
         let at = nudges(&mut p, t0, 10, |step| {
-            (1_000_000.0 * 0.9f64.powi((step / 10) as i32)) as u64
+            (1_000_000.0 * 0.85f64.powi((step / 10) as i32)) as u64
         });
         assert!(at.is_empty(), "{at:?}");
         // Above half of what is wanted: str0m's own AIMD and probing climb from there.
@@ -253,5 +470,60 @@ mod tests {
         assert_eq!(p.offset(), 0);
         // Nothing to wake for until an estimate or the want changes.
         assert_eq!(p.next_check(), None);
+    }
+
+    #[test]
+    fn a_probe_on_a_capped_link_is_not_followed_until_the_link_carries_it() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Settled at 184 kbit/s under a 300 kbit/s cap; the nudge at 3 s makes str0m probe,
+        // and the probe lifts the estimate to the link's rate (1.6x): not room the cap
+        // could not have shown.
+        p.on_estimate(at(0), Bitrate(184_000));
+        assert_eq!(p.poll(at(3000), WANT), Some(Attempt::Nudge));
+        p.on_estimate(at(3300), Bitrate(300_000));
+        assert_eq!(p.target(at(3300)), Some(Bitrate(184_000)));
+        assert_eq!(p.poll(at(4900), WANT), None);
+        assert_eq!(p.target(at(4900)), Some(Bitrate(184_000)));
+        // After the verdict the target climbs 4 % a half second, waking the driver for it.
+        assert_eq!(p.poll(at(5000), WANT), None);
+        assert_eq!(p.next_check(), Some(at(5500)));
+        assert_eq!(p.target(at(5500)), Some(Bitrate(191_360)));
+        assert_eq!(p.target(at(6000)), Some(Bitrate(199_014)));
+        // The next attempt (a reset, 6 s after the failed nudge) starts from the target.
+        let ceiling = p.target(at(9000)).map(|b| b.0).unwrap_or(0);
+        assert_eq!(
+            p.poll(at(9000), WANT),
+            Some(Attempt::Reset(Bitrate(ceiling)))
+        );
+        assert!((250_000..255_000).contains(&ceiling), "{ceiling}");
+        // Delay on the full link takes str0m's estimate under the ceiling: followed again.
+        p.on_estimate(at(11_500), Bitrate(240_000));
+        p.poll(at(11_500), WANT);
+        assert_eq!(p.target(at(11_500)), Some(Bitrate(240_000)));
+        p.on_estimate(at(11_600), Bitrate(320_000));
+        assert_eq!(p.target(at(11_600)), Some(Bitrate(320_000)));
+        assert_eq!(p.next_check(), Some(at(21_000)), "no climb to wake for");
+    }
+
+    #[test]
+    fn a_probe_that_finds_room_is_followed_at_once() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        p.on_estimate(at(0), Bitrate(184_000));
+        assert_eq!(p.poll(at(3000), WANT), Some(Attempt::Nudge));
+        // Twice the start: more than a 300 kbit/s cap could show.
+        p.on_estimate(at(3300), Bitrate(368_000));
+        assert_eq!(p.target(at(3300)), Some(Bitrate(368_000)));
+        assert_eq!(
+            p.poll(at(3300), WANT),
+            Some(Attempt::Reset(Bitrate(368_000)))
+        );
+        // The reset that follows has shown room already: its probes' result is followed
+        // as soon as it comes, whatever it is.
+        p.on_estimate(at(3500), Bitrate(600_000));
+        assert_eq!(p.target(at(3500)), Some(Bitrate(600_000)));
     }
 }
