@@ -192,22 +192,25 @@ async fn the_netem_command_runs_a_command_behind_a_slow_link() -> Result<()> {
     Ok(())
 }
 
-/// A 300 kbit/s uplink for 20 s, then no cap. The encoder follows the estimate with room
+/// A 300 kbit/s uplink for 30 s, then no cap. The encoder follows the estimate with room
 /// for audio and headers, and skips frames while the pacer holds more than 200 ms, so no
 /// queue builds at the sender: its per-second peaks stay under 300 ms, and glass-to-glass
 /// stays within the link's own queue while capped (p95 126-183 ms on a quiet machine;
 /// 2.4 s when video took the whole estimate). The one layer is sent smaller while capped
 /// (180p at 30 fps, where 720p skipped a third of its frames), and the picture keeps
 /// moving (10 frames or more in every capped second after the onset one) and returns to
-/// full size within 10 s of the lift.
+/// full size within 10 s of the lift. The cap is 30 s long because the lift must be noticed
+/// whatever the cap's length: a probing schedule that backs off (attempts 3, 9, 21 and 45 s
+/// after the estimate settled) passes a 20 s cap by luck and misses a 30 s one by ~15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> Result<()> {
     use streamit_testkit::netem::Impairment;
     let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
-    let broadcast = go_live_behind(&link, "h264", 55).await?;
-    let viewer = Viewer::spawn(broadcast.viewer(45).await?)?;
-    // 5 s clean, 20 s capped, 20 s free.
+    const CAP_SECS: u64 = 30;
+    let broadcast = go_live_behind(&link, "h264", CAP_SECS + 35).await?;
+    let viewer = Viewer::spawn(broadcast.viewer(CAP_SECS + 25).await?)?;
+    // 5 s clean, 30 s capped, 20 s free.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let capped_at = std::time::Instant::now();
     let capped_unix_ms = std::time::SystemTime::now()
@@ -220,7 +223,7 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
             ..Impairment::none()
         },
     );
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(CAP_SECS)).await;
     link.set(Direction::Up, Impairment::none());
     let lifted_after = capped_at.elapsed();
     let lifted_unix_ms = capped_unix_ms + lifted_after.as_millis() as u64;
@@ -276,12 +279,12 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
         .context("no sendQueueDelayMsPerSecond in the publish report")?
         .iter()
         .skip(first)
-        .take(20)
+        .take(CAP_SECS as usize)
         .map(|v| v.as_u64().unwrap_or(0))
         .collect();
     println!("send queue delay (ms) per capped second: {queued:?}");
     ensure!(
-        queued.len() >= 18,
+        queued.len() >= CAP_SECS as usize - 2,
         "the report covers only {} capped seconds",
         queued.len()
     );
@@ -309,12 +312,12 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
         p95 < 600.0,
         "glass-to-glass p95 {p95:.0} ms: a queue built up at the sender"
     );
-    // The cap lifted ~25 s into the viewer's 45 s; from 36 s on the picture moves again at
+    // The cap lifted ~35 s into the viewer's 55 s; from 46 s on the picture moves again at
     // the 15 fps it kept while capped or better. (Full rate comes back as fast as the
     // estimate climbs: with the core's recovery probing, 30 fps 2-6 s after the lift in 3
     // runs of 3; without it the estimate once stayed at 141 kbit/s and the picture at 7-8
     // fps to the end on CI, and with the probing nudge alone at 111-160 kbit/s here.)
-    let late: Vec<u64> = (36..44)
+    let late: Vec<u64> = (CAP_SECS + 16..CAP_SECS + 24)
         .map(|s| {
             report
                 .video
@@ -342,10 +345,9 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
     );
     // Full size again after the lift, and for good. How soon follows the estimate: the
     // size steps up about a second after the estimate allows it, and the estimate climbs
-    // once the core's recovery probing tries (3 s after the estimate settled under the cap,
-    // then 6, 12 and 24 s apart); for this 20 s cap an attempt falls ~2 s after the lift.
-    // A cap lifted just after an attempt waits for the next one (probing a capped link
-    // every 6 s made static loopback streams reset their estimate every 6 s too).
+    // once the core's recovery probing tries: 3 s after the estimate settled under the
+    // cap, then every 5 s while the picture is scaled down for the estimate (the session
+    // tells the engine so), so a lift waits at most 5 s for an attempt.
     let sizes = &report.video.size_changes;
     println!("size changes (viewer ms, size): {sizes:?}");
     ensure!(
@@ -354,9 +356,9 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
     );
     // The bars on the viewer's timeline (its seconds count from its start): at
     // least 10 frames in every whole second of the cap, and full size again within 10 s
-    // of the lift. Measured here, quiet and beside two busy loops: 6-11 frames in the
-    // onset second, 20-33 in the others; full size 3.1-7.7 s after the lift.
-    const ONSET_FPS: u64 = 3;
+    // of the lift. Measured here (5 runs, 3 beside two busy loops): 15-32 frames in each
+    // second after the onset one (15-28 in a second with a probe), onset stalls up to
+    // 566 ms; full size 4.5-8.8 s after the lift.
     let start = report.started_unix_ms;
     ensure!(start > 0, "the viewer's report has no start time");
     let second_of = |unix_ms: u64| unix_ms.saturating_sub(start) / 1000;
@@ -373,18 +375,27 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
         .collect();
     println!("frames in each whole capped second (viewer s, frames): {capped:?}");
     ensure!(
-        capped.len() >= 18,
+        capped.len() >= CAP_SECS as usize - 2,
         "the viewer's report covers only {} whole capped seconds",
         capped.len()
     );
-    // The onset second is judged apart: the estimate takes about a second to fall to the
-    // cap, and until then the link carries about four 720p frames a second (one takes
-    // ~230 ms at 300 kbit/s) while the rest wait or are lost. It must still move.
-    let (onset, after_onset) = capped.split_at(1);
+    // The onset is judged apart: the estimate takes about a second to fall to the cap,
+    // and until then the link carries about four 720p frames a second (one takes ~230 ms
+    // at 300 kbit/s) while the rest wait or are lost. Its bar is the longest stall in the
+    // cap's first 3 s, not the frames in the first whole viewer second: how much of the
+    // stall that second holds depends on where in it the cap fell (1-3 frames in one run,
+    // 6-11 in others, for the same stall).
+    const ONSET_STALL_MS: f64 = 1500.0;
+    let capped_us = capped_unix_ms * 1000;
+    let onset_stalls = report
+        .pattern
+        .gaps_within(capped_us, capped_us + 3_000_000, 200.0);
+    println!("stalls over 200 ms in the cap's first 3 s (s into the cap, ms): {onset_stalls:?}");
     ensure!(
-        onset.iter().all(|(_, n)| *n >= ONSET_FPS),
-        "fewer than {ONSET_FPS} frames in the cap's first whole second: {capped:?}"
+        onset_stalls.iter().all(|(_, ms)| *ms <= ONSET_STALL_MS),
+        "the picture stood over {ONSET_STALL_MS} ms at the cap's onset: {onset_stalls:?}"
     );
+    let after_onset = &capped[1..];
     ensure!(
         after_onset.iter().all(|(_, n)| *n >= 10),
         "fewer than 10 frames in a second of the cap: {capped:?}"
