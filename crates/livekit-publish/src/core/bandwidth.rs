@@ -285,26 +285,34 @@ mod tests {
         assert_eq!(nominal_video_bps(640, 360), 691_200);
     }
 
+    /// A connected core publishing one 720p H.264 track.
+    fn publishing_720p() -> Harness {
+        let mut h = Harness::new();
+        h.connected();
+        let _cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 1280, 720, 30));
+        h.pump(10);
+        h
+    }
+
+    /// str0m's estimate event, as the core gets it.
+    fn est(kbps: u64) -> Event {
+        Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+            estimate: str0m::bwe::Bitrate::kbps(kbps),
+            can_probe: true,
+        })
+    }
+
     /// An estimate stuck far below what the tracks want: once the prober says so, the
     /// desired bitrate handed to str0m rises by one bit per second (its cue to send an
     /// allocation probe). The prober's timing is tested in `recovery`; here the harness's
     /// own str0m estimates are kept out by not pumping between the steps.
     #[test]
     fn a_stuck_estimate_nudges_str0m_to_probe() {
-        let mut h = Harness::new();
-        h.connected();
-        let _cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 1280, 720, 30));
-        h.pump(10);
+        let mut h = publishing_720p();
         let wanted = h.core.desired_bitrate();
         assert_eq!(h.core.bwe_desired, Some(wanted));
         let t0 = h.now;
         h.core.recovery = Default::default();
-        let est = |kbps| {
-            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
-                estimate: str0m::bwe::Bitrate::kbps(kbps),
-                can_probe: true,
-            })
-        };
         h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
         h.core
             .apply_desired_bitrate(t0 + std::time::Duration::from_millis(2900));
@@ -323,21 +331,12 @@ mod tests {
     /// not reach the encoders at once: their target holds until the verdict, then climbs.
     #[test]
     fn an_unproven_probe_result_holds_the_encoders_target() {
-        let mut h = Harness::new();
-        h.connected();
-        let _cid = h.publish(&VideoTrackOptions::new(VideoCodec::H264, 1280, 720, 30));
-        h.pump(10);
+        let mut h = publishing_720p();
         while h.core.poll_output().is_some() {}
         let t0 = h.now;
         let ms = |ms| t0 + std::time::Duration::from_millis(ms);
         h.core.recovery = Default::default();
         h.core.bwe_emitted = None;
-        let est = |kbps| {
-            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
-                estimate: str0m::bwe::Bitrate::kbps(kbps),
-                can_probe: true,
-            })
-        };
         h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
         h.core.apply_desired_bitrate(ms(3000));
         let nudged = h.core.bwe_desired;

@@ -472,16 +472,22 @@ mod tests {
         assert_eq!(p.next_check(), None);
     }
 
-    #[test]
-    fn a_probe_on_a_capped_link_is_not_followed_until_the_link_carries_it() {
+    /// Settled at 184 kbit/s under a 300 kbit/s cap, and nudged 3 s in; with the time
+    /// `ms` after the start.
+    fn nudged_under_a_cap() -> (RecoveryProber, impl Fn(u64) -> Instant) {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        // Settled at 184 kbit/s under a 300 kbit/s cap; the nudge at 3 s makes str0m probe,
-        // and the probe lifts the estimate to the link's rate (1.6x): not room the cap
-        // could not have shown.
+        let at = move |ms: u64| t0 + Duration::from_millis(ms);
         p.on_estimate(at(0), Bitrate(184_000));
         assert_eq!(p.poll(at(3000), WANT), Some(Attempt::Nudge));
+        (p, at)
+    }
+
+    #[test]
+    fn a_probe_on_a_capped_link_is_not_followed_until_the_link_carries_it() {
+        // The nudge makes str0m probe, and the probe lifts the estimate to the link's
+        // rate (1.6x): not room the cap could not have shown.
+        let (mut p, at) = nudged_under_a_cap();
         p.on_estimate(at(3300), Bitrate(300_000));
         assert_eq!(p.target(at(3300)), Some(Bitrate(184_000)));
         assert_eq!(p.poll(at(4900), WANT), None);
@@ -509,11 +515,7 @@ mod tests {
 
     #[test]
     fn a_probe_that_finds_room_is_followed_at_once() {
-        let mut p = RecoveryProber::default();
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        p.on_estimate(at(0), Bitrate(184_000));
-        assert_eq!(p.poll(at(3000), WANT), Some(Attempt::Nudge));
+        let (mut p, at) = nudged_under_a_cap();
         // Twice the start: more than a 300 kbit/s cap could show.
         p.on_estimate(at(3300), Bitrate(368_000));
         assert_eq!(p.target(at(3300)), Some(Bitrate(368_000)));
