@@ -54,6 +54,10 @@ pub struct PublishReport {
     /// Media transport ICE selected at the end: "udp", "tcp", or through the TURN
     /// relay "relay/udp", "relay/tcp" or "relay/tls".
     pub transport: Option<String>,
+    /// Packets sent through the TURN relay on the last connection, and how many of them
+    /// went as ChannelData (a 4-byte header) rather than as Send indications (36 bytes).
+    pub relay_packets_sent: u64,
+    pub relay_channel_data_sent: u64,
     pub reconnects: u32,
     pub keyframe_requests: u64,
     /// NACKs from the SFU (lost packets it asked for again) on the last connection.
@@ -549,6 +553,8 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         frames_skipped_for_network: h.frames_skipped_for_network,
         rtt_ms: h.rtt.map(|r| r.as_secs_f64() * 1000.0),
         transport: h.transport.map(str::to_string),
+        relay_packets_sent: h.relay_packets_sent,
+        relay_channel_data_sent: h.relay_channel_data_sent,
         reconnects: h.reconnects,
         keyframe_requests: h.keyframe_requests,
         nacks_received: h.nacks_received,

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
 use turn_client_proto::client::TurnClient;
 use turn_client_proto::tcp::TurnClientTcp;
+use turn_client_proto::types::channel::ChannelData;
 use turn_client_proto::types::{TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
@@ -194,6 +195,8 @@ struct Relay {
     dead: bool,
     /// Peers we asked a permission for.
     permissions: HashSet<IpAddr>,
+    /// Peers we asked a channel for.
+    channels: HashSet<SocketAddr>,
     /// When the client wants [`TurnClientApi::poll`] called next.
     wake: Option<Instant>,
 }
@@ -208,6 +211,8 @@ pub(crate) struct Relays {
     tx: mpsc::Sender<(usize, RelayIo)>,
     /// Packets wrapped and handed to the sockets (stats).
     pub(crate) sent: u64,
+    /// Of those, the ones framed as ChannelData (stats).
+    pub(crate) sent_channel_data: u64,
 }
 
 /// TLS trust: the system's web roots plus an optional extra CA (PEM), e.g. a
@@ -244,6 +249,7 @@ impl Relays {
             rx,
             tx,
             sent: 0,
+            sent_channel_data: 0,
         }
     }
 
@@ -352,7 +358,10 @@ impl Relays {
     }
 
     /// Sends `data` from the relayed address `source` to the peer `to`. The first
-    /// packet to a peer asks for its permission and is dropped (ICE retries).
+    /// packet to a peer asks for its permission and is dropped (ICE retries); over
+    /// TURN/UDP the first one sent asks for a channel, so that media goes as ChannelData
+    /// (a 4-byte header where a Send indication takes 36), as libwebrtc's TURN port does.
+    /// The client refreshes a channel while it is used.
     pub(crate) fn send(&mut self, source: SocketAddr, to: SocketAddr, data: &[u8], now: Instant) {
         let t = self.now(now);
         let Some(r) = self
@@ -365,8 +374,21 @@ impl Relays {
         match r.client.send_to(TransportType::Udp, to, data, t) {
             Ok(Some(tb)) => {
                 let bytes = tb.build().data;
+                let as_channel = is_channel_data(&bytes);
                 if r.out.try_send(bytes).is_ok() {
                     self.sent += 1;
+                    self.sent_channel_data += u64::from(as_channel);
+                }
+                // Asked once per peer: after a refusal, Send indications still work. Not
+                // over TCP or TLS: there the channel broke the stream (measured: no media
+                // reached the viewer; turn-client-proto 0.7 writes ChannelData unpadded,
+                // where RFC 8656 pads it to 4 bytes on streams).
+                if !as_channel
+                    && r.protocol == RelayProtocol::Udp
+                    && r.channels.insert(to)
+                    && let Err(e) = r.client.bind_channel(TransportType::Udp, to, t)
+                {
+                    tracing::debug!("TURN {:?} channel to {to}: {e}", r.server);
                 }
             }
             Ok(None) => {}
@@ -561,6 +583,7 @@ async fn connect(
         relayed: None,
         dead: false,
         permissions: HashSet::new(),
+        channels: HashSet::new(),
         wake: None,
     })
 }
@@ -595,6 +618,12 @@ async fn udp_task(
             },
         }
     }
+}
+
+/// Whether a wrapped packet is ChannelData rather than a STUN message (a Send
+/// indication): its header names a channel number, where a STUN message's names a type.
+fn is_channel_data(wrapped: &[u8]) -> bool {
+    ChannelData::parse_header(wrapped).is_ok()
 }
 
 /// Forwards what the server sends on a TCP or TLS stream; the client reassembles

@@ -444,6 +444,9 @@ pub struct StatsSnapshot {
     pub tcp_frames_sent: u64,
     /// Packets the driver sent through TURN allocations (both PCs).
     pub relay_packets_sent: u64,
+    /// Of those, the ones framed as ChannelData (a 4-byte header) rather than as Send
+    /// indications (36 bytes): once a channel is bound, all of them should be.
+    pub relay_channel_data_sent: u64,
     /// The last recovery (resume or rejoin), under way or done.
     pub last_recovery: Option<Recovery>,
     /// How long the server has sent nothing back on the publisher transport while we

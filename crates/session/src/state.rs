@@ -199,6 +199,10 @@ pub struct Health {
     /// blocked (or `ice_transport` is TCP only); `relay/udp`, `relay/tcp` or `relay/tls`
     /// through the server's TURN relay; `None` before it is selected.
     pub transport: Option<&'static str>,
+    /// Packets sent through the TURN relay on this connection, and how many of them went
+    /// as ChannelData (4 bytes of header each) rather than as Send indications (36).
+    pub relay_packets_sent: u64,
+    pub relay_channel_data_sent: u64,
     /// Set while the encoder sends less than the source offers (lower frame rate, then
     /// smaller) because the CPU cannot keep up; the health bar shows it.
     pub cpu_limited: Option<CpuLimited>,

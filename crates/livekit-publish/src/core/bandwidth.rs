@@ -166,6 +166,7 @@ impl Participant {
             udp_datagrams_sent: 0,
             tcp_frames_sent: 0,
             relay_packets_sent: 0,
+            relay_channel_data_sent: 0,
             last_recovery: self.last_recovery.clone(),
             feedback_silence: self.watch.silent_for(now),
             send_queue_delay: self.take_send_queue_peak(),

@@ -112,6 +112,7 @@ impl Driver {
                         s.udp_datagrams_sent = self.udp_sent;
                         s.tcp_frames_sent = self.tcp.frames_sent;
                         s.relay_packets_sent = self.relays.sent;
+                        s.relay_channel_data_sent = self.relays.sent_channel_data;
                     }
                     if let Err(e) = self.ev_tx.try_send(e) {
                         tracing::warn!("event queue full, dropping {e:?}");

@@ -53,6 +53,8 @@ impl Task {
             )
             .map(|q| capped_by_silence(q, s.feedback_silence)),
             transport: s.transport.map(lk::TransportProtocol::name),
+            relay_packets_sent: s.relay_packets_sent,
+            relay_channel_data_sent: s.relay_channel_data_sent,
             cpu_limited: step.filter(|s| s.limited).map(|s| CpuLimited {
                 width: s.width,
                 height: s.height,
