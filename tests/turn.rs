@@ -82,8 +82,10 @@ async fn publishing_through_turn_tls_reaches_the_viewer() -> Result<()> {
     .await
 }
 
-/// 20 s published through `turn` alone: the report names `transport`, and the viewer
-/// decodes >= 95 % of what it watched for 10 s.
+/// 20 s published through `turn` alone: the report names `transport`, the viewer
+/// decodes >= 95 % of what it watched for 10 s, and over TURN/UDP the media went as
+/// ChannelData (a channel is bound to the SFU once ICE has its permission; only the
+/// packets before that go as 36-byte Send indications).
 async fn relay_reaches_the_viewer(turn: TurnOptions, transport: &str) -> Result<()> {
     let (share, publish, _) = publish_through_relay(turn, 20, 10).await?;
     ensure!(
@@ -92,6 +94,17 @@ async fn relay_reaches_the_viewer(turn: TurnOptions, transport: &str) -> Result<
         publish["transport"]
     );
     ensure!(share >= 0.95, "decoded {:.1} % < 95 %", share * 100.0);
+    let relayed = publish["relayPacketsSent"].as_u64().unwrap_or(0);
+    let channel = publish["relayChannelDataSent"].as_u64().unwrap_or(0);
+    println!("TURN {turn:?}: {channel} of {relayed} relayed packets as ChannelData");
+    ensure!(
+        relayed > 1000,
+        "only {relayed} packets went through the relay"
+    );
+    ensure!(
+        transport != "relay/udp" || channel as f64 >= 0.99 * relayed as f64,
+        "{channel} of {relayed} relayed packets as ChannelData, not >= 99 %"
+    );
     Ok(())
 }
 
