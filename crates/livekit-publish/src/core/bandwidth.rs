@@ -47,10 +47,13 @@ impl Participant {
         if wanted.0 == 0 || !self.is_connected() {
             return;
         }
+        let attempt = self.recovery.poll(now, wanted);
+        // The target may have climbed since the last estimate (see `recovery`).
+        self.emit_target(now);
         let Some(rtc) = self.publisher.as_mut() else {
             return;
         };
-        match self.recovery.poll(now, wanted) {
+        match attempt {
             Some(Attempt::Nudge) => tracing::debug!(
                 estimate_bps = self.bwe.map(|b| b.0),
                 wanted_bps = wanted.0,
@@ -66,11 +69,6 @@ impl Participant {
             }
             None => {}
         }
-        // The target may have climbed since the last estimate (see `recovery`).
-        self.emit_target(now);
-        let Some(rtc) = self.publisher.as_mut() else {
-            return;
-        };
         let desired = Bitrate(wanted.0 + self.recovery.offset());
         if self.bwe_desired == Some(desired) {
             return;

@@ -30,10 +30,11 @@
 //! carries beside audio and headers (184 → ~300 kbit/s at a 300 kbit/s cap); followed at
 //! once, that filled the link's queue, took a capped picture down to 7-16 frames in the
 //! second of each probe and once collapsed the estimate to 40 kbit/s. So after an attempt
-//! on a link thought capped (not a follow-up) the target the encoders get ([`RecoveryProber::target`]) stays at the estimate the
-//! attempt started from, until the estimate reaches [`LIFTED`] times it (room the cap
-//! could not have shown), or after [`VERDICT_AFTER`] climbs at most 8 % a second, as
-//! libwebrtc's multiplicative increase does, until str0m's own estimate is below it again.
+//! on a link thought capped (not a follow-up) the target the encoders get
+//! ([`RecoveryProber::target`]) stays at the estimate the attempt started from, until the
+//! estimate reaches [`LIFTED`] times it (room the cap could not have shown), or after
+//! [`VERDICT_AFTER`] climbs at most 8 % a second, as libwebrtc's multiplicative increase
+//! does, until str0m's own estimate is below it again.
 //! This is libwebrtc's rapid-recovery idea (probe after a drop without waiting for ALR).
 
 use std::time::{Duration, Instant};
@@ -172,8 +173,7 @@ impl RecoveryProber {
 
     /// The most an unproven attempt's target may be at `now`.
     fn ceiling(&self, t: Tried, now: Instant) -> Bitrate {
-        let ramping = now.saturating_duration_since(t.at + VERDICT_AFTER);
-        let steps = (ramping.as_millis() / RAMP_STEP.as_millis()).min(100) as i32;
+        let steps = ramp_steps(t, now).min(100) as i32;
         Bitrate((t.from.0 as f64 * RAMP.powi(steps)) as u64)
     }
 
@@ -267,16 +267,18 @@ impl RecoveryProber {
         let climb = self.last.filter(|_| self.capping).map(|t| {
             let start = t.at + VERDICT_AFTER;
             match self.polled {
-                Some(p) if p >= start => {
-                    let step = RAMP_STEP.as_nanos();
-                    let next = ((p - start).as_nanos() / step + 1) * step;
-                    start + Duration::from_nanos(next as u64)
-                }
+                Some(p) if p >= start => start + RAMP_STEP * ramp_steps(t, p).saturating_add(1),
                 _ => start,
             }
         });
         [probe, climb].into_iter().flatten().min()
     }
+}
+
+/// How many [`RAMP_STEP`]s an unproven attempt's ceiling has climbed by `now`.
+fn ramp_steps(t: Tried, now: Instant) -> u32 {
+    let ramping = now.saturating_duration_since(t.at + VERDICT_AFTER);
+    u32::try_from(ramping.as_nanos() / RAMP_STEP.as_nanos()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
