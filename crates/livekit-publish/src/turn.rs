@@ -6,14 +6,14 @@
 //!
 //! The protocol (Allocate with the long-term credential's 401 → realm/nonce →
 //! retry, Refresh before the lifetime ends, CreatePermission, Send and Data
-//! indications, the RFC 6062 stream framing) is `turn-client-proto`'s
-//! sans-IO client. This module parses the servers ([`parse_ice_servers`]), owns
-//! the sockets (UDP, TCP, TLS through rustls) in small tasks, and moves bytes
-//! between the clients and the driver: str0m gets one relayed candidate per
-//! allocation (one allocation per peer connection and server, so data relayed
-//! back says which PC it is for), its transmits from that address go out through
-//! the allocation, and peer data relayed back is fed to str0m with the relayed
-//! address as destination.
+//! indications, ChannelData) is `turn-client-proto`'s sans-IO client; the
+//! padding ChannelData takes on TCP and TLS is [`framing`]'s. This module parses
+//! the servers ([`parse_ice_servers`]), owns the sockets (UDP, TCP, TLS through
+//! rustls) in small tasks, and moves bytes between the clients and the driver:
+//! str0m gets one relayed candidate per allocation (one allocation per peer
+//! connection and server, so data relayed back says which PC it is for), its
+//! transmits from that address go out through the allocation, and peer data
+//! relayed back is fed to str0m with the relayed address as destination.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +33,8 @@ use turn_client_proto::types::{TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
 use crate::types::{PcKind, RelayProtocol};
+
+mod framing;
 
 /// How long connecting (TCP, TLS) and allocating may take before a server is
 /// given up for this session.
@@ -358,10 +360,10 @@ impl Relays {
     }
 
     /// Sends `data` from the relayed address `source` to the peer `to`. The first
-    /// packet to a peer asks for its permission and is dropped (ICE retries); over
-    /// TURN/UDP the first one sent asks for a channel, so that media goes as ChannelData
-    /// (a 4-byte header where a Send indication takes 36), as libwebrtc's TURN port does.
-    /// The client refreshes a channel while it is used.
+    /// packet to a peer asks for its permission and is dropped (ICE retries); the
+    /// first one sent asks for a channel, so that media goes as ChannelData (a 4-byte
+    /// header where a Send indication takes 36), as libwebrtc's TURN port does. The
+    /// client refreshes a channel while it is used.
     pub(crate) fn send(&mut self, source: SocketAddr, to: SocketAddr, data: &[u8], now: Instant) {
         let t = self.now(now);
         let Some(r) = self
@@ -379,12 +381,8 @@ impl Relays {
                     self.sent += 1;
                     self.sent_channel_data += u64::from(as_channel);
                 }
-                // Asked once per peer: after a refusal, Send indications still work. Not
-                // over TCP or TLS: there the channel broke the stream (measured: no media
-                // reached the viewer; turn-client-proto 0.7 writes ChannelData unpadded,
-                // where RFC 8656 pads it to 4 bytes on streams).
+                // Asked once per peer: after a refusal, Send indications still work.
                 if !as_channel
-                    && r.protocol == RelayProtocol::Udp
                     && r.channels.insert(to)
                     && let Err(e) = r.client.bind_channel(TransportType::Udp, to, t)
                 {
@@ -626,14 +624,15 @@ fn is_channel_data(wrapped: &[u8]) -> bool {
     ChannelData::parse_header(wrapped).is_ok()
 }
 
-/// Forwards what the server sends on a TCP or TLS stream; the client reassembles
-/// STUN messages and ChannelData from the pieces.
+/// Forwards what the server sends on a TCP or TLS stream, a whole STUN message
+/// or ChannelData at a time, padding dropped.
 async fn stream_reader<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
     idx: usize,
     tx: mpsc::Sender<(usize, RelayIo)>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut frames = framing::StreamDeframer::default();
     loop {
         match r.read(&mut buf).await {
             Ok(0) => {
@@ -642,15 +641,19 @@ async fn stream_reader<R: tokio::io::AsyncRead + Unpin>(
                     .await;
                 return;
             }
-            Ok(n) => {
-                if tx
-                    .send((idx, RelayIo::Data(buf[..n].to_vec())))
-                    .await
-                    .is_err()
-                {
+            Ok(n) => match frames.push(&buf[..n]) {
+                Ok(msgs) => {
+                    for m in msgs {
+                        if tx.send((idx, RelayIo::Data(m))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send((idx, RelayIo::Closed(e.to_string()))).await;
                     return;
                 }
-            }
+            },
             Err(e) => {
                 let _ = tx.send((idx, RelayIo::Closed(e.to_string()))).await;
                 return;
@@ -659,12 +662,14 @@ async fn stream_reader<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// Writes what the client wraps, in order, until the driver drops the queue.
+/// Writes what the client wraps, in order and padded for a stream, until the
+/// driver drops the queue.
 async fn stream_writer<W: tokio::io::AsyncWrite + Unpin>(
     mut w: W,
     mut out: mpsc::Receiver<Vec<u8>>,
 ) {
-    while let Some(m) = out.recv().await {
+    while let Some(mut m) = out.recv().await {
+        framing::pad_for_stream(&mut m);
         if let Err(e) = w.write_all(&m).await {
             tracing::debug!("TURN stream write: {e}");
             return;
