@@ -36,6 +36,8 @@ pub struct PublishReport {
     pub frames_sent: u64,
     pub frames_dropped: u64,
     pub audio_packets_sent: u64,
+    /// Opus went with RED at the end (each packet carrying the one before).
+    pub audio_redundancy: bool,
     pub average_bitrate_bps: u64,
     pub last_bitrate_bps: u64,
     pub target_bitrate_bps: Option<u64>,
@@ -544,6 +546,7 @@ fn build_report(a: &PublishArgs, s: &SessionState, error: Option<String>) -> Pub
         frames_sent: h.frames_sent,
         frames_dropped: h.frames_dropped,
         audio_packets_sent: h.audio_packets_sent,
+        audio_redundancy: h.audio_redundancy,
         average_bitrate_bps: summary.as_ref().map(|s| s.average_bitrate_bps).unwrap_or(0),
         last_bitrate_bps: h.bitrate_bps,
         target_bitrate_bps: h.target_bitrate_bps,
@@ -627,7 +630,15 @@ fn print_human(r: &PublishReport) {
         "video frames:   {} captured, {} sent, {} dropped",
         r.frames_captured, r.frames_sent, r.frames_dropped
     );
-    println!("audio packets:  {}", r.audio_packets_sent);
+    println!(
+        "audio packets:  {}{}",
+        r.audio_packets_sent,
+        if r.audio_redundancy {
+            " (with RED)"
+        } else {
+            ""
+        }
+    );
     if let Some(rec) = &r.recording {
         println!(
             "recording:      {} ({:.1} s, {:.1} MB{})",

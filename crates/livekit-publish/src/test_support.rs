@@ -130,7 +130,11 @@ impl Harness {
     /// LiveKit's `rtc.tcp_port`), packets move as framed TCP would carry them.
     pub(crate) fn with_transport(ice_transport: IceTransport) -> Self {
         let now = Instant::now();
-        let mut sfu = Rtc::builder().enable_bwe(None).build(now);
+        // Opus with RED, as LiveKit answers it.
+        let mut sfu = Rtc::builder()
+            .enable_opus(true, true)
+            .enable_bwe(None)
+            .build(now);
         let c = if ice_transport == IceTransport::TcpOnly {
             Candidate::builder()
                 .tcp()

@@ -418,6 +418,8 @@ pub struct StatsSnapshot {
     pub frames_dropped: u64,
     /// Audio packets sent.
     pub audio_packets_sent: u64,
+    /// Opus goes out with RED (negotiated, and not turned off for a narrow uplink).
+    pub audio_redundancy: bool,
     /// Connection quality the server reports for this participant.
     pub connection_quality: Option<ConnectionQuality>,
     /// Recoveries that resumed the same session (same participant sid, tracks kept).

@@ -175,6 +175,8 @@ pub struct Health {
     pub frames_dropped: u64,
     /// Opus packets sent.
     pub audio_packets_sent: u64,
+    /// Opus goes out with RED: each packet also carries the one before.
+    pub audio_redundancy: bool,
     /// Current egress bitrate, bits per second.
     pub bitrate_bps: u64,
     /// Transport bandwidth estimate, bits per second.

@@ -151,6 +151,8 @@ struct LocalTrack {
     requested_at: Instant,
     mid: Option<Mid>,
     pt: Option<Pt>,
+    /// Audio only: the RED payload type the answer pairs with Opus (RFC 2198).
+    red: Option<Pt>,
     muted: bool,
     layers: Vec<LayerSpec>,
     /// Layers someone watches; `None` until the server says (send all).
@@ -242,6 +244,8 @@ pub struct Participant {
     /// cannot tell), so they wait for a key frame. Value: when one was last asked for.
     awaiting_key: HashMap<(TrackCid, Option<VideoQuality>), Option<Instant>>,
     audio_sent: u64,
+    /// Whether Opus goes out with RED where it is negotiated (see `set_audio_redundancy`).
+    audio_red: bool,
     cid_counter: u32,
     reconnect_requested: Option<LossNotice>,
     /// The media-feedback watchdog (see `liveness`).
@@ -319,6 +323,7 @@ impl Participant {
             dropped_by_layer: HashMap::new(),
             awaiting_key: HashMap::new(),
             audio_sent: 0,
+            audio_red: true,
             cid_counter: 0,
             reconnect_requested: None,
             watch: Default::default(),
@@ -401,11 +406,14 @@ impl Participant {
     fn new_rtc(&self, now: Instant) -> Rtc {
         // LiveKit forwards only the payload type its answer lists first and drops
         // packets of any other ("payload mismatch"), so offer exactly one H.264
-        // flavour: constrained baseline, packetization-mode 1.
+        // flavour: constrained baseline, packetization-mode 1. Opus is offered with
+        // RED (RFC 2198, one level), as libwebrtc and LiveKit's SDKs offer it; LiveKit
+        // puts it first in its answer unless the track disables it, and gives
+        // subscribers without RED the primary, repaired from the redundancy.
         let mut cfg = Rtc::builder()
             .clear_codecs()
             .enable_vp8(true)
-            .enable_opus(true, false)
+            .enable_opus(true, true)
             .enable_bwe(Some(to_str0m_bitrate(self.cfg.initial_bitrate)))
             .set_stats_interval(Some(STATS_INTERVAL));
         cfg.codec_config()

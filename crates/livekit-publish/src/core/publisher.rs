@@ -201,6 +201,7 @@ impl Participant {
             let Some(mid) = t.mid else { continue };
             let Some(w) = rtc.writer(mid) else { continue };
             let mut best: Option<(u8, Pt)> = None;
+            t.red = None;
             for p in w.payload_params() {
                 let spec = p.spec();
                 let score = match (t.video_codec, spec.codec) {
@@ -219,6 +220,7 @@ impl Participant {
                 };
                 if score > 0 && best.is_none_or(|(s, _)| score > s) {
                     best = Some((score, p.pt()));
+                    t.red = p.red().filter(|_| t.video_codec.is_none());
                 }
             }
             let was_ready = t.pt.is_some();

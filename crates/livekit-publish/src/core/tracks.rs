@@ -197,6 +197,7 @@ impl Participant {
             requested_at: now,
             mid: None,
             pt: None,
+            red: None,
             muted: false,
             layers,
             wanted: None,
@@ -247,8 +248,26 @@ impl Participant {
         sent
     }
 
+    /// Whether Opus goes out with RED, where the answer negotiated it (the default).
+    /// Each packet then also carries the one before, so a single loss costs no audio
+    /// at all (Opus's in-band FEC only rebuilds a lower-quality guess), at about twice
+    /// the audio's payload bytes: the session turns it off where the uplink is too
+    /// narrow to pay for that. Applies from the next packet on.
+    pub fn set_audio_redundancy(&mut self, yes: bool) {
+        self.audio_red = yes;
+    }
+
     /// Write one Opus packet. Returns whether it was handed to the transport.
     pub fn write_audio(&mut self, cid: &TrackCid, packet: &EncodedAudio, now: Instant) -> bool {
+        let mid = self
+            .tracks
+            .iter()
+            .find(|t| &t.cid == cid && t.red.is_some())
+            .and_then(|t| t.mid);
+        if let (Some(mid), Some(rtc)) = (mid, self.publisher.as_mut()) {
+            // A no-op unless it changes (str0m keeps the flag per m-line).
+            rtc.direct_api().set_red_send(mid, self.audio_red);
+        }
         let rtp = MediaTime::new(
             (packet.timestamp.as_micros() * 48 / 1000) as u64,
             str0m::media::Frequency::FORTY_EIGHT_KHZ,
@@ -390,6 +409,7 @@ mod tests {
 
     use proto::signal_response::Message as Resp;
     use str0m::Event;
+    use str0m::format::Codec;
 
     use crate::core::TRACK_PUBLISH_TIMEOUT;
     use crate::test_support::{Harness, MY_SID, join_response, last_stats};
@@ -447,6 +467,64 @@ mod tests {
         );
         h.core.set_muted(&cid, false);
         assert!(h.core.write_video(&cid, &frame, h.now));
+    }
+
+    /// 100 Opus packets, 20 ms apart, written to `cid`; the audio packets the SFU got
+    /// (str0m rebuilds a lost one from the next packet's RED copy).
+    fn send_audio(h: &mut Harness, cid: &TrackCid, from: u64) -> usize {
+        let before = audio_received(h);
+        for n in from..from + 100 {
+            let packet = EncodedAudio {
+                data: bytes::Bytes::from(vec![0xf8, n as u8, 0x11, 0x22]),
+                timestamp: Duration::from_millis(n * 20),
+            };
+            assert!(h.core.write_audio(cid, &packet, h.now));
+            h.pump(20);
+        }
+        // str0m's receiver holds packets behind a gap for a while before it gives up.
+        h.pump(1100);
+        audio_received(h) - before
+    }
+
+    fn audio_received(h: &Harness) -> usize {
+        h.sfu_events
+            .iter()
+            .filter(|e| matches!(e, Event::MediaData(m) if m.params.spec().codec == Codec::Opus))
+            .count()
+    }
+
+    #[test]
+    fn opus_goes_with_red_so_a_lost_packet_costs_no_audio() {
+        let mut h = Harness::new();
+        h.connected();
+        let cid = h.core.publish_audio(&AudioTrackOptions::default(), h.now);
+        h.pump(10);
+        h.confirm_published(&cid, "TR_A");
+        h.pump(500);
+        assert!(h.core.is_track_ready(&cid));
+        let offer = h.offers().pop().expect("an offer");
+        assert!(offer.contains("red/48000/2"), "{offer}");
+
+        // Every fifth datagram lost: RED's copy in the next packet replaces it (all but
+        // the last one's, if it was lost: no packet follows it).
+        h.lose_every_nth_rtp = 5;
+        let got = send_audio(&mut h, &cid, 0);
+        assert!(h.rtp_lost() >= 19, "lost {}", h.rtp_lost());
+        assert!(got >= 99, "got {got} of 100, {} lost", h.rtp_lost());
+        assert!(last_stats(&h.events).audio_redundancy);
+
+        // Turned off (a narrow uplink): the losses are the listener's again.
+        h.core.set_audio_redundancy(false);
+        let lost = h.rtp_lost();
+        let got = send_audio(&mut h, &cid, 100) as u64;
+        let lost = h.rtp_lost() - lost;
+        // (Around the switch one lost packet may still be rebuilt from a copy.)
+        assert!(lost >= 19, "lost {lost}");
+        assert!(
+            (100 - lost..=101 - lost).contains(&got),
+            "got {got}, {lost} lost"
+        );
+        assert!(!last_stats(&h.events).audio_redundancy);
     }
 
     #[test]

