@@ -465,7 +465,14 @@ impl SetupScreen {
                 Some(screen_share::Placement::Below) => (w, below),
                 None => (w, 0.0),
             };
-            let max_h = (room - below).max(180.0).min(camera_w * 9.0 / 16.0);
+            // A floor for a usable preview; lower beside a share, whose row costs the
+            // height (at 1280×800 the 180-point floor pushed Recording under the fold).
+            let floor = if placement == Some(screen_share::Placement::Beside) {
+                130.0
+            } else {
+                180.0
+            };
+            let max_h = (room - below).max(floor).min(camera_w * 9.0 / 16.0);
             // The pickers and the meter fit beside their labels (about 100 points).
             let picker_w = (w - 130.0).clamp(140.0, 300.0);
             let look = if camera_off {
