@@ -540,7 +540,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
     let bytes = report.video.bytes_received();
     format!(
         "{profile:<9} {who:<9} decoded {:>5.1} % ({decoded:>4} of {watched})  freezes>250ms {:>2} (p95 {:>5.0} ms, longest {:>5.0} ms, total {:>4.1} s)  \
-         g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  {}",
+         g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  audio concealed {:>4.1} %  {}",
         share * 100.0,
         freezes.len(),
         pct(&freezes, 95),
@@ -549,6 +549,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
         pct(&g2g, 50),
         pct(&g2g, 95),
         bytes as f64 * 8.0 / secs as f64 / 1000.0,
+        audio_concealed(report) * 100.0,
         report
             .video
             .resolutions
