@@ -135,7 +135,7 @@ async fn loss_is_recovered(spec: &str, what: &str, max_concealed: f64) -> Result
         "Opus went without RED: {}",
         publish["audioRedundancy"]
     );
-    let concealed = audio_concealed(&report);
+    let concealed = audio_concealed(&report).context("the viewer's stats had no audio samples")?;
     println!(
         "{what}: the viewer concealed {:.2} % of the audio",
         concealed * 100.0
@@ -150,8 +150,9 @@ async fn loss_is_recovered(spec: &str, what: &str, max_concealed: f64) -> Result
 }
 
 /// The share of the audio samples libwebrtc's viewer made up for lost packets (its
-/// inbound-rtp `concealedSamples` over `totalSamplesReceived`).
-fn audio_concealed(report: &ViewerReport) -> f64 {
+/// inbound-rtp `concealedSamples` over `totalSamplesReceived`); `None` when its stats
+/// sampler caught no audio counters (it misses them now and then; the audio still plays).
+fn audio_concealed(report: &ViewerReport) -> Option<f64> {
     let sum = |key: &str| -> u64 {
         report
             .audio
@@ -161,8 +162,8 @@ fn audio_concealed(report: &ViewerReport) -> f64 {
             .sum()
     };
     match sum("totalSamplesReceived") {
-        0 => 1.0,
-        total => sum("concealedSamples") as f64 / total as f64,
+        0 => None,
+        total => Some(sum("concealedSamples") as f64 / total as f64),
     }
 }
 
@@ -540,7 +541,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
     let bytes = report.video.bytes_received();
     format!(
         "{profile:<9} {who:<9} decoded {:>5.1} % ({decoded:>4} of {watched})  freezes>250ms {:>2} (p95 {:>5.0} ms, longest {:>5.0} ms, total {:>4.1} s)  \
-         g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  audio concealed {:>4.1} %  {}",
+         g2g p50 {:>5.0} ms p95 {:>5.0} ms  video {:>5.0} kbit/s  audio concealed {}  {}",
         share * 100.0,
         freezes.len(),
         pct(&freezes, 95),
@@ -549,7 +550,7 @@ fn bench_row(profile: &str, who: &str, report: &ViewerReport, epoch_us: u64, sec
         pct(&g2g, 50),
         pct(&g2g, 95),
         bytes as f64 * 8.0 / secs as f64 / 1000.0,
-        audio_concealed(report) * 100.0,
+        audio_concealed(report).map_or("n/a".into(), |c| format!("{:.1} %", c * 100.0)),
         report
             .video
             .resolutions

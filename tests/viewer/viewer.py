@@ -648,6 +648,10 @@ async def run(args):
                     if st.HasField("inbound_rtp")
                 ]
                 before = sampled.get(id(track), [])
+                if not final:
+                    # An answer without inbound-rtp (seen for audio): the last sample stands.
+                    into.extend(before)
+                    continue
                 if received(final) < received(before):
                     into.extend(dict(st, retired=True) for st in before)
                 into.extend(final)

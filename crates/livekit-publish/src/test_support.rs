@@ -129,10 +129,19 @@ impl Harness {
     /// `TcpOnly`: the fake SFU has only a passive TCP candidate (like
     /// LiveKit's `rtc.tcp_port`), packets move as framed TCP would carry them.
     pub(crate) fn with_transport(ice_transport: IceTransport) -> Self {
+        Self::publisher_side(ice_transport, true)
+    }
+
+    /// An SFU that answers Opus without RED (a server configured without it).
+    pub(crate) fn without_audio_red() -> Self {
+        Self::publisher_side(IceTransport::UdpOnly, false)
+    }
+
+    fn publisher_side(ice_transport: IceTransport, red: bool) -> Self {
         let now = Instant::now();
-        // Opus with RED, as LiveKit answers it.
+        // Opus with RED, as LiveKit answers it (unless `red` is false).
         let mut sfu = Rtc::builder()
-            .enable_opus(true, true)
+            .enable_opus(true, red)
             .enable_bwe(None)
             .build(now);
         let c = if ice_transport == IceTransport::TcpOnly {

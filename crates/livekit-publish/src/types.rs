@@ -418,7 +418,7 @@ pub struct StatsSnapshot {
     pub frames_dropped: u64,
     /// Audio packets sent.
     pub audio_packets_sent: u64,
-    /// Opus goes out with RED (negotiated, and not turned off for a narrow uplink).
+    /// Opus goes out with RED (negotiated for the audio track).
     pub audio_redundancy: bool,
     /// Connection quality the server reports for this participant.
     pub connection_quality: Option<ConnectionQuality>,

@@ -155,7 +155,7 @@ impl Participant {
             frames_sent: self.frames_sent,
             frames_dropped: self.frames_dropped,
             audio_packets_sent: self.audio_sent,
-            audio_redundancy: self.audio_red && self.tracks.iter().any(|t| t.red.is_some()),
+            audio_redundancy: self.tracks.iter().any(|t| t.red.is_some()),
             connection_quality: self.quality,
             resumes: self.resumes,
             rejoins: self.rejoins,

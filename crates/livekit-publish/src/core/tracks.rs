@@ -248,26 +248,10 @@ impl Participant {
         sent
     }
 
-    /// Whether Opus goes out with RED, where the answer negotiated it (the default).
-    /// Each packet then also carries the one before, so a single loss costs no audio
-    /// at all (Opus's in-band FEC only rebuilds a lower-quality guess), at about twice
-    /// the audio's payload bytes: the session turns it off where the uplink is too
-    /// narrow to pay for that. Applies from the next packet on.
-    pub fn set_audio_redundancy(&mut self, yes: bool) {
-        self.audio_red = yes;
-    }
-
-    /// Write one Opus packet. Returns whether it was handed to the transport.
+    /// Write one Opus packet. Returns whether it was handed to the transport. Where the
+    /// answer negotiated RED, str0m sends each packet with a copy of the one before, so a
+    /// single loss costs no audio (Opus's in-band FEC only rebuilds a lower-quality guess).
     pub fn write_audio(&mut self, cid: &TrackCid, packet: &EncodedAudio, now: Instant) -> bool {
-        let mid = self
-            .tracks
-            .iter()
-            .find(|t| &t.cid == cid && t.red.is_some())
-            .and_then(|t| t.mid);
-        if let (Some(mid), Some(rtc)) = (mid, self.publisher.as_mut()) {
-            // A no-op unless it changes (str0m keeps the flag per m-line).
-            rtc.direct_api().set_red_send(mid, self.audio_red);
-        }
         let rtp = MediaTime::new(
             (packet.timestamp.as_micros() * 48 / 1000) as u64,
             str0m::media::Frequency::FORTY_EIGHT_KHZ,
@@ -493,9 +477,8 @@ mod tests {
             .count()
     }
 
-    #[test]
-    fn opus_goes_with_red_so_a_lost_packet_costs_no_audio() {
-        let mut h = Harness::new();
+    /// An audio track published to `h`, ready, with every fifth datagram lost from then on.
+    fn lossy_audio(h: &mut Harness) -> TrackCid {
         h.connected();
         let cid = h.core.publish_audio(&AudioTrackOptions::default(), h.now);
         h.pump(10);
@@ -503,27 +486,28 @@ mod tests {
         h.pump(500);
         assert!(h.core.is_track_ready(&cid));
         let offer = h.offers().pop().expect("an offer");
-        assert!(offer.contains("red/48000/2"), "{offer}");
-
-        // Every fifth datagram lost: RED's copy in the next packet replaces it (all but
-        // the last one's, if it was lost: no packet follows it).
+        assert!(offer.contains("red/48000/2"), "RED is offered: {offer}");
         h.lose_every_nth_rtp = 5;
+        cid
+    }
+
+    #[test]
+    fn opus_goes_with_red_so_a_lost_packet_costs_no_audio() {
+        let mut h = Harness::new();
+        let cid = lossy_audio(&mut h);
+        // RED's copy in the next packet replaces a lost one (all but the last one's, if
+        // it was lost: no packet follows it).
         let got = send_audio(&mut h, &cid, 0);
         assert!(h.rtp_lost() >= 19, "lost {}", h.rtp_lost());
         assert!(got >= 99, "got {got} of 100, {} lost", h.rtp_lost());
         assert!(last_stats(&h.events).audio_redundancy);
 
-        // Turned off (a narrow uplink): the losses are the listener's again.
-        h.core.set_audio_redundancy(false);
-        let lost = h.rtp_lost();
-        let got = send_audio(&mut h, &cid, 100) as u64;
-        let lost = h.rtp_lost() - lost;
-        // (Around the switch one lost packet may still be rebuilt from a copy.)
-        assert!(lost >= 19, "lost {lost}");
-        assert!(
-            (100 - lost..=101 - lost).contains(&got),
-            "got {got}, {lost} lost"
-        );
+        // A server that answers without RED: plain Opus, and the losses are the listener's.
+        let mut h = Harness::without_audio_red();
+        let cid = lossy_audio(&mut h);
+        let got = send_audio(&mut h, &cid, 0) as u64;
+        assert!(h.rtp_lost() >= 19, "lost {}", h.rtp_lost());
+        assert_eq!(got, 100 - h.rtp_lost());
         assert!(!last_stats(&h.events).audio_redundancy);
     }
 

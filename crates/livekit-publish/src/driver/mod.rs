@@ -210,7 +210,6 @@ enum Command {
     RequestKeyframe(TrackSid),
     SetVideoQuality(TrackSid, VideoQuality),
     SetVideoHeldBack(bool),
-    SetAudioRedundancy(bool),
     Simulate(proto::simulate_scenario::Scenario),
     ResetTcp,
 }
@@ -311,15 +310,6 @@ impl PublisherHandle {
     pub fn set_video_held_back(&self, yes: bool) -> Result<(), Error> {
         self.cmd
             .send(Command::SetVideoHeldBack(yes))
-            .map_err(|_| Error::Closed)
-    }
-
-    /// Say whether Opus goes out with RED (RFC 2198) where the answer negotiated it (the
-    /// default): each packet also carries the one before, at about twice the audio's
-    /// payload bytes, so a single lost packet costs no audio.
-    pub fn set_audio_redundancy(&self, yes: bool) -> Result<(), Error> {
-        self.cmd
-            .send(Command::SetAudioRedundancy(yes))
             .map_err(|_| Error::Closed)
     }
 

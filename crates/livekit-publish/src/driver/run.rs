@@ -432,7 +432,6 @@ impl Driver {
             Command::RequestKeyframe(sid) => self.core.request_keyframe(&sid, now),
             Command::SetVideoQuality(sid, q) => self.core.set_video_quality(&sid, q, now),
             Command::SetVideoHeldBack(yes) => self.core.set_video_held_back(yes),
-            Command::SetAudioRedundancy(yes) => self.core.set_audio_redundancy(yes),
             // Sent by the next flush (never from inside a resume, see `held_signals`).
             Command::Simulate(sc) => {
                 self.held_signals

@@ -208,7 +208,7 @@ impl AudioPipeline {
             return Ok(None);
         };
         // Opus as an uplink with room to spare takes it, until the first estimate.
-        let mut applied = opus_plan_for(u64::MAX);
+        let mut applied = opus_plan_for(u64::MAX, false);
         let mut opus = OpusEncoder::new(1, applied.bps)?;
         opus.set_packet_ms(applied.packet_ms);
         let bitrate = Arc::new(AtomicU32::new(applied.bps));
@@ -396,7 +396,7 @@ impl AudioPipeline {
         if tx.is_none() {
             // The stream ended: the next one starts at full quality, not at the plan the
             // last uplink ended with, until its own estimate says otherwise.
-            let full = opus_plan_for(u64::MAX);
+            let full = opus_plan_for(u64::MAX, false);
             self.bitrate.store(full.bps, Ordering::Relaxed);
             self.packet_ms.store(full.packet_ms, Ordering::Relaxed);
             self.red.store(full.red, Ordering::Relaxed);
@@ -448,29 +448,38 @@ impl OpusPlan {
 /// its headers (72 on the wire) would leave video almost nothing, and viewers forgive a
 /// duller voice sooner than a frozen picture. 60 ms packets add 40 ms of delay.
 ///
-/// RED (where negotiated) from 600 kbit/s up: it doubles the audio's payload (72 → 122
-/// kbit/s on the wire) and in return a lost packet costs nothing (at 150 ms RTT and 5 %
-/// loss, libwebrtc's viewer concealed 4.3 % of the samples without it and none with it).
-/// Below, those bytes go to the picture, and Opus's in-band FEC is what is left.
-pub(crate) fn opus_plan_for(estimate_bps: u64) -> OpusPlan {
-    let (bps, packet_ms) = match estimate_bps {
-        600_000.. => (48_000, 20),
-        300_000.. => (32_000, 20),
-        150_000.. => (24_000, 40),
-        _ => (16_000, 60),
+/// With `red` (RED negotiated: each packet also carries the one before, so a lost one
+/// costs nothing; at 150 ms RTT and 5 % loss libwebrtc's viewer concealed 4.3 % of the
+/// samples without it and 0.03 % with it) the copy is paid for out of the same budget:
+/// Opus gets 32 kbit/s at the top (libwebrtc's own default; 90 on the wire), about half
+/// below, so the audio still takes at most a quarter of the uplink. At 48 kbit/s twice
+/// (122 on the wire) the audio alone overran a link capped at 100 kbit/s while the
+/// estimate came down, and the picture stood 12-16 s (2 runs of 2). RED stays on once
+/// negotiated, as libwebrtc keeps it (plain Opus after RED on the same track reached a
+/// viewer as 91 % concealed audio).
+pub(crate) fn opus_plan_for(estimate_bps: u64, red: bool) -> OpusPlan {
+    let (bps, packet_ms) = match (estimate_bps, red) {
+        (600_000.., false) => (48_000, 20),
+        (600_000.., true) => (32_000, 20),
+        (300_000.., false) => (32_000, 20),
+        (300_000.., true) => (24_000, 20),
+        (150_000.., false) => (24_000, 40),
+        (150_000.., true) => (12_000, 40),
+        (_, false) => (16_000, 60),
+        (_, true) => (8_000, 60),
     };
     OpusPlan {
         bps,
         packet_ms,
-        red: estimate_bps >= 600_000,
+        red,
     }
 }
 
 impl AudioPipeline {
-    /// Sets Opus's bitrate and packet length for the uplink's `estimate_bps`; returns the
-    /// plan (whose RED the caller hands to the engine).
-    pub fn follow_estimate(&self, estimate_bps: u64) -> OpusPlan {
-        let plan = opus_plan_for(estimate_bps);
+    /// Sets Opus's bitrate and packet length for the uplink's `estimate_bps`, with `red`
+    /// where the engine sends RED; returns the plan.
+    pub fn follow_estimate(&self, estimate_bps: u64, red: bool) -> OpusPlan {
+        let plan = opus_plan_for(estimate_bps, red);
         let old = self.bitrate.swap(plan.bps, Ordering::Relaxed);
         let old_ms = self.packet_ms.swap(plan.packet_ms, Ordering::Relaxed);
         let old_red = self.red.swap(plan.red, Ordering::Relaxed);
@@ -528,10 +537,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let full = opus_plan_for(u64::MAX);
+        let full = opus_plan_for(u64::MAX, false);
         assert_eq!(audio.plan(), full);
-        audio.follow_estimate(100_000);
-        assert_eq!(audio.plan(), opus_plan_for(100_000));
+        audio.follow_estimate(100_000, false);
+        assert_eq!(audio.plan(), opus_plan_for(100_000, false));
         assert_ne!(audio.plan(), full);
         // The stream ends (the track detached): the plan is reset for the next one.
         audio.attach(None);
@@ -540,25 +549,28 @@ mod tests {
 
     #[test]
     fn audio_never_takes_more_than_a_quarter_of_an_uplink_of_100_kbit_s_or_more() {
-        let mut last = 0;
-        for kbps in (100..=2_000).step_by(10) {
-            let plan = opus_plan_for(kbps * 1000);
-            let wire = u64::from(plan.wire_bps());
-            assert!(
-                wire * 4 <= kbps * 1000,
-                "{kbps} kbit/s: {plan:?} takes {wire}"
-            );
-            assert!(
-                wire >= last,
-                "more uplink never means less audio ({kbps} kbit/s)"
-            );
-            last = wire;
+        for red in [false, true] {
+            let mut last = 0;
+            for kbps in (100..=2_000).step_by(10) {
+                let plan = opus_plan_for(kbps * 1000, red);
+                let wire = u64::from(plan.wire_bps());
+                assert!(
+                    wire * 4 <= kbps * 1000,
+                    "{kbps} kbit/s: {plan:?} takes {wire}"
+                );
+                assert!(
+                    wire >= last,
+                    "more uplink never means less audio ({kbps} kbit/s, RED {red})"
+                );
+                last = wire;
+            }
         }
-        // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire, and
-        // RED's copy of each packet with its 5-byte headers: 122
-        assert_eq!(opus_plan_for(1_000_000).wire_bps(), 122_000);
-        assert!(!opus_plan_for(599_000).red && opus_plan_for(600_000).red);
-        // 60 ms packets at the bottom: 16 + 8 kbit/s
-        assert_eq!(opus_plan_for(100_000).wire_bps(), 24_000);
+        // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire; with
+        // RED, 32 kbit/s twice and RED's 5-byte headers, 90
+        assert_eq!(opus_plan_for(1_000_000, false).wire_bps(), 72_000);
+        assert_eq!(opus_plan_for(1_000_000, true).wire_bps(), 90_000);
+        // 60 ms packets at the bottom: 16 + 8 kbit/s; with RED 2 × 8 + 8.7
+        assert_eq!(opus_plan_for(100_000, false).wire_bps(), 24_000);
+        assert_eq!(opus_plan_for(100_000, true).wire_bps(), 24_666);
     }
 }

@@ -206,7 +206,6 @@ impl Task {
             allocation: None,
             paused_for_estimate: false,
             held_back: false,
-            audio_red: None,
             reconnects: 0,
             base_encoded: c.encoded.load(Ordering::Relaxed),
             base_dropped: c.encoder_dropped.load(Ordering::Relaxed),

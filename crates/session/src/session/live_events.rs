@@ -99,12 +99,9 @@ impl Task {
                 // microphone sends nothing, so its share goes to the video.
                 let audio_bps = match (&self.audio, &live.audio) {
                     (Some(pipeline), Some(_)) => {
-                        let plan = pipeline.follow_estimate(b.bps());
-                        if live.audio_red != Some(plan.red)
-                            && live.handle.set_audio_redundancy(plan.red).is_ok()
-                        {
-                            live.audio_red = Some(plan.red);
-                        }
+                        // RED doubles what each packet carries, where it was negotiated.
+                        let red = live.last_stats.audio_redundancy;
+                        let plan = pipeline.follow_estimate(b.bps(), red);
                         let wire = u64::from(plan.wire_bps());
                         if pipeline.muted.load(std::sync::atomic::Ordering::Acquire) {
                             0

@@ -226,8 +226,6 @@ struct Live {
     paused_for_estimate: bool,
     /// What the engine was last told: the estimate holds the picture back.
     held_back: bool,
-    /// What the engine was last told: Opus goes with RED (`None`: not yet told).
-    audio_red: Option<bool>,
     reconnects: u32,
     /// Counter values when this broadcast started.
     base_encoded: u64,
