@@ -580,7 +580,8 @@ pub struct RemoteTrack {
     pub kind: TrackKind,
     /// Video codec; `None` for audio or a video codec this crate does not know.
     pub codec: Option<VideoCodec>,
-    /// The codec's MIME type as announced (`video/h264`, `audio/opus`).
+    /// The codec's MIME type as announced (`video/h264`, `audio/opus`; `audio/red` for
+    /// Opus sent with RED, which str0m unwraps on receive).
     pub mime: String,
     /// Full-resolution size, if the publisher announced it.
     pub dimensions: Option<(u32, u32)>,

@@ -36,7 +36,7 @@ fn kind(first: u8) -> Result<Kind, FramingError> {
 
 /// Pads a wrapped packet for a stream: ChannelData to a multiple of four bytes.
 pub(crate) fn pad_for_stream(wrapped: &mut Vec<u8>) {
-    if wrapped.first().is_some_and(|&b| b >> 6 == 0b01) {
+    if let Some(Ok(Kind::Channel)) = wrapped.first().map(|&b| kind(b)) {
         wrapped.resize(wrapped.len().next_multiple_of(4), 0);
     }
 }

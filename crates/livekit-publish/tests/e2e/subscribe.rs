@@ -105,7 +105,8 @@ async fn subscribe_run(r: Run) -> anyhow::Result<()> {
         unreachable!("matched above")
     };
     assert_eq!(at.participant.as_str(), "creator");
-    assert_eq!(at.mime.to_lowercase(), "audio/opus");
+    // Opus in RED: the publisher offers RED and LiveKit answers it by default.
+    assert_eq!(at.mime.to_lowercase(), "audio/red");
     assert_eq!(at.name, "microphone");
 
     // Frame n is drawn for its slot n/fps on the test's media clock (t0 below),
