@@ -187,8 +187,6 @@ pub(crate) struct AudioPipeline {
     /// Opus's target and packet length, from the uplink's estimate ([`opus_plan_for`]).
     bitrate: Arc<AtomicU32>,
     packet_ms: Arc<AtomicU32>,
-    /// The plan's RED (the engine adds it; Opus itself does not change).
-    red: AtomicBool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -289,7 +287,6 @@ impl AudioPipeline {
                     let plan = OpusPlan {
                         bps: t_bitrate.load(Ordering::Relaxed),
                         packet_ms: t_packet_ms.load(Ordering::Relaxed),
-                        red: applied.red,
                     };
                     if plan != applied {
                         if let Err(e) = opus.set_bitrate(plan.bps) {
@@ -380,7 +377,6 @@ impl AudioPipeline {
             loss_policy: Mutex::default(),
             bitrate,
             packet_ms,
-            red: AtomicBool::new(applied.red),
             thread: Some(thread),
         }))
     }
@@ -399,7 +395,6 @@ impl AudioPipeline {
             let full = opus_plan_for(u64::MAX, false);
             self.bitrate.store(full.bps, Ordering::Relaxed);
             self.packet_ms.store(full.packet_ms, Ordering::Relaxed);
-            self.red.store(full.red, Ordering::Relaxed);
         }
         if let Ok(mut s) = self.sender.lock() {
             *s = tx;
@@ -412,7 +407,6 @@ impl AudioPipeline {
         OpusPlan {
             bps: self.bitrate.load(Ordering::Relaxed),
             packet_ms: self.packet_ms.load(Ordering::Relaxed),
-            red: self.red.load(Ordering::Relaxed),
         }
     }
 }
@@ -425,20 +419,19 @@ const AUDIO_PACKET_OVERHEAD_BITS: u32 = 60 * 8;
 /// a 1-byte one for the primary.
 const RED_HEADER_BITS: u32 = 5 * 8;
 
-/// How Opus is sent on an uplink: its bitrate, its packet length, and whether each
-/// packet also carries the one before (RED).
+/// How Opus is sent on an uplink: its bitrate and its packet length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OpusPlan {
     pub bps: u32,
     pub packet_ms: u32,
-    pub red: bool,
 }
 
 impl OpusPlan {
-    /// What the audio takes on the wire, headers (and RED's copy) included.
-    pub fn wire_bps(self) -> u32 {
-        let per_packet = AUDIO_PACKET_OVERHEAD_BITS + if self.red { RED_HEADER_BITS } else { 0 };
-        self.bps * (1 + u32::from(self.red)) + per_packet * 1000 / self.packet_ms.max(1)
+    /// What the audio takes on the wire, headers included, and with `red` the copy of
+    /// each packet the engine adds (RED happens in the engine; Opus itself is the same).
+    pub fn wire_bps(self, red: bool) -> u32 {
+        let per_packet = AUDIO_PACKET_OVERHEAD_BITS + if red { RED_HEADER_BITS } else { 0 };
+        self.bps * (1 + u32::from(red)) + per_packet * 1000 / self.packet_ms.max(1)
     }
 }
 
@@ -468,11 +461,7 @@ pub(crate) fn opus_plan_for(estimate_bps: u64, red: bool) -> OpusPlan {
         (_, false) => (16_000, 60),
         (_, true) => (8_000, 60),
     };
-    OpusPlan {
-        bps,
-        packet_ms,
-        red,
-    }
+    OpusPlan { bps, packet_ms }
 }
 
 impl AudioPipeline {
@@ -482,13 +471,12 @@ impl AudioPipeline {
         let plan = opus_plan_for(estimate_bps, red);
         let old = self.bitrate.swap(plan.bps, Ordering::Relaxed);
         let old_ms = self.packet_ms.swap(plan.packet_ms, Ordering::Relaxed);
-        let old_red = self.red.swap(plan.red, Ordering::Relaxed);
-        if (old, old_ms, old_red) != (plan.bps, plan.packet_ms, plan.red) {
+        if (old, old_ms) != (plan.bps, plan.packet_ms) {
             tracing::info!(
                 estimate_bps,
                 opus_bps = plan.bps,
                 packet_ms = plan.packet_ms,
-                red = plan.red,
+                red,
                 "Opus follows the uplink"
             );
         }
@@ -553,7 +541,7 @@ mod tests {
             let mut last = 0;
             for kbps in (100..=2_000).step_by(10) {
                 let plan = opus_plan_for(kbps * 1000, red);
-                let wire = u64::from(plan.wire_bps());
+                let wire = u64::from(plan.wire_bps(red));
                 assert!(
                     wire * 4 <= kbps * 1000,
                     "{kbps} kbit/s: {plan:?} takes {wire}"
@@ -567,10 +555,10 @@ mod tests {
         }
         // full quality on a good uplink: 48 kbit/s in 20 ms packets, 72 on the wire; with
         // RED, 32 kbit/s twice and RED's 5-byte headers, 90
-        assert_eq!(opus_plan_for(1_000_000, false).wire_bps(), 72_000);
-        assert_eq!(opus_plan_for(1_000_000, true).wire_bps(), 90_000);
+        assert_eq!(opus_plan_for(1_000_000, false).wire_bps(false), 72_000);
+        assert_eq!(opus_plan_for(1_000_000, true).wire_bps(true), 90_000);
         // 60 ms packets at the bottom: 16 + 8 kbit/s; with RED 2 × 8 + 8.7
-        assert_eq!(opus_plan_for(100_000, false).wire_bps(), 24_000);
-        assert_eq!(opus_plan_for(100_000, true).wire_bps(), 24_666);
+        assert_eq!(opus_plan_for(100_000, false).wire_bps(false), 24_000);
+        assert_eq!(opus_plan_for(100_000, true).wire_bps(true), 24_666);
     }
 }

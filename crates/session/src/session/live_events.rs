@@ -102,7 +102,7 @@ impl Task {
                         // RED doubles what each packet carries, where it was negotiated.
                         let red = live.last_stats.audio_redundancy;
                         let plan = pipeline.follow_estimate(b.bps(), red);
-                        let wire = u64::from(plan.wire_bps());
+                        let wire = u64::from(plan.wire_bps(red));
                         if pipeline.muted.load(std::sync::atomic::Ordering::Acquire) {
                             0
                         } else {
