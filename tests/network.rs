@@ -115,17 +115,7 @@ async fn loss_is_recovered(spec: &str, what: &str, max_concealed: f64) -> Result
     );
     // Opus carried in-band FEC (libopus codes it for the active frames, here the pattern's
     // beeps, once the publisher told it to expect loss).
-    let fec: u64 = report
-        .audio
-        .inbound
-        .iter()
-        .filter_map(|i| {
-            i["inbound"]["fecPacketsReceived"]
-                .as_str()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
+    let fec = report.audio.counter("fecPacketsReceived");
     ensure!(fec > 0, "no Opus packet carried in-band FEC");
     // RED: each Opus packet also carried the one before, so libwebrtc's viewer had a lost
     // one's copy in time and concealed (made up) almost no audio (without RED it concealed
@@ -153,17 +143,9 @@ async fn loss_is_recovered(spec: &str, what: &str, max_concealed: f64) -> Result
 /// inbound-rtp `concealedSamples` over `totalSamplesReceived`); `None` when its stats
 /// sampler caught no audio counters (it misses them now and then; the audio still plays).
 fn audio_concealed(report: &ViewerReport) -> Option<f64> {
-    let sum = |key: &str| -> u64 {
-        report
-            .audio
-            .inbound
-            .iter()
-            .filter_map(|i| i["inbound"][key].as_str()?.parse::<u64>().ok())
-            .sum()
-    };
-    match sum("totalSamplesReceived") {
+    match report.audio.counter("totalSamplesReceived") {
         0 => None,
-        total => Some(sum("concealedSamples") as f64 / total as f64),
+        total => Some(report.audio.counter("concealedSamples") as f64 / total as f64),
     }
 }
 

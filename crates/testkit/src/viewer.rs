@@ -135,11 +135,24 @@ pub struct MuteEvent {
 impl VideoReport {
     /// Video bytes received over all inbound-rtp streams (retired ones included).
     pub fn bytes_received(&self) -> u64 {
-        self.inbound
-            .iter()
-            .filter_map(|i| i["inbound"]["bytesReceived"].as_str()?.parse::<u64>().ok())
-            .sum()
+        counter_total(&self.inbound, "bytesReceived")
     }
+}
+
+impl AudioReport {
+    /// A libwebrtc counter (`concealedSamples`, `fecPacketsReceived`, ...) summed over
+    /// all audio inbound-rtp streams (retired ones included).
+    pub fn counter(&self, key: &str) -> u64 {
+        counter_total(&self.inbound, key)
+    }
+}
+
+/// Sums an inbound-rtp counter; libwebrtc's 64-bit counters come as JSON strings.
+fn counter_total(inbound: &[serde_json::Value], key: &str) -> u64 {
+    inbound
+        .iter()
+        .filter_map(|i| i["inbound"][key].as_str()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// What the viewer read from the synthetic pattern's block code.
