@@ -29,6 +29,10 @@ use crate::frame::VideoFrame;
 pub struct H264Encoder {
     enc: Encoder,
     cfg: VideoEncoderConfig,
+    /// The spatial layer's ceiling (`iMaxSpatialBitrate`): the openh264 crate sets it to the
+    /// bitrate the encoder is built with, and a target above it is refused. Raised with the
+    /// target, never lowered (as libwebrtc keeps it at the codec's maximum).
+    layer_max_bps: u32,
     /// Whether a frame went in. The openh264 crate initialises the encoder inside its first
     /// `encode_at`; before that `SetOption` fails with `cmInitExpected` (4), so a change
     /// made early rebuilds the (still uninitialised, cheap) encoder with the new settings.
@@ -45,6 +49,7 @@ impl H264Encoder {
         Ok(H264Encoder {
             enc: Self::build(&cfg)?,
             cfg,
+            layer_max_bps: cfg.bitrate_bps,
             started: false,
         })
     }
@@ -71,10 +76,37 @@ impl H264Encoder {
         Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| enc_err("h264", e))
     }
 
+    /// Sets a bitrate option (`SBitrateInfo`) for `layer`.
+    fn set_rate_option(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        layer: openh264_sys2::LAYER_NUM,
+        bps: u32,
+    ) -> Result<()> {
+        let mut arg = openh264_sys2::SBitrateInfo {
+            iLayer: layer,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        // SAFETY: the option takes a pointer to an SBitrateInfo that lives for the call.
+        let rc = unsafe {
+            self.enc
+                .raw_api()
+                .set_option(option, (&raw mut arg).cast::<c_void>())
+        };
+        if rc != 0 {
+            return Err(enc_err(
+                "h264",
+                format!("set bitrate {bps} (option {option}): code {rc}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies a changed `cfg` to an encoder that has not seen a frame yet.
     fn rebuild(&mut self, cfg: VideoEncoderConfig) -> Result<()> {
         self.enc = Self::build(&cfg)?;
         self.cfg = cfg;
+        self.layer_max_bps = cfg.bitrate_bps;
         Ok(())
     }
 }
@@ -119,38 +151,25 @@ impl VideoEncoder for H264Encoder {
                 ..self.cfg
             });
         }
-        let info = openh264_sys2::SBitrateInfo {
-            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
-            iBitrate: bps.min(i32::MAX as u32) as i32,
-        };
-        let raising = bps > self.cfg.bitrate_bps;
-        let order = if raising {
-            [
+        // The target applies to all layers (the one layer here); the ceiling only through
+        // the layer itself: `ENCODER_OPTION_MAX_BITRATE` on `SPATIAL_LAYER_ALL` sets a total
+        // that openh264 checks nothing against. A target above the layer's own ceiling fails
+        // its check ("code 1") after openh264 has written it to the layer: the stream never
+        // rose above the bitrate its encoder was built with (a 180p stream scaled down on a
+        // 300 kbit/s link sent about 100 kbit/s of video).
+        if bps > self.layer_max_bps {
+            self.set_rate_option(
                 openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-            ]
-        } else {
-            [
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-                openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
-            ]
-        };
-        // target ≤ max must hold after every step: raise the ceiling first, or lower the target
-        // first. SAFETY: both options take a pointer to an SBitrateInfo that lives for the call.
-        for option in order {
-            let mut arg = info;
-            let rc = unsafe {
-                self.enc
-                    .raw_api()
-                    .set_option(option, (&raw mut arg).cast::<c_void>())
-            };
-            if rc != 0 {
-                return Err(enc_err(
-                    "h264",
-                    format!("set bitrate {bps} (option {option}): code {rc}"),
-                ));
-            }
+                openh264_sys2::SPATIAL_LAYER_0,
+                bps,
+            )?;
+            self.layer_max_bps = bps;
         }
+        self.set_rate_option(
+            openh264_sys2::ENCODER_OPTION_BITRATE,
+            openh264_sys2::SPATIAL_LAYER_ALL,
+            bps,
+        )?;
         self.cfg.bitrate_bps = bps;
         Ok(())
     }

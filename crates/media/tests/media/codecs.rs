@@ -155,6 +155,41 @@ fn a_bitrate_set_before_the_first_frame_governs_what_follows() {
     }
 }
 
+/// The estimate climbs after a cap lifts or a stream starts low: a bitrate raised above
+/// the one the encoder started at must take effect. openh264 kept its layer's ceiling at
+/// the start value and refused every raise above it ("code 1"), so a 180p stream scaled
+/// down on a capped link stayed under 154 kbit/s with 240 allowed.
+#[test]
+fn a_bitrate_raised_above_the_start_takes_effect() {
+    for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+        let mut enc =
+            new_video_encoder(codec, VideoEncoderConfig::new(640, 360, FPS, 1_500_000)).unwrap();
+        // Set before the first frame (the encoder is built again at it), then raised twice:
+        // back to where it was built, and above that.
+        enc.set_bitrate(150_000).unwrap();
+        let mut sizes = [0usize; 3];
+        for i in 0..90u32 {
+            match i {
+                30 => enc.set_bitrate(1_500_000).unwrap(),
+                60 => enc.set_bitrate(3_000_000).unwrap(),
+                _ => {}
+            }
+            let f = noisy_frame(640, 360, i, MediaTime::from_micros(i as u64 * 33_333));
+            if let Some(p) = enc.encode(&f, false).unwrap()
+                && i % 30 >= 10
+            {
+                sizes[(i / 30) as usize] += p.data.len();
+            }
+        }
+        assert_eq!(enc.config().bitrate_bps, 3_000_000);
+        println!(
+            "{codec:?}: bytes in the last 20 frames at 150 kbit/s, 1.5 and 3 Mbit/s: {sizes:?}"
+        );
+        assert!(sizes[0] * 3 < sizes[1], "{codec:?}: {sizes:?}");
+        assert!(sizes[1] * 5 < sizes[2] * 4, "{codec:?}: {sizes:?}");
+    }
+}
+
 /// The pattern with a moving diagonal luma texture (harder to code than the flat bars).
 fn textured(w: u32, h: u32, n: u32) -> VideoFrame {
     let base = generate_pattern(w, h, n, MediaTime(n as u64 * 33_333)).unwrap();
