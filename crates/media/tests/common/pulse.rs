@@ -48,6 +48,14 @@ impl Pulse {
                 "--disable-shm=yes",
                 "--use-pid-file=no",
                 "--log-target=stderr",
+                // A test daemon on a busy machine: PulseAudio's CPU limiter ends a daemon
+                // that took too much CPU time, and realtime scheduling brings an RT time
+                // limit the kernel enforces with a kill. A daemon gone drops its clients with
+                // "Connection terminated", as the mic check saw once in CI (which of the two,
+                // if either, is not known: the daemon's log went with the test's directory).
+                "--no-cpu-limit",
+                "--realtime=no",
+                "--high-priority=no",
             ])
             .args(modules.iter().map(|m| format!("--load={m}")))
             .arg(format!(
