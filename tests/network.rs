@@ -571,10 +571,8 @@ async fn watch_uplink<T>(
             out = &mut watching => break out,
             _ = tick.tick() => {
                 let now = link.stats(Direction::Up);
-                kbps.push(now.bytes_out.saturating_sub(last.bytes_out) * 8 / 1000);
-                // `dropped` is derived (in less out less queued, read one by one), so a
-                // packet between the counters can make it step back by one.
-                dropped.push(now.dropped.saturating_sub(last.dropped));
+                kbps.push((now.bytes_out - last.bytes_out) * 8 / 1000);
+                dropped.push(now.dropped - last.dropped);
                 last = now;
             }
         }

@@ -188,7 +188,10 @@ struct Pump {
     packets_in: AtomicU64,
     packets_out: AtomicU64,
     bytes_out: AtomicU64,
-    queued: AtomicU64,
+    /// Packets in less packets out less those still in the model, as the pump sees them
+    /// between two packets: derived by a reader from three separate loads instead, it
+    /// stepped back by one when a packet arrived between them.
+    dropped: AtomicU64,
 }
 
 impl Pump {
@@ -200,7 +203,7 @@ impl Pump {
             packets_in: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -220,14 +223,11 @@ impl Pump {
     }
 
     fn stats(&self) -> LinkStats {
-        let packets_in = self.packets_in.load(Ordering::Relaxed);
-        let packets_out = self.packets_out.load(Ordering::Relaxed);
-        let queued = self.queued.load(Ordering::Relaxed);
         LinkStats {
-            packets_in,
-            packets_out,
+            packets_in: self.packets_in.load(Ordering::Relaxed),
+            packets_out: self.packets_out.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            dropped: packets_in.saturating_sub(packets_out + queued),
+            dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -272,8 +272,12 @@ impl Pump {
                     Output::Timeout(at) => wake = Some(at),
                 }
             }
-            self.queued
-                .store(netem.queue_len() as u64, Ordering::Relaxed);
+            // The pump is the only writer of both counters: these loads are exact.
+            let gone = self.packets_out.load(Ordering::Relaxed) + netem.queue_len() as u64;
+            self.dropped.store(
+                self.packets_in.load(Ordering::Relaxed).saturating_sub(gone),
+                Ordering::Relaxed,
+            );
         }
     }
 }
