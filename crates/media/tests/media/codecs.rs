@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use streamit_media::encode::{OpusDecoder, OpusEncoder, new_video_decoder, new_video_encoder};
+use streamit_media::encode::{
+    OpusDecoder, OpusEncoder, VideoEncoder, new_video_decoder, new_video_encoder,
+};
 use streamit_media::frame::psnr_y;
 use streamit_media::pattern::generate_pattern;
 use streamit_media::{
@@ -99,25 +101,35 @@ fn simulcast_layers_keep_the_code() {
     }
 }
 
+/// Encodes 640x360 noise in stretches of 30 frames, setting `rates[k]` before stretch k;
+/// returns the bytes of each stretch's last 20 frames (the first 10: rate control settling,
+/// the first frame's key frame).
+fn bytes_per_stretch(enc: &mut dyn VideoEncoder, rates: &[Option<u32>]) -> Vec<usize> {
+    let mut sizes = vec![0usize; rates.len()];
+    for i in 0..30 * rates.len() as u32 {
+        let stretch = (i / 30) as usize;
+        if i % 30 == 0
+            && let Some(bps) = rates[stretch]
+        {
+            enc.set_bitrate(bps).unwrap();
+            assert_eq!(enc.config().bitrate_bps, bps);
+        }
+        let f = noisy_frame(640, 360, i, MediaTime::from_micros(i as u64 * 33_333));
+        if let Some(p) = enc.encode(&f, false).unwrap()
+            && i % 30 >= 10
+        {
+            sizes[stretch] += p.data.len();
+        }
+    }
+    sizes
+}
+
 #[test]
 fn runtime_bitrate_change_takes_effect() {
     for codec in [VideoCodec::H264, VideoCodec::Vp8] {
         let mut enc =
             new_video_encoder(codec, VideoEncoderConfig::new(640, 360, FPS, 1_500_000)).unwrap();
-        let mut sizes = [0usize; 2];
-        for i in 0..60u32 {
-            if i == 30 {
-                enc.set_bitrate(150_000).unwrap();
-                assert_eq!(enc.config().bitrate_bps, 150_000);
-            }
-            let f = noisy_frame(640, 360, i, MediaTime::from_micros(i as u64 * 33_333));
-            if let Some(p) = enc.encode(&f, false).unwrap() {
-                // skip the first frames of each half (key frame, rate control settling)
-                if i % 30 >= 10 {
-                    sizes[(i / 30) as usize] += p.data.len();
-                }
-            }
-        }
+        let sizes = bytes_per_stretch(enc.as_mut(), &[None, Some(150_000)]);
         println!(
             "{codec:?}: bytes at 1.5 Mbps {} / at 150 kbps {}",
             sizes[0], sizes[1]
@@ -166,22 +178,8 @@ fn a_bitrate_raised_above_the_start_takes_effect() {
             new_video_encoder(codec, VideoEncoderConfig::new(640, 360, FPS, 1_500_000)).unwrap();
         // Set before the first frame (the encoder is built again at it), then raised twice:
         // back to where it was built, and above that.
-        enc.set_bitrate(150_000).unwrap();
-        let mut sizes = [0usize; 3];
-        for i in 0..90u32 {
-            match i {
-                30 => enc.set_bitrate(1_500_000).unwrap(),
-                60 => enc.set_bitrate(3_000_000).unwrap(),
-                _ => {}
-            }
-            let f = noisy_frame(640, 360, i, MediaTime::from_micros(i as u64 * 33_333));
-            if let Some(p) = enc.encode(&f, false).unwrap()
-                && i % 30 >= 10
-            {
-                sizes[(i / 30) as usize] += p.data.len();
-            }
-        }
-        assert_eq!(enc.config().bitrate_bps, 3_000_000);
+        let rates = [Some(150_000), Some(1_500_000), Some(3_000_000)];
+        let sizes = bytes_per_stretch(enc.as_mut(), &rates);
         println!(
             "{codec:?}: bytes in the last 20 frames at 150 kbit/s, 1.5 and 3 Mbit/s: {sizes:?}"
         );
