@@ -28,7 +28,6 @@ use tokio::time::Instant;
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
 use turn_client_proto::client::TurnClient;
 use turn_client_proto::tcp::TurnClientTcp;
-use turn_client_proto::types::channel::ChannelData;
 use turn_client_proto::types::{TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
@@ -376,7 +375,7 @@ impl Relays {
         match r.client.send_to(TransportType::Udp, to, data, t) {
             Ok(Some(tb)) => {
                 let bytes = tb.build().data;
-                let as_channel = is_channel_data(&bytes);
+                let as_channel = framing::is_channel_data(&bytes);
                 if r.out.try_send(bytes).is_ok() {
                     self.sent += 1;
                     self.sent_channel_data += u64::from(as_channel);
@@ -616,12 +615,6 @@ async fn udp_task(
             },
         }
     }
-}
-
-/// Whether a wrapped packet is ChannelData rather than a STUN message (a Send
-/// indication): its header names a channel number, where a STUN message's names a type.
-fn is_channel_data(wrapped: &[u8]) -> bool {
-    ChannelData::parse_header(wrapped).is_ok()
 }
 
 /// Forwards what the server sends on a TCP or TLS stream, a whole STUN message

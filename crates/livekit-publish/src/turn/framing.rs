@@ -34,9 +34,15 @@ fn kind(first: u8) -> Result<Kind, FramingError> {
     }
 }
 
+/// Whether a wrapped packet is ChannelData rather than a STUN message (a Send
+/// indication), by its first byte.
+pub(crate) fn is_channel_data(wrapped: &[u8]) -> bool {
+    matches!(wrapped.first().map(|&b| kind(b)), Some(Ok(Kind::Channel)))
+}
+
 /// Pads a wrapped packet for a stream: ChannelData to a multiple of four bytes.
 pub(crate) fn pad_for_stream(wrapped: &mut Vec<u8>) {
-    if let Some(Ok(Kind::Channel)) = wrapped.first().map(|&b| kind(b)) {
+    if is_channel_data(wrapped) {
         wrapped.resize(wrapped.len().next_multiple_of(4), 0);
     }
 }
@@ -93,6 +99,18 @@ mod tests {
         m.extend_from_slice(&[7; 12]);
         m.extend(std::iter::repeat_n(0xab, usize::from(body_len)));
         m
+    }
+
+    #[test]
+    fn channel_data_is_told_from_stun_by_its_first_byte() {
+        assert!(is_channel_data(&channel(0x4000, &[1])));
+        assert!(is_channel_data(&channel(0x7fff, &[])));
+        assert!(!is_channel_data(&stun(0)));
+        assert!(
+            !is_channel_data(&[0x80, 0, 0, 0]),
+            "neither: RTP's first byte"
+        );
+        assert!(!is_channel_data(&[]));
     }
 
     #[test]
