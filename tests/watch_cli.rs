@@ -258,8 +258,6 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
     );
 
     let out = publish_succeeded(publish, Duration::from_secs(40), "").await?;
-    // For comparison (not asserted: libwebrtc's jitter buffer adds its own delay), the
-    // Python viewer's latency over its 4 s on the same stream and clock epoch.
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     // Judged here, with the publisher's report: a smaller size follows its estimate.
     ensure!(
@@ -284,6 +282,8 @@ async fn watch_decodes_the_published_pattern_with_latency_audio_and_chat() -> Re
         "python viewer saw the creator's attributes {:?}",
         py.participant_attributes
     );
+    // For comparison (not asserted: libwebrtc's jitter buffer adds its own delay), the
+    // Python viewer's latency over its 4 s on the same stream and clock epoch.
     if let Some(epoch) = epoch {
         let mut lat = py.pattern.latencies_ms(epoch);
         lat.sort_by(f64::total_cmp);
