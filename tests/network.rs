@@ -484,6 +484,12 @@ async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {
     let after = p.samples.iter().filter(|s| s.2 >= capped_unix_us).count();
     println!("first frame {first:?} s into the cap, {after} frames in all after it");
     let at = |d: Duration| capped_unix_us + d.as_micros() as u64;
+    // Not judged: the onset, while the estimate comes down to the cap.
+    let onset = p.gaps_within(at(Duration::ZERO), at(SETTLED), 250.0);
+    println!(
+        "gaps over 250 ms in the first {} s of the cap (s into it, ms): {onset:?}",
+        SETTLED.as_secs()
+    );
     let gaps = p.gaps_within(at(SETTLED), at(JUDGED_UNTIL), 500.0);
     let (from, until) = (SETTLED.as_secs(), JUDGED_UNTIL.as_secs());
     println!(
