@@ -65,6 +65,7 @@ impl Participant {
         self.publisher = Some(rtc);
         self.bwe_desired = None;
         self.recovery = Default::default();
+        self.overload = Default::default();
         self.pending_offer = None;
         self.offer_in_flight = Default::default();
         if let Some((offer, pending)) = applied {
