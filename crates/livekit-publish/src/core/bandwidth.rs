@@ -8,7 +8,6 @@ use std::time::Instant;
 use str0m::net::Protocol;
 
 use super::Participant;
-use super::overload::StreamReport;
 use super::recovery::Attempt;
 use crate::types::*;
 
@@ -85,7 +84,6 @@ impl Participant {
         let Some(target) = self.recovery.target(now) else {
             return;
         };
-        let target = self.overload.cap(target);
         if target_bitrate_moved(self.bwe_emitted, target) {
             self.bwe_emitted = Some(target);
             self.emit(PublisherEvent::TargetBitrate(target));
@@ -98,38 +96,6 @@ impl Participant {
     /// lifted cap brings the picture back soon (see [`super::recovery`]).
     pub fn set_video_held_back(&mut self, yes: bool) {
         self.recovery.set_holding_back(yes);
-    }
-
-    /// Feeds a stream's stats to the overload guard; when its ceiling moves the encoders
-    /// hear of it at once. str0m's estimator is left to come down by itself (a restart
-    /// from the ceiling probes straight back above a capped link); the ceiling holds until
-    /// its estimate is under it.
-    pub(super) fn check_overload(&mut self, s: &str0m::stats::MediaEgressStats, now: Instant) {
-        let Some(remote) = &s.remote else {
-            return;
-        };
-        let video = self
-            .tracks
-            .iter()
-            .any(|t| t.mid == Some(s.mid) && t.video_codec.is_some());
-        let report = StreamReport {
-            max_seq: *remote.maximum_sequence_number,
-            lost: remote.packets_lost,
-            bytes_sent: s.bytes,
-            packets_sent: s.packets,
-        };
-        if !self
-            .overload
-            .on_report(now, (s.mid, s.rid), video, report, self.bwe)
-        {
-            return;
-        }
-        tracing::debug!(
-            ceiling_bps = self.overload.ceiling().map(|c| c.0),
-            mid = %s.mid,
-            "receiver reports heavy loss: the target is held at what gets through"
-        );
-        self.emit_target(now);
     }
 
     pub(super) fn emit_stats(&mut self, now: Instant) {

@@ -14,8 +14,7 @@
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
 //! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
 //! media-feedback watchdog, `recovery` the estimate's rapid recovery, which the
-//! core consults on each timeout, `overload` the cut to what gets through when a cap falls
-//! far below what we send, and `resend` how video streams answer NACKs. This file keeps the
+//! core consults on each timeout, and `resend` how video streams answer NACKs. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
@@ -39,7 +38,6 @@ use crate::types::*;
 mod bandwidth;
 mod data;
 mod liveness;
-mod overload;
 mod publisher;
 mod recovery;
 mod resend;
@@ -66,9 +64,6 @@ pub const LOSSY_LABEL: &str = "_lossy";
 pub const TRACK_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the core emits a [`StatsSnapshot`].
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// How often str0m reports its stats to the core: a receiver report reaches the overload
-/// guard within this.
-const RTC_STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest STUN retransmit interval (str0m's default is 3 s).
 const ICE_MAX_STUN_RTO: Duration = Duration::from_millis(1000);
 
@@ -235,9 +230,6 @@ pub struct Participant {
     bwe_desired: Option<Bitrate>,
     /// Asks str0m for a probe while the estimate sits far below `bwe_desired`.
     recovery: recovery::RecoveryProber,
-    /// Holds the encoders at what gets through while the receiver's reports say most of a
-    /// video stream is lost (see `overload`).
-    overload: overload::OverloadGuard<(Mid, Option<Rid>)>,
     peer_rtt: Option<Duration>,
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
@@ -321,7 +313,6 @@ impl Participant {
             bwe_emitted: None,
             bwe_desired: None,
             recovery: Default::default(),
-            overload: Default::default(),
             peer_rtt: None,
             quality: None,
             frames_sent: 0,
@@ -423,7 +414,7 @@ impl Participant {
             .enable_vp8(true)
             .enable_opus(true, true)
             .enable_bwe(Some(to_str0m_bitrate(self.cfg.initial_bitrate)))
-            .set_stats_interval(Some(RTC_STATS_INTERVAL));
+            .set_stats_interval(Some(STATS_INTERVAL));
         cfg.codec_config()
             .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
         // STUN retransmits capped at 1 s instead of 3 s: a dead media path is
@@ -779,7 +770,6 @@ impl Participant {
                 let est = Bitrate(est.as_u64());
                 self.bwe = Some(est);
                 self.recovery.on_estimate(now, est);
-                self.overload.on_estimate(est);
                 self.emit_target(now);
             }
             (PcKind::Subscriber, Event::MediaData(d)) => {
@@ -800,7 +790,6 @@ impl Participant {
                     .entry((s.mid, s.rid))
                     .or_default()
                     .update_from_egress(&s);
-                self.check_overload(&s, now);
             }
             _ => {}
         }

@@ -65,7 +65,6 @@ impl Participant {
         self.publisher = Some(rtc);
         self.bwe_desired = None;
         self.recovery = Default::default();
-        self.overload = Default::default();
         self.pending_offer = None;
         self.offer_in_flight = Default::default();
         if let Some((offer, pending)) = applied {
