@@ -9,6 +9,10 @@ use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
 use crate::types::Bitrate;
 
+/// The shortest span a stream's bitrate is read over: a second of frames, so one key frame
+/// does not read as a burst.
+const BITRATE_SPAN: Duration = Duration::from_millis(900);
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RtpCounters {
     pub(crate) bytes: u64,
@@ -40,8 +44,9 @@ macro_rules! update_from {
                 self.nacks = s.nacks;
                 self.plis = s.plis;
                 self.firs = s.firs;
-                self.loss = s.loss;
-                self.rtt = s.rtt;
+                // str0m leaves these out of a report made before the next receiver report.
+                self.loss = s.loss.or(self.loss);
+                self.rtt = s.rtt.or(self.rtt);
                 self.sample_bitrate(s.timestamp);
             }
         )*}
@@ -61,14 +66,17 @@ impl RtpCounters {
 }
 
 impl RtpCounters {
-    /// The bitrate since the previous report, made at `timestamp`.
+    /// The bitrate over the last [`BITRATE_SPAN`] or more, at a report made at `timestamp`
+    /// (str0m reports more often than that, for the core's overload guard).
     fn sample_bitrate(&mut self, timestamp: Instant) {
         if let Some(prev) = self.prev_at {
-            let dt = timestamp.saturating_duration_since(prev).as_secs_f64();
-            if dt > 0.0 {
-                self.bitrate =
-                    Bitrate((self.bytes.saturating_sub(self.prev_bytes) as f64 * 8.0 / dt) as u64);
+            let dt = timestamp.saturating_duration_since(prev);
+            if dt < BITRATE_SPAN {
+                return;
             }
+            self.bitrate = Bitrate(
+                (self.bytes.saturating_sub(self.prev_bytes) as f64 * 8.0 / dt.as_secs_f64()) as u64,
+            );
         }
         self.prev_at = Some(timestamp);
         self.prev_bytes = self.bytes;

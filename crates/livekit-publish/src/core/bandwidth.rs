@@ -8,6 +8,7 @@ use std::time::Instant;
 use str0m::net::Protocol;
 
 use super::Participant;
+use super::overload::StreamReport;
 use super::recovery::Attempt;
 use crate::types::*;
 
@@ -84,7 +85,9 @@ impl Participant {
         let Some(target) = self.recovery.target(now) else {
             return;
         };
+        let target = self.overload.cap(target);
         if target_bitrate_moved(self.bwe_emitted, target) {
+            self.cut_key.on_target(now, self.bwe_emitted, target);
             self.bwe_emitted = Some(target);
             self.emit(PublisherEvent::TargetBitrate(target));
         }
@@ -96,6 +99,33 @@ impl Participant {
     /// lifted cap brings the picture back soon (see [`super::recovery`]).
     pub fn set_video_held_back(&mut self, yes: bool) {
         self.recovery.set_holding_back(yes);
+    }
+
+    /// Feeds a stream's stats to the overload guard; when its ceiling moves the encoders
+    /// hear of it at once. str0m's estimator is left to come down by itself (a restart
+    /// from the ceiling probes straight back above a capped link).
+    pub(super) fn check_overload(&mut self, s: &str0m::stats::MediaEgressStats, now: Instant) {
+        let Some(remote) = &s.remote else {
+            return;
+        };
+        let report = StreamReport {
+            max_seq: *remote.maximum_sequence_number,
+            lost: remote.packets_lost,
+            bytes_sent: s.bytes,
+            packets_sent: s.packets,
+        };
+        if !self
+            .overload
+            .on_report(now, (s.mid, s.rid), report, self.bwe)
+        {
+            return;
+        }
+        tracing::debug!(
+            ceiling_bps = self.overload.ceiling().map(|c| c.0),
+            mid = %s.mid,
+            "receiver reports: the overload ceiling moved"
+        );
+        self.emit_target(now);
     }
 
     pub(super) fn emit_stats(&mut self, now: Instant) {

@@ -14,7 +14,8 @@
 //! `vp8` packetization), `data` (data channels and chat), `bandwidth` (bitrate
 //! and stats) and `resume` (resume, rejoin and leaving); `liveness` holds the
 //! media-feedback watchdog, `recovery` the estimate's rapid recovery, which the
-//! core consults on each timeout, and `resend` how video streams answer NACKs. This file keeps the
+//! core consults on each timeout, `overload` the cut to what gets through when a cap falls
+//! far below what we send, and `resend` how video streams answer NACKs. This file keeps the
 //! state itself, the entry points for datagrams and time, and the loop that
 //! drains both peer connections (`drive`).
 
@@ -38,6 +39,7 @@ use crate::types::*;
 mod bandwidth;
 mod data;
 mod liveness;
+mod overload;
 mod publisher;
 mod recovery;
 mod resend;
@@ -64,6 +66,9 @@ pub const LOSSY_LABEL: &str = "_lossy";
 pub const TRACK_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the core emits a [`StatsSnapshot`].
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often str0m reports its stats to the core: a receiver report reaches the overload
+/// guard within this.
+const RTC_STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest STUN retransmit interval (str0m's default is 3 s).
 const ICE_MAX_STUN_RTO: Duration = Duration::from_millis(1000);
 
@@ -230,6 +235,11 @@ pub struct Participant {
     bwe_desired: Option<Bitrate>,
     /// Asks str0m for a probe while the estimate sits far below `bwe_desired`.
     recovery: recovery::RecoveryProber,
+    /// Holds the encoders at what gets through while the receiver's reports say the link
+    /// loses most of what we send (see `overload`).
+    overload: overload::OverloadGuard<(Mid, Option<Rid>)>,
+    /// Repeats the key frame a second after the target fell sharply.
+    cut_key: overload::CutKeyFrame,
     peer_rtt: Option<Duration>,
     quality: Option<ConnectionQuality>,
     frames_sent: u64,
@@ -313,6 +323,8 @@ impl Participant {
             bwe_emitted: None,
             bwe_desired: None,
             recovery: Default::default(),
+            overload: Default::default(),
+            cut_key: Default::default(),
             peer_rtt: None,
             quality: None,
             frames_sent: 0,
@@ -414,7 +426,7 @@ impl Participant {
             .enable_vp8(true)
             .enable_opus(true, true)
             .enable_bwe(Some(to_str0m_bitrate(self.cfg.initial_bitrate)))
-            .set_stats_interval(Some(STATS_INTERVAL));
+            .set_stats_interval(Some(RTC_STATS_INTERVAL));
         cfg.codec_config()
             .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
         // STUN retransmits capped at 1 s instead of 3 s: a dead media path is
@@ -564,6 +576,10 @@ impl Participant {
             )));
         }
         self.check_liveness(now);
+        if self.cut_key.take(now) {
+            tracing::debug!("key frames a second after a sharp cut");
+            self.request_keyframes();
+        }
         self.drive(now);
     }
 
@@ -612,7 +628,7 @@ impl Participant {
 
     /// Each part's next wake-up, named (what [`Participant::poll_timeout`] takes the
     /// earliest of; tests name the part whose time did not move).
-    pub(crate) fn timers(&self) -> [(&'static str, Option<Instant>); 8] {
+    pub(crate) fn timers(&self) -> [(&'static str, Option<Instant>); 9] {
         let chat = self.pending_chats.iter().map(|c| c.until).min();
         [
             ("publisher pc", self.pub_timeout),
@@ -623,6 +639,7 @@ impl Participant {
             ("liveness", self.watch.next_check()),
             ("subscriber restart", self.sub_restart.map(|r| r.until)),
             ("bandwidth recovery", self.recovery.next_check()),
+            ("key frame after a cut", self.cut_key.next()),
         ]
     }
 
@@ -683,7 +700,7 @@ impl Participant {
         match (pc, e) {
             (PcKind::Publisher, Event::Connected) => {
                 self.set_state(ConnectionState::Connected);
-                self.request_initial_keyframes();
+                self.request_keyframes();
             }
             (PcKind::Publisher, Event::IceConnectionStateChange(state))
                 if state != IceConnectionState::Disconnected =>
@@ -755,6 +772,7 @@ impl Participant {
                 Err(e) => self.emit(PublisherEvent::Error(format!("bad data packet: {e}"))),
             },
             (PcKind::Publisher, Event::KeyframeRequest(k)) => {
+                tracing::debug!(mid = %k.mid, rid = ?k.rid, kind = ?k.kind, "key frame requested");
                 if let Some(t) = self.tracks.iter().find(|t| t.mid == Some(k.mid)) {
                     let track = t.cid.clone();
                     let layer = k.rid.and_then(|r| VideoQuality::from_rid(&r));
@@ -770,6 +788,12 @@ impl Participant {
                 let est = Bitrate(est.as_u64());
                 self.bwe = Some(est);
                 self.recovery.on_estimate(now, est);
+                if self.overload.on_estimate(now, est) {
+                    tracing::debug!(
+                        estimate_bps = est.0,
+                        "str0m's estimate came down: the overload ceiling ends"
+                    );
+                }
                 self.emit_target(now);
             }
             (PcKind::Subscriber, Event::MediaData(d)) => {
@@ -779,6 +803,7 @@ impl Participant {
             }
             (PcKind::Subscriber, Event::MediaIngressStats(s)) => self.subs.ingress(&s),
             (PcKind::Publisher, Event::PeerStats(s)) => {
+                self.overload.on_twcc_loss(s.egress_loss_fraction);
                 self.peer_rtt = s.rtt.or(self.peer_rtt);
                 self.pub_pair = selected_pair(&s, &self.cfg.relays);
             }
@@ -790,6 +815,7 @@ impl Participant {
                     .entry((s.mid, s.rid))
                     .or_default()
                     .update_from_egress(&s);
+                self.check_overload(&s, now);
             }
             _ => {}
         }

@@ -65,6 +65,8 @@ impl Participant {
         self.publisher = Some(rtc);
         self.bwe_desired = None;
         self.recovery = Default::default();
+        self.overload = Default::default();
+        self.cut_key = Default::default();
         self.pending_offer = None;
         self.offer_in_flight = Default::default();
         if let Some((offer, pending)) = applied {
@@ -236,8 +238,9 @@ impl Participant {
         }
     }
 
-    /// The transport just came up: every negotiated video track starts with a key frame.
-    pub(super) fn request_initial_keyframes(&mut self) {
+    /// Every negotiated video track makes a key frame: the transport just came up, or an
+    /// overload lost what was sent.
+    pub(super) fn request_keyframes(&mut self) {
         let ready: Vec<TrackCid> = self
             .tracks
             .iter()

@@ -1,0 +1,753 @@
+//! A cap far below what we send. str0m's estimator learns of it from TWCC feedback, and
+//! LiveKit's TWCC responder falls seconds behind under heavy loss: each report covers at
+//! most 1.2 sequence numbers per packet it received, so at 90 % loss a report moves on
+//! only two or three packets. At a 100 kbit/s cap the newest reported packet was more
+//! than a second old for 7.3 s, and the estimate came down only then; the viewer's
+//! picture stood all along. Nor does str0m's estimate stay down: where a full queue drops
+//! packets the delay stops growing, and it climbed back to 170 kbit/s on a 100 kbit/s link.
+//!
+//! LiveKit's receiver reports do not lag: about one a second per stream (sent when a
+//! packet of the stream arrives), with the highest sequence number received and the
+//! cumulative loss. When they say most packets were lost, or a stream's reports stop
+//! while the others' say the link drops and TWCC feedback has stopped too, what got
+//! through (packets received × the size we sent, less a twentieth so the queue drains)
+//! becomes a ceiling on the target. While it holds, the reports govern it the way
+//! libwebrtc's loss-based control governs its estimate: loss of a tenth or more lowers it
+//! to what got through, a second without loss raises it by 8 %. It ends once str0m's
+//! estimate has come down (its own feedback of the overload arrived); if loss comes back
+//! soon after, a smaller share brings it back. str0m is not restarted from the ceiling: a
+//! fresh estimator probes straight back above a capped link.
+//!
+//! Loss on a link that was never overloaded is left to str0m and NACK/RTX: at 5 % random
+//! loss no second of the streams' reports comes near the shares that set a ceiling, and a
+//! cut on every lossy second would spiral down (each second's sending follows the last
+//! cut), which is also why a held ceiling is cut only from a tenth up.
+//!
+//! [`CutKeyFrame`] is the other half of a sharp cut, from here or from str0m: the key
+//! frame a second later that the viewer would otherwise wait three seconds to ask for.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::types::Bitrate;
+
+/// Lost share of all packets, over the streams' last receiver reports, that marks a link
+/// far below what we send. A cap at half the sending rate loses about half.
+pub const OVERLOAD_LOSS: f64 = 0.3;
+/// Lost share of one stream's packets that marks it too, over at least
+/// [`MIN_ONE_STREAM`] packets. Video's big packets find a full queue more often than
+/// audio's small ones; when hardly any get through, video's reports (sent on arrival)
+/// come late, and audio's tell first.
+const OVERLOAD_ONE_STREAM: f64 = 0.4;
+const MIN_ONE_STREAM: u64 = 20;
+/// The share that brings a ceiling back within [`RECENT`] of the last one ending: the
+/// link was capped a moment ago, and str0m's estimate may be climbing over it again.
+const RECAP_LOSS: f64 = 0.15;
+const RECENT: Duration = Duration::from_secs(20);
+/// While a ceiling holds, loss of this share or more lowers it to what got through
+/// (libwebrtc's loss-based control cuts from 10 % too).
+const CUT_LOSS: f64 = 0.1;
+/// What got through, less this share, so the queue the overload built drains.
+const MARGIN: f64 = 0.95;
+/// While a ceiling holds the target, it rises by this factor after a second without loss
+/// (as libwebrtc's loss-based control raises its estimate). What got through a queue
+/// that overflowed is less than the link carries once it is not: the bursts of a frame
+/// found it full more often than the mean rate says.
+const GROWTH: f64 = 1.08;
+const GROWTH_EVERY: Duration = Duration::from_secs(1);
+/// A ceiling ends once str0m's estimate has come down: to within [`AGREE`] of it, or to
+/// [`CAUGHT_UP`] of what it was when the ceiling was set. The lagging feedback of the
+/// overload reaches str0m in the end and it governs alone again; at 300 kbit/s that took
+/// a second or two, at 100 kbit/s four to eight.
+const AGREE: f64 = 1.25;
+const CAUGHT_UP: f64 = 0.5;
+/// A stream we sent [`MIN_ONE_STREAM`] packets on since its last report, which has had
+/// none for this long while other streams had theirs within [`REPORTING`] and lost
+/// [`OTHERS_LOSE`] of their packets, counts as losing all it sent; but only while no
+/// TWCC feedback has come for what we sent in the last second either. A receiver report
+/// crosses the network too, and one lost on a lossy link is no news; there, TWCC
+/// feedback keeps coming.
+const STARVED: Duration = Duration::from_millis(1600);
+const REPORTING: Duration = Duration::from_millis(1100);
+const OTHERS_LOSE: f64 = 0.1;
+/// Two reports further apart than this say nothing of the link's rate (a server that
+/// stopped, then caught up on what its socket kept).
+const MAX_REPORT_GAP: Duration = Duration::from_millis(2500);
+/// A stream's last reading counts towards the rate that gets through for this long.
+const FRESH: Duration = Duration::from_millis(1500);
+/// Fewer packets than this over the last reports are too few to judge by.
+const MIN_PACKETS: u64 = 10;
+/// No ceiling below this: audio and a small picture still fit.
+const FLOOR: Bitrate = Bitrate(40_000);
+
+/// What one of str0m's stats says of a stream we send, with the receiver's last report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Highest sequence number the receiver reported, extended.
+    pub max_seq: u64,
+    /// Packets the receiver reported lost, cumulative.
+    pub lost: u64,
+    /// What we sent on the stream in all.
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    last: StreamReport,
+    at: Instant,
+    /// Between its last two reports.
+    interval: Option<Interval>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Interval {
+    through: Bitrate,
+    expected: u64,
+    lost: u64,
+    at: Instant,
+}
+
+impl Interval {
+    fn loss(&self) -> f64 {
+        self.lost as f64 / self.expected.max(1) as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ceiling {
+    rate: Bitrate,
+    /// When it last moved.
+    moved: Instant,
+    /// str0m's estimate when it was set.
+    over: Option<Bitrate>,
+}
+
+#[derive(Debug)]
+pub struct OverloadGuard<K> {
+    streams: HashMap<K, Stream>,
+    ceiling: Option<Ceiling>,
+    /// When the last ceiling ended.
+    ended: Option<Instant>,
+    /// No TWCC feedback has come for the packets sent in the last second.
+    twcc_silent: bool,
+}
+
+impl<K> Default for OverloadGuard<K> {
+    fn default() -> Self {
+        OverloadGuard {
+            streams: HashMap::new(),
+            ceiling: None,
+            ended: None,
+            twcc_silent: false,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
+    /// One of str0m's stats of stream `key`, with str0m's last estimate. Returns whether
+    /// the ceiling changed.
+    pub fn on_report(
+        &mut self,
+        now: Instant,
+        key: K,
+        r: StreamReport,
+        estimate: Option<Bitrate>,
+    ) -> bool {
+        match self.interval(now, key, r) {
+            Some(this) => self.judge(now, this, estimate),
+            None => false,
+        }
+    }
+
+    /// The stream's new interval, if the reading makes one.
+    fn interval(&mut self, now: Instant, key: K, r: StreamReport) -> Option<Interval> {
+        let others_lose = self.others_lose(now, &key) && self.twcc_silent;
+        let Some(s) = self.streams.get_mut(&key) else {
+            self.streams.insert(
+                key,
+                Stream {
+                    last: r,
+                    at: now,
+                    interval: None,
+                },
+            );
+            return None;
+        };
+        let sent = r.packets_sent.saturating_sub(s.last.packets_sent);
+        if r.max_seq == s.last.max_seq {
+            // No new receiver report since the last reading. LiveKit sends one when a
+            // packet arrives a second after the last, so a stream we keep sending on that
+            // goes without while others have theirs is losing nearly everything (once).
+            let starved = now.saturating_duration_since(s.at) >= STARVED
+                && sent >= MIN_ONE_STREAM
+                && s.interval.is_none_or(|i| i.through.0 > 0);
+            if !starved || !others_lose {
+                return None;
+            }
+            tracing::trace!(sent, "no receiver report on a stream we send on");
+            let i = Interval {
+                through: Bitrate(0),
+                expected: sent,
+                lost: sent,
+                at: now,
+            };
+            s.interval = Some(i);
+            return Some(i);
+        }
+        let (prev, gap) = (s.last, now.saturating_duration_since(s.at));
+        (s.last, s.at) = (r, now);
+        let expected = r.max_seq.saturating_sub(prev.max_seq);
+        let lost = r.lost.saturating_sub(prev.lost).min(expected);
+        if gap > MAX_REPORT_GAP || sent == 0 {
+            s.interval = None;
+            return None;
+        }
+        let size = r.bytes_sent.saturating_sub(prev.bytes_sent) as f64 / sent as f64;
+        let bps = (expected - lost) as f64 * size * 8.0 / gap.as_secs_f64();
+        let i = Interval {
+            through: Bitrate(bps as u64),
+            expected,
+            lost,
+            at: now,
+        };
+        s.interval = Some(i);
+        tracing::trace!(
+            expected,
+            lost,
+            sent,
+            through_bps = i.through.0,
+            gap_ms = gap.as_millis() as u64,
+            "receiver report"
+        );
+        Some(i)
+    }
+
+    /// str0m's share of the packets sent in the last second that TWCC feedback says were
+    /// lost; `None` when no feedback has come for any of them.
+    pub fn on_twcc_loss(&mut self, loss: Option<f32>) {
+        self.twcc_silent = loss.is_none();
+    }
+
+    /// Whether the other streams than `key` had receiver reports lately, and those say the
+    /// link drops packets: a stream whose packets wait in a queue also goes without a
+    /// report for a while, but then the others' packets arrive whole.
+    fn others_lose(&self, now: Instant, key: &K) -> bool {
+        let (expected, lost) = self
+            .streams
+            .iter()
+            .filter(|(k, s)| *k != key && now.saturating_duration_since(s.at) <= REPORTING)
+            .filter_map(|(_, s)| s.interval)
+            .fold((0, 0), |(e, l), i| (e + i.expected, l + i.lost));
+        expected >= MIN_PACKETS && lost as f64 >= expected as f64 * OTHERS_LOSE
+    }
+
+    /// Acts on the loss over all streams, now that `this` stream's interval is new.
+    fn judge(&mut self, now: Instant, this: Interval, estimate: Option<Bitrate>) -> bool {
+        // Over all streams, so a small layer's few packets do not decide alone.
+        let (expected, lost) = self
+            .fresh(now)
+            .fold((0, 0), |(e, l), i| (e + i.expected, l + i.lost));
+        if expected < MIN_PACKETS {
+            return false;
+        }
+        let loss = lost as f64 / expected as f64;
+        tracing::trace!(expected, lost, this.expected, this.lost, "receiver reports");
+        if let Some(e) = estimate
+            && self.on_estimate(now, e)
+        {
+            return true;
+        }
+        match self.ceiling {
+            None => {
+                let heavy = loss >= OVERLOAD_LOSS
+                    || (this.expected >= MIN_ONE_STREAM && this.loss() >= OVERLOAD_ONE_STREAM);
+                let recent = self
+                    .ended
+                    .is_some_and(|t| now.saturating_duration_since(t) < RECENT);
+                (heavy || (recent && loss >= RECAP_LOSS)) && self.engage(now, estimate)
+            }
+            Some(c) if loss >= CUT_LOSS => {
+                let through = self.through(now);
+                if through >= c.rate {
+                    return false;
+                }
+                self.ceiling = Some(Ceiling {
+                    rate: through,
+                    moved: now,
+                    ..c
+                });
+                true
+            }
+            Some(c) if lost == 0 => {
+                // It holds the target back: an estimate near it or under would have ended it.
+                if now.saturating_duration_since(c.moved) < GROWTH_EVERY {
+                    return false;
+                }
+                self.ceiling = Some(Ceiling {
+                    rate: Bitrate((c.rate.0 as f64 * GROWTH) as u64),
+                    moved: now,
+                    ..c
+                });
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn engage(&mut self, now: Instant, estimate: Option<Bitrate>) -> bool {
+        let through = self.through(now);
+        // Under an estimate that is already there (str0m caught up), nothing changes.
+        if estimate.is_some_and(|e| e <= through) {
+            return false;
+        }
+        self.ceiling = Some(Ceiling {
+            rate: through,
+            moved: now,
+            over: estimate,
+        });
+        true
+    }
+
+    /// A new estimate from str0m. Returns whether it ended the ceiling.
+    pub fn on_estimate(&mut self, now: Instant, estimate: Bitrate) -> bool {
+        let Some(c) = self.ceiling else {
+            return false;
+        };
+        let near = estimate.0 as f64 <= c.rate.0 as f64 * AGREE;
+        let came_down = c
+            .over
+            .is_some_and(|o| estimate.0 as f64 <= o.0 as f64 * CAUGHT_UP);
+        if !near && !came_down {
+            return false;
+        }
+        self.ceiling = None;
+        self.ended = Some(now);
+        true
+    }
+
+    /// Streams' last intervals, read lately enough to count.
+    fn fresh(&self, now: Instant) -> impl Iterator<Item = Interval> {
+        self.streams.values().filter_map(move |s| {
+            s.interval
+                .filter(|i| now.saturating_duration_since(i.at) <= FRESH)
+        })
+    }
+
+    /// What got through on all streams with a fresh reading, less the margin.
+    fn through(&self, now: Instant) -> Bitrate {
+        let sum: u64 = self.fresh(now).map(|i| i.through.0).sum();
+        Bitrate((sum as f64 * MARGIN) as u64).max(FLOOR)
+    }
+
+    /// What the encoders may spend at most, while a ceiling holds.
+    pub fn ceiling(&self) -> Option<Bitrate> {
+        self.ceiling.map(|c| c.rate)
+    }
+
+    /// `target`, held under the ceiling if one holds.
+    pub fn cap(&self, target: Bitrate) -> Bitrate {
+        self.ceiling().map_or(target, |c| target.min(c))
+    }
+}
+
+/// How long after a sharp cut of the target the encoders make a key frame once more.
+/// The encoder's rebuild at the new size starts with a key frame, but it goes out into the
+/// queue the old rate filled and is often lost with it; the viewer's decoder then waits
+/// for one, and its own request came 3.0-3.3 s later (libwebrtc asks after 3 s without a
+/// decodable frame). A second later the queue has drained: the target is under the link.
+pub const KEY_AFTER_CUT: Duration = Duration::from_secs(1);
+/// A target that falls to less than this share of the last is a sharp cut.
+const SHARP_CUT: f64 = 0.5;
+
+/// The key frame after a sharp cut (see [`KEY_AFTER_CUT`]).
+#[derive(Debug, Default)]
+pub struct CutKeyFrame {
+    due: Option<Instant>,
+}
+
+impl CutKeyFrame {
+    /// The target moved from `from` to `to`.
+    pub fn on_target(&mut self, now: Instant, from: Option<Bitrate>, to: Bitrate) {
+        if from.is_some_and(|f| (to.0 as f64) < f.0 as f64 * SHARP_CUT) {
+            self.due = Some(now + KEY_AFTER_CUT);
+        }
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// Whether the key frame is due by `now`; it is then taken.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let due = self.due.is_some_and(|t| t <= now);
+        if due {
+            self.due = None;
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream sending `pps` packets a second of 1,000 bytes, reported on once a second.
+    struct Sender {
+        r: StreamReport,
+        now: Instant,
+    }
+
+    impl Sender {
+        fn new() -> Self {
+            Sender {
+                r: StreamReport {
+                    max_seq: 1000,
+                    lost: 0,
+                    bytes_sent: 0,
+                    packets_sent: 0,
+                },
+                now: Instant::now(),
+            }
+        }
+
+        /// One second of sending at `pps` with `loss`, then the receiver's report.
+        fn second(&mut self, pps: u64, loss: f64) -> StreamReport {
+            self.now += Duration::from_secs(1);
+            self.r.max_seq += pps;
+            self.r.lost += (pps as f64 * loss).round() as u64;
+            self.r.packets_sent += pps;
+            self.r.bytes_sent += pps * 1000;
+            self.r
+        }
+    }
+
+    /// A guard holding a ceiling: a clean second of 2.8 Mbit/s, then one that lost 90 %.
+    fn capped() -> (OverloadGuard<&'static str>, Sender) {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, None);
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, None));
+        (g, v)
+    }
+
+    /// The ceiling over `packets` packets of 1,000 bytes a second.
+    fn over(packets: u64) -> Bitrate {
+        Bitrate((packets as f64 * 8000.0 * MARGIN) as u64)
+    }
+
+    #[test]
+    fn heavy_loss_holds_the_target_at_what_got_through() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        for _ in 0..3 {
+            let r = v.second(350, 0.0);
+            assert!(!g.on_report(v.now, "video", r, None));
+        }
+        assert_eq!(g.ceiling(), None);
+        // 2.8 Mbit/s into a 300 kbit/s cap: 315 of 350 packets lost.
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), Some(over(35)));
+        assert_eq!(g.cap(Bitrate(2_800_000)), over(35));
+        assert_eq!(g.cap(Bitrate(100_000)), Bitrate(100_000));
+    }
+
+    #[test]
+    fn what_got_through_counts_every_fresh_stream() {
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        for _ in 0..2 {
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+            let r = v.second(350, 0.0);
+            g.on_report(v.now, "video", r, None);
+        }
+        let r = a.second(50, 0.2);
+        assert!(
+            !g.on_report(a.now, "audio", r, None),
+            "a fifth of audio's packets, a fortieth of all, cuts nothing"
+        );
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), Some(over(40 + 35)));
+    }
+
+    #[test]
+    fn an_estimate_already_under_what_got_through_is_left_alone() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, Some(Bitrate(100_000)));
+        let r = v.second(350, 0.9);
+        assert!(!g.on_report(v.now, "video", r, Some(Bitrate(100_000))));
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn moderate_loss_is_left_to_the_estimator() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        for _ in 0..6 {
+            let r = v.second(350, 0.25);
+            assert!(!g.on_report(v.now, "video", r, None));
+        }
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn a_report_after_a_long_silence_or_on_few_packets_says_nothing() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, None);
+        // The server stopped for 10 s, then reported what its socket had kept.
+        v.now += Duration::from_secs(10);
+        let r = v.second(3500, 0.9);
+        assert!(!g.on_report(v.now, "video", r, None));
+        let r = v.second(5, 0.8);
+        assert!(!g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn a_reading_without_a_new_report_changes_nothing() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, None);
+        let mut same = v.second(350, 0.9);
+        same.max_seq = r.max_seq;
+        assert!(!g.on_report(v.now, "video", same, None));
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn loss_while_held_lowers_it_to_what_got_through_never_under_the_floor() {
+        let (mut g, mut v) = capped();
+        // 35 packets a second into a link that takes 31.
+        let r = v.second(35, 0.1);
+        assert!(g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), Some(over(31)));
+        let r = v.second(31, 0.03);
+        assert!(
+            !g.on_report(v.now, "video", r, None),
+            "loss under the cut's share neither lowers nor raises it"
+        );
+        let r = v.second(20, 0.9);
+        assert!(g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), Some(FLOOR));
+    }
+
+    #[test]
+    fn a_second_without_loss_raises_a_ceiling_that_holds_the_target() {
+        let (mut g, mut v) = capped();
+        let c = g.ceiling().unwrap();
+        let r = v.second(33, 0.0);
+        assert!(g.on_report(v.now, "video", r, Some(Bitrate(2_800_000))));
+        let raised = Bitrate((c.0 as f64 * GROWTH) as u64);
+        assert_eq!(g.ceiling(), Some(raised));
+        let r = v.second(35, 0.0);
+        g.on_report(
+            v.now - GROWTH_EVERY / 2,
+            "video",
+            r,
+            Some(Bitrate(2_800_000)),
+        );
+        assert_eq!(g.ceiling(), Some(raised), "once a second");
+    }
+
+    #[test]
+    fn it_ends_once_str0m_has_come_down() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let stale = Some(Bitrate(2_800_000));
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, stale);
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, stale));
+        assert!(!g.on_estimate(v.now, Bitrate(1_500_000)));
+        assert!(g.ceiling().is_some());
+        assert!(
+            g.on_estimate(v.now, Bitrate(1_400_000)),
+            "half of what it was"
+        );
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn it_ends_once_str0m_is_near_it() {
+        let (mut g, v) = capped();
+        let c = g.ceiling().unwrap();
+        assert!(!g.on_estimate(v.now, Bitrate(c.0 * 2)));
+        assert!(g.on_estimate(v.now, Bitrate(c.0 * 6 / 5)));
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn loss_soon_after_it_ended_brings_it_back_at_a_smaller_share() {
+        let (mut g, mut v) = capped();
+        for _ in 0..8 {
+            let r = v.second(20, 0.0);
+            g.on_report(v.now, "video", r, Some(Bitrate(100_000)));
+        }
+        assert_eq!(g.ceiling(), None);
+        let r = v.second(40, 0.25);
+        assert!(g.on_report(v.now, "video", r, Some(Bitrate(400_000))));
+        assert_eq!(g.ceiling(), Some(over(30)));
+        // Long after a ceiling ended, the same loss is the estimator's again.
+        let (mut g, mut v) = capped();
+        for _ in 0..8 {
+            let r = v.second(20, 0.0);
+            g.on_report(v.now, "video", r, Some(Bitrate(100_000)));
+        }
+        v.now += RECENT;
+        let r = v.second(40, 0.0);
+        g.on_report(v.now, "video", r, None);
+        let r = v.second(40, 0.25);
+        assert!(!g.on_report(v.now, "video", r, Some(Bitrate(400_000))));
+    }
+
+    #[test]
+    fn heavy_loss_on_one_busy_stream_is_enough() {
+        // Video's big packets find the full queue first and its reports come late (LiveKit
+        // sends one when a packet arrives); audio's small ones still get through to tell.
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        a.now = v.now;
+        for _ in 0..2 {
+            let r = v.second(25, 0.0);
+            g.on_report(v.now, "video", r, None);
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+        }
+        a.now += Duration::from_millis(500);
+        let r = a.second(50, 0.4);
+        assert!(
+            g.on_report(a.now, "audio", r, Some(Bitrate(2_000_000))),
+            "20 of 75 packets lost in all, but 20 of audio's 50"
+        );
+        let through = 25.0 * 8000.0 + 30.0 * 8000.0 / 1.5;
+        assert_eq!(g.ceiling(), Some(Bitrate((through * MARGIN) as u64)));
+    }
+
+    #[test]
+    fn a_small_layers_loss_is_weighed_with_the_others() {
+        let (mut g, mut big, mut small) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        for _ in 0..3 {
+            let r = big.second(300, 0.0);
+            g.on_report(big.now, "big", r, None);
+            let r = small.second(15, 0.0);
+            g.on_report(small.now, "small", r, None);
+        }
+        let r = big.second(300, 0.05);
+        assert!(!g.on_report(big.now, "big", r, None));
+        let r = small.second(15, 0.34);
+        assert!(!g.on_report(small.now, "small", r, None), "5 of 15 lost");
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn a_stream_without_reports_while_others_have_theirs_lost_what_it_sent() {
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        a.now = v.now;
+        for _ in 0..2 {
+            let r = v.second(25, 0.0);
+            g.on_report(v.now, "video", r, None);
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+        }
+        // Video keeps sending, but no report comes back; audio's still do, with some loss.
+        // No TWCC feedback either.
+        g.on_twcc_loss(None);
+        let mut quiet = v.r;
+        let mut now = v.now;
+        for step in 1..=8 {
+            now += Duration::from_millis(250);
+            quiet.packets_sent += 6;
+            quiet.bytes_sent += 6000;
+            if step == 4 {
+                let r = a.second(50, 0.2);
+                assert!(!g.on_report(now, "audio", r, Some(Bitrate(2_000_000))));
+            }
+            let engaged = g.on_report(now, "video", quiet, Some(Bitrate(2_000_000)));
+            // From 1.6 s after its last report (42 packets sent since), and only once.
+            assert_eq!(engaged, step == 7, "step {step}");
+        }
+        // Only what audio got through: 40 packets over the 1 s since its last report.
+        let through = 40.0 * 8000.0 * MARGIN;
+        assert_eq!(g.ceiling(), Some(Bitrate(through as u64)));
+    }
+
+    #[test]
+    fn no_report_from_any_stream_is_not_loss() {
+        // A server that stopped answering is the liveness watchdog's.
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let r = v.second(25, 0.0);
+        g.on_report(v.now, "video", r, None);
+        let r = v.second(25, 0.0);
+        g.on_report(v.now, "video", r, None);
+        let mut quiet = v.r;
+        for _ in 0..20 {
+            v.now += Duration::from_millis(250);
+            quiet.packets_sent += 6;
+            assert!(!g.on_report(v.now, "video", quiet, None));
+        }
+    }
+
+    #[test]
+    fn a_stream_without_reports_while_the_others_arrive_whole_is_only_late() {
+        // Its packets wait in a queue (or it sent little): the others lose nothing.
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        a.now = v.now;
+        for _ in 0..2 {
+            let r = v.second(30, 0.0);
+            g.on_report(v.now, "video", r, None);
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+        }
+        let mut quiet = v.r;
+        let mut now = v.now;
+        for step in 1..=10 {
+            now += Duration::from_millis(250);
+            quiet.packets_sent += 8;
+            if step % 4 == 0 {
+                let r = a.second(50, 0.0);
+                g.on_report(now, "audio", r, Some(Bitrate(2_000_000)));
+            }
+            assert!(!g.on_report(now, "video", quiet, Some(Bitrate(2_000_000))));
+        }
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn a_sharp_cut_asks_for_one_key_frame_a_second_later() {
+        let (mut k, now) = (CutKeyFrame::default(), Instant::now());
+        k.on_target(now, None, Bitrate(100_000));
+        k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(1_200_000));
+        assert_eq!(k.next(), None, "a gentle fall keeps the queue short");
+        k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(150_000));
+        assert_eq!(k.next(), Some(now + KEY_AFTER_CUT));
+        assert!(!k.take(now));
+        assert!(k.take(now + KEY_AFTER_CUT));
+        assert_eq!(k.next(), None, "once");
+    }
+
+    #[test]
+    fn a_stream_without_reports_while_twcc_feedback_flows_lost_only_a_report() {
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        a.now = v.now;
+        for _ in 0..2 {
+            let r = v.second(30, 0.0);
+            g.on_report(v.now, "video", r, None);
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+        }
+        g.on_twcc_loss(Some(0.12));
+        let mut quiet = v.r;
+        let mut now = v.now;
+        for step in 1..=10 {
+            now += Duration::from_millis(250);
+            quiet.packets_sent += 8;
+            if step == 4 {
+                let r = a.second(50, 0.12);
+                g.on_report(now, "audio", r, Some(Bitrate(2_000_000)));
+            }
+            assert!(!g.on_report(now, "video", quiet, Some(Bitrate(2_000_000))));
+        }
+        assert_eq!(g.ceiling(), None);
+    }
+}
