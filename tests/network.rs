@@ -438,16 +438,18 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
 
 /// A 100 kbit/s uplink, a tenth of what 720p wants: the picture goes down to 180p at a
 /// lower frame rate and keeps coming. The bar is a picture at least every second.
-/// That holds once the estimate has come down; the onset is not held to it: str0m's
-/// estimator (libwebrtc's GoogCC) needs 2-3 s to see the cap with a tenth of the packets
-/// arriving, and what was sent before then drains first: the picture stood 3.7-5.8 s at
-/// the onset here, then came every 300-500 ms at 180p. libwebrtc's own publisher (the
-/// benchmark) got 0-5 frames through in 30 s.
+/// That holds once the target has come down; the first 6 s are not held to it. LiveKit's
+/// TWCC feedback falls seconds behind at this loss, and str0m's estimate with it (4-8 s
+/// here); the core's overload guard reads the receiver reports instead and cuts about a
+/// second into the cap, and the key frame it sends a second later gets the picture back:
+/// the onset's longest gap was 2.1-2.7 s in four runs, the picture steady 2.9-3.4 s in
+/// (without the guard, 4.0-5.7 s). Then a picture came every 300-500 ms at 180p.
+/// libwebrtc's own publisher (the benchmark) got 0-5 frames through in 30 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {
     use streamit_testkit::netem::Impairment;
     /// From the cap's start: how long the onset may take, and the end of the judged stretch.
-    const SETTLED: Duration = Duration::from_secs(10);
+    const SETTLED: Duration = Duration::from_secs(6);
     const JUDGED_UNTIL: Duration = Duration::from_secs(24);
     let _alone = ONE_BROADCAST.lock().await;
     let link = ImpairedLink::new().context("an impaired link (needs root and iproute2)")?;
