@@ -34,6 +34,11 @@ impl Playback {
     }
 }
 
+/// How long the clip may stand still after a device error before the error counts: cpal's
+/// ALSA worker goes on after most errors (PulseAudio's ALSA plugin answered one
+/// `snd_pcm_avail_delay` with EIO now and then, and the next period played).
+const STALLED: Duration = Duration::from_secs(1);
+
 /// The device's config to use: 48 kHz if it takes it (no resampling), else its default.
 fn output_config(device: &cpal::Device) -> Result<cpal::SupportedStreamConfig> {
     let wanted = [
@@ -100,9 +105,14 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
     let thread = std::thread::Builder::new()
         .name("speaker".into())
         .spawn(move || -> Result<()> {
-            let (err_tx, err_rx) = bounded::<String>(4);
+            // (whether the device is gone, the error)
+            let (err_tx, err_rx) = bounded::<(bool, String)>(16);
             let err_fn = move |e: cpal::Error| {
-                let _ = err_tx.try_send(e.to_string());
+                let gone = matches!(
+                    e.kind(),
+                    cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
+                );
+                let _ = err_tx.try_send((gone, e.to_string()));
             };
             let pos = Arc::new(AtomicUsize::new(0));
             // When the clip's last sample reaches the speaker: known once it is written,
@@ -180,9 +190,22 @@ pub fn play_mono_48k(samples: Vec<f32>) -> Result<Playback> {
             // stopped taking samples.
             let clip = Duration::from_secs_f64(total as f64 / rate.max(1) as f64);
             let give_up = Instant::now() + clip + Duration::from_secs(10);
+            // The last error that did not end the stream, and how far the clip was then.
+            let mut hiccup: Option<(Instant, usize, String)> = None;
             loop {
-                if let Ok(e) = err_rx.try_recv() {
-                    return Err(MediaError::DeviceLost(e));
+                while let Ok((gone, e)) = err_rx.try_recv() {
+                    if gone {
+                        return Err(MediaError::DeviceLost(e));
+                    }
+                    tracing::warn!(error = %e, "output device error; the clip plays on");
+                    hiccup = Some((Instant::now(), pos.load(Ordering::Relaxed), e));
+                }
+                if let Some((at, was, e)) = &hiccup {
+                    if pos.load(Ordering::Relaxed) > *was {
+                        hiccup = None;
+                    } else if at.elapsed() >= STALLED {
+                        return Err(MediaError::DeviceLost(e.clone()));
+                    }
                 }
                 let end = ends_at.lock().ok().and_then(|e| *e);
                 if end.is_some_and(|e| Instant::now() >= e + Duration::from_millis(100)) {
