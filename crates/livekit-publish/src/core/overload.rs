@@ -432,6 +432,26 @@ mod tests {
         (g, v)
     }
 
+    /// A video stream sending `video_pps` and audio 50 a second, two clean seconds in.
+    fn video_and_audio(video_pps: u64) -> (OverloadGuard<&'static str>, Sender, Sender) {
+        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
+        a.now = v.now;
+        for _ in 0..2 {
+            let r = v.second(video_pps, 0.0);
+            g.on_report(v.now, "video", r, None);
+            let r = a.second(50, 0.0);
+            g.on_report(a.now, "audio", r, None);
+        }
+        (g, v, a)
+    }
+
+    /// A quarter second of sending `packets` on a stream whose report does not come.
+    fn send_quietly(r: &mut StreamReport, now: &mut Instant, packets: u64) {
+        *now += Duration::from_millis(250);
+        r.packets_sent += packets;
+        r.bytes_sent += packets * 1000;
+    }
+
     /// The ceiling over `packets` packets of 1,000 bytes a second.
     fn over(packets: u64) -> Bitrate {
         Bitrate((packets as f64 * 8000.0 * MARGIN) as u64)
@@ -606,14 +626,7 @@ mod tests {
     fn heavy_loss_on_one_busy_stream_is_enough() {
         // Video's big packets find the full queue first and its reports come late (LiveKit
         // sends one when a packet arrives); audio's small ones still get through to tell.
-        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
-        a.now = v.now;
-        for _ in 0..2 {
-            let r = v.second(25, 0.0);
-            g.on_report(v.now, "video", r, None);
-            let r = a.second(50, 0.0);
-            g.on_report(a.now, "audio", r, None);
-        }
+        let (mut g, _, mut a) = video_and_audio(25);
         a.now += Duration::from_millis(500);
         let r = a.second(50, 0.4);
         assert!(
@@ -642,23 +655,13 @@ mod tests {
 
     #[test]
     fn a_stream_without_reports_while_others_have_theirs_lost_what_it_sent() {
-        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
-        a.now = v.now;
-        for _ in 0..2 {
-            let r = v.second(25, 0.0);
-            g.on_report(v.now, "video", r, None);
-            let r = a.second(50, 0.0);
-            g.on_report(a.now, "audio", r, None);
-        }
+        let (mut g, v, mut a) = video_and_audio(25);
         // Video keeps sending, but no report comes back; audio's still do, with some loss.
         // No TWCC feedback either.
         g.on_twcc_loss(None);
-        let mut quiet = v.r;
-        let mut now = v.now;
+        let (mut quiet, mut now) = (v.r, v.now);
         for step in 1..=8 {
-            now += Duration::from_millis(250);
-            quiet.packets_sent += 6;
-            quiet.bytes_sent += 6000;
+            send_quietly(&mut quiet, &mut now, 6);
             if step == 4 {
                 let r = a.second(50, 0.2);
                 assert!(!g.on_report(now, "audio", r, Some(Bitrate(2_000_000))));
@@ -691,19 +694,10 @@ mod tests {
     #[test]
     fn a_stream_without_reports_while_the_others_arrive_whole_is_only_late() {
         // Its packets wait in a queue (or it sent little): the others lose nothing.
-        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
-        a.now = v.now;
-        for _ in 0..2 {
-            let r = v.second(30, 0.0);
-            g.on_report(v.now, "video", r, None);
-            let r = a.second(50, 0.0);
-            g.on_report(a.now, "audio", r, None);
-        }
-        let mut quiet = v.r;
-        let mut now = v.now;
+        let (mut g, v, mut a) = video_and_audio(30);
+        let (mut quiet, mut now) = (v.r, v.now);
         for step in 1..=10 {
-            now += Duration::from_millis(250);
-            quiet.packets_sent += 8;
+            send_quietly(&mut quiet, &mut now, 8);
             if step % 4 == 0 {
                 let r = a.second(50, 0.0);
                 g.on_report(now, "audio", r, Some(Bitrate(2_000_000)));
@@ -728,20 +722,11 @@ mod tests {
 
     #[test]
     fn a_stream_without_reports_while_twcc_feedback_flows_lost_only_a_report() {
-        let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
-        a.now = v.now;
-        for _ in 0..2 {
-            let r = v.second(30, 0.0);
-            g.on_report(v.now, "video", r, None);
-            let r = a.second(50, 0.0);
-            g.on_report(a.now, "audio", r, None);
-        }
+        let (mut g, v, mut a) = video_and_audio(30);
         g.on_twcc_loss(Some(0.12));
-        let mut quiet = v.r;
-        let mut now = v.now;
+        let (mut quiet, mut now) = (v.r, v.now);
         for step in 1..=10 {
-            now += Duration::from_millis(250);
-            quiet.packets_sent += 8;
+            send_quietly(&mut quiet, &mut now, 8);
             if step == 4 {
                 let r = a.second(50, 0.12);
                 g.on_report(now, "audio", r, Some(Bitrate(2_000_000)));
