@@ -162,8 +162,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
 
     /// The stream's new interval, if the reading makes one.
     fn interval(&mut self, now: Instant, key: K, r: StreamReport) -> Option<Interval> {
-        let others_lose = self.others_lose(now, &key) && self.twcc_silent;
-        let Some(s) = self.streams.get_mut(&key) else {
+        let Some(s) = self.streams.get(&key) else {
             self.streams.insert(
                 key,
                 Stream {
@@ -182,7 +181,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             let starved = now.saturating_duration_since(s.at) >= STARVED
                 && sent >= MIN_ONE_STREAM
                 && s.interval.is_none_or(|i| i.through.0 > 0);
-            if !starved || !others_lose {
+            if !starved || !self.twcc_silent || !self.others_lose(now, &key) {
                 return None;
             }
             tracing::trace!(sent, "no receiver report on a stream we send on");
@@ -192,9 +191,10 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
                 lost: sent,
                 at: now,
             };
-            s.interval = Some(i);
+            self.streams.get_mut(&key)?.interval = Some(i);
             return Some(i);
         }
+        let s = self.streams.get_mut(&key)?;
         let (prev, gap) = (s.last, now.saturating_duration_since(s.at));
         (s.last, s.at) = (r, now);
         let expected = r.max_seq.saturating_sub(prev.max_seq);
@@ -233,21 +233,19 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
     /// link drops packets: a stream whose packets wait in a queue also goes without a
     /// report for a while, but then the others' packets arrive whole.
     fn others_lose(&self, now: Instant, key: &K) -> bool {
-        let (expected, lost) = self
-            .streams
-            .iter()
-            .filter(|(k, s)| *k != key && now.saturating_duration_since(s.at) <= REPORTING)
-            .filter_map(|(_, s)| s.interval)
-            .fold((0, 0), |(e, l), i| (e + i.expected, l + i.lost));
+        let (expected, lost) = totals(
+            self.streams
+                .iter()
+                .filter(|(k, s)| *k != key && now.saturating_duration_since(s.at) <= REPORTING)
+                .filter_map(|(_, s)| s.interval),
+        );
         expected >= MIN_PACKETS && lost as f64 >= expected as f64 * OTHERS_LOSE
     }
 
     /// Acts on the loss over all streams, now that `this` stream's interval is new.
     fn judge(&mut self, now: Instant, this: Interval, estimate: Option<Bitrate>) -> bool {
         // Over all streams, so a small layer's few packets do not decide alone.
-        let (expected, lost) = self
-            .fresh(now)
-            .fold((0, 0), |(e, l), i| (e + i.expected, l + i.lost));
+        let (expected, lost) = totals(self.fresh(now));
         if expected < MIN_PACKETS {
             return false;
         }
@@ -349,6 +347,11 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
     pub fn cap(&self, target: Bitrate) -> Bitrate {
         self.ceiling().map_or(target, |c| target.min(c))
     }
+}
+
+/// Packets expected and lost over `intervals`.
+fn totals(intervals: impl Iterator<Item = Interval>) -> (u64, u64) {
+    intervals.fold((0, 0), |(e, l), i| (e + i.expected, l + i.lost))
 }
 
 /// How long after a sharp cut of the target the encoders make a key frame once more.
