@@ -56,11 +56,17 @@ const MARGIN: f64 = 0.95;
 const GROWTH: f64 = 1.08;
 const GROWTH_EVERY: Duration = Duration::from_secs(1);
 /// A ceiling ends once str0m's estimate has come down: to within [`AGREE`] of it, or to
-/// [`CAUGHT_UP`] of what it was when the ceiling was set. The lagging feedback of the
-/// overload reaches str0m in the end and it governs alone again; at 300 kbit/s that took
-/// a second or two, at 100 kbit/s four to eight.
+/// [`CAUGHT_UP`] of what it was when the ceiling was set once the reports have said no
+/// loss for [`CLEAN_FOR`]. The lagging feedback of the overload reaches str0m in the end
+/// and it governs alone again; at 300 kbit/s that took a second or two, at 100 kbit/s four
+/// to eight. A halved estimate alone does not say str0m is there: at 100 kbit/s it fell
+/// from 1,460 to 157 kbit/s and stayed there for a second, still far over the link, and a
+/// ceiling that ended on it sent the repeated key frame into a queue filling again (the
+/// picture stood 3.3 s). A held ceiling that loses nothing has not ended because the link
+/// got better either: what the overload taught str0m has to reach it first.
 const AGREE: f64 = 1.25;
 const CAUGHT_UP: f64 = 0.5;
+const CLEAN_FOR: Duration = Duration::from_secs(2);
 /// A stream we sent [`MIN_ONE_STREAM`] packets on since its last report, which has had
 /// none for this long while other streams had theirs within [`REPORTING`] and lost
 /// [`OTHERS_LOSE`] of their packets, counts as losing all it sent; but only while no
@@ -121,6 +127,8 @@ struct Ceiling {
     moved: Instant,
     /// str0m's estimate when it was set.
     over: Option<Bitrate>,
+    /// When the streams' reports last said a packet was lost.
+    last_loss: Instant,
 }
 
 #[derive(Debug)]
@@ -251,6 +259,11 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         }
         let loss = lost as f64 / expected as f64;
         tracing::trace!(expected, lost, this.expected, this.lost, "receiver reports");
+        if let Some(c) = self.ceiling.as_mut()
+            && lost > 0
+        {
+            c.last_loss = now;
+        }
         if let Some(e) = estimate
             && self.on_estimate(now, e)
         {
@@ -303,6 +316,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             rate: through,
             moved: now,
             over: estimate,
+            last_loss: now,
         });
         true
     }
@@ -313,9 +327,10 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             return false;
         };
         let near = estimate.0 as f64 <= c.rate.0 as f64 * AGREE;
-        let came_down = c
-            .over
-            .is_some_and(|o| estimate.0 as f64 <= o.0 as f64 * CAUGHT_UP);
+        let clean = now.saturating_duration_since(c.last_loss) >= CLEAN_FOR;
+        let came_down = clean
+            && c.over
+                .is_some_and(|o| estimate.0 as f64 <= o.0 as f64 * CAUGHT_UP);
         if !near && !came_down {
             return false;
         }
@@ -585,10 +600,22 @@ mod tests {
         assert!(g.on_report(v.now, "video", r, stale));
         assert!(!g.on_estimate(v.now, Bitrate(1_500_000)));
         assert!(g.ceiling().is_some());
+        let half = Some(Bitrate(1_400_000));
         assert!(
-            g.on_estimate(v.now, Bitrate(1_400_000)),
-            "half of what it was"
+            !g.on_estimate(v.now, half.unwrap()),
+            "half of what it was, but the link still loses"
         );
+        let r = v.second(30, 0.0);
+        g.on_report(v.now, "video", r, half);
+        assert!(g.ceiling().is_some(), "one clean second");
+        // A loss starts the count again.
+        let r = v.second(30, 0.05);
+        g.on_report(v.now, "video", r, half);
+        let r = v.second(30, 0.0);
+        g.on_report(v.now, "video", r, half);
+        assert!(g.ceiling().is_some());
+        let r = v.second(30, 0.0);
+        assert!(g.on_report(v.now, "video", r, half), "two clean seconds");
         assert_eq!(g.ceiling(), None);
     }
 
