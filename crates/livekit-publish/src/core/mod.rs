@@ -786,6 +786,7 @@ impl Participant {
                     _ => return,
                 };
                 let est = Bitrate(est.as_u64());
+                tracing::trace!(estimate_bps = est.0, "str0m's estimate");
                 self.bwe = Some(est);
                 self.recovery.on_estimate(now, est);
                 if self.overload.on_estimate(now, est) {

@@ -72,10 +72,13 @@ const CLEAN_FOR: Duration = Duration::from_secs(2);
 /// [`OTHERS_LOSE`] of their packets, counts as losing all it sent; but only while no
 /// TWCC feedback has come for what we sent in the last second either. A receiver report
 /// crosses the network too, and one lost on a lossy link is no news; there, TWCC
-/// feedback keeps coming.
+/// feedback keeps coming. The others' loss only tells a link that drops from a queue that
+/// delays (where they lose nothing), so a little is enough: at 100 kbit/s audio's small
+/// packets lost 4-6 % while video's reports stopped for 3.5 s, and with a bar at 10 % the
+/// picture stood 3.7 s before the guard acted (2 of 2 runs of the whole `network` file).
 const STARVED: Duration = Duration::from_millis(1600);
 const REPORTING: Duration = Duration::from_millis(1100);
-const OTHERS_LOSE: f64 = 0.1;
+const OTHERS_LOSE: f64 = 0.02;
 /// Two reports further apart than this say nothing of the link's rate (a server that
 /// stopped, then caught up on what its socket kept).
 const MAX_REPORT_GAP: Duration = Duration::from_millis(2500);
@@ -686,22 +689,22 @@ mod tests {
     #[test]
     fn a_stream_without_reports_while_others_have_theirs_lost_what_it_sent() {
         let (mut g, v, mut a) = video_and_audio(25);
-        // Video keeps sending, but no report comes back; audio's still do, with some loss.
-        // No TWCC feedback either.
+        // Video keeps sending, but no report comes back; audio's still do, with a little
+        // loss (its small packets find room in the queue). No TWCC feedback either.
         g.on_twcc_loss(None);
         let (mut quiet, mut now) = (v.r, v.now);
         for step in 1..=8 {
             send_quietly(&mut quiet, &mut now, 6);
             if step == 4 {
-                let r = a.second(50, 0.2);
+                let r = a.second(50, 0.04);
                 assert!(!g.on_report(now, "audio", r, Some(Bitrate(2_000_000))));
             }
             let engaged = g.on_report(now, "video", quiet, Some(Bitrate(2_000_000)));
             // From 1.6 s after its last report (42 packets sent since), and only once.
             assert_eq!(engaged, step == 7, "step {step}");
         }
-        // Only what audio got through: 40 packets over the 1 s since its last report.
-        let through = 40.0 * 8000.0 * MARGIN;
+        // Only what audio got through: 48 packets over the 1 s since its last report.
+        let through = 48.0 * 8000.0 * MARGIN;
         assert_eq!(g.ceiling(), Some(Bitrate(through as u64)));
     }
 
