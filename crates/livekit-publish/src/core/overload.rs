@@ -603,22 +603,25 @@ mod tests {
         assert!(g.on_report(v.now, "video", r, stale));
         assert!(!g.on_estimate(v.now, Bitrate(1_500_000)));
         assert!(g.ceiling().is_some());
-        let half = Some(Bitrate(1_400_000));
+        let half = Bitrate(1_400_000);
         assert!(
-            !g.on_estimate(v.now, half.unwrap()),
+            !g.on_estimate(v.now, half),
             "half of what it was, but the link still loses"
         );
         let r = v.second(30, 0.0);
-        g.on_report(v.now, "video", r, half);
+        g.on_report(v.now, "video", r, Some(half));
         assert!(g.ceiling().is_some(), "one clean second");
         // A loss starts the count again.
         let r = v.second(30, 0.05);
-        g.on_report(v.now, "video", r, half);
+        g.on_report(v.now, "video", r, Some(half));
         let r = v.second(30, 0.0);
-        g.on_report(v.now, "video", r, half);
+        g.on_report(v.now, "video", r, Some(half));
         assert!(g.ceiling().is_some());
         let r = v.second(30, 0.0);
-        assert!(g.on_report(v.now, "video", r, half), "two clean seconds");
+        assert!(
+            g.on_report(v.now, "video", r, Some(half)),
+            "two clean seconds"
+        );
         assert_eq!(g.ceiling(), None);
     }
 
