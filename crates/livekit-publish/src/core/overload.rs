@@ -63,10 +63,14 @@ const GROWTH_EVERY: Duration = Duration::from_secs(1);
 /// from 1,460 to 157 kbit/s and stayed there for a second, still far over the link, and a
 /// ceiling that ended on it sent the repeated key frame into a queue filling again (the
 /// picture stood 3.3 s). A held ceiling that loses nothing has not ended because the link
-/// got better either: what the overload taught str0m has to reach it first.
+/// got better either: what the overload taught str0m has to reach it first. After
+/// [`HELD_AT_MOST`] the halved estimate is enough again: on a link that also loses at
+/// random the reports are never clean for long, and a ceiling held under 10 % loss
+/// neither falls nor rises.
 const AGREE: f64 = 1.25;
 const CAUGHT_UP: f64 = 0.5;
 const CLEAN_FOR: Duration = Duration::from_secs(2);
+const HELD_AT_MOST: Duration = Duration::from_secs(8);
 /// A stream we sent [`MIN_ONE_STREAM`] packets on since its last report, which has had
 /// none for this long while other streams had theirs within [`REPORTING`] and lost
 /// [`OTHERS_LOSE`] of their packets, counts as losing all it sent; but only while no
@@ -130,7 +134,8 @@ struct Ceiling {
     moved: Instant,
     /// str0m's estimate when it was set.
     over: Option<Bitrate>,
-    /// When the streams' reports last said a packet was lost.
+    /// When it was set, and when the streams' reports last said a packet was lost.
+    set: Instant,
     last_loss: Instant,
 }
 
@@ -319,6 +324,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             rate: through,
             moved: now,
             over: estimate,
+            set: now,
             last_loss: now,
         });
         true
@@ -330,7 +336,8 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             return false;
         };
         let near = estimate.0 as f64 <= c.rate.0 as f64 * AGREE;
-        let clean = now.saturating_duration_since(c.last_loss) >= CLEAN_FOR;
+        let clean = now.saturating_duration_since(c.last_loss) >= CLEAN_FOR
+            || now.saturating_duration_since(c.set) >= HELD_AT_MOST;
         let came_down = clean
             && c.over
                 .is_some_and(|o| estimate.0 as f64 <= o.0 as f64 * CAUGHT_UP);
@@ -622,6 +629,31 @@ mod tests {
             g.on_report(v.now, "video", r, Some(half)),
             "two clean seconds"
         );
+        assert_eq!(g.ceiling(), None);
+    }
+
+    /// A link that keeps losing a little: the halved estimate ends the ceiling after
+    /// [`HELD_AT_MOST`] even though the reports are never clean.
+    #[test]
+    fn a_ceiling_on_a_link_that_keeps_losing_a_little_ends_in_time() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let stale = Some(Bitrate(2_800_000));
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, stale);
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, stale));
+        let set = v.now;
+        let half = Some(Bitrate(1_400_000));
+        while v.now < set + HELD_AT_MOST - Duration::from_secs(1) {
+            let r = v.second(40, 0.05);
+            assert!(
+                !g.on_report(v.now, "video", r, half),
+                "held, neither cut nor raised"
+            );
+            assert!(g.ceiling().is_some());
+        }
+        let r = v.second(40, 0.05);
+        assert!(g.on_report(v.now, "video", r, half));
         assert_eq!(g.ceiling(), None);
     }
 
