@@ -460,6 +460,17 @@ mod tests {
         (g, v)
     }
 
+    /// [`capped`], while str0m's estimate still reads the 2.8 Mbit/s from before.
+    fn capped_under_a_stale_estimate() -> (OverloadGuard<&'static str>, Sender) {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        let stale = Some(Bitrate(2_800_000));
+        let r = v.second(350, 0.0);
+        g.on_report(v.now, "video", r, stale);
+        let r = v.second(350, 0.9);
+        assert!(g.on_report(v.now, "video", r, stale));
+        (g, v)
+    }
+
     /// A video stream sending `video_pps` and audio 50 a second, two clean seconds in.
     fn video_and_audio(video_pps: u64) -> (OverloadGuard<&'static str>, Sender, Sender) {
         let (mut g, mut v, mut a) = (OverloadGuard::default(), Sender::new(), Sender::new());
@@ -602,12 +613,7 @@ mod tests {
 
     #[test]
     fn it_ends_once_str0m_has_come_down() {
-        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
-        let stale = Some(Bitrate(2_800_000));
-        let r = v.second(350, 0.0);
-        g.on_report(v.now, "video", r, stale);
-        let r = v.second(350, 0.9);
-        assert!(g.on_report(v.now, "video", r, stale));
+        let (mut g, mut v) = capped_under_a_stale_estimate();
         assert!(!g.on_estimate(v.now, Bitrate(1_500_000)));
         assert!(g.ceiling().is_some());
         let half = Bitrate(1_400_000);
@@ -636,12 +642,7 @@ mod tests {
     /// [`HELD_AT_MOST`] even though the reports are never clean.
     #[test]
     fn a_ceiling_on_a_link_that_keeps_losing_a_little_ends_in_time() {
-        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
-        let stale = Some(Bitrate(2_800_000));
-        let r = v.second(350, 0.0);
-        g.on_report(v.now, "video", r, stale);
-        let r = v.second(350, 0.9);
-        assert!(g.on_report(v.now, "video", r, stale));
+        let (mut g, mut v) = capped_under_a_stale_estimate();
         let set = v.now;
         let half = Some(Bitrate(1_400_000));
         while v.now < set + HELD_AT_MOST - Duration::from_secs(1) {
