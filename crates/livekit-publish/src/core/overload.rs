@@ -450,25 +450,25 @@ mod tests {
         }
     }
 
-    /// A guard holding a ceiling: a clean second of 2.8 Mbit/s, then one that lost 90 %.
-    fn capped() -> (OverloadGuard<&'static str>, Sender) {
+    /// A guard holding a ceiling: a clean second of 2.8 Mbit/s, then one that lost 90 %,
+    /// with str0m's `estimate` at both reports.
+    fn capped_under(estimate: Option<Bitrate>) -> (OverloadGuard<&'static str>, Sender) {
         let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
         let r = v.second(350, 0.0);
-        g.on_report(v.now, "video", r, None);
+        g.on_report(v.now, "video", r, estimate);
         let r = v.second(350, 0.9);
-        assert!(g.on_report(v.now, "video", r, None));
+        assert!(g.on_report(v.now, "video", r, estimate));
         (g, v)
     }
 
-    /// [`capped`], while str0m's estimate still reads the 2.8 Mbit/s from before.
+    /// [`capped_under`] no estimate yet.
+    fn capped() -> (OverloadGuard<&'static str>, Sender) {
+        capped_under(None)
+    }
+
+    /// [`capped_under`] the 2.8 Mbit/s str0m still reads from before the cap.
     fn capped_under_a_stale_estimate() -> (OverloadGuard<&'static str>, Sender) {
-        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
-        let stale = Some(Bitrate(2_800_000));
-        let r = v.second(350, 0.0);
-        g.on_report(v.now, "video", r, stale);
-        let r = v.second(350, 0.9);
-        assert!(g.on_report(v.now, "video", r, stale));
-        (g, v)
+        capped_under(Some(Bitrate(2_800_000)))
     }
 
     /// A video stream sending `video_pps` and audio 50 a second, two clean seconds in.
