@@ -15,8 +15,10 @@
 //! libwebrtc's loss-based control governs its estimate: loss of a tenth or more lowers it
 //! to what got through, a second without loss raises it by 8 %. It ends once str0m's
 //! estimate has come down (its own feedback of the overload arrived); if loss comes back
-//! soon after, a smaller share brings it back. str0m is not restarted from the ceiling: a
-//! fresh estimator probes straight back above a capped link.
+//! soon after, a smaller share brings it back. A ceiling set on a stream's missing reports
+//! alone is taken back when the late report comes and says the packets arrived (a report
+//! lost on a lossy link while a stall held TWCC feedback back). str0m is not restarted
+//! from the ceiling: a fresh estimator probes straight back above a capped link.
 //!
 //! Loss on a link that was never overloaded is left to str0m and NACK/RTX: at 5 % random
 //! loss no second of the streams' reports comes near the shares that set a ceiling, and a
@@ -119,6 +121,8 @@ struct Interval {
     expected: u64,
     lost: u64,
     at: Instant,
+    /// Made up for a stream whose report did not come: all it sent counts as lost.
+    starved: bool,
 }
 
 impl Interval {
@@ -137,6 +141,9 @@ struct Ceiling {
     /// When it was set, and when the streams' reports last said a packet was lost.
     set: Instant,
     last_loss: Instant,
+    /// Set on a stream's missing reports alone: no report that came said the link lost
+    /// heavily. The missing report, once it comes, may say the packets arrived after all.
+    on_silence: bool,
 }
 
 #[derive(Debug)]
@@ -170,9 +177,10 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         r: StreamReport,
         estimate: Option<Bitrate>,
     ) -> bool {
+        let before = self.ceiling();
         match self.interval(now, key, r) {
-            Some(this) => self.judge(now, this, estimate),
-            None => false,
+            Some(this) => self.judge(now, this, estimate) || self.ceiling() != before,
+            None => self.ceiling() != before,
         }
     }
 
@@ -206,6 +214,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
                 expected: sent,
                 lost: sent,
                 at: now,
+                starved: true,
             };
             self.streams.get_mut(&key)?.interval = Some(i);
             return Some(i);
@@ -215,10 +224,18 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         (s.last, s.at) = (r, now);
         let expected = r.max_seq.saturating_sub(prev.max_seq);
         let lost = r.lost.saturating_sub(prev.lost).min(expected);
-        if gap > MAX_REPORT_GAP || sent == 0 {
+        let was_starved = s.interval.is_some_and(|i| i.starved);
+        let says_nothing = gap > MAX_REPORT_GAP || sent == 0;
+        if says_nothing {
             s.interval = None;
+        }
+        if was_starved {
+            self.late_report(expected, lost);
+        }
+        if says_nothing {
             return None;
         }
+        let s = self.streams.get_mut(&key)?;
         let size = r.bytes_sent.saturating_sub(prev.bytes_sent) as f64 / sent as f64;
         let bps = (expected - lost) as f64 * size * 8.0 / gap.as_secs_f64();
         let i = Interval {
@@ -226,6 +243,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             expected,
             lost,
             at: now,
+            starved: false,
         };
         s.interval = Some(i);
         tracing::trace!(
@@ -237,6 +255,30 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             "receiver report"
         );
         Some(i)
+    }
+
+    /// The report a starved stream went without has come, covering `expected` packets of
+    /// which `lost`. Had it said this in time the guard would not have acted on it: a
+    /// ceiling set on the silence alone is taken back (not ended, so no recap follows),
+    /// as when a report itself was lost or delayed on a link that loses a little at
+    /// random. Heavy loss confirms the ceiling.
+    fn late_report(&mut self, expected: u64, lost: u64) {
+        let Some(c) = self.ceiling.as_mut() else {
+            return;
+        };
+        if !c.on_silence || expected < MIN_ONE_STREAM {
+            return;
+        }
+        if lost as f64 >= expected as f64 * OVERLOAD_LOSS {
+            c.on_silence = false;
+            return;
+        }
+        tracing::debug!(
+            expected,
+            lost,
+            "a late receiver report took back the ceiling"
+        );
+        self.ceiling = None;
     }
 
     /// str0m's share of the packets sent in the last second that TWCC feedback says were
@@ -277,6 +319,18 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         {
             return true;
         }
+        // What the reports that came say, without the streams whose reports did not.
+        let (real_expected, real_lost) = totals(self.fresh(now).filter(|i| !i.starved));
+        let said = real_expected >= MIN_PACKETS
+            && real_lost as f64 >= real_expected as f64 * OVERLOAD_LOSS
+            || !this.starved
+                && this.expected >= MIN_ONE_STREAM
+                && this.loss() >= OVERLOAD_ONE_STREAM;
+        if let Some(c) = self.ceiling.as_mut()
+            && said
+        {
+            c.on_silence = false;
+        }
         match self.ceiling {
             None => {
                 let heavy = loss >= OVERLOAD_LOSS
@@ -284,7 +338,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
                 let recent = self
                     .ended
                     .is_some_and(|t| now.saturating_duration_since(t) < RECENT);
-                (heavy || (recent && loss >= RECAP_LOSS)) && self.engage(now, estimate)
+                (heavy || (recent && loss >= RECAP_LOSS)) && self.engage(now, estimate, !said)
             }
             Some(c) if loss >= CUT_LOSS => {
                 let through = self.through(now);
@@ -314,7 +368,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         }
     }
 
-    fn engage(&mut self, now: Instant, estimate: Option<Bitrate>) -> bool {
+    fn engage(&mut self, now: Instant, estimate: Option<Bitrate>, on_silence: bool) -> bool {
         let through = self.through(now);
         // Under an estimate that is already there (str0m caught up), nothing changes.
         if estimate.is_some_and(|e| e <= through) {
@@ -326,6 +380,7 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             over: estimate,
             set: now,
             last_loss: now,
+            on_silence,
         });
         true
     }
@@ -742,6 +797,55 @@ mod tests {
         // Only what audio got through: 48 packets over the 1 s since its last report.
         let through = 48.0 * 8000.0 * MARGIN;
         assert_eq!(g.ceiling(), Some(Bitrate(through as u64)));
+    }
+
+    /// [`video_and_audio`] at 25 packets a second of video, whose reports then stop for
+    /// 1.75 s while audio's say 4 % lost and no TWCC feedback comes: a ceiling on the
+    /// silence alone. Returns the video stream as last reported on, with what it sent since.
+    fn capped_on_silence() -> (OverloadGuard<&'static str>, Sender, Sender) {
+        let (mut g, mut v, mut a) = video_and_audio(25);
+        g.on_twcc_loss(None);
+        let (mut quiet, mut now) = (v.r, v.now);
+        for step in 1..=7 {
+            send_quietly(&mut quiet, &mut now, 6);
+            if step == 4 {
+                let r = a.second(50, 0.04);
+                g.on_report(now, "audio", r, None);
+            }
+            g.on_report(now, "video", quiet, Some(Bitrate(2_000_000)));
+        }
+        assert!(g.ceiling().is_some());
+        (v.r.packets_sent, v.r.bytes_sent) = (quiet.packets_sent, quiet.bytes_sent);
+        v.now = now;
+        (g, v, a)
+    }
+
+    #[test]
+    fn a_late_report_that_says_the_packets_arrived_takes_the_ceiling_back() {
+        // A report lost on a link that loses 5 % at random, while a stalled machine kept
+        // TWCC feedback back (CI once held a stream at 40 kbit/s for its last 10 s so).
+        let (mut g, mut v, mut a) = capped_on_silence();
+        v.now += Duration::from_millis(250);
+        v.r.max_seq += 48;
+        v.r.lost += 2;
+        assert!(g.on_report(v.now, "video", v.r, Some(Bitrate(2_000_000))));
+        assert_eq!(g.ceiling(), None);
+        // Taken back, not ended: a lossy second next is judged as if none had been set.
+        let r = a.second(50, 0.2);
+        assert!(!g.on_report(a.now, "audio", r, Some(Bitrate(2_000_000))));
+        assert_eq!(g.ceiling(), None);
+    }
+
+    #[test]
+    fn a_late_report_that_says_the_packets_were_lost_keeps_the_ceiling() {
+        let (mut g, mut v, _) = capped_on_silence();
+        let held = g.ceiling().expect("a ceiling");
+        v.now += Duration::from_millis(250);
+        v.r.max_seq += 48;
+        v.r.lost += 40;
+        g.on_report(v.now, "video", v.r, Some(Bitrate(2_000_000)));
+        let now = g.ceiling().expect("the ceiling kept");
+        assert!(now <= held, "{now:?} > {held:?}");
     }
 
     #[test]
