@@ -113,6 +113,8 @@ struct Stream {
     at: Instant,
     /// Between its last two reports.
     interval: Option<Interval>,
+    /// The next new report starts afresh (see [`OverloadGuard::restart`]).
+    rebase: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -193,10 +195,18 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
                     last: r,
                     at: now,
                     interval: None,
+                    rebase: false,
                 },
             );
             return None;
         };
+        if s.rebase {
+            if r.max_seq != s.last.max_seq {
+                let s = self.streams.get_mut(&key)?;
+                (s.last, s.at, s.rebase) = (r, now, false);
+            }
+            return None;
+        }
         let sent = r.packets_sent.saturating_sub(s.last.packets_sent);
         if r.max_seq == s.last.max_seq {
             // No new receiver report since the last reading. LiveKit sends one when a
@@ -255,6 +265,20 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             "receiver report"
         );
         Some(i)
+    }
+
+    /// The transport was lost and is back (an ICE restart on the same session). What was
+    /// sent meanwhile went nowhere, and the first reports after it would count that as
+    /// loss: each stream starts again from its first new report, and a ceiling set
+    /// before the outage is dropped (the link may be another one now). Returns whether a
+    /// ceiling held.
+    pub fn restart(&mut self) -> bool {
+        for s in self.streams.values_mut() {
+            (s.interval, s.rebase) = (None, true);
+        }
+        self.ended = None;
+        self.twcc_silent = false;
+        self.ceiling.take().is_some()
     }
 
     /// The report a starved stream went without has come, covering `expected` packets of
@@ -846,6 +870,36 @@ mod tests {
         g.on_report(v.now, "video", v.r, Some(Bitrate(2_000_000)));
         let now = g.ceiling().expect("the ceiling kept");
         assert!(now <= held, "{now:?} > {held:?}");
+    }
+
+    #[test]
+    fn what_was_sent_during_an_outage_is_not_overload() {
+        let (mut g, mut v) = (OverloadGuard::default(), Sender::new());
+        for _ in 0..2 {
+            let r = v.second(100, 0.0);
+            g.on_report(v.now, "video", r, None);
+        }
+        // The transport drops for a second: sent, never received. The reading before the
+        // resume still has the last report from before the outage.
+        v.now += Duration::from_secs(1);
+        v.r.packets_sent += 100;
+        v.r.bytes_sent += 100_000;
+        assert!(!g.restart());
+        assert!(!g.on_report(v.now, "video", v.r, None));
+        // The first report after it covers the outage: 100 packets the receiver missed.
+        v.r.max_seq += 100;
+        v.r.lost += 100;
+        let r = v.second(100, 0.0);
+        assert!(!g.on_report(v.now, "video", r, None), "only a new start");
+        let r = v.second(100, 0.0);
+        assert!(!g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), None);
+        // Measured from there on as before.
+        let r = v.second(100, 0.9);
+        assert!(g.on_report(v.now, "video", r, None));
+        assert_eq!(g.ceiling(), Some(over(10).max(FLOOR)));
+        assert!(g.restart(), "a ceiling from before the outage is dropped");
+        assert_eq!(g.ceiling(), None);
     }
 
     #[test]

@@ -67,6 +67,9 @@ impl Participant {
         if self.publisher.is_none() {
             return;
         }
+        if self.overload.restart() {
+            self.emit_target(now);
+        }
         // The server ICE-restarts the subscriber transport in answer to the
         // resume; until that completed, its old ICE session dying is no loss.
         if self.subscriber.is_some() {

@@ -292,6 +292,15 @@ async fn a_reset_tcp_connection_is_resumed_over_tcp() -> anyhow::Result<()> {
             _ => None,
         })
         .collect();
+    let targets: Vec<(Duration, u64)> = out
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            PublisherEvent::TargetBitrate(b) => Some((*t, b.0 / 1000)),
+            _ => None,
+        })
+        .collect();
+    eprintln!("TCP reset at {reset_at:?}: encoder targets (kbit/s) {targets:?}");
     eprintln!(
         "TCP reset at {reset_at:?}: states {states:?}; resumes {} rejoins {}; transport {:?}/{:?}; viewer decoded {} of {} frames, per second {:?}",
         stats.resumes,
@@ -364,6 +373,26 @@ async fn a_reset_tcp_connection_is_resumed_over_tcp() -> anyhow::Result<()> {
         .map(|(_, n)| n)
         .sum();
     assert!(tail >= 60, "frames per second {per_second:?}");
+    // What was sent into the closed connection never arrived, and the first receiver
+    // reports after the resume say so: that is an outage, not a link too slow for what
+    // we send. The encoders get their rate back (the overload guard once read it as
+    // overload and held them at 47 kbit/s, 8 % more a second).
+    let before = targets
+        .iter()
+        .rev()
+        .find(|(t, _)| *t < reset_at)
+        .map(|(_, kbps)| *kbps)
+        .ok_or_else(|| anyhow::anyhow!("no target before the reset: {targets:?}"))?;
+    let after = targets
+        .iter()
+        .filter(|(t, _)| *t > back)
+        .map(|(_, kbps)| *kbps)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        after * 10 >= before * 9,
+        "target {before} kbit/s before the reset, at most {after} after: {targets:?}"
+    );
     Ok(())
 }
 
