@@ -23,6 +23,12 @@ pub struct Broadcast {
     report_dir: tempfile::TempDir,
 }
 
+/// The publisher's log in a broadcast test unless `RUST_LOG` says otherwise: the overload
+/// guard's and the target's moves and the driver's reconnects, which CI's one failure of
+/// the random-loss test left to guess at.
+const PUBLISH_LOG: &str = "warn,streamit_livekit_publish::core=debug,\
+    streamit_livekit_publish::driver=info";
+
 /// Adds what every pattern `publish` takes: the backend, the creator's login, the synthetic
 /// source, `codec` and the run's length.
 pub fn publish_pattern(
@@ -55,6 +61,11 @@ impl Broadcast {
             .arg("--report-json")
             .arg(report_dir.path().join("report.json"))
             .args(extra);
+        if std::env::var_os("RUST_LOG").is_none() {
+            // What a failure needs read (a few lines a second at most, well under what the
+            // stderr pipe holds until `finish` reads it).
+            studio.env("RUST_LOG", PUBLISH_LOG);
+        }
         let started = Instant::now();
         let publish = studio.spawn()?;
         let public = Client::new(stack.backend.url());
@@ -88,9 +99,8 @@ impl Broadcast {
     pub async fn finish(self) -> Result<serde_json::Value> {
         let livekit_log = format!("\nlivekit log:\n{}", self.stack.livekit.log_tail(30));
         let out = publish_succeeded(self.publish, Duration::from_secs(60), &livekit_log).await?;
-        if std::env::var_os("RUST_LOG").is_some() {
-            println!("publish log:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
+        // Captured: shown when the test fails.
+        println!("publish log:\n{}", String::from_utf8_lossy(&out.stderr));
         let json = std::fs::read(self.report_dir.path().join("report.json"))?;
         Ok(serde_json::from_slice(&json)?)
     }

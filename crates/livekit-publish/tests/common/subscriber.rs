@@ -12,9 +12,20 @@ use streamit_media::encode::{
 use streamit_media::pattern::{generate_pattern, read_pattern_code};
 use tokio::sync::mpsc::Receiver;
 
+/// Logs through libtest's capture: a failing test prints the driver's account of it (a
+/// reconnect that failed under CI's load once left nothing else to read), a passing one
+/// nothing. `RUST_LOG` overrides the default.
 pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,streamit_livekit_publish=info,streamit_livekit_publish::tcp=debug,\
+             livekit_signaling=info",
+        )
+    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
         .try_init();
 }
 
