@@ -486,7 +486,10 @@ async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {
         .find(|s| s.2 >= capped_unix_us)
         .map(|s| (s.2 - capped_unix_us) as f64 / 1e6);
     let after = p.samples.iter().filter(|s| s.2 >= capped_unix_us).count();
-    println!("first frame {first:?} s into the cap, {after} frames in all after it");
+    println!(
+        "first frame {first:?} s into the cap (from {capped_unix_us} µs unix time), {after} \
+         frames in all after it"
+    );
     let at = |d: Duration| capped_unix_us + d.as_micros() as u64;
     // Judged apart: the onset, while the estimate comes down to the cap.
     let onset = p.gaps_within(at(Duration::ZERO), at(SETTLED), 250.0);
