@@ -26,7 +26,7 @@
 //! cut), which is also why a held ceiling is cut only from a tenth up.
 //!
 //! [`CutKeyFrame`] is the other half of a sharp cut, from here or from str0m: the key
-//! frame a second later that the viewer would otherwise wait three seconds to ask for.
+//! frame half a second later that the viewer would otherwise wait three seconds to ask for.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
