@@ -443,9 +443,9 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
 /// str0m's estimate with it (4-8 s here); the core's overload guard reads the receiver
 /// reports instead and cuts 1.2-2.5 s into the cap (by when the reports' phase falls),
 /// holds until str0m's estimate has come down and the reports are clean, and the key
-/// frame it sends half a second after the cut gets the picture back: the onset's longest
-/// gap was 0.6-2.35 s in nine runs of this test alone (1.9-2.9 s with the key frame a
-/// second after; before the guard, 4.0-5.7 s). Then a picture came every 300-500 ms at
+/// frame it sends a second after the cut gets the picture back: the onset's longest gap
+/// was 1.0-2.9 s in twelve runs of this test alone over two stops (before the guard,
+/// 4.0-5.7 s). Then a picture came every 300-500 ms at
 /// 180p. libwebrtc's own publisher (the benchmark) got 0-9 fps through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {

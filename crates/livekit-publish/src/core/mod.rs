@@ -238,7 +238,7 @@ pub struct Participant {
     /// Holds the encoders at what gets through while the receiver's reports say the link
     /// loses most of what we send (see `overload`).
     overload: overload::OverloadGuard<(Mid, Option<Rid>)>,
-    /// Repeats the key frame half a second after the target fell sharply.
+    /// Repeats the key frame a second after the target fell sharply.
     cut_key: overload::CutKeyFrame,
     peer_rtt: Option<Duration>,
     quality: Option<ConnectionQuality>,
@@ -577,7 +577,7 @@ impl Participant {
         }
         self.check_liveness(now);
         if self.cut_key.take(now) {
-            tracing::debug!("key frames half a second after a sharp cut");
+            tracing::debug!("key frames a second after a sharp cut");
             self.request_keyframes();
         }
         self.drive(now);
