@@ -180,10 +180,10 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         estimate: Option<Bitrate>,
     ) -> bool {
         let before = self.ceiling();
-        match self.interval(now, key, r) {
-            Some(this) => self.judge(now, this, estimate) || self.ceiling() != before,
-            None => self.ceiling() != before,
+        if let Some(this) = self.interval(now, key, r) {
+            self.judge(now, this, estimate);
         }
+        self.ceiling() != before
     }
 
     /// The stream's new interval, if the reading makes one.
@@ -235,17 +235,14 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         let expected = r.max_seq.saturating_sub(prev.max_seq);
         let lost = r.lost.saturating_sub(prev.lost).min(expected);
         let was_starved = s.interval.is_some_and(|i| i.starved);
-        let says_nothing = gap > MAX_REPORT_GAP || sent == 0;
-        if says_nothing {
-            s.interval = None;
-        }
         if was_starved {
             self.late_report(expected, lost);
         }
-        if says_nothing {
+        let s = self.streams.get_mut(&key)?;
+        if gap > MAX_REPORT_GAP || sent == 0 {
+            s.interval = None;
             return None;
         }
-        let s = self.streams.get_mut(&key)?;
         let size = r.bytes_sent.saturating_sub(prev.bytes_sent) as f64 / sent as f64;
         let bps = (expected - lost) as f64 * size * 8.0 / gap.as_secs_f64();
         let i = Interval {
@@ -330,11 +327,11 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
     }
 
     /// Acts on the loss over all streams, now that `this` stream's interval is new.
-    fn judge(&mut self, now: Instant, this: Interval, estimate: Option<Bitrate>) -> bool {
+    fn judge(&mut self, now: Instant, this: Interval, estimate: Option<Bitrate>) {
         // Over all streams, so a small layer's few packets do not decide alone.
         let (expected, lost) = totals(self.fresh(now));
         if expected < MIN_PACKETS {
-            return false;
+            return;
         }
         let loss = lost as f64 / expected as f64;
         tracing::trace!(expected, lost, this.expected, this.lost, "receiver reports");
@@ -346,15 +343,13 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         if let Some(e) = estimate
             && self.on_estimate(now, e)
         {
-            return true;
+            return;
         }
         // What the reports that came say, without the streams whose reports did not.
-        let (real_expected, real_lost) = totals(self.fresh(now).filter(|i| !i.starved));
-        let said = real_expected >= MIN_PACKETS
-            && real_lost as f64 >= real_expected as f64 * OVERLOAD_LOSS
-            || !this.starved
-                && this.expected >= MIN_ONE_STREAM
-                && this.loss() >= OVERLOAD_ONE_STREAM;
+        let said = overloaded(
+            totals(self.fresh(now).filter(|i| !i.starved)),
+            (!this.starved).then_some(this),
+        );
         if let Some(c) = self.ceiling.as_mut()
             && said
         {
@@ -362,46 +357,40 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         }
         match self.ceiling {
             None => {
-                let heavy = loss >= OVERLOAD_LOSS
-                    || (this.expected >= MIN_ONE_STREAM && this.loss() >= OVERLOAD_ONE_STREAM);
                 let recent = self
                     .ended
                     .is_some_and(|t| now.saturating_duration_since(t) < RECENT);
-                (heavy || (recent && loss >= RECAP_LOSS)) && self.engage(now, estimate, !said)
+                if overloaded((expected, lost), Some(this)) || (recent && loss >= RECAP_LOSS) {
+                    self.engage(now, estimate, !said);
+                }
             }
             Some(c) if loss >= CUT_LOSS => {
                 let through = self.through(now);
-                if through >= c.rate {
-                    return false;
+                if through < c.rate {
+                    self.ceiling = Some(Ceiling {
+                        rate: through,
+                        moved: now,
+                        ..c
+                    });
                 }
-                self.ceiling = Some(Ceiling {
-                    rate: through,
-                    moved: now,
-                    ..c
-                });
-                true
             }
-            Some(c) if lost == 0 => {
-                // It holds the target back: an estimate near it or under would have ended it.
-                if now.saturating_duration_since(c.moved) < GROWTH_EVERY {
-                    return false;
-                }
+            // It holds the target back: an estimate near it or under would have ended it.
+            Some(c) if lost == 0 && now.saturating_duration_since(c.moved) >= GROWTH_EVERY => {
                 self.ceiling = Some(Ceiling {
                     rate: Bitrate((c.rate.0 as f64 * GROWTH) as u64),
                     moved: now,
                     ..c
                 });
-                true
             }
-            Some(_) => false,
+            Some(_) => {}
         }
     }
 
-    fn engage(&mut self, now: Instant, estimate: Option<Bitrate>, on_silence: bool) -> bool {
+    fn engage(&mut self, now: Instant, estimate: Option<Bitrate>, on_silence: bool) {
         let through = self.through(now);
         // Under an estimate that is already there (str0m caught up), nothing changes.
         if estimate.is_some_and(|e| e <= through) {
-            return false;
+            return;
         }
         self.ceiling = Some(Ceiling {
             rate: through,
@@ -411,7 +400,6 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             last_loss: now,
             on_silence,
         });
-        true
     }
 
     /// A new estimate from str0m. Returns whether it ended the ceiling.
@@ -456,6 +444,13 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
     pub fn cap(&self, target: Bitrate) -> Bitrate {
         self.ceiling().map_or(target, |c| target.min(c))
     }
+}
+
+/// Whether `(expected, lost)` over streams' intervals, or `this` busy stream alone, lost
+/// the share a link far below what we send loses.
+fn overloaded((expected, lost): (u64, u64), this: Option<Interval>) -> bool {
+    expected >= MIN_PACKETS && lost as f64 >= expected as f64 * OVERLOAD_LOSS
+        || this.is_some_and(|i| i.expected >= MIN_ONE_STREAM && i.loss() >= OVERLOAD_ONE_STREAM)
 }
 
 /// Packets expected and lost over `intervals`.
