@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+started=$(date +%s)
 eval "$(scripts/install.sh --print-env)"
 # Builds are cached outside the checkout so a fresh clone (CI) reuses them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/streamit/target}"
@@ -12,16 +13,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Tests start real servers and viewers; two at a time suits a 2-core machine.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 
-started=$(date +%s)
 export STREAMIT_TEST_RUN="$$-$started"
-echo "== cargo fmt --check"
+echo "== cargo fmt --check (at $(( $(date +%s) - started )) s)"
 cargo fmt --all -- --check
 # Clippy lints while the tests build, as `cargo clippy` does it (clippy-driver wraps rustc for
-# the workspace's crates, CLIPPY_ARGS carries its arguments): `cargo clippy` on its own would
-# compile every dependency a second time, in check mode, which cost a cold run 14 of its 52
-# minutes. All targets are built, benches and examples too (with the test profile, so the
+# the workspace's crates, CLIPPY_ARGS carries its arguments). A separate `cargo clippy` would
+# compile every dependency a second time, in check mode: 7-15 minutes of a cold run on 2
+# cores. All targets are built, benches and examples too (with the test profile, so the
 # dependencies are the tests' own); the run below then builds nothing.
-echo "== cargo build + clippy (every target, -D warnings)"
+echo "== cargo build + clippy, every target, -D warnings (at $(( $(date +%s) - started )) s)"
 RUSTC_WORKSPACE_WRAPPER=$(command -v clippy-driver) || {
   echo "clippy-driver not found: rustup component add clippy" >&2
   exit 1
@@ -29,20 +29,20 @@ RUSTC_WORKSPACE_WRAPPER=$(command -v clippy-driver) || {
 export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo test --workspace --all-targets --no-run --quiet
-echo "== cargo test"
+echo "== cargo test (at $(( $(date +%s) - started )) s)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/streamit-test.log"
 status=${PIPESTATUS[0]}
 set -e
 
 # The .deb from the binary the tests just built, run from a scratch root (a few seconds).
-echo "== packaging"
+echo "== packaging (at $(( $(date +%s) - started )) s)"
 if ! packaging/check.sh; then
   echo "FAIL: packaging (packaging/check.sh)" >&2
   status=1
 fi
 
-echo "== leftover processes"
+echo "== leftover processes (at $(( $(date +%s) - started )) s)"
 # Every process the suite starts inherits this marker, so the check finds exactly the
 # suite's own leftovers (servers, viewers, browsers), not a developer's `dev` stack.
 leftovers=""
