@@ -251,38 +251,39 @@ pub fn i420_to_rgba(frame: &VideoFrame) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Scales an I420 frame (each plane separately, bilinear convolution: anti-aliased when
-/// downscaling). Returns the same frame (no copy) when the size already matches.
+/// Scales an I420 frame, each plane separately, anti-aliased when downscaling. Where each
+/// side shrinks by a whole factor (the simulcast ladder's halvings), every output pixel is
+/// the mean of the source pixels it covers (a box filter, as libwebrtc scales its simulcast
+/// layers): at 2:1 that reads 2x2 pixels where bilinear convolution reads 4x4, and it is the
+/// encoders' largest per-frame cost besides encoding. Other sizes use bilinear convolution.
+/// Returns the same frame (no copy) when the size already matches.
 pub fn scale_i420(frame: &VideoFrame, width: u32, height: u32) -> Result<VideoFrame> {
     check_even(width, height)?;
     if frame.width == width && frame.height == height {
         return Ok(frame.clone());
     }
+    let whole = |from: u32, to: u32| from > to && from.is_multiple_of(to);
+    let filter = if whole(frame.width, width) && whole(frame.height, height) {
+        FilterType::Box
+    } else {
+        FilterType::Bilinear
+    };
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
     let mut resizer = Resizer::new();
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    let mut out = Vec::with_capacity(i420_len(width, height));
+    let mut out = vec![0u8; i420_len(width, height)];
+    let (w, h, cw, ch) = (width, height, width / 2, height / 2);
+    let (y, uv) = out.split_at_mut(w as usize * h as usize);
+    let (u, v) = uv.split_at_mut(cw as usize * ch as usize);
+    let (sw, sh) = (frame.width, frame.height);
     let planes = [
-        (frame.y(), frame.width, frame.height, width, height),
-        (
-            frame.u(),
-            frame.width / 2,
-            frame.height / 2,
-            width / 2,
-            height / 2,
-        ),
-        (
-            frame.v(),
-            frame.width / 2,
-            frame.height / 2,
-            width / 2,
-            height / 2,
-        ),
+        (frame.y(), sw, sh, y, w, h),
+        (frame.u(), sw / 2, sh / 2, u, cw, ch),
+        (frame.v(), sw / 2, sh / 2, v, cw, ch),
     ];
-    for (src, sw, sh, dw, dh) in planes {
+    for (src, sw, sh, dst, dw, dh) in planes {
         let src = ImageRef::new(sw, sh, src, PixelType::U8).map_err(conv_err)?;
-        let mut dst = Image::new(dw, dh, PixelType::U8);
+        let mut dst = Image::from_slice_u8(dw, dh, dst, PixelType::U8).map_err(conv_err)?;
         resizer.resize(&src, &mut dst, &opts).map_err(conv_err)?;
-        out.extend_from_slice(dst.buffer());
     }
     VideoFrame::from_i420(width, height, out, frame.pts)
 }
@@ -404,5 +405,41 @@ mod tests {
         assert_eq!(s.y()[0], 16);
         assert_eq!(s.y()[15], 235);
         assert!(scale_i420(&f, 15, 4).is_err());
+    }
+
+    #[test]
+    fn halving_averages_each_two_by_two_block() {
+        // Y: 8x4 of uneven values (a gradient would read the same through any symmetric
+        // filter); U and V: 4x2
+        let y: Vec<u8> = (0..32u32).map(|i| (i * i * 37 % 251) as u8).collect();
+        let mut buf = y.clone();
+        buf.extend((0..8u32).map(|i| (i * i * 53 % 241) as u8));
+        buf.extend((0..8u8).map(|i| 250 - i * 30));
+        let f = VideoFrame::from_i420(8, 4, buf, MediaTime(0)).unwrap();
+        let s = scale_i420(&f, 4, 2).unwrap();
+        let mean = |p: &[u8], w: usize, x: usize, r: usize| {
+            let at = |xx: usize, rr: usize| p[rr * w + xx] as f64;
+            (at(2 * x, 2 * r)
+                + at(2 * x + 1, 2 * r)
+                + at(2 * x, 2 * r + 1)
+                + at(2 * x + 1, 2 * r + 1))
+                / 4.0
+        };
+        for r in 0..2 {
+            for x in 0..4 {
+                let want = mean(&y, 8, x, r);
+                let got = s.y()[r * 4 + x] as f64;
+                assert!((got - want).abs() <= 1.0, "Y ({x},{r}): {got} vs {want}");
+            }
+        }
+        let want_u = mean(f.u(), 4, 0, 0);
+        assert!(
+            (s.u()[0] as f64 - want_u).abs() <= 1.0,
+            "U {} vs {want_u}",
+            s.u()[0]
+        );
+        // not a whole factor: bilinear, still the asked size
+        let s = scale_i420(&f, 6, 4).unwrap();
+        assert_eq!((s.width, s.height, s.y().len()), (6, 4, 24));
     }
 }
