@@ -804,7 +804,7 @@ impl Participant {
             }
             (PcKind::Subscriber, Event::MediaIngressStats(s)) => self.subs.ingress(&s),
             (PcKind::Publisher, Event::PeerStats(s)) => {
-                self.overload.on_twcc_loss(s.egress_loss_fraction);
+                self.overload.on_twcc_loss(now, s.egress_loss_fraction);
                 self.peer_rtt = s.rtt.or(self.peer_rtt);
                 self.pub_pair = selected_pair(&s, &self.cfg.relays);
             }
