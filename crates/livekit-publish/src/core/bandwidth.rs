@@ -125,7 +125,20 @@ impl Participant {
             mid = %s.mid,
             "receiver reports: the overload ceiling moved"
         );
+        self.pass_carried(now);
         self.emit_target(now);
+    }
+
+    /// What the link carried by the reports, when a ceiling ended, bounds how far str0m's
+    /// estimate may walk down soon after (see [`super::recovery`]).
+    pub(super) fn pass_carried(&mut self, now: Instant) {
+        if let Some(rate) = self.overload.take_carried() {
+            tracing::debug!(
+                carried_bps = rate.0,
+                "the link carried this as the ceiling ended"
+            );
+            self.recovery.on_carried(now, rate);
+        }
     }
 
     pub(super) fn emit_stats(&mut self, now: Instant) {

@@ -795,6 +795,7 @@ impl Participant {
                         "str0m's estimate came down: the overload ceiling ends"
                     );
                 }
+                self.pass_carried(now);
                 self.emit_target(now);
             }
             (PcKind::Subscriber, Event::MediaData(d)) => {

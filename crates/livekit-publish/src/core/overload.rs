@@ -161,6 +161,8 @@ pub struct OverloadGuard<K> {
     ceiling: Option<Ceiling>,
     /// When the last ceiling ended.
     ended: Option<Instant>,
+    /// The rate of a ceiling that ended, until [`OverloadGuard::take_carried`] takes it.
+    carried: Option<Bitrate>,
     /// Since when no TWCC feedback has come for the packets sent in the last second.
     twcc_silent_since: Option<Instant>,
 }
@@ -171,6 +173,7 @@ impl<K> Default for OverloadGuard<K> {
             streams: HashMap::new(),
             ceiling: None,
             ended: None,
+            carried: None,
             twcc_silent_since: None,
         }
     }
@@ -431,7 +434,15 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
         }
         self.ceiling = None;
         self.ended = Some(now);
+        self.carried = Some(c.rate);
         true
+    }
+
+    /// What the link carried by the reports when the last ceiling ended, once: what got
+    /// through it, less the margin, raised by the seconds it lost nothing. (A ceiling
+    /// taken back says nothing of the link: the reports that came said it lost little.)
+    pub fn take_carried(&mut self) -> Option<Bitrate> {
+        self.carried.take()
     }
 
     /// Streams' last intervals, read lately enough to count.
@@ -755,6 +766,16 @@ mod tests {
     }
 
     #[test]
+    fn an_ended_ceiling_says_once_what_the_link_carried() {
+        let (mut g, v) = capped();
+        let held = g.ceiling().expect("a ceiling");
+        assert_eq!(g.take_carried(), None, "not while it holds");
+        assert!(g.on_estimate(v.now, held));
+        assert_eq!(g.take_carried(), Some(held));
+        assert_eq!(g.take_carried(), None);
+    }
+
+    #[test]
     fn it_ends_once_str0m_is_near_it() {
         let (mut g, v) = capped();
         let c = g.ceiling().unwrap();
@@ -868,6 +889,11 @@ mod tests {
         v.r.lost += 2;
         assert!(g.on_report(v.now, "video", v.r, Some(Bitrate(2_000_000))));
         assert_eq!(g.ceiling(), None);
+        assert_eq!(
+            g.take_carried(),
+            None,
+            "the link was never shown to carry only that"
+        );
         // Taken back, not ended: a lossy second next is judged as if none had been set.
         let r = a.second(50, 0.2);
         assert!(!g.on_report(a.now, "audio", r, Some(Bitrate(2_000_000))));

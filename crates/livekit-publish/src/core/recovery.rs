@@ -36,6 +36,16 @@
 //! [`VERDICT_AFTER`] climbs at most 8 % a second, as libwebrtc's multiplicative increase
 //! does, until str0m's own estimate is below it again.
 //! This is libwebrtc's rapid-recovery idea (probe after a drop without waiting for ALR).
+//!
+//! **str0m can also walk down on a link with room.** Each delay overuse sets its estimate
+//! to 0.85× the acknowledged rate, and that is what the encoder sent, often less than the
+//! estimate allowed; after a 1.5 Mbit/s start into a 300 kbit/s cap it came down from
+//! 164 to 74 kbit/s over 5 s and sat there 8 s while the link carried 300 (180p skipping
+//! frames). libwebrtc bounds such a cut by the link capacity it has seen. Here the
+//! overload guard's ceiling, as it ends, is what the receiver reports showed the link
+//! carry ([`RecoveryProber::on_carried`]): an estimate that falls under [`UNDER_CARRIED`]
+//! of it within [`CARRIED_FOR`] restarts str0m from it at once, without the steady wait,
+//! an attempt like any other (its target held there until str0m shows more).
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +77,10 @@ const VERDICT_AFTER: Duration = Duration::from_secs(2);
 /// After the verdict an unproven target climbs by this factor a step (8 % a second).
 const RAMP: f64 = 1.04;
 const RAMP_STEP: Duration = Duration::from_millis(500);
+/// What the link carried lately counts this long (see the module doc).
+const CARRIED_FOR: Duration = Duration::from_secs(20);
+/// An estimate under this share of what the link carried lately has walked down too far.
+const UNDER_CARRIED: f64 = 0.6;
 
 /// What to ask of str0m's estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +113,8 @@ pub(super) struct RecoveryProber {
     holding_back: bool,
     /// When `poll` last ran: the ceiling's next step is after it.
     polled: Option<Instant>,
+    /// What the receiver reports showed the link carry lately, and when.
+    carried: Option<(Bitrate, Instant)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +137,7 @@ impl Default for RecoveryProber {
             far_below: false,
             holding_back: false,
             polled: None,
+            carried: None,
         }
     }
 }
@@ -147,6 +164,12 @@ impl RecoveryProber {
         {
             self.capping = false;
         }
+    }
+
+    /// The receiver reports showed the link carry `rate` (the overload guard's ceiling as
+    /// it ended): str0m's estimate should not fall far under it soon after.
+    pub fn on_carried(&mut self, now: Instant, rate: Bitrate) {
+        self.carried = Some((rate, now));
     }
 
     /// Whether the estimate is what holds the picture back now: a layer someone watches is
@@ -214,6 +237,20 @@ impl RecoveryProber {
         }
         let far_below = (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
+        if far_below
+            && let Some((rate, at)) = self.carried
+            && now.duration_since(at) <= CARRIED_FOR
+            && (estimate.0 as f64) < rate.0 as f64 * UNDER_CARRIED
+        {
+            self.carried = None;
+            self.last = Some(Tried {
+                at: now,
+                from: rate,
+                worked: None,
+            });
+            self.capping = true;
+            return Some(Attempt::Reset(rate));
+        }
         let due = follow_up
             || self
                 .last
@@ -529,5 +566,45 @@ mod tests {
         // as soon as it comes, whatever it is.
         p.on_estimate(at(3500), Bitrate(600_000));
         assert_eq!(p.target(at(3500)), Some(Bitrate(600_000)));
+    }
+
+    #[test]
+    fn an_estimate_that_walks_down_under_what_the_link_carried_restarts_from_it() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        p.on_estimate(at(0), Bitrate(164_000));
+        p.on_carried(at(0), Bitrate(163_000));
+        // 164 -> 74 kbit/s over 5 s, falling all along (no steady wait would end).
+        let mut attempts = Vec::new();
+        for step in 1..=50u64 {
+            let est = 164_000 - step * 1_800;
+            p.on_estimate(at(step * 100), Bitrate(est));
+            if let Some(a) = p.poll(at(step * 100), WANT) {
+                attempts.push((step, est, a));
+            }
+        }
+        // Once under 60 % of it (97.8 kbit/s), and only once.
+        assert_eq!(
+            attempts,
+            vec![(37, 97_400, Attempt::Reset(Bitrate(163_000)))]
+        );
+        // str0m starts again from it: the target is that, held there until it shows room.
+        p.on_estimate(at(3_800), Bitrate(163_000));
+        assert_eq!(p.target(at(3_800)), Some(Bitrate(163_000)));
+        p.on_estimate(at(3_900), Bitrate(250_000));
+        assert_eq!(p.target(at(3_900)), Some(Bitrate(163_000)));
+    }
+
+    #[test]
+    fn what_the_link_carried_long_ago_or_an_estimate_near_it_changes_nothing() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        p.on_carried(at(0), Bitrate(163_000));
+        p.on_estimate(at(0), Bitrate(120_000));
+        assert_eq!(p.poll(at(0), WANT), None, "74 % of it");
+        p.on_estimate(at(21), Bitrate(70_000));
+        assert_eq!(p.poll(at(21), WANT), None, "21 s later");
     }
 }
