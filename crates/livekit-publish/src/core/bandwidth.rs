@@ -9,7 +9,6 @@ use str0m::net::Protocol;
 
 use super::Participant;
 use super::overload::StreamReport;
-use super::recovery::Attempt;
 use crate::types::*;
 
 impl Participant {
@@ -41,8 +40,8 @@ impl Participant {
     }
 
     /// Tells str0m's BWE what we would like to send, so it probes for it; while the
-    /// estimate sits far below that, the [`RecoveryProber`](super::recovery) asks for
-    /// probes (a desired bitrate a bit per second higher, or a fresh start).
+    /// estimate sits far below that, the [`RecoveryProber`](super::recovery) asks for a
+    /// fresh start, whose initial probes look for room.
     pub(super) fn apply_desired_bitrate(&mut self, now: Instant) {
         let wanted = self.desired_bitrate();
         if wanted.0 == 0 || !self.is_connected() {
@@ -54,29 +53,21 @@ impl Participant {
         let Some(rtc) = self.publisher.as_mut() else {
             return;
         };
-        match attempt {
-            Some(Attempt::Nudge) => tracing::debug!(
+        if let Some(from) = attempt {
+            tracing::debug!(
                 estimate_bps = self.bwe.map(|b| b.0),
+                from_bps = from.0,
                 wanted_bps = wanted.0,
-                "estimate far below what the tracks want: nudging the BWE to probe"
-            ),
-            Some(Attempt::Reset(from)) => {
-                tracing::debug!(
-                    estimate_bps = from.0,
-                    wanted_bps = wanted.0,
-                    "estimate still far below what the tracks want: restarting the BWE"
-                );
-                rtc.bwe().reset(to_str0m_bitrate(from));
-            }
-            None => {}
+                "estimate far below what the tracks want: restarting the BWE"
+            );
+            rtc.bwe().reset(to_str0m_bitrate(from));
         }
-        let desired = Bitrate(wanted.0 + self.recovery.offset());
-        if self.bwe_desired == Some(desired) {
+        if self.bwe_desired == Some(wanted) {
             return;
         }
         rtc.bwe()
-            .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(desired));
-        self.bwe_desired = Some(desired);
+            .set_bitrate(str0m::bwe::Bitrate::bps(0), to_str0m_bitrate(wanted));
+        self.bwe_desired = Some(wanted);
     }
 
     /// Tells the encoder side what it may spend, when that moved enough to matter: the
@@ -345,33 +336,9 @@ mod tests {
         })
     }
 
-    /// An estimate stuck far below what the tracks want: once the prober says so, the
-    /// desired bitrate handed to str0m rises by one bit per second (its cue to send an
-    /// allocation probe). The prober's timing is tested in `recovery`; here the harness's
-    /// own str0m estimates are kept out by not pumping between the steps.
-    #[test]
-    fn a_stuck_estimate_nudges_str0m_to_probe() {
-        let mut h = publishing_720p();
-        let wanted = h.core.desired_bitrate();
-        assert_eq!(h.core.bwe_desired, Some(wanted));
-        let t0 = h.now;
-        h.core.recovery = Default::default();
-        h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
-        h.core
-            .apply_desired_bitrate(t0 + std::time::Duration::from_millis(2900));
-        assert_eq!(h.core.bwe_desired, Some(wanted), "before 3 s steady");
-        h.core
-            .apply_desired_bitrate(t0 + std::time::Duration::from_secs(3));
-        assert_eq!(h.core.bwe_desired, Some(Bitrate(wanted.0 + 1)));
-        // Near what is wanted: no more nudges, the offset stays.
-        h.core.handle_rtc_event(PcKind::Publisher, est(2500), t0);
-        h.core
-            .apply_desired_bitrate(t0 + std::time::Duration::from_secs(20));
-        assert_eq!(h.core.bwe_desired, Some(Bitrate(wanted.0 + 1)));
-    }
-
-    /// What a nudge's probe found on a link that stays capped (1.6× where it started) does
-    /// not reach the encoders at once: their target holds until the verdict, then climbs.
+    /// What a restart's probes found on a link that stays capped (1.6× where it started)
+    /// does not reach the encoders at once: their target holds until the verdict, then
+    /// climbs.
     #[test]
     fn an_unproven_probe_result_holds_the_encoders_target() {
         let mut h = publishing_720p();
@@ -382,7 +349,6 @@ mod tests {
         h.core.bwe_emitted = None;
         h.core.handle_rtc_event(PcKind::Publisher, est(300), t0);
         h.core.apply_desired_bitrate(ms(3000));
-        let nudged = h.core.bwe_desired;
         h.core
             .handle_rtc_event(PcKind::Publisher, est(480), ms(3300));
         h.core.apply_desired_bitrate(ms(4900));
@@ -399,7 +365,6 @@ mod tests {
             }
         }
         assert_eq!(targets, vec![300_000, 324_480]);
-        assert_eq!(nudged, h.core.bwe_desired, "one nudge");
     }
 
     #[test]
