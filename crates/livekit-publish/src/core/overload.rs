@@ -84,10 +84,11 @@ const HELD_AT_MOST: Duration = Duration::from_secs(8);
 /// 0.25-0.5 s of our 250 ms readings now and then (8 runs, a few times each). CI failed
 /// on that once: a video report lost in such a moment set a 49 kbit/s ceiling for 1.5 s,
 /// until the late report said 2 of 95 lost. At a 100 kbit/s cap the feedback had been
-/// silent 1.0-1.25 s when a video stream's report was missing long enough. The others' loss only tells a link that drops from a queue that
-/// delays (where they lose nothing), so a little is enough: at 100 kbit/s audio's small
-/// packets lost 4-6 % while video's reports stopped for 3.5 s, and with a bar at 10 % the
-/// picture stood 3.7 s before the guard acted (2 of 2 runs of the whole `network` file).
+/// silent 1.0-1.25 s when a video stream's report was missing long enough. The others'
+/// loss only tells a link that drops from a queue that delays (where they lose nothing),
+/// so a little is enough: at 100 kbit/s audio's small packets lost 4-6 % while video's
+/// reports stopped for 3.5 s, and with a bar at 10 % the picture stood 3.7 s before the
+/// guard acted (2 of 2 runs of the whole `network` file).
 const STARVED: Duration = Duration::from_millis(1600);
 const REPORTING: Duration = Duration::from_millis(1100);
 const OTHERS_LOSE: f64 = 0.02;

@@ -3,10 +3,10 @@
 //! the encoder sends while the encoder sends what the estimate allows, and its prober
 //! stays quiet while the loss controller or the delay detector still blames the past
 //! congestion. Seen after a 300 kbit/s cap: 141 kbit/s held for 20 s on a free link on
-//! CI (7-8 fps), and 111-160 kbit/s for 25 s and more here with allocation-probe cues alone. So while
-//! the estimate sits far below what the tracks want and has stopped falling, we ask for a
-//! probe, with a backoff: a link that really is capped sees a short probe burst every few
-//! seconds at first, then every 24 s.
+//! CI (7-8 fps), and 111-160 kbit/s for 25 s and more here with allocation-probe cues
+//! alone. So while the estimate sits far below what the tracks want and has stopped
+//! falling, we ask for a probe, with a backoff: a link that really is capped sees a short
+//! probe burst every few seconds at first, then every 24 s.
 //!
 //! While the estimate is what holds the picture back (a watched layer is paused or scaled
 //! down for it, which only the session knows: [`RecoveryProber::set_holding_back`]), the
@@ -21,9 +21,10 @@
 //! of a call. (A rise of the desired bitrate by a bit per second, str0m's cue for an
 //! allocation probe, lifted the estimate in none of 13 runs of the network tests and
 //! benchmark: str0m does not probe while its loss controller limits the estimate, which
-//! is when the estimate sits flat. Each cost the 5 s until the reset.) An attempt that lifted the estimate to [`LIFTED`] times its start shows the
-//! link has room, so a reset follows at once: its probes reach the room in one step, where
-//! str0m's own climb took 5 s on a busy machine (458, 524, 1058, 3083 kbit/s).
+//! is when the estimate sits flat. Each cost the 5 s until the reset.) An attempt that
+//! lifted the estimate to [`LIFTED`] times its start shows the link has room, so a reset
+//! follows at once: its probes reach the room in one step, where str0m's own climb took
+//! 5 s on a busy machine (458, 524, 1058, 3083 kbit/s).
 //!
 //! **A probe's result is not trusted until it shows real room.** On a link that stays
 //! capped, a probe still lifts the estimate to the link's rate, above what the link
