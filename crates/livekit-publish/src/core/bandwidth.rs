@@ -47,7 +47,8 @@ impl Participant {
         if wanted.0 == 0 || !self.is_connected() {
             return;
         }
-        let attempt = self.recovery.poll(now, wanted);
+        let overloaded = self.overload.ceiling().is_some();
+        let attempt = self.recovery.poll(now, wanted, overloaded);
         // The target may have climbed since the last estimate (see `recovery`).
         self.emit_target(now);
         let Some(rtc) = self.publisher.as_mut() else {

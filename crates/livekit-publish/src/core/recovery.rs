@@ -82,6 +82,9 @@ const RAMP_STEP: Duration = Duration::from_millis(500);
 const CARRIED_FOR: Duration = Duration::from_secs(20);
 /// An estimate under this share of what the link carried lately has walked down too far.
 const UNDER_CARRIED: f64 = 0.6;
+/// An estimate over this multiple of what the link carried lately has not come down yet
+/// (see [`RecoveryProber::poll`]); at a 300 kbit/s cap str0m's settled 1.2-1.7x over it.
+const OVER_CARRIED: f64 = 2.0;
 
 /// Decides when to ask str0m for a probe, and how far to trust what a probe found; fed
 /// with estimates and time, no clock of its own.
@@ -157,7 +160,8 @@ impl RecoveryProber {
     }
 
     /// The receiver reports showed the link carry `rate` (the overload guard's ceiling as
-    /// it ended): str0m's estimate should not fall far under it soon after.
+    /// it ended): str0m's estimate should not fall far under it soon after, nor be
+    /// restarted from far over it.
     pub fn on_carried(&mut self, now: Instant, rate: Bitrate) {
         self.carried = Some((rate, now));
     }
@@ -199,9 +203,13 @@ impl RecoveryProber {
         }
     }
 
-    /// Whether to start str0m's estimator again now, given what the tracks want, and
-    /// from what estimate.
-    pub fn poll(&mut self, now: Instant, desired: Bitrate) -> Option<Bitrate> {
+    /// Whether to start str0m's estimator again now, given what the tracks want and
+    /// whether the overload guard holds the target under the estimate, and from what
+    /// estimate. While it holds one, or lately ended one at under half the estimate, the
+    /// estimate is over what the link carries, not stuck under it: a restart from it put
+    /// str0m's probes at 3x and 6x of 190 kbit/s into a 100 kbit/s link on CI (the guard's
+    /// ceiling was 43 kbit/s), and the picture stood 3.7 s.
+    pub fn poll(&mut self, now: Instant, desired: Bitrate, overloaded: bool) -> Option<Bitrate> {
         self.polled = Some(now);
         self.settle(now);
         let (estimate, steady) = (self.last_estimate?, self.steady_since?);
@@ -226,13 +234,19 @@ impl RecoveryProber {
                 (self.interval * 2).min(MAX_INTERVAL)
             };
         }
-        let far_below = (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
+        let carried = self
+            .carried
+            .filter(|(_, at)| now.duration_since(*at) <= CARRIED_FOR)
+            .map(|(rate, _)| rate.0 as f64);
+        let over_carried = carried.is_some_and(|c| estimate.0 as f64 > c * OVER_CARRIED);
+        let far_below =
+            !overloaded && !over_carried && (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
         if far_below
-            && let Some((rate, at)) = self.carried
-            && now.duration_since(at) <= CARRIED_FOR
-            && (estimate.0 as f64) < rate.0 as f64 * UNDER_CARRIED
+            && let Some(rate) = carried
+            && (estimate.0 as f64) < rate * UNDER_CARRIED
         {
+            let rate = Bitrate(rate as u64);
             self.carried = None;
             self.last = Some(Tried {
                 at: now,
@@ -314,7 +328,7 @@ mod tests {
                 p.target(now) <= Some(Bitrate(est(step))),
                 "above the estimate"
             );
-            if let Some(b) = p.poll(now, WANT) {
+            if let Some(b) = p.poll(now, WANT, false) {
                 assert_eq!(Some(b), p.target(now), "a reset starts from the target");
                 at.push((step as f64 / 10.0, 'r'));
             }
@@ -398,7 +412,7 @@ mod tests {
                 est *= 2;
             }
             p.on_estimate(now, Bitrate(est));
-            if let Some(a) = p.poll(now, WANT) {
+            if let Some(a) = p.poll(now, WANT, false) {
                 at.push((step as f64 / 10.0, a));
                 rise_at = Some(step + 3);
             }
@@ -486,7 +500,7 @@ mod tests {
         let t0 = Instant::now();
         let at = move |ms: u64| t0 + Duration::from_millis(ms);
         p.on_estimate(at(0), Bitrate(184_000));
-        assert_eq!(p.poll(at(3000), WANT), Some(Bitrate(184_000)));
+        assert_eq!(p.poll(at(3000), WANT, false), Some(Bitrate(184_000)));
         (p, at)
     }
 
@@ -497,20 +511,20 @@ mod tests {
         let (mut p, at) = reset_under_a_cap();
         p.on_estimate(at(3300), Bitrate(300_000));
         assert_eq!(p.target(at(3300)), Some(Bitrate(184_000)));
-        assert_eq!(p.poll(at(4900), WANT), None);
+        assert_eq!(p.poll(at(4900), WANT, false), None);
         assert_eq!(p.target(at(4900)), Some(Bitrate(184_000)));
         // After the verdict the target climbs 4 % a half second, waking the driver for it.
-        assert_eq!(p.poll(at(5000), WANT), None);
+        assert_eq!(p.poll(at(5000), WANT, false), None);
         assert_eq!(p.next_check(), Some(at(5500)));
         assert_eq!(p.target(at(5500)), Some(Bitrate(191_360)));
         assert_eq!(p.target(at(6000)), Some(Bitrate(199_014)));
         // The next attempt (6 s after the failed one) starts from the target.
         let ceiling = p.target(at(9000)).map(|b| b.0).unwrap_or(0);
-        assert_eq!(p.poll(at(9000), WANT), Some(Bitrate(ceiling)));
+        assert_eq!(p.poll(at(9000), WANT, false), Some(Bitrate(ceiling)));
         assert!((250_000..255_000).contains(&ceiling), "{ceiling}");
         // Delay on the full link takes str0m's estimate under the ceiling: followed again.
         p.on_estimate(at(11_500), Bitrate(240_000));
-        p.poll(at(11_500), WANT);
+        p.poll(at(11_500), WANT, false);
         assert_eq!(p.target(at(11_500)), Some(Bitrate(240_000)));
         p.on_estimate(at(11_600), Bitrate(320_000));
         assert_eq!(p.target(at(11_600)), Some(Bitrate(320_000)));
@@ -523,7 +537,7 @@ mod tests {
         // Twice the start: more than a 300 kbit/s cap could show.
         p.on_estimate(at(3300), Bitrate(368_000));
         assert_eq!(p.target(at(3300)), Some(Bitrate(368_000)));
-        assert_eq!(p.poll(at(3300), WANT), Some(Bitrate(368_000)));
+        assert_eq!(p.poll(at(3300), WANT, false), Some(Bitrate(368_000)));
         // The reset that follows has shown room already: its probes' result is followed
         // as soon as it comes, whatever it is.
         p.on_estimate(at(3500), Bitrate(600_000));
@@ -542,7 +556,7 @@ mod tests {
         for step in 1..=50u64 {
             let est = 164_000 - step * 1_800;
             p.on_estimate(at(step * 100), Bitrate(est));
-            if let Some(a) = p.poll(at(step * 100), WANT) {
+            if let Some(a) = p.poll(at(step * 100), WANT, false) {
                 attempts.push((step, est, a));
             }
         }
@@ -562,8 +576,32 @@ mod tests {
         let at = |s| t0 + Duration::from_secs(s);
         p.on_carried(at(0), Bitrate(163_000));
         p.on_estimate(at(0), Bitrate(120_000));
-        assert_eq!(p.poll(at(0), WANT), None, "74 % of it");
+        assert_eq!(p.poll(at(0), WANT, false), None, "74 % of it");
         p.on_estimate(at(21), Bitrate(70_000));
-        assert_eq!(p.poll(at(21), WANT), None, "21 s later");
+        assert_eq!(p.poll(at(21), WANT, false), None, "21 s later");
+    }
+
+    #[test]
+    fn no_restart_while_the_estimate_is_over_what_the_link_carries() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // 190 kbit/s for 10 s, far below what is wanted and steady: while the overload
+        // guard holds a ceiling, then for 20 s after it ended at 43 kbit/s, no attempt.
+        for step in 0..=250u64 {
+            let now = at(step * 100);
+            p.on_estimate(now, Bitrate(190_000));
+            if step == 50 {
+                p.on_carried(now, Bitrate(43_000));
+            }
+            assert_eq!(p.poll(now, WANT, step < 50), None, "at {step}");
+            assert!(
+                p.next_check().is_none_or(|t| t > now),
+                "a past wake-up at {step}"
+            );
+        }
+        // Over 20 s after it ended, what it carried is old news.
+        p.on_estimate(at(25_100), Bitrate(190_000));
+        assert_eq!(p.poll(at(25_100), WANT, false), Some(Bitrate(190_000)));
     }
 }
