@@ -242,36 +242,30 @@ impl RecoveryProber {
         let far_below =
             !overloaded && !over_carried && (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
-        if far_below
-            && let Some(rate) = carried
-            && (estimate.0 as f64) < rate * UNDER_CARRIED
-        {
-            let rate = Bitrate(rate as u64);
+        // Walked down under what the link carried: at once, from that (used once).
+        let under_carried =
+            carried.filter(|&rate| far_below && (estimate.0 as f64) < rate * UNDER_CARRIED);
+        let from = if let Some(rate) = under_carried {
             self.carried = None;
-            self.last = Some(Tried {
-                at: now,
-                from: rate,
-                worked: None,
-            });
-            self.capping = true;
-            return Some(rate);
-        }
-        let due = follow_up
-            || self
-                .last
-                .is_none_or(|t| now.duration_since(t.at) >= self.interval());
-        if !far_below || !due || now.duration_since(steady) < STEADY_FOR {
-            return None;
-        }
-        // From what the encoders were given, not from a probe's unproven result.
-        let from = self.target(now).unwrap_or(estimate);
+            Bitrate(rate as u64)
+        } else {
+            let due = follow_up
+                || self
+                    .last
+                    .is_none_or(|t| now.duration_since(t.at) >= self.interval());
+            if !far_below || !due || now.duration_since(steady) < STEADY_FOR {
+                return None;
+            }
+            // From what the encoders were given, not from a probe's unproven result.
+            self.target(now).unwrap_or(estimate)
+        };
         self.last = Some(Tried {
             at: now,
             from,
             worked: None,
         });
         // A follow-up comes after room was shown: nothing to hold back.
-        self.capping = !follow_up;
+        self.capping = under_carried.is_some() || !follow_up;
         Some(from)
     }
 
@@ -586,8 +580,8 @@ mod tests {
         let mut p = RecoveryProber::default();
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        // 190 kbit/s for 10 s, far below what is wanted and steady: while the overload
-        // guard holds a ceiling, then for 20 s after it ended at 43 kbit/s, no attempt.
+        // 190 kbit/s, far below what is wanted and steady: while the overload guard holds
+        // a ceiling (5 s), then for 20 s after it ended at 43 kbit/s, no attempt.
         for step in 0..=250u64 {
             let now = at(step * 100);
             p.on_estimate(now, Bitrate(190_000));
