@@ -102,6 +102,18 @@ fn y4m_source_plays_once_and_loops() {
     let missing =
         Box::new(Y4mSource::new(dir.path().join("nope.y4m"), false)).start(MediaClock::new());
     assert!(missing.is_err());
+
+    // A file cut short mid-frame (a recording still being written): the whole frames, then
+    // the end, not a half-filled frame.
+    let cut = dir.path().join("cut.y4m");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let h = Box::new(Y4mSource::new(&cut, false))
+        .start(MediaClock::new())
+        .unwrap();
+    let frames = collect(h.events(), 100);
+    assert_eq!(frames.len(), 4);
+    assert_eq!(frames[3].data(), clip[3].data());
 }
 
 #[test]
