@@ -82,7 +82,11 @@ fn alsa_name(pcm: &str, desc: &str) -> String {
 /// (ALSA lists one card under several PCMs).
 pub fn list_microphones() -> Result<Vec<MicInfo>> {
     let host = cpal::default_host();
+    // ALSA names devices by PCM; it exists on Linux only.
+    #[cfg(target_os = "linux")]
     let is_alsa = host.id() == cpal::HostId::Alsa;
+    #[cfg(not(target_os = "linux"))]
+    let is_alsa = false;
     let default_id = host
         .default_input_device()
         .and_then(|d| d.id().ok())
