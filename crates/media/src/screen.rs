@@ -549,8 +549,9 @@ mod platform {
         Ok(out)
     }
 
+    /// What is shared, with its id to tell "gone" from "unreadable for now".
     enum Shared {
-        Monitor(Monitor),
+        Monitor(Monitor, u32),
         Window(Window, u32),
     }
 
@@ -580,7 +581,9 @@ mod platform {
                             "no monitor {i} (this computer has {n})"
                         )));
                     }
-                    Shared::Monitor(all.swap_remove(i))
+                    let m = all.swap_remove(i);
+                    let id = m.id().map_err(dev_err)?;
+                    Shared::Monitor(m, id)
                 }
                 ScreenTarget::Window(text) => {
                     let Some((w, id, _)) = windows()?
@@ -593,16 +596,20 @@ mod platform {
                     };
                     Shared::Window(w, id)
                 }
+                // By id, minimised too: it shows once restored.
                 ScreenTarget::WindowId(want) => {
-                    let Some((w, id, _)) = windows()?.into_iter().find(|(_, id, _)| id == want)
-                    else {
+                    let found = Window::all()
+                        .map_err(dev_err)?
+                        .into_iter()
+                        .find(|w| w.id().is_ok_and(|id| id == *want));
+                    let Some(w) = found else {
                         return Err(MediaError::Device(format!("no window {want:#x}")));
                     };
-                    Shared::Window(w, id)
+                    Shared::Window(w, *want)
                 }
             };
             let (w, h) = match &shared {
-                Shared::Monitor(m) => (m.width(), m.height()),
+                Shared::Monitor(m, _) => (m.width(), m.height()),
                 Shared::Window(w, _) => (w.width(), w.height()),
             };
             let (w, h) = even_size(w.unwrap_or(0), h.unwrap_or(0));
@@ -621,9 +628,22 @@ mod platform {
         /// One frame; `None` while a window is minimised or cannot be read for a moment.
         pub(super) fn grab(&mut self, pts: MediaTime) -> Result<Option<VideoFrame>> {
             let shot = match &self.shared {
-                Shared::Monitor(m) => m
-                    .capture_image()
-                    .map_err(|e| MediaError::DeviceLost(format!("{}: {e}", self.describe)))?,
+                // A monitor can refuse a shot for a while (Windows' secure desktop during a
+                // UAC prompt or the lock screen): the share waits; unplugged, it ends.
+                Shared::Monitor(m, id) => match m.capture_image() {
+                    Ok(img) => img,
+                    Err(e) if !monitor_exists(*id) => {
+                        tracing::debug!(error = %e, "shared monitor gone");
+                        return Err(MediaError::DeviceLost(format!(
+                            "the shared monitor ({}) was disconnected",
+                            self.describe
+                        )));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "shared monitor not readable");
+                        return Ok(None);
+                    }
+                },
                 Shared::Window(w, id) => {
                     if w.is_minimized().unwrap_or(false) {
                         return Ok(None);
@@ -653,6 +673,10 @@ mod platform {
             }
             rgba_to_i420(shot.as_raw(), w, h, shot.width() * 4, pts).map(Some)
         }
+    }
+
+    fn monitor_exists(id: u32) -> bool {
+        Monitor::all().is_ok_and(|all| all.iter().any(|m| m.id().is_ok_and(|i| i == id)))
     }
 
     fn window_exists(id: u32) -> bool {
