@@ -627,42 +627,30 @@ mod platform {
 
         /// One frame; `None` while a window is minimised or cannot be read for a moment.
         pub(super) fn grab(&mut self, pts: MediaTime) -> Result<Option<VideoFrame>> {
-            let shot = match &self.shared {
-                // A monitor can refuse a shot for a while (Windows' secure desktop during a
-                // UAC prompt or the lock screen): the share waits; unplugged, it ends.
-                Shared::Monitor(m, id) => match m.capture_image() {
-                    Ok(img) => img,
-                    Err(e) if !monitor_exists(*id) => {
-                        tracing::debug!(error = %e, "shared monitor gone");
-                        return Err(MediaError::DeviceLost(format!(
-                            "the shared monitor ({}) was disconnected",
-                            self.describe
-                        )));
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "shared monitor not readable");
-                        return Ok(None);
-                    }
-                },
-                Shared::Window(w, id) => {
+            let (shot, what, ended) = match &self.shared {
+                Shared::Monitor(m, _) => (m.capture_image(), "monitor", "disconnected"),
+                Shared::Window(w, _) => {
                     if w.is_minimized().unwrap_or(false) {
                         return Ok(None);
                     }
-                    match w.capture_image() {
-                        Ok(img) => img,
-                        // Gone from the window list: closed, not just unreadable now.
-                        Err(e) if !window_exists(*id) => {
-                            tracing::debug!(error = %e, "shared window gone");
-                            return Err(MediaError::DeviceLost(format!(
-                                "the shared window ({}) was closed",
-                                self.describe
-                            )));
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "shared window not readable");
-                            return Ok(None);
-                        }
-                    }
+                    (w.capture_image(), "window", "closed")
+                }
+            };
+            // A shot can be refused for a while (a window being redrawn; Windows' secure
+            // desktop during a UAC prompt or the lock screen): the share waits. Gone from
+            // the OS's list, it ends.
+            let shot = match shot {
+                Ok(img) => img,
+                Err(e) if !self.shared.exists() => {
+                    tracing::debug!(error = %e, "shared {what} gone");
+                    return Err(MediaError::DeviceLost(format!(
+                        "the shared {what} ({}) was {ended}",
+                        self.describe
+                    )));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "shared {what} not readable");
+                    return Ok(None);
                 }
             };
             // A window may be resized while shared: each frame takes its current size,
@@ -675,12 +663,17 @@ mod platform {
         }
     }
 
-    fn monitor_exists(id: u32) -> bool {
-        Monitor::all().is_ok_and(|all| all.iter().any(|m| m.id().is_ok_and(|i| i == id)))
-    }
-
-    fn window_exists(id: u32) -> bool {
-        Window::all().is_ok_and(|all| all.iter().any(|w| w.id().is_ok_and(|i| i == id)))
+    impl Shared {
+        /// Still in the OS's list of monitors or windows.
+        fn exists(&self) -> bool {
+            match *self {
+                Shared::Monitor(_, id) => Monitor::all()
+                    .is_ok_and(|all| all.iter().any(|m| m.id().is_ok_and(|i| i == id))),
+                Shared::Window(_, id) => {
+                    Window::all().is_ok_and(|all| all.iter().any(|w| w.id().is_ok_and(|i| i == id)))
+                }
+            }
+        }
     }
 }
 
