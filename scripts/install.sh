@@ -32,7 +32,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # Build: nasm (openh264 asm), cmake, pkg-config, libvpx-dev, libopus-dev, libclang-dev (bindgen),
-# libasound2-dev (cpal), libwebrtc-audio-processing-dev (automatic gain, crates/media/src/gain.rs).
+# libasound2-dev (cpal), libwebrtc-audio-processing-dev (automatic gain, crates/media/src/gain.rs),
+# libpipewire-0.3-dev (Wayland screen share, crates/media/src/screen/portal.rs).
 # Tests: postgresql (backend suite), pulseaudio + ALSA pulse plugin (real
 # microphone path), ffmpeg (media fixtures and benchmark anchor), xvfb/xauth (GUI screenshots),
 # procps (pgrep check), ca-certificates. GUI at run time (winit/eframe load these): Mesa GL/EGL,
@@ -44,9 +45,11 @@ log() { printf '[install] %s\n' "$*" >&2; }
 # Scale-out (scripts/scale-out.sh and the Cluster tests, test mode only; dev.sh needs neither):
 # redis-server (LiveKit's multi-node bus, run as a private process, never the system service)
 # and haproxy (the load balancer in front of the backends).
+# Wayland screen share (crates/testkit/src/portal.rs): dbus-daemon, pipewire (+ pipewire-bin's
+# pw-dump), wireplumber and xdg-desktop-portal, each run as a private process of the test.
 apt_packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
-  libvpx-dev libopus-dev libasound2-dev libwebrtc-audio-processing-dev
+  libvpx-dev libopus-dev libasound2-dev libwebrtc-audio-processing-dev libpipewire-0.3-dev
   ca-certificates curl git
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1
   nodejs
@@ -56,6 +59,7 @@ if [ "$mode" = test ]; then
     postgresql pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg
     xvfb xauth procps x11-apps x11-utils imagemagick desktop-file-utils chromium iproute2
     redis-server haproxy
+    dbus-daemon pipewire pipewire-bin wireplumber xdg-desktop-portal
   )
 elif [ "$scale_out" = 1 ]; then
   apt_packages+=(postgresql redis-server haproxy)

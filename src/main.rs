@@ -7,7 +7,7 @@ use streamit_studio::{app, cli};
 /// libraries' probing (wgpu trying Vulkan before GL, cpal/ALSA trying devices), which
 /// reports expected failures as errors; `RUST_LOG=debug` shows them.
 const DEFAULT_LOG_FILTER: &str = "warn,wgpu_hal=off,wgpu_core=error,wgpu=error,naga=error,\
-    egui_wgpu=error,eframe=error,egui_glow=error,winit=error,cpal=error,alsa=error";
+    egui_wgpu=error,eframe=error,egui_glow=error,winit=error,cpal=error,alsa=error,zbus=error";
 
 fn main() -> std::process::ExitCode {
     // Colour codes only for a terminal, not for a pipe or a log file, and never when the

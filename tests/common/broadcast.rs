@@ -27,7 +27,7 @@ pub struct Broadcast {
 /// guard's and the target's moves and the driver's reconnects, which CI's one failure of
 /// the random-loss test left to guess at.
 const PUBLISH_LOG: &str = "warn,streamit_livekit_publish::core=debug,\
-    streamit_livekit_publish::driver=info";
+    streamit_livekit_publish::driver=info,zbus=error";
 
 /// Adds what every pattern `publish` takes: the backend, the creator's login, the synthetic
 /// source, `codec` and the run's length.

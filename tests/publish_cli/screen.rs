@@ -326,3 +326,78 @@ async fn bench_screen_share_cost() -> Result<()> {
     }
     Ok(())
 }
+
+/// Wayland: `screen` goes through the desktop's ScreenCast portal (the real
+/// `xdg-desktop-portal`, and PipeWire), which asks the desktop for a monitor with the cursor
+/// drawn in; the screen it grants reaches the viewer beside the camera at its own size with
+/// its own pattern codes. The desktop's "Stop sharing" ends the share, says so, and leaves
+/// the camera and the stream going. The desktop's backend is a stand-in (see
+/// `streamit_testkit::portal`): the real ones need a GPU or a person here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_wayland_the_portal_grants_the_screen_and_the_desktop_can_stop_the_share() -> Result<()>
+{
+    let (w, h) = (960u32, 540u32);
+    let desktop = streamit_testkit::portal::PortalDesktop::start(w, h, 30).await?;
+    let mut cmd = studio();
+    desktop.apply(&mut cmd);
+    let extra = ["--screen", "screen", "--screen-fps", "15"];
+    let b = match Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await {
+        Ok(b) => b,
+        Err(e) => anyhow::bail!("{e:#}\n{}", desktop.logs()),
+    };
+    let asked = desktop.asked();
+    println!("asked the desktop for {asked:?}");
+    ensure!(
+        asked.types == 1 && asked.cursor_mode == 2 && asked.starts == 1,
+        "one dialog for a monitor with the cursor drawn in: {asked:?}"
+    );
+
+    let both = b.watch(8).await?;
+    let (cam, share) = (
+        track(&both, "SOURCE_CAMERA")?,
+        track(&both, "SOURCE_SCREENSHARE")?,
+    );
+    println!("camera: {cam}\nscreen share: {share}");
+    ensure!(
+        share["width"] == w && share["height"] == h,
+        "published as {}x{}",
+        share["width"],
+        share["height"]
+    );
+    let (frames, codes) = decoded(share);
+    ensure!(
+        frames >= 50 && codes >= 50,
+        "screen share: {frames} frames, {codes} distinct codes"
+    );
+    let (frames, codes) = decoded(cam);
+    ensure!(
+        frames >= 120 && codes >= 120,
+        "camera: {frames} frames, {codes} distinct codes"
+    );
+
+    ensure!(desktop.stop_sharing().await? == 1, "one portal session");
+    let after = b.watch(4).await?;
+    let (frames, _) = decoded(track(&after, "SOURCE_CAMERA")?);
+    ensure!(frames >= 60, "camera after the stop: {frames} frames");
+    let share_frames: u64 = (after.video.tracks.iter())
+        .filter(|t| t["source"] == "SOURCE_SCREENSHARE")
+        .map(|t| decoded(t).0)
+        .sum();
+    ensure!(
+        share_frames == 0,
+        "{share_frames} screen-share frames after the desktop stopped it"
+    );
+
+    let report = b.finish().await?;
+    let s = &report["screenShare"];
+    println!("publish report, screen share: {s}");
+    ensure!(
+        report["outcome"] == "ended",
+        "outcome {}",
+        report["outcome"]
+    );
+    ensure!(s["state"] == "ended", "screen share state {s}");
+    let reason = s["reason"].as_str().context("a reason")?;
+    ensure!(reason.contains("desktop stopped"), "reason {reason:?}");
+    Ok(())
+}

@@ -21,6 +21,9 @@ pub mod browser;
 mod cluster;
 mod livekit;
 mod paths;
+/// Linux only: a Wayland desktop's screen sharing (portal, PipeWire) for share tests.
+#[cfg(target_os = "linux")]
+pub mod portal;
 /// Linux only: it runs Debian's PostgreSQL binaries under another uid with a parent-death signal.
 #[cfg(target_os = "linux")]
 pub mod postgres;
