@@ -33,6 +33,8 @@ pub(super) fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<P
 /// picked; in words otherwise, never the `window-id:` spec.
 fn describe(target: &ScreenTarget, screens: &[ScreenInfo]) -> String {
     match listed(target, screens) {
+        // Wayland's portal entry has no size until the desktop's dialog has chosen.
+        Some(s) if s.width == 0 => s.name.clone(),
         Some(s) => format!("{} · {}×{}", s.name, s.width, s.height),
         None => unlisted_name(target),
     }
@@ -71,7 +73,10 @@ pub fn controls(
     width: f32,
 ) {
     let now = sharing(state);
-    let current = now.map(|(t, _)| t.clone());
+    let current = match state {
+        ScreenShareState::Starting { target } => Some(target.clone()),
+        _ => now.map(|(t, _)| t.clone()),
+    };
     let label = |t: &ScreenTarget| describe(t, screens);
     let shown = current.as_ref().map_or("Not sharing".to_string(), label);
     let mut picked = current.clone();
@@ -100,8 +105,17 @@ pub fn controls(
         }
     }
     let Some((_, pip)) = now else {
-        if let ScreenShareState::Ended { reason } = state {
-            ui.label(RichText::new(format!("Sharing ended: {reason}")).color(theme::WARN));
+        match state {
+            ScreenShareState::Ended { reason } => {
+                ui.label(RichText::new(format!("Sharing ended: {reason}")).color(theme::WARN));
+            }
+            ScreenShareState::Starting { .. } => {
+                ui.label(
+                    RichText::new("Starting… if your desktop asks what to share, choose there")
+                        .color(theme::MUTED),
+                );
+            }
+            _ => {}
         }
         return;
     };

@@ -422,7 +422,11 @@ fn devices() {
         Ok(sources) => {
             for s in sources {
                 let target = s.target.to_string();
-                println!("  {target:<20} {} ({}x{})", s.name, s.width, s.height);
+                if s.width == 0 {
+                    println!("  {target:<20} {}", s.name);
+                } else {
+                    println!("  {target:<20} {} ({}x{})", s.name, s.width, s.height);
+                }
             }
         }
         Err(e) => println!("  (screens could not be listed: {e})"),

@@ -110,7 +110,8 @@ pub struct PublishReport {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScreenShareReport {
-    /// `sharing` to the end, or `ended` (with `reason`) when the capture stopped by itself.
+    /// `sharing` to the end, `ended` (with `reason`) when the capture stopped by itself, or
+    /// `starting` when the stream ended while the desktop's dialog still waited.
     pub state: String,
     pub source: Option<String>,
     pub width: Option<u32>,
@@ -133,6 +134,7 @@ impl ScreenShareReport {
         };
         match s {
             S::Off => None,
+            S::Starting { .. } => Some(empty("starting")),
             S::Sharing {
                 source,
                 width,

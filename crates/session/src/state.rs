@@ -475,6 +475,10 @@ pub struct SessionState {
 pub enum ScreenShareState {
     #[default]
     Off,
+    /// Opening the capture; on Wayland the desktop's dialog asks the creator what to share.
+    Starting {
+        target: streamit_media::screen::ScreenTarget,
+    },
     /// Capturing `source` at `width × height`; `on_air` once viewers get it.
     Sharing {
         source: String,

@@ -144,6 +144,7 @@ impl SessionHandle {
             video: None,
             screen: None,
             screen_pip: None,
+            screen_opening: None,
             audio: None,
             live: None,
             mic_muted: false,
@@ -257,6 +258,8 @@ struct Task {
     screen: Option<VideoPipeline>,
     /// "Camera over screen" while sharing with that layout.
     screen_pip: Option<streamit_media::compose::PipLayout>,
+    /// A share being opened off the loop (the desktop's dialog may wait for the user).
+    screen_opening: Option<screen::Opening>,
     audio: Option<AudioPipeline>,
     live: Option<Live>,
     mic_muted: bool,
@@ -302,10 +305,15 @@ impl Task {
                 req = self.rx.recv() => {
                     let Some(Request { command, mut reply }) = req else { break };
                     let shutdown = command == Command::Shutdown;
-                    // A title edit and End answer later (the backend's word, the summary's
-                    // figures) and return at once: no busy flag for them.
-                    let answers_later =
-                        matches!(command, Command::EditTitle { .. } | Command::EndStream);
+                    // A title edit, End and a screen share answer later (the backend's word,
+                    // the summary's figures, the desktop's dialog) and return at once: no
+                    // busy flag for them.
+                    let answers_later = matches!(
+                        command,
+                        Command::EditTitle { .. }
+                            | Command::EndStream
+                            | Command::StartScreenShare { .. }
+                    );
                     if !answers_later {
                         self.state.busy = true;
                         self.publish();
@@ -325,6 +333,9 @@ impl Task {
                 Some(ev) = self.outcome_rx.recv() => {
                     self.on_backend_event(ev);
                     self.publish();
+                }
+                opened = screen::opened(&mut self.screen_opening) => {
+                    self.on_screen_opened(opened).await;
                 }
                 ev = next_publisher_event(&mut self.live) => {
                     match ev {
@@ -350,6 +361,7 @@ impl Task {
         }
         self.video = None;
         self.screen = None;
+        self.screen_opening = None;
         self.audio = None;
         self.state.shut_down = true;
         self.state.preview = None;
@@ -421,7 +433,8 @@ impl Task {
             }
             Command::SetRecording { on, to } => self.set_recording(on, to),
             Command::StartScreenShare { target, fps, pip } => {
-                self.start_screen_share(target, fps, pip).await
+                self.start_screen_share(target, fps, pip, reply.take());
+                Ok(())
             }
             Command::SetScreenLayout(pip) => self.set_screen_layout(pip).await,
             Command::StopScreenShare => {

@@ -9,7 +9,7 @@ use streamit_media::compose::PipLayout;
 use streamit_media::screen::ScreenTarget;
 use streamit_media::{Layer, MediaError, Quality};
 
-use super::{Live, Task};
+use super::{Live, Reply, Task};
 use crate::error::{Result, SessionError};
 use crate::media::{Counters, EncoderControl, Feed, RecordTap, VideoPipeline, VideoSourceSpec};
 use crate::state::ScreenShareState;
@@ -29,48 +29,105 @@ pub(crate) fn screen_bitrate(width: u32, height: u32, fps: u32) -> u32 {
     (2_500_000.0 * pixels.powf(0.75) * rate).clamp(150_000.0, 8_000_000.0) as u32
 }
 
+/// A share being opened on a blocking thread: the capture's start may wait for the user
+/// (Wayland's portal asks in the desktop's own dialog), and the loop goes on meanwhile.
+pub(super) struct Opening {
+    task: tokio::task::JoinHandle<std::result::Result<VideoPipeline, MediaError>>,
+    spec: VideoSourceSpec,
+    target: ScreenTarget,
+    pip: Option<PipLayout>,
+    reply: Option<Reply>,
+}
+
+/// The opening's outcome, once there is one; pending while there is none.
+pub(super) async fn opened(
+    opening: &mut Option<Opening>,
+) -> (Opening, std::result::Result<VideoPipeline, MediaError>) {
+    let Some(o) = opening.as_mut() else {
+        return std::future::pending().await;
+    };
+    let r = match (&mut o.task).await {
+        Ok(r) => r,
+        Err(e) => Err(MediaError::Device(format!("screen share: {e}"))),
+    };
+    let Some(o) = opening.take() else {
+        return std::future::pending().await;
+    };
+    (o, r)
+}
+
 impl Task {
-    pub(super) async fn start_screen_share(
+    /// Starts opening the capture; `reply` is answered once it is open or has failed.
+    pub(super) fn start_screen_share(
         &mut self,
         target: ScreenTarget,
         fps: u32,
         pip: Option<PipLayout>,
-    ) -> Result<()> {
+        reply: Option<Reply>,
+    ) {
         self.stop_screen_share();
         let spec = VideoSourceSpec::Screen {
             target: target.clone(),
             fps,
         };
-        let pipeline = VideoPipeline::start(
-            &spec,
-            self.clock.clone(),
-            Feed::Screen,
-            Arc::new(Counters::default()),
-            self.media_tx.clone(),
-        )
-        .map_err(|e| {
-            let e = SessionError::from(e);
-            self.state.screen_share = ScreenShareState::Ended {
-                reason: e.user_message(),
-            };
-            e
-        })?;
-        self.state.screen_share = ScreenShareState::Sharing {
-            source: spec.to_string(),
-            width: pipeline.width,
-            height: pipeline.height,
-            fps: pipeline.fps,
-            on_air: false,
+        let (t_spec, clock, events) = (spec.clone(), self.clock.clone(), self.media_tx.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let counters = Arc::new(Counters::default());
+            VideoPipeline::start(&t_spec, clock, Feed::Screen, counters, events)
+        });
+        self.state.screen_share = ScreenShareState::Starting {
+            target: target.clone(),
+        };
+        self.screen_opening = Some(Opening {
+            task,
+            spec,
             target,
             pip,
+            reply,
+        });
+    }
+
+    /// The capture is open (or failed to): sharing starts, on air at once while live.
+    pub(super) async fn on_screen_opened(
+        &mut self,
+        (opening, r): (Opening, std::result::Result<VideoPipeline, MediaError>),
+    ) {
+        let Opening {
+            spec,
+            target,
+            pip,
+            reply,
+            ..
+        } = opening;
+        let r = match r {
+            Ok(pipeline) => {
+                self.state.screen_share = ScreenShareState::Sharing {
+                    source: spec.to_string(),
+                    width: pipeline.width,
+                    height: pipeline.height,
+                    fps: pipeline.fps,
+                    on_air: false,
+                    target,
+                    pip,
+                };
+                self.screen = Some(pipeline);
+                self.screen_pip = pip;
+                self.apply_pip();
+                if self.live.is_some() {
+                    self.publish_screen().await
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => {
+                let e = SessionError::from(e);
+                self.state.screen_share = ScreenShareState::Ended {
+                    reason: e.user_message(),
+                };
+                Err(e)
+            }
         };
-        self.screen = Some(pipeline);
-        self.screen_pip = pip;
-        self.apply_pip();
-        if self.live.is_some() {
-            self.publish_screen().await?;
-        }
-        Ok(())
+        self.finish(r, reply);
     }
 
     /// Puts the camera over the screen (in the camera pipeline), or takes it off.
@@ -157,8 +214,15 @@ impl Task {
         Ok(())
     }
 
-    /// Stops sharing: the track leaves the room, the capture stops.
+    /// Stops sharing: the track leaves the room, the capture stops (one still opening is
+    /// closed as soon as it opens, and its caller told so).
     pub(super) fn stop_screen_share(&mut self) {
+        if let Some(o) = self.screen_opening.take() {
+            o.task.abort();
+            if let Some(reply) = o.reply {
+                let _ = reply.send(Ok(()));
+            }
+        }
         self.unpublish_screen();
         self.screen = None;
         self.screen_pip = None;
