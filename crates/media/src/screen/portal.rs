@@ -7,9 +7,9 @@
 //! and wlroots desktops (sway, Hyprland) each ship a backend: `xdg-desktop-portal-gnome`,
 //! `-kde`, `-wlr`. The consent lasts one session: each share asks again.
 //!
-//! One thread per share runs the handshake (on a small tokio runtime of its own, which
-//! then keeps the D-Bus connection, and with it the portal session, alive) and PipeWire's
-//! loop, which keeps the latest frame. [`Capture::grab`] converts the latest frame at the
+//! One thread per share runs the handshake (zbus's own executor thread then keeps the D-Bus
+//! connection, and with it the portal session, alive) and PipeWire's loop, which keeps the
+//! latest frame. [`Capture::grab`] converts the latest frame at the
 //! share's own rate, so a still screen, which the compositor sends no frames for, keeps
 //! being sent.
 
@@ -23,6 +23,7 @@ use ashpd::desktop::PersistMode;
 use ashpd::desktop::screencast::{
     CursorMode, Screencast, SelectSourcesOptions, SourceType, StartCastOptions,
 };
+use futures_lite::future::or;
 use pipewire as pw;
 use pw::spa;
 use spa::param::video::{VideoFormat, VideoInfoRaw};
@@ -151,37 +152,22 @@ impl Drop for Capture {
 }
 
 /// The share's thread: the portal's handshake, then PipeWire's loop until told to quit or
-/// the stream ends; then the portal session is closed.
+/// the stream ends; then the portal session is closed. D-Bus runs on zbus's own executor
+/// thread meanwhile (async-io; no tokio here, so zbus's blocking API, which the OS keyring
+/// uses, keeps working inside the session's runtime).
 fn run(
     fps: u32,
     shared: Arc<Shared>,
     ready: mpsc::Sender<Result<()>>,
     quit: pw::channel::Receiver<()>,
 ) {
-    let dbus_err = |e: std::io::Error| MediaError::Device(format!("screen share: {e}"));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("screen-portal-dbus")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(dbus_err(e)));
-            return;
-        }
-    };
-    // Dropping the portal's proxies needs the runtime too.
-    let _in_rt = rt.enter();
-    let portal = rt.block_on(async {
-        match tokio::time::timeout(DIALOG_LIMIT, ask_portal()).await {
-            Ok(r) => r,
-            Err(_) => Err(MediaError::Device(format!(
-                "the desktop's screen share dialog got no answer in {} s",
-                DIALOG_LIMIT.as_secs()
-            ))),
-        }
-    });
+    let portal = async_io::block_on(or(ask_portal(), async {
+        async_io::Timer::after(DIALOG_LIMIT).await;
+        Err(MediaError::Device(format!(
+            "the desktop's screen share dialog got no answer in {} s",
+            DIALOG_LIMIT.as_secs()
+        )))
+    }));
     let (proxy, session, node, fd) = match portal {
         Ok(p) => p,
         Err(e) => {
@@ -190,27 +176,34 @@ fn run(
         }
     };
     // The desktop (a "Stop sharing" button, a lock screen) may close the session.
-    let (closed_tx, closed_rx) = pw::channel::channel();
     let session = Arc::new(session);
+    let (closed_tx, closed_rx) = pw::channel::channel();
     let watch = {
         let session = session.clone();
-        rt.spawn(async move {
-            use futures_util::StreamExt as _;
-            if let Ok(mut closed) = session.receive_closed().await
-                && closed.next().await.is_some()
-            {
-                let _ = closed_tx.send(());
-            }
-        })
+        proxy.connection().executor().spawn(
+            async move {
+                use futures_util::StreamExt as _;
+                if let Ok(mut closed) = session.receive_closed().await
+                    && closed.next().await.is_some()
+                {
+                    let _ = closed_tx.send(());
+                }
+            },
+            "screen-share-closed",
+        )
     };
     if let Err(e) = stream(fd, node, fps, &shared, &ready, quit, closed_rx) {
         let _ = ready.send(Err(e));
     }
-    watch.abort();
-    rt.block_on(async {
-        let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
-    });
-    drop(proxy);
+    drop(watch);
+    async_io::block_on(or(
+        async {
+            let _ = session.close().await;
+        },
+        async {
+            async_io::Timer::after(Duration::from_secs(2)).await;
+        },
+    ));
 }
 
 type Portal = (
