@@ -48,7 +48,6 @@ struct Record {
 /// The private session: D-Bus, PipeWire, the portal, and a screen playing the pattern.
 pub struct PortalDesktop {
     dir: tempfile::TempDir,
-    bus: String,
     // Dropped in reverse order of start: the portal first, D-Bus last.
     procs: Vec<Guarded>,
     conn: zbus::Connection,
@@ -65,9 +64,13 @@ impl PortalDesktop {
     /// A `width × height` screen playing the pattern at `fps`; returns once the portal
     /// answers on the bus.
     pub async fn start(width: u32, height: u32, fps: u32) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("streamit-wl-").tempdir()?;
+        Self::start_in(DesktopDir::new()?, width, height, fps).await
+    }
+
+    /// [`PortalDesktop::start`] in a runtime directory made (and its environment set) before.
+    pub async fn start_in(dir: DesktopDir, width: u32, height: u32, fps: u32) -> Result<Self> {
+        let DesktopDir(dir) = dir;
         let run = dir.path();
-        std::fs::set_permissions(run, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let env = |cmd: &mut Command| {
             cmd.env("XDG_RUNTIME_DIR", run)
                 .env_remove("DISPLAY")
@@ -154,7 +157,6 @@ impl PortalDesktop {
         )?);
         let desktop = PortalDesktop {
             dir,
-            bus,
             procs,
             conn,
             record,
@@ -186,15 +188,12 @@ impl PortalDesktop {
         Ok(())
     }
 
-    /// Points a studio command at this desktop, as on a Wayland session: its D-Bus session
-    /// bus and runtime directory, `WAYLAND_DISPLAY` set (nothing listens there: capture
-    /// goes through the portal alone) and no X display.
+    /// Points a studio command at this desktop (see [`DesktopDir::env`]).
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
-        cmd.env("XDG_RUNTIME_DIR", self.dir.path())
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
-            .env("WAYLAND_DISPLAY", "wayland-streamit-test")
-            .env("XDG_SESSION_TYPE", "wayland")
-            .env_remove("DISPLAY");
+        for (k, v) in env_of(self.dir.path()) {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("DISPLAY");
     }
 
     /// What the studio asked for.
@@ -230,6 +229,41 @@ impl PortalDesktop {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The desktop's runtime directory (`XDG_RUNTIME_DIR`: the D-Bus and PipeWire sockets), made
+/// before the desktop starts, so that a test running the studio in its own process can set
+/// the environment before any thread exists.
+pub struct DesktopDir(tempfile::TempDir);
+
+impl DesktopDir {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("streamit-wl-").tempdir()?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        Ok(DesktopDir(dir))
+    }
+
+    /// A Wayland session's environment on this desktop: its D-Bus session bus and runtime
+    /// directory, and `WAYLAND_DISPLAY` set (nothing listens there: screen capture goes
+    /// through the portal alone). `DISPLAY` must be unset too.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        env_of(self.0.path())
+    }
+}
+
+fn env_of(run: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("XDG_RUNTIME_DIR", run.display().to_string()),
+        (
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", run.join("bus").display()),
+        ),
+        ("WAYLAND_DISPLAY", "wayland-streamit-test".into()),
+        ("XDG_SESSION_TYPE", "wayland".into()),
+    ]
 }
 
 impl Drop for PortalDesktop {

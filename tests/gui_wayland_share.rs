@@ -1,0 +1,139 @@
+//! Screen share from the studio window on a Wayland desktop (`egui_kittest`, the real `App`
+//! on a real session, backend and LiveKit server): the picker offers the desktop's own
+//! choice, picking it goes through the ScreenCast portal (the real `xdg-desktop-portal` and
+//! PipeWire, `streamit_testkit::portal`), the screen shows beside the camera's preview and
+//! goes out live; the desktop's "Stop sharing" ends the share with its reason on screen,
+//! and the stream goes on.
+//!
+//! The one test in this binary points the process at that desktop (`XDG_RUNTIME_DIR`, the
+//! D-Bus session bus, `WAYLAND_DISPLAY`), as a Wayland session would.
+
+#[path = "common/gui.rs"]
+mod gui_kit;
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use egui::Role;
+use egui_kittest::kittest::Queryable;
+use gui_kit::{harness, has_label, has_label_containing, log_in, type_into, wait_for};
+use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
+use streamit_testkit::portal::{DesktopDir, PortalDesktop};
+use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
+
+/// The picker's one entry on Wayland (`streamit_media::screen`'s portal listing).
+const CHOICE: &str = "Screen or window (your desktop asks which)";
+
+#[test]
+fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_it() -> Result<()> {
+    let dir = DesktopDir::new()?;
+    // SAFETY: the first thing this binary's only test does, before it starts a thread that
+    // could read the environment (the runtime, the desktop and the session come after).
+    unsafe {
+        for (k, v) in dir.env() {
+            std::env::set_var(k, v);
+        }
+        std::env::remove_var("DISPLAY");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let desktop = rt.block_on(PortalDesktop::start_in(dir, 960, 540, 30))?;
+    let stack = Stack::start()?;
+    let host_id = rt.block_on(stack.creator("wayland_gui", true))?.user.id;
+    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
+    let mut h = harness(&session, &rt, stack.backend.url());
+    log_in(&mut h, "wayland_gui")?;
+
+    // Setup: one entry, the desktop's choice; picking it asks the desktop and shows the
+    // screen it grants beside the preview.
+    wait_for(&mut h, "the portal's entry", Duration::from_secs(10), |h| {
+        h.state()
+            .screen_sources()
+            .is_some_and(|names| names.iter().any(|n| n == CHOICE))
+    })?;
+    h.get_by_role_and_label(Role::ComboBox, "Screen").click();
+    h.run_steps(2);
+    h.get_by_label(CHOICE).click();
+    h.run_steps(2);
+    let shared = wait_for(
+        &mut h,
+        "the granted screen beside the preview",
+        Duration::from_secs(20),
+        |h| {
+            matches!(
+                h.state().state().screen_share,
+                ScreenShareState::Sharing {
+                    width: 960,
+                    height: 540,
+                    pip: None,
+                    ..
+                }
+            ) && h.state().state().screen_preview.is_some()
+                && has_label(h, "Goes out beside your camera")
+        },
+    );
+    if let Err(e) = shared {
+        anyhow::bail!("{e:#}\n{}", desktop.logs());
+    }
+    let asked = desktop.asked();
+    ensure!(asked.starts == 1, "one dialog: {asked:?}");
+
+    type_into(&mut h, "Title", "Wayland screen share from the studio");
+    wait_for(&mut h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    gui_kit::click(&mut h, "Go Live");
+    wait_for(
+        &mut h,
+        "live with the share on air",
+        Duration::from_secs(40),
+        |h| {
+            h.state().state().stream_state == StreamState::Live
+                && matches!(
+                    h.state().state().screen_share,
+                    ScreenShareState::Sharing { on_air: true, .. }
+                )
+        },
+    )?;
+    let lk = &stack.livekit;
+    let mut opts = ViewerOptions::new(
+        lk.ws_url(),
+        lk.token("wayland-viewer", &host_id, Grants::Viewer)?,
+    );
+    opts.duration = Duration::from_secs(4);
+    opts.read_pattern = true;
+    let report = rt.block_on(Viewer::run(opts))?;
+    ensure!(report.joined, "viewer did not join: {:?}", report.error);
+    let share: Vec<_> = (report.video.tracks.iter())
+        .filter(|t| t["source"] == "SOURCE_SCREENSHARE")
+        .collect();
+    println!("live on Wayland: {share:?}");
+    ensure!(
+        share.len() == 1
+            && share[0]["width"] == 960
+            && share[0]["codes_distinct"].as_u64().unwrap_or(0) >= 20,
+        "the granted screen on air: {share:?}"
+    );
+
+    // The desktop's "Stop sharing": the share ends with the reason on screen; still live.
+    ensure!(
+        rt.block_on(desktop.stop_sharing())? == 1,
+        "one portal session"
+    );
+    wait_for(
+        &mut h,
+        "the share ended, and why",
+        Duration::from_secs(10),
+        |h| {
+            matches!(
+                h.state().state().screen_share,
+                ScreenShareState::Ended { .. }
+            ) && has_label_containing(h, "the desktop stopped the screen share")
+        },
+    )?;
+    ensure!(h.state().state().stream_state == StreamState::Live);
+    let _ = rt.block_on(session.request(streamit_session::Command::Shutdown));
+    Ok(())
+}
