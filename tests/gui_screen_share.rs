@@ -15,30 +15,12 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use egui::Role;
 use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, log_in, type_into, wait_for};
+use gui_kit::{harness, has_label, log_in, type_into, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
-use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions, ViewerReport};
+use streamit_testkit::{Stack, ViewerReport};
 
 const TITLE: &str = "StreamIt shared window";
-
-/// The video tracks a viewer saw over `secs`, by source, with the frames each decoded.
-fn watch(
-    rt: &tokio::runtime::Runtime,
-    stack: &Stack,
-    host_id: &str,
-    secs: u64,
-) -> Result<ViewerReport> {
-    let lk = &stack.livekit;
-    let mut opts = ViewerOptions::new(
-        lk.ws_url(),
-        lk.token("screen-viewer", host_id, Grants::Viewer)?,
-    );
-    opts.duration = Duration::from_secs(secs);
-    let report = rt.block_on(Viewer::run(opts))?;
-    ensure!(report.joined, "viewer did not join: {:?}", report.error);
-    Ok(report)
-}
 
 fn frames_of(report: &ViewerReport, source: &str) -> u64 {
     (report.video.tracks.iter())

@@ -16,10 +16,10 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use egui::Role;
 use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, has_label_containing, log_in, type_into, wait_for};
+use gui_kit::{harness, has_label, has_label_containing, log_in, type_into, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
+use streamit_testkit::Stack;
 use streamit_testkit::portal::{DesktopDir, PortalDesktop};
-use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions};
 
 /// The picker's one entry on Wayland (`streamit_media::screen`'s portal listing).
 const CHOICE: &str = "Screen or window (your desktop asks which)";
@@ -97,15 +97,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
                 )
         },
     )?;
-    let lk = &stack.livekit;
-    let mut opts = ViewerOptions::new(
-        lk.ws_url(),
-        lk.token("wayland-viewer", &host_id, Grants::Viewer)?,
-    );
-    opts.duration = Duration::from_secs(4);
-    opts.read_pattern = true;
-    let report = rt.block_on(Viewer::run(opts))?;
-    ensure!(report.joined, "viewer did not join: {:?}", report.error);
+    let report = watch(&rt, &stack, &host_id, 4)?;
     let share: Vec<_> = (report.video.tracks.iter())
         .filter(|t| t["source"] == "SOURCE_SCREENSHARE")
         .collect();

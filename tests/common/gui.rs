@@ -10,6 +10,7 @@ use egui::{Role, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use streamit_session::{SessionHandle, StreamState};
+use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions, ViewerReport};
 
 use streamit_studio::app::{self, App, Screen};
 
@@ -143,4 +144,23 @@ pub fn log_in_and_go_live(
         h.state().state().stream_state == StreamState::Live
     })?;
     Ok(())
+}
+
+/// What a viewer of `host_id`'s room saw over `secs`, reading the pattern's codes.
+pub fn watch(
+    rt: &tokio::runtime::Runtime,
+    stack: &Stack,
+    host_id: &str,
+    secs: u64,
+) -> Result<ViewerReport> {
+    let lk = &stack.livekit;
+    let mut opts = ViewerOptions::new(
+        lk.ws_url(),
+        lk.token("screen-viewer", host_id, Grants::Viewer)?,
+    );
+    opts.duration = Duration::from_secs(secs);
+    opts.read_pattern = true;
+    let report = rt.block_on(Viewer::run(opts))?;
+    anyhow::ensure!(report.joined, "viewer did not join: {:?}", report.error);
+    Ok(report)
 }

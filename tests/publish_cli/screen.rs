@@ -63,6 +63,15 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
     let extra = ["--screen", &screen, "--screen-fps", "15"];
     let b = Broadcast::go_live(Stack::start()?, cmd, "h264", 20, &extra).await?;
 
+    both_tracks_arrive(&b, W, H).await?;
+
+    window.close()?;
+    only_the_share_ended(b, "closed").await
+}
+
+/// Over 8 s the viewer gets two tracks: the camera's pattern, and the screen share at
+/// `w × h` (the only size it decoded) with codes of its own, at the share's 15 fps.
+async fn both_tracks_arrive(b: &Broadcast, w: u32, h: u32) -> Result<()> {
     let both = b.watch(8).await?;
     let (cam, share) = (
         track(&both, "SOURCE_CAMERA")?,
@@ -70,7 +79,7 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
     );
     println!("camera: {cam}\nscreen share: {share}");
     ensure!(
-        share["width"] == W && share["height"] == H,
+        share["width"] == w && share["height"] == h,
         "published as {}x{}",
         share["width"],
         share["height"]
@@ -78,11 +87,11 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
     ensure!(
         share["sizes"]
             .as_object()
-            .is_some_and(|s| s.len() == 1 && s.contains_key(&format!("{W}x{H}"))),
+            .is_some_and(|s| s.len() == 1 && s.contains_key(&format!("{w}x{h}"))),
         "decoded sizes {}",
         share["sizes"]
     );
-    // 15 fps of a window drawn at 30: about 15 new codes a second over the ~7 s watched.
+    // 15 fps of a screen drawn at 30: about 15 new codes a second over the ~7 s watched.
     let (frames, codes) = decoded(share);
     ensure!(
         frames >= 50 && codes >= 50,
@@ -93,9 +102,7 @@ async fn a_shared_window_reaches_the_viewer_beside_the_camera_and_its_closing_en
         frames >= 120 && codes >= 120,
         "camera: {frames} frames, {codes} distinct codes"
     );
-
-    window.close()?;
-    only_the_share_ended(b, "closed").await
+    Ok(())
 }
 
 /// After the share's source went away: the camera goes on alone, the stream ends normally,
@@ -360,29 +367,7 @@ async fn on_wayland_the_portal_grants_the_screen_and_the_desktop_can_stop_the_sh
         "one dialog for a monitor with the cursor drawn in: {asked:?}"
     );
 
-    let both = b.watch(8).await?;
-    let (cam, share) = (
-        track(&both, "SOURCE_CAMERA")?,
-        track(&both, "SOURCE_SCREENSHARE")?,
-    );
-    println!("camera: {cam}\nscreen share: {share}");
-    ensure!(
-        share["width"] == w && share["height"] == h,
-        "published as {}x{}",
-        share["width"],
-        share["height"]
-    );
-    let (frames, codes) = decoded(share);
-    ensure!(
-        frames >= 50 && codes >= 50,
-        "screen share: {frames} frames, {codes} distinct codes"
-    );
-    let (frames, codes) = decoded(cam);
-    ensure!(
-        frames >= 120 && codes >= 120,
-        "camera: {frames} frames, {codes} distinct codes"
-    );
-
+    both_tracks_arrive(&b, w, h).await?;
     ensure!(desktop.stop_sharing().await? == 1, "one portal session");
     only_the_share_ended(b, "desktop stopped").await
 }
