@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use egui::Role;
 use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, log_in, type_into, wait_for, watch};
+use gui_kit::{harness, has_label, log_in, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
 use streamit_testkit::{Stack, ViewerReport};
@@ -79,20 +79,7 @@ fn the_studio_shares_a_window_beside_the_camera_then_over_it_then_stops() -> Res
         },
     )?;
 
-    type_into(&mut h, "Title", "Screen share from the studio");
-    wait_for(&mut h, "Go Live ready", Duration::from_secs(10), |h| {
-        gui_kit::has_label_containing(h, "Everything is ready")
-    })?;
-    gui_kit::click(&mut h, "Go Live");
-    wait_for(
-        &mut h,
-        "live with the share on air",
-        Duration::from_secs(40),
-        |h| {
-            h.state().state().stream_state == StreamState::Live
-                && sharing(&h.state().state().screen_share) == Some((false, true))
-        },
-    )?;
+    gui_kit::go_live_sharing(&mut h, "Screen share from the studio")?;
     let both = watch(&rt, &stack, &host_id, 4)?;
     let (cam, screen) = (
         frames_of(&both, "SOURCE_CAMERA"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use egui::Role;
 use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, has_label_containing, log_in, type_into, wait_for, watch};
+use gui_kit::{harness, has_label, has_label_containing, log_in, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::Stack;
 use streamit_testkit::portal::{DesktopDir, PortalDesktop};
@@ -80,23 +80,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
     let asked = desktop.asked();
     ensure!(asked.starts == 1, "one dialog: {asked:?}");
 
-    type_into(&mut h, "Title", "Wayland screen share from the studio");
-    wait_for(&mut h, "Go Live ready", Duration::from_secs(10), |h| {
-        has_label_containing(h, "Everything is ready")
-    })?;
-    gui_kit::click(&mut h, "Go Live");
-    wait_for(
-        &mut h,
-        "live with the share on air",
-        Duration::from_secs(40),
-        |h| {
-            h.state().state().stream_state == StreamState::Live
-                && matches!(
-                    h.state().state().screen_share,
-                    ScreenShareState::Sharing { on_air: true, .. }
-                )
-        },
-    )?;
+    gui_kit::go_live_sharing(&mut h, "Wayland screen share from the studio")?;
     let report = watch(&rt, &stack, &host_id, 4)?;
     let share: Vec<_> = (report.video.tracks.iter())
         .filter(|t| t["source"] == "SOURCE_SCREENSHARE")

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use egui::{Role, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use streamit_session::{SessionHandle, StreamState};
+use streamit_session::{ScreenShareState, SessionHandle, StreamState};
 use streamit_testkit::{Grants, Stack, Viewer, ViewerOptions, ViewerReport};
 
 use streamit_studio::app::{self, App, Screen};
@@ -163,4 +163,32 @@ pub fn watch(
     let report = rt.block_on(Viewer::run(opts))?;
     anyhow::ensure!(report.joined, "viewer did not join: {:?}", report.error);
     Ok(report)
+}
+
+/// Titles the stream, clicks Go Live and waits until it is live with the screen shared
+/// beside the camera, on air.
+pub fn go_live_sharing(h: &mut Harness<'_, App>, title: &str) -> Result<()> {
+    type_into(h, "Title", title);
+    wait_for(h, "Go Live ready", Duration::from_secs(10), |h| {
+        has_label_containing(h, "Everything is ready")
+    })?;
+    click(h, "Go Live");
+    wait_for(
+        h,
+        "live with the share on air",
+        Duration::from_secs(40),
+        |h| {
+            let s = h.state().state();
+            s.stream_state == StreamState::Live
+                && matches!(
+                    s.screen_share,
+                    ScreenShareState::Sharing {
+                        on_air: true,
+                        pip: None,
+                        ..
+                    }
+                )
+        },
+    )?;
+    Ok(())
 }
