@@ -93,6 +93,15 @@ const STARVED: Duration = Duration::from_millis(1600);
 const REPORTING: Duration = Duration::from_millis(1100);
 const OTHERS_LOSE: f64 = 0.02;
 const SILENT_FOR: Duration = Duration::from_millis(700);
+/// TWCC feedback silent this long says enough alone that the link drops what we send,
+/// so a stream that goes [`STARVED_WHEN_SILENT`] without its report while another stream
+/// still has its reports lost what it sent, whatever that stream lost. LiveKit's responder
+/// stalls so only where most packets are lost: at 5 % random loss the feedback was late
+/// 0.5 s at most, and a queue that only delays keeps it coming. At a 100 kbit/s cap it
+/// went silent 0.5 s in, while audio's small packets still found room in the queue: its
+/// report 1.3 s in said nothing lost, and the ceiling came only with the next, 2.3 s in.
+const LONG_SILENCE: Duration = Duration::from_millis(1200);
+const STARVED_WHEN_SILENT: Duration = Duration::from_millis(1400);
 /// Two reports further apart than this say nothing of the link's rate (a server that
 /// stopped, then caught up on what its socket kept).
 const MAX_REPORT_GAP: Duration = Duration::from_millis(2500);
@@ -223,13 +232,17 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             // No new receiver report since the last reading. LiveKit sends one when a
             // packet arrives a second after the last, so a stream we keep sending on that
             // goes without while others have theirs is losing nearly everything (once).
-            let starved = now.saturating_duration_since(s.at) >= STARVED
-                && sent >= MIN_ONE_STREAM
-                && s.interval.is_none_or(|i| i.through.0 > 0);
-            let twcc_silent = self
+            let busy = sent >= MIN_ONE_STREAM && s.interval.is_none_or(|i| i.through.0 > 0);
+            let quiet = now.saturating_duration_since(s.at);
+            let silent = self
                 .twcc_silent_since
-                .is_some_and(|t| now.saturating_duration_since(t) >= SILENT_FOR);
-            if !starved || !twcc_silent || !self.others_lose(now, &key) {
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let starved = busy
+                && (quiet >= STARVED && silent >= SILENT_FOR && self.others_lose(now, &key)
+                    || quiet >= STARVED_WHEN_SILENT
+                        && silent >= LONG_SILENCE
+                        && self.others_report(now, &key));
+            if !starved {
                 return None;
             }
             tracing::trace!(sent, "no receiver report on a stream we send on");
@@ -334,13 +347,25 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
     /// link drops packets: a stream whose packets wait in a queue also goes without a
     /// report for a while, but then the others' packets arrive whole.
     fn others_lose(&self, now: Instant, key: &K) -> bool {
-        let (expected, lost) = totals(
-            self.streams
-                .iter()
-                .filter(|(k, s)| *k != key && now.saturating_duration_since(s.at) <= REPORTING)
-                .filter_map(|(_, s)| s.interval),
-        );
+        let (expected, lost) = totals(self.others_reporting(now, key));
         expected >= MIN_PACKETS && lost as f64 >= expected as f64 * OTHERS_LOSE
+    }
+
+    /// Whether the other streams than `key` had receiver reports lately: the server
+    /// still hears us (a server that stopped is the liveness watchdog's).
+    fn others_report(&self, now: Instant, key: &K) -> bool {
+        totals(self.others_reporting(now, key)).0 >= MIN_PACKETS
+    }
+
+    fn others_reporting<'a>(
+        &'a self,
+        now: Instant,
+        key: &'a K,
+    ) -> impl Iterator<Item = Interval> + 'a {
+        self.streams
+            .iter()
+            .filter(move |(k, s)| *k != key && now.saturating_duration_since(s.at) <= REPORTING)
+            .filter_map(|(_, s)| s.interval)
     }
 
     /// Acts on the loss over all streams, now that `this` stream's interval is new.
@@ -841,17 +866,22 @@ mod tests {
     }
 
     /// [`video_and_audio`] at 25 packets a second of video, whose reports then stop for
-    /// `steps` quarter seconds while audio's, a second in, say 4 % lost (its small packets
-    /// find room in the queue) and no TWCC feedback comes. Returns the video stream as last
-    /// reported on with what it sent since, and at which steps the ceiling moved.
-    fn video_goes_silent(steps: u32) -> (OverloadGuard<&'static str>, Sender, Sender, Vec<u32>) {
+    /// `steps` quarter seconds while audio's, a second in, say `audio_loss` lost (its small
+    /// packets find room in the queue), and no TWCC feedback comes from step `twcc_gone`.
+    /// Returns the video stream as last reported on with what it sent since, and at which
+    /// steps the ceiling moved.
+    fn video_goes_silent(
+        steps: u32,
+        audio_loss: f64,
+        twcc_gone: u32,
+    ) -> (OverloadGuard<&'static str>, Sender, Sender, Vec<u32>) {
         let (mut g, mut v, mut a) = video_and_audio(25);
-        g.on_twcc_loss(v.now, None);
         let (mut quiet, mut now, mut moved) = (v.r, v.now, Vec::new());
         for step in 1..=steps {
             send_quietly(&mut quiet, &mut now, 6);
+            g.on_twcc_loss(now, (step < twcc_gone).then_some(0.0));
             if step == 4 {
-                let r = a.second(50, 0.04);
+                let r = a.second(50, audio_loss);
                 assert!(!g.on_report(now, "audio", r, Some(Bitrate(2_000_000))));
             }
             if g.on_report(now, "video", quiet, Some(Bitrate(2_000_000))) {
@@ -865,7 +895,8 @@ mod tests {
 
     #[test]
     fn a_stream_without_reports_while_others_have_theirs_lost_what_it_sent() {
-        let (g, _, _, moved) = video_goes_silent(8);
+        // TWCC feedback silent for a second by then.
+        let (g, _, _, moved) = video_goes_silent(8, 0.04, 3);
         // From 1.6 s after its last report (42 packets sent since), and only once.
         assert_eq!(moved, [7]);
         // Only what audio got through: 48 packets over the 1 s since its last report.
@@ -873,9 +904,20 @@ mod tests {
         assert_eq!(g.ceiling(), Some(Bitrate(through as u64)));
     }
 
+    #[test]
+    fn a_stream_without_reports_while_twcc_feedback_is_long_silent_lost_what_it_sent() {
+        // Audio's small packets all arrive, but the feedback has been silent 1.5 s.
+        let (g, _, _, moved) = video_goes_silent(8, 0.0, 0);
+        assert_eq!(moved, [6], "1.5 s after its last report");
+        assert_eq!(g.ceiling(), Some(over(50)));
+        // Silent only a second, with audio whole: a report late, as in a queue.
+        let (g, _, _, moved) = video_goes_silent(8, 0.0, 4);
+        assert_eq!((moved, g.ceiling()), (vec![], None));
+    }
+
     /// A ceiling on a video stream's silence alone ([`video_goes_silent`] for 1.75 s).
     fn capped_on_silence() -> (OverloadGuard<&'static str>, Sender, Sender) {
-        let (g, v, a, _) = video_goes_silent(7);
+        let (g, v, a, _) = video_goes_silent(7, 0.04, 3);
         assert!(g.ceiling().is_some());
         (g, v, a)
     }
