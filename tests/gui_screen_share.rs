@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use egui::Role;
 use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, log_in, wait_for, watch};
+use gui_kit::{harness, has_label, log_in, pick_screen, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::xdisplay::{PatternWindow, Xvfb};
 use streamit_testkit::{Stack, ViewerReport};
@@ -64,10 +64,7 @@ fn the_studio_shares_a_window_beside_the_camera_then_over_it_then_stops() -> Res
             .screen_sources()
             .is_some_and(|names| names.iter().any(|n| n == TITLE))
     })?;
-    h.get_by_role_and_label(Role::ComboBox, "Screen").click();
-    h.run_steps(2);
-    h.get_by_label(&choice).click();
-    h.run_steps(2);
+    pick_screen(&mut h, &choice);
     wait_for(
         &mut h,
         "the share beside the preview",
@@ -128,10 +125,7 @@ fn the_studio_shares_a_window_beside_the_camera_then_over_it_then_stops() -> Res
     h.get_by_role_and_label(Role::ComboBox, "Screen")
         .scroll_to_me();
     h.run_steps(2);
-    h.get_by_role_and_label(Role::ComboBox, "Screen").click();
-    h.run_steps(2);
-    h.get_by_label("Not sharing").click();
-    h.run_steps(2);
+    pick_screen(&mut h, "Not sharing");
     wait_for(&mut h, "sharing stopped", Duration::from_secs(10), |h| {
         h.state().state().screen_share == ScreenShareState::Off
     })?;

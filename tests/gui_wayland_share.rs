@@ -3,7 +3,8 @@
 //! choice, picking it goes through the ScreenCast portal (the real `xdg-desktop-portal` and
 //! PipeWire, `streamit_testkit::portal`), the screen shows beside the camera's preview and
 //! goes out live; the desktop's "Stop sharing" ends the share with its reason on screen,
-//! and the stream goes on.
+//! and the stream goes on. A creator who picks "Not sharing" while the desktop's dialog is
+//! still up closes that dialog.
 //!
 //! The one test in this binary points the process at that desktop (`XDG_RUNTIME_DIR`, the
 //! D-Bus session bus, `WAYLAND_DISPLAY`), as a Wayland session would.
@@ -14,9 +15,7 @@ mod gui_kit;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use egui::Role;
-use egui_kittest::kittest::Queryable;
-use gui_kit::{harness, has_label, has_label_containing, log_in, wait_for, watch};
+use gui_kit::{harness, has_label, has_label_containing, log_in, pick_screen, wait_for, watch};
 use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::Stack;
 use streamit_testkit::portal::{DesktopDir, PortalDesktop};
@@ -46,17 +45,46 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
     let mut h = harness(&session, &rt, stack.backend.url());
     log_in(&mut h, "wayland_gui")?;
 
-    // Setup: one entry, the desktop's choice; picking it asks the desktop and shows the
-    // screen it grants beside the preview.
+    // Setup: one entry, the desktop's choice.
     wait_for(&mut h, "the portal's entry", Duration::from_secs(10), |h| {
         h.state()
             .screen_sources()
             .is_some_and(|names| names.iter().any(|n| n == CHOICE))
     })?;
-    h.get_by_role_and_label(Role::ComboBox, "Screen").click();
-    h.run_steps(2);
-    h.get_by_label(CHOICE).click();
-    h.run_steps(2);
+    // The creator picks it, then thinks better of it while the desktop's dialog is up:
+    // "Not sharing" closes the dialog, and nothing is shared.
+    desktop.hold_dialogs(true);
+    pick_screen(&mut h, CHOICE);
+    wait_for(
+        &mut h,
+        "the desktop's dialog up, the studio waiting on it",
+        Duration::from_secs(10),
+        |h| {
+            desktop.asked().starts == 1
+                && matches!(
+                    h.state().state().screen_share,
+                    ScreenShareState::Starting { .. }
+                )
+                && has_label_containing(h, "if your desktop asks what to share, choose there")
+        },
+    )?;
+    pick_screen(&mut h, "Not sharing");
+    let closed = wait_for(
+        &mut h,
+        "the desktop's dialog closed by the studio",
+        Duration::from_secs(10),
+        |h| {
+            desktop.asked().closed_while_asking == 1
+                && h.state().state().screen_share == ScreenShareState::Off
+        },
+    );
+    if let Err(e) = closed {
+        anyhow::bail!("{e:#}\n{:?}\n{}", desktop.asked(), desktop.logs());
+    }
+    desktop.hold_dialogs(false);
+
+    // Picked again and granted: the screen shows beside the preview.
+    pick_screen(&mut h, CHOICE);
     let shared = wait_for(
         &mut h,
         "the granted screen beside the preview",
@@ -78,7 +106,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
         anyhow::bail!("{e:#}\n{}", desktop.logs());
     }
     let asked = desktop.asked();
-    ensure!(asked.starts == 1, "one dialog: {asked:?}");
+    ensure!(asked.starts == 2, "two dialogs, one closed: {asked:?}");
 
     gui_kit::go_live_sharing(&mut h, "Wayland screen share from the studio")?;
     let report = watch(&rt, &stack, &host_id, 4)?;

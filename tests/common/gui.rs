@@ -102,6 +102,14 @@ pub fn field_chars(h: &Harness<'_, App>, field: &str) -> usize {
         .map_or(0, |v| v.chars().count())
 }
 
+/// Opens the Screen picker and picks `entry` in it.
+pub fn pick_screen(h: &mut Harness<'_, App>, entry: &str) {
+    h.get_by_role_and_label(Role::ComboBox, "Screen").click();
+    h.run_steps(2);
+    h.get_by_label(entry).click();
+    h.run_steps(2);
+}
+
 pub fn click(h: &mut Harness<'_, App>, label: &str) {
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();

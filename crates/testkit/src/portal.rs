@@ -37,12 +37,16 @@ pub struct Asked {
     pub cursor_mode: u32,
     /// Starts (dialogs) so far.
     pub starts: u32,
+    /// Dialogs the studio closed (its portal session) before the user answered them.
+    pub closed_while_asking: u32,
 }
 
 #[derive(Default)]
 struct Record {
     asked: Asked,
     sessions: Vec<OwnedObjectPath>,
+    /// The user leaves each dialog open (see [`PortalDesktop::hold_dialogs`]).
+    hold: bool,
 }
 
 /// The private session: D-Bus, PipeWire, the portal, and a screen playing the pattern.
@@ -131,6 +135,7 @@ impl PortalDesktop {
                     node,
                     size: (width, height),
                     record: record.clone(),
+                    closed: Arc::default(),
                 },
             )?
             .build()
@@ -194,6 +199,14 @@ impl PortalDesktop {
             cmd.env(k, v);
         }
         cmd.env_remove("DISPLAY");
+    }
+
+    /// From now on the user leaves each dialog open: `Start` answers only once the studio
+    /// closes the session (then as a dialog closed without a choice), or after 60 s.
+    pub fn hold_dialogs(&self, yes: bool) {
+        if let Ok(mut r) = self.record.lock() {
+            r.hold = yes;
+        }
     }
 
     /// What the studio asked for.
@@ -491,6 +504,8 @@ struct ScreenCast {
     node: u32,
     size: (u32, u32),
     record: Arc<Mutex<Record>>,
+    /// Told when the studio closes a session.
+    closed: Arc<event_listener::Event>,
 }
 
 type Reply = (u32, HashMap<String, OwnedValue>);
@@ -505,7 +520,12 @@ impl ScreenCast {
         _options: HashMap<String, OwnedValue>,
         #[zbus(object_server)] server: &zbus::ObjectServer,
     ) -> zbus::fdo::Result<Reply> {
-        server.at(&session_handle, Session).await?;
+        let session = Session {
+            path: session_handle.clone(),
+            record: self.record.clone(),
+            closed: self.closed.clone(),
+        };
+        server.at(&session_handle, session).await?;
         if let Ok(mut r) = self.record.lock() {
             r.sessions.push(session_handle);
         }
@@ -527,7 +547,8 @@ impl ScreenCast {
         (0, HashMap::new())
     }
 
-    /// The user picks the screen at once.
+    /// The user picks the screen at once, or leaves the dialog open (see
+    /// [`PortalDesktop::hold_dialogs`]).
     async fn start(
         &self,
         _handle: OwnedObjectPath,
@@ -536,8 +557,31 @@ impl ScreenCast {
         _parent_window: String,
         _options: HashMap<String, OwnedValue>,
     ) -> zbus::fdo::Result<Reply> {
-        if let Ok(mut r) = self.record.lock() {
-            r.asked.starts += 1;
+        let closed = self.closed.listen();
+        let hold = match self.record.lock() {
+            Ok(mut r) => {
+                r.asked.starts += 1;
+                r.hold
+            }
+            Err(_) => false,
+        };
+        if hold {
+            let by_studio = futures_lite::future::or(
+                async {
+                    closed.await;
+                    true
+                },
+                async {
+                    async_io::Timer::after(Duration::from_secs(60)).await;
+                    false
+                },
+            )
+            .await;
+            if by_studio && let Ok(mut r) = self.record.lock() {
+                r.asked.closed_while_asking += 1;
+            }
+            // 2: the interaction ended some other way than by the user's choice.
+            return Ok((2, HashMap::new()));
         }
         let mut props: HashMap<String, Value<'static>> = HashMap::new();
         props.insert("position".into(), Value::from((0i32, 0i32)));
@@ -572,12 +616,22 @@ impl ScreenCast {
 }
 
 /// `org.freedesktop.impl.portal.Session`, one per share.
-struct Session;
+struct Session {
+    path: OwnedObjectPath,
+    record: Arc<Mutex<Record>>,
+    closed: Arc<event_listener::Event>,
+}
 
 #[zbus::interface(name = "org.freedesktop.impl.portal.Session")]
 impl Session {
-    /// The studio ended the share; the object goes with the connection.
-    async fn close(&self) {}
+    /// The studio ended the share (closing its dialog if one is open); the object goes
+    /// with the connection.
+    async fn close(&self) {
+        if let Ok(mut r) = self.record.lock() {
+            r.sessions.retain(|p| *p != self.path);
+        }
+        self.closed.notify(usize::MAX);
+    }
 
     #[zbus(signal)]
     async fn closed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;

@@ -7,6 +7,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Result;
 use crate::source::{SourceHandle, VIDEO_SOURCE_QUEUE, VideoSource, spawn_source};
@@ -78,6 +80,43 @@ pub fn list_screen_sources() -> Result<Vec<ScreenInfo>> {
     platform::list()
 }
 
+/// Gives up, from another thread, on a share that is still opening. On Wayland the
+/// opening waits on the desktop's dialog, which would otherwise stay on screen after the
+/// creator moved on, and grant a share nobody uses; cancelled, the portal session closes
+/// and the dialog with it. After the opening it does nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CancelOpen(Arc<Cancelled>);
+
+#[derive(Debug, Default)]
+struct Cancelled {
+    set: AtomicBool,
+    event: event_listener::Event,
+}
+
+impl CancelOpen {
+    pub fn cancel(&self) {
+        self.0.set.store(true, Ordering::SeqCst);
+        self.0.event.notify(usize::MAX);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.set.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`CancelOpen::cancel`] has been called.
+    #[cfg(target_os = "linux")]
+    async fn cancelled(&self) {
+        while !self.is_cancelled() {
+            let listener = self.0.event.listen();
+            // A cancel between the check and the listen has notified before we listened.
+            if self.is_cancelled() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
 /// A screen or window captured at `fps` frames a second.
 #[derive(Debug, Clone)]
 pub struct ScreenSource {
@@ -85,6 +124,8 @@ pub struct ScreenSource {
     pub target: ScreenTarget,
     /// frames a second (screen content wants few: 5–15)
     pub fps: u32,
+    /// gives up on the opening (the desktop's dialog)
+    pub cancel: CancelOpen,
 }
 
 impl VideoSource for ScreenSource {
@@ -93,7 +134,7 @@ impl VideoSource for ScreenSource {
     }
 
     fn start(self: Box<Self>, clock: MediaClock) -> Result<SourceHandle<VideoFrame>> {
-        let mut capture = platform::Capture::open(&self.target, self.fps)?;
+        let mut capture = platform::Capture::open(&self.target, self.fps, &self.cancel)?;
         let period_us = 1_000_000 / u64::from(self.fps.clamp(1, 60));
         spawn_source(&self.name(), clock, VIDEO_SOURCE_QUEUE, move |ctx| {
             let mut next = ctx.clock.now();
@@ -133,7 +174,7 @@ mod x11;
 /// Linux: the desktop's portal on Wayland, X11 otherwise.
 #[cfg(target_os = "linux")]
 mod platform {
-    use super::{ScreenInfo, ScreenTarget, portal, x11};
+    use super::{CancelOpen, ScreenInfo, ScreenTarget, portal, x11};
     use crate::clock::MediaTime;
     use crate::error::Result;
     use crate::frame::VideoFrame;
@@ -156,9 +197,13 @@ mod platform {
     }
 
     impl Capture {
-        pub(super) fn open(target: &ScreenTarget, fps: u32) -> Result<Capture> {
+        pub(super) fn open(
+            target: &ScreenTarget,
+            fps: u32,
+            cancel: &CancelOpen,
+        ) -> Result<Capture> {
             if wayland() {
-                portal::Capture::open(target, fps).map(Capture::Portal)
+                portal::Capture::open(target, fps, cancel).map(Capture::Portal)
             } else {
                 x11::Capture::open(target).map(|c| Capture::X11(Box::new(c)))
             }
@@ -181,7 +226,7 @@ mod platform;
 /// Other systems (the BSDs): no capture.
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 mod platform {
-    use super::{ScreenInfo, ScreenTarget};
+    use super::{CancelOpen, ScreenInfo, ScreenTarget};
     use crate::clock::MediaTime;
     use crate::error::{MediaError, Result};
     use crate::frame::VideoFrame;
@@ -199,7 +244,7 @@ mod platform {
     pub(super) struct Capture;
 
     impl Capture {
-        pub(super) fn open(_: &ScreenTarget, _fps: u32) -> Result<Capture> {
+        pub(super) fn open(_: &ScreenTarget, _fps: u32, _: &CancelOpen) -> Result<Capture> {
             Err(unsupported())
         }
         pub(super) fn grab(&mut self, _: MediaTime) -> Result<Option<VideoFrame>> {

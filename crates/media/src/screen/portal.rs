@@ -28,7 +28,7 @@ use pipewire as pw;
 use pw::spa;
 use spa::param::video::{VideoFormat, VideoInfoRaw};
 
-use super::{ScreenInfo, ScreenTarget, even_size};
+use super::{CancelOpen, ScreenInfo, ScreenTarget, even_size};
 use crate::clock::MediaTime;
 use crate::convert::{bgrx_to_i420, rgba_to_i420};
 use crate::error::{MediaError, Result};
@@ -91,8 +91,9 @@ pub(super) struct Capture {
 }
 
 impl Capture {
-    /// Asks the desktop (its dialog may wait for the user) and connects to the stream.
-    pub(super) fn open(target: &ScreenTarget, fps: u32) -> Result<Capture> {
+    /// Asks the desktop (its dialog may wait for the user, until `cancel`) and connects to
+    /// the stream.
+    pub(super) fn open(target: &ScreenTarget, fps: u32, cancel: &CancelOpen) -> Result<Capture> {
         if *target != ScreenTarget::Screen {
             return Err(MediaError::Device(format!(
                 "{target}: on Wayland the desktop's own dialog picks the monitor or window \
@@ -102,10 +103,10 @@ impl Capture {
         let shared = Arc::new(Shared::default());
         let (quit, quit_rx) = pw::channel::channel();
         let (ready_tx, ready) = mpsc::channel();
-        let t_shared = shared.clone();
+        let (t_shared, cancel) = (shared.clone(), cancel.clone());
         let thread = std::thread::Builder::new()
             .name("screen-portal".into())
-            .spawn(move || run(fps, t_shared, ready_tx, quit_rx))
+            .spawn(move || run(fps, t_shared, ready_tx, quit_rx, &cancel))
             .map_err(|e| MediaError::Device(format!("screen share thread: {e}")))?;
         let capture = Capture {
             shared,
@@ -160,15 +161,9 @@ fn run(
     shared: Arc<Shared>,
     ready: mpsc::Sender<Result<()>>,
     quit: pw::channel::Receiver<()>,
+    cancel: &CancelOpen,
 ) {
-    let portal = async_io::block_on(or(ask_portal(), async {
-        async_io::Timer::after(DIALOG_LIMIT).await;
-        Err(MediaError::Device(format!(
-            "the desktop's screen share dialog got no answer in {} s",
-            DIALOG_LIMIT.as_secs()
-        )))
-    }));
-    let (proxy, session, node, fd) = match portal {
+    let (proxy, session, node, fd) = match async_io::block_on(ask_portal(cancel)) {
         Ok(p) => p,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -196,14 +191,20 @@ fn run(
         let _ = ready.send(Err(e));
     }
     drop(watch);
-    async_io::block_on(or(
+    async_io::block_on(close(&session));
+}
+
+/// Closes the portal session (and any dialog of it still open), waiting 2 s at most.
+async fn close(session: &ashpd::desktop::Session<Screencast>) {
+    or(
         async {
             let _ = session.close().await;
         },
         async {
             async_io::Timer::after(Duration::from_secs(2)).await;
         },
-    ));
+    )
+    .await
 }
 
 type Portal = (
@@ -213,8 +214,10 @@ type Portal = (
     OwnedFd,
 );
 
-/// CreateSession, SelectSources, Start (the dialog), OpenPipeWireRemote.
-async fn ask_portal() -> Result<Portal> {
+/// CreateSession, SelectSources, Start (the dialog), OpenPipeWireRemote. Giving up on the
+/// dialog (`cancel`, or no answer in [`DIALOG_LIMIT`]) closes the session, and with it
+/// the dialog.
+async fn ask_portal(cancel: &CancelOpen) -> Result<Portal> {
     let no_portal = |e: ashpd::Error| {
         MediaError::Device(format!(
             "screen share on Wayland needs the desktop's ScreenCast portal \
@@ -237,40 +240,71 @@ async fn ask_portal() -> Result<Portal> {
         _ => CursorMode::Hidden,
     };
     let session = (proxy.create_session(Default::default()).await).map_err(failed)?;
-    proxy
-        .select_sources(
-            &session,
-            SelectSourcesOptions::default()
-                .set_cursor_mode(cursor)
-                .set_sources(kinds)
-                .set_multiple(false)
-                .set_persist_mode(PersistMode::DoNot),
+    let dialog = async {
+        proxy
+            .select_sources(
+                &session,
+                SelectSourcesOptions::default()
+                    .set_cursor_mode(cursor)
+                    .set_sources(kinds)
+                    .set_multiple(false)
+                    .set_persist_mode(PersistMode::DoNot),
+            )
+            .await
+            .map_err(failed)?;
+        proxy
+            .start(&session, None, StartCastOptions::default())
+            .await
+            .map_err(failed)?
+            .response()
+            .map_err(|e| match e {
+                ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled) => {
+                    MediaError::Device("screen share was cancelled in the desktop's dialog".into())
+                }
+                e => failed(e),
+            })
+    };
+    let given_up = async {
+        or(
+            async {
+                cancel.cancelled().await;
+                Err(MediaError::Device("the screen share was cancelled".into()))
+            },
+            async {
+                async_io::Timer::after(DIALOG_LIMIT).await;
+                Err(MediaError::Device(format!(
+                    "the desktop's screen share dialog got no answer in {} s",
+                    DIALOG_LIMIT.as_secs()
+                )))
+            },
         )
         .await
-        .map_err(failed)?;
-    let streams = proxy
-        .start(&session, None, StartCastOptions::default())
-        .await
-        .map_err(failed)?
-        .response()
-        .map_err(|e| match e {
-            ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled) => {
-                MediaError::Device("screen share was cancelled in the desktop's dialog".into())
-            }
-            e => failed(e),
-        })?;
+    };
+    let streams = match or(dialog, given_up).await {
+        Ok(streams) => streams,
+        Err(e) => {
+            close(&session).await;
+            return Err(e);
+        }
+    };
     let Some(first) = streams.streams().first() else {
+        close(&session).await;
         return Err(MediaError::Device(
             "the desktop's dialog chose nothing to share".into(),
         ));
     };
     let node = first.pipe_wire_node_id();
     tracing::info!(node, size = ?first.size(), kind = ?first.source_type(), "screen share granted");
-    let fd = (proxy
+    match proxy
         .open_pipe_wire_remote(&session, Default::default())
-        .await)
-        .map_err(failed)?;
-    Ok((proxy, session, node, fd))
+        .await
+    {
+        Ok(fd) => Ok((proxy, session, node, fd)),
+        Err(e) => {
+            close(&session).await;
+            Err(failed(e))
+        }
+    }
 }
 
 /// What the stream's callbacks keep between calls.

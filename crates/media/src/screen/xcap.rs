@@ -10,7 +10,7 @@
 
 use xcap::{Monitor, Window, XCapError};
 
-use super::{ScreenInfo, ScreenTarget, even_size};
+use super::{CancelOpen, ScreenInfo, ScreenTarget, even_size};
 use crate::clock::MediaTime;
 use crate::convert::rgba_to_i420;
 use crate::error::{MediaError, Result};
@@ -93,7 +93,8 @@ pub(super) struct Capture {
 unsafe impl Send for Capture {}
 
 impl Capture {
-    pub(super) fn open(target: &ScreenTarget, _fps: u32) -> Result<Capture> {
+    /// Opens at once: nothing here waits for the user, so there is nothing to cancel.
+    pub(super) fn open(target: &ScreenTarget, _fps: u32, _: &CancelOpen) -> Result<Capture> {
         let shared = match target {
             ScreenTarget::Screen | ScreenTarget::Monitor(_) => {
                 let i = match target {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use streamit_media::camera::CameraSource;
 use streamit_media::compose::{Compositor, PipLayout};
-use streamit_media::screen::ScreenSource;
+use streamit_media::screen::{CancelOpen, ScreenSource};
 use streamit_media::source::{SourceHandle, VideoSource};
 use streamit_media::{Layer, MediaClock, MediaError, MediaTime, Quality, VideoFrame};
 use tokio::sync::mpsc;
@@ -44,6 +44,7 @@ impl VideoReader {
     fn open(
         spec: &VideoSourceSpec,
         clock: &MediaClock,
+        cancel: &CancelOpen,
     ) -> Result<(Self, u32, u32, u32), MediaError> {
         match spec {
             VideoSourceSpec::Camera {
@@ -65,6 +66,7 @@ impl VideoReader {
                 let src = Box::new(ScreenSource {
                     target: target.clone(),
                     fps,
+                    cancel: cancel.clone(),
                 });
                 let handle = src.start(clock.clone())?;
                 // The first frame tells the size the encoders are built for.
@@ -263,15 +265,17 @@ impl Pip {
 }
 
 impl VideoPipeline {
-    /// Opens the source and starts its thread (preview only, no encoders yet).
+    /// Opens the source and starts its thread (preview only, no encoders yet). `cancel`
+    /// gives up on a screen share's opening (the desktop's dialog).
     pub fn start(
         spec: &VideoSourceSpec,
         clock: MediaClock,
         feed: Feed,
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
+        cancel: &CancelOpen,
     ) -> Result<Self, MediaError> {
-        let (mut reader, width, height, fps) = VideoReader::open(spec, &clock)?;
+        let (mut reader, width, height, fps) = VideoReader::open(spec, &clock, cancel)?;
         let stop = Arc::new(AtomicBool::new(false));
         let camera_off = Arc::new(AtomicBool::new(false));
         let sinks: Arc<Mutex<Vec<Arc<Slot>>>> = Arc::default();

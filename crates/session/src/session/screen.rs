@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use streamit_livekit_publish as lk;
 use streamit_media::compose::PipLayout;
-use streamit_media::screen::ScreenTarget;
+use streamit_media::screen::{CancelOpen, ScreenTarget};
 use streamit_media::{Layer, MediaError, Quality};
 
 use super::{Live, Reply, Task};
@@ -33,10 +33,22 @@ pub(crate) fn screen_bitrate(width: u32, height: u32, fps: u32) -> u32 {
 /// (Wayland's portal asks in the desktop's own dialog), and the loop goes on meanwhile.
 pub(super) struct Opening {
     task: tokio::task::JoinHandle<std::result::Result<VideoPipeline, MediaError>>,
+    /// Closes the desktop's dialog when the creator moves on before answering it.
+    _cancel: CancelOnDrop,
     spec: VideoSourceSpec,
     target: ScreenTarget,
     pip: Option<PipLayout>,
     reply: Option<Reply>,
+}
+
+/// Gives up on the opening when the [`Opening`] goes: stopped, replaced, or the session
+/// ended before it opened. (Once it has opened, giving up does nothing.)
+struct CancelOnDrop(CancelOpen);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// The opening's outcome, once there is one; pending while there is none.
@@ -71,15 +83,18 @@ impl Task {
             fps,
         };
         let (t_spec, clock, events) = (spec.clone(), self.clock.clone(), self.media_tx.clone());
+        let cancel = CancelOpen::default();
+        let t_cancel = cancel.clone();
         let task = tokio::task::spawn_blocking(move || {
             let counters = Arc::new(Counters::default());
-            VideoPipeline::start(&t_spec, clock, Feed::Screen, counters, events)
+            VideoPipeline::start(&t_spec, clock, Feed::Screen, counters, events, &t_cancel)
         });
         self.state.screen_share = ScreenShareState::Starting {
             target: target.clone(),
         };
         self.screen_opening = Some(Opening {
             task,
+            _cancel: CancelOnDrop(cancel),
             spec,
             target,
             pip,
@@ -215,7 +230,7 @@ impl Task {
     }
 
     /// Stops sharing: the track leaves the room, the capture stops (one still opening is
-    /// closed as soon as it opens, and its caller told so).
+    /// given up, the desktop's dialog closed, and its caller told so).
     pub(super) fn stop_screen_share(&mut self) {
         if let Some(o) = self.screen_opening.take() {
             o.task.abort();

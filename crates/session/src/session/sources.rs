@@ -12,6 +12,7 @@ use crate::media::{
     AudioPipeline, AudioSourceSpec, Codec, Feed, MediaEvent, VideoPipeline, VideoSourceSpec,
 };
 use crate::state::{MediaSelection, MicCheck};
+use streamit_media::screen::CancelOpen;
 use streamit_media::{AUDIO_RATE, AudioLevel};
 
 impl Task {
@@ -46,6 +47,7 @@ impl Task {
                 Feed::Camera,
                 self.counters.clone(),
                 self.media_tx.clone(),
+                &CancelOpen::default(),
             )?;
             v.set_camera_off(self.camera_off);
             self.video = Some(v);
