@@ -79,7 +79,9 @@ impl Participant {
         };
         let target = self.overload.cap(target);
         if target_bitrate_moved(self.bwe_emitted, target) {
-            self.cut_key.on_target(now, self.bwe_emitted, target);
+            if self.cut_key.on_target(now, self.bwe_emitted, target) {
+                self.forget_resends();
+            }
             self.bwe_emitted = Some(target);
             self.emit(PublisherEvent::TargetBitrate(target));
         }
@@ -106,15 +108,11 @@ impl Participant {
             bytes_sent: s.bytes,
             packets_sent: s.packets,
         };
-        let held = self.overload.ceiling().is_some();
         if !self
             .overload
             .on_report(now, (s.mid, s.rid), report, self.bwe)
         {
             return;
-        }
-        if !held && self.overload.ceiling().is_some() {
-            self.forget_resends();
         }
         tracing::debug!(
             ceiling_bps = self.overload.ceiling().map(|c| c.0),
@@ -125,13 +123,14 @@ impl Participant {
         self.emit_target(now);
     }
 
-    /// Empties every video stream's resend history (each takes a new one with its next
-    /// frame): NACKs for what was sent before a ceiling was set are left unanswered. The
-    /// link lost most of that, the encoder's rebuild at the new size starts afresh from a
-    /// key frame, and resends are budgeted at half of what the last second sent, more
-    /// than a 100 kbit/s link carries. There the picture came back with the rebuild's key
-    /// frame and stood again for 0.65-0.75 s, until the key frame a second after the cut,
-    /// in 6 of 6 runs; with the history emptied, in none of 5.
+    /// Empties every video stream's resend history on a sharp cut of the target (each
+    /// stream takes a new one with its next frame): NACKs for what was sent at the old
+    /// rate are left unanswered. The link lost most of that, the encoder's rebuild at the
+    /// new size starts afresh from a key frame, and resends are budgeted at half of what
+    /// the last second sent, more than the narrowed link carries. At a 100 kbit/s cap the
+    /// picture came back with the rebuild's key frame and stood again for 0.65-0.75 s,
+    /// until the key frame a second after the cut, in 6 of 6 runs; with the history
+    /// emptied when the overload ceiling was set, in none of 5.
     fn forget_resends(&mut self) {
         for t in self.tracks.iter_mut() {
             t.resend_set.clear();

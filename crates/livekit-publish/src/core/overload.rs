@@ -528,11 +528,13 @@ pub struct CutKeyFrame {
 }
 
 impl CutKeyFrame {
-    /// The target moved from `from` to `to`.
-    pub fn on_target(&mut self, now: Instant, from: Option<Bitrate>, to: Bitrate) {
-        if from.is_some_and(|f| (to.0 as f64) < f.0 as f64 * SHARP_CUT) {
+    /// The target moved from `from` to `to`; returns whether that was a sharp cut.
+    pub fn on_target(&mut self, now: Instant, from: Option<Bitrate>, to: Bitrate) -> bool {
+        let sharp = from.is_some_and(|f| (to.0 as f64) < f.0 as f64 * SHARP_CUT);
+        if sharp {
             self.due = Some(now + KEY_AFTER_CUT);
         }
+        sharp
     }
 
     pub fn next(&self) -> Option<Instant> {
@@ -1021,10 +1023,10 @@ mod tests {
     #[test]
     fn a_sharp_cut_asks_for_one_key_frame_a_second_later() {
         let (mut k, now) = (CutKeyFrame::default(), Instant::now());
-        k.on_target(now, None, Bitrate(100_000));
-        k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(1_200_000));
+        assert!(!k.on_target(now, None, Bitrate(100_000)));
+        assert!(!k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(1_200_000)));
         assert_eq!(k.next(), None, "a gentle fall keeps the queue short");
-        k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(150_000));
+        assert!(k.on_target(now, Some(Bitrate(2_000_000)), Bitrate(150_000)));
         assert_eq!(k.next(), Some(now + KEY_AFTER_CUT));
         assert!(!k.take(now));
         assert!(k.take(now + KEY_AFTER_CUT));
