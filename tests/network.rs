@@ -443,12 +443,13 @@ async fn a_300_kbit_cap_keeps_the_picture_moving_and_quality_returns_after() -> 
 /// str0m's estimate with it (4-8 s here); the core's overload guard reads the receiver
 /// reports instead and cuts 1.3-2.3 s into the cap (by when the reports' phase falls and
 /// the feedback has gone silent), and holds until str0m's estimate has come down and the
-/// reports are clean. The encoder's rebuild at 180p starts with a key frame, which gets
-/// the picture back 0.4-0.7 s after the cut now that the old frames' resends no longer
-/// crowd the link: the onset's longest gap was 1.6-2.2 s in five runs of this test alone
-/// (before the guard, 4.0-5.7 s; before the resends were dropped, 1.0-2.9 s, and the
-/// picture stood again for 0.65-0.75 s in every run). Then a picture came every
-/// 300-500 ms at 180p. libwebrtc's own publisher (the benchmark) got 0-9 fps through.
+/// reports are clean. The encoder's rebuild at 180p starts with a key frame, which got the
+/// picture back 2.5-2.7 s into the cap in five runs of this test alone, and it kept coming
+/// now that the old frames' resends no longer crowd the link: the onset's longest gap was
+/// 1.6-2.2 s (before the guard, 4.0-5.7 s; before the resends were dropped, the picture
+/// stood again for 0.65-0.75 s in six runs of six, until the key frame a second after the
+/// cut). Then a picture came every 300-500 ms at 180p. libwebrtc's own publisher (the
+/// benchmark) got 0-9 fps through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {
     use streamit_testkit::netem::Impairment;
