@@ -280,29 +280,27 @@ async fn ask_portal(cancel: &CancelOpen) -> Result<Portal> {
         )
         .await
     };
-    let streams = match or(dialog, given_up).await {
-        Ok(streams) => streams,
+    // Whatever fails once the session exists closes it.
+    let granted = async {
+        let streams = or(dialog, given_up).await?;
+        let Some(first) = streams.streams().first() else {
+            return Err(MediaError::Device(
+                "the desktop's dialog chose nothing to share".into(),
+            ));
+        };
+        let node = first.pipe_wire_node_id();
+        tracing::info!(node, size = ?first.size(), kind = ?first.source_type(), "screen share granted");
+        let fd = (proxy
+            .open_pipe_wire_remote(&session, Default::default())
+            .await)
+            .map_err(failed)?;
+        Ok((node, fd))
+    };
+    match granted.await {
+        Ok((node, fd)) => Ok((proxy, session, node, fd)),
         Err(e) => {
             close(&session).await;
-            return Err(e);
-        }
-    };
-    let Some(first) = streams.streams().first() else {
-        close(&session).await;
-        return Err(MediaError::Device(
-            "the desktop's dialog chose nothing to share".into(),
-        ));
-    };
-    let node = first.pipe_wire_node_id();
-    tracing::info!(node, size = ?first.size(), kind = ?first.source_type(), "screen share granted");
-    match proxy
-        .open_pipe_wire_remote(&session, Default::default())
-        .await
-    {
-        Ok(fd) => Ok((proxy, session, node, fd)),
-        Err(e) => {
-            close(&session).await;
-            Err(failed(e))
+            Err(e)
         }
     }
 }
