@@ -14,7 +14,8 @@
 //! becomes a ceiling on the target. While it holds, the reports govern it the way
 //! libwebrtc's loss-based control governs its estimate: loss of a tenth or more lowers it
 //! to what got through, a second without loss raises it by 8 %. It ends once str0m's
-//! estimate has come down (its own feedback of the overload arrived); if loss comes back
+//! estimate has come down to it (its own feedback of the overload arrived; until then it
+//! climbs to meet an estimate on its way down); if loss comes back
 //! soon after, a smaller share brings it back. A ceiling set on a stream's missing reports
 //! alone is taken back when the late report comes and says the packets arrived (a report
 //! lost on a lossy link while a stall held TWCC feedback back). str0m is not restarted
@@ -57,18 +58,24 @@ const MARGIN: f64 = 0.95;
 /// found it full more often than the mean rate says.
 const GROWTH: f64 = 1.08;
 const GROWTH_EVERY: Duration = Duration::from_secs(1);
-/// A ceiling ends once str0m's estimate has come down: to within [`AGREE`] of it, or to
-/// [`CAUGHT_UP`] of what it was when the ceiling was set once the reports have said no
-/// loss for [`CLEAN_FOR`]. The lagging feedback of the overload reaches str0m in the end
-/// and it governs alone again; at 300 kbit/s that took a second or two, at 100 kbit/s four
-/// to eight. A halved estimate alone does not say str0m is there: at 100 kbit/s it fell
-/// from 1,460 to 157 kbit/s and stayed there for a second, still far over the link, and a
-/// ceiling that ended on it sent the repeated key frame into a queue filling again (the
-/// picture stood 3.3 s). A held ceiling that loses nothing has not ended because the link
-/// got better either: what the overload taught str0m has to reach it first. After
-/// [`HELD_AT_MOST`] the halved estimate is enough again: on a link that also loses at
-/// random the reports are never clean for long, and a ceiling held under 10 % loss
-/// neither falls nor rises.
+/// A ceiling ends once str0m's estimate is within [`AGREE`] of it: the lagging feedback of
+/// the overload reaches str0m in the end and it governs alone again; at 300 kbit/s that
+/// took a second or two, at 100 kbit/s four to eight. Before that, the estimate has *come
+/// down* once it is at [`CAUGHT_UP`] of what it was when the ceiling was set and the
+/// reports have said no loss for [`CLEAN_FOR`] (after [`HELD_AT_MOST`], without the clean
+/// seconds: on a link that also loses at random they never come, and a ceiling held under
+/// 10 % loss neither falls nor rises). A ceiling that loses nothing has not reached the
+/// link's rate because the link got better: what the overload taught str0m has to reach
+/// it first.
+///
+/// Come down is not arrived: at 100 kbit/s the estimate fell from 1,460 to 157 kbit/s
+/// and stayed there for a second, and it was still 163 kbit/s when the reports had been
+/// clean for 2 s. A ceiling that ended there let the target leap to the estimate (43 to
+/// 163 kbit/s): the link lost a tenth of what we sent for four seconds, and the picture
+/// stood 3.4 s until the viewer asked for a key frame (3.3 s in an earlier version, on the
+/// repeated key frame). So an estimate that came down hands over instead: the ceiling
+/// rises [`GROWTH`] a second whatever small loss the reports show, as libwebrtc's
+/// loss-based estimate climbs, until str0m's, still falling, is near it.
 const AGREE: f64 = 1.25;
 const CAUGHT_UP: f64 = 0.5;
 const CLEAN_FOR: Duration = Duration::from_secs(2);
@@ -163,6 +170,8 @@ struct Ceiling {
     /// Set on a stream's missing reports alone: no report that came said the link lost
     /// heavily. The missing report, once it comes, may say the packets arrived after all.
     on_silence: bool,
+    /// str0m's estimate has come down, not yet to it: it rises to meet it (see [`AGREE`]).
+    handing_over: bool,
 }
 
 #[derive(Debug)]
@@ -417,7 +426,10 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
                 }
             }
             // It holds the target back: an estimate near it or under would have ended it.
-            Some(c) if lost == 0 && now.saturating_duration_since(c.moved) >= GROWTH_EVERY => {
+            Some(c)
+                if (lost == 0 || c.handing_over)
+                    && now.saturating_duration_since(c.moved) >= GROWTH_EVERY =>
+            {
                 self.ceiling = Some(Ceiling {
                     rate: Bitrate((c.rate.0 as f64 * GROWTH) as u64),
                     moved: now,
@@ -441,23 +453,32 @@ impl<K: std::hash::Hash + Eq> OverloadGuard<K> {
             set: now,
             last_loss: now,
             on_silence,
+            handing_over: false,
         });
     }
 
     /// A new estimate from str0m. Returns whether it ended the ceiling.
     pub fn on_estimate(&mut self, now: Instant, estimate: Bitrate) -> bool {
-        let Some(c) = self.ceiling else {
+        let Some(c) = self.ceiling.as_mut() else {
             return false;
         };
-        let near = estimate.0 as f64 <= c.rate.0 as f64 * AGREE;
         let clean = now.saturating_duration_since(c.last_loss) >= CLEAN_FOR
             || now.saturating_duration_since(c.set) >= HELD_AT_MOST;
         let came_down = clean
             && c.over
                 .is_some_and(|o| estimate.0 as f64 <= o.0 as f64 * CAUGHT_UP);
-        if !near && !came_down {
+        if came_down && !c.handing_over {
+            tracing::debug!(
+                estimate_bps = estimate.0,
+                ceiling_bps = c.rate.0,
+                "str0m's estimate came down: the overload ceiling rises to meet it"
+            );
+            c.handing_over = true;
+        }
+        if estimate.0 as f64 > c.rate.0 as f64 * AGREE {
             return false;
         }
+        let c = *c;
         self.ceiling = None;
         self.ended = Some(now);
         self.carried = Some(c.rate);
@@ -746,35 +767,62 @@ mod tests {
         assert_eq!(g.ceiling(), Some(raised), "once a second");
     }
 
-    #[test]
-    fn it_ends_once_str0m_has_come_down() {
-        let (mut g, mut v) = capped_under_a_stale_estimate();
-        assert!(!g.on_estimate(v.now, Bitrate(1_500_000)));
-        assert!(g.ceiling().is_some());
-        let half = Bitrate(1_400_000);
-        assert!(
-            !g.on_estimate(v.now, half),
-            "half of what it was, but the link still loses"
-        );
-        let r = v.second(30, 0.0);
-        g.on_report(v.now, "video", r, Some(half));
-        assert!(g.ceiling().is_some(), "one clean second");
-        // A loss starts the count again.
-        let r = v.second(30, 0.05);
-        g.on_report(v.now, "video", r, Some(half));
-        let r = v.second(30, 0.0);
-        g.on_report(v.now, "video", r, Some(half));
-        assert!(g.ceiling().is_some());
-        let r = v.second(30, 0.0);
-        assert!(
-            g.on_report(v.now, "video", r, Some(half)),
-            "two clean seconds"
-        );
-        assert_eq!(g.ceiling(), None);
+    /// The ceiling raised by [`GROWTH`] `times`.
+    fn grown(c: Bitrate, times: u32) -> Bitrate {
+        (0..times).fold(c, |c, _| Bitrate((c.0 as f64 * GROWTH) as u64))
     }
 
-    /// A link that keeps losing a little: the halved estimate ends the ceiling after
-    /// [`HELD_AT_MOST`] even though the reports are never clean.
+    #[test]
+    fn once_str0m_has_come_down_it_rises_to_meet_it_and_ends_near_it() {
+        let (mut g, mut v) = capped_under_a_stale_estimate();
+        let half = Some(Bitrate(1_400_000));
+        let r = v.second(30, 0.05);
+        assert!(
+            !g.on_report(v.now, "video", r, half),
+            "half of what it was, but the link still loses: held"
+        );
+        let held = g.ceiling().expect("a ceiling");
+        // Clean seconds raise it; after two the estimate has come down, far over it
+        // still: it is not ended there.
+        for _ in 0..2 {
+            let r = v.second(30, 0.0);
+            assert!(g.on_report(v.now, "video", r, half));
+        }
+        assert_eq!(g.ceiling(), Some(grown(held, 2)));
+        // Handing over, a little loss no longer holds it back.
+        let r = v.second(30, 0.05);
+        assert!(g.on_report(v.now, "video", r, Some(Bitrate(600_000))));
+        let c = g.ceiling().expect("still far under the estimate");
+        assert_eq!(c, grown(held, 3));
+        // str0m's estimate, still falling, ends it once near it.
+        assert!(!g.on_estimate(v.now, Bitrate(c.0 * 3 / 2)));
+        assert!(g.on_estimate(v.now, Bitrate(c.0 * 6 / 5)));
+        assert_eq!(g.ceiling(), None);
+        assert_eq!(g.take_carried(), Some(c));
+    }
+
+    #[test]
+    fn a_loss_holds_it_until_the_reports_are_clean_again() {
+        let (mut g, mut v) = capped_under_a_stale_estimate();
+        let half = Some(Bitrate(1_400_000));
+        let r = v.second(30, 0.0);
+        g.on_report(v.now, "video", r, half);
+        // A loss starts the clean count again: held at the next lossy second, and not
+        // handing over one clean second later.
+        let r = v.second(30, 0.05);
+        assert!(!g.on_report(v.now, "video", r, half));
+        let r = v.second(30, 0.0);
+        assert!(g.on_report(v.now, "video", r, half), "raised: clean");
+        let r = v.second(30, 0.05);
+        assert!(
+            !g.on_report(v.now, "video", r, half),
+            "held: not handing over"
+        );
+    }
+
+    /// A link that keeps losing a little: the halved estimate starts the handover after
+    /// [`HELD_AT_MOST`] even though the reports are never clean, and the ceiling meets
+    /// an estimate that keeps coming down.
     #[test]
     fn a_ceiling_on_a_link_that_keeps_losing_a_little_ends_in_time() {
         let (mut g, mut v) = capped_under_a_stale_estimate();
@@ -786,11 +834,20 @@ mod tests {
                 !g.on_report(v.now, "video", r, half),
                 "held, neither cut nor raised"
             );
-            assert!(g.ceiling().is_some());
         }
+        let held = g.ceiling().expect("a ceiling");
         let r = v.second(40, 0.05);
         assert!(g.on_report(v.now, "video", r, half));
-        assert_eq!(g.ceiling(), None);
+        assert_eq!(g.ceiling(), Some(grown(held, 1)));
+        let mut seconds = 0;
+        while g.ceiling().is_some() {
+            seconds += 1;
+            assert!(seconds <= 5, "{:?} still held", g.ceiling());
+            let r = v.second(40, 0.05);
+            g.on_report(v.now, "video", r, Some(Bitrate(400_000)));
+        }
+        // 266 kbit/s raised 8 % a second meets 400 / 1.25 = 320 kbit/s in the third.
+        assert_eq!(seconds, 3);
     }
 
     #[test]
