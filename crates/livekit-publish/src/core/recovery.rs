@@ -33,9 +33,10 @@
 //! second of each probe and once collapsed the estimate to 40 kbit/s. So after an attempt
 //! on a link thought capped (not a follow-up) the target the encoders get
 //! ([`RecoveryProber::target`]) stays at the estimate the attempt started from, until the
-//! estimate reaches [`LIFTED`] times it (room the cap could not have shown), or after
-//! [`VERDICT_AFTER`] climbs at most 8 % a second, as libwebrtc's multiplicative increase
-//! does, until str0m's own estimate is below it again.
+//! estimate reaches [`LIFTED`] times it (room the cap could not have shown, unless it is
+//! also over [`OVER_CARRIED`] times what the receiver reports lately showed the link
+//! carry), or after [`VERDICT_AFTER`] climbs at most 8 % a second, as libwebrtc's
+//! multiplicative increase does, until str0m's own estimate is below it again.
 //! This is libwebrtc's rapid-recovery idea (probe after a drop without waiting for ALR).
 //!
 //! **str0m can also walk down on a link with room.** Each delay overuse sets its estimate
@@ -84,6 +85,9 @@ const CARRIED_FOR: Duration = Duration::from_secs(20);
 const UNDER_CARRIED: f64 = 0.6;
 /// An estimate over this multiple of what the link carried lately has not come down yet
 /// (see [`RecoveryProber::poll`]); at a 300 kbit/s cap str0m's settled 1.2-1.7x over it.
+/// Nor has a probe that lifts it there found room: at a 100 kbit/s cap, 7.7 s after the
+/// reports showed 47 kbit/s carried, an attempt from 76 kbit/s lifted the estimate to
+/// 141; trusted, the target followed, the link's queue filled, and the picture stood 3.2 s.
 const OVER_CARRIED: f64 = 2.0;
 
 /// Decides when to ask str0m for a probe, and how far to trust what a probe found; fed
@@ -153,7 +157,8 @@ impl RecoveryProber {
     fn settle(&mut self, now: Instant) {
         if let (Some(t), Some(estimate)) = (self.last, self.last_estimate)
             && self.capping
-            && (self.lifted(t) || now >= t.at + VERDICT_AFTER && estimate <= self.ceiling(t, now))
+            && (self.found_room(t, now)
+                || now >= t.at + VERDICT_AFTER && estimate <= self.ceiling(t, now))
         {
             self.capping = false;
         }
@@ -161,8 +166,18 @@ impl RecoveryProber {
 
     /// The receiver reports showed the link carry `rate` (the overload guard's ceiling as
     /// it ended): str0m's estimate should not fall far under it soon after, nor be
-    /// restarted from far over it.
+    /// restarted from far over it. Unless the estimate is under it already: then str0m's
+    /// own feedback has told it more than the reports did. At a 100 kbit/s cap's onset a
+    /// ceiling set half a second in, on a report that still covered the seconds before,
+    /// held 227 kbit/s; it ended as the estimate fell to 127, and a restart from 227 at
+    /// once sent probes at 0.7 and 1.4 Mbit/s into the link.
     pub fn on_carried(&mut self, now: Instant, rate: Bitrate) {
+        if self
+            .last_estimate
+            .is_some_and(|e| (e.0 as f64) < rate.0 as f64 * UNDER_CARRIED)
+        {
+            return;
+        }
         self.carried = Some((rate, now));
     }
 
@@ -182,10 +197,25 @@ impl RecoveryProber {
         })
     }
 
-    /// The estimate reached [`LIFTED`] times where the attempt started.
-    fn lifted(&self, t: Tried) -> bool {
+    /// The estimate reached [`LIFTED`] times where the attempt started, and not over
+    /// what the link carried lately (see [`OVER_CARRIED`]).
+    fn found_room(&self, t: Tried, now: Instant) -> bool {
         self.last_estimate
-            .is_some_and(|e| e.0 as f64 >= t.from.0 as f64 * LIFTED)
+            .is_some_and(|e| e.0 as f64 >= t.from.0 as f64 * LIFTED && !self.over_carried(now, e))
+    }
+
+    /// What the receiver reports showed the link carry, if lately.
+    fn carried(&self, now: Instant) -> Option<f64> {
+        self.carried
+            .filter(|(_, at)| now.duration_since(*at) <= CARRIED_FOR)
+            .map(|(rate, _)| rate.0 as f64)
+    }
+
+    /// `estimate` is over what the link carried lately: not come down yet, or a probe's
+    /// result the link did not show.
+    fn over_carried(&self, now: Instant, estimate: Bitrate) -> bool {
+        self.carried(now)
+            .is_some_and(|c| estimate.0 as f64 > c * OVER_CARRIED)
     }
 
     /// The most an unproven attempt's target may be at `now`.
@@ -219,7 +249,7 @@ impl RecoveryProber {
         {
             // One that found room starts the backoff again and is followed at once; one
             // that did not backs off.
-            let worked = self.lifted(t);
+            let worked = self.found_room(t, now);
             if !worked && now.duration_since(t.at) < VERDICT_AFTER {
                 return None;
             }
@@ -234,13 +264,10 @@ impl RecoveryProber {
                 (self.interval * 2).min(MAX_INTERVAL)
             };
         }
-        let carried = self
-            .carried
-            .filter(|(_, at)| now.duration_since(*at) <= CARRIED_FOR)
-            .map(|(rate, _)| rate.0 as f64);
-        let over_carried = carried.is_some_and(|c| estimate.0 as f64 > c * OVER_CARRIED);
-        let far_below =
-            !overloaded && !over_carried && (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
+        let carried = self.carried(now);
+        let far_below = !overloaded
+            && !self.over_carried(now, estimate)
+            && (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
         // Walked down under what the link carried: at once, from that (used once).
         let under_carried =
@@ -561,6 +588,49 @@ mod tests {
         assert_eq!(p.target(at(3_800)), Some(Bitrate(163_000)));
         p.on_estimate(at(3_900), Bitrate(250_000));
         assert_eq!(p.target(at(3_900)), Some(Bitrate(163_000)));
+    }
+
+    #[test]
+    fn a_lift_over_what_the_link_carried_lately_is_not_room() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // The reports showed 47 kbit/s carried; the estimate settled at 76, under twice
+        // that, so an attempt goes out 3 s later.
+        p.on_carried(at(0), Bitrate(47_000));
+        p.on_estimate(at(0), Bitrate(76_000));
+        assert_eq!(p.poll(at(3_000), WANT, false), Some(Bitrate(76_000)));
+        // Its probes lift the estimate to 141 (1.86x): not followed, not trusted.
+        p.on_estimate(at(3_300), Bitrate(141_000));
+        assert_eq!(p.poll(at(3_300), WANT, false), None);
+        assert_eq!(p.target(at(3_300)), Some(Bitrate(76_000)));
+        // Judged a failure: the next attempt backs off (6 s), from the held target.
+        p.on_estimate(at(5_000), Bitrate(76_000));
+        assert_eq!(p.poll(at(5_000), WANT, false), None);
+        assert_eq!(p.poll(at(8_900), WANT, false), None);
+        assert_eq!(p.poll(at(9_000), WANT, false), Some(Bitrate(76_000)));
+        // The same lift with nothing carried lately is room, followed at once.
+        let mut p = RecoveryProber::default();
+        p.on_estimate(at(0), Bitrate(76_000));
+        assert_eq!(p.poll(at(3_000), WANT, false), Some(Bitrate(76_000)));
+        p.on_estimate(at(3_300), Bitrate(141_000));
+        assert_eq!(p.target(at(3_300)), Some(Bitrate(141_000)));
+        assert_eq!(p.poll(at(3_300), WANT, false), Some(Bitrate(141_000)));
+    }
+
+    #[test]
+    fn what_the_link_carried_over_an_estimate_already_under_it_is_old_news() {
+        let mut p = RecoveryProber::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // The ceiling ends at 227 kbit/s because str0m fell to 127, under it.
+        p.on_estimate(at(0), Bitrate(127_000));
+        p.on_carried(at(0), Bitrate(227_000));
+        assert_eq!(p.poll(at(0), WANT, false), None, "no restart from 227");
+        // Nor does it hold back a later attempt's lift.
+        assert_eq!(p.poll(at(3_000), WANT, false), Some(Bitrate(127_000)));
+        p.on_estimate(at(3_300), Bitrate(600_000));
+        assert_eq!(p.target(at(3_300)), Some(Bitrate(600_000)));
     }
 
     #[test]
