@@ -4,7 +4,9 @@
 //! PipeWire, `streamit_testkit::portal`), the screen shows beside the camera's preview and
 //! goes out live; the desktop's "Stop sharing" ends the share with its reason on screen,
 //! and the stream goes on. A creator who picks "Not sharing" while the desktop's dialog is
-//! still up closes that dialog.
+//! still up closes that dialog. The desktop remembers the choice (the portal's restore
+//! token, kept by the studio): sharing again needs no dialog, and "Choose another…" asks
+//! again.
 //!
 //! The one test in this binary points the process at that desktop (`XDG_RUNTIME_DIR`, the
 //! D-Bus session bus, `WAYLAND_DISPLAY`), as a Wayland session would.
@@ -12,16 +14,18 @@
 #[path = "common/gui.rs"]
 mod gui_kit;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+use egui_kittest::kittest::Queryable;
 use gui_kit::{harness, has_label, has_label_containing, log_in, pick_screen, wait_for, watch};
-use streamit_session::{ScreenShareState, SessionConfig, SessionHandle, StreamState};
+use streamit_session::{MemoryGrants, ScreenShareState, SessionConfig, SessionHandle, StreamState};
 use streamit_testkit::Stack;
 use streamit_testkit::portal::{DesktopDir, PortalDesktop};
 
 /// The picker's one entry on Wayland (`streamit_media::screen`'s portal listing).
-const CHOICE: &str = "Screen or window (your desktop asks which)";
+const CHOICE: &str = "Screen or window (your desktop's choice)";
 
 #[test]
 fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_it() -> Result<()> {
@@ -41,7 +45,10 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
     let desktop = rt.block_on(PortalDesktop::start_in(dir, 960, 540, 30))?;
     let stack = Stack::start()?;
     let host_id = rt.block_on(stack.creator("wayland_gui", true))?.user.id;
-    let session = SessionHandle::spawn_on(rt.handle(), SessionConfig::new(stack.backend.url()));
+    // The app keeps the grant in the OS keyring; this harness has none.
+    let mut config = SessionConfig::new(stack.backend.url());
+    config.screen_grants = Some(Arc::new(MemoryGrants::default()));
+    let session = SessionHandle::spawn_on(rt.handle(), config);
     let mut h = harness(&session, &rt, stack.backend.url());
     log_in(&mut h, "wayland_gui")?;
 
@@ -106,7 +113,14 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
         anyhow::bail!("{e:#}\n{}", desktop.logs());
     }
     let asked = desktop.asked();
-    ensure!(asked.starts == 2, "two dialogs, one closed: {asked:?}");
+    ensure!(
+        asked.starts == 2 && asked.restored == 0,
+        "two dialogs, one closed: {asked:?}"
+    );
+    ensure!(
+        asked.persist_mode == 2,
+        "remembered until revoked: {asked:?}"
+    );
 
     gui_kit::go_live_sharing(&mut h, "Wayland screen share from the studio")?;
     let report = watch(&rt, &stack, &host_id, 4)?;
@@ -138,6 +152,58 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
         },
     )?;
     ensure!(h.state().state().stream_state == StreamState::Live);
+
+    // Shared again: the desktop remembered the choice, so no dialog asks, and it goes on
+    // air at once.
+    pick_screen(&mut h, CHOICE);
+    let again = wait_for(
+        &mut h,
+        "the remembered screen shared again, on air",
+        Duration::from_secs(20),
+        |h| {
+            matches!(
+                h.state().state().screen_share,
+                ScreenShareState::Sharing {
+                    desktop_chose: true,
+                    on_air: true,
+                    ..
+                }
+            ) && has_label(h, "Choose another…")
+        },
+    );
+    if let Err(e) = again {
+        anyhow::bail!("{e:#}\n{:?}\n{}", desktop.asked(), desktop.logs());
+    }
+    let asked = desktop.asked();
+    ensure!(
+        asked.restored == 1 && asked.starts == 2,
+        "granted again without a dialog: {asked:?}"
+    );
+    // "Choose another…": the desktop's dialog asks again.
+    h.get_by_role_and_label(egui::Role::Button, "Choose another…")
+        .click_accesskit();
+    h.run_steps(2);
+    let chosen = wait_for(
+        &mut h,
+        "the desktop's dialog asked, the choice shared",
+        Duration::from_secs(20),
+        |h| {
+            desktop.asked().starts == 3
+                && matches!(
+                    h.state().state().screen_share,
+                    ScreenShareState::Sharing { on_air: true, .. }
+                )
+        },
+    );
+    if let Err(e) = chosen {
+        anyhow::bail!(
+            "{e:#}\n{:?}\n{:?}\n{}",
+            desktop.asked(),
+            h.state().state().screen_share,
+            desktop.logs()
+        );
+    }
+    ensure!(desktop.asked().restored == 1, "{:?}", desktop.asked());
     let _ = rt.block_on(session.request(streamit_session::Command::Shutdown));
     Ok(())
 }

@@ -9,6 +9,7 @@ mod ended;
 mod live;
 mod login;
 pub mod preview;
+mod screen_grant;
 mod screen_share;
 mod setup;
 pub mod theme;
@@ -17,6 +18,7 @@ pub mod theme;
 /// audience (tests read labels with them).
 pub use live::{bitrate, end_notice, packet_loss};
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use egui::{RichText, Ui};
@@ -297,7 +299,7 @@ impl App {
         if Screen::of(s) == Screen::Setup
             && let Some(target) = self.options.auto_share.take()
         {
-            screen_share::start(&self.session, target, None);
+            screen_share::start(&self.session, target, None, false);
         }
         if let Some(delay) = self.options.auto_go_live
             && !self.auto_go_live_done
@@ -637,6 +639,11 @@ pub fn main(rt: &tokio::runtime::Runtime) -> std::process::ExitCode {
     let options = Options::from_env(api_url.clone());
     let mut config = SessionConfig::new(api_url.clone());
     config.spool_dir = streamit_session::spool::default_dir();
+    config.screen_grants = Some(if options.use_keyring {
+        Arc::new(screen_grant::KeyringGrants::default())
+    } else {
+        Arc::new(streamit_session::MemoryGrants::default())
+    });
     config.token = std::env::var("STREAMIT_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());

@@ -20,11 +20,19 @@ fn sharing(state: &ScreenShareState) -> Option<(&ScreenTarget, Option<PipLayout>
     }
 }
 
-pub(super) fn start(session: &SessionHandle, target: ScreenTarget, pip: Option<PipLayout>) {
+/// Shares `target`; `choose_again` has the desktop's dialog ask instead of sharing what it
+/// remembered.
+pub(super) fn start(
+    session: &SessionHandle,
+    target: ScreenTarget,
+    pip: Option<PipLayout>,
+    choose_again: bool,
+) {
     let _ = session.send(Command::StartScreenShare {
         target,
         fps: SHARE_FPS,
         pip,
+        choose_again,
     });
 }
 
@@ -98,7 +106,7 @@ pub fn controls(
     let pip = now.and_then(|(_, p)| p);
     if picked != current {
         match picked {
-            Some(t) => start(session, t, pip),
+            Some(t) => start(session, t, pip, false),
             None => {
                 let _ = session.send(Command::StopScreenShare);
             }
@@ -119,6 +127,25 @@ pub fn controls(
         }
         return;
     };
+    if matches!(
+        state,
+        ScreenShareState::Sharing {
+            desktop_chose: true,
+            ..
+        }
+    ) {
+        ui.end_row();
+        ui.label("");
+        if ui
+            .button("Choose another…")
+            .on_hover_text(
+                "Your desktop shares what you chose last without asking; this asks it again.",
+            )
+            .clicked()
+        {
+            start(session, ScreenTarget::Screen, pip, true);
+        }
+    }
     ui.end_row();
     ui.label("Layout");
     ui.horizontal_wrapped(|ui| {

@@ -265,6 +265,7 @@ pub async fn publish(a: PublishArgs) -> CliResult {
                 target: target.clone(),
                 fps: a.screen_fps,
                 pip: a.pip,
+                choose_again: false,
             })
             .await?;
     }

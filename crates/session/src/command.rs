@@ -86,10 +86,14 @@ pub enum Command {
     /// the track is published with the stream; while live it is published at once.
     /// Sharing something else replaces the current share.
     /// With `pip`, the camera goes over the screen in one track (the camera's) instead.
+    /// Where the desktop chooses in its own dialog (Wayland), a choice it remembered
+    /// ([`crate::SessionConfig::screen_grants`]) is shared again without the dialog;
+    /// `choose_again` forgets it first, so the dialog asks.
     StartScreenShare {
         target: ScreenTarget,
         fps: u32,
         pip: Option<PipLayout>,
+        choose_again: bool,
     },
     /// Change how the running share goes out without restarting its capture: `None` as
     /// its own track beside the camera, `Some` the camera over it in the camera's track.

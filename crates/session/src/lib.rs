@@ -59,4 +59,6 @@ pub use state::{
 };
 pub use streamit_livekit_publish::{IceTransport, PublishOptions};
 pub use streamit_media::VideoFrame;
-pub use streamit_media::screen::{ScreenInfo, ScreenTarget, list_screen_sources};
+pub use streamit_media::screen::{
+    GrantStore, MemoryGrants, ScreenInfo, ScreenTarget, list_screen_sources,
+};

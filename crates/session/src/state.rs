@@ -488,6 +488,9 @@ pub enum ScreenShareState {
         height: u32,
         fps: u32,
         on_air: bool,
+        /// The desktop's own dialog chose what is shared (Wayland), or its remembered
+        /// choice did: another is chosen there (`choose_again`).
+        desktop_chose: bool,
     },
     /// The capture stopped by itself (the window closed, the display went away); the
     /// stream goes on without it.

@@ -8,7 +8,10 @@
 //! which this machine has not, and the GNOME and KDE ones wait for a person to click. The
 //! stand-in answers the same D-Bus calls (`org.freedesktop.impl.portal.ScreenCast`): the
 //! user always picks the pattern's node, and [`PortalDesktop::stop_sharing`] is the
-//! desktop's own "Stop sharing" button.
+//! desktop's own "Stop sharing" button. Asked to remember the choice (`persist_mode`), it
+//! answers with restore data as GNOME's does, which the real portal keeps in the real
+//! `xdg-permission-store` behind a restore token; handed back, it grants the same screen
+//! without a dialog.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +30,8 @@ use crate::process::Guarded;
 const BACKEND_NAME: &str = "org.freedesktop.impl.portal.desktop.streamit";
 const DESKTOP_PATH: &str = "/org/freedesktop/portal/desktop";
 const NODE_NAME: &str = "streamit-test-screen";
+/// The restore data's vendor tag, as GNOME's backend tags its own with "GNOME".
+const RESTORE_VENDOR: &str = "streamit-test";
 
 /// What the studio asked the desktop for, in its last `SelectSources`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,16 +40,24 @@ pub struct Asked {
     pub types: u32,
     /// 1 hidden, 2 embedded, 4 metadata.
     pub cursor_mode: u32,
-    /// Starts (dialogs) so far.
+    /// Starts that showed the dialog so far.
     pub starts: u32,
     /// Dialogs the studio closed (its portal session) before the user answered them.
     pub closed_while_asking: u32,
+    /// Starts granted from a remembered choice, without a dialog.
+    pub restored: u32,
+    /// The last `SelectSources`' persist mode: 0 not remembered, 1 while the app runs,
+    /// 2 until revoked.
+    pub persist_mode: u32,
 }
 
 #[derive(Default)]
 struct Record {
     asked: Asked,
     sessions: Vec<OwnedObjectPath>,
+    /// Per session: its persist mode, and whether the restore data it came with names
+    /// this screen (`SelectSources` has them, `Start` acts on them).
+    remember: HashMap<OwnedObjectPath, (u32, bool)>,
     /// The user leaves each dialog open (see [`PortalDesktop::hold_dialogs`]).
     hold: bool,
 }
@@ -141,6 +154,20 @@ impl PortalDesktop {
             .build()
             .await
             .context("the portal backend on D-Bus")?;
+        // Where the portal keeps restore data (behind the tokens it hands out), in this
+        // desktop's own data directory.
+        let mut cmd = Command::new("/usr/libexec/xdg-permission-store");
+        env(&mut cmd);
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("XDG_DATA_HOME", run.join("data"));
+        procs.push(Guarded::spawn(
+            "xdg-permission-store",
+            cmd,
+            run.join("permission-store.log"),
+        )?);
+        wait_for_name(&conn, "org.freedesktop.impl.portal.PermissionStore")
+            .await
+            .context("xdg-permission-store (Debian package xdg-desktop-portal)")?;
         let portals = run.join("portals");
         std::fs::create_dir(&portals)?;
         std::fs::write(
@@ -175,22 +202,17 @@ impl PortalDesktop {
     }
 
     async fn wait_for_portal(&self) -> Result<()> {
-        let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
-        let name = zbus::names::BusName::try_from("org.freedesktop.portal.Desktop")?;
-        let start = Instant::now();
-        while !dbus.name_has_owner(name.clone()).await? {
-            if start.elapsed() > Duration::from_secs(15) {
-                bail!(
+        wait_for_name(&self.conn, "org.freedesktop.portal.Desktop")
+            .await
+            .with_context(|| {
+                format!(
                     "xdg-desktop-portal did not come up (Debian package xdg-desktop-portal):\n{}",
                     self.procs
                         .last()
                         .map(|p| p.log_tail(20))
                         .unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+                )
+            })
     }
 
     /// Points a studio command at this desktop (see [`DesktopDir::env`]).
@@ -289,6 +311,20 @@ impl Drop for PortalDesktop {
             let _ = t.join();
         }
     }
+}
+
+/// Until `name` has an owner on the bus (15 s at most).
+async fn wait_for_name(conn: &zbus::Connection, name: &str) -> Result<()> {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    let name = zbus::names::BusName::try_from(name)?;
+    let start = Instant::now();
+    while !dbus.name_has_owner(name.clone()).await? {
+        if start.elapsed() > Duration::from_secs(15) {
+            bail!("{name} did not appear on the bus");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 async fn wait_for_socket(path: &Path, what: &str) -> Result<()> {
@@ -532,17 +568,25 @@ impl ScreenCast {
         Ok((0, HashMap::new()))
     }
 
+    /// Keeps what `Start` needs: whether to remember the choice, and whether the portal
+    /// brought back restore data for this screen.
     async fn select_sources(
         &self,
         _handle: OwnedObjectPath,
-        _session_handle: OwnedObjectPath,
+        session_handle: OwnedObjectPath,
         _app_id: String,
         options: HashMap<String, OwnedValue>,
     ) -> Reply {
         let get = |k: &str| options.get(k).and_then(|v| u32::try_from(v).ok());
+        let persist = get("persist_mode").unwrap_or(0);
+        let restore = options
+            .get("restore_data")
+            .is_some_and(|d| restores(d, self.node));
         if let Ok(mut r) = self.record.lock() {
             r.asked.types = get("types").unwrap_or(0);
             r.asked.cursor_mode = get("cursor_mode").unwrap_or(0);
+            r.asked.persist_mode = persist;
+            r.remember.insert(session_handle, (persist, restore));
         }
         (0, HashMap::new())
     }
@@ -552,18 +596,23 @@ impl ScreenCast {
     async fn start(
         &self,
         _handle: OwnedObjectPath,
-        _session_handle: OwnedObjectPath,
+        session_handle: OwnedObjectPath,
         _app_id: String,
         _parent_window: String,
         _options: HashMap<String, OwnedValue>,
     ) -> zbus::fdo::Result<Reply> {
         let closed = self.closed.listen();
-        let hold = match self.record.lock() {
+        let (hold, persist) = match self.record.lock() {
             Ok(mut r) => {
-                r.asked.starts += 1;
-                r.hold
+                let (persist, restore) = r.remember.remove(&session_handle).unwrap_or_default();
+                if restore {
+                    r.asked.restored += 1;
+                } else {
+                    r.asked.starts += 1;
+                }
+                (r.hold && !restore, persist)
             }
-            Err(_) => false,
+            Err(_) => (false, 0),
         };
         if hold {
             let by_studio = futures_lite::future::or(
@@ -591,11 +640,22 @@ impl ScreenCast {
         );
         props.insert("source_type".into(), Value::from(1u32));
         let streams = Value::from(vec![(self.node, props)]);
+        let owned = |v: Value<'_>| {
+            OwnedValue::try_from(v).map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+        };
         let mut results = HashMap::new();
-        results.insert(
-            "streams".into(),
-            OwnedValue::try_from(streams).map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?,
-        );
+        results.insert("streams".into(), owned(streams)?);
+        if persist > 0 {
+            // (suv): whose data, its format's version, and what to share again.
+            let data = zbus::zvariant::StructureBuilder::new()
+                .add_field(RESTORE_VENDOR)
+                .add_field(1u32)
+                .append_field(Value::Value(Box::new(Value::U32(self.node))))
+                .build()
+                .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
+            results.insert("restore_data".into(), owned(Value::Structure(data))?);
+            results.insert("persist_mode".into(), owned(Value::U32(persist))?);
+        }
         Ok((0, results))
     }
 
@@ -613,6 +673,27 @@ impl ScreenCast {
     fn version(&self) -> u32 {
         4
     }
+}
+
+/// Whether `data` is restore data this backend gave for the screen `node`.
+fn restores(data: &Value<'_>, node: u32) -> bool {
+    /// A variant's content, however deep it is wrapped.
+    fn inner<'a>(v: &'a Value<'a>) -> &'a Value<'a> {
+        match v {
+            Value::Value(v) => inner(v),
+            v => v,
+        }
+    }
+    let Value::Structure(s) = inner(data) else {
+        return false;
+    };
+    matches!(
+        s.fields(),
+        [vendor, version, what]
+            if *inner(vendor) == Value::from(RESTORE_VENDOR)
+                && *inner(version) == Value::U32(1)
+                && *inner(what) == Value::U32(node)
+    )
 }
 
 /// `org.freedesktop.impl.portal.Session`, one per share.

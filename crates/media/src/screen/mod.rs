@@ -7,8 +7,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
 use crate::source::{SourceHandle, VIDEO_SOURCE_QUEUE, VideoSource, spawn_source};
@@ -117,6 +117,50 @@ impl CancelOpen {
     }
 }
 
+/// Where the desktop's consent to a share is kept for the next one. A Wayland desktop
+/// answers a share with a restore token: handed back with the next share, the same monitor
+/// or window is shared again without its dialog (until the creator revokes it in the
+/// desktop's settings). The token grants a view of the screen, so the app keeps it where
+/// it keeps secrets, the OS keyring. Nothing is stored on X11, Windows or macOS, where the
+/// studio's own picker chooses.
+pub trait GrantStore: Send + Sync + fmt::Debug {
+    /// The token kept from the last share, if any.
+    fn load(&self) -> Option<String>;
+    /// Keeps `token` for the next share; `None` forgets the last one.
+    fn save(&self, token: Option<&str>);
+}
+
+/// A [`GrantStore`] for as long as the process runs.
+#[derive(Debug, Default)]
+pub struct MemoryGrants(Mutex<Option<String>>);
+
+impl GrantStore for MemoryGrants {
+    fn load(&self) -> Option<String> {
+        self.0.lock().ok()?.clone()
+    }
+
+    fn save(&self, token: Option<&str>) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = token.map(str::to_owned);
+        }
+    }
+}
+
+/// What opening a share needs besides what to share.
+#[derive(Debug, Clone, Default)]
+pub struct OpenShare {
+    /// Gives up on the opening (the desktop's dialog).
+    pub cancel: CancelOpen,
+    /// Where the desktop's consent is kept; without one the desktop asks every time.
+    pub grants: Option<Arc<dyn GrantStore>>,
+}
+
+/// Whether [`ScreenTarget::Screen`] is chosen in the desktop's own dialog (Wayland), which
+/// can remember the choice ([`GrantStore`]), rather than in the studio's picker.
+pub fn desktop_picks() -> bool {
+    platform::desktop_picks()
+}
+
 /// A screen or window captured at `fps` frames a second.
 #[derive(Debug, Clone)]
 pub struct ScreenSource {
@@ -124,8 +168,7 @@ pub struct ScreenSource {
     pub target: ScreenTarget,
     /// frames a second (screen content wants few: 5–15)
     pub fps: u32,
-    /// gives up on the opening (the desktop's dialog)
-    pub cancel: CancelOpen,
+    pub open: OpenShare,
 }
 
 impl VideoSource for ScreenSource {
@@ -134,7 +177,7 @@ impl VideoSource for ScreenSource {
     }
 
     fn start(self: Box<Self>, clock: MediaClock) -> Result<SourceHandle<VideoFrame>> {
-        let mut capture = platform::Capture::open(&self.target, self.fps, &self.cancel)?;
+        let mut capture = platform::Capture::open(&self.target, self.fps, &self.open)?;
         let period_us = 1_000_000 / u64::from(self.fps.clamp(1, 60));
         spawn_source(&self.name(), clock, VIDEO_SOURCE_QUEUE, move |ctx| {
             let mut next = ctx.clock.now();
@@ -174,13 +217,17 @@ mod x11;
 /// Linux: the desktop's portal on Wayland, X11 otherwise.
 #[cfg(target_os = "linux")]
 mod platform {
-    use super::{CancelOpen, ScreenInfo, ScreenTarget, portal, x11};
+    use super::{OpenShare, ScreenInfo, ScreenTarget, portal, x11};
     use crate::clock::MediaTime;
     use crate::error::Result;
     use crate::frame::VideoFrame;
 
     fn wayland() -> bool {
         std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+    }
+
+    pub(super) fn desktop_picks() -> bool {
+        wayland()
     }
 
     pub(super) fn list() -> Result<Vec<ScreenInfo>> {
@@ -197,13 +244,9 @@ mod platform {
     }
 
     impl Capture {
-        pub(super) fn open(
-            target: &ScreenTarget,
-            fps: u32,
-            cancel: &CancelOpen,
-        ) -> Result<Capture> {
+        pub(super) fn open(target: &ScreenTarget, fps: u32, open: &OpenShare) -> Result<Capture> {
             if wayland() {
-                portal::Capture::open(target, fps, cancel).map(Capture::Portal)
+                portal::Capture::open(target, fps, open).map(Capture::Portal)
             } else {
                 x11::Capture::open(target).map(|c| Capture::X11(Box::new(c)))
             }
@@ -226,10 +269,14 @@ mod platform;
 /// Other systems (the BSDs): no capture.
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 mod platform {
-    use super::{CancelOpen, ScreenInfo, ScreenTarget};
+    use super::{OpenShare, ScreenInfo, ScreenTarget};
     use crate::clock::MediaTime;
     use crate::error::{MediaError, Result};
     use crate::frame::VideoFrame;
+
+    pub(super) fn desktop_picks() -> bool {
+        false
+    }
 
     fn unsupported() -> MediaError {
         MediaError::Device(
@@ -244,7 +291,7 @@ mod platform {
     pub(super) struct Capture;
 
     impl Capture {
-        pub(super) fn open(_: &ScreenTarget, _fps: u32, _: &CancelOpen) -> Result<Capture> {
+        pub(super) fn open(_: &ScreenTarget, _fps: u32, _: &OpenShare) -> Result<Capture> {
             Err(unsupported())
         }
         pub(super) fn grab(&mut self, _: MediaTime) -> Result<Option<VideoFrame>> {

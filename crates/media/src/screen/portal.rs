@@ -5,7 +5,10 @@
 //! window to share, and answers with a PipeWire node; a PipeWire stream (`pipewire`) then
 //! receives the compositor's frames as packed 32-bit pixels in shared memory. GNOME, KDE
 //! and wlroots desktops (sway, Hyprland) each ship a backend: `xdg-desktop-portal-gnome`,
-//! `-kde`, `-wlr`. The consent lasts one session: each share asks again.
+//! `-kde`, `-wlr`. With a [`GrantStore`](super::GrantStore) the consent outlasts the
+//! share (`persist_mode` 2, until revoked): the portal answers with a restore token, and
+//! the next share that hands it back gets the same monitor or window without the dialog.
+//! A token the desktop no longer honours is ignored by it, and the dialog asks again.
 //!
 //! One thread per share runs the handshake (zbus's own executor thread then keeps the D-Bus
 //! connection, and with it the portal session, alive) and PipeWire's loop, which keeps the
@@ -28,7 +31,7 @@ use pipewire as pw;
 use pw::spa;
 use spa::param::video::{VideoFormat, VideoInfoRaw};
 
-use super::{CancelOpen, ScreenInfo, ScreenTarget, even_size};
+use super::{CancelOpen, OpenShare, ScreenInfo, ScreenTarget, even_size};
 use crate::clock::MediaTime;
 use crate::convert::{bgrx_to_i420, rgba_to_i420};
 use crate::error::{MediaError, Result};
@@ -37,11 +40,12 @@ use crate::frame::VideoFrame;
 /// How long the desktop's dialog may wait for the user before the share gives up.
 const DIALOG_LIMIT: Duration = Duration::from_secs(120);
 
-/// Nothing can be listed on Wayland: the desktop's dialog offers the monitors and windows.
+/// Nothing can be listed on Wayland: the desktop's dialog offers the monitors and windows
+/// (or shares again, without asking, what it remembered).
 pub(super) fn list() -> Result<Vec<ScreenInfo>> {
     Ok(vec![ScreenInfo {
         target: ScreenTarget::Screen,
-        name: "Screen or window (your desktop asks which)".into(),
+        name: "Screen or window (your desktop's choice)".into(),
         width: 0,
         height: 0,
     }])
@@ -91,9 +95,9 @@ pub(super) struct Capture {
 }
 
 impl Capture {
-    /// Asks the desktop (its dialog may wait for the user, until `cancel`) and connects to
-    /// the stream.
-    pub(super) fn open(target: &ScreenTarget, fps: u32, cancel: &CancelOpen) -> Result<Capture> {
+    /// Asks the desktop (its dialog may wait for the user, until cancelled; a remembered
+    /// grant skips it) and connects to the stream.
+    pub(super) fn open(target: &ScreenTarget, fps: u32, open: &OpenShare) -> Result<Capture> {
         if *target != ScreenTarget::Screen {
             return Err(MediaError::Device(format!(
                 "{target}: on Wayland the desktop's own dialog picks the monitor or window \
@@ -103,10 +107,10 @@ impl Capture {
         let shared = Arc::new(Shared::default());
         let (quit, quit_rx) = pw::channel::channel();
         let (ready_tx, ready) = mpsc::channel();
-        let (t_shared, cancel) = (shared.clone(), cancel.clone());
+        let (t_shared, open) = (shared.clone(), open.clone());
         let thread = std::thread::Builder::new()
             .name("screen-portal".into())
-            .spawn(move || run(fps, t_shared, ready_tx, quit_rx, &cancel))
+            .spawn(move || run(fps, t_shared, ready_tx, quit_rx, &open))
             .map_err(|e| MediaError::Device(format!("screen share thread: {e}")))?;
         let capture = Capture {
             shared,
@@ -161,15 +165,29 @@ fn run(
     shared: Arc<Shared>,
     ready: mpsc::Sender<Result<()>>,
     quit: pw::channel::Receiver<()>,
-    cancel: &CancelOpen,
+    open: &OpenShare,
 ) {
-    let (proxy, session, node, fd) = match async_io::block_on(ask_portal(cancel)) {
+    // The store is read and written outside the portal's future: the OS keyring's own
+    // D-Bus calls block.
+    let remembered = open.grants.as_ref().and_then(|g| g.load());
+    let persist = open.grants.is_some();
+    let asked = ask_portal(&open.cancel, persist, remembered.as_deref());
+    let ((proxy, session, node, fd), token) = match async_io::block_on(asked) {
         Ok(p) => p,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
+    if let Some(grants) = &open.grants
+        && token != remembered
+    {
+        tracing::debug!(
+            kept = token.is_some(),
+            "the desktop's grant for the next share"
+        );
+        grants.save(token.as_deref());
+    }
     // The desktop (a "Stop sharing" button, a lock screen) may close the session.
     let session = Arc::new(session);
     let (closed_tx, closed_rx) = pw::channel::channel();
@@ -214,10 +232,15 @@ type Portal = (
     OwnedFd,
 );
 
-/// CreateSession, SelectSources, Start (the dialog), OpenPipeWireRemote. Giving up on the
-/// dialog (`cancel`, or no answer in [`DIALOG_LIMIT`]) closes the session, and with it
-/// the dialog.
-async fn ask_portal(cancel: &CancelOpen) -> Result<Portal> {
+/// CreateSession, SelectSources, Start (the dialog, unless `restore` is a grant the desktop
+/// honours), OpenPipeWireRemote; with the restore token for the next share when `persist`
+/// and the desktop gave one. Giving up on the dialog (`cancel`, or no answer in
+/// [`DIALOG_LIMIT`]) closes the session, and with it the dialog.
+async fn ask_portal(
+    cancel: &CancelOpen,
+    persist: bool,
+    restore: Option<&str>,
+) -> Result<(Portal, Option<String>)> {
     let no_portal = |e: ashpd::Error| {
         MediaError::Device(format!(
             "screen share on Wayland needs the desktop's ScreenCast portal \
@@ -248,7 +271,12 @@ async fn ask_portal(cancel: &CancelOpen) -> Result<Portal> {
                     .set_cursor_mode(cursor)
                     .set_sources(kinds)
                     .set_multiple(false)
-                    .set_persist_mode(PersistMode::DoNot),
+                    .set_persist_mode(if persist {
+                        PersistMode::ExplicitlyRevoked
+                    } else {
+                        PersistMode::DoNot
+                    })
+                    .set_restore_token(restore),
             )
             .await
             .map_err(failed)?;
@@ -290,14 +318,15 @@ async fn ask_portal(cancel: &CancelOpen) -> Result<Portal> {
         };
         let node = first.pipe_wire_node_id();
         tracing::info!(node, size = ?first.size(), kind = ?first.source_type(), "screen share granted");
+        let token = streams.restore_token().map(str::to_owned);
         let fd = (proxy
             .open_pipe_wire_remote(&session, Default::default())
             .await)
             .map_err(failed)?;
-        Ok((node, fd))
+        Ok((node, fd, token))
     };
     match granted.await {
-        Ok((node, fd)) => Ok((proxy, session, node, fd)),
+        Ok((node, fd, token)) => Ok(((proxy, session, node, fd), token)),
         Err(e) => {
             close(&session).await;
             Err(e)

@@ -10,7 +10,7 @@
 
 use xcap::{Monitor, Window, XCapError};
 
-use super::{CancelOpen, ScreenInfo, ScreenTarget, even_size};
+use super::{OpenShare, ScreenInfo, ScreenTarget, even_size};
 use crate::clock::MediaTime;
 use crate::convert::rgba_to_i420;
 use crate::error::{MediaError, Result};
@@ -39,6 +39,11 @@ fn windows() -> Result<Vec<(Window, u32, String)>> {
             Some((w, id, title))
         })
         .collect())
+}
+
+/// The studio's picker chooses here: nothing for the system to remember.
+pub(super) fn desktop_picks() -> bool {
+    false
 }
 
 pub(super) fn list() -> Result<Vec<ScreenInfo>> {
@@ -94,7 +99,7 @@ unsafe impl Send for Capture {}
 
 impl Capture {
     /// Opens at once: nothing here waits for the user, so there is nothing to cancel.
-    pub(super) fn open(target: &ScreenTarget, _fps: u32, _: &CancelOpen) -> Result<Capture> {
+    pub(super) fn open(target: &ScreenTarget, _fps: u32, _: &OpenShare) -> Result<Capture> {
         let shared = match target {
             ScreenTarget::Screen | ScreenTarget::Monitor(_) => {
                 let i = match target {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use streamit_media::camera::CameraSource;
 use streamit_media::compose::{Compositor, PipLayout};
-use streamit_media::screen::{CancelOpen, ScreenSource};
+use streamit_media::screen::{OpenShare, ScreenSource};
 use streamit_media::source::{SourceHandle, VideoSource};
 use streamit_media::{Layer, MediaClock, MediaError, MediaTime, Quality, VideoFrame};
 use tokio::sync::mpsc;
@@ -44,7 +44,7 @@ impl VideoReader {
     fn open(
         spec: &VideoSourceSpec,
         clock: &MediaClock,
-        cancel: &CancelOpen,
+        open: &OpenShare,
     ) -> Result<(Self, u32, u32, u32), MediaError> {
         match spec {
             VideoSourceSpec::Camera {
@@ -66,7 +66,7 @@ impl VideoReader {
                 let src = Box::new(ScreenSource {
                     target: target.clone(),
                     fps,
-                    cancel: cancel.clone(),
+                    open: open.clone(),
                 });
                 let handle = src.start(clock.clone())?;
                 // The first frame tells the size the encoders are built for.
@@ -265,17 +265,18 @@ impl Pip {
 }
 
 impl VideoPipeline {
-    /// Opens the source and starts its thread (preview only, no encoders yet). `cancel`
-    /// gives up on a screen share's opening (the desktop's dialog).
+    /// Opens the source and starts its thread (preview only, no encoders yet). `open` is
+    /// what a screen share's opening needs: a way to give up on the desktop's dialog, and
+    /// where the desktop's consent is kept.
     pub fn start(
         spec: &VideoSourceSpec,
         clock: MediaClock,
         feed: Feed,
         counters: Arc<Counters>,
         events: mpsc::Sender<MediaEvent>,
-        cancel: &CancelOpen,
+        open: &OpenShare,
     ) -> Result<Self, MediaError> {
-        let (mut reader, width, height, fps) = VideoReader::open(spec, &clock, cancel)?;
+        let (mut reader, width, height, fps) = VideoReader::open(spec, &clock, open)?;
         let stop = Arc::new(AtomicBool::new(false));
         let camera_off = Arc::new(AtomicBool::new(false));
         let sinks: Arc<Mutex<Vec<Arc<Slot>>>> = Arc::default();

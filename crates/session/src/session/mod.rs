@@ -19,6 +19,7 @@ use streamit_api::client::Client;
 use streamit_api::limits;
 use streamit_livekit_publish as lk;
 use streamit_media::MediaClock;
+use streamit_media::screen::GrantStore;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::command::Command;
@@ -75,6 +76,9 @@ pub struct SessionConfig {
     pub summary_retry: Duration,
     /// Where local recordings go (`None`: [`default_recordings_dir`]).
     pub recordings_dir: Option<std::path::PathBuf>,
+    /// Where the desktop's consent to a screen share is kept for the next share (Wayland's
+    /// restore token; the app's is the OS keyring). `None`: the desktop asks every time.
+    pub screen_grants: Option<Arc<dyn GrantStore>>,
 }
 
 impl SessionConfig {
@@ -94,6 +98,7 @@ impl SessionConfig {
             spool_dir: None,
             summary_retry: Duration::from_secs(15),
             recordings_dir: None,
+            screen_grants: None,
         }
     }
 }
@@ -432,8 +437,13 @@ impl Task {
                 Ok(())
             }
             Command::SetRecording { on, to } => self.set_recording(on, to),
-            Command::StartScreenShare { target, fps, pip } => {
-                self.start_screen_share(target, fps, pip, reply.take());
+            Command::StartScreenShare {
+                target,
+                fps,
+                pip,
+                choose_again,
+            } => {
+                self.start_screen_share(target, fps, pip, choose_again, reply.take());
                 Ok(())
             }
             Command::SetScreenLayout(pip) => self.set_screen_layout(pip).await,

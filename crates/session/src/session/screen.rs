@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use streamit_livekit_publish as lk;
 use streamit_media::compose::PipLayout;
-use streamit_media::screen::{CancelOpen, ScreenTarget};
+use streamit_media::screen::{CancelOpen, OpenShare, ScreenTarget, desktop_picks};
 use streamit_media::{Layer, MediaError, Quality};
 
 use super::{Live, Reply, Task};
@@ -75,6 +75,7 @@ impl Task {
         target: ScreenTarget,
         fps: u32,
         pip: Option<PipLayout>,
+        choose_again: bool,
         reply: Option<Reply>,
     ) {
         self.stop_screen_share();
@@ -83,11 +84,18 @@ impl Task {
             fps,
         };
         let (t_spec, clock, events) = (spec.clone(), self.clock.clone(), self.media_tx.clone());
-        let cancel = CancelOpen::default();
-        let t_cancel = cancel.clone();
+        let open = OpenShare {
+            cancel: CancelOpen::default(),
+            grants: self.config.screen_grants.clone(),
+        };
+        let cancel = open.cancel.clone();
         let task = tokio::task::spawn_blocking(move || {
+            // Here, not on the loop: the OS keyring's calls block.
+            if let Some(grants) = open.grants.as_ref().filter(|_| choose_again) {
+                grants.save(None);
+            }
             let counters = Arc::new(Counters::default());
-            VideoPipeline::start(&t_spec, clock, Feed::Screen, counters, events, &t_cancel)
+            VideoPipeline::start(&t_spec, clock, Feed::Screen, counters, events, &open)
         });
         self.state.screen_share = ScreenShareState::Starting {
             target: target.clone(),
@@ -122,6 +130,7 @@ impl Task {
                     height: pipeline.height,
                     fps: pipeline.fps,
                     on_air: false,
+                    desktop_chose: target == ScreenTarget::Screen && desktop_picks(),
                     target,
                     pip,
                 };

@@ -12,7 +12,7 @@ use crate::media::{
     AudioPipeline, AudioSourceSpec, Codec, Feed, MediaEvent, VideoPipeline, VideoSourceSpec,
 };
 use crate::state::{MediaSelection, MicCheck};
-use streamit_media::screen::CancelOpen;
+use streamit_media::screen::OpenShare;
 use streamit_media::{AUDIO_RATE, AudioLevel};
 
 impl Task {
@@ -47,7 +47,7 @@ impl Task {
                 Feed::Camera,
                 self.counters.clone(),
                 self.media_tx.clone(),
-                &CancelOpen::default(),
+                &OpenShare::default(),
             )?;
             v.set_camera_off(self.camera_off);
             self.video = Some(v);
