@@ -710,6 +710,7 @@ impl Session {
     async fn close(&self) {
         if let Ok(mut r) = self.record.lock() {
             r.sessions.retain(|p| *p != self.path);
+            r.remember.remove(&self.path);
         }
         self.closed.notify(usize::MAX);
     }
