@@ -519,6 +519,14 @@ async fn a_100_kbit_cap_still_gives_a_picture_every_second() -> Result<()> {
         "the picture was not made smaller: {:?}",
         report.video.resolutions
     );
+    // The creator is told, still capped as the stream ends.
+    ensure!(
+        publish["networkLimited"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Network limited: ")),
+        "the health bar did not say the network limits the stream: {}",
+        publish["networkLimited"]
+    );
     Ok(())
 }
 

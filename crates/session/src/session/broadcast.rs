@@ -204,6 +204,7 @@ impl Task {
             last_stats: lk::StatsSnapshot::default(),
             keyframe_requests: 0,
             allocation: None,
+            ramp: Default::default(),
             paused_for_estimate: false,
             held_back: false,
             reconnects: 0,

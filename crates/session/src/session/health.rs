@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use streamit_livekit_publish as lk;
 
@@ -67,7 +67,7 @@ impl Task {
             send_queue_delay: s.send_queue_delay,
             network_limited: live
                 .allocation
-                .filter(|(_, a)| a.limited)
+                .filter(|(_, a)| a.limited && live.ramp.is_over())
                 .map(|(estimate_bps, a)| NetworkLimited {
                     estimate_bps,
                     paused_layers: a.paused,
@@ -137,6 +137,49 @@ fn capped_by_silence(quality: &'static str, silence: Option<Duration>) -> &'stat
     match quality {
         "excellent" | "good" if silence.is_some_and(|s| s >= SILENCE_IS_POOR) => "poor",
         q => q,
+    }
+}
+
+/// The estimate's first climb, after going live or reconnecting: str0m starts from its
+/// initial estimate (1.5 Mbit/s), holds it a few seconds, then climbs to what the tracks
+/// want, and being short of it meanwhile is no news of the network. The bar read "Network
+/// limited: 1041 kbit/s, sending at a lower bitrate" on loopback 5 s into a stream that
+/// shared a screen beside the camera, while the estimate went 1.5 → 2.5 → 4.2 Mbit/s. The
+/// climb is over once the estimate falls a tenth under where it last rose to (a link
+/// narrower than that), or has not risen a tenth for [`RAMP_FLAT_FOR`] (it found the
+/// link's rate, or what the tracks want). Later climbs (after a cap lifts) keep the bar's
+/// word: quality is still reduced then.
+#[derive(Debug, Default)]
+pub(super) struct Ramp {
+    /// The estimate when it last rose a tenth, and when.
+    rose: Option<(u64, Instant)>,
+    over: bool,
+}
+
+const RAMP_FLAT_FOR: Duration = Duration::from_secs(5);
+const RAMP_STEP: f64 = 0.1;
+
+impl Ramp {
+    /// The estimate now (each stats tick).
+    pub fn observe(&mut self, now: Instant, estimate_bps: Option<u64>) {
+        let Some(bps) = estimate_bps.filter(|_| !self.over) else {
+            return;
+        };
+        let bps_f = bps as f64;
+        match self.rose {
+            Some((from, _)) if bps_f >= from as f64 * (1.0 + RAMP_STEP) => {
+                self.rose = Some((bps, now));
+            }
+            Some((from, at)) => {
+                self.over = bps_f < from as f64 * (1.0 - RAMP_STEP)
+                    || now.saturating_duration_since(at) >= RAMP_FLAT_FOR;
+            }
+            None => self.rose = Some((bps, now)),
+        }
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.over
     }
 }
 
@@ -265,6 +308,40 @@ fn packet_loss(layers: &[lk::LayerStats]) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The seconds (1 s stats ticks) after which the ramp is over, for estimates per tick.
+    fn ramp_over_at(estimates: &[Option<u64>]) -> Option<usize> {
+        let (mut r, t0) = (Ramp::default(), Instant::now());
+        estimates.iter().enumerate().find_map(|(s, e)| {
+            r.observe(t0 + Duration::from_secs(s as u64), *e);
+            r.is_over().then_some(s)
+        })
+    }
+
+    #[test]
+    fn network_limited_waits_for_the_estimate_s_first_climb() {
+        let kbit = |ks: &[u64]| ks.iter().map(|k| Some(k * 1_000)).collect::<Vec<_>>();
+        // Loopback with a share beside the camera, as measured: 1.5 Mbit/s held 3 s, then
+        // up to what the tracks want. Over 5 s after the last rise of a tenth.
+        let mut lo = kbit(&[1_500, 1_500, 1_500, 2_450, 4_170, 4_170, 4_200]);
+        lo.extend([Some(4_200_000); 5]);
+        assert_eq!(ramp_over_at(&lo), Some(9));
+        // A link narrower than the start: over at the first fall of a tenth.
+        assert_eq!(ramp_over_at(&kbit(&[1_500, 1_450, 900, 400])), Some(2));
+        // A link wider than the start but narrower than the want: climbs, then holds.
+        let mut mid = kbit(&[1_500, 1_700, 1_900, 2_000]);
+        mid.extend([Some(2_000_000); 6]);
+        assert_eq!(ramp_over_at(&mid), Some(7));
+        // No estimate yet: nothing to judge.
+        assert_eq!(ramp_over_at(&[None; 8]), None);
+        // Once over, a later climb (a cap lifted) does not hide the bar's word again.
+        let (mut r, t0) = (Ramp::default(), Instant::now());
+        let later = kbit(&[1_500, 900, 300, 300, 600, 1_200, 2_400]);
+        for (s, e) in later.iter().enumerate() {
+            r.observe(t0 + Duration::from_secs(s as u64), *e);
+        }
+        assert!(r.is_over());
+    }
 
     fn layer(rid: &str, bps: u64, loss: Option<f32>) -> lk::LayerStats {
         lk::LayerStats {

@@ -54,6 +54,7 @@ impl Task {
             E::StateChanged(lk::ConnectionState::Reconnecting { attempt, max }) => {
                 if !matches!(self.state.stream_state, StreamState::Reconnecting { .. }) {
                     live.reconnects += 1;
+                    live.ramp = Default::default();
                     self.state.reconnecting_since = Some(std::time::SystemTime::now());
                 }
                 self.state.stream_state = StreamState::Reconnecting { attempt, max };
@@ -137,6 +138,10 @@ impl Task {
                 self.tell_held_back(live);
             }
             E::Stats(s) => {
+                live.ramp.observe(
+                    std::time::Instant::now(),
+                    s.bandwidth_estimate.map(|b| b.bps()),
+                );
                 // The audio track's own receiver reports (the last one, each stats tick).
                 let audio_loss = live.audio.as_ref().and_then(|a| {
                     s.layers

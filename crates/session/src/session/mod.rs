@@ -228,6 +228,8 @@ struct Live {
     keyframe_requests: u64,
     /// How the last estimate was spent over the layers (the health bar's "Network limited").
     allocation: Option<(u64, health::Allocation)>,
+    /// Whether the estimate's first climb is over (until then "Network limited" waits).
+    ramp: health::Ramp,
     /// A watched camera or screen layer is paused for the estimate (the last allocation).
     paused_for_estimate: bool,
     /// What the engine was last told: the estimate holds the picture back.
