@@ -174,7 +174,7 @@ impl RecoveryProber {
     pub fn on_carried(&mut self, now: Instant, rate: Bitrate) {
         if self
             .last_estimate
-            .is_some_and(|e| (e.0 as f64) < rate.0 as f64 * UNDER_CARRIED)
+            .is_some_and(|e| under_carried(e, rate.0 as f64))
         {
             return;
         }
@@ -270,9 +270,8 @@ impl RecoveryProber {
             && (estimate.0 as f64) < desired.0 as f64 * FAR_BELOW;
         self.far_below = far_below;
         // Walked down under what the link carried: at once, from that (used once).
-        let under_carried =
-            carried.filter(|&rate| far_below && (estimate.0 as f64) < rate * UNDER_CARRIED);
-        let from = if let Some(rate) = under_carried {
+        let walked_down = carried.filter(|&rate| far_below && under_carried(estimate, rate));
+        let from = if let Some(rate) = walked_down {
             self.carried = None;
             Bitrate(rate as u64)
         } else {
@@ -292,7 +291,7 @@ impl RecoveryProber {
             worked: None,
         });
         // A follow-up comes after room was shown: nothing to hold back.
-        self.capping = under_carried.is_some() || !follow_up;
+        self.capping = walked_down.is_some() || !follow_up;
         Some(from)
     }
 
@@ -319,6 +318,11 @@ impl RecoveryProber {
         });
         [probe, climb].into_iter().flatten().min()
     }
+}
+
+/// `estimate` is under [`UNDER_CARRIED`] of what the link carried, `rate`.
+fn under_carried(estimate: Bitrate, rate: f64) -> bool {
+    (estimate.0 as f64) < rate * UNDER_CARRIED
 }
 
 /// How many [`RAMP_STEP`]s an unproven attempt's ceiling has climbed by `now`.
