@@ -54,12 +54,18 @@ pub struct Asked {
 #[derive(Default)]
 struct Record {
     asked: Asked,
-    sessions: Vec<OwnedObjectPath>,
-    /// Per session: its persist mode, and whether the restore data it came with names
-    /// this screen (`SelectSources` has them, `Start` acts on them).
-    remember: HashMap<OwnedObjectPath, (u32, bool)>,
+    /// The open sessions, with what their `SelectSources` asked for.
+    sessions: HashMap<OwnedObjectPath, Selected>,
     /// The user leaves each dialog open (see [`PortalDesktop::hold_dialogs`]).
     hold: bool,
+}
+
+/// What a session's `SelectSources` asked for, which its `Start` acts on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Selected {
+    persist_mode: u32,
+    /// The restore data it came with names this screen.
+    restore: bool,
 }
 
 /// The private session: D-Bus, PipeWire, the portal, and a screen playing the pattern.
@@ -241,13 +247,15 @@ impl PortalDesktop {
 
     /// The desktop's "Stop sharing": every open session is closed from the desktop's side.
     pub async fn stop_sharing(&self) -> Result<usize> {
-        let sessions = std::mem::take(
+        let sessions: Vec<_> = std::mem::take(
             &mut self
                 .record
                 .lock()
                 .map_err(|_| anyhow::anyhow!("poisoned"))?
                 .sessions,
-        );
+        )
+        .into_keys()
+        .collect();
         let server = self.conn.object_server();
         for path in &sessions {
             let iface = server.interface::<_, Session>(path).await?;
@@ -563,7 +571,7 @@ impl ScreenCast {
         };
         server.at(&session_handle, session).await?;
         if let Ok(mut r) = self.record.lock() {
-            r.sessions.push(session_handle);
+            r.sessions.insert(session_handle, Selected::default());
         }
         Ok((0, HashMap::new()))
     }
@@ -586,7 +594,13 @@ impl ScreenCast {
             r.asked.types = get("types").unwrap_or(0);
             r.asked.cursor_mode = get("cursor_mode").unwrap_or(0);
             r.asked.persist_mode = persist;
-            r.remember.insert(session_handle, (persist, restore));
+            r.sessions.insert(
+                session_handle,
+                Selected {
+                    persist_mode: persist,
+                    restore,
+                },
+            );
         }
         (0, HashMap::new())
     }
@@ -604,13 +618,13 @@ impl ScreenCast {
         let closed = self.closed.listen();
         let (hold, persist) = match self.record.lock() {
             Ok(mut r) => {
-                let (persist, restore) = r.remember.remove(&session_handle).unwrap_or_default();
-                if restore {
+                let s = r.sessions.get(&session_handle).copied().unwrap_or_default();
+                if s.restore {
                     r.asked.restored += 1;
                 } else {
                     r.asked.starts += 1;
                 }
-                (r.hold && !restore, persist)
+                (r.hold && !s.restore, s.persist_mode)
             }
             Err(_) => (false, 0),
         };
@@ -709,8 +723,7 @@ impl Session {
     /// with the connection.
     async fn close(&self) {
         if let Ok(mut r) = self.record.lock() {
-            r.sessions.retain(|p| *p != self.path);
-            r.remember.remove(&self.path);
+            r.sessions.remove(&self.path);
         }
         self.closed.notify(usize::MAX);
     }
