@@ -17,7 +17,7 @@ mod gui_kit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use egui_kittest::kittest::Queryable;
 use gui_kit::{harness, has_label, has_label_containing, log_in, pick_screen, wait_for, watch};
 use streamit_session::{MemoryGrants, ScreenShareState, SessionConfig, SessionHandle, StreamState};
@@ -43,6 +43,8 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
         .enable_all()
         .build()?;
     let desktop = rt.block_on(PortalDesktop::start_in(dir, 960, 540, 30))?;
+    // For a failed wait: what the studio asked the desktop, and the desktop's logs.
+    let desktop_said = || format!("{:?}\n{}", desktop.asked(), desktop.logs());
     let stack = Stack::start()?;
     let host_id = rt.block_on(stack.creator("wayland_gui", true))?.user.id;
     // The app keeps the grant in the OS keyring; this harness has none.
@@ -76,7 +78,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
         },
     )?;
     pick_screen(&mut h, "Not sharing");
-    let closed = wait_for(
+    wait_for(
         &mut h,
         "the desktop's dialog closed by the studio",
         Duration::from_secs(10),
@@ -84,15 +86,13 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
             desktop.asked().closed_while_asking == 1
                 && h.state().state().screen_share == ScreenShareState::Off
         },
-    );
-    if let Err(e) = closed {
-        anyhow::bail!("{e:#}\n{:?}\n{}", desktop.asked(), desktop.logs());
-    }
+    )
+    .with_context(desktop_said)?;
     desktop.hold_dialogs(false);
 
     // Picked again and granted: the screen shows beside the preview.
     pick_screen(&mut h, CHOICE);
-    let shared = wait_for(
+    wait_for(
         &mut h,
         "the granted screen beside the preview",
         Duration::from_secs(20),
@@ -108,10 +108,8 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
             ) && h.state().state().screen_preview.is_some()
                 && has_label(h, "Goes out beside your camera")
         },
-    );
-    if let Err(e) = shared {
-        anyhow::bail!("{e:#}\n{}", desktop.logs());
-    }
+    )
+    .with_context(desktop_said)?;
     let asked = desktop.asked();
     ensure!(
         asked.starts == 2 && asked.restored == 0,
@@ -156,7 +154,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
     // Shared again: the desktop remembered the choice, so no dialog asks, and it goes on
     // air at once.
     pick_screen(&mut h, CHOICE);
-    let again = wait_for(
+    wait_for(
         &mut h,
         "the remembered screen shared again, on air",
         Duration::from_secs(20),
@@ -170,10 +168,8 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
                 }
             ) && has_label(h, "Choose another…")
         },
-    );
-    if let Err(e) = again {
-        anyhow::bail!("{e:#}\n{:?}\n{}", desktop.asked(), desktop.logs());
-    }
+    )
+    .with_context(desktop_said)?;
     let asked = desktop.asked();
     ensure!(
         asked.restored == 1 && asked.starts == 2,
@@ -183,7 +179,7 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
     h.get_by_role_and_label(egui::Role::Button, "Choose another…")
         .click_accesskit();
     h.run_steps(2);
-    let chosen = wait_for(
+    wait_for(
         &mut h,
         "the desktop's dialog asked, the choice shared",
         Duration::from_secs(20),
@@ -194,15 +190,8 @@ fn on_wayland_the_studio_shares_what_the_desktop_grants_until_the_desktop_stops_
                     ScreenShareState::Sharing { on_air: true, .. }
                 )
         },
-    );
-    if let Err(e) = chosen {
-        anyhow::bail!(
-            "{e:#}\n{:?}\n{:?}\n{}",
-            desktop.asked(),
-            h.state().state().screen_share,
-            desktop.logs()
-        );
-    }
+    )
+    .with_context(|| format!("{:?}\n{}", h.state().state().screen_share, desktop_said()))?;
     ensure!(desktop.asked().restored == 1, "{:?}", desktop.asked());
     let _ = rt.block_on(session.request(streamit_session::Command::Shutdown));
     Ok(())
